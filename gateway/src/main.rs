@@ -1,0 +1,2 @@
+//! Placeholder entry point until the service is built.
+fn main() {}

@@ -1,0 +1,21 @@
+//! The gRPC contracts of the platform: `billing.v1` and `executor.v1`, generated from `proto/`.
+//!
+//! Nothing but generated code and the file descriptor set used by the reflection services lives here;
+//! conversions between wire and domain types belong to each service's `grpc` module.
+
+/// `billing.v1`: AdminService, AccountService and MeteringService.
+pub mod billing {
+    pub mod v1 {
+        tonic::include_proto!("billing.v1");
+    }
+}
+
+/// `executor.v1`: ExecutorService.
+pub mod executor {
+    pub mod v1 {
+        tonic::include_proto!("executor.v1");
+    }
+}
+
+/// The encoded `FileDescriptorSet` of every proto file, for `tonic-reflection` (v1 and v1alpha).
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("descriptor");
