@@ -4,6 +4,7 @@
 //! conversions between wire and domain types belong to each service's `grpc` module.
 
 /// `billing.v1`: AdminService, AccountService and MeteringService.
+#[allow(clippy::large_enum_variant)]
 pub mod billing {
     pub mod v1 {
         tonic::include_proto!("billing.v1");
@@ -11,6 +12,7 @@ pub mod billing {
 }
 
 /// `executor.v1`: ExecutorService.
+#[allow(clippy::large_enum_variant)]
 pub mod executor {
     pub mod v1 {
         tonic::include_proto!("executor.v1");

@@ -1,0 +1,89 @@
+//! Configuration: command-line flags with environment fallbacks (names of DESIGN §8), checked at start.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Secret, String> {
+        if text.len() < 16 {
+            return Err("must be at least 16 characters".into());
+        }
+        if !text.chars().all(|c| c.is_ascii_graphic()) {
+            return Err("must be printable ASCII without spaces".into());
+        }
+        Ok(Secret(text.to_string()))
+    }
+}
+
+/// billing-svc: keys, accounts, the ledger, pricing and metering over gRPC.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "billing-svc", version)]
+pub struct Config {
+    /// Address the gRPC server listens on (port 0 picks a free port).
+    #[arg(long, env = "BILLING_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// `sqlite://path` (file and folder created if missing) or `postgres://...`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://./data/billing.db"
+    )]
+    pub database_url: String,
+
+    /// The operator's key for AdminService.
+    #[arg(long, env = "ADMIN_API_KEY", hide_env_values = true)]
+    pub admin_api_key: Secret,
+
+    /// Shared secret executor-svc presents to MeteringService.
+    #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Secret,
+
+    /// Connections to PostgreSQL (SQLite uses one writer and this many readers).
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub db_max_connections: u32,
+
+    /// A hold not extended or settled within this time is released by the service.
+    #[arg(long, env = "HOLD_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub hold_ttl_secs: u64,
+
+    /// How often expired holds are looked for.
+    #[arg(long, env = "HOLD_SWEEP_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub hold_sweep_interval_ms: u64,
+
+    /// Output tokens a hold grows by at a time.
+    #[arg(long, env = "HOLD_CHUNK_TOKENS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub hold_chunk_tokens: u64,
+
+    /// Output tokens the available credit must cover, beyond the input, for an execution to start.
+    #[arg(long, env = "MIN_OUTPUT_TOKENS", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub min_output_tokens: u64,
+
+    /// Ceiling on the input and output tokens of one execution; larger counts are refused as invalid.
+    #[arg(long, env = "MAX_EXECUTION_TOKENS", default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub max_execution_tokens: u64,
+
+    /// `json` for JSON lines on stdout, anything else for human-readable logs.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}

@@ -1,0 +1,148 @@
+//! The service's error type, and its one mapping to gRPC statuses.
+//!
+//! Domain variants say what the caller did wrong or why money was refused; infrastructure variants
+//! (database, migrations) become an opaque `INTERNAL` status whose cause is logged, never sent.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::money::Money;
+
+/// The `google.rpc.ErrorInfo` domain of credit refusals.
+pub const ERROR_DOMAIN: &str = "billing";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BillingError {
+    #[error("missing credentials: send `authorization: Bearer <key>`")]
+    MissingCredentials,
+    #[error("malformed authorization metadata: expected `Bearer <key>`")]
+    MalformedCredentials,
+    #[error("invalid API key")]
+    UnknownKey,
+    #[error("API key revoked")]
+    KeyRevoked,
+    #[error("API key expired")]
+    KeyExpired,
+    #[error("this call needs the admin key")]
+    AdminRequired,
+    #[error("this call needs the service token")]
+    ServiceTokenRequired,
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("insufficient credits")]
+    InsufficientCredits { balance: Money },
+    #[error("daily spend limit reached")]
+    DailyLimitExceeded { balance: Money, limit: Money },
+    #[error("monthly spend limit reached")]
+    MonthlyLimitExceeded { balance: Money, limit: Money },
+    #[error("idempotency key already used with a different request")]
+    IdempotencyConflict,
+    #[error("execution id already used")]
+    ExecutionExists,
+    #[error("usage record already refunded with a different amount")]
+    AlreadyRefunded,
+    #[error("refund exceeds what the usage record was charged ({charged})")]
+    RefundExceedsCharge { charged: Money },
+    #[error("usage record was not charged, nothing to refund")]
+    NothingToRefund,
+    #[error("adjustment would take the available balance below zero")]
+    WouldOverdraw,
+    #[error("metering protocol: {0}")]
+    Protocol(&'static str),
+    #[error("amount out of range")]
+    Overflow,
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl BillingError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> BillingError {
+        BillingError::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// The stable snake_case code of a credit refusal, shared with the gateway's JSON errors.
+    fn refusal(&self) -> Option<(&'static str, Money, Option<Money>)> {
+        match self {
+            BillingError::InsufficientCredits { balance } => {
+                Some(("insufficient_credits", *balance, None))
+            }
+            BillingError::DailyLimitExceeded { balance, limit } => {
+                Some(("daily_limit_exceeded", *balance, Some(*limit)))
+            }
+            BillingError::MonthlyLimitExceeded { balance, limit } => {
+                Some(("monthly_limit_exceeded", *balance, Some(*limit)))
+            }
+            _ => None,
+        }
+    }
+
+    fn code(&self) -> Code {
+        match self {
+            BillingError::MissingCredentials
+            | BillingError::MalformedCredentials
+            | BillingError::UnknownKey
+            | BillingError::KeyRevoked
+            | BillingError::KeyExpired => Code::Unauthenticated,
+            BillingError::AdminRequired | BillingError::ServiceTokenRequired => {
+                Code::PermissionDenied
+            }
+            BillingError::InvalidArgument { .. } | BillingError::Protocol(_) => {
+                Code::InvalidArgument
+            }
+            BillingError::NotFound(_) => Code::NotFound,
+            BillingError::InsufficientCredits { .. }
+            | BillingError::DailyLimitExceeded { .. }
+            | BillingError::MonthlyLimitExceeded { .. } => Code::ResourceExhausted,
+            BillingError::IdempotencyConflict
+            | BillingError::ExecutionExists
+            | BillingError::AlreadyRefunded => Code::AlreadyExists,
+            BillingError::RefundExceedsCharge { .. }
+            | BillingError::NothingToRefund
+            | BillingError::WouldOverdraw => Code::FailedPrecondition,
+            BillingError::Overflow => Code::OutOfRange,
+            // The database is down or saturated: the caller may retry the same request later.
+            BillingError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            ) => Code::Unavailable,
+            BillingError::Database(_) | BillingError::Migration(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<BillingError> for Status {
+    fn from(error: BillingError) -> Status {
+        let code = error.code();
+        if let BillingError::Database(_) | BillingError::Migration(_) = &error {
+            tracing::error!(error = ?error, "database failure");
+            let message = match code {
+                Code::Unavailable => "database unavailable, retry later",
+                _ => "internal error",
+            };
+            return Status::new(code, message);
+        }
+        match error.refusal() {
+            Some((reason, balance, limit)) => {
+                let mut metadata = std::collections::HashMap::from([(
+                    "current_balance".to_string(),
+                    balance.to_string(),
+                )]);
+                if let Some(limit) = limit {
+                    metadata.insert("limit".to_string(), limit.to_string());
+                }
+                Status::with_error_details(
+                    code,
+                    error.to_string(),
+                    ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+                )
+            }
+            None => Status::new(code, error.to_string()),
+        }
+    }
+}

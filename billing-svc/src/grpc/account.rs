@@ -1,0 +1,116 @@
+//! `billing.v1.AccountService`: a customer's view of its own account, and nothing else.
+
+use proto::billing::v1 as pb;
+use proto::billing::v1::account_service_server::AccountService;
+use tonic::{Request, Response, Status};
+
+use super::{
+    account_to_pb, authorize_customer, range, stats_to_pb, totals_to_pb, transaction_to_pb,
+    transaction_type_from_pb, usage_to_pb,
+};
+use crate::error::BillingError;
+use crate::ledger::Ledger;
+use crate::store::keys::ApiKey;
+use crate::store::usage::UsageFilter;
+
+pub struct AccountApi {
+    ledger: Ledger,
+}
+
+impl AccountApi {
+    pub fn new(ledger: Ledger) -> AccountApi {
+        AccountApi { ledger }
+    }
+
+    async fn caller<T>(&self, request: &Request<T>) -> Result<ApiKey, Status> {
+        Ok(authorize_customer(&self.ledger, request.metadata()).await?)
+    }
+}
+
+/// An optional filter: absent or empty means "any"; otherwise bounded printable text.
+fn filter_text(field: &'static str, value: Option<String>) -> Result<String, BillingError> {
+    let value = value.unwrap_or_default();
+    crate::ledger::validate_text(field, &value, 200)?;
+    Ok(value)
+}
+
+#[tonic::async_trait]
+impl AccountService for AccountApi {
+    async fn get_account(
+        &self,
+        request: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        let key = self.caller(&request).await?;
+        let account = self.ledger.account(&key.id).await?;
+        Ok(Response::new(account_to_pb(&account, key.key_type)))
+    }
+
+    async fn get_stats(
+        &self,
+        request: Request<pb::GetStatsRequest>,
+    ) -> Result<Response<pb::Stats>, Status> {
+        let key = self.caller(&request).await?;
+        let (from, to) = range(request.get_ref().range.as_ref())?;
+        let stats = self.ledger.stats(&key.id, from, to).await?;
+        Ok(Response::new(stats_to_pb(&stats)))
+    }
+
+    async fn list_usage(
+        &self,
+        request: Request<pb::ListUsageRequest>,
+    ) -> Result<Response<pb::ListUsageResponse>, Status> {
+        let key = self.caller(&request).await?;
+        let request = request.into_inner();
+        let (from, to) = range(request.range.as_ref())?;
+        let (from, to) = crate::ledger::range(from, to)?;
+        let filter = UsageFilter {
+            from,
+            to,
+            workspace_id: filter_text("workspace_id", request.workspace_id)?,
+            model: filter_text("model", request.model)?,
+        };
+        let page = self
+            .ledger
+            .list_usage(&key.id, filter, request.limit, request.cursor.as_deref())
+            .await?;
+        Ok(Response::new(pb::ListUsageResponse {
+            records: page.items.iter().map(usage_to_pb).collect(),
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    async fn list_transactions(
+        &self,
+        request: Request<pb::ListTransactionsRequest>,
+    ) -> Result<Response<pb::ListTransactionsResponse>, Status> {
+        let key = self.caller(&request).await?;
+        let request = request.into_inner();
+        let kind = transaction_type_from_pb(request.r#type)?;
+        let page = self
+            .ledger
+            .list_transactions(&key.id, kind, request.limit, request.cursor.as_deref())
+            .await?;
+        Ok(Response::new(pb::ListTransactionsResponse {
+            transactions: page.items.iter().map(transaction_to_pb).collect(),
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    async fn list_workspace_usage(
+        &self,
+        request: Request<pb::ListWorkspaceUsageRequest>,
+    ) -> Result<Response<pb::ListWorkspaceUsageResponse>, Status> {
+        let key = self.caller(&request).await?;
+        let (from, to) = range(request.get_ref().range.as_ref())?;
+        let workspaces = self.ledger.workspace_usage(&key.id, from, to).await?;
+        Ok(Response::new(pb::ListWorkspaceUsageResponse {
+            workspaces: workspaces
+                .iter()
+                .map(|(workspace_id, totals)| pb::WorkspaceUsage {
+                    workspace_id: workspace_id.clone(),
+                    totals: Some(totals_to_pb(totals)),
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,213 @@
+//! `billing.v1.MeteringService`: the `Meter` stream (open, progress, close) and the `Settle` replay, for
+//! executor-svc only (service token).
+//!
+//! A stream is served by a spawned task that reads requests in order and answers each through a bounded
+//! channel; when the executor goes away mid-stream the task ends and the hold stays until settled by
+//! `Settle` or released by its TTL.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use proto::billing::v1 as pb;
+use proto::billing::v1::meter_request::Message as In;
+use proto::billing::v1::meter_response::Message as Out;
+use proto::billing::v1::metering_service_server::MeteringService;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{
+    authorize_service, key_type_to_pb, price_to_pb, settlement_to_pb, timestamp,
+    usage_status_from_pb,
+};
+use crate::config::Secret;
+use crate::error::BillingError;
+use crate::keys::KeyType;
+use crate::ledger::{Grant, Ledger, OpenRequest, SettleRequest};
+use crate::time;
+
+pub struct MeteringApi {
+    ledger: Ledger,
+    service_token: Secret,
+    admin_key: Secret,
+}
+
+impl MeteringApi {
+    pub fn new(ledger: Ledger, service_token: Secret, admin_key: Secret) -> MeteringApi {
+        MeteringApi {
+            ledger,
+            service_token,
+            admin_key,
+        }
+    }
+}
+
+type MeterStream = Pin<Box<dyn Stream<Item = Result<pb::MeterResponse, Status>> + Send>>;
+
+fn response(message: Out) -> pb::MeterResponse {
+    pb::MeterResponse {
+        message: Some(message),
+    }
+}
+
+#[tonic::async_trait]
+impl MeteringService for MeteringApi {
+    type MeterStream = MeterStream;
+
+    async fn meter(
+        &self,
+        request: Request<Streaming<pb::MeterRequest>>,
+    ) -> Result<Response<MeterStream>, Status> {
+        authorize_service(
+            &self.ledger,
+            &self.service_token,
+            &self.admin_key,
+            request.metadata(),
+        )
+        .await?;
+        let inbound = request.into_inner();
+        let (sender, receiver) = mpsc::channel(8);
+        let ledger = self.ledger.clone();
+        tokio::spawn(async move {
+            if let Err(status) = serve_meter(&ledger, inbound, &sender).await {
+                // The executor may already be gone; then there is nobody to tell.
+                let _ = sender.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn settle(
+        &self,
+        request: Request<pb::SettleRequest>,
+    ) -> Result<Response<pb::Settlement>, Status> {
+        authorize_service(
+            &self.ledger,
+            &self.service_token,
+            &self.admin_key,
+            request.metadata(),
+        )
+        .await?;
+        let request = request.into_inner();
+        let settlement = self
+            .ledger
+            .settle(&SettleRequest {
+                api_key_id: request.api_key_id,
+                execution_id: request.execution_id,
+                model: request.model,
+                workspace_id: request.workspace_id,
+                session_id: request.session_id,
+                endpoint: request.endpoint,
+                input_tokens: request.input_tokens,
+                output_tokens: request.output_tokens,
+                status: usage_status_from_pb(request.status)?,
+                duration_ms: request.duration_ms,
+                started_at: timestamp("started_at", request.started_at.as_ref())?,
+            })
+            .await?;
+        Ok(Response::new(settlement_to_pb(&settlement)))
+    }
+}
+
+/// Runs one execution's stream to its Close. Returns early (Ok) when the executor hangs up.
+async fn serve_meter(
+    ledger: &Ledger,
+    mut inbound: Streaming<pb::MeterRequest>,
+    sender: &mpsc::Sender<Result<pb::MeterResponse, Status>>,
+) -> Result<(), Status> {
+    let Some(first) = inbound.message().await? else {
+        return Ok(());
+    };
+    let Some(In::Open(open)) = first.message else {
+        return Err(BillingError::Protocol("the first message must be open").into());
+    };
+    let key = ledger.authenticate(&open.api_key).await?;
+    let request = OpenRequest {
+        execution_id: open.execution_id,
+        model: open.model,
+        estimated_input_tokens: open.estimated_input_tokens,
+        max_output_tokens: open.max_output_tokens,
+        workspace_id: open.workspace_id,
+        session_id: open.session_id,
+        endpoint: open.endpoint,
+    };
+    let opened = ledger.open(&key, &request).await?;
+    let started_at = time::now_ms();
+    let opened_message = Out::Opened(pb::MeterOpened {
+        api_key_id: opened.api_key_id.clone(),
+        key_type: key_type_to_pb(opened.key_type).into(),
+        granted_output_tokens: opened.granted_output_tokens,
+        held: opened.held.to_string(),
+        price: Some(price_to_pb(&opened.price)),
+    });
+    if sender.send(Ok(response(opened_message))).await.is_err() {
+        return Ok(());
+    }
+    let (mut granted, mut held) = (opened.granted_output_tokens, opened.held);
+
+    while let Some(message) = inbound.message().await? {
+        let answer = match message.message {
+            Some(In::Progress(progress)) => {
+                // Internal keys hold nothing; a standard key's hold grows only when output nears the grant.
+                let grant = if opened.key_type == KeyType::Internal
+                    || !ledger.near_grant(progress.output_tokens, granted)
+                {
+                    Grant::Continue {
+                        granted_output_tokens: granted,
+                        held,
+                    }
+                } else {
+                    ledger
+                        .extend(&key.id, &request.execution_id, progress.output_tokens)
+                        .await?
+                };
+                match grant {
+                    Grant::Continue {
+                        granted_output_tokens,
+                        held: now_held,
+                    } => {
+                        (granted, held) = (granted_output_tokens, now_held);
+                        Out::Grant(pb::MeterGrant {
+                            granted_output_tokens,
+                            held: now_held.to_string(),
+                        })
+                    }
+                    Grant::Stop {
+                        granted_output_tokens,
+                        reason,
+                    } => Out::Stop(pb::MeterStop {
+                        granted_output_tokens,
+                        reason: reason.to_string(),
+                    }),
+                }
+            }
+            Some(In::Close(close)) => {
+                let settlement = ledger
+                    .settle(&SettleRequest {
+                        api_key_id: key.id.clone(),
+                        execution_id: request.execution_id.clone(),
+                        model: request.model.clone(),
+                        workspace_id: request.workspace_id.clone(),
+                        session_id: request.session_id.clone(),
+                        endpoint: request.endpoint.clone(),
+                        input_tokens: close.input_tokens,
+                        output_tokens: close.output_tokens,
+                        status: usage_status_from_pb(close.status)?,
+                        duration_ms: close.duration_ms,
+                        started_at: Some(started_at),
+                    })
+                    .await?;
+                let _ = sender
+                    .send(Ok(response(Out::Settled(settlement_to_pb(&settlement)))))
+                    .await;
+                return Ok(());
+            }
+            Some(In::Open(_)) => return Err(BillingError::Protocol("open sent twice").into()),
+            None => return Err(BillingError::Protocol("empty message").into()),
+        };
+        if sender.send(Ok(response(answer))).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! The gRPC surface: authentication of each service and the conversions between wire and domain types.
+//! Money crosses the wire as decimal strings, times as `google.protobuf.Timestamp`.
+
+mod account;
+mod admin;
+mod metering;
+
+pub use account::AccountApi;
+pub use admin::AdminApi;
+pub use metering::MeteringApi;
+
+use proto::billing::v1 as pb;
+use tonic::metadata::MetadataMap;
+
+use crate::config::Secret;
+use crate::error::BillingError;
+use crate::keys::{self, KeyType};
+use crate::ledger::Ledger;
+use crate::money::Money;
+use crate::pricing::Price;
+use crate::store::accounts::Account;
+use crate::store::keys::ApiKey;
+use crate::store::transactions::{Transaction, TransactionType};
+use crate::store::usage::{Totals, UsageRecord, UsageStatus};
+use crate::time::{self, Millis};
+
+/// The secret of `authorization: Bearer <secret>`.
+fn bearer(metadata: &MetadataMap) -> Result<&str, BillingError> {
+    let value = metadata
+        .get("authorization")
+        .ok_or(BillingError::MissingCredentials)?;
+    let value = value
+        .to_str()
+        .map_err(|_| BillingError::MalformedCredentials)?;
+    let (scheme, secret) = value
+        .split_once(' ')
+        .ok_or(BillingError::MalformedCredentials)?;
+    let secret = secret.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || secret.is_empty() {
+        return Err(BillingError::MalformedCredentials);
+    }
+    Ok(secret)
+}
+
+/// Admits the admin key. A valid customer key is told it lacks the right (PERMISSION_DENIED), anything
+/// else is unauthenticated.
+async fn authorize_admin(
+    ledger: &Ledger,
+    admin_key: &Secret,
+    metadata: &MetadataMap,
+) -> Result<(), BillingError> {
+    let secret = bearer(metadata)?;
+    if keys::secret_matches(secret, admin_key.expose()) {
+        return Ok(());
+    }
+    ledger.authenticate(secret).await?;
+    Err(BillingError::AdminRequired)
+}
+
+/// Admits the service token only; customer keys and the admin key are refused.
+async fn authorize_service(
+    ledger: &Ledger,
+    service_token: &Secret,
+    admin_key: &Secret,
+    metadata: &MetadataMap,
+) -> Result<(), BillingError> {
+    let secret = bearer(metadata)?;
+    if keys::secret_matches(secret, service_token.expose()) {
+        return Ok(());
+    }
+    if keys::secret_matches(secret, admin_key.expose()) {
+        return Err(BillingError::ServiceTokenRequired);
+    }
+    ledger.authenticate(secret).await?;
+    Err(BillingError::ServiceTokenRequired)
+}
+
+/// The customer key of the call.
+async fn authorize_customer(
+    ledger: &Ledger,
+    metadata: &MetadataMap,
+) -> Result<ApiKey, BillingError> {
+    ledger.authenticate(bearer(metadata)?).await
+}
+
+fn money(field: &'static str, text: &str) -> Result<Money, BillingError> {
+    Money::parse_request_amount(text)
+        .map_err(|error| BillingError::invalid(field, error.to_string()))
+}
+
+fn optional_money(field: &'static str, text: Option<&str>) -> Result<Option<Money>, BillingError> {
+    text.map(|text| money(field, text)).transpose()
+}
+
+fn timestamp(
+    field: &'static str,
+    ts: Option<&prost_types::Timestamp>,
+) -> Result<Option<Millis>, BillingError> {
+    ts.map(|ts| time::from_timestamp(field, ts)).transpose()
+}
+
+fn range(range: Option<&pb::TimeRange>) -> Result<(Option<Millis>, Option<Millis>), BillingError> {
+    let Some(range) = range else {
+        return Ok((None, None));
+    };
+    Ok((
+        timestamp("range.from", range.from.as_ref())?,
+        timestamp("range.to", range.to.as_ref())?,
+    ))
+}
+
+fn key_type_to_pb(key_type: KeyType) -> pb::KeyType {
+    match key_type {
+        KeyType::Standard => pb::KeyType::Standard,
+        KeyType::Internal => pb::KeyType::Internal,
+    }
+}
+
+fn key_type_from_pb(value: i32) -> Result<KeyType, BillingError> {
+    match pb::KeyType::try_from(value) {
+        Ok(pb::KeyType::Standard) => Ok(KeyType::Standard),
+        Ok(pb::KeyType::Internal) => Ok(KeyType::Internal),
+        Ok(pb::KeyType::Unspecified) | Err(_) => Err(BillingError::invalid(
+            "key_type",
+            "must be standard or internal",
+        )),
+    }
+}
+
+fn transaction_type_to_pb(kind: TransactionType) -> pb::TransactionType {
+    match kind {
+        TransactionType::CreditPurchase => pb::TransactionType::CreditPurchase,
+        TransactionType::UsageDeduction => pb::TransactionType::UsageDeduction,
+        TransactionType::CreditAdjustment => pb::TransactionType::CreditAdjustment,
+        TransactionType::Refund => pb::TransactionType::Refund,
+    }
+}
+
+/// `None` for UNSPECIFIED (all types).
+fn transaction_type_from_pb(value: i32) -> Result<Option<TransactionType>, BillingError> {
+    match pb::TransactionType::try_from(value) {
+        Ok(pb::TransactionType::Unspecified) => Ok(None),
+        Ok(pb::TransactionType::CreditPurchase) => Ok(Some(TransactionType::CreditPurchase)),
+        Ok(pb::TransactionType::UsageDeduction) => Ok(Some(TransactionType::UsageDeduction)),
+        Ok(pb::TransactionType::CreditAdjustment) => Ok(Some(TransactionType::CreditAdjustment)),
+        Ok(pb::TransactionType::Refund) => Ok(Some(TransactionType::Refund)),
+        Err(_) => Err(BillingError::invalid("type", "unknown transaction type")),
+    }
+}
+
+fn usage_status_to_pb(status: UsageStatus) -> pb::UsageStatus {
+    match status {
+        UsageStatus::Completed => pb::UsageStatus::Completed,
+        UsageStatus::StoppedByCredit => pb::UsageStatus::StoppedByCredit,
+        UsageStatus::Cancelled => pb::UsageStatus::Cancelled,
+        UsageStatus::Failed => pb::UsageStatus::Failed,
+    }
+}
+
+fn usage_status_from_pb(value: i32) -> Result<UsageStatus, BillingError> {
+    match pb::UsageStatus::try_from(value) {
+        Ok(pb::UsageStatus::Completed) => Ok(UsageStatus::Completed),
+        Ok(pb::UsageStatus::StoppedByCredit) => Ok(UsageStatus::StoppedByCredit),
+        Ok(pb::UsageStatus::Cancelled) => Ok(UsageStatus::Cancelled),
+        Ok(pb::UsageStatus::Failed) => Ok(UsageStatus::Failed),
+        Ok(pb::UsageStatus::Unspecified) | Err(_) => {
+            Err(BillingError::invalid("status", "must be set"))
+        }
+    }
+}
+
+fn api_key_to_pb(key: &ApiKey) -> pb::ApiKey {
+    pb::ApiKey {
+        id: key.id.clone(),
+        name: key.name.clone(),
+        key_type: key_type_to_pb(key.key_type).into(),
+        prefix: key.prefix.clone(),
+        hint: key.hint.clone(),
+        created_at: Some(time::to_timestamp(key.created_at)),
+        revoked_at: key.revoked_at.map(time::to_timestamp),
+        expires_at: key.expires_at.map(time::to_timestamp),
+    }
+}
+
+fn account_to_pb(account: &Account, key_type: KeyType) -> pb::Account {
+    pb::Account {
+        api_key_id: account.api_key_id.clone(),
+        key_type: key_type_to_pb(key_type).into(),
+        credits_balance: account.credits_balance.to_string(),
+        held_credits: account.held_credits.to_string(),
+        total_spent: account.total_spent.to_string(),
+        daily_limit: account.daily_limit.map(|limit| limit.to_string()),
+        monthly_limit: account.monthly_limit.map(|limit| limit.to_string()),
+        created_at: Some(time::to_timestamp(account.created_at)),
+        updated_at: Some(time::to_timestamp(account.updated_at)),
+    }
+}
+
+fn transaction_to_pb(transaction: &Transaction) -> pb::Transaction {
+    pb::Transaction {
+        id: transaction.id.to_string(),
+        api_key_id: transaction.api_key_id.clone(),
+        r#type: transaction_type_to_pb(transaction.kind).into(),
+        amount: transaction.amount.to_string(),
+        balance_after: transaction.balance_after.to_string(),
+        total_spent_after: transaction.total_spent_after.to_string(),
+        description: transaction.description.clone(),
+        metadata_json: transaction.metadata.clone(),
+        timestamp: Some(time::to_timestamp(transaction.timestamp)),
+        idempotency_key: transaction.idempotency_key.clone(),
+    }
+}
+
+fn usage_to_pb(record: &UsageRecord) -> pb::UsageRecord {
+    let count = |value: i64| u64::try_from(value).unwrap_or(0);
+    pb::UsageRecord {
+        id: record.id.to_string(),
+        api_key_id: record.api_key_id.clone(),
+        execution_id: record.execution_id.clone(),
+        session_id: record.session_id.clone(),
+        workspace_id: record.workspace_id.clone(),
+        model: record.model.clone(),
+        input_tokens: count(record.input_tokens),
+        output_tokens: count(record.output_tokens),
+        total_tokens: count(record.total_tokens),
+        input_cost: record.input_cost.to_string(),
+        output_cost: record.output_cost.to_string(),
+        total_cost: record.total_cost.to_string(),
+        charged: record.charged.to_string(),
+        overage: record.overage.to_string(),
+        duration_ms: count(record.duration_ms),
+        status: usage_status_to_pb(record.status).into(),
+        endpoint: record.endpoint.clone(),
+        key_type: key_type_to_pb(record.key_type).into(),
+        timestamp: Some(time::to_timestamp(record.timestamp)),
+        refunded_amount: record.refunded_amount.map(|amount| amount.to_string()),
+    }
+}
+
+fn totals_to_pb(totals: &Totals) -> pb::UsageTotals {
+    let count = |value: i64| u64::try_from(value).unwrap_or(0);
+    pb::UsageTotals {
+        requests: count(totals.requests),
+        input_tokens: count(totals.input_tokens),
+        output_tokens: count(totals.output_tokens),
+        total_tokens: count(totals.total_tokens),
+        total_cost: totals.total_cost.to_string(),
+    }
+}
+
+fn price_to_pb(price: &Price) -> pb::Price {
+    pb::Price {
+        model: price.model.clone(),
+        base_input_price_per_1k: price.base_input_per_1k.to_string(),
+        base_output_price_per_1k: price.base_output_per_1k.to_string(),
+        markup: price.markup.normalize().to_string(),
+        input_price_per_1k: price.input_per_1k().normalize().to_string(),
+        output_price_per_1k: price.output_per_1k().normalize().to_string(),
+        effective_from: Some(time::to_timestamp(price.effective_from)),
+    }
+}
+
+fn stats_to_pb(stats: &crate::ledger::Stats) -> pb::Stats {
+    pb::Stats {
+        api_key_id: stats.account.api_key_id.clone(),
+        totals: Some(totals_to_pb(&stats.totals)),
+        today: Some(totals_to_pb(&stats.today)),
+        this_month: Some(totals_to_pb(&stats.this_month)),
+        by_model: stats
+            .by_model
+            .iter()
+            .map(|(model, totals)| pb::ModelUsage {
+                model: model.clone(),
+                totals: Some(totals_to_pb(totals)),
+            })
+            .collect(),
+        credits_balance: stats.account.credits_balance.to_string(),
+        total_spent: stats.account.total_spent.to_string(),
+    }
+}
+
+fn settlement_to_pb(settlement: &crate::ledger::Settlement) -> pb::Settlement {
+    pb::Settlement {
+        usage: Some(usage_to_pb(&settlement.usage)),
+        balance_after: settlement
+            .usage
+            .balance_after
+            .map(|balance| balance.to_string()),
+        total_spent: settlement
+            .usage
+            .total_spent_after
+            .map(|spent| spent.to_string()),
+        replayed: settlement.replayed,
+    }
+}

@@ -1,0 +1,457 @@
+//! The reservation protocol: open (authenticate, check, hold), extend (grow the hold chunk by chunk or
+//! stop), settle (usage record + deduction + balance + hold release, once per execution id), and the
+//! release of expired holds.
+
+use serde_json::json;
+
+use super::{Entry, Ledger, key_type, validate_text};
+use crate::error::BillingError;
+use crate::keys::KeyType;
+use crate::money::Money;
+use crate::pricing::{self, Price};
+use crate::store::accounts;
+use crate::store::holds::{self, Hold};
+use crate::store::transactions::TransactionType;
+use crate::store::usage::{self, UsageRecord, UsageStatus};
+use crate::store::{self, keys::ApiKey};
+use crate::time::{self, Millis};
+
+const MAX_ID_CHARS: usize = 128;
+const MAX_LABEL_CHARS: usize = 200;
+/// Expired holds released per sweep transaction batch.
+const EXPIRY_BATCH: i64 = 500;
+
+/// What an execution asks for at open.
+#[derive(Debug, Clone)]
+pub struct OpenRequest {
+    pub execution_id: String,
+    pub model: String,
+    pub estimated_input_tokens: u64,
+    /// 0 = no explicit limit.
+    pub max_output_tokens: u64,
+    pub workspace_id: String,
+    pub session_id: String,
+    pub endpoint: String,
+}
+
+/// A placed hold.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub api_key_id: String,
+    pub key_type: KeyType,
+    pub granted_output_tokens: u64,
+    pub held: Money,
+    pub price: Price,
+}
+
+/// The answer to progress.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Grant {
+    /// Keep going: the hold covers this many output tokens.
+    Continue {
+        granted_output_tokens: u64,
+        held: Money,
+    },
+    /// Stop once `granted_output_tokens` are out: the hold cannot grow.
+    Stop {
+        granted_output_tokens: u64,
+        reason: &'static str,
+    },
+}
+
+/// A finished execution to settle.
+#[derive(Debug, Clone)]
+pub struct SettleRequest {
+    pub api_key_id: String,
+    pub execution_id: String,
+    pub model: String,
+    pub workspace_id: String,
+    pub session_id: String,
+    pub endpoint: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub status: UsageStatus,
+    pub duration_ms: u64,
+    /// Prices are those effective at this time; default: the hold's start, else now.
+    pub started_at: Option<Millis>,
+}
+
+/// The result of a settlement, identical on every replay.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub usage: UsageRecord,
+    pub replayed: bool,
+}
+
+fn tokens(field: &'static str, count: u64, ceiling: u64) -> Result<i64, BillingError> {
+    if count > ceiling {
+        return Err(BillingError::invalid(
+            field,
+            format!("must be at most {ceiling}"),
+        ));
+    }
+    i64::try_from(count).map_err(|_| BillingError::invalid(field, "too large"))
+}
+
+fn validate_execution_id(execution_id: &str) -> Result<(), BillingError> {
+    if execution_id.is_empty() {
+        return Err(BillingError::invalid("execution_id", "is required"));
+    }
+    validate_text("execution_id", execution_id, MAX_ID_CHARS)
+}
+
+fn validate_labels(
+    workspace_id: &str,
+    session_id: &str,
+    endpoint: &str,
+) -> Result<(), BillingError> {
+    validate_text("workspace_id", workspace_id, MAX_LABEL_CHARS)?;
+    validate_text("session_id", session_id, MAX_LABEL_CHARS)?;
+    validate_text("endpoint", endpoint, MAX_LABEL_CHARS)
+}
+
+impl Ledger {
+    /// Checks the key's credit and caps and places a hold for the input and a first chunk of output.
+    #[tracing::instrument(skip_all, fields(api_key_id = %key.id, execution_id = %request.execution_id), err)]
+    pub async fn open(&self, key: &ApiKey, request: &OpenRequest) -> Result<Opened, BillingError> {
+        validate_execution_id(&request.execution_id)?;
+        pricing::validate_model(&request.model)?;
+        validate_labels(
+            &request.workspace_id,
+            &request.session_id,
+            &request.endpoint,
+        )?;
+        let ceiling = self.settings.max_execution_tokens;
+        let input_tokens = tokens(
+            "estimated_input_tokens",
+            request.estimated_input_tokens,
+            ceiling,
+        )?;
+        tokens("max_output_tokens", request.max_output_tokens, ceiling)?;
+        let max_output = if request.max_output_tokens == 0 {
+            ceiling
+        } else {
+            request.max_output_tokens
+        };
+
+        let now = time::now_ms();
+        let mut tx = self.store.begin().await?;
+        let mut account = Self::lock(&mut tx, &key.id, now).await?;
+        if usage::by_execution(&mut tx, &request.execution_id)
+            .await?
+            .is_some()
+            || holds::by_execution(&mut tx, &request.execution_id)
+                .await?
+                .is_some()
+        {
+            return Err(BillingError::ExecutionExists);
+        }
+        let price = store::pricing::effective(&mut tx, &request.model, now)
+            .await?
+            .ok_or(BillingError::NotFound("price"))?;
+
+        let (amount, granted) = match key.key_type {
+            // Internal keys are never charged: no money is held and nothing limits the output.
+            KeyType::Internal => (Money::ZERO, max_output),
+            KeyType::Standard => {
+                let input_cost = price.input_cost(request.estimated_input_tokens)?;
+                let minimal = price.output_cost(self.settings.min_output_tokens.min(max_output))?;
+                let needed = input_cost
+                    .checked_add(minimal)
+                    .ok_or(BillingError::Overflow)?;
+                let headroom = Self::headroom(&mut tx, &account, now).await?;
+                if headroom.amount < needed {
+                    return Err(headroom.bound.refusal(account.credits_balance));
+                }
+                let budget = headroom
+                    .amount
+                    .checked_sub(input_cost)
+                    .ok_or(BillingError::Overflow)?;
+                let first_chunk = self.settings.hold_chunk_tokens.min(max_output);
+                let granted = price.affordable_output_tokens(budget, first_chunk);
+                let amount = input_cost
+                    .checked_add(price.output_cost(granted)?)
+                    .ok_or(BillingError::Overflow)?;
+                (amount, granted)
+            }
+        };
+        let hold = Hold {
+            id: uuid::Uuid::new_v4().to_string(),
+            api_key_id: key.id.clone(),
+            execution_id: request.execution_id.clone(),
+            amount,
+            input_tokens,
+            granted_output_tokens: tokens("granted_output_tokens", granted, ceiling)?,
+            max_output_tokens: tokens("max_output_tokens", max_output, ceiling)?,
+            model: request.model.clone(),
+            workspace_id: request.workspace_id.clone(),
+            session_id: request.session_id.clone(),
+            endpoint: request.endpoint.clone(),
+            started_at: now,
+            expires_at: now + self.settings.hold_ttl_ms,
+        };
+        holds::insert(&mut tx, &hold).await?;
+        account.held_credits = account
+            .held_credits
+            .checked_add(amount)
+            .ok_or(BillingError::Overflow)?;
+        accounts::update_money(&mut tx, &account).await?;
+        tx.commit().await?;
+        Ok(Opened {
+            api_key_id: key.id.clone(),
+            key_type: key.key_type,
+            granted_output_tokens: granted,
+            held: amount,
+            price,
+        })
+    }
+
+    /// Whether output has come within half a chunk of the grant, so that the hold should grow.
+    pub fn near_grant(&self, output_tokens: u64, granted_output_tokens: u64) -> bool {
+        output_tokens.saturating_add(self.settings.hold_chunk_tokens / 2) >= granted_output_tokens
+    }
+
+    /// Grows the hold of a running execution by up to a chunk when its output nears the grant; answers stop
+    /// when the output has reached the grant and credit or a cap leaves no room to grow. Every call also
+    /// pushes the hold's expiry back: a live stream keeps its hold.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn extend(
+        &self,
+        api_key_id: &str,
+        execution_id: &str,
+        output_tokens: u64,
+    ) -> Result<Grant, BillingError> {
+        let now = time::now_ms();
+        let mut tx = self.store.begin().await?;
+        let mut account = Self::lock(&mut tx, api_key_id, now).await?;
+        let Some(mut hold) = holds::by_execution(&mut tx, execution_id).await? else {
+            // The hold expired (the stream was silent for longer than the TTL): nothing covers more output.
+            return Ok(Grant::Stop {
+                granted_output_tokens: output_tokens,
+                reason: "hold_expired",
+            });
+        };
+        if hold.api_key_id != api_key_id {
+            return Err(BillingError::ExecutionExists);
+        }
+        let granted = u64::try_from(hold.granted_output_tokens).unwrap_or(0);
+        let max_output = u64::try_from(hold.max_output_tokens).unwrap_or(0);
+        hold.expires_at = now + self.settings.hold_ttl_ms;
+        let wants_more = self.near_grant(output_tokens, granted) && granted < max_output;
+        let mut stop_reason = None;
+        if wants_more && key_type(&mut tx, api_key_id).await? == KeyType::Standard {
+            let price = store::pricing::effective(&mut tx, &hold.model, hold.started_at)
+                .await?
+                .ok_or(BillingError::NotFound("price"))?;
+            let headroom = Self::headroom(&mut tx, &account, now).await?;
+            let held_for_output = price.output_cost(granted)?;
+            let budget = held_for_output
+                .checked_add(headroom.amount)
+                .ok_or(BillingError::Overflow)?;
+            let target = granted
+                .saturating_add(self.settings.hold_chunk_tokens)
+                .min(max_output);
+            let new_grant = price.affordable_output_tokens(budget, target).max(granted);
+            if new_grant > granted {
+                let delta = price
+                    .output_cost(new_grant)?
+                    .checked_sub(held_for_output)
+                    .ok_or(BillingError::Overflow)?;
+                hold.amount = hold
+                    .amount
+                    .checked_add(delta)
+                    .ok_or(BillingError::Overflow)?;
+                hold.granted_output_tokens =
+                    tokens("granted_output_tokens", new_grant, max_output)?;
+                account.held_credits = account
+                    .held_credits
+                    .checked_add(delta)
+                    .ok_or(BillingError::Overflow)?;
+                accounts::update_money(&mut tx, &account).await?;
+            } else if output_tokens >= granted {
+                stop_reason = Some(headroom.bound.reason());
+            }
+        }
+        holds::update_grant(&mut tx, &hold).await?;
+        tx.commit().await?;
+        let granted_output_tokens = u64::try_from(hold.granted_output_tokens).unwrap_or(0);
+        Ok(match stop_reason {
+            Some(reason) => Grant::Stop {
+                granted_output_tokens,
+                reason,
+            },
+            None => Grant::Continue {
+                granted_output_tokens,
+                held: hold.amount,
+            },
+        })
+    }
+
+    /// Settles an execution with the provider's usage: usage record, deduction, balance, total spent and
+    /// hold release in one transaction. A second settlement of the same execution id changes nothing and
+    /// returns the first.
+    #[tracing::instrument(skip_all, fields(api_key_id = %request.api_key_id, execution_id = %request.execution_id), err)]
+    pub async fn settle(&self, request: &SettleRequest) -> Result<Settlement, BillingError> {
+        validate_execution_id(&request.execution_id)?;
+        pricing::validate_model(&request.model)?;
+        validate_labels(
+            &request.workspace_id,
+            &request.session_id,
+            &request.endpoint,
+        )?;
+        let ceiling = self.settings.max_execution_tokens;
+        let input_tokens = tokens("input_tokens", request.input_tokens, ceiling)?;
+        let output_tokens = tokens("output_tokens", request.output_tokens, ceiling)?;
+        let duration_ms = i64::try_from(request.duration_ms)
+            .map_err(|_| BillingError::invalid("duration_ms", "too large"))?;
+
+        let now = time::now_ms();
+        let mut tx = self.store.begin().await?;
+        let mut account = Self::lock(&mut tx, &request.api_key_id, now).await?;
+        if let Some(first) = usage::by_execution(&mut tx, &request.execution_id).await? {
+            if first.api_key_id != request.api_key_id {
+                return Err(BillingError::ExecutionExists);
+            }
+            tx.rollback().await?;
+            return Ok(Settlement {
+                usage: first,
+                replayed: true,
+            });
+        }
+        let key_type = key_type(&mut tx, &request.api_key_id).await?;
+        let hold = holds::by_execution(&mut tx, &request.execution_id).await?;
+        if hold
+            .as_ref()
+            .is_some_and(|hold| hold.api_key_id != request.api_key_id)
+        {
+            return Err(BillingError::ExecutionExists);
+        }
+        let started_at = hold
+            .as_ref()
+            .map(|hold| hold.started_at)
+            .or(request.started_at)
+            .unwrap_or(now);
+        let price = store::pricing::effective(&mut tx, &request.model, started_at)
+            .await?
+            .ok_or(BillingError::NotFound("price"))?;
+        let cost = price.cost(request.input_tokens, request.output_tokens)?;
+        let charged = match key_type {
+            KeyType::Standard => cost.total,
+            KeyType::Internal => Money::ZERO,
+        };
+        let held = hold.as_ref().map_or(Money::ZERO, |hold| hold.amount);
+        // What the provider's count cost beyond the reservation (the local estimate's gap), recorded.
+        let overage = charged
+            .checked_sub(held)
+            .filter(|gap| gap.is_positive())
+            .unwrap_or(Money::ZERO);
+
+        if let Some(hold) = &hold {
+            holds::delete(&mut tx, &hold.id).await?;
+            account.held_credits = account
+                .held_credits
+                .checked_sub(hold.amount)
+                .ok_or(BillingError::Overflow)?;
+        }
+        let (balance_after, total_spent_after) = match key_type {
+            KeyType::Standard => (
+                Some(
+                    account
+                        .credits_balance
+                        .checked_sub(charged)
+                        .ok_or(BillingError::Overflow)?,
+                ),
+                Some(
+                    account
+                        .total_spent
+                        .checked_add(charged)
+                        .ok_or(BillingError::Overflow)?,
+                ),
+            ),
+            KeyType::Internal => (None, None),
+        };
+        let record = usage::insert(
+            &mut tx,
+            &UsageRecord {
+                id: 0,
+                api_key_id: request.api_key_id.clone(),
+                execution_id: request.execution_id.clone(),
+                session_id: request.session_id.clone(),
+                workspace_id: request.workspace_id.clone(),
+                timestamp: now,
+                input_tokens,
+                output_tokens,
+                total_tokens: input_tokens + output_tokens,
+                input_cost: cost.input,
+                output_cost: cost.output,
+                total_cost: cost.total,
+                charged,
+                overage,
+                model: request.model.clone(),
+                duration_ms,
+                status: request.status,
+                endpoint: request.endpoint.clone(),
+                key_type,
+                balance_after,
+                total_spent_after,
+                refunded_amount: None,
+            },
+        )
+        .await?;
+        if charged.is_positive() {
+            let entry = Entry {
+                kind: TransactionType::UsageDeduction,
+                amount: charged.negated(),
+                description: format!(
+                    "Usage: {} ({} tokens)",
+                    request.model,
+                    input_tokens + output_tokens
+                ),
+                metadata: json!({ "execution_id": request.execution_id, "usage_record_id": record.id.to_string() }),
+                idempotency_key: None,
+            };
+            Self::post(&mut tx, &mut account, entry, now).await?;
+        }
+        account.updated_at = now;
+        accounts::update_money(&mut tx, &account).await?;
+        tx.commit().await?;
+        if overage.is_positive() {
+            tracing::info!(%overage, "charge exceeded the hold (provider count above the estimate)");
+        }
+        Ok(Settlement {
+            usage: record,
+            replayed: false,
+        })
+    }
+
+    /// Releases holds whose time is up, one account transaction each. Returns how many were released.
+    pub async fn release_expired_holds(&self) -> Result<usize, BillingError> {
+        let now = time::now_ms();
+        let candidates = {
+            let mut connection = self.store.reader().acquire().await?;
+            holds::expired(&mut connection, now, EXPIRY_BATCH).await?
+        };
+        let mut released = 0;
+        for candidate in candidates {
+            let mut tx = self.store.begin().await?;
+            let mut account = Self::lock(&mut tx, &candidate.api_key_id, now).await?;
+            // Re-read under the lock: the stream may have extended or settled it meanwhile.
+            let Some(hold) = holds::by_execution(&mut tx, &candidate.execution_id).await? else {
+                continue;
+            };
+            if hold.expires_at > now {
+                continue;
+            }
+            holds::delete(&mut tx, &hold.id).await?;
+            account.held_credits = account
+                .held_credits
+                .checked_sub(hold.amount)
+                .ok_or(BillingError::Overflow)?;
+            accounts::update_money(&mut tx, &account).await?;
+            tx.commit().await?;
+            tracing::info!(execution_id = %hold.execution_id, amount = %hold.amount, "expired hold released");
+            released += 1;
+        }
+        Ok(released)
+    }
+}

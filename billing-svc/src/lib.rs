@@ -1,0 +1,14 @@
+//! billing-svc: the only writer of money. Keys, accounts, the ledger, pricing, holds and the metering
+//! stream, over gRPC, on SQLite or PostgreSQL.
+
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod keys;
+pub mod ledger;
+pub mod money;
+pub mod pricing;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod time;

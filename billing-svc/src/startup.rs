@@ -1,0 +1,171 @@
+//! Lifecycle: connect and migrate, bind the listener (port 0 works), serve the three services with health
+//! and reflection, release expired holds in the background, and stop gracefully, letting in-flight calls
+//! (settlements included) finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use proto::billing::v1::account_service_server::AccountServiceServer;
+use proto::billing::v1::admin_service_server::AdminServiceServer;
+use proto::billing::v1::metering_service_server::MeteringServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::config::Config;
+use crate::grpc::{AccountApi, AdminApi, MeteringApi};
+use crate::ledger::{Ledger, LedgerSettings};
+use crate::store::Store;
+
+/// Largest gRPC message accepted, either way.
+const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+pub struct Application {
+    config: Config,
+    listener: TcpListener,
+    ledger: Ledger,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations and binds the listener.
+    pub async fn build(config: Config) -> Result<Application, anyhow::Error> {
+        let store = Store::connect(&config.database_url, config.db_max_connections).await?;
+        let settings = LedgerSettings {
+            hold_ttl_ms: i64::try_from(config.hold_ttl_secs)? * 1000,
+            hold_chunk_tokens: config.hold_chunk_tokens,
+            min_output_tokens: config.min_output_tokens,
+            max_execution_tokens: config.max_execution_tokens,
+        };
+        let ledger = Ledger::new(store, settings);
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Application {
+            config,
+            listener,
+            ledger,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight calls and closes the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), anyhow::Error> {
+        let addr = self.listener.local_addr()?;
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<AdminServiceServer<AdminApi>>()
+            .await;
+        health_reporter
+            .set_serving::<AccountServiceServer<AccountApi>>()
+            .await;
+        health_reporter
+            .set_serving::<MeteringServiceServer<MeteringApi>>()
+            .await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let admin = AdminApi::new(self.ledger.clone(), self.config.admin_api_key.clone());
+        let account = AccountApi::new(self.ledger.clone());
+        let metering = MeteringApi::new(
+            self.ledger.clone(),
+            self.config.service_token.clone(),
+            self.config.admin_api_key.clone(),
+        );
+
+        let (stop_sweeper, stopped) = watch::channel(false);
+        let sweeper = tokio::spawn(sweep_expired_holds(
+            self.ledger.clone(),
+            Duration::from_millis(self.config.hold_sweep_interval_ms),
+            stopped,
+        ));
+
+        tracing::info!(%addr, database = ?self.ledger.store().backend(), "listening");
+        Server::builder()
+            .trace_fn(|request| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("grpc", path = %request.uri().path(), request_id = %request_id)
+            })
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(
+                AdminServiceServer::new(admin)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                AccountServiceServer::new(account)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES * 16),
+            )
+            .add_service(
+                MeteringServiceServer::new(metering)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .await?;
+
+        let _ = stop_sweeper.send(true);
+        let _ = sweeper.await;
+        self.ledger.store().close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Releases expired holds every `interval` until told to stop. Errors are logged and retried next round.
+async fn sweep_expired_holds(ledger: Ledger, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Err(error) = ledger.release_expired_holds().await {
+                    tracing::warn!(error = %error, "releasing expired holds failed; will retry");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

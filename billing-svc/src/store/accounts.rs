@@ -1,0 +1,136 @@
+//! SQL of `billing_accounts`.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::money::Money;
+use crate::time::Millis;
+
+/// One account, as read at a point in a transaction.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub api_key_id: String,
+    pub credits_balance: Money,
+    pub held_credits: Money,
+    pub total_spent: Money,
+    pub daily_limit: Option<Money>,
+    pub monthly_limit: Option<Money>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl Account {
+    /// Balance minus active holds.
+    pub fn available(&self) -> Money {
+        Money::from_nanos(
+            self.credits_balance
+                .nanos()
+                .saturating_sub(self.held_credits.nanos()),
+        )
+    }
+}
+
+const COLUMNS: &str = "id, api_key_id, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
+    let daily: Option<i64> = row.try_get(5)?;
+    let monthly: Option<i64> = row.try_get(6)?;
+    Ok(Account {
+        id: row.try_get(0)?,
+        api_key_id: row.try_get(1)?,
+        credits_balance: Money::from_nanos(row.try_get(2)?),
+        held_credits: Money::from_nanos(row.try_get(3)?),
+        total_spent: Money::from_nanos(row.try_get(4)?),
+        daily_limit: daily.map(Money::from_nanos),
+        monthly_limit: monthly.map(Money::from_nanos),
+        created_at: row.try_get(7)?,
+        updated_at: row.try_get(8)?,
+    })
+}
+
+pub async fn insert(
+    connection: &mut AnyConnection,
+    id: &str,
+    api_key_id: &str,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO billing_accounts (id, api_key_id, credits_balance, held_credits, total_spent, created_at, updated_at) \
+         VALUES ($1, $2, 0, 0, 0, $3, $3)",
+    )
+    .bind(id)
+    .bind(api_key_id)
+    .bind(now)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Touches the account row inside a write transaction and returns it. This takes the row lock
+/// (PostgreSQL) or the write lock (SQLite) before any check, so concurrent operations on one account
+/// run one after the other.
+pub async fn lock(
+    connection: &mut AnyConnection,
+    api_key_id: &str,
+    now: Millis,
+) -> Result<Option<Account>, sqlx::Error> {
+    sqlx::query(&format!(
+        "UPDATE billing_accounts SET updated_at = $1 WHERE api_key_id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(now)
+    .bind(api_key_id)
+    .fetch_optional(connection)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+pub async fn by_key(
+    connection: &mut AnyConnection,
+    api_key_id: &str,
+) -> Result<Option<Account>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM billing_accounts WHERE api_key_id = $1"
+    ))
+    .bind(api_key_id)
+    .fetch_optional(connection)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+/// Writes the money columns of a locked account.
+pub async fn update_money(
+    connection: &mut AnyConnection,
+    account: &Account,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE billing_accounts SET credits_balance = $1, held_credits = $2, total_spent = $3, updated_at = $4 \
+         WHERE api_key_id = $5",
+    )
+    .bind(account.credits_balance.nanos())
+    .bind(account.held_credits.nanos())
+    .bind(account.total_spent.nanos())
+    .bind(account.updated_at)
+    .bind(&account.api_key_id)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_limits(
+    connection: &mut AnyConnection,
+    account: &Account,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE billing_accounts SET daily_limit = $1, monthly_limit = $2, updated_at = $3 WHERE api_key_id = $4")
+        .bind(account.daily_limit.map(Money::nanos))
+        .bind(account.monthly_limit.map(Money::nanos))
+        .bind(account.updated_at)
+        .bind(&account.api_key_id)
+        .execute(connection)
+        .await?;
+    Ok(())
+}

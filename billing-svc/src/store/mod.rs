@@ -1,0 +1,202 @@
+//! All the SQL. One implementation serves SQLite and PostgreSQL through sqlx's `Any` driver: money is integer
+//! nano-dollars and times are Unix milliseconds, so every statement is portable; only the migrations
+//! differ per backend.
+//!
+//! Each function runs one statement on the connection it is given; the ledger composes them into one
+//! transaction per operation. Every ledger transaction starts with [`accounts::lock`], an `UPDATE` of the
+//! account row: on PostgreSQL it takes the row lock, on SQLite the database write lock, so the checks that
+//! follow (available credit, caps, idempotency) cannot race with another writer of the same account.
+
+pub mod accounts;
+pub mod holds;
+pub mod keys;
+pub mod pricing;
+pub mod transactions;
+pub mod usage;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
+
+use crate::error::BillingError;
+
+/// An open transaction on the write pool.
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+/// Which database the URL selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The connection pools. SQLite has one writer connection (SQLite serialises writers anyway; one connection
+/// avoids lock-upgrade failures) and several readers; PostgreSQL shares one pool for both.
+#[derive(Clone)]
+pub struct Store {
+    writer: AnyPool,
+    reader: AnyPool,
+    backend: Backend,
+}
+
+/// How long a caller waits for a pooled connection before the request is answered as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Store {
+    /// Connects, creating the SQLite file and its folder if missing, and applies the embedded migrations.
+    pub async fn connect(database_url: &str, max_connections: u32) -> Result<Store, BillingError> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(database_url)?;
+        let store = match backend {
+            Backend::Sqlite => {
+                let url = prepare_sqlite(database_url)?;
+                let options: AnyConnectOptions = url.parse()?;
+                let writer = sqlite_pool(1).connect_with(options.clone()).await?;
+                let reader = sqlite_pool(max_connections).connect_with(options).await?;
+                Store {
+                    writer,
+                    reader,
+                    backend,
+                }
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect(database_url)
+                    .await?;
+                Store {
+                    writer: pool.clone(),
+                    reader: pool,
+                    backend,
+                }
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), BillingError> {
+        match self.backend {
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.writer)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.writer)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx, BillingError> {
+        Ok(self.writer.begin().await?)
+    }
+
+    /// The pool for reads that need no transaction.
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+fn backend_of(database_url: &str) -> Result<Backend, BillingError> {
+    if database_url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(BillingError::invalid(
+            "DATABASE_URL",
+            "must start with sqlite: or postgres://",
+        ))
+    }
+}
+
+/// Creates the database's folder and asks SQLite to create the file (`mode=rwc`) unless the URL says
+/// otherwise.
+fn prepare_sqlite(database_url: &str) -> Result<String, BillingError> {
+    let rest = database_url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" {
+        return Err(BillingError::invalid(
+            "DATABASE_URL",
+            "needs a SQLite file path",
+        ));
+    }
+    if let Some(folder) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(folder).map_err(|error| {
+            BillingError::invalid(
+                "DATABASE_URL",
+                format!("cannot create {}: {error}", folder.display()),
+            )
+        })?;
+    }
+    Ok(if query.contains("mode=") {
+        database_url.to_string()
+    } else if query.is_empty() {
+        format!("{database_url}?mode=rwc")
+    } else {
+        format!("{database_url}&mode=rwc")
+    })
+}
+
+/// WAL journal, `synchronous=FULL` (a commit is on disk when it returns), foreign keys on, and a busy
+/// timeout for other processes holding the lock.
+fn sqlite_pool(max_connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(|connection: &mut AnyConnection, _| {
+            Box::pin(async move {
+                for pragma in [
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = FULL",
+                    "PRAGMA foreign_keys = ON",
+                    "PRAGMA busy_timeout = 5000",
+                ] {
+                    connection.execute(pragma).await?;
+                }
+                Ok(())
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_get_create_mode() {
+        let dir = tempfile::tempdir().ok();
+        let base = dir
+            .as_ref()
+            .map(|d| d.path().display().to_string())
+            .unwrap_or_default();
+        let url = format!("sqlite://{base}/nested/billing.db");
+        assert_eq!(prepare_sqlite(&url).ok(), Some(format!("{url}?mode=rwc")));
+        assert!(Path::new(&format!("{base}/nested")).is_dir());
+        assert!(prepare_sqlite("sqlite::memory:").is_err());
+        assert!(backend_of("mysql://x").is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! SQL of `pricing`: price rows per model (or `*`), each effective from a time on.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::money::Money;
+use crate::pricing::{DEFAULT_MODEL, Price};
+use crate::time::Millis;
+
+const COLUMNS: &str =
+    "model, base_input_price_per_1k, base_output_price_per_1k, markup, effective_from";
+
+fn from_row(row: &AnyRow) -> Result<Price, sqlx::Error> {
+    let markup: String = row.try_get(3)?;
+    Ok(Price {
+        model: row.try_get(0)?,
+        base_input_per_1k: Money::from_nanos(row.try_get(1)?),
+        base_output_per_1k: Money::from_nanos(row.try_get(2)?),
+        markup: crate::pricing::parse_markup(&markup)
+            .map_err(|_| sqlx::Error::Decode(format!("bad markup {markup:?}").into()))?,
+        effective_from: row.try_get(4)?,
+    })
+}
+
+/// Inserts a row, replacing one of the same model and effective time.
+pub async fn upsert(
+    connection: &mut AnyConnection,
+    price: &Price,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO pricing (model, base_input_price_per_1k, base_output_price_per_1k, markup, effective_from, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (model, effective_from) DO UPDATE SET base_input_price_per_1k = excluded.base_input_price_per_1k, \
+         base_output_price_per_1k = excluded.base_output_price_per_1k, markup = excluded.markup, created_at = excluded.created_at",
+    )
+    .bind(&price.model)
+    .bind(price.base_input_per_1k.nanos())
+    .bind(price.base_output_per_1k.nanos())
+    .bind(price.markup.to_string())
+    .bind(price.effective_from)
+    .bind(now)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// The price of `model` at `at`: the model's own newest row effective by then, else the default row's.
+pub async fn effective(
+    connection: &mut AnyConnection,
+    model: &str,
+    at: Millis,
+) -> Result<Option<Price>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM pricing WHERE (model = $1 OR model = $2) AND effective_from <= $3 \
+         ORDER BY CASE WHEN model = $2 THEN 1 ELSE 0 END, effective_from DESC LIMIT 1"
+    ))
+    .bind(model)
+    .bind(DEFAULT_MODEL)
+    .bind(at)
+    .fetch_optional(connection)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+/// Every row, by model then effective time.
+pub async fn list(connection: &mut AnyConnection) -> Result<Vec<Price>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM pricing ORDER BY model, effective_from"
+    ))
+    .fetch_all(connection)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}

@@ -1,0 +1,151 @@
+//! SQL of `transactions`, the ledger rows.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::money::Money;
+use crate::time::Millis;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionType {
+    CreditPurchase,
+    UsageDeduction,
+    CreditAdjustment,
+    Refund,
+}
+
+impl TransactionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionType::CreditPurchase => "credit_purchase",
+            TransactionType::UsageDeduction => "usage_deduction",
+            TransactionType::CreditAdjustment => "credit_adjustment",
+            TransactionType::Refund => "refund",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TransactionType> {
+        match text {
+            "credit_purchase" => Some(TransactionType::CreditPurchase),
+            "usage_deduction" => Some(TransactionType::UsageDeduction),
+            "credit_adjustment" => Some(TransactionType::CreditAdjustment),
+            "refund" => Some(TransactionType::Refund),
+            _ => None,
+        }
+    }
+}
+
+/// One ledger row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transaction {
+    pub id: i64,
+    pub api_key_id: String,
+    pub kind: TransactionType,
+    pub amount: Money,
+    pub balance_after: Money,
+    pub total_spent_after: Money,
+    pub description: String,
+    pub metadata: String,
+    pub timestamp: Millis,
+    pub idempotency_key: Option<String>,
+}
+
+const COLUMNS: &str = "id, api_key_id, type, amount, balance_after, total_spent_after, description, metadata, timestamp, idempotency_key";
+
+fn from_row(row: &AnyRow) -> Result<Transaction, sqlx::Error> {
+    let kind: String = row.try_get(2)?;
+    Ok(Transaction {
+        id: row.try_get(0)?,
+        api_key_id: row.try_get(1)?,
+        kind: TransactionType::parse(&kind).ok_or_else(|| {
+            sqlx::Error::Decode(format!("unknown transaction type {kind:?}").into())
+        })?,
+        amount: Money::from_nanos(row.try_get(3)?),
+        balance_after: Money::from_nanos(row.try_get(4)?),
+        total_spent_after: Money::from_nanos(row.try_get(5)?),
+        description: row.try_get(6)?,
+        metadata: row.try_get(7)?,
+        timestamp: row.try_get(8)?,
+        idempotency_key: row.try_get(9)?,
+    })
+}
+
+/// Inserts `transaction` (its `id` is ignored) and returns it with the id the database gave it.
+pub async fn insert(
+    connection: &mut AnyConnection,
+    transaction: &Transaction,
+) -> Result<Transaction, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO transactions (api_key_id, type, amount, balance_after, total_spent_after, description, metadata, timestamp, idempotency_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+    ))
+    .bind(&transaction.api_key_id)
+    .bind(transaction.kind.as_str())
+    .bind(transaction.amount.nanos())
+    .bind(transaction.balance_after.nanos())
+    .bind(transaction.total_spent_after.nanos())
+    .bind(&transaction.description)
+    .bind(&transaction.metadata)
+    .bind(transaction.timestamp)
+    .bind(&transaction.idempotency_key)
+    .fetch_one(connection)
+    .await?;
+    from_row(&row)
+}
+
+pub async fn by_idempotency_key(
+    connection: &mut AnyConnection,
+    api_key_id: &str,
+    idempotency_key: &str,
+) -> Result<Option<Transaction>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM transactions WHERE api_key_id = $1 AND idempotency_key = $2"
+    ))
+    .bind(api_key_id)
+    .bind(idempotency_key)
+    .fetch_optional(connection)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+/// Newest first, ids below `before` (a cursor), at most `limit` rows.
+pub async fn list(
+    connection: &mut AnyConnection,
+    api_key_id: &str,
+    kind: Option<TransactionType>,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<Transaction>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM transactions \
+         WHERE api_key_id = $1 AND id < $2 AND ($3 = '' OR type = $3) ORDER BY id DESC LIMIT $4"
+    ))
+    .bind(api_key_id)
+    .bind(before)
+    .bind(kind.map_or("", TransactionType::as_str))
+    .bind(limit)
+    .fetch_all(connection)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Net spend since `since`: usage deductions minus refunds, as a positive amount.
+pub async fn spend_since(
+    connection: &mut AnyConnection,
+    api_key_id: &str,
+    since: Millis,
+) -> Result<Money, sqlx::Error> {
+    let net: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM transactions \
+         WHERE api_key_id = $1 AND timestamp >= $2 AND type IN ('usage_deduction', 'refund')",
+    )
+    .bind(api_key_id)
+    .bind(since)
+    .fetch_one(connection)
+    .await?;
+    Ok(Money::from_nanos(-net))
+}

@@ -1,0 +1,315 @@
+//! SQL of `usage_records`: one row per settled execution, and the aggregates the stats are made of.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::keys::KeyType;
+use crate::money::Money;
+use crate::time::Millis;
+
+/// How an execution ended (stored as text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageStatus {
+    Completed,
+    StoppedByCredit,
+    Cancelled,
+    Failed,
+}
+
+impl UsageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageStatus::Completed => "completed",
+            UsageStatus::StoppedByCredit => "stopped_by_credit",
+            UsageStatus::Cancelled => "cancelled",
+            UsageStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<UsageStatus> {
+        match text {
+            "completed" => Some(UsageStatus::Completed),
+            "stopped_by_credit" => Some(UsageStatus::StoppedByCredit),
+            "cancelled" => Some(UsageStatus::Cancelled),
+            "failed" => Some(UsageStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRecord {
+    pub id: i64,
+    pub api_key_id: String,
+    pub execution_id: String,
+    pub session_id: String,
+    pub workspace_id: String,
+    pub timestamp: Millis,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub total_tokens: i64,
+    pub input_cost: Money,
+    pub output_cost: Money,
+    pub total_cost: Money,
+    pub charged: Money,
+    pub overage: Money,
+    pub model: String,
+    pub duration_ms: i64,
+    pub status: UsageStatus,
+    pub endpoint: String,
+    pub key_type: KeyType,
+    pub balance_after: Option<Money>,
+    pub total_spent_after: Option<Money>,
+    pub refunded_amount: Option<Money>,
+}
+
+const COLUMNS: &str = "id, api_key_id, execution_id, session_id, workspace_id, timestamp, input_tokens, output_tokens, \
+    total_tokens, input_cost, output_cost, total_cost, charged, overage, model, duration_ms, status, endpoint, key_type, \
+    balance_after, total_spent_after, refunded_amount";
+
+fn decode_error(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
+}
+
+fn from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
+    let status: String = row.try_get(16)?;
+    let key_type: String = row.try_get(18)?;
+    let balance_after: Option<i64> = row.try_get(19)?;
+    let total_spent_after: Option<i64> = row.try_get(20)?;
+    let refunded: Option<i64> = row.try_get(21)?;
+    Ok(UsageRecord {
+        id: row.try_get(0)?,
+        api_key_id: row.try_get(1)?,
+        execution_id: row.try_get(2)?,
+        session_id: row.try_get(3)?,
+        workspace_id: row.try_get(4)?,
+        timestamp: row.try_get(5)?,
+        input_tokens: row.try_get(6)?,
+        output_tokens: row.try_get(7)?,
+        total_tokens: row.try_get(8)?,
+        input_cost: Money::from_nanos(row.try_get(9)?),
+        output_cost: Money::from_nanos(row.try_get(10)?),
+        total_cost: Money::from_nanos(row.try_get(11)?),
+        charged: Money::from_nanos(row.try_get(12)?),
+        overage: Money::from_nanos(row.try_get(13)?),
+        model: row.try_get(14)?,
+        duration_ms: row.try_get(15)?,
+        status: UsageStatus::parse(&status).ok_or_else(|| decode_error("usage status", &status))?,
+        endpoint: row.try_get(17)?,
+        key_type: KeyType::parse(&key_type).ok_or_else(|| decode_error("key type", &key_type))?,
+        balance_after: balance_after.map(Money::from_nanos),
+        total_spent_after: total_spent_after.map(Money::from_nanos),
+        refunded_amount: refunded.map(Money::from_nanos),
+    })
+}
+
+/// Inserts `record` (its `id` is ignored) and returns it with its id.
+pub async fn insert(
+    connection: &mut AnyConnection,
+    record: &UsageRecord,
+) -> Result<UsageRecord, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO usage_records (api_key_id, execution_id, session_id, workspace_id, timestamp, input_tokens, \
+         output_tokens, total_tokens, input_cost, output_cost, total_cost, charged, overage, model, duration_ms, status, \
+         endpoint, key_type, balance_after, total_spent_after, refunded_amount) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(&record.api_key_id)
+    .bind(&record.execution_id)
+    .bind(&record.session_id)
+    .bind(&record.workspace_id)
+    .bind(record.timestamp)
+    .bind(record.input_tokens)
+    .bind(record.output_tokens)
+    .bind(record.total_tokens)
+    .bind(record.input_cost.nanos())
+    .bind(record.output_cost.nanos())
+    .bind(record.total_cost.nanos())
+    .bind(record.charged.nanos())
+    .bind(record.overage.nanos())
+    .bind(&record.model)
+    .bind(record.duration_ms)
+    .bind(record.status.as_str())
+    .bind(&record.endpoint)
+    .bind(record.key_type.as_str())
+    .bind(record.balance_after.map(Money::nanos))
+    .bind(record.total_spent_after.map(Money::nanos))
+    .bind(record.refunded_amount.map(Money::nanos))
+    .fetch_one(connection)
+    .await?;
+    from_row(&row)
+}
+
+pub async fn by_execution(
+    connection: &mut AnyConnection,
+    execution_id: &str,
+) -> Result<Option<UsageRecord>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM usage_records WHERE execution_id = $1"
+    ))
+    .bind(execution_id)
+    .fetch_optional(connection)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+/// The record `id` of the account `api_key_id` (another account's record is not found).
+pub async fn by_id(
+    connection: &mut AnyConnection,
+    api_key_id: &str,
+    id: i64,
+) -> Result<Option<UsageRecord>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM usage_records WHERE id = $1 AND api_key_id = $2"
+    ))
+    .bind(id)
+    .bind(api_key_id)
+    .fetch_optional(connection)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+pub async fn set_refunded(
+    connection: &mut AnyConnection,
+    id: i64,
+    amount: Money,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE usage_records SET refunded_amount = $1 WHERE id = $2")
+        .bind(amount.nanos())
+        .bind(id)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Filters of usage queries. Empty strings mean "any".
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    pub from: Millis,
+    pub to: Millis,
+    pub workspace_id: String,
+    pub model: String,
+}
+
+impl UsageFilter {
+    /// Everything.
+    pub fn all() -> UsageFilter {
+        UsageFilter {
+            from: Millis::MIN,
+            to: Millis::MAX,
+            ..UsageFilter::default()
+        }
+    }
+}
+
+const FILTER: &str = "api_key_id = $1 AND timestamp >= $2 AND timestamp < $3 \
+    AND ($4 = '' OR workspace_id = $4) AND ($5 = '' OR model = $5)";
+
+/// Newest first, ids below `before`, at most `limit` rows.
+pub async fn list(
+    connection: &mut AnyConnection,
+    api_key_id: &str,
+    filter: &UsageFilter,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<UsageRecord>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM usage_records WHERE {FILTER} AND id < $6 ORDER BY id DESC LIMIT $7"
+    ))
+    .bind(api_key_id)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(&filter.workspace_id)
+    .bind(&filter.model)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Sums over a set of records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub total_tokens: i64,
+    pub total_cost: Money,
+}
+
+const SUMS: &str = "CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(total_cost), 0) AS BIGINT)";
+
+fn totals_from_row(row: &AnyRow, first: usize) -> Result<Totals, sqlx::Error> {
+    Ok(Totals {
+        requests: row.try_get(first)?,
+        input_tokens: row.try_get(first + 1)?,
+        output_tokens: row.try_get(first + 2)?,
+        total_tokens: row.try_get(first + 3)?,
+        total_cost: Money::from_nanos(row.try_get(first + 4)?),
+    })
+}
+
+pub async fn totals(
+    connection: &mut AnyConnection,
+    api_key_id: &str,
+    filter: &UsageFilter,
+) -> Result<Totals, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {SUMS} FROM usage_records WHERE {FILTER}"))
+        .bind(api_key_id)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(&filter.workspace_id)
+        .bind(&filter.model)
+        .fetch_one(connection)
+        .await?;
+    totals_from_row(&row, 0)
+}
+
+/// Totals per value of `column` (`model` or `workspace_id`), ordered by that value.
+pub async fn totals_by(
+    connection: &mut AnyConnection,
+    api_key_id: &str,
+    filter: &UsageFilter,
+    column: GroupBy,
+) -> Result<Vec<(String, Totals)>, sqlx::Error> {
+    let column = column.as_str();
+    sqlx::query(&format!(
+        "SELECT {column}, {SUMS} FROM usage_records WHERE {FILTER} GROUP BY {column} ORDER BY {column}"
+    ))
+    .bind(api_key_id)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(&filter.workspace_id)
+    .bind(&filter.model)
+    .fetch_all(connection)
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get(0)?, totals_from_row(row, 1)?)))
+    .collect()
+}
+
+/// The columns usage can be grouped by.
+#[derive(Debug, Clone, Copy)]
+pub enum GroupBy {
+    Model,
+    Workspace,
+}
+
+impl GroupBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Model => "model",
+            GroupBy::Workspace => "workspace_id",
+        }
+    }
+}

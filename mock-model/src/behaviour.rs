@@ -1,0 +1,117 @@
+//! Per-request behaviour, chosen by the request's `model` name so that any client (executor-svc included)
+//! can drive it without special headers.
+//!
+//! The name is split on `-`; these directives are recognised anywhere in it, everything else is ignored
+//! (so `gpt-4o-mini` or `mock` behave normally):
+//!
+//! | directive | effect |
+//! |---|---|
+//! | `tokens-<n>` | emit `n` output tokens (still capped by the request's `max_tokens`) |
+//! | `latency-<ms>` | wait `ms` milliseconds before each streamed token |
+//! | `usage-<prompt>-<completion>` | report exactly these usage figures; emits `completion` tokens unless `tokens-<n>` says otherwise |
+//! | `fail-<status>` | answer HTTP `status` (e.g. 500, 429) before any token |
+//! | `abort-<n>` | stream `n` tokens, then break the connection without a usage chunk |
+//! | `abortusage-<n>` | stream `n` tokens and the usage chunk, then break the connection without `[DONE]` |
+//!
+//! Example: `mock-usage-6548-108` reports 6,548 prompt and 108 completion tokens.
+
+/// What one request asks of the mock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Behaviour {
+    pub output_tokens: Option<u32>,
+    pub token_latency_ms: Option<u64>,
+    pub forced_usage: Option<ForcedUsage>,
+    pub failure: Option<Failure>,
+}
+
+/// Usage figures to report instead of the counted ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForcedUsage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+/// An injected failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Answer this HTTP status before the first token.
+    BeforeFirstToken { status: u16 },
+    /// Break the stream after `after_tokens` tokens; `usage_reported` sends the usage chunk first.
+    MidStream { after_tokens: u32, usage_reported: UsageReported },
+}
+
+/// Whether a broken stream reported its usage before breaking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageReported {
+    Yes,
+    No,
+}
+
+impl Behaviour {
+    /// Reads the directives of a model name (see the module docs).
+    pub fn from_model(model: &str) -> Behaviour {
+        let parts: Vec<&str> = model.split('-').collect();
+        let number = |index: usize| parts.get(index).and_then(|part| part.parse::<u64>().ok());
+        let small = |index: usize| number(index).and_then(|value| u32::try_from(value).ok());
+        let mut behaviour = Behaviour::default();
+        for (index, part) in parts.iter().enumerate() {
+            match *part {
+                "tokens" => behaviour.output_tokens = small(index + 1).or(behaviour.output_tokens),
+                "latency" => behaviour.token_latency_ms = number(index + 1).or(behaviour.token_latency_ms),
+                "usage" => {
+                    if let (Some(prompt_tokens), Some(completion_tokens)) = (small(index + 1), small(index + 2)) {
+                        behaviour.forced_usage = Some(ForcedUsage { prompt_tokens, completion_tokens });
+                    }
+                }
+                "fail" => {
+                    if let Some(status) = number(index + 1).and_then(|value| u16::try_from(value).ok()) {
+                        behaviour.failure = Some(Failure::BeforeFirstToken { status });
+                    }
+                }
+                "abort" | "abortusage" => {
+                    let usage_reported = if *part == "abort" { UsageReported::No } else { UsageReported::Yes };
+                    if let Some(after_tokens) = small(index + 1) {
+                        behaviour.failure = Some(Failure::MidStream { after_tokens, usage_reported });
+                    }
+                }
+                _ => {}
+            }
+        }
+        behaviour
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_model_names_have_no_directives() {
+        for model in ["gpt-4o-mini", "mock", "", "tokens", "usage-1", "fail-abc"] {
+            assert_eq!(Behaviour::from_model(model), Behaviour::default(), "{model}");
+        }
+    }
+
+    #[test]
+    fn directives_are_read_anywhere_in_the_name() {
+        let behaviour = Behaviour::from_model("mock-usage-6548-108-latency-5");
+        assert_eq!(
+            behaviour.forced_usage,
+            Some(ForcedUsage { prompt_tokens: 6548, completion_tokens: 108 })
+        );
+        assert_eq!(behaviour.token_latency_ms, Some(5));
+        assert_eq!(Behaviour::from_model("mock-tokens-40").output_tokens, Some(40));
+        assert_eq!(
+            Behaviour::from_model("mock-fail-429").failure,
+            Some(Failure::BeforeFirstToken { status: 429 })
+        );
+        assert_eq!(
+            Behaviour::from_model("mock-abortusage-3").failure,
+            Some(Failure::MidStream { after_tokens: 3, usage_reported: UsageReported::Yes })
+        );
+        assert_eq!(
+            Behaviour::from_model("mock-abort-7").failure,
+            Some(Failure::MidStream { after_tokens: 7, usage_reported: UsageReported::No })
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! The end-to-end suite: real binaries started as processes, talking over loopback.
+
+mod billing_auth;
+mod billing_ledger;
+mod billing_metering;
+mod executor;
+mod gateway;
