@@ -120,10 +120,8 @@ async fn capture_logs(
         if echo {
             eprintln!("[{name}] {line}");
         }
-        if addr_tx.is_some() {
-            if let Some(addr) = listening_addr(&line) {
-                let _ = addr_tx.take().expect("checked").send(addr);
-            }
+        if let Some(tx) = addr_tx.take_if(|_| listening_addr(&line).is_some()) {
+            let _ = tx.send(listening_addr(&line).expect("checked"));
         }
         logs.lock().expect("logs lock").push(line);
     }

@@ -1,0 +1,205 @@
+//! The whole stack for the gateway's end-to-end tests: billing-svc on a fresh database, mock-model,
+//! executor-svc metered by that billing-svc and calling that mock, and the gateway in front of both, each
+//! a real process on a free loopback port. Plus a small REST client and an SSE reader.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::{Backend, Billing, ServiceProcess};
+
+/// A running stack. Every process is killed when it is dropped.
+pub struct Stack {
+    pub billing: Billing,
+    pub mock: ServiceProcess,
+    pub executor: ServiceProcess,
+    pub gateway: ServiceProcess,
+    pub http: reqwest::Client,
+    /// The executor's settlement spool, private to this stack.
+    _spool: tempfile::TempDir,
+}
+
+/// One HTTP answer, its body kept as text (to check how numbers are written) and parsed.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Answer {
+    /// The `x-request-id` response header.
+    pub fn request_id(&self) -> &str {
+        self.headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The server-sent events of a streamed answer.
+    pub fn events(&self) -> Vec<SseEvent> {
+        parse_sse(&self.text)
+    }
+}
+
+/// One server-sent event: its `event:` name (None for unnamed events) and its `data:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|e| panic!("event data {:?} is not JSON: {e}", self.data))
+    }
+}
+
+/// Splits an SSE body into events; comment lines (keep-alives) are skipped.
+pub fn parse_sse(text: &str) -> Vec<SseEvent> {
+    let mut events = Vec::new();
+    for block in text.split("\n\n") {
+        let mut event = None;
+        let mut data: Vec<&str> = Vec::new();
+        for line in block.lines() {
+            if let Some(name) = line.strip_prefix("event:") {
+                event = Some(name.trim().to_string());
+            } else if let Some(value) = line.strip_prefix("data:") {
+                data.push(value.strip_prefix(' ').unwrap_or(value));
+            }
+        }
+        if !data.is_empty() {
+            events.push(SseEvent {
+                event,
+                data: data.join("\n"),
+            });
+        }
+    }
+    events
+}
+
+impl Stack {
+    pub async fn start(backend: Backend) -> Stack {
+        let billing = Billing::start(backend, &[]).await;
+        let mock =
+            ServiceProcess::start("mock-model", &[], &[("MOCK_MODEL_LISTEN", "127.0.0.1:0")]).await;
+        let spool = tempfile::tempdir().expect("spool dir");
+        let billing_url = billing.url();
+        let model_url = format!("{}/v1", mock.url());
+        let spool_path = spool.path().join("spool").display().to_string();
+        let executor = ServiceProcess::start(
+            "executor-svc",
+            &["--listen", "127.0.0.1:0"],
+            &[
+                ("BILLING_URL", billing_url.as_str()),
+                ("SERVICE_TOKEN", billing.service_token.as_str()),
+                ("OPENAI_BASE_URL", model_url.as_str()),
+                ("EXECUTOR_SPOOL_PATH", spool_path.as_str()),
+            ],
+        )
+        .await;
+        let executor_url = executor.url();
+        let gateway = ServiceProcess::start(
+            "gateway",
+            &["--listen", "127.0.0.1:0"],
+            &[
+                ("BILLING_URL", billing_url.as_str()),
+                ("EXECUTOR_URL", executor_url.as_str()),
+            ],
+        )
+        .await;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("http client");
+        Stack {
+            billing,
+            mock,
+            executor,
+            gateway,
+            http,
+            _spool: spool,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway.url())
+    }
+
+    /// Sends a request with an optional bearer and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        answer(request.send().await.expect("send")).await
+    }
+
+    pub async fn get(&self, path: &str, bearer: &str) -> Answer {
+        self.call(Method::GET, path, Some(bearer), None).await
+    }
+
+    pub async fn post(&self, path: &str, bearer: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(bearer), Some(body))
+            .await
+    }
+
+    /// Creates a key through `POST /admin/keys`; returns `(id, plain key)`.
+    pub async fn create_key(&self, name: &str, key_type: &str) -> (String, String) {
+        let created = self
+            .post(
+                "/admin/keys",
+                &self.billing.admin_key,
+                serde_json::json!({"name": name, "keyType": key_type}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        (
+            created.json["id"].as_str().unwrap().to_string(),
+            created.json["key"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Adds credits through `POST /billing/admin/{id}/credits`; `amount` is written into the JSON as is.
+    pub async fn add_credits(&self, id: &str, amount: Value) -> Answer {
+        let answer = self
+            .post(
+                &format!("/billing/admin/{id}/credits"),
+                &self.billing.admin_key,
+                serde_json::json!({"amount": amount}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        answer
+    }
+}
+
+/// Reads a whole response (an SSE stream ends when the execution does).
+pub async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
