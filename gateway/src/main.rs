@@ -1,2 +1,15 @@
-//! Placeholder entry point until the service is built.
-fn main() {}
+//! gateway entry point: parse the configuration, bind, serve until SIGINT/SIGTERM.
+
+use clap::Parser;
+use gateway::config::Config;
+use gateway::startup::{Application, shutdown_signal};
+use gateway::telemetry;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    telemetry::init(&config.log_format);
+    let application = Application::build(config).await?;
+    application.run_until_stopped(shutdown_signal()).await?;
+    Ok(())
+}

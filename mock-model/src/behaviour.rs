@@ -37,7 +37,10 @@ pub enum Failure {
     /// Answer this HTTP status before the first token.
     BeforeFirstToken { status: u16 },
     /// Break the stream after `after_tokens` tokens; `usage_reported` sends the usage chunk first.
-    MidStream { after_tokens: u32, usage_reported: UsageReported },
+    MidStream {
+        after_tokens: u32,
+        usage_reported: UsageReported,
+    },
 }
 
 /// Whether a broken stream reported its usage before breaking.
@@ -57,21 +60,37 @@ impl Behaviour {
         for (index, part) in parts.iter().enumerate() {
             match *part {
                 "tokens" => behaviour.output_tokens = small(index + 1).or(behaviour.output_tokens),
-                "latency" => behaviour.token_latency_ms = number(index + 1).or(behaviour.token_latency_ms),
+                "latency" => {
+                    behaviour.token_latency_ms = number(index + 1).or(behaviour.token_latency_ms)
+                }
                 "usage" => {
-                    if let (Some(prompt_tokens), Some(completion_tokens)) = (small(index + 1), small(index + 2)) {
-                        behaviour.forced_usage = Some(ForcedUsage { prompt_tokens, completion_tokens });
+                    if let (Some(prompt_tokens), Some(completion_tokens)) =
+                        (small(index + 1), small(index + 2))
+                    {
+                        behaviour.forced_usage = Some(ForcedUsage {
+                            prompt_tokens,
+                            completion_tokens,
+                        });
                     }
                 }
                 "fail" => {
-                    if let Some(status) = number(index + 1).and_then(|value| u16::try_from(value).ok()) {
+                    if let Some(status) =
+                        number(index + 1).and_then(|value| u16::try_from(value).ok())
+                    {
                         behaviour.failure = Some(Failure::BeforeFirstToken { status });
                     }
                 }
                 "abort" | "abortusage" => {
-                    let usage_reported = if *part == "abort" { UsageReported::No } else { UsageReported::Yes };
+                    let usage_reported = if *part == "abort" {
+                        UsageReported::No
+                    } else {
+                        UsageReported::Yes
+                    };
                     if let Some(after_tokens) = small(index + 1) {
-                        behaviour.failure = Some(Failure::MidStream { after_tokens, usage_reported });
+                        behaviour.failure = Some(Failure::MidStream {
+                            after_tokens,
+                            usage_reported,
+                        });
                     }
                 }
                 _ => {}
@@ -82,13 +101,18 @@ impl Behaviour {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
     #[test]
     fn plain_model_names_have_no_directives() {
         for model in ["gpt-4o-mini", "mock", "", "tokens", "usage-1", "fail-abc"] {
-            assert_eq!(Behaviour::from_model(model), Behaviour::default(), "{model}");
+            assert_eq!(
+                Behaviour::from_model(model),
+                Behaviour::default(),
+                "{model}"
+            );
         }
     }
 
@@ -97,21 +121,33 @@ mod tests {
         let behaviour = Behaviour::from_model("mock-usage-6548-108-latency-5");
         assert_eq!(
             behaviour.forced_usage,
-            Some(ForcedUsage { prompt_tokens: 6548, completion_tokens: 108 })
+            Some(ForcedUsage {
+                prompt_tokens: 6548,
+                completion_tokens: 108
+            })
         );
         assert_eq!(behaviour.token_latency_ms, Some(5));
-        assert_eq!(Behaviour::from_model("mock-tokens-40").output_tokens, Some(40));
+        assert_eq!(
+            Behaviour::from_model("mock-tokens-40").output_tokens,
+            Some(40)
+        );
         assert_eq!(
             Behaviour::from_model("mock-fail-429").failure,
             Some(Failure::BeforeFirstToken { status: 429 })
         );
         assert_eq!(
             Behaviour::from_model("mock-abortusage-3").failure,
-            Some(Failure::MidStream { after_tokens: 3, usage_reported: UsageReported::Yes })
+            Some(Failure::MidStream {
+                after_tokens: 3,
+                usage_reported: UsageReported::Yes
+            })
         );
         assert_eq!(
             Behaviour::from_model("mock-abort-7").failure,
-            Some(Failure::MidStream { after_tokens: 7, usage_reported: UsageReported::No })
+            Some(Failure::MidStream {
+                after_tokens: 7,
+                usage_reported: UsageReported::No
+            })
         );
     }
 }

@@ -20,8 +20,9 @@ use crate::AppState;
 use crate::behaviour::{Behaviour, Failure, UsageReported};
 
 /// The words output tokens cycle through; each is one `cl100k_base` token.
-pub const WORDS: [&str; 10] =
-    [" The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", "."];
+pub const WORDS: [&str; 10] = [
+    " The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", ".",
+];
 
 /// How long an injected mid-stream failure waits for the chunks before it to reach the client.
 const ABORT_FLUSH_DELAY: Duration = Duration::from_millis(50);
@@ -119,23 +120,29 @@ impl Plan {
             _ => (wanted, "stop"),
         };
         let abort_after = match behaviour.failure {
-            Some(Failure::MidStream { after_tokens, usage_reported }) => {
-                Some((after_tokens.min(tokens), usage_reported))
-            }
+            Some(Failure::MidStream {
+                after_tokens,
+                usage_reported,
+            }) => Some((after_tokens.min(tokens), usage_reported)),
             Some(Failure::BeforeFirstToken { .. }) | None => None,
         };
         Plan {
             id: format!("chatcmpl-mock-{serial}"),
             model: request.model.clone(),
-            created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs()),
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs()),
             tokens,
             finish_reason,
-            prompt_tokens: behaviour
-                .forced_usage
-                .map_or_else(|| prompt_tokens(&request.messages), |usage| usage.prompt_tokens),
+            prompt_tokens: behaviour.forced_usage.map_or_else(
+                || prompt_tokens(&request.messages),
+                |usage| usage.prompt_tokens,
+            ),
             forced_completion_tokens: behaviour.forced_usage.map(|usage| usage.completion_tokens),
             token_latency: Duration::from_millis(
-                behaviour.token_latency_ms.unwrap_or(state.config.token_latency_ms),
+                behaviour
+                    .token_latency_ms
+                    .unwrap_or(state.config.token_latency_ms),
             ),
             include_usage: request
                 .stream_options
@@ -156,7 +163,9 @@ impl Plan {
     }
 
     fn text(&self, tokens: u32) -> String {
-        (0..tokens).map(|index| WORDS[index as usize % WORDS.len()]).collect()
+        (0..tokens)
+            .map(|index| WORDS[index as usize % WORDS.len()])
+            .collect()
     }
 
     fn chunk(&self, choices: Value, usage: Option<Value>) -> Bytes {
@@ -203,7 +212,10 @@ fn steps(plan: &Plan) -> Vec<Step> {
 }
 
 /// The handler.
-pub async fn chat_completions(State(state): State<AppState>, Json(request): Json<ChatRequest>) -> Response {
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Json(request): Json<ChatRequest>,
+) -> Response {
     let serial = state.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let behaviour = Behaviour::from_model(&request.model);
     tracing::debug!(model = %request.model, serial, "chat completion");
@@ -232,7 +244,10 @@ fn streamed(plan: Plan) -> Response {
                 } else {
                     json!({ "content": WORDS[index as usize % WORDS.len()] })
                 };
-                Ok(plan.chunk(json!([{ "index": 0, "delta": delta, "finish_reason": null }]), None))
+                Ok(plan.chunk(
+                    json!([{ "index": 0, "delta": delta, "finish_reason": null }]),
+                    None,
+                ))
             }
             Step::Finish => Ok(plan.chunk(
                 json!([{ "index": 0, "delta": {}, "finish_reason": plan.finish_reason }]),
@@ -250,7 +265,10 @@ fn streamed(plan: Plan) -> Response {
         Some((item, (plan, steps)))
     });
     (
-        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         Body::from_stream(body),
     )
         .into_response()
@@ -279,8 +297,13 @@ fn whole(plan: Plan) -> Response {
 /// An OpenAI-style error body with the given HTTP status.
 fn error_response(status: u16, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let kind = if status == StatusCode::TOO_MANY_REQUESTS { "rate_limit_exceeded" } else { "server_error" };
-    let body = json!({ "error": { "message": message, "type": kind, "param": null, "code": null } });
+    let kind = if status == StatusCode::TOO_MANY_REQUESTS {
+        "rate_limit_exceeded"
+    } else {
+        "server_error"
+    };
+    let body =
+        json!({ "error": { "message": message, "type": kind, "param": null, "code": null } });
     (status, Json(body)).into_response()
 }
 
@@ -303,6 +326,7 @@ pub async fn healthz() -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -316,7 +340,11 @@ mod tests {
 
     #[test]
     fn prompt_tokens_follow_the_cookbook_rule() {
-        let messages = vec![ChatMessage { role: "user".into(), content: json!("Hello world"), name: None }];
+        let messages = vec![ChatMessage {
+            role: "user".into(),
+            content: json!("Hello world"),
+            name: None,
+        }];
         // 3 (priming) + 3 (message) + 1 ("user") + 2 ("Hello world").
         assert_eq!(prompt_tokens(&messages), 9);
     }

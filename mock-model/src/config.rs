@@ -4,7 +4,11 @@ use std::net::SocketAddr;
 
 /// How the mock model runs. Every flag has an environment variable of the same meaning.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "mock-model", version, about = "A deterministic OpenAI-compatible chat model")]
+#[command(
+    name = "mock-model",
+    version,
+    about = "A deterministic OpenAI-compatible chat model"
+)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port (the bound address is logged as `listening`).
     #[arg(long, env = "MOCK_MODEL_LISTEN", default_value = "127.0.0.1:8000")]

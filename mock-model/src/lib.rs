@@ -51,7 +51,10 @@ impl Application {
         let listener = TcpListener::bind(config.listen).await?;
         // The first use of the tokenizer builds its tables; pay for it before the first request.
         let _ = tiktoken_rs::cl100k_base_singleton();
-        let state = AppState { config: Arc::new(config), requests: Arc::new(AtomicU64::new(0)) };
+        let state = AppState {
+            config: Arc::new(config),
+            requests: Arc::new(AtomicU64::new(0)),
+        };
         Ok(Application { listener, state })
     }
 
@@ -66,6 +69,8 @@ impl Application {
     ) -> std::io::Result<()> {
         let local_addr = self.listener.local_addr()?;
         tracing::info!(addr = %local_addr, "listening");
-        axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 }

@@ -1,0 +1,496 @@
+//! Property test of the ledger: random sequences of credits, adjustments, refunds, opens, progress, closes,
+//! retries and hold expiry, run against the real ledger on a real database and against a simple model of
+//! the rules. After every step the database must match the model and the invariants must hold.
+//!
+//! SQLite always; PostgreSQL too when `TEST_POSTGRES_URL` is set (the test script sets it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+
+use billing_svc::error::BillingError;
+use billing_svc::keys::KeyType;
+use billing_svc::ledger::{Grant, Ledger, LedgerSettings, OpenRequest, SettleRequest};
+use billing_svc::money::Money;
+use billing_svc::store::Store;
+use billing_svc::store::keys::ApiKey;
+use billing_svc::store::usage::UsageStatus;
+use proptest::prelude::*;
+use tests::{Backend, TestDatabase, assert_ledger_invariants};
+
+/// Seed prices in nano-dollars per token: 0.015 and 0.045 per 1k tokens.
+const INPUT_NANOS_PER_TOKEN: i64 = 15_000;
+const OUTPUT_NANOS_PER_TOKEN: i64 = 45_000;
+const KEYS: usize = 3; // two standard keys and one internal key
+
+#[derive(Debug, Clone)]
+enum Step {
+    Credit {
+        key: usize,
+        cents: i64,
+        idempotency: Option<u8>,
+    },
+    Adjust {
+        key: usize,
+        cents: i64,
+    },
+    Open {
+        key: usize,
+        execution: u8,
+        input: u64,
+        max_output: u64,
+    },
+    Progress {
+        execution: u8,
+        output: u64,
+    },
+    Close {
+        execution: u8,
+        input: u64,
+        output: u64,
+    },
+    Retry {
+        execution: u8,
+    },
+    Refund {
+        execution: u8,
+        all: bool,
+    },
+    Expire,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let key = 0..KEYS;
+    prop_oneof![
+        (key.clone(), 1..2_000i64, proptest::option::of(0..3u8)).prop_map(
+            |(key, cents, idempotency)| Step::Credit {
+                key,
+                cents,
+                idempotency
+            }
+        ),
+        (key.clone(), -500..500i64).prop_map(|(key, cents)| Step::Adjust { key, cents }),
+        (key, 0..8u8, 0..20_000u64, 0..3_000u64).prop_map(|(key, execution, input, max_output)| {
+            Step::Open {
+                key,
+                execution,
+                input,
+                max_output,
+            }
+        }),
+        (0..8u8, 0..3_000u64).prop_map(|(execution, output)| Step::Progress { execution, output }),
+        (0..8u8, 0..20_000u64, 0..3_000u64).prop_map(|(execution, input, output)| Step::Close {
+            execution,
+            input,
+            output
+        }),
+        (0..8u8).prop_map(|execution| Step::Retry { execution }),
+        (0..8u8, any::<bool>()).prop_map(|(execution, all)| Step::Refund { execution, all }),
+        Just(Step::Expire),
+    ]
+}
+
+/// What the model knows of one account.
+#[derive(Debug, Default, Clone)]
+struct ModelAccount {
+    balance: i64,
+    total_spent: i64,
+    /// Sum of recorded overage: the only way the balance may go below zero.
+    overage: i64,
+    credits: HashMap<u8, i64>,
+}
+
+#[derive(Debug, Clone)]
+struct ModelExecution {
+    key: usize,
+    settled: Option<SettledModel>,
+    /// Its hold was released by expiry: the id may be opened again (a late close still settles it once).
+    expired: bool,
+}
+
+#[derive(Debug, Clone)]
+struct SettledModel {
+    usage_record_id: String,
+    charged: i64,
+    refunded: Option<i64>,
+}
+
+struct World {
+    ledger: Ledger,
+    database: TestDatabase,
+    keys: Vec<ApiKey>,
+    accounts: Vec<ModelAccount>,
+    executions: HashMap<u8, ModelExecution>,
+}
+
+fn money(nanos: i64) -> Money {
+    Money::from_nanos(nanos)
+}
+
+fn execution_id(execution: u8) -> String {
+    format!("exec-{execution}")
+}
+
+impl World {
+    async fn new(backend: Backend) -> World {
+        let database = TestDatabase::create(backend).await;
+        let store = Store::connect(&database.url, 4).await.expect("connect");
+        // Holds expire at once: they stay until an Expire step sweeps them, which lets the model decide.
+        let settings = LedgerSettings {
+            hold_ttl_ms: 0,
+            hold_chunk_tokens: 64,
+            min_output_tokens: 16,
+            max_execution_tokens: 1_000_000,
+        };
+        let ledger = Ledger::new(store, settings);
+        let mut keys = Vec::new();
+        for key_type in [KeyType::Standard, KeyType::Standard, KeyType::Internal] {
+            keys.push(
+                ledger
+                    .create_key("prop", key_type, None, None)
+                    .await
+                    .expect("key")
+                    .api_key,
+            );
+        }
+        World {
+            ledger,
+            database,
+            keys,
+            accounts: vec![ModelAccount::default(); KEYS],
+            executions: HashMap::new(),
+        }
+    }
+
+    fn settle_request(&self, execution: u8, key: usize, input: u64, output: u64) -> SettleRequest {
+        SettleRequest {
+            api_key_id: self.keys[key].id.clone(),
+            execution_id: execution_id(execution),
+            model: "m".into(),
+            workspace_id: String::new(),
+            session_id: String::new(),
+            endpoint: "/execute".into(),
+            input_tokens: input,
+            output_tokens: output,
+            status: UsageStatus::Completed,
+            duration_ms: 1,
+            started_at: None,
+        }
+    }
+
+    async fn apply(&mut self, step: &Step) {
+        match *step {
+            Step::Credit {
+                key,
+                cents,
+                idempotency,
+            } => {
+                let amount = cents * 10_000_000;
+                let idempotency_key = idempotency.map(|n| format!("idem-{n}"));
+                let result = self
+                    .ledger
+                    .add_credits(
+                        &self.keys[key].id,
+                        money(amount),
+                        None,
+                        idempotency_key.as_deref(),
+                    )
+                    .await;
+                let account = &mut self.accounts[key];
+                match idempotency.and_then(|n| account.credits.get(&n).copied()) {
+                    Some(first) if first == amount => assert!(result.is_ok(), "retry: {result:?}"),
+                    Some(_) => assert!(matches!(result, Err(BillingError::IdempotencyConflict))),
+                    None => {
+                        result.expect("credit");
+                        account.balance += amount;
+                        if let Some(n) = idempotency {
+                            account.credits.insert(n, amount);
+                        }
+                    }
+                }
+            }
+            Step::Adjust { key, cents } => {
+                let amount = cents * 10_000_000;
+                let result = self
+                    .ledger
+                    .adjust_credits(&self.keys[key].id, money(amount), "prop", None)
+                    .await;
+                let held = self
+                    .ledger
+                    .account(&self.keys[key].id)
+                    .await
+                    .expect("account")
+                    .held_credits
+                    .nanos();
+                let account = &mut self.accounts[key];
+                if amount == 0 {
+                    assert!(matches!(result, Err(BillingError::InvalidArgument { .. })));
+                } else if amount < 0 && account.balance - held + amount < 0 {
+                    assert!(
+                        matches!(result, Err(BillingError::WouldOverdraw)),
+                        "{result:?}"
+                    );
+                } else {
+                    result.expect("adjust");
+                    account.balance += amount;
+                }
+            }
+            Step::Open {
+                key,
+                execution,
+                input,
+                max_output,
+            } => {
+                let request = OpenRequest {
+                    execution_id: execution_id(execution),
+                    model: "m".into(),
+                    estimated_input_tokens: input,
+                    max_output_tokens: max_output,
+                    workspace_id: String::new(),
+                    session_id: String::new(),
+                    endpoint: "/execute".into(),
+                };
+                let before = self
+                    .ledger
+                    .account(&self.keys[key].id)
+                    .await
+                    .expect("account");
+                let result = self.ledger.open(&self.keys[key], &request).await;
+                let reusable = self
+                    .executions
+                    .get(&execution)
+                    .map(|e| e.settled.is_none() && e.expired);
+                if reusable == Some(false) {
+                    assert!(
+                        matches!(result, Err(BillingError::ExecutionExists)),
+                        "{result:?}"
+                    );
+                    return;
+                }
+                // The input plus a minimal output of 16 tokens (fewer when the caller asks for fewer).
+                let minimal_output = if max_output == 0 {
+                    16
+                } else {
+                    max_output.min(16)
+                };
+                let needed = i64::try_from(input).unwrap() * INPUT_NANOS_PER_TOKEN
+                    + i64::try_from(minimal_output).unwrap() * OUTPUT_NANOS_PER_TOKEN;
+                let available = before.available().nanos();
+                match (key, result) {
+                    (2, Ok(opened)) => assert!(opened.held.is_zero(), "internal keys hold nothing"),
+                    (2, Err(error)) => panic!("internal keys are never refused: {error:?}"),
+                    (_, Ok(opened)) => {
+                        assert!(
+                            available >= needed,
+                            "opened without room: {available} < {needed}"
+                        );
+                        assert!(
+                            opened.held.nanos() <= available,
+                            "hold above the available credit"
+                        );
+                    }
+                    (_, Err(BillingError::InsufficientCredits { .. })) => {
+                        assert!(
+                            available < needed,
+                            "refused with room: {available} >= {needed}"
+                        );
+                        return;
+                    }
+                    (_, Err(error)) => panic!("unexpected {error:?}"),
+                }
+                self.executions.insert(
+                    execution,
+                    ModelExecution {
+                        key,
+                        settled: None,
+                        expired: false,
+                    },
+                );
+            }
+            Step::Progress { execution, output } => {
+                let Some(model) = self.executions.get(&execution) else {
+                    return;
+                };
+                if model.settled.is_some() {
+                    return;
+                }
+                let key = &self.keys[model.key];
+                let grant = self
+                    .ledger
+                    .extend(&key.id, &execution_id(execution), output)
+                    .await
+                    .expect("extend");
+                if let Grant::Continue { held, .. } = grant {
+                    assert!(!held.is_negative());
+                }
+            }
+            Step::Close {
+                execution,
+                input,
+                output,
+            } => {
+                let Some(model) = self.executions.get(&execution).cloned() else {
+                    return;
+                };
+                let request = self.settle_request(execution, model.key, input, output);
+                let settlement = self.ledger.settle(&request).await.expect("settle");
+                if model.settled.is_some() {
+                    assert!(settlement.replayed, "a second close must replay");
+                    return;
+                }
+                let cost = i64::try_from(input).unwrap() * INPUT_NANOS_PER_TOKEN
+                    + i64::try_from(output).unwrap() * OUTPUT_NANOS_PER_TOKEN;
+                assert_eq!(
+                    settlement.usage.total_cost.nanos(),
+                    cost,
+                    "cost of {input}/{output}"
+                );
+                let charged = if model.key == 2 { 0 } else { cost };
+                assert_eq!(settlement.usage.charged.nanos(), charged);
+                let account = &mut self.accounts[model.key];
+                account.balance -= charged;
+                account.total_spent += charged;
+                account.overage += settlement.usage.overage.nanos();
+                self.executions.insert(
+                    execution,
+                    ModelExecution {
+                        key: model.key,
+                        expired: model.expired,
+                        settled: Some(SettledModel {
+                            usage_record_id: settlement.usage.id.to_string(),
+                            charged,
+                            refunded: None,
+                        }),
+                    },
+                );
+            }
+            Step::Retry { execution } => {
+                let Some(model) = self.executions.get(&execution).cloned() else {
+                    return;
+                };
+                let Some(settled) = model.settled else { return };
+                let request = self.settle_request(execution, model.key, 1, 1);
+                let replay = self.ledger.settle(&request).await.expect("replay");
+                assert!(replay.replayed);
+                assert_eq!(
+                    replay.usage.charged.nanos(),
+                    settled.charged,
+                    "the first settlement stands"
+                );
+            }
+            Step::Refund { execution, all } => {
+                let Some(model) = self.executions.get(&execution).cloned() else {
+                    return;
+                };
+                let Some(settled) = model.settled else { return };
+                let amount = if all {
+                    settled.charged
+                } else {
+                    settled.charged / 2
+                };
+                let key_id = self.keys[model.key].id.clone();
+                let result = self
+                    .ledger
+                    .refund(&key_id, &settled.usage_record_id, Some(money(amount)), None)
+                    .await;
+                match settled.refunded {
+                    _ if settled.charged == 0 => assert!(result.is_err(), "nothing to refund"),
+                    _ if amount == 0 => assert!(result.is_err(), "a zero refund"),
+                    Some(first) if first == amount => {
+                        assert!(result.is_ok(), "same refund again: {result:?}")
+                    }
+                    Some(_) => assert!(
+                        matches!(result, Err(BillingError::AlreadyRefunded)),
+                        "{result:?}"
+                    ),
+                    None => {
+                        result.expect("refund");
+                        let account = &mut self.accounts[model.key];
+                        account.balance += amount;
+                        account.total_spent -= amount;
+                        let mut settled = settled.clone();
+                        settled.refunded = Some(amount);
+                        self.executions.insert(
+                            execution,
+                            ModelExecution {
+                                key: model.key,
+                                expired: model.expired,
+                                settled: Some(settled),
+                            },
+                        );
+                    }
+                }
+            }
+            Step::Expire => {
+                self.ledger.release_expired_holds().await.expect("release");
+                for execution in self.executions.values_mut().filter(|e| e.settled.is_none()) {
+                    execution.expired = true;
+                }
+                for key in &self.keys {
+                    let account = self.ledger.account(&key.id).await.expect("account");
+                    assert!(
+                        account.held_credits.is_zero(),
+                        "every hold is past its TTL of 0"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The database agrees with the model and the ledger invariants hold.
+    async fn check(&self) {
+        for (key, model) in self.keys.iter().zip(&self.accounts) {
+            let account = self.ledger.account(&key.id).await.expect("account");
+            assert_eq!(
+                account.credits_balance.nanos(),
+                model.balance,
+                "balance of {}",
+                key.id
+            );
+            assert_eq!(
+                account.total_spent.nanos(),
+                model.total_spent,
+                "total spent of {}",
+                key.id
+            );
+            assert!(
+                account.available().nanos() >= -model.overage,
+                "available {} below the bound -{}",
+                account.available(),
+                model.overage
+            );
+        }
+        assert_ledger_invariants(&self.database).await;
+    }
+}
+
+fn run(backend: Backend, steps: &[Step]) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut world = World::new(backend).await;
+        for step in steps {
+            world.apply(step).await;
+            world.check().await;
+        }
+        world.ledger.store().close().await;
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn ledger_matches_the_model_on_sqlite(steps in prop::collection::vec(step(), 1..40)) {
+        run(Backend::Sqlite, &steps);
+    }
+
+    #[test]
+    fn ledger_matches_the_model_on_postgres(steps in prop::collection::vec(step(), 1..40)) {
+        if std::env::var_os("TEST_POSTGRES_URL").is_some() {
+            run(Backend::Postgres, &steps);
+        }
+    }
+}

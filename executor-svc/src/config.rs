@@ -1,0 +1,300 @@
+//! Configuration: flags with environment fallbacks (DESIGN §8 names), validated before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// OpenAI's public endpoint, used when only `OPENAI_API_KEY` is set.
+pub const OPENAI_PUBLIC_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// A secret that never prints: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The plain value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("[redacted]")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(value.to_string()))
+    }
+}
+
+/// Everything executor-svc needs to run.
+///
+/// The model endpoint: with neither `OPENAI_API_KEY` nor `OPENAI_BASE_URL`, the local mock model at
+/// `MOCK_MODEL_URL`; with a key alone, OpenAI's public endpoint; with a base URL, any OpenAI-compatible
+/// server (with the key when one is given).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "executor-svc",
+    version,
+    about = "Runs prompts against an OpenAI-compatible model, metered by billing-svc"
+)]
+pub struct Config {
+    /// gRPC listen address; port 0 picks a free port (logged as `listening`).
+    #[arg(long, env = "EXECUTOR_LISTEN", default_value = "127.0.0.1:50052")]
+    pub listen: SocketAddr,
+
+    /// billing-svc's gRPC endpoint.
+    #[arg(long, env = "BILLING_URL", default_value = "http://127.0.0.1:50051")]
+    pub billing_url: String,
+
+    /// Shared secret for billing-svc's MeteringService.
+    #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Secret,
+
+    /// API key of the model provider.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<Secret>,
+
+    /// Base URL of any OpenAI-compatible server, e.g. `http://localhost:11434/v1`.
+    #[arg(long, env = "OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+
+    /// The local mock model, used when neither OPENAI_API_KEY nor OPENAI_BASE_URL is set.
+    #[arg(
+        long,
+        env = "MOCK_MODEL_URL",
+        default_value = "http://127.0.0.1:8000/v1"
+    )]
+    pub mock_model_url: String,
+
+    /// Model used when a request names none.
+    #[arg(long, env = "EXECUTOR_DEFAULT_MODEL", default_value = "gpt-4o-mini")]
+    pub default_model: String,
+
+    /// Output tokens of a request that asks for no limit, and the ceiling of those that do.
+    #[arg(long, env = "EXECUTOR_MAX_OUTPUT_TOKENS", default_value_t = 4096)]
+    pub max_output_tokens: u32,
+
+    /// Longest wait for the model's first answer and between two streamed chunks, in seconds.
+    #[arg(long, env = "EXECUTOR_UPSTREAM_TIMEOUT_SECS", default_value_t = 60)]
+    pub upstream_timeout_secs: u64,
+
+    /// Longest wait for one billing-svc answer (open, grant, settlement), in milliseconds.
+    #[arg(long, env = "EXECUTOR_BILLING_TIMEOUT_MS", default_value_t = 5000)]
+    pub billing_timeout_ms: u64,
+
+    /// Folder of the settlement spool (created if missing).
+    #[arg(
+        long,
+        env = "EXECUTOR_SPOOL_PATH",
+        default_value = "./data/executor-spool"
+    )]
+    pub spool_path: PathBuf,
+
+    /// Report progress to billing-svc every this many output tokens.
+    #[arg(long, env = "EXECUTOR_PROGRESS_INTERVAL_TOKENS", default_value_t = 16)]
+    pub progress_interval_tokens: u32,
+
+    /// Longest pause between two replays of the spool while billing-svc is unreachable, in seconds.
+    #[arg(long, env = "EXECUTOR_SPOOL_RETRY_MAX_SECS", default_value_t = 30)]
+    pub spool_retry_max_secs: u64,
+
+    /// How long a shutdown waits for in-flight executions to finish and settle, in seconds.
+    #[arg(long, env = "EXECUTOR_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// A setting that cannot work, named by its environment variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration {key}: {reason}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+/// Where the model calls go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEndpoint {
+    pub base_url: String,
+    pub api_key: Secret,
+    pub kind: EndpointKind,
+}
+
+/// Which of the three endpoint choices is in use (logged at start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    MockModel,
+    OpenAi,
+    Custom,
+}
+
+impl Config {
+    /// Checks every setting; the error names the offending variable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError {
+                key,
+                reason: reason.to_string(),
+            })
+        };
+        if self.service_token.expose().trim().is_empty() {
+            return invalid("SERVICE_TOKEN", "must not be empty");
+        }
+        if !is_http_url(&self.billing_url) {
+            return invalid("BILLING_URL", "must be an http:// or https:// URL");
+        }
+        if self
+            .openai_base_url
+            .as_deref()
+            .is_some_and(|base_url| !is_http_url(base_url))
+        {
+            return invalid("OPENAI_BASE_URL", "must be an http:// or https:// URL");
+        }
+        if !is_http_url(&self.mock_model_url) {
+            return invalid("MOCK_MODEL_URL", "must be an http:// or https:// URL");
+        }
+        if self.default_model.trim().is_empty() {
+            return invalid("EXECUTOR_DEFAULT_MODEL", "must not be empty");
+        }
+        if self.max_output_tokens == 0 {
+            return invalid("EXECUTOR_MAX_OUTPUT_TOKENS", "must be at least 1");
+        }
+        if self.upstream_timeout_secs == 0 {
+            return invalid("EXECUTOR_UPSTREAM_TIMEOUT_SECS", "must be at least 1");
+        }
+        if self.billing_timeout_ms == 0 {
+            return invalid("EXECUTOR_BILLING_TIMEOUT_MS", "must be at least 1");
+        }
+        if self.progress_interval_tokens == 0 {
+            return invalid("EXECUTOR_PROGRESS_INTERVAL_TOKENS", "must be at least 1");
+        }
+        if self.spool_retry_max_secs == 0 {
+            return invalid("EXECUTOR_SPOOL_RETRY_MAX_SECS", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The model endpoint chosen by `OPENAI_BASE_URL` and `OPENAI_API_KEY` (see [`Config`]).
+    pub fn model_endpoint(&self) -> ModelEndpoint {
+        match (&self.openai_base_url, &self.openai_api_key) {
+            (Some(base_url), api_key) => ModelEndpoint {
+                base_url: trim_slash(base_url),
+                api_key: api_key.clone().unwrap_or_else(|| Secret::new("")),
+                kind: EndpointKind::Custom,
+            },
+            (None, Some(api_key)) => ModelEndpoint {
+                base_url: OPENAI_PUBLIC_BASE_URL.to_string(),
+                api_key: api_key.clone(),
+                kind: EndpointKind::OpenAi,
+            },
+            (None, None) => ModelEndpoint {
+                base_url: trim_slash(&self.mock_model_url),
+                api_key: Secret::new("mock"),
+                kind: EndpointKind::MockModel,
+            },
+        }
+    }
+
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream_timeout_secs)
+    }
+
+    pub fn billing_timeout(&self) -> Duration {
+        Duration::from_millis(self.billing_timeout_ms)
+    }
+
+    pub fn spool_retry_max(&self) -> Duration {
+        Duration::from_secs(self.spool_retry_max_secs)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://"))
+        && url.parse::<tonic::transport::Uri>().is_ok()
+}
+
+/// async-openai appends paths such as `/chat/completions` to the base as they are.
+fn trim_slash(url: &str) -> String {
+    url.trim_end_matches('/').to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut argv = vec!["executor-svc", "--service-token", "t"];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn endpoint_follows_the_three_documented_choices() {
+        let mock = parse(&[]).model_endpoint();
+        assert_eq!(mock.kind, EndpointKind::MockModel);
+        assert_eq!(mock.base_url, "http://127.0.0.1:8000/v1");
+
+        let openai = parse(&["--openai-api-key", "sk-1"]).model_endpoint();
+        assert_eq!(
+            (openai.kind, openai.base_url.as_str()),
+            (EndpointKind::OpenAi, OPENAI_PUBLIC_BASE_URL)
+        );
+        assert_eq!(openai.api_key.expose(), "sk-1");
+
+        let custom = parse(&["--openai-base-url", "http://localhost:11434/v1/"]).model_endpoint();
+        assert_eq!(
+            (custom.kind, custom.base_url.as_str()),
+            (EndpointKind::Custom, "http://localhost:11434/v1")
+        );
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--billing-url", "localhost:1"], "BILLING_URL"),
+            (&["--max-output-tokens", "0"], "EXECUTOR_MAX_OUTPUT_TOKENS"),
+            (
+                &["--progress-interval-tokens", "0"],
+                "EXECUTOR_PROGRESS_INTERVAL_TOKENS",
+            ),
+            (&["--openai-base-url", "ftp://x"], "OPENAI_BASE_URL"),
+        ];
+        for (args, key) in cases {
+            let error = parse(args).validate().unwrap_err();
+            assert_eq!(error.key, *key, "{args:?}");
+        }
+        assert!(parse(&[]).validate().is_ok());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = parse(&["--openai-api-key", "sk-very-secret"]);
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("sk-very-secret") && !printed.contains("\"t\""),
+            "{printed}"
+        );
+    }
+}

@@ -1,0 +1,627 @@
+//! One execution from start to settlement: open the metering stream (the hold), call the model, keep the
+//! output inside what the hold covers, stop when billing says so, settle with the provider's usage, and
+//! spool the settlement when billing-svc cannot take it.
+//!
+//! Each execution runs in its own task (tracked, so a shutdown waits for it): the gRPC handler only waits
+//! for the result, and a client that goes away cancels the model call but never skips the settlement.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use proto::billing::v1::{KeyType, MeterClose, MeterOpen, Settlement, UsageStatus};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::Secret;
+use crate::cost::{self, Costs};
+use crate::error::ExecutorError;
+use crate::llm::{ChatCall, ChatStream, Llm, ProviderUsage, UpstreamFinish};
+use crate::metering::{Answer, MeterSession, Metering};
+use crate::spool::{Spool, SpooledSettlement};
+use crate::tokens;
+
+/// Who wrote a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+/// A validated request.
+#[derive(Debug, Clone)]
+pub struct ExecutionRequest {
+    pub api_key: Secret,
+    pub request_id: String,
+    pub execution_id: String,
+    pub model: String,
+    pub messages: Vec<Message>,
+    /// Already capped to the configured ceiling.
+    pub max_output_tokens: u32,
+    pub workspace_id: String,
+    pub session_id: String,
+    pub endpoint: String,
+}
+
+/// Why the output ended, as the client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Stop,
+    Length,
+    CreditExhausted,
+}
+
+/// Where the charge stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BillingView {
+    /// Internal key: never charged, no billing block.
+    Internal,
+    Settled {
+        balance_after: Option<String>,
+        total_spent: Option<String>,
+    },
+    /// Spooled; replayed until billing-svc acknowledges it.
+    Pending,
+}
+
+/// A finished execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub execution_id: String,
+    pub model: String,
+    /// The whole output (streams send it as deltas too).
+    pub output: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub costs: Costs,
+    pub billing: BillingView,
+    pub finish: Finish,
+}
+
+/// What a streaming client receives, in order: deltas, then one final result.
+#[derive(Debug)]
+pub enum StreamEvent {
+    Delta(String),
+    Done(Box<Result<Outcome, ExecutorError>>),
+}
+
+/// Where the output goes.
+pub enum Sink {
+    /// Unary: the whole result once.
+    Unary(oneshot::Sender<Result<Outcome, ExecutorError>>),
+    /// Streaming: deltas as they come, then the result.
+    Stream(mpsc::Sender<StreamEvent>),
+}
+
+/// The client went away.
+struct ClientGone;
+
+impl Sink {
+    /// Resolves once nobody is waiting for this execution any more.
+    async fn client_gone(&mut self) {
+        match self {
+            Sink::Unary(reply) => reply.closed().await,
+            Sink::Stream(events) => events.closed().await,
+        }
+    }
+
+    async fn delta(&mut self, text: &str) -> Result<(), ClientGone> {
+        match self {
+            Sink::Unary(reply) if reply.is_closed() => Err(ClientGone),
+            Sink::Unary(_) => Ok(()),
+            Sink::Stream(events) => events
+                .send(StreamEvent::Delta(text.to_string()))
+                .await
+                .map_err(|_| ClientGone),
+        }
+    }
+
+    async fn finish(self, result: Result<Outcome, ExecutorError>) {
+        // A client that is gone no longer cares; the settlement is already done.
+        match self {
+            Sink::Unary(reply) => {
+                let _ = reply.send(result);
+            }
+            Sink::Stream(events) => {
+                let _ = events.send(StreamEvent::Done(Box::new(result))).await;
+            }
+        }
+    }
+
+    fn is_unary(&self) -> bool {
+        matches!(self, Sink::Unary(_))
+    }
+}
+
+/// Settings of every execution.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Report progress every this many output tokens.
+    pub progress_interval_tokens: u64,
+}
+
+/// Runs executions.
+pub struct Executor {
+    llm: Llm,
+    metering: Metering,
+    spool: Spool,
+    limits: Limits,
+    tasks: TaskTracker,
+}
+
+/// How generation ended.
+#[derive(Debug)]
+enum End {
+    Completed(UpstreamFinish),
+    StoppedByCredit,
+    ClientGone,
+    Failed(ExecutorError),
+}
+
+/// What generation produced.
+struct Generation {
+    output: String,
+    /// Output tokens counted locally, as delivered.
+    output_tokens: u64,
+    provider_usage: Option<ProviderUsage>,
+    finish: Option<UpstreamFinish>,
+    /// The provider started answering (so it may bill the call even if it is cut short).
+    upstream_answered: bool,
+}
+
+/// The hold as known from billing's answers.
+struct Hold {
+    granted: u64,
+    /// Progress reports sent and not yet answered.
+    outstanding: u32,
+    last_reported: u64,
+    /// Billing said stop, or the stream broke: `granted` will not grow any more.
+    final_grant: bool,
+}
+
+impl Hold {
+    fn apply(&mut self, answer: Result<Answer, crate::metering::StreamBroken>) {
+        match answer {
+            Ok(Answer::Grant(grant)) => {
+                self.outstanding = self.outstanding.saturating_sub(1);
+                self.granted = self.granted.max(grant.granted_output_tokens);
+            }
+            Ok(Answer::Stop(stop)) => {
+                self.outstanding = self.outstanding.saturating_sub(1);
+                tracing::info!(granted = stop.granted_output_tokens, reason = %stop.reason, "billing answered stop");
+                // Output already delivered stays delivered; nothing more is.
+                self.granted = stop.granted_output_tokens;
+                self.final_grant = true;
+            }
+            Err(broken) => {
+                tracing::warn!(%broken, "metering stream broke; output is capped to the current hold");
+                self.outstanding = 0;
+                self.final_grant = true;
+            }
+        }
+    }
+}
+
+/// Whether the hold covers a chunk.
+enum Cover {
+    Covered,
+    Exhausted,
+    ClientGone,
+}
+
+impl Executor {
+    pub fn new(
+        llm: Llm,
+        metering: Metering,
+        spool: Spool,
+        limits: Limits,
+        tasks: TaskTracker,
+    ) -> Executor {
+        Executor {
+            llm,
+            metering,
+            spool,
+            limits,
+            tasks,
+        }
+    }
+
+    /// Starts an execution in its own tracked task; the result goes to `sink`.
+    pub fn spawn(self: &Arc<Self>, request: ExecutionRequest, sink: Sink) {
+        let span = tracing::info_span!(
+            "execution",
+            request_id = %request.request_id,
+            execution_id = %request.execution_id,
+            model = %request.model,
+        );
+        let executor = self.clone();
+        self.tasks.spawn(
+            async move {
+                let mut sink = sink;
+                let result = executor.run(&request, &mut sink).await;
+                match &result {
+                    Ok(outcome) => tracing::info!(
+                        input_tokens = outcome.input_tokens,
+                        output_tokens = outcome.output_tokens,
+                        finish = ?outcome.finish,
+                        billing = ?outcome.billing,
+                        "execution finished"
+                    ),
+                    Err(error) => tracing::info!(%error, "execution failed"),
+                }
+                sink.finish(result).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn run(
+        &self,
+        request: &ExecutionRequest,
+        sink: &mut Sink,
+    ) -> Result<Outcome, ExecutorError> {
+        let started_at = SystemTime::now();
+        let clock = Instant::now();
+        let estimated_input_tokens = tokens::prompt_tokens(&request.model, &request.messages);
+        let open = MeterOpen {
+            api_key: request.api_key.expose().to_string(),
+            execution_id: request.execution_id.clone(),
+            model: request.model.clone(),
+            estimated_input_tokens,
+            max_output_tokens: u64::from(request.max_output_tokens),
+            workspace_id: request.workspace_id.clone(),
+            session_id: request.session_id.clone(),
+            endpoint: request.endpoint.clone(),
+        };
+        // The hold comes first: without it the model is never called.
+        let mut session = self.metering.open(open, &request.request_id).await?;
+        let opened = session.opened.clone();
+        tracing::debug!(granted = opened.granted_output_tokens, held = %opened.held, "hold placed");
+
+        // A non-streamed call is capped to what the hold affords; a streamed one grows its hold as it goes.
+        let granted = u32::try_from(opened.granted_output_tokens).unwrap_or(u32::MAX);
+        let upstream_max = if sink.is_unary() {
+            request.max_output_tokens.min(granted)
+        } else {
+            request.max_output_tokens
+        };
+        let capped_by_credit = upstream_max < request.max_output_tokens;
+
+        let (generation, end) = if upstream_max == 0 {
+            (Generation::new(), End::StoppedByCredit)
+        } else {
+            self.generate(request, &mut session, sink, upstream_max)
+                .await
+        };
+
+        let (input_tokens, output_tokens, status) =
+            charge(&generation, &end, estimated_input_tokens, &request.model);
+        let finish = match &end {
+            End::Completed(UpstreamFinish::Length) if capped_by_credit => Finish::CreditExhausted,
+            End::Completed(UpstreamFinish::Length) => Finish::Length,
+            End::Completed(UpstreamFinish::Stop) | End::ClientGone | End::Failed(_) => Finish::Stop,
+            End::StoppedByCredit => Finish::CreditExhausted,
+        };
+        let status = if finish == Finish::CreditExhausted {
+            UsageStatus::StoppedByCredit
+        } else {
+            status
+        };
+        let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+
+        let close = MeterClose {
+            input_tokens,
+            output_tokens,
+            status: status.into(),
+            duration_ms,
+        };
+        let settlement = match session.close(close).await {
+            Ok(settlement) => Some(settlement),
+            Err(not_settled) => {
+                tracing::warn!(%not_settled, "billing-svc did not settle; spooling the settlement");
+                let spooled = SpooledSettlement {
+                    api_key_id: opened.api_key_id.clone(),
+                    execution_id: request.execution_id.clone(),
+                    request_id: request.request_id.clone(),
+                    model: request.model.clone(),
+                    workspace_id: request.workspace_id.clone(),
+                    session_id: request.session_id.clone(),
+                    endpoint: request.endpoint.clone(),
+                    input_tokens,
+                    output_tokens,
+                    status: status.as_str_name().to_string(),
+                    duration_ms,
+                    started_at_unix_nanos: SpooledSettlement::started_at(started_at),
+                };
+                if let Err(error) = self.spool.add(spooled).await {
+                    tracing::error!(%error, "cannot write the spool; the settlement is kept in memory only");
+                }
+                None
+            }
+        };
+
+        if let End::Failed(error) = end {
+            return Err(error);
+        }
+        let costs = match &settlement {
+            Some(Settlement {
+                usage: Some(usage), ..
+            }) => Costs {
+                input: usage.input_cost.clone(),
+                output: usage.output_cost.clone(),
+                total: usage.total_cost.clone(),
+            },
+            Some(Settlement { usage: None, .. }) | None => {
+                let price = opened.price.clone().unwrap_or_default();
+                cost::costs(
+                    input_tokens,
+                    output_tokens,
+                    &price.input_price_per_1k,
+                    &price.output_price_per_1k,
+                )
+                .ok_or_else(|| {
+                    ExecutorError::Internal(format!("unreadable price from billing: {price:?}"))
+                })?
+            }
+        };
+        let billing = match (opened.key_type(), settlement) {
+            (KeyType::Internal, _) => BillingView::Internal,
+            (KeyType::Standard | KeyType::Unspecified, Some(settlement)) => BillingView::Settled {
+                balance_after: settlement.balance_after,
+                total_spent: settlement.total_spent,
+            },
+            (KeyType::Standard | KeyType::Unspecified, None) => BillingView::Pending,
+        };
+        Ok(Outcome {
+            execution_id: request.execution_id.clone(),
+            model: request.model.clone(),
+            output: generation.output,
+            input_tokens,
+            output_tokens,
+            costs,
+            billing,
+            finish,
+        })
+    }
+
+    /// Streams the model's answer to the sink, never past what the hold covers.
+    async fn generate(
+        &self,
+        request: &ExecutionRequest,
+        session: &mut MeterSession,
+        sink: &mut Sink,
+        max_output_tokens: u32,
+    ) -> (Generation, End) {
+        let mut generation = Generation::new();
+        let mut hold = Hold {
+            granted: session.opened.granted_output_tokens,
+            outstanding: 0,
+            last_reported: 0,
+            final_grant: false,
+        };
+        let call = ChatCall {
+            model: &request.model,
+            messages: &request.messages,
+            max_output_tokens,
+        };
+        let mut stream: ChatStream = tokio::select! {
+            started = self.llm.stream(&call) => match started {
+                Ok(stream) => stream,
+                Err(error) => return (generation, End::Failed(error)),
+            },
+            () = sink.client_gone() => return (generation, End::ClientGone),
+        };
+        generation.upstream_answered = true;
+        loop {
+            tokio::select! {
+                biased;
+                () = sink.client_gone() => return (generation, End::ClientGone),
+                answer = session.next_answer(), if hold.outstanding > 0 => hold.apply(answer),
+                chunk = stream.next() => {
+                    let chunk = match chunk {
+                        Ok(Some(chunk)) => chunk,
+                        Ok(None) => {
+                            let finish = generation.finish.unwrap_or(UpstreamFinish::Stop);
+                            return (generation, End::Completed(finish));
+                        }
+                        Err(error) => return (generation, End::Failed(error)),
+                    };
+                    if chunk.usage.is_some() {
+                        generation.provider_usage = chunk.usage;
+                    }
+                    if chunk.finish.is_some() {
+                        generation.finish = chunk.finish;
+                    }
+                    let Some(text) = chunk.text else { continue };
+                    let needed = generation.output_tokens + tokens::text_tokens(&request.model, &text);
+                    match self.cover(session, sink, &mut hold, needed).await {
+                        Cover::Covered => {}
+                        // Dropping the stream on return cancels the upstream request at once.
+                        Cover::Exhausted => return (generation, End::StoppedByCredit),
+                        Cover::ClientGone => return (generation, End::ClientGone),
+                    }
+                    if sink.delta(&text).await.is_err() {
+                        return (generation, End::ClientGone);
+                    }
+                    generation.output.push_str(&text);
+                    generation.output_tokens = needed;
+                    let due = needed - hold.last_reported >= self.limits.progress_interval_tokens;
+                    if due && !hold.final_grant && session.report_progress(needed) {
+                        hold.outstanding += 1;
+                        hold.last_reported = needed;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes sure the hold covers `needed` output tokens, asking billing (and waiting for its answer) when
+    /// it does not yet. Generation pauses meanwhile; the provider's chunks wait in the HTTP stream.
+    async fn cover(
+        &self,
+        session: &mut MeterSession,
+        sink: &mut Sink,
+        hold: &mut Hold,
+        needed: u64,
+    ) -> Cover {
+        loop {
+            if needed <= hold.granted {
+                return Cover::Covered;
+            }
+            if hold.final_grant {
+                return Cover::Exhausted;
+            }
+            if hold.outstanding == 0 {
+                // Billing already answered for this much output and it is still not covered.
+                if hold.last_reported >= needed || !session.report_progress(needed) {
+                    return Cover::Exhausted;
+                }
+                hold.outstanding += 1;
+                hold.last_reported = needed;
+            }
+            tokio::select! {
+                () = sink.client_gone() => return Cover::ClientGone,
+                answer = session.next_answer() => hold.apply(answer),
+            }
+        }
+    }
+}
+
+impl Generation {
+    fn new() -> Generation {
+        Generation {
+            output: String::new(),
+            output_tokens: 0,
+            provider_usage: None,
+            finish: None,
+            upstream_answered: false,
+        }
+    }
+}
+
+/// What to charge and with which status.
+///
+/// - The provider reported usage: that usage, whatever happened (a failed or cut-off call it billed).
+/// - Completed without a usage report: local counts (prompt estimate, tiktoken over the output).
+/// - Stopped by credit or cancelled by the client after the provider started answering: local counts of
+///   what was generated and delivered (the provider bills a cancelled call for what it produced).
+/// - Failed without a usage report, or cancelled before any answer: nothing, the provider did not bill it.
+fn charge(
+    generation: &Generation,
+    end: &End,
+    estimated_input_tokens: u64,
+    model: &str,
+) -> (u64, u64, UsageStatus) {
+    let status = match end {
+        End::Completed(_) => UsageStatus::Completed,
+        End::StoppedByCredit => UsageStatus::StoppedByCredit,
+        End::ClientGone => UsageStatus::Cancelled,
+        End::Failed(_) => UsageStatus::Failed,
+    };
+    if let Some(usage) = generation.provider_usage {
+        return (usage.input_tokens, usage.output_tokens, status);
+    }
+    match end {
+        End::Completed(_) => {
+            let output_tokens = tokens::text_tokens(model, &generation.output);
+            tracing::warn!(
+                output_tokens,
+                "the provider reported no usage; charging local token counts"
+            );
+            (estimated_input_tokens, output_tokens, status)
+        }
+        End::StoppedByCredit | End::ClientGone if generation.upstream_answered => {
+            (estimated_input_tokens, generation.output_tokens, status)
+        }
+        End::StoppedByCredit | End::ClientGone | End::Failed(_) => (0, 0, status),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn generation(usage: Option<ProviderUsage>, answered: bool) -> Generation {
+        Generation {
+            output: " The quick brown".into(),
+            output_tokens: 3,
+            provider_usage: usage,
+            finish: None,
+            upstream_answered: answered,
+        }
+    }
+
+    #[test]
+    fn provider_usage_is_charged_whatever_the_end() {
+        let usage = ProviderUsage {
+            input_tokens: 6548,
+            output_tokens: 108,
+        };
+        let failed = End::Failed(ExecutorError::UpstreamUnavailable("broken".into()));
+        assert_eq!(
+            charge(&generation(Some(usage), true), &failed, 9, "mock"),
+            (6548, 108, UsageStatus::Failed)
+        );
+        assert_eq!(
+            charge(
+                &generation(Some(usage), true),
+                &End::Completed(UpstreamFinish::Stop),
+                9,
+                "mock"
+            ),
+            (6548, 108, UsageStatus::Completed)
+        );
+    }
+
+    #[test]
+    fn without_provider_usage_only_what_the_provider_billed_is_charged() {
+        let failed = End::Failed(ExecutorError::UpstreamUnavailable("500".into()));
+        assert_eq!(
+            charge(&generation(None, false), &failed, 9, "mock"),
+            (0, 0, UsageStatus::Failed)
+        );
+        assert_eq!(
+            charge(&generation(None, true), &failed, 9, "mock"),
+            (0, 0, UsageStatus::Failed)
+        );
+        assert_eq!(
+            charge(&generation(None, false), &End::ClientGone, 9, "mock"),
+            (0, 0, UsageStatus::Cancelled)
+        );
+        assert_eq!(
+            charge(&generation(None, true), &End::ClientGone, 9, "mock"),
+            (9, 3, UsageStatus::Cancelled)
+        );
+        assert_eq!(
+            charge(&generation(None, true), &End::StoppedByCredit, 9, "mock"),
+            (9, 3, UsageStatus::StoppedByCredit)
+        );
+        assert_eq!(
+            charge(
+                &generation(None, true),
+                &End::Completed(UpstreamFinish::Stop),
+                9,
+                "mock"
+            ),
+            (9, 3, UsageStatus::Completed)
+        );
+    }
+}

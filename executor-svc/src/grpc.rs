@@ -1,0 +1,437 @@
+//! `executor.v1.ExecutorService`: wire ↔ domain. Reads the key and request id from metadata, validates the
+//! request, hands it to the [`Executor`], and turns outcomes and errors into proto messages and statuses.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use proto::executor::v1::executor_service_server::ExecutorService;
+use proto::executor::v1::{
+    Billing, BillingStatus, ExecuteRequest, ExecuteResponse, ExecuteStreamResponse, FinishReason,
+    Usage, execute_stream_response,
+};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Request, Response, Status};
+
+use crate::config::Secret;
+use crate::error::ExecutorError;
+use crate::execution::{
+    BillingView, ExecutionRequest, Executor, Finish, Message, Outcome, Role, Sink, StreamEvent,
+};
+
+/// The most messages one request may carry.
+const MAX_MESSAGES: usize = 1_000;
+/// The longest idempotency key, workspace id, session id, endpoint or request id accepted.
+const MAX_ID_LENGTH: usize = 128;
+/// Events buffered towards a streaming client before generation waits for it.
+const STREAM_BUFFER: usize = 32;
+
+/// Request-independent settings of the service.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub model: String,
+    pub max_output_tokens: u32,
+}
+
+pub struct ExecutorGrpc {
+    executor: Arc<Executor>,
+    defaults: Defaults,
+}
+
+impl ExecutorGrpc {
+    pub fn new(executor: Arc<Executor>, defaults: Defaults) -> ExecutorGrpc {
+        ExecutorGrpc { executor, defaults }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<ExecuteStreamResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ExecutorService for ExecutorGrpc {
+    async fn execute(
+        &self,
+        request: Request<ExecuteRequest>,
+    ) -> Result<Response<ExecuteResponse>, Status> {
+        let execution = parse(
+            request.metadata(),
+            request.get_ref(),
+            &self.defaults,
+            "/executor.v1.ExecutorService/Execute",
+        )?;
+        let request_id = execution.request_id.clone();
+        let (reply, result) = oneshot::channel();
+        self.executor.spawn(execution, Sink::Unary(reply));
+        let outcome = result
+            .await
+            .map_err(|_| {
+                Status::from(ExecutorError::Internal(
+                    "execution task ended without a result".into(),
+                ))
+            })?
+            .map_err(Status::from)?;
+        let mut response = Response::new(to_response(outcome, OutputField::Whole));
+        if let Ok(value) = MetadataValue::try_from(request_id.as_str()) {
+            response.metadata_mut().insert("x-request-id", value);
+        }
+        Ok(response)
+    }
+
+    type ExecuteStreamStream = EventStream;
+
+    async fn execute_stream(
+        &self,
+        request: Request<ExecuteRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let execution = parse(
+            request.metadata(),
+            request.get_ref(),
+            &self.defaults,
+            "/executor.v1.ExecutorService/ExecuteStream",
+        )?;
+        let request_id = execution.request_id.clone();
+        let (events, receiver) = mpsc::channel(STREAM_BUFFER);
+        self.executor.spawn(execution, Sink::Stream(events));
+        // Dropping this stream (the client went away) closes the channel, which cancels the model call.
+        let stream = ReceiverStream::new(receiver).map(|event| match event {
+            StreamEvent::Delta(text) => Ok(ExecuteStreamResponse {
+                message: Some(execute_stream_response::Message::Delta(text)),
+            }),
+            StreamEvent::Done(result) => match *result {
+                Ok(outcome) => Ok(ExecuteStreamResponse {
+                    message: Some(execute_stream_response::Message::Done(to_response(
+                        outcome,
+                        OutputField::Empty,
+                    ))),
+                }),
+                Err(error) => Err(Status::from(error)),
+            },
+        });
+        let mut response = Response::new(Box::pin(stream) as EventStream);
+        if let Ok(value) = MetadataValue::try_from(request_id.as_str()) {
+            response.metadata_mut().insert("x-request-id", value);
+        }
+        Ok(response)
+    }
+}
+
+/// Whether the final message repeats the output (unary) or leaves it to the deltas (stream).
+#[derive(Debug, Clone, Copy)]
+enum OutputField {
+    Whole,
+    Empty,
+}
+
+fn to_response(outcome: Outcome, output: OutputField) -> ExecuteResponse {
+    let finish_reason = match outcome.finish {
+        Finish::Stop => FinishReason::Stop,
+        Finish::Length => FinishReason::Length,
+        Finish::CreditExhausted => FinishReason::CreditExhausted,
+    };
+    let billing = match outcome.billing {
+        BillingView::Internal => None,
+        BillingView::Settled {
+            balance_after,
+            total_spent,
+        } => Some(Billing {
+            status: BillingStatus::Settled.into(),
+            balance_after,
+            total_spent,
+        }),
+        BillingView::Pending => Some(Billing {
+            status: BillingStatus::Pending.into(),
+            balance_after: None,
+            total_spent: None,
+        }),
+    };
+    ExecuteResponse {
+        execution_id: outcome.execution_id,
+        model: outcome.model,
+        output: match output {
+            OutputField::Whole => outcome.output,
+            OutputField::Empty => String::new(),
+        },
+        usage: Some(Usage {
+            input_tokens: outcome.input_tokens,
+            output_tokens: outcome.output_tokens,
+            total_tokens: outcome.input_tokens + outcome.output_tokens,
+            input_cost: outcome.costs.input,
+            output_cost: outcome.costs.output,
+            total_cost: outcome.costs.total,
+        }),
+        billing,
+        finish_reason: finish_reason.into(),
+    }
+}
+
+/// Validates a request and its metadata into an [`ExecutionRequest`].
+fn parse(
+    metadata: &MetadataMap,
+    request: &ExecuteRequest,
+    defaults: &Defaults,
+    default_endpoint: &str,
+) -> Result<ExecutionRequest, ExecutorError> {
+    let api_key = bearer(metadata).ok_or(ExecutorError::MissingApiKey)?;
+    let invalid = |message: &str| ExecutorError::InvalidRequest(message.to_string());
+
+    let messages = match (&request.prompt, request.messages.is_empty()) {
+        (Some(prompt), true) => vec![Message {
+            role: Role::User,
+            content: prompt.clone(),
+        }],
+        (None, false) => request
+            .messages
+            .iter()
+            .map(|message| {
+                let role = match message.role.as_str() {
+                    "system" => Role::System,
+                    "user" => Role::User,
+                    "assistant" => Role::Assistant,
+                    _ => {
+                        return Err(invalid(
+                            "message role must be \"system\", \"user\" or \"assistant\"",
+                        ));
+                    }
+                };
+                Ok(Message {
+                    role,
+                    content: message.content.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        (Some(_), false) => return Err(invalid("give either `prompt` or `messages`, not both")),
+        (None, true) => return Err(invalid("`prompt` or `messages` is required")),
+    };
+    if messages.len() > MAX_MESSAGES {
+        return Err(invalid("too many messages (at most 1000)"));
+    }
+    if messages
+        .iter()
+        .all(|message| message.content.trim().is_empty())
+    {
+        return Err(invalid("the prompt is empty"));
+    }
+
+    let model = match request.model.as_deref().map(str::trim) {
+        None | Some("") => defaults.model.clone(),
+        Some(model) if model.len() <= 200 => model.to_string(),
+        Some(_) => return Err(invalid("`model` is longer than 200 characters")),
+    };
+    let max_output_tokens = match request.max_tokens {
+        None => defaults.max_output_tokens,
+        Some(0) => return Err(invalid("`max_tokens` must be at least 1")),
+        Some(max_tokens) => max_tokens.min(defaults.max_output_tokens),
+    };
+    for (name, value) in [
+        ("workspace_id", &request.workspace_id),
+        ("session_id", &request.session_id),
+        ("endpoint", &request.endpoint),
+    ] {
+        if value.len() > MAX_ID_LENGTH {
+            return Err(ExecutorError::InvalidRequest(format!(
+                "`{name}` is longer than {MAX_ID_LENGTH} characters"
+            )));
+        }
+    }
+    let execution_id = match request.idempotency_key.as_deref() {
+        None => format!("exec_{}", uuid::Uuid::new_v4().simple()),
+        Some(key) if key.is_empty() || key.len() > MAX_ID_LENGTH => {
+            return Err(invalid("`idempotency_key` must be 1 to 128 characters"));
+        }
+        Some(key) => idempotent_execution_id(&api_key, key),
+    };
+    let endpoint = if request.endpoint.is_empty() {
+        default_endpoint.to_string()
+    } else {
+        request.endpoint.clone()
+    };
+    Ok(ExecutionRequest {
+        api_key,
+        request_id: request_id(metadata),
+        execution_id,
+        model,
+        messages,
+        max_output_tokens,
+        workspace_id: request.workspace_id.clone(),
+        session_id: request.session_id.clone(),
+        endpoint,
+    })
+}
+
+/// The customer's key from `authorization: Bearer <key>`.
+fn bearer(metadata: &MetadataMap) -> Option<Secret> {
+    let value = metadata.get("authorization")?.to_str().ok()?.trim();
+    let (scheme, key) = value.split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then(|| Secret::new(key))
+}
+
+/// The caller's `x-request-id` when it is a sane token, a fresh one otherwise.
+fn request_id(metadata: &MetadataMap) -> String {
+    metadata
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= MAX_ID_LENGTH
+                && id
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:".contains(&byte))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
+}
+
+/// `idem_` + 32 hex digits of SHA-256(SHA-256-hex(key) + "\n" + idempotency key): the same retry of the same
+/// key maps to the same execution, which billing-svc refuses to run twice; another key cannot collide.
+fn idempotent_execution_id(api_key: &Secret, idempotency_key: &str) -> String {
+    let key_hash = hex::encode(Sha256::digest(api_key.expose().as_bytes()));
+    let digest = Sha256::digest(format!("{key_hash}\n{idempotency_key}").as_bytes());
+    format!("idem_{}", &hex::encode(digest)[..32])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use proto::executor::v1::ChatMessage;
+
+    fn defaults() -> Defaults {
+        Defaults {
+            model: "gpt-4o-mini".into(),
+            max_output_tokens: 4096,
+        }
+    }
+
+    fn metadata(authorization: Option<&str>) -> MetadataMap {
+        let mut metadata = MetadataMap::new();
+        if let Some(value) = authorization {
+            metadata.insert("authorization", value.parse().unwrap());
+        }
+        metadata
+    }
+
+    fn prompt(text: &str) -> ExecuteRequest {
+        ExecuteRequest {
+            prompt: Some(text.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn invalid_requests_are_refused_with_a_reason() {
+        let message = |role: &str| ChatMessage {
+            role: role.into(),
+            content: "hi".into(),
+        };
+        let cases: Vec<(ExecuteRequest, &str)> = vec![
+            (ExecuteRequest::default(), "neither prompt nor messages"),
+            (
+                ExecuteRequest {
+                    messages: vec![message("user")],
+                    ..prompt("hi")
+                },
+                "both prompt and messages",
+            ),
+            (
+                ExecuteRequest {
+                    messages: vec![message("tool")],
+                    ..Default::default()
+                },
+                "unknown role",
+            ),
+            (prompt("   "), "empty prompt"),
+            (
+                ExecuteRequest {
+                    max_tokens: Some(0),
+                    ..prompt("hi")
+                },
+                "zero max_tokens",
+            ),
+            (
+                ExecuteRequest {
+                    idempotency_key: Some(String::new()),
+                    ..prompt("hi")
+                },
+                "empty idempotency key",
+            ),
+            (
+                ExecuteRequest {
+                    workspace_id: "w".repeat(129),
+                    ..prompt("hi")
+                },
+                "long workspace id",
+            ),
+        ];
+        for (request, case) in cases {
+            let result = parse(&metadata(Some("Bearer k")), &request, &defaults(), "/x");
+            assert!(
+                matches!(result, Err(ExecutorError::InvalidRequest(_))),
+                "{case}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_key_is_unauthenticated() {
+        for value in [None, Some("Basic abc"), Some("Bearer "), Some("Bearer")] {
+            let result = parse(&metadata(value), &prompt("hi"), &defaults(), "/x");
+            assert!(
+                matches!(result, Err(ExecutorError::MissingApiKey)),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_apply_and_max_tokens_is_capped() {
+        let parsed = parse(
+            &metadata(Some("Bearer k")),
+            &prompt("hi"),
+            &defaults(),
+            "/x",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                parsed.model.as_str(),
+                parsed.max_output_tokens,
+                parsed.endpoint.as_str()
+            ),
+            ("gpt-4o-mini", 4096, "/x")
+        );
+        let big = ExecuteRequest {
+            max_tokens: Some(1_000_000),
+            ..prompt("hi")
+        };
+        assert_eq!(
+            parse(&metadata(Some("Bearer k")), &big, &defaults(), "/x")
+                .unwrap()
+                .max_output_tokens,
+            4096
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_map_to_stable_per_key_execution_ids() {
+        let key = Secret::new("tb_prod_abc");
+        let first = idempotent_execution_id(&key, "retry-1");
+        assert_eq!(first, idempotent_execution_id(&key, "retry-1"));
+        assert_eq!(first.len(), "idem_".len() + 32);
+        assert_ne!(first, idempotent_execution_id(&key, "retry-2"));
+        assert_ne!(
+            first,
+            idempotent_execution_id(&Secret::new("tb_prod_def"), "retry-1")
+        );
+    }
+
+    #[test]
+    fn request_ids_are_kept_when_sane() {
+        let mut metadata = MetadataMap::new();
+        metadata.insert("x-request-id", "req-123".parse().unwrap());
+        assert_eq!(request_id(&metadata), "req-123");
+        metadata.insert("x-request-id", "bad id with spaces".parse().unwrap());
+        assert_ne!(request_id(&metadata), "bad id with spaces");
+    }
+}

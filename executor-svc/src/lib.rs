@@ -1,0 +1,22 @@
+//! executor-svc: runs prompts against an OpenAI-compatible model (async-openai), metered live against
+//! billing-svc over the `Meter` stream, with a durable spool so that no settlement is ever lost.
+//!
+//! Where things are: [`config`] (flags and env), [`startup`] (lifecycle), [`grpc`] (wire ↔ domain),
+//! [`execution`] (one execution, open to settle), [`llm`] (the model), [`metering`] (billing's stream),
+//! [`spool`] (settlements waiting for billing), [`tokens`] (local counts), [`cost`] (pending costs),
+//! [`error`] (the one error type and its gRPC statuses).
+
+pub mod config;
+pub mod cost;
+pub mod error;
+pub mod execution;
+pub mod grpc;
+pub mod llm;
+pub mod metering;
+pub mod spool;
+pub mod startup;
+pub mod telemetry;
+pub mod tokens;
+
+pub use config::Config;
+pub use startup::{Application, StartupError};

@@ -1,0 +1,381 @@
+//! The durable settlement spool: settlements billing-svc could not take are written here and replayed
+//! with `Settle` (idempotent by execution id) until acknowledged, by a background task and at every start.
+//!
+//! Storage is one JSON line per record in `<spool path>/settlements.jsonl`: `{"add":{...}}` when a
+//! settlement is spooled, `{"ack":{...}}` when billing-svc acknowledged it. Each append is fsynced before
+//! the call returns, so a response saying `PENDING` is only sent once the settlement is on disk. The file is
+//! compacted (rewritten with only what is pending) at start and emptied whenever nothing is pending. Only
+//! the key's id is stored, never the plain key.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proto::billing::v1::{SettleRequest, UsageStatus};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+use crate::metering::Metering;
+
+const FILE_NAME: &str = "settlements.jsonl";
+/// First pause after a failed replay; it doubles up to the configured maximum.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// Everything `Settle` needs, as written to disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpooledSettlement {
+    pub api_key_id: String,
+    pub execution_id: String,
+    pub request_id: String,
+    pub model: String,
+    pub workspace_id: String,
+    pub session_id: String,
+    pub endpoint: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// `billing.v1.UsageStatus` by name, e.g. `USAGE_STATUS_COMPLETED`.
+    pub status: String,
+    pub duration_ms: u64,
+    /// The Open time, so that the replay is priced as the execution was.
+    pub started_at_unix_nanos: u64,
+}
+
+impl SpooledSettlement {
+    pub fn started_at(started_at: SystemTime) -> u64 {
+        started_at.duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+        })
+    }
+
+    pub fn to_request(&self) -> SettleRequest {
+        let nanos = self.started_at_unix_nanos;
+        SettleRequest {
+            api_key_id: self.api_key_id.clone(),
+            execution_id: self.execution_id.clone(),
+            model: self.model.clone(),
+            workspace_id: self.workspace_id.clone(),
+            session_id: self.session_id.clone(),
+            endpoint: self.endpoint.clone(),
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            status: UsageStatus::from_str_name(&self.status)
+                .unwrap_or(UsageStatus::Unspecified)
+                .into(),
+            duration_ms: self.duration_ms,
+            started_at: Some(prost_types::Timestamp {
+                seconds: i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),
+                nanos: i32::try_from(nanos % 1_000_000_000).unwrap_or(0),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+// Externally tagged: an internally tagged enum would buffer numbers through serde's `Content`, which
+// the workspace's `arbitrary_precision` serde_json cannot read back.
+#[serde(rename_all = "snake_case")]
+enum Record {
+    Add { settlement: Box<SpooledSettlement> },
+    Ack { execution_id: String },
+}
+
+struct State {
+    path: PathBuf,
+    file: File,
+    pending: BTreeMap<String, SpooledSettlement>,
+}
+
+/// The spool; cheap to clone.
+#[derive(Clone)]
+pub struct Spool {
+    state: Arc<Mutex<State>>,
+    added: Arc<Notify>,
+}
+
+impl Spool {
+    /// Opens (creating the folder if needed) and compacts the spool, keeping what is still pending.
+    pub fn open(dir: &Path) -> std::io::Result<Spool> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(FILE_NAME);
+        let pending = read_pending(&path)?;
+        let file = rewrite(&path, pending.values())?;
+        if !pending.is_empty() {
+            tracing::info!(pending = pending.len(), "spool holds settlements to replay");
+        }
+        Ok(Spool {
+            state: Arc::new(Mutex::new(State {
+                path,
+                file,
+                pending,
+            })),
+            added: Arc::new(Notify::new()),
+        })
+    }
+
+    fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the map half-updated in a way that matters: the file
+        // is the source of truth and every record is appended whole.
+        state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes a settlement durably. Even if the disk write fails it stays pending in memory and is replayed
+    /// while the process lives; the error is returned so the caller can log it.
+    pub async fn add(&self, settlement: SpooledSettlement) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut state = Self::lock(&state);
+            state
+                .pending
+                .insert(settlement.execution_id.clone(), settlement.clone());
+            append(
+                &mut state.file,
+                &Record::Add {
+                    settlement: Box::new(settlement),
+                },
+            )
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        self.added.notify_one();
+        result
+    }
+
+    /// Records that billing-svc acknowledged a settlement.
+    pub async fn ack(&self, execution_id: String) -> std::io::Result<()> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut state = Self::lock(&state);
+            if state.pending.remove(&execution_id).is_none() {
+                return Ok(());
+            }
+            if state.pending.is_empty() {
+                // Nothing left: start the file afresh instead of letting acks pile up.
+                state.file = rewrite(&state.path, std::iter::empty())?;
+                Ok(())
+            } else {
+                append(&mut state.file, &Record::Ack { execution_id })
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    /// What is waiting for billing-svc.
+    pub fn pending(&self) -> Vec<SpooledSettlement> {
+        Self::lock(&self.state).pending.values().cloned().collect()
+    }
+
+    /// Tries every pending settlement once. `true` when none is left.
+    pub async fn flush(&self, metering: &Metering) -> bool {
+        for settlement in self.pending() {
+            match metering
+                .settle(settlement.to_request(), &settlement.request_id)
+                .await
+            {
+                Ok(answer) => {
+                    tracing::info!(
+                        execution_id = %settlement.execution_id,
+                        replayed = answer.replayed,
+                        "spooled settlement acknowledged"
+                    );
+                    if let Err(error) = self.ack(settlement.execution_id.clone()).await {
+                        tracing::error!(%error, "cannot record a spool acknowledgement; it will be replayed again");
+                    }
+                }
+                Err(status) => {
+                    tracing::warn!(
+                        execution_id = %settlement.execution_id,
+                        code = ?status.code(),
+                        message = status.message(),
+                        "spooled settlement not acknowledged yet"
+                    );
+                    // When billing-svc is down every other entry would fail the same way: wait instead.
+                    if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded) {
+                        return false;
+                    }
+                }
+            }
+        }
+        self.pending().is_empty()
+    }
+
+    /// Replays until `stop` is cancelled: at once, whenever a settlement is added, and with exponential
+    /// backoff (up to `max_delay`) while billing-svc does not acknowledge.
+    pub async fn replay_until_stopped(
+        self,
+        metering: Metering,
+        stop: CancellationToken,
+        max_delay: Duration,
+    ) {
+        let mut delay = FIRST_RETRY_DELAY;
+        loop {
+            let wait = if self.flush(&metering).await {
+                delay = FIRST_RETRY_DELAY;
+                None
+            } else {
+                let current = delay;
+                delay = (delay * 2).min(max_delay);
+                Some(current)
+            };
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.added.notified() => {}
+                () = sleep_or_forever(wait) => {}
+            }
+        }
+    }
+}
+
+async fn sleep_or_forever(delay: Option<Duration>) {
+    match delay {
+        Some(delay) => tokio::time::sleep(delay).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn append(file: &mut File, record: &Record) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    file.write_all(&line)?;
+    file.sync_data()
+}
+
+/// Replays the file's records; a torn last line (a crash mid-append, before the caller got an answer) is
+/// skipped.
+fn read_pending(path: &Path) -> std::io::Result<BTreeMap<String, SpooledSettlement>> {
+    let mut pending = BTreeMap::new();
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(pending),
+        Err(error) => return Err(error),
+    };
+    for (number, line) in BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(&line) {
+            Ok(Record::Add { settlement }) => {
+                pending.insert(settlement.execution_id.clone(), *settlement);
+            }
+            Ok(Record::Ack { execution_id }) => {
+                pending.remove(&execution_id);
+            }
+            Err(error) => {
+                tracing::warn!(line = number + 1, %error, "skipping an unreadable spool record")
+            }
+        }
+    }
+    Ok(pending)
+}
+
+/// Atomically replaces the file with `pending` (write aside, fsync, rename, fsync the folder) and returns
+/// an append handle on it.
+fn rewrite<'a>(
+    path: &Path,
+    pending: impl Iterator<Item = &'a SpooledSettlement>,
+) -> std::io::Result<File> {
+    let aside = path.with_extension("jsonl.tmp");
+    {
+        let mut file = File::create(&aside)?;
+        for settlement in pending {
+            let mut line = serde_json::to_vec(&Record::Add {
+                settlement: Box::new(settlement.clone()),
+            })
+            .map_err(std::io::Error::other)?;
+            line.push(b'\n');
+            file.write_all(&line)?;
+        }
+        file.sync_all()?;
+    }
+    std::fs::rename(&aside, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    OpenOptions::new().append(true).open(path)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn settlement(id: &str) -> SpooledSettlement {
+        SpooledSettlement {
+            api_key_id: "key-1".into(),
+            execution_id: id.into(),
+            request_id: "req".into(),
+            model: "mock".into(),
+            workspace_id: "ws".into(),
+            session_id: "s".into(),
+            endpoint: "/execute".into(),
+            input_tokens: 6548,
+            output_tokens: 108,
+            status: UsageStatus::Completed.as_str_name().into(),
+            duration_ms: 12,
+            started_at_unix_nanos: 1_700_000_000_123_456_789,
+        }
+    }
+
+    #[tokio::test]
+    async fn pending_settlements_survive_a_restart_and_acks_remove_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        spool.add(settlement("a")).await.unwrap();
+        spool.add(settlement("b")).await.unwrap();
+        spool.ack("a".into()).await.unwrap();
+        drop(spool);
+
+        let reopened = Spool::open(dir.path()).unwrap();
+        assert_eq!(reopened.pending(), vec![settlement("b")]);
+        reopened.ack("b".into()).await.unwrap();
+        drop(reopened);
+
+        assert!(Spool::open(dir.path()).unwrap().pending().is_empty());
+        let on_disk = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        assert!(
+            on_disk.is_empty(),
+            "fully acknowledged spool is compacted: {on_disk:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        spool.add(settlement("a")).await.unwrap();
+        drop(spool);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(FILE_NAME))
+            .unwrap();
+        file.write_all(b"{\"add\":{\"settlement\":{\"api_k")
+            .unwrap();
+
+        assert_eq!(
+            Spool::open(dir.path()).unwrap().pending(),
+            vec![settlement("a")]
+        );
+    }
+
+    #[test]
+    fn replay_request_carries_the_original_figures_and_start_time() {
+        let request = settlement("a").to_request();
+        assert_eq!((request.input_tokens, request.output_tokens), (6548, 108));
+        assert_eq!(request.status(), UsageStatus::Completed);
+        assert_eq!(
+            request.started_at,
+            Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 123_456_789
+            })
+        );
+    }
+}

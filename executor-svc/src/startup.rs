@@ -1,0 +1,210 @@
+//! Lifecycle: [`Application::build`] binds the listener and prepares every client (port 0 works);
+//! [`Application::run_until_stopped`] serves ExecutorService, health and reflection until the shutdown
+//! signal, then drains in-flight executions (which settle or spool) and flushes the spool once more.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::executor::v1::executor_service_server::ExecutorServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::{Endpoint, Server};
+
+use crate::config::{Config, ConfigError};
+use crate::execution::{Executor, Limits};
+use crate::grpc::{Defaults, ExecutorGrpc};
+use crate::llm::Llm;
+use crate::metering::Metering;
+use crate::spool::Spool;
+use crate::tokens;
+
+/// Why the service could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the spool at {path}: {source}")]
+    Spool {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid BILLING_URL: {0}")]
+    BillingUrl(tonic::transport::Error),
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A bound, not yet serving, executor-svc.
+pub struct Application {
+    listener: TcpListener,
+    executor: Arc<Executor>,
+    defaults: Defaults,
+    metering: Metering,
+    spool: Spool,
+    tasks: TaskTracker,
+    spool_retry_max: Duration,
+    shutdown_grace: Duration,
+    billing_timeout: Duration,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        config.validate()?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+
+        let channel = Endpoint::from_shared(config.billing_url.clone())
+            .map_err(StartupError::BillingUrl)?
+            .connect_timeout(config.billing_timeout())
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let metering = Metering::new(
+            channel,
+            config.service_token.clone(),
+            config.billing_timeout(),
+        );
+
+        let spool = Spool::open(&config.spool_path).map_err(|source| StartupError::Spool {
+            path: config.spool_path.display().to_string(),
+            source,
+        })?;
+
+        let endpoint = config.model_endpoint();
+        tracing::info!(kind = ?endpoint.kind, base_url = %endpoint.base_url, "model endpoint");
+        let llm = Llm::new(&endpoint, config.upstream_timeout());
+
+        // Building the tokenizer tables takes a moment; do it before the first request waits for it.
+        tokio::task::spawn_blocking(tokens::warm_up)
+            .await
+            .map_err(std::io::Error::other)?;
+
+        let tasks = TaskTracker::new();
+        let limits = Limits {
+            progress_interval_tokens: u64::from(config.progress_interval_tokens),
+        };
+        let executor = Arc::new(Executor::new(
+            llm,
+            metering.clone(),
+            spool.clone(),
+            limits,
+            tasks.clone(),
+        ));
+        Ok(Application {
+            listener,
+            executor,
+            defaults: Defaults {
+                model: config.default_model.clone(),
+                max_output_tokens: config.max_output_tokens,
+            },
+            metering,
+            spool,
+            tasks,
+            spool_retry_max: config.spool_retry_max(),
+            shutdown_grace: config.shutdown_grace(),
+            billing_timeout: config.billing_timeout(),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then drains: in-flight executions finish and settle (or spool)
+    /// within the grace period, and the spool is flushed one last time.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let local_addr = self.listener.local_addr()?;
+        let stop_replay = CancellationToken::new();
+        let replayer = tokio::spawn(self.spool.clone().replay_until_stopped(
+            self.metering.clone(),
+            stop_replay.clone(),
+            self.spool_retry_max,
+        ));
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<ExecutorServiceServer<ExecutorGrpc>>()
+            .await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let executor_service = ExecutorServiceServer::new(ExecutorGrpc::new(
+            self.executor.clone(),
+            self.defaults.clone(),
+        ));
+
+        let signalled = CancellationToken::new();
+        let on_signal = {
+            let signalled = signalled.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: draining in-flight executions");
+                signalled.cancel();
+            }
+        };
+        tracing::info!(addr = %local_addr, "listening");
+        let server = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(executor_service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), on_signal);
+        let grace = self.shutdown_grace;
+        let grace_over = async {
+            signalled.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            served = server => served?,
+            () = grace_over => tracing::warn!("grace period over with requests still open"),
+        }
+
+        // Executions run in their own tasks; they settle (or spool) even if their client is gone.
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.tasks.len(),
+                "grace period over with executions in flight"
+            );
+        }
+        stop_replay.cancel();
+        let _ = replayer.await;
+        let flush_time = self.billing_timeout.saturating_mul(2);
+        match tokio::time::timeout(flush_time, self.spool.flush(&self.metering)).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
+                tracing::warn!(
+                    pending = self.spool.pending().len(),
+                    "settlements left in the spool for the next start"
+                );
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

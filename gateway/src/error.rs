@@ -1,0 +1,663 @@
+//! Every error the gateway answers with: one enum, one exhaustive table from gRPC codes to HTTP statuses,
+//! and the two body shapes (DESIGN §7's `{error, code, details}` and OpenAI's `{error: {message, type,
+//! param, code}}` for `/v1`).
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tonic::Code;
+use tonic_types::StatusExt;
+use utoipa::ToSchema;
+
+use crate::money::Usd;
+
+/// The downstream service a gRPC call went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Billing,
+    Executor,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Billing => "billing",
+            Service::Executor => "executor",
+        }
+    }
+}
+
+/// Why billing refused to spend (the `reason` of the `google.rpc.ErrorInfo` detail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditReason {
+    InsufficientCredits,
+    DailyLimitExceeded,
+    MonthlyLimitExceeded,
+}
+
+impl CreditReason {
+    fn from_reason(reason: &str) -> Option<CreditReason> {
+        match reason {
+            "insufficient_credits" => Some(CreditReason::InsufficientCredits),
+            "daily_limit_exceeded" => Some(CreditReason::DailyLimitExceeded),
+            "monthly_limit_exceeded" => Some(CreditReason::MonthlyLimitExceeded),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            CreditReason::InsufficientCredits => "insufficient_credits",
+            CreditReason::DailyLimitExceeded => "daily_limit_exceeded",
+            CreditReason::MonthlyLimitExceeded => "monthly_limit_exceeded",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            CreditReason::InsufficientCredits => "Insufficient Credits",
+            CreditReason::DailyLimitExceeded => "Daily Limit Exceeded",
+            CreditReason::MonthlyLimitExceeded => "Monthly Limit Exceeded",
+        }
+    }
+}
+
+/// A refusal to spend: HTTP 402.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditRefusal {
+    pub reason: CreditReason,
+    pub current_balance: Option<Usd>,
+    pub limit: Option<Usd>,
+}
+
+/// Everything the gateway can answer with other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A downstream call failed with a gRPC status (credit refusals excepted).
+    #[error("{} answered {}: {}", service.name(), status.code(), status.message())]
+    Downstream {
+        service: Service,
+        status: tonic::Status,
+    },
+
+    /// Billing refused to spend: no credit, or a daily/monthly cap reached.
+    #[error("credit refused: {}", refusal.reason.code())]
+    CreditRefused { refusal: CreditRefusal },
+
+    /// A query string, path segment or header the client sent is not valid.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+
+    /// The body was refused before reaching a handler (syntax, shape, content type or size).
+    #[error("body refused ({status}): {message}")]
+    BodyRejected { status: StatusCode, message: String },
+
+    /// The `Authorization` header cannot travel as gRPC metadata (not visible ASCII).
+    #[error("malformed Authorization header")]
+    MalformedAuthorization,
+
+    #[error("no route")]
+    RouteNotFound,
+
+    /// `/readyz`: a downstream is not serving; each service's probe result.
+    #[error("not ready: billing {billing}, executor {executor}")]
+    NotReady {
+        billing: &'static str,
+        executor: &'static str,
+    },
+
+    /// A failure of the gateway itself.
+    #[error("internal error: {0}")]
+    Internal(String),
+
+    #[error("method not allowed")]
+    MethodNotAllowed,
+
+    /// A downstream answered with something the contract does not allow (a missing field, a bad amount).
+    #[error("{} broke the contract: {message}", service.name())]
+    ContractViolation { service: Service, message: String },
+}
+
+/// The HTTP face of one gRPC code: status, human title and stable snake_case code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpMapping {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub code: &'static str,
+}
+
+/// THE table from gRPC codes to HTTP. RESOURCE_EXHAUSTED carrying a credit reason never gets here: it
+/// becomes [`ApiError::CreditRefused`] (402) when the status is received.
+pub fn http_mapping(code: Code) -> HttpMapping {
+    let (status, title, code) = match code {
+        // An OK status is never an error; receiving one as such is our bug.
+        Code::Ok => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Error",
+            "internal_error",
+        ),
+        Code::Cancelled => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Request Cancelled",
+            "cancelled",
+        ),
+        Code::Unknown => (StatusCode::BAD_GATEWAY, "Bad Gateway", "bad_gateway"),
+        Code::InvalidArgument => (
+            StatusCode::BAD_REQUEST,
+            "Invalid Request",
+            "invalid_request",
+        ),
+        Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout", "timeout"),
+        Code::NotFound => (StatusCode::NOT_FOUND, "Not Found", "not_found"),
+        Code::AlreadyExists => (StatusCode::CONFLICT, "Conflict", "already_exists"),
+        Code::PermissionDenied => (StatusCode::FORBIDDEN, "Forbidden", "forbidden"),
+        Code::ResourceExhausted => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests",
+            "rate_limited",
+        ),
+        Code::FailedPrecondition => (
+            StatusCode::CONFLICT,
+            "Failed Precondition",
+            "failed_precondition",
+        ),
+        Code::Aborted => (StatusCode::CONFLICT, "Conflict", "aborted"),
+        Code::OutOfRange => (StatusCode::BAD_REQUEST, "Out Of Range", "out_of_range"),
+        Code::Unimplemented => (
+            StatusCode::NOT_IMPLEMENTED,
+            "Not Implemented",
+            "not_implemented",
+        ),
+        Code::Internal => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Error",
+            "internal_error",
+        ),
+        Code::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            "service_unavailable",
+        ),
+        Code::DataLoss => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Error",
+            "internal_error",
+        ),
+        Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "Unauthorized", "unauthorized"),
+    };
+    HttpMapping {
+        status,
+        title,
+        code,
+    }
+}
+
+/// Whether a downstream's message may be shown to the client. Messages of server-side failures can carry
+/// internals (SQL, addresses); they are logged instead.
+fn message_is_public(code: Code) -> bool {
+    match code {
+        Code::InvalidArgument
+        | Code::NotFound
+        | Code::AlreadyExists
+        | Code::PermissionDenied
+        | Code::ResourceExhausted
+        | Code::FailedPrecondition
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unauthenticated
+        | Code::DeadlineExceeded => true,
+        Code::Ok
+        | Code::Cancelled
+        | Code::Unknown
+        | Code::Unimplemented
+        | Code::Internal
+        | Code::Unavailable
+        | Code::DataLoss => false,
+    }
+}
+
+impl ApiError {
+    /// A failed call to billing-svc.
+    pub fn billing(status: tonic::Status) -> ApiError {
+        Self::from_status(Service::Billing, status)
+    }
+
+    /// A failed call to executor-svc.
+    pub fn executor(status: tonic::Status) -> ApiError {
+        Self::from_status(Service::Executor, status)
+    }
+
+    fn from_status(service: Service, status: tonic::Status) -> ApiError {
+        if status.code() == Code::ResourceExhausted
+            && let Some(refusal) = credit_refusal(&status)
+        {
+            return ApiError::CreditRefused { refusal };
+        }
+        ApiError::Downstream { service, status }
+    }
+
+    pub fn contract(service: Service, message: impl Into<String>) -> ApiError {
+        ApiError::ContractViolation {
+            service,
+            message: message.into(),
+        }
+    }
+
+    /// Status, title, code, a message for the client and structured details: the content of both body
+    /// shapes.
+    pub fn describe(&self) -> ErrorDescription {
+        let mut details = Map::new();
+        let mut message = None;
+        let (status, title, code) = match self {
+            ApiError::Downstream { service, status } => {
+                let mapping = http_mapping(status.code());
+                if message_is_public(status.code()) && !status.message().is_empty() {
+                    message = Some(status.message().to_string());
+                }
+                if mapping.status.is_server_error() {
+                    details.insert("service".into(), Value::from(service.name()));
+                }
+                (mapping.status, mapping.title, mapping.code)
+            }
+            ApiError::CreditRefused { refusal } => {
+                if let Some(balance) = refusal.current_balance {
+                    details.insert("currentBalance".into(), usd_value(balance));
+                }
+                if let Some(limit) = refusal.limit {
+                    details.insert("limit".into(), usd_value(limit));
+                }
+                (
+                    StatusCode::PAYMENT_REQUIRED,
+                    refusal.reason.title(),
+                    refusal.reason.code(),
+                )
+            }
+            ApiError::InvalidRequest(text) => {
+                message = Some(text.clone());
+                (
+                    StatusCode::BAD_REQUEST,
+                    "Invalid Request",
+                    "invalid_request",
+                )
+            }
+            ApiError::BodyRejected {
+                status,
+                message: text,
+            } => {
+                message = Some(text.clone());
+                let (title, code) = match *status {
+                    StatusCode::PAYLOAD_TOO_LARGE => ("Payload Too Large", "payload_too_large"),
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                        ("Unsupported Media Type", "unsupported_media_type")
+                    }
+                    StatusCode::UNPROCESSABLE_ENTITY => ("Invalid Body", "invalid_body"),
+                    _ => ("Malformed JSON", "malformed_json"),
+                };
+                (*status, title, code)
+            }
+            ApiError::MalformedAuthorization => {
+                message =
+                    Some("the Authorization header must be `Bearer <key>` in visible ASCII".into());
+                (StatusCode::UNAUTHORIZED, "Unauthorized", "unauthorized")
+            }
+            ApiError::RouteNotFound => (StatusCode::NOT_FOUND, "Not Found", "route_not_found"),
+            ApiError::NotReady { billing, executor } => {
+                details.insert("billing".into(), Value::from(*billing));
+                details.insert("executor".into(), Value::from(*executor));
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                    "not_ready",
+                )
+            }
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Error",
+                "internal_error",
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method Not Allowed",
+                "method_not_allowed",
+            ),
+            ApiError::ContractViolation { service, .. } => {
+                details.insert("service".into(), Value::from(service.name()));
+                (StatusCode::BAD_GATEWAY, "Bad Gateway", "bad_gateway")
+            }
+        };
+        if let Some(text) = &message {
+            details.insert("message".into(), Value::from(text.clone()));
+        }
+        ErrorDescription {
+            status,
+            title,
+            code,
+            message,
+            details,
+        }
+    }
+
+    fn log(&self, status: StatusCode) {
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::debug!(error = %self, "request refused");
+        }
+    }
+}
+
+/// A money amount as a JSON value (exact, see [`crate::money`]).
+fn usd_value(amount: Usd) -> Value {
+    serde_json::to_value(amount).unwrap_or(Value::Null)
+}
+
+/// Reads the credit refusal of a RESOURCE_EXHAUSTED status, if it is one.
+fn credit_refusal(status: &tonic::Status) -> Option<CreditRefusal> {
+    let info = status.get_details_error_info()?;
+    let reason = CreditReason::from_reason(&info.reason)?;
+    let amount = |key: &str| {
+        let text = info.metadata.get(key)?;
+        match text.parse::<Usd>() {
+            Ok(amount) => Some(amount),
+            Err(error) => {
+                tracing::warn!(key, %error, "billing sent an unreadable amount in a credit refusal");
+                None
+            }
+        }
+    };
+    Some(CreditRefusal {
+        reason,
+        current_balance: amount("current_balance"),
+        limit: amount("limit"),
+    })
+}
+
+/// What both body shapes are built from.
+#[derive(Debug, Clone)]
+pub struct ErrorDescription {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub code: &'static str,
+    pub message: Option<String>,
+    pub details: Map<String, Value>,
+}
+
+/// The error body of every route but `/v1/*`: `{"error": "<Human Title>", "code": "<snake_code>",
+/// "details": {...}}`. `details.message` explains client errors; 402 carries `currentBalance` (and
+/// `limit` for caps); 5xx from a downstream names the `service`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": "Insufficient Credits", "code": "insufficient_credits", "details": {"currentBalance": 0}}))]
+pub struct ErrorBody {
+    /// Human-readable title, e.g. "Insufficient Credits".
+    pub error: String,
+    /// Stable snake_case code, e.g. `insufficient_credits`, `unauthorized`, `not_found`.
+    pub code: String,
+    /// Structured details; always an object, possibly empty.
+    #[schema(value_type = Object)]
+    pub details: Map<String, Value>,
+}
+
+impl ApiError {
+    /// The status and the body of DESIGN §7; logs the error (5xx as errors, the rest at debug).
+    pub fn body(&self) -> (StatusCode, ErrorBody) {
+        let description = self.describe();
+        self.log(description.status);
+        let body = ErrorBody {
+            error: description.title.to_string(),
+            code: description.code.to_string(),
+            details: description.details,
+        };
+        (description.status, body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.body();
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        ApiError::BodyRejected {
+            status: rejection.status(),
+            message: rejection.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::InvalidRequest(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::InvalidRequest(rejection.body_text())
+    }
+}
+
+/// The same errors in OpenAI's shape, for `/v1/*`, so OpenAI SDKs raise their usual exceptions.
+#[derive(Debug)]
+pub struct OpenAiError(pub ApiError);
+
+impl From<ApiError> for OpenAiError {
+    fn from(error: ApiError) -> OpenAiError {
+        OpenAiError(error)
+    }
+}
+
+impl From<JsonRejection> for OpenAiError {
+    fn from(rejection: JsonRejection) -> OpenAiError {
+        OpenAiError(rejection.into())
+    }
+}
+
+/// `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiErrorBody {
+    pub error: OpenAiErrorObject,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiErrorObject {
+    pub message: String,
+    /// `invalid_request_error`, `authentication_error`, `permission_error`, `insufficient_quota`,
+    /// `rate_limit_error` or `api_error`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Always null: the gateway does not point at a parameter.
+    pub param: Option<String>,
+    /// `invalid_api_key` for 401, the credit reason for 402, `rate_limit_exceeded` for 429, else the
+    /// gateway's snake_case code.
+    pub code: String,
+}
+
+impl OpenAiError {
+    /// The status and OpenAI's error body; logs the error like [`ApiError::body`].
+    pub fn body(&self) -> (StatusCode, OpenAiErrorBody) {
+        let description = self.0.describe();
+        self.0.log(description.status);
+        let (kind, code) = match description.status.as_u16() {
+            401 => ("authentication_error", "invalid_api_key"),
+            402 => ("insufficient_quota", description.code),
+            403 => ("permission_error", description.code),
+            429 => ("rate_limit_error", "rate_limit_exceeded"),
+            status if status >= 500 => ("api_error", description.code),
+            _ => ("invalid_request_error", description.code),
+        };
+        let message = match &description.message {
+            Some(text) => format!("{}: {text}", description.title),
+            None => description.title.to_string(),
+        };
+        let error = OpenAiErrorObject {
+            message,
+            kind,
+            param: None,
+            code: code.to_string(),
+        };
+        (description.status, OpenAiErrorBody { error })
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.body();
+        (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use std::collections::HashMap;
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    #[test]
+    fn every_grpc_code_maps_to_one_http_status() {
+        let table = [
+            (Code::Ok, 500),
+            (Code::Cancelled, 503),
+            (Code::Unknown, 502),
+            (Code::InvalidArgument, 400),
+            (Code::DeadlineExceeded, 504),
+            (Code::NotFound, 404),
+            (Code::AlreadyExists, 409),
+            (Code::PermissionDenied, 403),
+            (Code::ResourceExhausted, 429),
+            (Code::FailedPrecondition, 409),
+            (Code::Aborted, 409),
+            (Code::OutOfRange, 400),
+            (Code::Unimplemented, 501),
+            (Code::Internal, 500),
+            (Code::Unavailable, 503),
+            (Code::DataLoss, 500),
+            (Code::Unauthenticated, 401),
+        ];
+        for (code, http) in table {
+            assert_eq!(http_mapping(code).status.as_u16(), http, "{code:?}");
+            let response = ApiError::billing(tonic::Status::new(code, "why")).into_response();
+            assert_eq!(
+                response.status().as_u16(),
+                http,
+                "{code:?} through ApiError"
+            );
+        }
+    }
+
+    fn refusal(reason: &str, metadata: &[(&str, &str)]) -> tonic::Status {
+        let metadata: HashMap<String, String> = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tonic::Status::with_error_details(
+            Code::ResourceExhausted,
+            "refused",
+            ErrorDetails::with_error_info(reason, "billing", metadata),
+        )
+    }
+
+    fn body_of(error: ApiError) -> (u16, String) {
+        let (status, body) = error.body();
+        (status.as_u16(), serde_json::to_string(&body).unwrap())
+    }
+
+    #[test]
+    fn insufficient_credits_is_402_with_the_exact_balance() {
+        let (status, body) = body_of(ApiError::executor(refusal(
+            "insufficient_credits",
+            &[("current_balance", "0")],
+        )));
+        assert_eq!(status, 402);
+        assert_eq!(
+            body,
+            r#"{"error":"Insufficient Credits","code":"insufficient_credits","details":{"currentBalance":0}}"#
+        );
+    }
+
+    #[test]
+    fn caps_are_402_with_balance_and_limit() {
+        let status = refusal(
+            "daily_limit_exceeded",
+            &[("current_balance", "9.89692"), ("limit", "0.1")],
+        );
+        let (code, body) = body_of(ApiError::executor(status));
+        assert_eq!(code, 402);
+        assert_eq!(
+            body,
+            r#"{"error":"Daily Limit Exceeded","code":"daily_limit_exceeded","details":{"currentBalance":9.89692,"limit":0.1}}"#
+        );
+        let monthly = refusal(
+            "monthly_limit_exceeded",
+            &[("current_balance", "1"), ("limit", "2")],
+        );
+        assert_eq!(body_of(ApiError::executor(monthly)).0, 402);
+    }
+
+    #[test]
+    fn resource_exhausted_without_a_credit_reason_is_429() {
+        assert_eq!(body_of(ApiError::executor(refusal("quota", &[]))).0, 429);
+        let plain = tonic::Status::resource_exhausted("slow down");
+        assert_eq!(body_of(ApiError::executor(plain)).0, 429);
+    }
+
+    #[test]
+    fn server_side_messages_stay_private() {
+        let (_, body) = body_of(ApiError::billing(tonic::Status::internal(
+            "SELECT * FROM secrets",
+        )));
+        assert!(!body.contains("SELECT"), "{body}");
+        let (_, body) = body_of(ApiError::billing(tonic::Status::not_found("no key abc")));
+        assert!(body.contains("no key abc"), "{body}");
+    }
+
+    #[test]
+    fn openai_shape_uses_openai_types() {
+        let cases = [
+            (
+                ApiError::billing(tonic::Status::unauthenticated("unknown key")),
+                401,
+                "authentication_error",
+                "invalid_api_key",
+            ),
+            (
+                ApiError::executor(refusal("insufficient_credits", &[("current_balance", "0")])),
+                402,
+                "insufficient_quota",
+                "insufficient_credits",
+            ),
+            (
+                ApiError::executor(tonic::Status::resource_exhausted("slow")),
+                429,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+            ),
+            (
+                ApiError::executor(tonic::Status::invalid_argument("no messages")),
+                400,
+                "invalid_request_error",
+                "invalid_request",
+            ),
+            (
+                ApiError::executor(tonic::Status::unavailable("down")),
+                503,
+                "api_error",
+                "service_unavailable",
+            ),
+        ];
+        for (error, status, kind, code) in cases {
+            let (http, body) = OpenAiError(error).body();
+            assert_eq!(http.as_u16(), status);
+            assert_eq!(body.error.kind, kind);
+            assert_eq!(body.error.code, code);
+            assert!(body.error.param.is_none());
+        }
+    }
+}

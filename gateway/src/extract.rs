@@ -1,0 +1,92 @@
+//! Extractors whose rejections are [`ApiError`]s (so every malformed request gets the same error body),
+//! and [`CallContext`], what a downstream call carries from the HTTP request.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+
+use crate::error::ApiError;
+use crate::middleware::RequestId;
+
+/// A JSON body: 400 for a syntax error, 415 without `Content-Type: application/json`, 413 when too
+/// large, 422 when the JSON does not fit the expected shape.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct JsonBody<T>(pub T);
+
+/// A query string; a bad value is a 400 naming the parameter.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(Query), rejection(ApiError))]
+pub struct QueryParams<T>(pub T);
+
+/// Path parameters; a bad value is a 400.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(Path), rejection(ApiError))]
+pub struct PathParams<T>(pub T);
+
+/// The caller's `Authorization` header (forwarded as is: billing-svc decides) and the request id.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    authorization: Option<AsciiMetadataValue>,
+    request_id: Option<AsciiMetadataValue>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CallContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<CallContext, ApiError> {
+        let authorization = parts
+            .headers
+            .get(AUTHORIZATION)
+            .map(|value| {
+                // `to_str` admits visible ASCII only; metadata alone would let obs-text bytes through.
+                let text = value
+                    .to_str()
+                    .map_err(|_| ApiError::MalformedAuthorization)?;
+                AsciiMetadataValue::try_from(text).map_err(|_| ApiError::MalformedAuthorization)
+            })
+            .transpose()?;
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .and_then(|id| AsciiMetadataValue::try_from(id.0.as_bytes()).ok());
+        Ok(CallContext {
+            authorization,
+            request_id,
+        })
+    }
+}
+
+impl CallContext {
+    /// Wraps a message with `authorization` and `x-request-id` metadata.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        self.annotate(request.metadata_mut());
+        request
+    }
+
+    fn annotate(&self, metadata: &mut MetadataMap) {
+        if let Some(authorization) = &self.authorization {
+            metadata.insert("authorization", authorization.clone());
+        }
+        if let Some(request_id) = &self.request_id {
+            metadata.insert("x-request-id", request_id.clone());
+        }
+    }
+}
+
+/// The text of an optional header; a value that is not visible ASCII is a 400 naming the header.
+pub fn header_text(
+    headers: &axum::http::HeaderMap,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
+    headers
+        .get(name)
+        .map(|value| {
+            value.to_str().map(str::to_string).map_err(|_| {
+                ApiError::InvalidRequest(format!("the `{name}` header must be visible ASCII"))
+            })
+        })
+        .transpose()
+}

@@ -1,0 +1,300 @@
+//! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` attributes by the same
+//! `OpenApiRouter` that builds the axum router (a route cannot be served undocumented), plus the route
+//! list clients and tests compare it with, and the error responses shared by the operations.
+
+use std::collections::BTreeMap;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, Response};
+use utoipa::{IntoResponses, Modify, OpenApi};
+
+use crate::error::{ErrorBody, OpenAiErrorBody};
+
+/// Every route the gateway serves, `(method, path)`: the contract `/openapi.json` is checked against.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/execute"),
+    ("POST", "/v1/chat/completions"),
+    ("GET", "/billing/account"),
+    ("GET", "/billing/stats"),
+    ("GET", "/billing/usage"),
+    ("GET", "/billing/transactions"),
+    ("GET", "/billing/workspaces"),
+    ("POST", "/admin/keys"),
+    ("GET", "/admin/keys"),
+    ("DELETE", "/admin/keys/{id}"),
+    ("GET", "/admin/prices"),
+    ("POST", "/admin/prices"),
+    ("POST", "/billing/admin/{id}/credits"),
+    ("POST", "/billing/admin/{id}/adjustments"),
+    ("POST", "/billing/admin/{id}/refunds"),
+    ("POST", "/billing/admin/{id}/limits"),
+    ("GET", "/billing/admin/{id}/stats"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+/// The document's fixed parts; the paths come from the router.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "LLM billing gateway",
+        description = "Pay-per-token LLM API. Authenticate with `Authorization: Bearer <key>`: a customer key \
+            (`tb_...`) for execution and `/billing/*` routes, the operator's ADMIN_API_KEY for `/admin/*` and \
+            `/billing/admin/*`. Money is written as exact JSON numbers of US dollars (at most 9 decimals). \
+            Every response carries `x-request-id` (the client's, or a new UUID). Errors are \
+            `{\"error\", \"code\", \"details\"}` except under `/v1`, which uses OpenAI's error shape.",
+    ),
+    components(schemas(ErrorBody, OpenAiErrorBody)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "execution", description = "Run prompts, billed per token"),
+        (name = "openai", description = "OpenAI-compatible endpoint"),
+        (name = "billing", description = "The caller's own account"),
+        (name = "admin", description = "Operator routes (ADMIN_API_KEY)"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme the operations refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A customer API key (`tb_...`) or, on admin routes, the ADMIN_API_KEY",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The whole document: fixed parts and every routed operation.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    crate::routes::router().into_openapi()
+}
+
+fn error_responses(schema: &str, statuses: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    statuses
+        .iter()
+        .map(|(status, description)| {
+            let content = Content::new(Some(Ref::from_schema_name(schema)));
+            let response = utoipa::openapi::ResponseBuilder::new()
+                .description(*description)
+                .content("application/json", content)
+                .build();
+            (status.to_string(), RefOr::T(response))
+        })
+        .collect()
+}
+
+const UNAUTHORIZED: (u16, &str) = (
+    401,
+    "Missing, unknown, revoked or expired key (`unauthorized`)",
+);
+const BAD_GATEWAY: (u16, &str) = (502, "A downstream broke its contract (`bad_gateway`)");
+const UNAVAILABLE: (u16, &str) = (
+    503,
+    "billing-svc or executor-svc unreachable (`service_unavailable`)",
+);
+const TIMEOUT: (u16, &str) = (504, "A downstream timed out (`timeout`)");
+
+/// Errors of the customer's read routes.
+pub struct CustomerErrors;
+
+impl IntoResponses for CustomerErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(
+            "ErrorBody",
+            &[
+                (400, "A query parameter is invalid (`invalid_request`)"),
+                UNAUTHORIZED,
+                BAD_GATEWAY,
+                UNAVAILABLE,
+                TIMEOUT,
+            ],
+        )
+    }
+}
+
+/// Errors of the operator routes.
+pub struct AdminErrors;
+
+impl IntoResponses for AdminErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(
+            "ErrorBody",
+            &[
+                (400, "Invalid input (`invalid_request`, `malformed_json`)"),
+                (401, "Missing or wrong admin key (`unauthorized`)"),
+                (403, "A customer key on an admin route (`forbidden`)"),
+                (404, "Unknown id (`not_found`)"),
+                (
+                    409,
+                    "Idempotency key reused with another request (`already_exists`), or the state forbids it, \
+                     e.g. a refund larger than what is left to refund (`failed_precondition`)",
+                ),
+                (413, "Body too large (`payload_too_large`)"),
+                (
+                    415,
+                    "Body is not `application/json` (`unsupported_media_type`)",
+                ),
+                (
+                    422,
+                    "Body does not fit the schema, e.g. an amount with more than 9 decimals (`invalid_body`)",
+                ),
+                BAD_GATEWAY,
+                UNAVAILABLE,
+                TIMEOUT,
+            ],
+        )
+    }
+}
+
+const EXECUTION_ERRORS: &[(u16, &str)] = &[
+    (
+        400,
+        "Invalid input, e.g. neither or both of `prompt` and `messages` (`invalid_request`)",
+    ),
+    UNAUTHORIZED,
+    (
+        402,
+        "Refused before generation: `insufficient_credits`, `daily_limit_exceeded` or `monthly_limit_exceeded`; \
+         details carry `currentBalance` (and `limit` for caps)",
+    ),
+    (409, "`Idempotency-Key` already used (`already_exists`)"),
+    (413, "Body too large (`payload_too_large`)"),
+    (
+        415,
+        "Body is not `application/json` (`unsupported_media_type`)",
+    ),
+    (422, "Body does not fit the schema (`invalid_body`)"),
+    (429, "Rate limited (`rate_limited`)"),
+    BAD_GATEWAY,
+    UNAVAILABLE,
+    (504, "The model timed out (`timeout`)"),
+];
+
+/// Errors of `/execute`.
+pub struct ExecutionErrors;
+
+impl IntoResponses for ExecutionErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses("ErrorBody", EXECUTION_ERRORS)
+    }
+}
+
+/// Errors of `/v1/chat/completions`, in OpenAI's shape.
+pub struct OpenAiErrors;
+
+impl IntoResponses for OpenAiErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses("OpenAiErrorBody", EXECUTION_ERRORS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn the_document_lists_exactly_the_routes() {
+        let document = serde_json::to_value(openapi()).unwrap();
+        assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+        let mut documented = BTreeSet::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        let expected: BTreeSet<_> = ROUTES
+            .iter()
+            .map(|(method, path)| (method.to_string(), path.to_string()))
+            .collect();
+        assert_eq!(documented, expected);
+    }
+
+    fn collect_refs(value: &serde_json::Value, refs: &mut BTreeSet<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, child) in map {
+                    match (key.as_str(), child.as_str()) {
+                        ("$ref", Some(target)) => {
+                            refs.insert(target.to_string());
+                        }
+                        _ => collect_refs(child, refs),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|child| collect_refs(child, refs))
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let document = serde_json::to_value(openapi()).unwrap();
+        let mut refs = BTreeSet::new();
+        collect_refs(&document, &mut refs);
+        assert!(!refs.is_empty());
+        for target in refs {
+            let name = target
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{target}"));
+            assert!(
+                document["components"]["schemas"].get(name).is_some(),
+                "dangling {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_operation_documents_its_errors_and_parameters() {
+        let document = serde_json::to_value(openapi()).unwrap();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = operation["responses"].as_object().unwrap();
+                assert!(
+                    responses.keys().any(|s| s.starts_with('2')),
+                    "{method} {path}: no success"
+                );
+                let params: Vec<_> = operation["parameters"]
+                    .as_array()
+                    .map(|list| {
+                        list.iter()
+                            .map(|p| p["name"].as_str().unwrap().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if path.contains("{id}") {
+                    assert!(
+                        params.contains(&"id".to_string()),
+                        "{method} {path}: `id` undocumented"
+                    );
+                }
+                if !["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(&path.as_str()) {
+                    assert!(responses.contains_key("401"), "{method} {path}: no 401");
+                    assert!(
+                        operation.get("security").is_some(),
+                        "{method} {path}: no security"
+                    );
+                }
+            }
+        }
+    }
+}

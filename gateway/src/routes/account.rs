@@ -1,0 +1,226 @@
+//! `/billing/*`: a customer's view of its own account (billing.v1.AccountService), authenticated by the
+//! customer's key.
+
+use axum::Json;
+use axum::extract::State;
+use proto::billing::v1 as pb;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::error::ApiError;
+use crate::extract::{CallContext, QueryParams};
+use crate::json::{
+    Account, Stats, Timestamp, TransactionPage, TransactionType, UsagePage, WorkspaceList,
+};
+use crate::openapi::CustomerErrors;
+use crate::state::AppState;
+
+/// The most records one page may hold.
+pub const MAX_PAGE_LIMIT: u32 = 1000;
+
+/// A time filter: `[from, to)`, either end optional.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RangeQuery {
+    /// Inclusive lower bound, RFC 3339 (e.g. `2025-01-01T00:00:00Z`).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<Timestamp>,
+    /// Exclusive upper bound, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<Timestamp>,
+}
+
+/// The gRPC time range of optional bounds (absent when both are).
+pub fn time_range(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<pb::TimeRange> {
+    if from.is_none() && to.is_none() {
+        return None;
+    }
+    Some(pb::TimeRange {
+        from: from.map(|t| t.0),
+        to: to.map(|t| t.0),
+    })
+}
+
+/// `limit` is optional (billing's default, 100) and else 1..=1000.
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(0),
+        Some(limit) if (1..=MAX_PAGE_LIMIT).contains(&limit) => Ok(limit),
+        Some(limit) => Err(ApiError::InvalidRequest(format!(
+            "`limit` must be between 1 and {MAX_PAGE_LIMIT}, got {limit}"
+        ))),
+    }
+}
+
+/// The caller's account.
+#[utoipa::path(
+    get,
+    path = "/billing/account",
+    tag = "billing",
+    security(("bearer" = [])),
+    responses((status = 200, body = Account), CustomerErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn account(
+    State(state): State<AppState>,
+    context: CallContext,
+) -> Result<Json<Account>, ApiError> {
+    let request = context.request(pb::GetAccountRequest {});
+    let account = state
+        .account()
+        .get_account(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(account.try_into()?))
+}
+
+/// Totals over `[from, to)` (all time without bounds), today and this month (UTC), by model.
+#[utoipa::path(
+    get,
+    path = "/billing/stats",
+    tag = "billing",
+    security(("bearer" = [])),
+    params(RangeQuery),
+    responses((status = 200, body = Stats), CustomerErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn stats(
+    State(state): State<AppState>,
+    context: CallContext,
+    QueryParams(query): QueryParams<RangeQuery>,
+) -> Result<Json<Stats>, ApiError> {
+    let request = context.request(pb::GetStatsRequest {
+        range: time_range(query.from, query.to),
+    });
+    let stats = state
+        .account()
+        .get_stats(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(stats.try_into()?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageQuery {
+    /// Page size, 1..=1000; default 100.
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Inclusive lower bound, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<Timestamp>,
+    /// Exclusive upper bound, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<Timestamp>,
+    /// Only this workspace's records.
+    pub workspace_id: Option<String>,
+    /// Only this model's records.
+    pub model: Option<String>,
+}
+
+/// The caller's usage records, newest first, cursor paginated.
+#[utoipa::path(
+    get,
+    path = "/billing/usage",
+    tag = "billing",
+    security(("bearer" = [])),
+    params(UsageQuery),
+    responses((status = 200, body = UsagePage), CustomerErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn usage(
+    State(state): State<AppState>,
+    context: CallContext,
+    QueryParams(query): QueryParams<UsageQuery>,
+) -> Result<Json<UsagePage>, ApiError> {
+    let request = context.request(pb::ListUsageRequest {
+        limit: page_limit(query.limit)?,
+        cursor: query.cursor,
+        range: time_range(query.from, query.to),
+        workspace_id: query.workspace_id,
+        model: query.model,
+    });
+    let page = state
+        .account()
+        .list_usage(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(page.try_into()?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TransactionQuery {
+    /// Page size, 1..=1000; default 100.
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only transactions of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type", inline)]
+    pub kind: Option<TransactionType>,
+}
+
+/// The caller's ledger, newest first, cursor paginated.
+#[utoipa::path(
+    get,
+    path = "/billing/transactions",
+    tag = "billing",
+    security(("bearer" = [])),
+    params(TransactionQuery),
+    responses((status = 200, body = TransactionPage), CustomerErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn transactions(
+    State(state): State<AppState>,
+    context: CallContext,
+    QueryParams(query): QueryParams<TransactionQuery>,
+) -> Result<Json<TransactionPage>, ApiError> {
+    let kind = query
+        .kind
+        .map_or(pb::TransactionType::Unspecified, TransactionType::to_wire);
+    let request = context.request(pb::ListTransactionsRequest {
+        limit: page_limit(query.limit)?,
+        cursor: query.cursor,
+        r#type: kind.into(),
+    });
+    let page = state
+        .account()
+        .list_transactions(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(page.try_into()?))
+}
+
+/// Usage and cost per workspace over `[from, to)`.
+#[utoipa::path(
+    get,
+    path = "/billing/workspaces",
+    tag = "billing",
+    security(("bearer" = [])),
+    params(RangeQuery),
+    responses((status = 200, body = WorkspaceList), CustomerErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn workspaces(
+    State(state): State<AppState>,
+    context: CallContext,
+    QueryParams(query): QueryParams<RangeQuery>,
+) -> Result<Json<WorkspaceList>, ApiError> {
+    let request = context.request(pb::ListWorkspaceUsageRequest {
+        range: time_range(query.from, query.to),
+    });
+    let list = state
+        .account()
+        .list_workspace_usage(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(list.try_into()?))
+}

@@ -1,0 +1,50 @@
+//! The routes, each documented by its `#[utoipa::path]` and registered through one `OpenApiRouter`, so
+//! the router and `/openapi.json` cannot diverge.
+
+pub mod account;
+pub mod admin;
+pub mod execute;
+pub mod openai;
+pub mod ops;
+
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::openapi::ApiDoc;
+use crate::state::AppState;
+
+/// Every route with its documentation (see [`crate::openapi::ROUTES`]).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(execute::execute))
+        .routes(routes!(openai::chat_completions))
+        .routes(routes!(account::account))
+        .routes(routes!(account::stats))
+        .routes(routes!(account::usage))
+        .routes(routes!(account::transactions))
+        .routes(routes!(account::workspaces))
+        .routes(routes!(admin::create_key, admin::list_keys))
+        .routes(routes!(admin::revoke_key))
+        .routes(routes!(admin::list_prices, admin::set_price))
+        .routes(routes!(admin::add_credits))
+        .routes(routes!(admin::adjust_credits))
+        .routes(routes!(admin::refund))
+        .routes(routes!(admin::set_limits))
+        .routes(routes!(admin::account_stats))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi_json))
+}
+
+/// Any path no route matches.
+pub async fn route_not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+/// A known path with a method it does not serve.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
