@@ -8,13 +8,12 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use proto::billing::v1::{KeyType, MeterClose, MeterOpen, Settlement, UsageStatus};
+use proto::billing::v1::{KeyType, MeterClose, MeterOpen, UsageStatus};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::Secret;
-use crate::cost::{self, Costs};
 use crate::error::ExecutorError;
 use crate::llm::{ChatCall, ChatStream, Llm, ProviderUsage, UpstreamFinish};
 use crate::metering::{Answer, MeterSession, Metering};
@@ -90,9 +89,18 @@ pub struct Outcome {
     pub output: String,
     pub input_tokens: u64,
     pub output_tokens: u64,
-    pub costs: Costs,
+    /// As billing-svc recorded them; `None` while the settlement is pending.
+    pub costs: Option<Costs>,
     pub billing: BillingView,
     pub finish: Finish,
+}
+
+/// The costs of an execution as decimal USD strings, from billing-svc's usage record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Costs {
+    pub input: String,
+    pub output: String,
+    pub total: String,
 }
 
 /// What a streaming client receives, in order: deltas, then one final result.
@@ -360,27 +368,15 @@ impl Executor {
         if let End::Failed(error) = end {
             return Err(error);
         }
-        let costs = match &settlement {
-            Some(Settlement {
-                usage: Some(usage), ..
-            }) => Costs {
+        // Only billing-svc prices usage: the costs are those of its usage record, or none yet.
+        let costs = settlement
+            .as_ref()
+            .and_then(|settlement| settlement.usage.as_ref())
+            .map(|usage| Costs {
                 input: usage.input_cost.clone(),
                 output: usage.output_cost.clone(),
                 total: usage.total_cost.clone(),
-            },
-            Some(Settlement { usage: None, .. }) | None => {
-                let price = opened.price.clone().unwrap_or_default();
-                cost::costs(
-                    input_tokens,
-                    output_tokens,
-                    &price.input_price_per_1k,
-                    &price.output_price_per_1k,
-                )
-                .ok_or_else(|| {
-                    ExecutorError::Internal(format!("unreadable price from billing: {price:?}"))
-                })?
-            }
-        };
+            });
         let billing = match (opened.key_type(), settlement) {
             (KeyType::Internal, _) => BillingView::Internal,
             (KeyType::Standard | KeyType::Unspecified, Some(settlement)) => BillingView::Settled {

@@ -3,11 +3,10 @@
 //!
 //! Where things are: [`config`] (flags and env), [`startup`] (lifecycle), [`grpc`] (wire ↔ domain),
 //! [`execution`] (one execution, open to settle), [`llm`] (the model), [`metering`] (billing's stream),
-//! [`spool`] (settlements waiting for billing), [`tokens`] (local counts), [`cost`] (pending costs),
+//! [`spool`] (settlements waiting for billing), [`tokens`] (local counts),
 //! [`error`] (the one error type and its gRPC statuses).
 
 pub mod config;
-pub mod cost;
 pub mod error;
 pub mod execution;
 pub mod grpc;

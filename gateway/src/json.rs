@@ -627,9 +627,13 @@ pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub total_tokens: u64,
-    pub input_cost: Usd,
-    pub output_cost: Usd,
-    pub total_cost: Usd,
+    /// Absent while billing is pending: only billing-svc prices usage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_cost: Option<Usd>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_cost: Option<Usd>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_cost: Option<Usd>,
 }
 
 impl TryFrom<Option<executor_pb::Usage>> for Usage {
@@ -642,9 +646,18 @@ impl TryFrom<Option<executor_pb::Usage>> for Usage {
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             total_tokens: usage.total_tokens,
-            input_cost: money(e, "input_cost", &usage.input_cost)?,
-            output_cost: money(e, "output_cost", &usage.output_cost)?,
-            total_cost: money(e, "total_cost", &usage.total_cost)?,
+            input_cost: usage
+                .input_cost
+                .map(|cost| money(e, "input_cost", &cost))
+                .transpose()?,
+            output_cost: usage
+                .output_cost
+                .map(|cost| money(e, "output_cost", &cost))
+                .transpose()?,
+            total_cost: usage
+                .total_cost
+                .map(|cost| money(e, "total_cost", &cost))
+                .transpose()?,
         })
     }
 }
@@ -791,9 +804,9 @@ mod tests {
                 input_tokens: 6548,
                 output_tokens: 108,
                 total_tokens: 6656,
-                input_cost: "0.09822".into(),
-                output_cost: "0.00486".into(),
-                total_cost: "0.10308".into(),
+                input_cost: Some("0.09822".into()),
+                output_cost: Some("0.00486".into()),
+                total_cost: Some("0.10308".into()),
             }),
             billing,
             finish_reason: executor_pb::FinishReason::Stop.into(),

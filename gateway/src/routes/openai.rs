@@ -168,8 +168,9 @@ pub struct ChunkChoice {
 pub struct ChunkBilling {
     /// `settled`, or `pending` when the settlement was spooled (see `/execute`).
     pub status: &'static str,
-    /// The execution's total cost.
-    pub cost: Usd,
+    /// The execution's total cost; absent while pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Usd>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub balance_after: Option<Usd>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -230,7 +231,7 @@ fn chunk_billing(summary: &ExecutionSummary) -> Option<ChunkBilling> {
     }
 }
 
-/// `x-billing-status` (`settled` | `pending`), `x-billing-cost`, and when settled
+/// `x-billing-status` (`settled` | `pending`), and when settled `x-billing-cost`,
 /// `x-billing-balance-after` and `x-billing-total-spent`, all exact decimal USD.
 fn billing_headers(summary: &ExecutionSummary) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -243,7 +244,9 @@ fn billing_headers(summary: &ExecutionSummary) -> HeaderMap {
         }
     };
     put("x-billing-status", billing.status.to_string());
-    put("x-billing-cost", billing.cost.to_wire());
+    if let Some(cost) = billing.cost {
+        put("x-billing-cost", cost.to_wire());
+    }
     if let Some(balance_after) = billing.balance_after {
         put("x-billing-balance-after", balance_after.to_wire());
     }
@@ -476,9 +479,9 @@ mod tests {
                 input_tokens: 6548,
                 output_tokens: 108,
                 total_tokens: 6656,
-                input_cost: "0.09822".parse().unwrap(),
-                output_cost: "0.00486".parse().unwrap(),
-                total_cost: "0.10308".parse().unwrap(),
+                input_cost: Some("0.09822".parse().unwrap()),
+                output_cost: Some("0.00486".parse().unwrap()),
+                total_cost: Some("0.10308".parse().unwrap()),
             },
             billing,
             finish_reason: finish,

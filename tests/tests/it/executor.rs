@@ -140,10 +140,13 @@ async fn unary_execution_charges_the_reported_usage_exactly(backend: Backend) {
         (6548, 108, 6656)
     );
     assert_eq!(
-        (usage.input_cost.as_str(), usage.output_cost.as_str()),
-        ("0.09822", "0.00486")
+        (usage.input_cost.as_deref(), usage.output_cost.as_deref()),
+        (Some("0.09822"), Some("0.00486"))
     );
-    assert_eq!(decimal(&usage.total_cost), decimal("0.10308"));
+    assert_eq!(
+        decimal(usage.total_cost.as_deref().expect("settled cost")),
+        decimal("0.10308")
+    );
     assert_eq!(
         billing_block(&response).status(),
         ex::BillingStatus::Settled
@@ -196,7 +199,10 @@ async fn streamed_execution_sends_deltas_then_usage_and_billing(backend: Backend
         (usage(&done).input_tokens, usage(&done).output_tokens),
         (6548, 108)
     );
-    assert_eq!(decimal(&usage(&done).total_cost), decimal("0.10308"));
+    assert_eq!(
+        decimal(usage(&done).total_cost.as_deref().expect("settled cost")),
+        decimal("0.10308")
+    );
     assert_eq!(
         decimal(
             billing_block(&done)
@@ -237,7 +243,7 @@ async fn credit_running_out_mid_stream_stops_the_stream_cleanly(backend: Backend
         decimal(&account.credits_balance) >= Decimal::ZERO,
         "overspent: {account:?}"
     );
-    assert!(decimal(&usage(&done).total_cost) <= decimal("0.003"));
+    assert!(decimal(usage(&done).total_cost.as_deref().expect("settled cost")) <= decimal("0.003"));
     assert_eq!(decimal(&account.held_credits), Decimal::ZERO);
     assert_ledger_invariants(&stack.billing.database).await;
 }
@@ -265,7 +271,7 @@ async fn concurrent_streams_on_one_small_key_never_overspend(backend: Backend) {
         match result {
             Ok(done) => {
                 settled += 1;
-                charged += decimal(&usage(done).total_cost);
+                charged += decimal(usage(done).total_cost.as_deref().expect("settled cost"));
                 assert_eq!(billing_block(done).status(), ex::BillingStatus::Settled);
             }
             Err(status) => {
@@ -312,7 +318,12 @@ async fn internal_key_gets_output_and_usage_but_no_billing(backend: Backend) {
         (6548, 108)
     );
     assert_eq!(
-        decimal(&usage(&response).total_cost),
+        decimal(
+            usage(&response)
+                .total_cost
+                .as_deref()
+                .expect("settled cost")
+        ),
         decimal("0.10308"),
         "cost is recorded"
     );
@@ -427,6 +438,11 @@ async fn execution_outliving_billing(
     assert_eq!(
         (usage(&done).input_tokens, usage(&done).output_tokens),
         (8, 20)
+    );
+    assert_eq!(
+        usage(&done).total_cost,
+        None,
+        "only billing-svc prices usage: no cost before the settlement"
     );
     (done, database, addr, admin_key, service_token)
 }
