@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 
+use crate::store::WriteMode;
+
 /// A secret that never prints.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -82,6 +84,24 @@ pub struct Config {
     /// Ceiling on the input and output tokens of one execution; larger counts are refused as invalid.
     #[arg(long, env = "MAX_EXECUTION_TOKENS", default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub max_execution_tokens: u64,
+
+    /// `batched`: group commit, many settlements per durable transaction (each caller answered after its
+    /// batch commits); `naive`: one transaction per operation.
+    #[arg(
+        long,
+        env = "BILLING_WRITE_MODE",
+        value_enum,
+        default_value = "batched"
+    )]
+    pub write_mode: WriteMode,
+
+    /// Most write operations committed together in one batch.
+    #[arg(long, env = "BILLING_WRITE_BATCH_MAX", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub write_batch_max: u32,
+
+    /// Concurrent batch writers on PostgreSQL (accounts are spread over them); SQLite always has one.
+    #[arg(long, env = "BILLING_POSTGRES_WRITERS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub postgres_writers: u32,
 
     /// `json` for JSON lines on stdout, anything else for human-readable logs.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]

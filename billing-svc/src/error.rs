@@ -55,6 +55,10 @@ pub enum BillingError {
     Overflow,
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    #[error("commit failed")]
+    Commit(std::sync::Arc<sqlx::Error>),
+    #[error("write not performed, retry")]
+    WriteAborted,
     #[error("migration error")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }
@@ -108,18 +112,73 @@ impl BillingError {
             | BillingError::WouldOverdraw => Code::FailedPrecondition,
             BillingError::Overflow => Code::OutOfRange,
             // The database is down or saturated: the caller may retry the same request later.
-            BillingError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
-            ) => Code::Unavailable,
-            BillingError::Database(_) | BillingError::Migration(_) => Code::Internal,
+            BillingError::Database(error) => database_code(error),
+            BillingError::Commit(error) => database_code(error),
+            BillingError::WriteAborted => Code::Unavailable,
+            BillingError::Migration(_) => Code::Internal,
         }
     }
+}
+
+/// Unavailable when the database cannot be reached or is saturated (a retry may succeed), internal otherwise.
+fn database_code(error: &sqlx::Error) -> Code {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => Code::Unavailable,
+        sqlx::Error::Database(error) if transient_database_error(error.as_ref()) => {
+            Code::Unavailable
+        }
+        _ => Code::Internal,
+    }
+}
+
+/// Database errors that say the storage is (for now) unusable rather than that the statement was wrong:
+/// SQLite's busy / locked / read-only / I/O / full / cannot-open result codes (the primary code is the low
+/// byte of the extended code sqlx reports), and PostgreSQL's connection exceptions (SQLSTATE class 08),
+/// insufficient resources (class 53: disk full, too many connections), shutdown and start-up states
+/// (57P01-57P03) and a read-only standby (25006).
+fn transient_database_error(error: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = error.code() else {
+        return false;
+    };
+    if error
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .is_some()
+    {
+        const BUSY: u32 = 5;
+        const LOCKED: u32 = 6;
+        const READONLY: u32 = 8;
+        const IOERR: u32 = 10;
+        const FULL: u32 = 13;
+        const CANTOPEN: u32 = 14;
+        return code.parse::<u32>().is_ok_and(|extended| {
+            matches!(
+                extended & 0xff,
+                BUSY | LOCKED | READONLY | IOERR | FULL | CANTOPEN
+            )
+        });
+    }
+    if error
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        return code.starts_with("08")
+            || code.starts_with("53")
+            || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "25006");
+    }
+    false
 }
 
 impl From<BillingError> for Status {
     fn from(error: BillingError) -> Status {
         let code = error.code();
-        if let BillingError::Database(_) | BillingError::Migration(_) = &error {
+        if let BillingError::Database(_)
+        | BillingError::Commit(_)
+        | BillingError::WriteAborted
+        | BillingError::Migration(_) = &error
+        {
             tracing::error!(error = ?error, "database failure");
             let message = match code {
                 Code::Unavailable => "database unavailable, retry later",

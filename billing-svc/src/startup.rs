@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context;
 use proto::billing::v1::account_service_server::AccountServiceServer;
 use proto::billing::v1::admin_service_server::AdminServiceServer;
 use proto::billing::v1::metering_service_server::MeteringServiceServer;
@@ -17,7 +18,7 @@ use tonic::transport::Server;
 use crate::config::Config;
 use crate::grpc::{AccountApi, AdminApi, MeteringApi};
 use crate::ledger::{Ledger, LedgerSettings};
-use crate::store::Store;
+use crate::store::{Backend, Store, WriteSettings};
 
 /// Largest gRPC message accepted, either way.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -31,7 +32,18 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: Config) -> Result<Application, anyhow::Error> {
-        let store = Store::connect(&config.database_url, config.db_max_connections).await?;
+        let write = WriteSettings {
+            mode: config.write_mode,
+            max_batch: usize::try_from(config.write_batch_max)?,
+            postgres_writers: usize::try_from(config.postgres_writers)?,
+        };
+        // The cause chain is printed at exit; the URL itself is not, since it may carry a password.
+        let store = Store::connect(&config.database_url, config.db_max_connections, write)
+            .await
+            .context("DATABASE_URL: cannot open, create or migrate the database")?;
+        if store.backend() == Backend::Sqlite {
+            ensure_sqlite_writable(&config.database_url)?;
+        }
         let settings = LedgerSettings {
             hold_ttl_ms: i64::try_from(config.hold_ttl_secs)? * 1000,
             hold_chunk_tokens: config.hold_chunk_tokens,
@@ -128,6 +140,20 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// A SQLite database on a read-only file system opens and, when already migrated, needs no write to start,
+/// so the service would come up and then refuse every write: refuse to start instead.
+fn ensure_sqlite_writable(database_url: &str) -> anyhow::Result<()> {
+    let rest = database_url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//");
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| format!("DATABASE_URL: the SQLite file {path} is not writable"))?;
+    Ok(())
 }
 
 /// Releases expired holds every `interval` until told to stop. Errors are logged and retried next round.

@@ -12,9 +12,9 @@ use billing_svc::error::BillingError;
 use billing_svc::keys::KeyType;
 use billing_svc::ledger::{Grant, Ledger, LedgerSettings, OpenRequest, SettleRequest};
 use billing_svc::money::Money;
-use billing_svc::store::Store;
 use billing_svc::store::keys::ApiKey;
 use billing_svc::store::usage::UsageStatus;
+use billing_svc::store::{Store, WriteMode, WriteSettings};
 use proptest::prelude::*;
 use tests::{Backend, TestDatabase, assert_ledger_invariants};
 
@@ -132,9 +132,16 @@ fn execution_id(execution: u8) -> String {
 }
 
 impl World {
-    async fn new(backend: Backend) -> World {
+    async fn new(backend: Backend, mode: WriteMode) -> World {
         let database = TestDatabase::create(backend).await;
-        let store = Store::connect(&database.url, 4).await.expect("connect");
+        let write = WriteSettings {
+            mode,
+            max_batch: 64,
+            postgres_writers: 2,
+        };
+        let store = Store::connect(&database.url, 4, write)
+            .await
+            .expect("connect");
         // Holds expire at once: they stay until an Expire step sweeps them, which lets the model decide.
         let settings = LedgerSettings {
             hold_ttl_ms: 0,
@@ -464,13 +471,13 @@ impl World {
     }
 }
 
-fn run(backend: Backend, steps: &[Step]) {
+fn run(backend: Backend, mode: WriteMode, steps: &[Step]) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let mut world = World::new(backend).await;
+        let mut world = World::new(backend, mode).await;
         for step in steps {
             world.apply(step).await;
             world.check().await;
@@ -484,13 +491,18 @@ proptest! {
 
     #[test]
     fn ledger_matches_the_model_on_sqlite(steps in prop::collection::vec(step(), 1..40)) {
-        run(Backend::Sqlite, &steps);
+        run(Backend::Sqlite, WriteMode::Batched, &steps);
+    }
+
+    #[test]
+    fn ledger_matches_the_model_on_sqlite_one_transaction_per_operation(steps in prop::collection::vec(step(), 1..40)) {
+        run(Backend::Sqlite, WriteMode::Naive, &steps);
     }
 
     #[test]
     fn ledger_matches_the_model_on_postgres(steps in prop::collection::vec(step(), 1..40)) {
         if std::env::var_os("TEST_POSTGRES_URL").is_some() {
-            run(Backend::Postgres, &steps);
+            run(Backend::Postgres, WriteMode::Batched, &steps);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Operator operations: keys, credits, adjustments, refunds, limits and prices.
 
 use serde_json::json;
+use sqlx::AnyConnection;
 
 use super::{Entry, Ledger, key_type, validate_text};
 use crate::error::BillingError;
@@ -21,6 +22,23 @@ pub struct CreatedKey {
     pub api_key: ApiKey,
     pub plain_key: String,
     pub account: Account,
+}
+
+/// A credit or adjustment to write.
+struct EntryRequest {
+    api_key_id: String,
+    kind: TransactionType,
+    amount: Money,
+    description: String,
+    idempotency_key: Option<String>,
+}
+
+/// A refund to write.
+struct RefundRequest {
+    api_key_id: String,
+    record_id: i64,
+    amount: Option<Money>,
+    reason: String,
 }
 
 impl Ledger {
@@ -51,14 +69,20 @@ impl Ledger {
             revoked_at: None,
             expires_at,
         };
-        let account_id = uuid::Uuid::new_v4().to_string();
-        let mut tx = self.store.begin().await?;
-        store::keys::insert(&mut tx, &api_key, &generated.hash, &account_id).await?;
-        accounts::insert(&mut tx, &account_id, &api_key.id, now).await?;
-        let account = accounts::by_key(&mut tx, &api_key.id)
-            .await?
-            .ok_or(BillingError::NotFound("account"))?;
-        tx.commit().await?;
+        let (shard, stored, key_hash) = (api_key.id.clone(), api_key.clone(), generated.hash);
+        let account = self
+            .store
+            .write(&shard, move |connection| {
+                Box::pin(async move {
+                    let account_id = uuid::Uuid::new_v4().to_string();
+                    store::keys::insert(connection, &stored, &key_hash, &account_id).await?;
+                    accounts::insert(connection, &account_id, &stored.id, now).await?;
+                    accounts::by_key(connection, &stored.id)
+                        .await?
+                        .ok_or(BillingError::NotFound("account"))
+                })
+            })
+            .await?;
         tracing::info!(api_key_id = %api_key.id, hint = %api_key.hint, "key created");
         Ok(CreatedKey {
             api_key,
@@ -75,12 +99,16 @@ impl Ledger {
     /// Revokes a key; revoking twice keeps the first revocation time.
     #[tracing::instrument(skip(self), err)]
     pub async fn revoke_key(&self, id: &str) -> Result<ApiKey, BillingError> {
-        let mut tx = self.store.begin().await?;
-        let key = store::keys::revoke(&mut tx, id, time::now_ms())
-            .await?
-            .ok_or(BillingError::NotFound("api key"))?;
-        tx.commit().await?;
-        Ok(key)
+        let id = id.to_string();
+        self.store
+            .write(&id.clone(), move |connection| {
+                Box::pin(async move {
+                    store::keys::revoke(connection, &id, time::now_ms())
+                        .await?
+                        .ok_or(BillingError::NotFound("api key"))
+                })
+            })
+            .await
     }
 
     /// Adds purchased credits. The same idempotency key with the same request returns the first result.
@@ -150,41 +178,18 @@ impl Ledger {
             }
             validate_text("idempotency_key", key, MAX_IDEMPOTENCY_KEY_CHARS)?;
         }
-        let now = time::now_ms();
-        let mut tx = self.store.begin().await?;
-        let mut account = Self::lock(&mut tx, api_key_id, now).await?;
-        let first = match idempotency_key {
-            Some(key) => transactions::by_idempotency_key(&mut tx, api_key_id, key).await?,
-            None => None,
-        };
-        if let Some(first) = first {
-            let same =
-                first.kind == kind && first.amount == amount && first.description == description;
-            if !same {
-                return Err(BillingError::IdempotencyConflict);
-            }
-            tx.rollback().await?;
-            return Ok((first, account));
-        }
-        if amount.is_negative()
-            && account
-                .available()
-                .checked_add(amount)
-                .is_none_or(Money::is_negative)
-        {
-            return Err(BillingError::WouldOverdraw);
-        }
-        let entry = Entry {
+        let request = EntryRequest {
+            api_key_id: api_key_id.to_string(),
             kind,
             amount,
             description: description.to_string(),
-            metadata: json!({}),
             idempotency_key: idempotency_key.map(str::to_string),
         };
-        let transaction = Self::post(&mut tx, &mut account, entry, now).await?;
-        accounts::update_money(&mut tx, &account).await?;
-        tx.commit().await?;
-        Ok((transaction, account))
+        self.store
+            .write(api_key_id, move |connection| {
+                Box::pin(async move { write_entry_in(connection, request).await })
+            })
+            .await
     }
 
     /// Refunds a usage record once, at most what it was charged (default: all of it). Repeating the same
@@ -204,46 +209,17 @@ impl Ledger {
             .ok_or(BillingError::NotFound("usage record"))?;
         let reason = reason.unwrap_or("Refund");
         validate_text("reason", reason, MAX_DESCRIPTION_CHARS)?;
-        let now = time::now_ms();
-        let mut tx = self.store.begin().await?;
-        let mut account = Self::lock(&mut tx, api_key_id, now).await?;
-        let record = usage::by_id(&mut tx, api_key_id, record_id)
-            .await?
-            .ok_or(BillingError::NotFound("usage record"))?;
-        if !record.charged.is_positive() {
-            return Err(BillingError::NothingToRefund);
-        }
-        let amount = amount.unwrap_or(record.charged);
-        if !amount.is_positive() {
-            return Err(BillingError::invalid("amount", "must be greater than zero"));
-        }
-        if amount > record.charged {
-            return Err(BillingError::RefundExceedsCharge {
-                charged: record.charged,
-            });
-        }
-        let idempotency_key = format!("refund:{record_id}");
-        if let Some(first) =
-            transactions::by_idempotency_key(&mut tx, api_key_id, &idempotency_key).await?
-        {
-            if first.amount != amount {
-                return Err(BillingError::AlreadyRefunded);
-            }
-            tx.rollback().await?;
-            return Ok((first, account));
-        }
-        let entry = Entry {
-            kind: TransactionType::Refund,
+        let request = RefundRequest {
+            api_key_id: api_key_id.to_string(),
+            record_id,
             amount,
-            description: reason.to_string(),
-            metadata: json!({ "usage_record_id": record_id.to_string(), "execution_id": record.execution_id }),
-            idempotency_key: Some(idempotency_key),
+            reason: reason.to_string(),
         };
-        let transaction = Self::post(&mut tx, &mut account, entry, now).await?;
-        usage::set_refunded(&mut tx, record_id, amount).await?;
-        accounts::update_money(&mut tx, &account).await?;
-        tx.commit().await?;
-        Ok((transaction, account))
+        self.store
+            .write(api_key_id, move |connection| {
+                Box::pin(async move { refund_in(connection, request).await })
+            })
+            .await
     }
 
     /// Sets both caps; `None` clears one.
@@ -262,14 +238,18 @@ impl Ledger {
                 return Err(BillingError::invalid(field, "must not be negative"));
             }
         }
-        let now = time::now_ms();
-        let mut tx = self.store.begin().await?;
-        let mut account = Self::lock(&mut tx, api_key_id, now).await?;
-        account.daily_limit = daily_limit;
-        account.monthly_limit = monthly_limit;
-        accounts::set_limits(&mut tx, &account).await?;
-        tx.commit().await?;
-        Ok(account)
+        let id = api_key_id.to_string();
+        self.store
+            .write(api_key_id, move |connection| {
+                Box::pin(async move {
+                    let mut account = Self::lock(connection, &id, time::now_ms()).await?;
+                    account.daily_limit = daily_limit;
+                    account.monthly_limit = monthly_limit;
+                    accounts::set_limits(connection, &account).await?;
+                    Ok(account)
+                })
+            })
+            .await
     }
 
     /// Adds a price row. It applies from `effective_from` (default now, never in the past) on, so costs
@@ -297,9 +277,12 @@ impl Ledger {
                 return Err(BillingError::invalid(field, "must not be negative"));
             }
         }
-        let mut tx = self.store.begin().await?;
-        store::pricing::upsert(&mut tx, &price, now).await?;
-        tx.commit().await?;
+        let stored = price.clone();
+        self.store
+            .write(pricing::DEFAULT_MODEL, move |connection| {
+                Box::pin(async move { Ok(store::pricing::upsert(connection, &stored, now).await?) })
+            })
+            .await?;
         Ok(price)
     }
 
@@ -313,4 +296,88 @@ impl Ledger {
         let mut connection = self.store.reader().acquire().await?;
         key_type(&mut connection, api_key_id).await
     }
+}
+
+/// The transaction of one credit or adjustment.
+async fn write_entry_in(
+    connection: &mut AnyConnection,
+    request: EntryRequest,
+) -> Result<(Transaction, Account), BillingError> {
+    let now = time::now_ms();
+    let mut account = Ledger::lock(connection, &request.api_key_id, now).await?;
+    let first = match &request.idempotency_key {
+        Some(key) => transactions::by_idempotency_key(connection, &request.api_key_id, key).await?,
+        None => None,
+    };
+    if let Some(first) = first {
+        let same = first.kind == request.kind
+            && first.amount == request.amount
+            && first.description == request.description;
+        if !same {
+            return Err(BillingError::IdempotencyConflict);
+        }
+        return Ok((first, account));
+    }
+    if request.amount.is_negative()
+        && account
+            .available()
+            .checked_add(request.amount)
+            .is_none_or(Money::is_negative)
+    {
+        return Err(BillingError::WouldOverdraw);
+    }
+    let entry = Entry {
+        kind: request.kind,
+        amount: request.amount,
+        description: request.description,
+        metadata: json!({}),
+        idempotency_key: request.idempotency_key,
+    };
+    let transaction = Ledger::post(connection, &mut account, entry, now).await?;
+    accounts::update_money(connection, &account).await?;
+    Ok((transaction, account))
+}
+
+/// The transaction of one refund.
+async fn refund_in(
+    connection: &mut AnyConnection,
+    request: RefundRequest,
+) -> Result<(Transaction, Account), BillingError> {
+    let now = time::now_ms();
+    let mut account = Ledger::lock(connection, &request.api_key_id, now).await?;
+    let record = usage::by_id(connection, &request.api_key_id, request.record_id)
+        .await?
+        .ok_or(BillingError::NotFound("usage record"))?;
+    if !record.charged.is_positive() {
+        return Err(BillingError::NothingToRefund);
+    }
+    let amount = request.amount.unwrap_or(record.charged);
+    if !amount.is_positive() {
+        return Err(BillingError::invalid("amount", "must be greater than zero"));
+    }
+    if amount > record.charged {
+        return Err(BillingError::RefundExceedsCharge {
+            charged: record.charged,
+        });
+    }
+    let idempotency_key = format!("refund:{}", request.record_id);
+    if let Some(first) =
+        transactions::by_idempotency_key(connection, &request.api_key_id, &idempotency_key).await?
+    {
+        if first.amount != amount {
+            return Err(BillingError::AlreadyRefunded);
+        }
+        return Ok((first, account));
+    }
+    let entry = Entry {
+        kind: TransactionType::Refund,
+        amount,
+        description: request.reason,
+        metadata: json!({ "usage_record_id": request.record_id.to_string(), "execution_id": record.execution_id }),
+        idempotency_key: Some(idempotency_key),
+    };
+    let transaction = Ledger::post(connection, &mut account, entry, now).await?;
+    usage::set_refunded(connection, request.record_id, amount).await?;
+    accounts::update_money(connection, &account).await?;
+    Ok((transaction, account))
 }

@@ -4,7 +4,9 @@
 
 use serde_json::json;
 
-use super::{Entry, Ledger, key_type, validate_text};
+use sqlx::AnyConnection;
+
+use super::{Entry, Ledger, LedgerSettings, key_type, validate_text};
 use crate::error::BillingError;
 use crate::keys::KeyType;
 use crate::money::Money;
@@ -134,19 +136,46 @@ impl Ledger {
             request.max_output_tokens
         };
 
+        let (settings, key, request) = (self.settings.clone(), key.clone(), request.clone());
+        self.store
+            .write(&key.id.clone(), move |connection| {
+                Box::pin(async move {
+                    Self::open_in(
+                        connection,
+                        &settings,
+                        &key,
+                        &request,
+                        input_tokens,
+                        max_output,
+                    )
+                    .await
+                })
+            })
+            .await
+    }
+
+    /// The transaction of [`Ledger::open`].
+    async fn open_in(
+        connection: &mut AnyConnection,
+        settings: &LedgerSettings,
+        key: &ApiKey,
+        request: &OpenRequest,
+        input_tokens: i64,
+        max_output: u64,
+    ) -> Result<Opened, BillingError> {
+        let ceiling = settings.max_execution_tokens;
         let now = time::now_ms();
-        let mut tx = self.store.begin().await?;
-        let mut account = Self::lock(&mut tx, &key.id, now).await?;
-        if usage::by_execution(&mut tx, &request.execution_id)
+        let mut account = Ledger::lock(connection, &key.id, now).await?;
+        if usage::by_execution(connection, &request.execution_id)
             .await?
             .is_some()
-            || holds::by_execution(&mut tx, &request.execution_id)
+            || holds::by_execution(connection, &request.execution_id)
                 .await?
                 .is_some()
         {
             return Err(BillingError::ExecutionExists);
         }
-        let price = store::pricing::effective(&mut tx, &request.model, now)
+        let price = store::pricing::effective(connection, &request.model, now)
             .await?
             .ok_or(BillingError::NotFound("price"))?;
 
@@ -155,11 +184,11 @@ impl Ledger {
             KeyType::Internal => (Money::ZERO, max_output),
             KeyType::Standard => {
                 let input_cost = price.input_cost(request.estimated_input_tokens)?;
-                let minimal = price.output_cost(self.settings.min_output_tokens.min(max_output))?;
+                let minimal = price.output_cost(settings.min_output_tokens.min(max_output))?;
                 let needed = input_cost
                     .checked_add(minimal)
                     .ok_or(BillingError::Overflow)?;
-                let headroom = Self::headroom(&mut tx, &account, now).await?;
+                let headroom = Ledger::headroom(connection, &account, now).await?;
                 if headroom.amount < needed {
                     return Err(headroom.bound.refusal(account.credits_balance));
                 }
@@ -167,7 +196,7 @@ impl Ledger {
                     .amount
                     .checked_sub(input_cost)
                     .ok_or(BillingError::Overflow)?;
-                let first_chunk = self.settings.hold_chunk_tokens.min(max_output);
+                let first_chunk = settings.hold_chunk_tokens.min(max_output);
                 let granted = price.affordable_output_tokens(budget, first_chunk);
                 let amount = input_cost
                     .checked_add(price.output_cost(granted)?)
@@ -188,15 +217,14 @@ impl Ledger {
             session_id: request.session_id.clone(),
             endpoint: request.endpoint.clone(),
             started_at: now,
-            expires_at: now + self.settings.hold_ttl_ms,
+            expires_at: now + settings.hold_ttl_ms,
         };
-        holds::insert(&mut tx, &hold).await?;
+        holds::insert(connection, &hold).await?;
         account.held_credits = account
             .held_credits
             .checked_add(amount)
             .ok_or(BillingError::Overflow)?;
-        accounts::update_money(&mut tx, &account).await?;
-        tx.commit().await?;
+        accounts::update_money(connection, &account).await?;
         Ok(Opened {
             api_key_id: key.id.clone(),
             key_type: key.key_type,
@@ -208,7 +236,7 @@ impl Ledger {
 
     /// Whether output has come within half a chunk of the grant, so that the hold should grow.
     pub fn near_grant(&self, output_tokens: u64, granted_output_tokens: u64) -> bool {
-        output_tokens.saturating_add(self.settings.hold_chunk_tokens / 2) >= granted_output_tokens
+        near_grant(&self.settings, output_tokens, granted_output_tokens)
     }
 
     /// Grows the hold of a running execution by up to a chunk when its output nears the grant; answers stop
@@ -221,10 +249,38 @@ impl Ledger {
         execution_id: &str,
         output_tokens: u64,
     ) -> Result<Grant, BillingError> {
+        let (settings, api_key_id, execution_id) = (
+            self.settings.clone(),
+            api_key_id.to_string(),
+            execution_id.to_string(),
+        );
+        self.store
+            .write(&api_key_id.clone(), move |connection| {
+                Box::pin(async move {
+                    Self::extend_in(
+                        connection,
+                        &settings,
+                        &api_key_id,
+                        &execution_id,
+                        output_tokens,
+                    )
+                    .await
+                })
+            })
+            .await
+    }
+
+    /// The transaction of [`Ledger::extend`].
+    async fn extend_in(
+        connection: &mut AnyConnection,
+        settings: &LedgerSettings,
+        api_key_id: &str,
+        execution_id: &str,
+        output_tokens: u64,
+    ) -> Result<Grant, BillingError> {
         let now = time::now_ms();
-        let mut tx = self.store.begin().await?;
-        let mut account = Self::lock(&mut tx, api_key_id, now).await?;
-        let Some(mut hold) = holds::by_execution(&mut tx, execution_id).await? else {
+        let mut account = Ledger::lock(connection, api_key_id, now).await?;
+        let Some(mut hold) = holds::by_execution(connection, execution_id).await? else {
             // The hold expired (the stream was silent for longer than the TTL): nothing covers more output.
             return Ok(Grant::Stop {
                 granted_output_tokens: output_tokens,
@@ -236,20 +292,20 @@ impl Ledger {
         }
         let granted = u64::try_from(hold.granted_output_tokens).unwrap_or(0);
         let max_output = u64::try_from(hold.max_output_tokens).unwrap_or(0);
-        hold.expires_at = now + self.settings.hold_ttl_ms;
-        let wants_more = self.near_grant(output_tokens, granted) && granted < max_output;
+        hold.expires_at = now + settings.hold_ttl_ms;
+        let wants_more = near_grant(settings, output_tokens, granted) && granted < max_output;
         let mut stop_reason = None;
-        if wants_more && key_type(&mut tx, api_key_id).await? == KeyType::Standard {
-            let price = store::pricing::effective(&mut tx, &hold.model, hold.started_at)
+        if wants_more && key_type(connection, api_key_id).await? == KeyType::Standard {
+            let price = store::pricing::effective(connection, &hold.model, hold.started_at)
                 .await?
                 .ok_or(BillingError::NotFound("price"))?;
-            let headroom = Self::headroom(&mut tx, &account, now).await?;
+            let headroom = Ledger::headroom(connection, &account, now).await?;
             let held_for_output = price.output_cost(granted)?;
             let budget = held_for_output
                 .checked_add(headroom.amount)
                 .ok_or(BillingError::Overflow)?;
             let target = granted
-                .saturating_add(self.settings.hold_chunk_tokens)
+                .saturating_add(settings.hold_chunk_tokens)
                 .min(max_output);
             let new_grant = price.affordable_output_tokens(budget, target).max(granted);
             if new_grant > granted {
@@ -267,13 +323,12 @@ impl Ledger {
                     .held_credits
                     .checked_add(delta)
                     .ok_or(BillingError::Overflow)?;
-                accounts::update_money(&mut tx, &account).await?;
+                accounts::update_money(connection, &account).await?;
             } else if output_tokens >= granted {
                 stop_reason = Some(headroom.bound.reason());
             }
         }
-        holds::update_grant(&mut tx, &hold).await?;
-        tx.commit().await?;
+        holds::update_grant(connection, &hold).await?;
         let granted_output_tokens = u64::try_from(hold.granted_output_tokens).unwrap_or(0);
         Ok(match stop_reason {
             Some(reason) => Grant::Stop {
@@ -305,21 +360,44 @@ impl Ledger {
         let duration_ms = i64::try_from(request.duration_ms)
             .map_err(|_| BillingError::invalid("duration_ms", "too large"))?;
 
+        let request = request.clone();
+        self.store
+            .write(&request.api_key_id.clone(), move |connection| {
+                Box::pin(async move {
+                    Self::settle_in(
+                        connection,
+                        &request,
+                        input_tokens,
+                        output_tokens,
+                        duration_ms,
+                    )
+                    .await
+                })
+            })
+            .await
+    }
+
+    /// The transaction of [`Ledger::settle`].
+    async fn settle_in(
+        connection: &mut AnyConnection,
+        request: &SettleRequest,
+        input_tokens: i64,
+        output_tokens: i64,
+        duration_ms: i64,
+    ) -> Result<Settlement, BillingError> {
         let now = time::now_ms();
-        let mut tx = self.store.begin().await?;
-        let mut account = Self::lock(&mut tx, &request.api_key_id, now).await?;
-        if let Some(first) = usage::by_execution(&mut tx, &request.execution_id).await? {
+        let mut account = Ledger::lock(connection, &request.api_key_id, now).await?;
+        if let Some(first) = usage::by_execution(connection, &request.execution_id).await? {
             if first.api_key_id != request.api_key_id {
                 return Err(BillingError::ExecutionExists);
             }
-            tx.rollback().await?;
             return Ok(Settlement {
                 usage: first,
                 replayed: true,
             });
         }
-        let key_type = key_type(&mut tx, &request.api_key_id).await?;
-        let hold = holds::by_execution(&mut tx, &request.execution_id).await?;
+        let key_type = key_type(connection, &request.api_key_id).await?;
+        let hold = holds::by_execution(connection, &request.execution_id).await?;
         if hold
             .as_ref()
             .is_some_and(|hold| hold.api_key_id != request.api_key_id)
@@ -331,7 +409,7 @@ impl Ledger {
             .map(|hold| hold.started_at)
             .or(request.started_at)
             .unwrap_or(now);
-        let price = store::pricing::effective(&mut tx, &request.model, started_at)
+        let price = store::pricing::effective(connection, &request.model, started_at)
             .await?
             .ok_or(BillingError::NotFound("price"))?;
         let cost = price.cost(request.input_tokens, request.output_tokens)?;
@@ -347,7 +425,7 @@ impl Ledger {
             .unwrap_or(Money::ZERO);
 
         if let Some(hold) = &hold {
-            holds::delete(&mut tx, &hold.id).await?;
+            holds::delete(connection, &hold.id).await?;
             account.held_credits = account
                 .held_credits
                 .checked_sub(hold.amount)
@@ -371,7 +449,7 @@ impl Ledger {
             KeyType::Internal => (None, None),
         };
         let record = usage::insert(
-            &mut tx,
+            connection,
             &UsageRecord {
                 id: 0,
                 api_key_id: request.api_key_id.clone(),
@@ -410,11 +488,10 @@ impl Ledger {
                 metadata: json!({ "execution_id": request.execution_id, "usage_record_id": record.id.to_string() }),
                 idempotency_key: None,
             };
-            Self::post(&mut tx, &mut account, entry, now).await?;
+            Ledger::post(connection, &mut account, entry, now).await?;
         }
         account.updated_at = now;
-        accounts::update_money(&mut tx, &account).await?;
-        tx.commit().await?;
+        accounts::update_money(connection, &account).await?;
         if overage.is_positive() {
             tracing::info!(%overage, "charge exceeded the hold (provider count above the estimate)");
         }
@@ -433,25 +510,50 @@ impl Ledger {
         };
         let mut released = 0;
         for candidate in candidates {
-            let mut tx = self.store.begin().await?;
-            let mut account = Self::lock(&mut tx, &candidate.api_key_id, now).await?;
-            // Re-read under the lock: the stream may have extended or settled it meanwhile.
-            let Some(hold) = holds::by_execution(&mut tx, &candidate.execution_id).await? else {
-                continue;
-            };
-            if hold.expires_at > now {
-                continue;
+            let (execution_id, api_key_id) =
+                (candidate.execution_id.clone(), candidate.api_key_id.clone());
+            let released_hold = self
+                .store
+                .write(&candidate.api_key_id, move |connection| {
+                    Box::pin(async move {
+                        Self::release_in(connection, &api_key_id, &execution_id, now).await
+                    })
+                })
+                .await?;
+            if let Some(hold) = released_hold {
+                tracing::info!(execution_id = %hold.execution_id, amount = %hold.amount, "expired hold released");
+                released += 1;
             }
-            holds::delete(&mut tx, &hold.id).await?;
-            account.held_credits = account
-                .held_credits
-                .checked_sub(hold.amount)
-                .ok_or(BillingError::Overflow)?;
-            accounts::update_money(&mut tx, &account).await?;
-            tx.commit().await?;
-            tracing::info!(execution_id = %hold.execution_id, amount = %hold.amount, "expired hold released");
-            released += 1;
         }
         Ok(released)
     }
+
+    /// Deletes the hold of `execution_id` if it is still expired under the account lock (the stream may have
+    /// extended or settled it since it was listed). Returns the released hold.
+    async fn release_in(
+        connection: &mut AnyConnection,
+        api_key_id: &str,
+        execution_id: &str,
+        now: Millis,
+    ) -> Result<Option<Hold>, BillingError> {
+        let mut account = Ledger::lock(connection, api_key_id, now).await?;
+        let Some(hold) = holds::by_execution(connection, execution_id).await? else {
+            return Ok(None);
+        };
+        if hold.expires_at > now {
+            return Ok(None);
+        }
+        holds::delete(connection, &hold.id).await?;
+        account.held_credits = account
+            .held_credits
+            .checked_sub(hold.amount)
+            .ok_or(BillingError::Overflow)?;
+        accounts::update_money(connection, &account).await?;
+        Ok(Some(hold))
+    }
+}
+
+/// Whether output has come within half a chunk of the grant, so that the hold should grow.
+fn near_grant(settings: &LedgerSettings, output_tokens: u64, granted_output_tokens: u64) -> bool {
+    output_tokens.saturating_add(settings.hold_chunk_tokens / 2) >= granted_output_tokens
 }

@@ -1,6 +1,9 @@
-//! The money rules. Every operation that moves money is one database transaction that starts by locking the
-//! account row ([`store::accounts::lock`]), checks, writes its rows, updates the account once and commits;
+//! The money rules. Every operation that moves money is one atomic write ([`Store::write`]) that starts by
+//! locking the account row ([`store::accounts::lock`]), checks, writes its rows and updates the account once;
 //! retried with the same id (idempotency key, execution id, usage record) it changes nothing.
+//!
+//! Each operation is a method that validates its input, then hands an owned copy of what it needs to a
+//! `*_in` function that runs on the write connection: that function is the operation's whole transaction.
 
 mod admin;
 mod metering;
@@ -15,8 +18,9 @@ use crate::money::Money;
 use crate::store::accounts::{self, Account};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
-use crate::store::{self, Store, Tx};
+use crate::store::{self, Store};
 use crate::time::{self, Millis};
+use sqlx::AnyConnection;
 
 /// Tunables of holds and input limits.
 #[derive(Debug, Clone)]
@@ -96,8 +100,12 @@ impl Ledger {
     }
 
     /// The account of `api_key_id`, locked for the rest of the transaction.
-    async fn lock(tx: &mut Tx, api_key_id: &str, now: Millis) -> Result<Account, BillingError> {
-        accounts::lock(tx, api_key_id, now)
+    async fn lock(
+        connection: &mut AnyConnection,
+        api_key_id: &str,
+        now: Millis,
+    ) -> Result<Account, BillingError> {
+        accounts::lock(connection, api_key_id, now)
             .await?
             .ok_or(BillingError::NotFound("account"))
     }
@@ -105,7 +113,7 @@ impl Ledger {
     /// What the locked account may still reserve: the least of its available credit and what is left under
     /// its daily and monthly caps (settled spend plus active holds count against a cap).
     async fn headroom(
-        tx: &mut Tx,
+        connection: &mut AnyConnection,
         account: &Account,
         now: Millis,
     ) -> Result<Headroom, BillingError> {
@@ -127,7 +135,7 @@ impl Ledger {
         ];
         for (limit, since, bound) in caps {
             let Some(limit) = limit else { continue };
-            let spent = transactions::spend_since(tx, &account.api_key_id, since).await?;
+            let spent = transactions::spend_since(connection, &account.api_key_id, since).await?;
             let left = limit
                 .checked_sub(spent)
                 .and_then(|left| left.checked_sub(account.held_credits))
@@ -145,7 +153,7 @@ impl Ledger {
     /// Writes a ledger row moving the locked account's balance by `amount` (and its total spent, for usage
     /// and refunds). The caller writes the account with [`accounts::update_money`] before committing.
     async fn post(
-        tx: &mut Tx,
+        connection: &mut AnyConnection,
         account: &mut Account,
         entry: Entry,
         now: Millis,
@@ -175,7 +183,7 @@ impl Ledger {
             timestamp: now,
             idempotency_key: entry.idempotency_key,
         };
-        Ok(transactions::insert(tx, &row).await?)
+        Ok(transactions::insert(connection, &row).await?)
     }
 }
 

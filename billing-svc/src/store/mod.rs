@@ -3,11 +3,14 @@
 //! differ per backend.
 //!
 //! Each function runs one statement on the connection it is given; the ledger composes them into one
-//! transaction per operation. Every ledger transaction starts with [`accounts::lock`], an `UPDATE` of the
-//! account row: on PostgreSQL it takes the row lock, on SQLite the database write lock, so the checks that
-//! follow (available credit, caps, idempotency) cannot race with another writer of the same account.
+//! write operation, run by [`Store::write`] either in its own transaction (`naive`) or with others in one
+//! group-committed transaction (`batched`, see [`group_commit`]). Every ledger operation starts with
+//! [`accounts::lock`], an `UPDATE` of the account row: on PostgreSQL it takes the row lock, on SQLite the
+//! database write lock, so the checks that follow (available credit, caps, idempotency) cannot race with
+//! another writer of the same account.
 
 pub mod accounts;
+mod group_commit;
 pub mod holds;
 pub mod keys;
 pub mod pricing;
@@ -17,13 +20,31 @@ pub mod usage;
 use std::path::Path;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 use crate::error::BillingError;
+use group_commit::GroupCommit;
 
-/// An open transaction on the write pool.
-pub type Tx = sqlx::Transaction<'static, Any>;
+/// How write operations reach the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WriteMode {
+    /// Group commit: many operations per transaction, each caller answered once its batch is durable.
+    Batched,
+    /// One transaction per operation.
+    Naive,
+}
+
+/// Write path settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteSettings {
+    pub mode: WriteMode,
+    /// Most operations per group-committed transaction.
+    pub max_batch: usize,
+    /// Writer connections on PostgreSQL (SQLite always has one writer).
+    pub postgres_writers: usize,
+}
 
 /// Which database the URL selected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +60,7 @@ pub struct Store {
     writer: AnyPool,
     reader: AnyPool,
     backend: Backend,
+    group_commit: Option<GroupCommit>,
 }
 
 /// How long a caller waits for a pooled connection before the request is answered as unavailable.
@@ -46,20 +68,20 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Store {
     /// Connects, creating the SQLite file and its folder if missing, and applies the embedded migrations.
-    pub async fn connect(database_url: &str, max_connections: u32) -> Result<Store, BillingError> {
+    pub async fn connect(
+        database_url: &str,
+        max_connections: u32,
+        write: WriteSettings,
+    ) -> Result<Store, BillingError> {
         sqlx::any::install_default_drivers();
         let backend = backend_of(database_url)?;
-        let store = match backend {
+        let (writer, reader, writers) = match backend {
             Backend::Sqlite => {
                 let url = prepare_sqlite(database_url)?;
                 let options: AnyConnectOptions = url.parse()?;
                 let writer = sqlite_pool(1).connect_with(options.clone()).await?;
                 let reader = sqlite_pool(max_connections).connect_with(options).await?;
-                Store {
-                    writer,
-                    reader,
-                    backend,
-                }
+                (writer, reader, 1)
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -67,15 +89,30 @@ impl Store {
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect(database_url)
                     .await?;
-                Store {
-                    writer: pool.clone(),
-                    reader: pool,
-                    backend,
-                }
+                // Writers each hold a connection during a batch; leave the rest of the pool to readers.
+                let most = usize::try_from(max_connections / 2).unwrap_or(1).max(1);
+                (pool.clone(), pool, write.postgres_writers.clamp(1, most))
             }
         };
+        let store = Store {
+            writer,
+            reader,
+            backend,
+            group_commit: None,
+        };
         store.migrate().await?;
-        Ok(store)
+        let group_commit = match write.mode {
+            WriteMode::Batched => Some(GroupCommit::start(
+                store.writer.clone(),
+                writers,
+                write.max_batch,
+            )),
+            WriteMode::Naive => None,
+        };
+        Ok(Store {
+            group_commit,
+            ..store
+        })
     }
 
     async fn migrate(&self) -> Result<(), BillingError> {
@@ -98,9 +135,24 @@ impl Store {
         self.backend
     }
 
-    /// Starts a write transaction.
-    pub async fn begin(&self) -> Result<Tx, BillingError> {
-        Ok(self.writer.begin().await?)
+    /// Runs a write operation atomically and returns its result once it is durable. `shard` is the id of the
+    /// account it writes (operations of one account are applied in the order they arrive). On error nothing
+    /// of the operation is written.
+    pub async fn write<T, F>(&self, shard: &str, operation: F) -> Result<T, BillingError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, BillingError>>
+            + Send
+            + 'static,
+    {
+        if let Some(group_commit) = &self.group_commit {
+            return group_commit.write(shard, operation).await;
+        }
+        let mut connection = self.writer.acquire().await?;
+        let mut transaction = connection.begin().await?;
+        let value = operation(&mut transaction).await?;
+        transaction.commit().await?;
+        Ok(value)
     }
 
     /// The pool for reads that need no transaction.
