@@ -8,9 +8,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let file_descriptors = protox::compile(PROTOS, ["proto"])?;
 
-    // The reflection services need the encoded descriptor set of every file, imports included.
-    let encoded = prost::Message::encode_to_vec(&file_descriptors);
-    std::fs::write(out_dir.join("descriptor.bin"), encoded)?;
+    // Each server's reflection lists only its own package: one descriptor set per package, imports included.
+    for (proto, name) in [(PROTOS[0], "billing"), (PROTOS[1], "executor")] {
+        let descriptors = protox::compile([proto], ["proto"])?;
+        std::fs::write(out_dir.join(format!("{name}.bin")), prost::Message::encode_to_vec(&descriptors))?;
+    }
 
     tonic_prost_build::configure()
         .build_client(true)

@@ -145,10 +145,10 @@ impl Application {
             .set_serving::<ExecutorServiceServer<ExecutorGrpc>>()
             .await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(proto::EXECUTOR_FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(proto::EXECUTOR_FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
         let executor_service = ExecutorServiceServer::new(ExecutorGrpc::new(
             self.executor.clone(),

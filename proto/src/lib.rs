@@ -19,5 +19,8 @@ pub mod executor {
     }
 }
 
-/// The encoded `FileDescriptorSet` of every proto file, for `tonic-reflection` (v1 and v1alpha).
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("descriptor");
+/// The encoded `FileDescriptorSet` of `billing.v1` (with its imports), for billing-svc's reflection services.
+pub const BILLING_FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("billing");
+
+/// The encoded `FileDescriptorSet` of `executor.v1` (with its imports), for executor-svc's reflection services.
+pub const EXECUTOR_FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("executor");
