@@ -103,6 +103,11 @@ pub struct Config {
     #[arg(long, env = "BILLING_POSTGRES_WRITERS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub postgres_writers: u32,
 
+    /// A metering stream that sends nothing for this long is ended (DEADLINE_EXCEEDED); its hold stays
+    /// until settled or released by its TTL, as when the executor disconnects.
+    #[arg(long, env = "METER_IDLE_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub meter_idle_timeout_secs: u64,
+
     /// `json` for JSON lines on stdout, anything else for human-readable logs.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,

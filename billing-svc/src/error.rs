@@ -51,6 +51,8 @@ pub enum BillingError {
     WouldOverdraw,
     #[error("metering protocol: {0}")]
     Protocol(&'static str),
+    #[error("metering stream idle for {secs} s: closed; the hold stays until settled or expired")]
+    StreamIdle { secs: u64 },
     #[error("amount out of range")]
     Overflow,
     #[error("database error")]
@@ -111,6 +113,7 @@ impl BillingError {
             | BillingError::NothingToRefund
             | BillingError::WouldOverdraw => Code::FailedPrecondition,
             BillingError::Overflow => Code::OutOfRange,
+            BillingError::StreamIdle { .. } => Code::DeadlineExceeded,
             // The database is down or saturated: the caller may retry the same request later.
             BillingError::Database(error) => database_code(error),
             BillingError::Commit(error) => database_code(error),

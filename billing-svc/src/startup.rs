@@ -18,7 +18,7 @@ use tonic::transport::Server;
 use crate::config::Config;
 use crate::grpc::{AccountApi, AdminApi, MeteringApi};
 use crate::ledger::{Ledger, LedgerSettings};
-use crate::store::{Backend, Store, WriteSettings};
+use crate::store::{Store, WriteSettings};
 
 /// Largest gRPC message accepted, either way.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -37,13 +37,14 @@ impl Application {
             max_batch: usize::try_from(config.write_batch_max)?,
             postgres_writers: usize::try_from(config.postgres_writers)?,
         };
+        // Checked before any SQLite connection exists: see `ensure_sqlite_writable`.
+        if config.database_url.starts_with("sqlite:") {
+            ensure_sqlite_writable(&config.database_url)?;
+        }
         // The cause chain is printed at exit; the URL itself is not, since it may carry a password.
         let store = Store::connect(&config.database_url, config.db_max_connections, write)
             .await
             .context("DATABASE_URL: cannot open, create or migrate the database")?;
-        if store.backend() == Backend::Sqlite {
-            ensure_sqlite_writable(&config.database_url)?;
-        }
         let settings = LedgerSettings {
             hold_ttl_ms: i64::try_from(config.hold_ttl_secs)? * 1000,
             hold_chunk_tokens: config.hold_chunk_tokens,
@@ -94,6 +95,7 @@ impl Application {
             self.ledger.clone(),
             self.config.service_token.clone(),
             self.config.admin_api_key.clone(),
+            Duration::from_secs(self.config.meter_idle_timeout_secs),
         );
 
         let (stop_sweeper, stopped) = watch::channel(false);
@@ -144,11 +146,20 @@ impl Application {
 
 /// A SQLite database on a read-only file system opens and, when already migrated, needs no write to start,
 /// so the service would come up and then refuse every write: refuse to start instead.
+///
+/// This must run before the first SQLite connection of the process. POSIX advisory locks belong to the
+/// process, not to a descriptor: closing this plain descriptor drops every lock SQLite holds on the file,
+/// including the SHARED lock of a WAL connection, and another process closing its connection would then
+/// checkpoint and delete the live WAL, losing acknowledged writes. (A file that does not exist yet is
+/// created by SQLite, whose failure `Store::connect` reports.)
 fn ensure_sqlite_writable(database_url: &str) -> anyhow::Result<()> {
     let rest = database_url
         .trim_start_matches("sqlite:")
         .trim_start_matches("//");
     let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    if !std::path::Path::new(path).exists() {
+        return Ok(());
+    }
     std::fs::OpenOptions::new()
         .append(true)
         .open(path)

@@ -2,10 +2,12 @@
 //! executor-svc only (service token).
 //!
 //! A stream is served by a spawned task that reads requests in order and answers each through a bounded
-//! channel; when the executor goes away mid-stream the task ends and the hold stays until settled by
+//! channel; when the executor goes away mid-stream, or sends nothing for the idle timeout (a silent client
+//! must not pin a task and a connection for ever), the task ends and the hold stays until settled by
 //! `Settle` or released by its TTL.
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures::Stream;
 use proto::billing::v1 as pb;
@@ -30,14 +32,21 @@ pub struct MeteringApi {
     ledger: Ledger,
     service_token: Secret,
     admin_key: Secret,
+    idle_timeout: Duration,
 }
 
 impl MeteringApi {
-    pub fn new(ledger: Ledger, service_token: Secret, admin_key: Secret) -> MeteringApi {
+    pub fn new(
+        ledger: Ledger,
+        service_token: Secret,
+        admin_key: Secret,
+        idle_timeout: Duration,
+    ) -> MeteringApi {
         MeteringApi {
             ledger,
             service_token,
             admin_key,
+            idle_timeout,
         }
     }
 }
@@ -68,6 +77,10 @@ impl MeteringService for MeteringApi {
         let inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(8);
         let ledger = self.ledger.clone();
+        let inbound = IdleLimited {
+            inbound,
+            idle_timeout: self.idle_timeout,
+        };
         tokio::spawn(async move {
             if let Err(status) = serve_meter(&ledger, inbound, &sender).await {
                 // The executor may already be gone; then there is nobody to tell.
@@ -109,10 +122,28 @@ impl MeteringService for MeteringApi {
     }
 }
 
+/// The executor's side of a stream, each message awaited at most the idle timeout.
+struct IdleLimited {
+    inbound: Streaming<pb::MeterRequest>,
+    idle_timeout: Duration,
+}
+
+impl IdleLimited {
+    async fn message(&mut self) -> Result<Option<pb::MeterRequest>, Status> {
+        match tokio::time::timeout(self.idle_timeout, self.inbound.message()).await {
+            Ok(message) => message,
+            Err(_) => Err(BillingError::StreamIdle {
+                secs: self.idle_timeout.as_secs(),
+            }
+            .into()),
+        }
+    }
+}
+
 /// Runs one execution's stream to its Close. Returns early (Ok) when the executor hangs up.
 async fn serve_meter(
     ledger: &Ledger,
-    mut inbound: Streaming<pb::MeterRequest>,
+    mut inbound: IdleLimited,
     sender: &mpsc::Sender<Result<pb::MeterResponse, Status>>,
 ) -> Result<(), Status> {
     let Some(first) = inbound.message().await? else {

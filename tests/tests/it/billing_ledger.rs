@@ -2,6 +2,7 @@
 //! queries and their pagination, on SQLite and PostgreSQL.
 
 use proto::billing::v1 as pb;
+use sqlx::Connection;
 use tests::{Backend, Billing, assert_ledger_invariants, authed};
 use tonic::Code;
 
@@ -756,6 +757,44 @@ async fn keys_are_listed_without_secrets_and_revoked(backend: Backend) {
     );
 }
 
+/// Another process (a backup, `sqlite3`, this test) opening and closing the database while billing-svc
+/// writes must not lose a write: a plain open/close of the SQLite file inside billing-svc once dropped its
+/// POSIX locks, so the other process's close deleted the live WAL.
+async fn writes_survive_another_process_reading_the_database(backend: Backend) {
+    let billing = Billing::start(backend, &[]).await;
+    let (id, key) = billing.create_key(pb::KeyType::Standard).await;
+    let reader = {
+        let database_url = billing.database.url.clone();
+        tokio::spawn(async move {
+            for _ in 0..300 {
+                let mut connection = sqlx::AnyConnection::connect(&database_url)
+                    .await
+                    .expect("connect");
+                let _: i64 =
+                    sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM transactions")
+                        .fetch_one(&mut connection)
+                        .await
+                        .expect("count");
+                connection.close().await.expect("close");
+            }
+        })
+    };
+
+    for _ in 0..30 {
+        billing.add_credits(&id, "1").await;
+    }
+    reader.await.expect("reader");
+
+    assert_eq!(billing.account_of(&key).await.credits_balance, "30");
+    let mut connection = billing.database.connect().await;
+    let rows: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM transactions")
+        .fetch_one(&mut connection)
+        .await
+        .expect("count");
+    assert_eq!(rows, 30, "every acknowledged credit is in the database");
+    assert_ledger_invariants(&billing.database).await;
+}
+
 tests::backend_tests!(
     seed_example_is_exact,
     internal_key_records_cost_and_charges_nothing,
@@ -769,4 +808,5 @@ tests::backend_tests!(
     usage_and_transactions_paginate_and_filter,
     admin_reads_any_accounts_stats,
     keys_are_listed_without_secrets_and_revoked,
+    writes_survive_another_process_reading_the_database,
 );

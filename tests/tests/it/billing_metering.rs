@@ -440,6 +440,71 @@ async fn concurrent_executions_never_overspend(backend: Backend) {
     assert_ledger_invariants(&billing.database).await;
 }
 
+async fn a_hold_survives_a_crash_and_the_replay_settles_it_once(backend: Backend) {
+    let billing = Billing::start(backend, &["--hold-ttl-secs", "2"]).await;
+    let (id, key) = billing.create_key(pb::KeyType::Standard).await;
+    billing.add_credits(&id, "10").await;
+    let mut session = billing
+        .open(&key, "exec-crash", 6548, 0)
+        .await
+        .expect("open");
+    // Keep the hold growing while billing-svc dies: the kill lands in the middle of writes.
+    let writing = tokio::spawn(async move {
+        for output in (0..).step_by(64).take(10_000) {
+            if session.progress(output).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (admin_key, service_token) = (billing.admin_key.clone(), billing.service_token.clone());
+
+    let database = billing.stop().await;
+    let _ = writing.await;
+    let billing = Billing::start_with(
+        database,
+        admin_key,
+        service_token,
+        &["--hold-ttl-secs", "2"],
+    )
+    .await;
+    let held_after_restart = billing.account_of(&key).await.held_credits;
+    for _ in 0..100 {
+        let _ = holds_in_database(&billing).await;
+    }
+    let settlement = billing
+        .metering()
+        .await
+        .settle(authed(
+            &billing.service_token,
+            pb::SettleRequest {
+                api_key_id: id.clone(),
+                execution_id: "exec-crash".into(),
+                model: "test-model".into(),
+                input_tokens: 6548,
+                output_tokens: 108,
+                status: pb::UsageStatus::Completed.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("replay after the restart")
+        .into_inner();
+
+    assert_ne!(held_after_restart, "0", "the hold survived the crash");
+    assert!(!settlement.replayed);
+    assert_eq!(settlement.balance_after.as_deref(), Some("9.89692"));
+    let account = billing.account_of(&key).await;
+    assert_eq!(
+        (
+            account.credits_balance.as_str(),
+            account.held_credits.as_str()
+        ),
+        ("9.89692", "0")
+    );
+    assert_ledger_invariants(&billing.database).await;
+}
+
 tests::backend_tests!(
     an_empty_account_is_refused_and_holds_nothing,
     credit_for_the_input_but_not_a_minimal_output_is_refused,
@@ -449,4 +514,5 @@ tests::backend_tests!(
     an_abandoned_hold_expires_and_a_late_settle_charges_once,
     metering_rejects_protocol_and_input_errors,
     concurrent_executions_never_overspend,
+    a_hold_survives_a_crash_and_the_replay_settles_it_once,
 );
