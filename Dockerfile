@@ -11,7 +11,8 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --home /var/lib/billing --create-home billing
+    && useradd --system --home /var/lib/billing --create-home billing \
+    && install -d -o billing -g billing /var/lib/billing/data
 COPY --from=build /out/ /usr/local/bin/
 USER billing
 WORKDIR /var/lib/billing

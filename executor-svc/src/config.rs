@@ -159,11 +159,7 @@ impl Config {
         if !is_http_url(&self.billing_url) {
             return invalid("BILLING_URL", "must be an http:// or https:// URL");
         }
-        if self
-            .openai_base_url
-            .as_deref()
-            .is_some_and(|base_url| !is_http_url(base_url))
-        {
+        if self.provider_base_url().is_some_and(|base_url| !is_http_url(base_url)) {
             return invalid("OPENAI_BASE_URL", "must be an http:// or https:// URL");
         }
         if !is_http_url(&self.mock_model_url) {
@@ -190,12 +186,22 @@ impl Config {
         Ok(())
     }
 
+    /// `OPENAI_BASE_URL`, an empty value counting as unset (as compose files pass unset variables).
+    fn provider_base_url(&self) -> Option<&str> {
+        self.openai_base_url.as_deref().filter(|base_url| !base_url.trim().is_empty())
+    }
+
+    /// `OPENAI_API_KEY`, an empty value counting as unset.
+    fn provider_api_key(&self) -> Option<&Secret> {
+        self.openai_api_key.as_ref().filter(|key| !key.expose().trim().is_empty())
+    }
+
     /// The model endpoint chosen by `OPENAI_BASE_URL` and `OPENAI_API_KEY` (see [`Config`]).
     pub fn model_endpoint(&self) -> ModelEndpoint {
-        match (&self.openai_base_url, &self.openai_api_key) {
+        match (self.provider_base_url(), self.provider_api_key()) {
             (Some(base_url), api_key) => ModelEndpoint {
                 base_url: trim_slash(base_url),
-                api_key: api_key.clone().unwrap_or_else(|| Secret::new("")),
+                api_key: api_key.cloned().unwrap_or_else(|| Secret::new("")),
                 kind: EndpointKind::Custom,
             },
             (None, Some(api_key)) => ModelEndpoint {
@@ -268,6 +274,13 @@ mod tests {
             (custom.kind, custom.base_url.as_str()),
             (EndpointKind::Custom, "http://localhost:11434/v1")
         );
+    }
+
+    #[test]
+    fn empty_provider_settings_count_as_unset() {
+        let endpoint = parse(&["--openai-api-key", "", "--openai-base-url", " "]);
+        assert!(endpoint.validate().is_ok());
+        assert_eq!(endpoint.model_endpoint().kind, EndpointKind::MockModel);
     }
 
     #[test]

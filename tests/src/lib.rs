@@ -9,15 +9,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod database;
+pub mod docs_harness;
 mod executor_harness;
 mod gateway_harness;
 mod metering;
+mod postgres_cluster;
 mod process;
+pub mod reliability;
 
 pub use database::{Backend, TestDatabase, assert_ledger_invariants};
 pub use executor_harness::{Executor, MockModel, restart_billing_at};
 pub use gateway_harness::{Answer, SseEvent, Stack, answer as gateway_answer, parse_sse};
 pub use metering::MeterSession;
+pub use postgres_cluster::PgCluster;
 pub use process::{ServiceProcess, binary_path};
 
 use proto::billing::v1 as pb;

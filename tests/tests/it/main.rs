@@ -5,5 +5,12 @@
 mod billing_auth;
 mod billing_ledger;
 mod billing_metering;
+mod docs;
 mod executor;
 mod gateway;
+mod reliability_concurrency;
+mod reliability_faults;
+mod reliability_sqlite;
+mod security_gateway;
+mod security_input;
+mod security_rest_fuzz;
