@@ -12,8 +12,8 @@ use proto::billing::v1::admin_service_server::AdminServiceServer;
 use proto::billing::v1::metering_service_server::MeteringServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 
 use crate::config::Config;
 use crate::grpc::{AccountApi, AdminApi, MeteringApi};
@@ -133,7 +133,10 @@ impl Application {
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                shutdown,
+            )
             .await?;
 
         let _ = stop_sweeper.send(true);

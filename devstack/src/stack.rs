@@ -118,22 +118,14 @@ impl Stack {
                 &http_url(executor_addr),
             ],
         )?;
-        // The gateway's `Application` does not expose its bound address, which port 0 needs; its router is
-        // public, so the stack binds the listener itself and serves that router as the binary does, with
-        // each connection's peer address (the failed-authentication limiter counts per client IP).
-        let gateway_listener = tokio::net::TcpListener::bind(gateway_config.listen)
+        let gateway = gateway::startup::Application::build(gateway_config)
             .await
-            .with_context(|| format!("cannot bind the gateway to {}", gateway_config.listen))?;
-        let gateway_addr = gateway_listener.local_addr()?;
-        let gateway_router =
-            gateway::startup::app(&gateway_config).context("cannot start the gateway")?;
+            .context("cannot start the gateway")?;
+        let gateway_addr = gateway.local_addr()?;
 
         let exited = CancellationToken::new();
         let mut services = vec![spawn("gateway", &exited, |shutdown| {
-            let service = gateway_router.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(gateway_listener, service)
-                .with_graceful_shutdown(shutdown)
-                .into_future()
+            gateway.run_until_stopped(shutdown)
         })];
         services.push(spawn("executor-svc", &exited, |shutdown| {
             executor.run_until_stopped(shutdown)

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use proto::executor::v1::executor_service_server::ExecutorServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
 
 use crate::config::{Config, ConfigError};
@@ -170,7 +170,10 @@ impl Application {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(executor_service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), on_signal);
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                on_signal,
+            );
         let grace = self.shutdown_grace;
         let grace_over = async {
             signalled.cancelled().await;

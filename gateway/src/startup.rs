@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::auth_limit::{AuthFailureLimiter, AuthLimitSettings};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::routes::{self, method_not_allowed, route_not_found};
@@ -56,11 +58,26 @@ impl Application {
         Ok(Application { listener, router })
     }
 
+    /// The bound address (the real port when built with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        // The peer address feeds the failed-authentication limiter (per client IP).
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        // Small responses must leave at once, not wait for the peer's delayed ACK (Nagle's algorithm).
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::warn!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await
     }
@@ -108,10 +125,18 @@ pub fn app(config: &Config) -> Result<Router, StartupError> {
         openapi_json: Arc::new(serde_json::to_string(&openapi)?),
     };
     let max_body_bytes = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
+    let limiter = Arc::new(AuthFailureLimiter::new(AuthLimitSettings {
+        burst: config.auth_failure_burst,
+        refill_per_min: config.auth_failure_refill_per_min,
+    }));
     Ok(router
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            crate::auth_limit::limit_failed_auth,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             crate::middleware::observe,

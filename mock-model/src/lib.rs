@@ -17,6 +17,7 @@ use std::sync::atomic::AtomicU64;
 
 use axum::Router;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -69,7 +70,11 @@ impl Application {
     ) -> std::io::Result<()> {
         let local_addr = self.listener.local_addr()?;
         tracing::info!(addr = %local_addr, "listening");
-        axum::serve(self.listener, router(self.state))
+        // Small responses must leave at once, not wait for the peer's delayed ACK (Nagle's algorithm).
+        let listener = self.listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
+        axum::serve(listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
     }

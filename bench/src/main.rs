@@ -1,0 +1,121 @@
+//! `bench`: the benchmark harness of the billing platform (BENCHMARKS.md says how to read it).
+//!
+//! It starts the real service binaries as processes on loopback (no fixed ports, each ready when it logs
+//! `listening`), drives them, prints a table, optionally writes JSON, and checks the ledger in SQL after
+//! every run. A broken invariant or a failed operation makes the exit status non-zero: a benchmark that
+//! loses money is a failed benchmark, however fast it was.
+
+mod billing;
+mod config;
+mod database;
+mod e2e;
+mod load;
+mod postgres;
+mod probe;
+mod process;
+mod report;
+mod settle;
+mod stats;
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+
+use crate::config::{Args, Plan, Scenario};
+use crate::postgres::Cluster;
+use crate::report::{Machine, Report};
+
+fn main() -> ExitCode {
+    let plan = match Args::parse().plan() {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("bench: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("bench: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(plan)) {
+        Ok(report) if report.failures.is_empty() => ExitCode::SUCCESS,
+        Ok(_) => {
+            eprintln!("bench: FAILED: a check did not hold (see above)");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("bench: FAILED: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(plan: Plan) -> anyhow::Result<Report> {
+    process::check_binaries(&plan.bin_dir)?;
+    if !plan.smoke && !plan.bin_dir.ends_with("release") {
+        eprintln!(
+            "bench: warning: the services in {} are not release builds; build them with `{}` and \
+             run `cargo run --release -p bench`",
+            plan.bin_dir.display(),
+            process::BUILD_COMMAND
+        );
+    }
+    let write_mode_flag = process::billing_has_write_mode(&plan.bin_dir)?;
+    if !write_mode_flag {
+        eprintln!(
+            "bench: billing-svc has no --write-mode flag: measuring its current path once (ratio n/a)"
+        );
+    }
+    // The plan asks for a cluster only when a chosen scenario runs on PostgreSQL.
+    let cluster = plan.postgres.as_ref().map(Cluster::open).transpose()?;
+
+    let mut failures = Vec::new();
+    let mut settle_runs = Vec::new();
+    if plan.scenarios.contains(&Scenario::Settle) {
+        for &backend in &plan.backends {
+            settle_runs.extend(
+                settle::run_backend(
+                    &plan,
+                    backend,
+                    cluster.as_ref(),
+                    write_mode_flag,
+                    &mut failures,
+                )
+                .await?,
+            );
+        }
+    }
+    let e2e = if plan.scenarios.contains(&Scenario::E2e) {
+        Some(e2e::run(&plan, cluster.as_ref(), &mut failures).await?)
+    } else {
+        None
+    };
+
+    let report = Report {
+        generated_at_unix_secs: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs()),
+        machine: Machine::probe(),
+        git_commit: report::git_commit(),
+        smoke: plan.smoke,
+        bin_dir: plan.bin_dir.display().to_string(),
+        write_mode_flag,
+        ratios: report::ratios(&settle_runs),
+        settle: settle_runs,
+        e2e,
+        failures,
+    };
+    report.print();
+    if let Some(path) = &plan.json {
+        report.write_json(path)?;
+        eprintln!("bench: figures written to {}", path.display());
+    }
+    Ok(report)
+}

@@ -1,0 +1,272 @@
+//! The figures of a run: printed as tables, written as JSON, with the machine they were measured on.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::config::{Backend, KeySet};
+use crate::e2e::E2eRun;
+use crate::settle::SettleRun;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub generated_at_unix_secs: u64,
+    pub machine: Machine,
+    pub git_commit: Option<String>,
+    pub smoke: bool,
+    pub bin_dir: String,
+    /// Whether billing-svc offered `--write-mode` (otherwise one run per case on its current path).
+    pub write_mode_flag: bool,
+    pub settle: Vec<SettleRun>,
+    pub ratios: Vec<Ratio>,
+    pub e2e: Option<E2eRun>,
+    /// Every failed check; the run exits non-zero when this is not empty.
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub kernel: String,
+    pub memory_mb: u64,
+}
+
+/// Batched against naive settlements per second, for one backend and key set.
+#[derive(Debug, Serialize)]
+pub struct Ratio {
+    pub backend: Backend,
+    pub key_set: KeySet,
+    pub batched_per_sec: Option<f64>,
+    pub naive_per_sec: Option<f64>,
+    /// `batched / naive`; null when either side was not measured.
+    pub ratio: Option<f64>,
+}
+
+impl Machine {
+    /// What `/proc` says about this machine (the figures only mean something next to it).
+    pub fn probe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu_model: cpuinfo
+                .lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(_, model)| model.trim().to_string())
+                .unwrap_or_default(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|release| release.trim().to_string())
+                .unwrap_or_default(),
+            memory_mb: meminfo
+                .lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|value| {
+                    value
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+                .map_or(0, |kb| kb / 1024),
+        }
+    }
+}
+
+/// `HEAD` of the checkout, when git is there.
+pub fn git_commit() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Pairs the batched and naive runs of each backend and key set.
+pub fn ratios(runs: &[SettleRun]) -> Vec<Ratio> {
+    let mut ratios: Vec<Ratio> = Vec::new();
+    for run in runs {
+        if ratios
+            .iter()
+            .any(|ratio| ratio.backend == run.backend && ratio.key_set == run.key_set)
+        {
+            continue;
+        }
+        let rate = |mode: &str| {
+            runs.iter()
+                .find(|other| {
+                    other.backend == run.backend
+                        && other.key_set == run.key_set
+                        && other.write_mode == mode
+                })
+                .map(|other| other.settlements_per_sec)
+        };
+        let (batched, naive) = (rate("batched"), rate("naive"));
+        ratios.push(Ratio {
+            backend: run.backend,
+            key_set: run.key_set,
+            batched_per_sec: batched,
+            naive_per_sec: naive,
+            ratio: batched
+                .zip(naive)
+                .filter(|(_, naive)| *naive > 0.0)
+                .map(|(batched, naive)| batched / naive),
+        });
+    }
+    ratios
+}
+
+fn key_set_label(key_set: KeySet, keys: u32) -> String {
+    match key_set {
+        KeySet::Hot => "1 hot".to_string(),
+        KeySet::Many => format!("{keys}"),
+    }
+}
+
+fn or_na(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "n/a".to_string(), |value| format!("{value:.decimals$}"))
+}
+
+impl Report {
+    /// The tables, as printed at the end of a run.
+    pub fn print(&self) {
+        println!(
+            "\nmachine: {} CPUs ({}), {} MB, Linux {}; commit {}; binaries {}{}",
+            self.machine.cpus,
+            self.machine.cpu_model,
+            self.machine.memory_mb,
+            self.machine.kernel,
+            self.git_commit.as_deref().unwrap_or("?"),
+            self.bin_dir,
+            if self.smoke {
+                "; SMOKE run (not figures)"
+            } else {
+                ""
+            }
+        );
+        if !self.settle.is_empty() {
+            println!(
+                "\nsettlements through Meter (open + close per stream; latencies in ms; CPU in ms and fsyncs per \
+                 settlement)\n\
+                 {:<9} {:>6} {:>8} {:>5} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6} {:>7} {:>8} {:>8} {:>7}",
+                "backend",
+                "keys",
+                "mode",
+                "conc",
+                "settle/s",
+                "open p50",
+                "open p99",
+                "settl p50",
+                "settl p99",
+                "count",
+                "errors",
+                "RSS MB",
+                "svc CPU",
+                "db CPU",
+                "fsyncs"
+            );
+            for run in &self.settle {
+                println!(
+                    "{:<9} {:>6} {:>8} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>6} {:>7.1} {:>8.3} {:>8} {:>7}",
+                    run.backend.name(),
+                    key_set_label(run.key_set, run.keys),
+                    run.write_mode,
+                    run.concurrency,
+                    run.settlements_per_sec,
+                    run.open_latency.p50_ms,
+                    run.open_latency.p99_ms,
+                    run.settle_latency.p50_ms,
+                    run.settle_latency.p99_ms,
+                    run.settlements,
+                    run.errors,
+                    run.billing_peak_rss_mb,
+                    run.billing_cpu_ms_per_settlement,
+                    or_na(run.database_cpu_ms_per_settlement, 3),
+                    or_na(run.fsyncs_per_settlement, 2)
+                );
+            }
+            println!(
+                "\nbatched / naive\n{:<9} {:>6} {:>10} {:>10} {:>7}",
+                "backend", "keys", "batched/s", "naive/s", "ratio"
+            );
+            for ratio in &self.ratios {
+                println!(
+                    "{:<9} {:>6} {:>10} {:>10} {:>7}",
+                    ratio.backend.name(),
+                    match ratio.key_set {
+                        KeySet::Hot => "hot",
+                        KeySet::Many => "many",
+                    },
+                    or_na(ratio.batched_per_sec, 0),
+                    or_na(ratio.naive_per_sec, 0),
+                    or_na(ratio.ratio, 1)
+                );
+            }
+            if !self.write_mode_flag {
+                println!(
+                    "(billing-svc has no --write-mode flag yet: one run on its current path, ratio n/a)"
+                );
+            }
+        }
+        if let Some(e2e) = &self.e2e {
+            println!(
+                "\nend to end, concurrency {} (billing on {}; latencies in ms)\n{:<26} {:>9} {:>8} {:>8} {:>8} {:>6}",
+                e2e.concurrency,
+                e2e.backend.name(),
+                "path",
+                "req/s",
+                "p50",
+                "p99",
+                "count",
+                "errors"
+            );
+            for (name, phase) in [
+                ("mock-model direct", &e2e.direct),
+                ("gateway POST /execute", &e2e.gateway),
+            ] {
+                println!(
+                    "{:<26} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>6}",
+                    name,
+                    phase.requests_per_sec,
+                    phase.latency.p50_ms,
+                    phase.latency.p99_ms,
+                    phase.requests,
+                    phase.errors
+                );
+            }
+            println!(
+                "{:<26} {:>9} {:>8.2} {:>8.2}",
+                "added by the platform", "", e2e.added_p50_ms, e2e.added_p99_ms
+            );
+            let rss: Vec<String> = e2e
+                .peak_rss_mb
+                .iter()
+                .map(|(name, mb)| format!("{name} {mb:.1}"))
+                .collect();
+            println!("peak RSS (MB, VmHWM): {}", rss.join(", "));
+        }
+        if self.failures.is_empty() {
+            println!("\nchecks: ledger invariants and usage-record counts hold after every run");
+        } else {
+            println!("\nFAILED CHECKS:");
+            for failure in &self.failures {
+                println!("  - {failure}");
+            }
+        }
+    }
+
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("create {}", folder.display()))?;
+        }
+        let text = serde_json::to_string_pretty(self).context("serialise the report")?;
+        std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))
+    }
+}
