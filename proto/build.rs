@@ -11,7 +11,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Each server's reflection lists only its own package: one descriptor set per package, imports included.
     for (proto, name) in [(PROTOS[0], "billing"), (PROTOS[1], "executor")] {
         let descriptors = protox::compile([proto], ["proto"])?;
-        std::fs::write(out_dir.join(format!("{name}.bin")), prost::Message::encode_to_vec(&descriptors))?;
+        std::fs::write(
+            out_dir.join(format!("{name}.bin")),
+            prost::Message::encode_to_vec(&descriptors),
+        )?;
     }
 
     tonic_prost_build::configure()

@@ -159,7 +159,10 @@ impl Config {
         if !is_http_url(&self.billing_url) {
             return invalid("BILLING_URL", "must be an http:// or https:// URL");
         }
-        if self.provider_base_url().is_some_and(|base_url| !is_http_url(base_url)) {
+        if self
+            .provider_base_url()
+            .is_some_and(|base_url| !is_http_url(base_url))
+        {
             return invalid("OPENAI_BASE_URL", "must be an http:// or https:// URL");
         }
         if !is_http_url(&self.mock_model_url) {
@@ -188,12 +191,16 @@ impl Config {
 
     /// `OPENAI_BASE_URL`, an empty value counting as unset (as compose files pass unset variables).
     fn provider_base_url(&self) -> Option<&str> {
-        self.openai_base_url.as_deref().filter(|base_url| !base_url.trim().is_empty())
+        self.openai_base_url
+            .as_deref()
+            .filter(|base_url| !base_url.trim().is_empty())
     }
 
     /// `OPENAI_API_KEY`, an empty value counting as unset.
     fn provider_api_key(&self) -> Option<&Secret> {
-        self.openai_api_key.as_ref().filter(|key| !key.expose().trim().is_empty())
+        self.openai_api_key
+            .as_ref()
+            .filter(|key| !key.expose().trim().is_empty())
     }
 
     /// The model endpoint chosen by `OPENAI_BASE_URL` and `OPENAI_API_KEY` (see [`Config`]).

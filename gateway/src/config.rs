@@ -37,6 +37,14 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_READINESS_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub readiness_timeout_ms: u64,
 
+    /// Failed authentications (answers 401) a client IP may make in a burst before it gets 429.
+    #[arg(long, env = "GATEWAY_AUTH_FAILURE_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub auth_failure_burst: u32,
+
+    /// Failed authentications given back to each client IP per minute.
+    #[arg(long, env = "GATEWAY_AUTH_FAILURE_REFILL_PER_MIN", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub auth_failure_refill_per_min: u32,
+
     /// `json` for JSON lines on stdout, anything else for human-readable logs.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,

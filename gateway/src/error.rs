@@ -99,6 +99,10 @@ pub enum ApiError {
     #[error("malformed Authorization header")]
     MalformedAuthorization,
 
+    /// A route that needs a key was called without an `Authorization` header.
+    #[error("missing Authorization header")]
+    MissingAuthorization,
+
     #[error("no route")]
     RouteNotFound,
 
@@ -115,6 +119,10 @@ pub enum ApiError {
 
     #[error("method not allowed")]
     MethodNotAllowed,
+
+    /// Too many failed authentications from the client's address (see [`crate::auth_limit`]).
+    #[error("too many failed authentications; retry in {retry_after_secs} s")]
+    TooManyFailedAuthentications { retry_after_secs: u64 },
 
     /// A downstream answered with something the contract does not allow (a missing field, a bad amount).
     #[error("{} broke the contract: {message}", service.name())]
@@ -298,6 +306,10 @@ impl ApiError {
                 };
                 (*status, title, code)
             }
+            ApiError::MissingAuthorization => {
+                message = Some("send `Authorization: Bearer <key>`".into());
+                (StatusCode::UNAUTHORIZED, "Unauthorized", "unauthorized")
+            }
             ApiError::MalformedAuthorization => {
                 message =
                     Some("the Authorization header must be `Bearer <key>` in visible ASCII".into());
@@ -323,6 +335,16 @@ impl ApiError {
                 "Method Not Allowed",
                 "method_not_allowed",
             ),
+            ApiError::TooManyFailedAuthentications { retry_after_secs } => {
+                message =
+                    Some("too many failed authentications from this address; retry later".into());
+                details.insert("retryAfterSecs".into(), Value::from(*retry_after_secs));
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too Many Requests",
+                    "rate_limited",
+                )
+            }
             ApiError::ContractViolation { service, .. } => {
                 details.insert("service".into(), Value::from(service.name()));
                 (StatusCode::BAD_GATEWAY, "Bad Gateway", "bad_gateway")

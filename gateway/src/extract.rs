@@ -6,7 +6,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, OpenAiError};
 use crate::middleware::RequestId;
 
 /// A JSON body: 400 for a syntax error, 415 without `Content-Type: application/json`, 413 when too
@@ -25,10 +25,12 @@ pub struct QueryParams<T>(pub T);
 #[from_request(via(Path), rejection(ApiError))]
 pub struct PathParams<T>(pub T);
 
-/// The caller's `Authorization` header (forwarded as is: billing-svc decides) and the request id.
+/// The caller's `Authorization` header (forwarded as is: billing-svc decides) and the request id. Every
+/// route that takes it needs a key, and takes it before its query or body: a call without the header is
+/// answered 401 before its input is read, so a client learns nothing of a route it may not use.
 #[derive(Debug, Clone)]
 pub struct CallContext {
-    authorization: Option<AsciiMetadataValue>,
+    authorization: AsciiMetadataValue,
     request_id: Option<AsciiMetadataValue>,
 }
 
@@ -36,17 +38,16 @@ impl<S: Send + Sync> FromRequestParts<S> for CallContext {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<CallContext, ApiError> {
-        let authorization = parts
+        let value = parts
             .headers
             .get(AUTHORIZATION)
-            .map(|value| {
-                // `to_str` admits visible ASCII only; metadata alone would let obs-text bytes through.
-                let text = value
-                    .to_str()
-                    .map_err(|_| ApiError::MalformedAuthorization)?;
-                AsciiMetadataValue::try_from(text).map_err(|_| ApiError::MalformedAuthorization)
-            })
-            .transpose()?;
+            .ok_or(ApiError::MissingAuthorization)?;
+        // `to_str` admits visible ASCII only; metadata alone would let obs-text bytes through.
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::MalformedAuthorization)?;
+        let authorization =
+            AsciiMetadataValue::try_from(text).map_err(|_| ApiError::MalformedAuthorization)?;
         let request_id = parts
             .extensions
             .get::<RequestId>()
@@ -67,12 +68,28 @@ impl CallContext {
     }
 
     fn annotate(&self, metadata: &mut MetadataMap) {
-        if let Some(authorization) = &self.authorization {
-            metadata.insert("authorization", authorization.clone());
-        }
+        metadata.insert("authorization", self.authorization.clone());
         if let Some(request_id) = &self.request_id {
             metadata.insert("x-request-id", request_id.clone());
         }
+    }
+}
+
+/// [`CallContext`] whose rejection comes out in OpenAI's error shape, for `/v1/*`.
+#[derive(Debug, Clone)]
+pub struct OpenAiCallContext(pub CallContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for OpenAiCallContext {
+    type Rejection = OpenAiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<OpenAiCallContext, OpenAiError> {
+        CallContext::from_request_parts(parts, state)
+            .await
+            .map(OpenAiCallContext)
+            .map_err(OpenAiError)
     }
 }
 

@@ -155,6 +155,7 @@ async fn bodies_are_refused_with_the_error_shape() {
         ),
         (
             Request::post("/admin/keys")
+                .header("authorization", "Bearer admin")
                 .header("content-type", "text/plain")
                 .body(Body::from("{}"))
                 .unwrap(),
@@ -288,4 +289,25 @@ async fn operations_routes_answer() {
     );
     assert!(text.contains(r#"route="/healthz",status="200""#), "{text}");
     assert!(text.contains(r#"route="/readyz",status="503""#), "{text}");
+}
+
+#[tokio::test]
+async fn a_missing_key_is_401_before_the_input_is_read() {
+    let app = app();
+    let bad_query = Request::get("/billing/usage?limit=0")
+        .body(Body::empty())
+        .unwrap();
+    assert_error(&send(&app, bad_query).await, 401, "unauthorized");
+    let bad_body = Request::post("/execute")
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    assert_error(&send(&app, bad_body).await, 401, "unauthorized");
+    let openai = Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"n": 0, "messages": []}"#))
+        .unwrap();
+    let answer = send(&app, openai).await;
+    assert_eq!(answer.status.as_u16(), 401, "{:?}", answer.body);
+    assert_eq!(answer.body["error"]["code"], "invalid_api_key");
 }

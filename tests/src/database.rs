@@ -56,6 +56,15 @@ impl TestDatabase {
         }
     }
 
+    /// A database that already exists at `url` (e.g. on a test's private cluster).
+    pub fn existing(backend: Backend, url: String) -> TestDatabase {
+        TestDatabase {
+            backend,
+            url,
+            _dir: None,
+        }
+    }
+
     /// A direct connection, for assertions.
     pub async fn connect(&self) -> AnyConnection {
         sqlx::any::install_default_drivers();

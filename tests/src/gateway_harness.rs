@@ -85,7 +85,11 @@ pub fn parse_sse(text: &str) -> Vec<SseEvent> {
 
 impl Stack {
     pub async fn start(backend: Backend) -> Stack {
-        let billing = Billing::start(backend, &[]).await;
+        Self::start_on(Billing::start(backend, &[]).await, &[]).await
+    }
+
+    /// The rest of the stack in front of a running billing-svc, the gateway with `gateway_envs` added.
+    pub async fn start_on(billing: Billing, gateway_envs: &[(&str, &str)]) -> Stack {
         let mock =
             ServiceProcess::start("mock-model", &[], &[("MOCK_MODEL_LISTEN", "127.0.0.1:0")]).await;
         let spool = tempfile::tempdir().expect("spool dir");
@@ -104,15 +108,12 @@ impl Stack {
         )
         .await;
         let executor_url = executor.url();
-        let gateway = ServiceProcess::start(
-            "gateway",
-            &["--listen", "127.0.0.1:0"],
-            &[
-                ("BILLING_URL", billing_url.as_str()),
-                ("EXECUTOR_URL", executor_url.as_str()),
-            ],
-        )
-        .await;
+        let mut envs = vec![
+            ("BILLING_URL", billing_url.as_str()),
+            ("EXECUTOR_URL", executor_url.as_str()),
+        ];
+        envs.extend_from_slice(gateway_envs);
+        let gateway = ServiceProcess::start("gateway", &["--listen", "127.0.0.1:0"], &envs).await;
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()

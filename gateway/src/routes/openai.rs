@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, OpenAiError};
 use crate::execution::{self, ExecutionEvent};
-use crate::extract::{CallContext, header_text};
+use crate::extract::{OpenAiCallContext, header_text};
 use crate::json::{Billing, ExecuteResult, ExecutionSummary, FinishReason};
 use crate::money::Usd;
 use crate::openapi::OpenAiErrors;
@@ -296,11 +296,10 @@ fn unix_now() -> u64 {
 #[tracing::instrument(skip_all)]
 pub async fn chat_completions(
     State(state): State<AppState>,
-    context: Result<CallContext, ApiError>,
+    OpenAiCallContext(context): OpenAiCallContext,
     headers: HeaderMap,
     OpenAiJson(body): OpenAiJson<ChatCompletionRequest>,
 ) -> Result<Response, OpenAiError> {
-    let context = context?;
     if body.n.is_some_and(|n| n != 1) {
         return Err(ApiError::InvalidRequest("only `n` = 1 is supported".into()).into());
     }
