@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 
@@ -107,6 +108,14 @@ pub struct Config {
     /// until settled or released by its TTL, as when the executor disconnects.
     #[arg(long, env = "METER_IDLE_TIMEOUT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub meter_idle_timeout_secs: u64,
+
+    /// PEM certificate chain the gRPC server presents; with BILLING_TLS_KEY, the server speaks TLS only.
+    #[arg(long, env = "BILLING_TLS_CERT")]
+    pub tls_cert_path: Option<PathBuf>,
+
+    /// PEM private key of BILLING_TLS_CERT.
+    #[arg(long, env = "BILLING_TLS_KEY")]
+    pub tls_key_path: Option<PathBuf>,
 
     /// `json` for JSON lines on stdout, anything else for human-readable logs.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]

@@ -12,8 +12,8 @@ use proto::billing::v1::admin_service_server::AdminServiceServer;
 use proto::billing::v1::metering_service_server::MeteringServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::config::Config;
 use crate::grpc::{AccountApi, AdminApi, MeteringApi};
@@ -27,6 +27,8 @@ pub struct Application {
     config: Config,
     listener: TcpListener,
     ledger: Ledger,
+    /// `None`: plaintext gRPC (the default).
+    tls: Option<ServerTlsConfig>,
 }
 
 impl Application {
@@ -37,6 +39,7 @@ impl Application {
             max_batch: usize::try_from(config.write_batch_max)?,
             postgres_writers: usize::try_from(config.postgres_writers)?,
         };
+        let tls = server_tls(&config)?;
         // Checked before any SQLite connection exists: see `ensure_sqlite_writable`.
         if config.database_url.starts_with("sqlite:") {
             ensure_sqlite_writable(&config.database_url)?;
@@ -57,6 +60,7 @@ impl Application {
             config,
             listener,
             ledger,
+            tls,
         })
     }
 
@@ -105,8 +109,12 @@ impl Application {
             stopped,
         ));
 
-        tracing::info!(%addr, database = ?self.ledger.store().backend(), "listening");
-        Server::builder()
+        tracing::info!(%addr, database = ?self.ledger.store().backend(), tls = self.tls.is_some(), "listening");
+        let mut server = Server::builder();
+        if let Some(tls) = self.tls {
+            server = server.tls_config(tls)?;
+        }
+        server
             .trace_fn(|request| {
                 let request_id = request
                     .headers()
@@ -145,6 +153,27 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The server's TLS identity from BILLING_TLS_CERT and BILLING_TLS_KEY, which are set together or not at
+/// all. The files are read and checked here so that a bad certificate stops the start, not the first call.
+fn server_tls(config: &Config) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (cert_path, key_path) = match (&config.tls_cert_path, &config.tls_key_path) {
+        (None, None) => return Ok(None),
+        (Some(cert_path), Some(key_path)) => (cert_path, key_path),
+        (Some(_), None) => anyhow::bail!("BILLING_TLS_KEY: must be set when BILLING_TLS_CERT is"),
+        (None, Some(_)) => anyhow::bail!("BILLING_TLS_CERT: must be set when BILLING_TLS_KEY is"),
+    };
+    let cert = std::fs::read(cert_path)
+        .with_context(|| format!("BILLING_TLS_CERT: cannot read {}", cert_path.display()))?;
+    let key = std::fs::read(key_path)
+        .with_context(|| format!("BILLING_TLS_KEY: cannot read {}", key_path.display()))?;
+    let tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    // Building the acceptor parses both files; the server builds it again when it starts serving.
+    Server::builder().tls_config(tls.clone()).context(
+        "BILLING_TLS_CERT, BILLING_TLS_KEY: not a PEM certificate chain and its private key",
+    )?;
+    Ok(Some(tls))
 }
 
 /// A SQLite database on a read-only file system opens and, when already migrated, needs no write to start,

@@ -75,6 +75,13 @@ impl Stack {
                 &secrets.service_token,
             ],
         )?;
+        // The stack wires its services together with plain `http://` loopback URLs: a TLS listener would
+        // cut them apart, so refuse the settings instead of failing at the first call.
+        if billing_config.tls_cert_path.is_some() || billing_config.tls_key_path.is_some() {
+            anyhow::bail!(
+                "BILLING_TLS_CERT, BILLING_TLS_KEY: devstack serves plain gRPC on loopback; unset them"
+            );
+        }
         let database_url = billing_config.database_url.clone();
         let billing = billing_svc::startup::Application::build(billing_config)
             .await
@@ -90,6 +97,11 @@ impl Stack {
                 &http_url(billing_addr),
             ],
         )?;
+        if executor_config.tls_cert_path.is_some() || executor_config.tls_key_path.is_some() {
+            anyhow::bail!(
+                "EXECUTOR_TLS_CERT, EXECUTOR_TLS_KEY: devstack serves plain gRPC on loopback; unset them"
+            );
+        }
         let mock = if executor_config.model_endpoint().kind
             == executor_svc::config::EndpointKind::MockModel
         {

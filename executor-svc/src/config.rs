@@ -63,6 +63,19 @@ pub struct Config {
     #[arg(long, env = "BILLING_URL", default_value = "http://127.0.0.1:50051")]
     pub billing_url: String,
 
+    /// PEM certificate of a private CA that signs billing-svc's certificate, for an `https://` BILLING_URL;
+    /// without it, the system's root certificates.
+    #[arg(long, env = "TLS_CA_CERT")]
+    pub tls_ca_path: Option<PathBuf>,
+
+    /// PEM certificate chain the gRPC server presents; with EXECUTOR_TLS_KEY, the server speaks TLS only.
+    #[arg(long, env = "EXECUTOR_TLS_CERT")]
+    pub tls_cert_path: Option<PathBuf>,
+
+    /// PEM private key of EXECUTOR_TLS_CERT.
+    #[arg(long, env = "EXECUTOR_TLS_KEY")]
+    pub tls_key_path: Option<PathBuf>,
+
     /// Shared secret for billing-svc's MeteringService.
     #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Secret,
@@ -158,6 +171,15 @@ impl Config {
         }
         if !is_http_url(&self.billing_url) {
             return invalid("BILLING_URL", "must be an http:// or https:// URL");
+        }
+        match (&self.tls_cert_path, &self.tls_key_path) {
+            (Some(_), None) => {
+                return invalid("EXECUTOR_TLS_KEY", "must be set when EXECUTOR_TLS_CERT is");
+            }
+            (None, Some(_)) => {
+                return invalid("EXECUTOR_TLS_CERT", "must be set when EXECUTOR_TLS_KEY is");
+            }
+            (None, None) | (Some(_), Some(_)) => {}
         }
         if self
             .provider_base_url()
@@ -300,6 +322,8 @@ mod tests {
                 "EXECUTOR_PROGRESS_INTERVAL_TOKENS",
             ),
             (&["--openai-base-url", "ftp://x"], "OPENAI_BASE_URL"),
+            (&["--tls-cert-path", "cert.pem"], "EXECUTOR_TLS_KEY"),
+            (&["--tls-key-path", "key.pem"], "EXECUTOR_TLS_CERT"),
         ];
         for (args, key) in cases {
             let error = parse(args).validate().unwrap_err();

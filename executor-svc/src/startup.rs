@@ -11,7 +11,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Endpoint, Server};
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig,
+};
 
 use crate::config::{Config, ConfigError};
 use crate::execution::{Executor, Limits};
@@ -49,6 +51,8 @@ pub enum StartupError {
 /// A bound, not yet serving, executor-svc.
 pub struct Application {
     listener: TcpListener,
+    /// `None`: plaintext gRPC (the default).
+    tls: Option<ServerTlsConfig>,
     executor: Arc<Executor>,
     defaults: Defaults,
     metering: Metering,
@@ -62,6 +66,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         config.validate()?;
+        let tls = server_tls(&config)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -70,11 +75,7 @@ impl Application {
                     source,
                 })?;
 
-        let channel = Endpoint::from_shared(config.billing_url.clone())
-            .map_err(StartupError::BillingUrl)?
-            .connect_timeout(config.billing_timeout())
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let channel = billing_channel(&config)?;
         let metering = Metering::new(
             channel,
             config.service_token.clone(),
@@ -108,6 +109,7 @@ impl Application {
         ));
         Ok(Application {
             listener,
+            tls,
             executor,
             defaults: Defaults {
                 model: config.default_model.clone(),
@@ -164,8 +166,12 @@ impl Application {
                 signalled.cancel();
             }
         };
-        tracing::info!(addr = %local_addr, "listening");
-        let server = Server::builder()
+        tracing::info!(addr = %local_addr, tls = self.tls.is_some(), "listening");
+        let mut server = Server::builder();
+        if let Some(tls) = self.tls {
+            server = server.tls_config(tls)?;
+        }
+        let server = server
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -209,5 +215,73 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// A lazy channel to billing-svc: plaintext for an `http://` BILLING_URL, TLS for an `https://` one,
+/// trusting TLS_CA_CERT when set and the system's root certificates otherwise.
+fn billing_channel(config: &Config) -> Result<Channel, StartupError> {
+    let mut endpoint = Endpoint::from_shared(config.billing_url.clone())
+        .map_err(StartupError::BillingUrl)?
+        .connect_timeout(config.billing_timeout())
+        .tcp_nodelay(true);
+    if config.billing_url.starts_with("https://") {
+        let tls = match &config.tls_ca_path {
+            Some(path) => {
+                let ca = read_pem("TLS_CA_CERT", path)?;
+                // tonic skips what is not a certificate: a wrong file would fail every call, not the start.
+                if !String::from_utf8_lossy(&ca).contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(ConfigError {
+                        key: "TLS_CA_CERT",
+                        reason: format!("{} holds no PEM certificate", path.display()),
+                    }
+                    .into());
+                }
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca))
+            }
+            None => ClientTlsConfig::new().with_native_roots(),
+        };
+        endpoint = endpoint.tls_config(tls).map_err(|error| ConfigError {
+            key: "TLS_CA_CERT",
+            reason: format!("cannot set up TLS to billing-svc: {}", with_cause(&error)),
+        })?;
+    }
+    Ok(endpoint.connect_lazy())
+}
+
+/// The server's TLS identity from EXECUTOR_TLS_CERT and EXECUTOR_TLS_KEY (validated as set together).
+/// The files are read and checked here so that a bad certificate stops the start, not the first call.
+fn server_tls(config: &Config) -> Result<Option<ServerTlsConfig>, StartupError> {
+    let (Some(cert_path), Some(key_path)) = (&config.tls_cert_path, &config.tls_key_path) else {
+        return Ok(None);
+    };
+    let cert = read_pem("EXECUTOR_TLS_CERT", cert_path)?;
+    let key = read_pem("EXECUTOR_TLS_KEY", key_path)?;
+    let tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    // Building the acceptor parses both files; the server builds it again when it starts serving.
+    Server::builder()
+        .tls_config(tls.clone())
+        .map_err(|error| ConfigError {
+            key: "EXECUTOR_TLS_CERT",
+            reason: format!(
+                "with EXECUTOR_TLS_KEY, not a PEM certificate chain and its private key: {}",
+                with_cause(&error)
+            ),
+        })?;
+    Ok(Some(tls))
+}
+
+fn read_pem(key: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|error| ConfigError {
+        key,
+        reason: format!("cannot read {}: {error}", path.display()),
+    })
+}
+
+/// tonic's transport errors print as "transport error"; the reason is their source.
+fn with_cause(error: &tonic::transport::Error) -> String {
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
     }
 }

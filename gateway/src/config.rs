@@ -2,6 +2,7 @@
 //! The gateway holds no secret: the keys it forwards come from each request.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 
@@ -20,6 +21,11 @@ pub struct Config {
     /// executor-svc's gRPC endpoint.
     #[arg(long, env = "EXECUTOR_URL", default_value = "http://127.0.0.1:50052")]
     pub executor_url: String,
+
+    /// PEM certificate of a private CA that signs the services' certificates, for `https://` URLs;
+    /// without it, the system's root certificates.
+    #[arg(long, env = "TLS_CA_CERT")]
+    pub tls_ca_path: Option<PathBuf>,
 
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1024..=67_108_864))]

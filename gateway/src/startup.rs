@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::auth_limit::{AuthFailureLimiter, AuthLimitSettings};
 use crate::config::Config;
@@ -26,6 +26,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub enum StartupError {
     #[error("{name}: `{url}` is not a valid gRPC endpoint URL")]
     InvalidUrl { name: &'static str, url: String },
+    #[error("TLS_CA_CERT: cannot read {path}: {source}")]
+    TlsCa {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("TLS_CA_CERT: {path} holds no PEM certificate")]
+    NoCaCertificate { path: String },
+    #[error("{name}: cannot set up TLS: {reason}")]
+    Tls { name: &'static str, reason: String },
     #[error("cannot bind {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -83,10 +92,13 @@ impl Application {
     }
 }
 
+/// A lazy channel: plaintext for an `http://` URL, TLS for an `https://` one, trusting `ca` (TLS_CA_CERT)
+/// when given and the system's root certificates otherwise.
 fn channel(
     name: &'static str,
     url: &str,
     timeout: Option<Duration>,
+    ca: Option<&Certificate>,
 ) -> Result<Channel, StartupError> {
     let invalid = || StartupError::InvalidUrl {
         name,
@@ -98,22 +110,58 @@ fn channel(
     let endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|_| invalid())?
         .connect_timeout(CONNECT_TIMEOUT);
-    let endpoint = match timeout {
+    let mut endpoint = match timeout {
         Some(timeout) => endpoint.timeout(timeout),
         None => endpoint,
     };
+    if url.starts_with("https://") {
+        let tls = match ca {
+            Some(ca) => ClientTlsConfig::new().ca_certificate(ca.clone()),
+            None => ClientTlsConfig::new().with_native_roots(),
+        };
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|error| StartupError::Tls {
+                name,
+                reason: match std::error::Error::source(&error) {
+                    Some(cause) => format!("{error}: {cause}"),
+                    None => error.to_string(),
+                },
+            })?;
+    }
     Ok(endpoint.connect_lazy())
+}
+
+/// The private CA of TLS_CA_CERT. tonic skips what is not a certificate, so a wrong file would fail every
+/// call instead of the start: it must hold at least one.
+fn ca_certificate(path: &std::path::Path) -> Result<Certificate, StartupError> {
+    let pem = std::fs::read(path).map_err(|source| StartupError::TlsCa {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(StartupError::NoCaCertificate {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(Certificate::from_pem(pem))
 }
 
 /// The whole HTTP application: routes, fallbacks, body limit and the observing middleware.
 pub fn app(config: &Config) -> Result<Router, StartupError> {
+    let ca = config
+        .tls_ca_path
+        .as_ref()
+        .map(|path| ca_certificate(path))
+        .transpose()?;
     let billing = channel(
         "BILLING_URL",
         &config.billing_url,
         Some(Duration::from_secs(config.billing_timeout_secs)),
+        ca.as_ref(),
     )?;
     // Streams can be long: the executor's deadline is set per call instead.
-    let executor = channel("EXECUTOR_URL", &config.executor_url, None)?;
+    let executor = channel("EXECUTOR_URL", &config.executor_url, None, ca.as_ref())?;
     let (router, openapi) = routes::router().split_for_parts();
     let metrics = Arc::new(Metrics::default());
     let state = AppState {

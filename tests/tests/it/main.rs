@@ -14,3 +14,4 @@ mod reliability_sqlite;
 mod security_gateway;
 mod security_input;
 mod security_rest_fuzz;
+mod security_tls;
