@@ -536,7 +536,7 @@ async fn billing_refusals_are_forwarded_and_the_model_is_not_called(backend: Bac
         .client()
         .await
         .execute(request(
-            "tb_prod_0000000000000000000000000000000000000000000000000000000000000000",
+            &format!("tb_prod_{}", "0".repeat(64)),
             "mock",
             "Hello",
         ))
