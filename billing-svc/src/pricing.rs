@@ -88,6 +88,17 @@ impl Price {
     }
 }
 
+/// The price of `model` at `at` among `rows`: the model's own newest row effective by then, else the
+/// default row's.
+pub fn effective<'p>(rows: &'p [Price], model: &str, at: Millis) -> Option<&'p Price> {
+    let newest = |of: &str| {
+        rows.iter()
+            .filter(|row| row.model == of && row.effective_from <= at)
+            .max_by_key(|row| row.effective_from)
+    };
+    newest(model).or_else(|| newest(DEFAULT_MODEL))
+}
+
 /// A model name: `*` or 1..=200 printable characters.
 pub fn validate_model(model: &str) -> Result<(), BillingError> {
     let chars = model.chars().count();
@@ -152,6 +163,29 @@ mod tests {
             assert!(price.output_cost(tokens + 1).unwrap() > budget);
         }
         assert_eq!(price.affordable_output_tokens("1".parse().unwrap(), 10), 10);
+    }
+
+    #[test]
+    fn the_models_newest_effective_row_wins_over_the_default() {
+        let row = |model: &str, effective_from| Price {
+            model: model.into(),
+            effective_from,
+            ..seed_price()
+        };
+        let rows = [
+            row("*", 0),
+            row("*", 50),
+            row("m", 10),
+            row("m", 20),
+            row("m", 99),
+        ];
+        let at =
+            |model, at| effective(&rows, model, at).map(|p| (p.model.clone(), p.effective_from));
+        assert_eq!(at("m", 5), Some(("*".into(), 0)));
+        assert_eq!(at("m", 25), Some(("m".into(), 20)));
+        assert_eq!(at("m", 99), Some(("m".into(), 99)));
+        assert_eq!(at("other", 60), Some(("*".into(), 50)));
+        assert_eq!(effective(&rows[2..], "other", 60), None);
     }
 
     #[test]

@@ -1,9 +1,8 @@
 //! Operator operations: keys, credits, adjustments, refunds, limits and prices.
 
 use serde_json::json;
-use sqlx::AnyConnection;
 
-use super::{Entry, Ledger, key_type, validate_text};
+use super::{Entry, Ledger, validate_text};
 use crate::error::BillingError;
 use crate::keys::{self, KeyType};
 use crate::money::Money;
@@ -11,7 +10,7 @@ use crate::pricing::{self, Price};
 use crate::store::accounts::{self, Account};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
-use crate::store::{self, usage};
+use crate::store::{self, Batch, usage};
 use crate::time::{self, Millis};
 
 const MAX_DESCRIPTION_CHARS: usize = 500;
@@ -72,9 +71,10 @@ impl Ledger {
         let (shard, stored, key_hash) = (api_key.id.clone(), api_key.clone(), generated.hash);
         let account = self
             .store
-            .write(&shard, move |connection| {
+            .write(&shard, move |batch| {
                 Box::pin(async move {
                     let account_id = uuid::Uuid::new_v4().to_string();
+                    let connection = batch.connection();
                     store::keys::insert(connection, &stored, &key_hash, &account_id).await?;
                     accounts::insert(connection, &account_id, &stored.id, now).await?;
                     accounts::by_key(connection, &stored.id)
@@ -100,15 +100,19 @@ impl Ledger {
     #[tracing::instrument(skip(self), err)]
     pub async fn revoke_key(&self, id: &str) -> Result<ApiKey, BillingError> {
         let id = id.to_string();
-        self.store
-            .write(&id.clone(), move |connection| {
+        let revoked = self
+            .store
+            .write(&id.clone(), move |batch| {
                 Box::pin(async move {
-                    store::keys::revoke(connection, &id, time::now_ms())
+                    batch.forget_key(&id);
+                    store::keys::revoke(batch.connection(), &id, time::now_ms())
                         .await?
                         .ok_or(BillingError::NotFound("api key"))
                 })
             })
-            .await
+            .await?;
+        self.keys.forget(&revoked.id);
+        Ok(revoked)
     }
 
     /// Adds purchased credits. The same idempotency key with the same request returns the first result.
@@ -186,8 +190,8 @@ impl Ledger {
             idempotency_key: idempotency_key.map(str::to_string),
         };
         self.store
-            .write(api_key_id, move |connection| {
-                Box::pin(async move { write_entry_in(connection, request).await })
+            .write(api_key_id, move |batch| {
+                Box::pin(async move { write_entry_in(batch, request).await })
             })
             .await
     }
@@ -216,8 +220,8 @@ impl Ledger {
             reason: reason.to_string(),
         };
         self.store
-            .write(api_key_id, move |connection| {
-                Box::pin(async move { refund_in(connection, request).await })
+            .write(api_key_id, move |batch| {
+                Box::pin(async move { refund_in(batch, request).await })
             })
             .await
     }
@@ -240,12 +244,13 @@ impl Ledger {
         }
         let id = api_key_id.to_string();
         self.store
-            .write(api_key_id, move |connection| {
+            .write(api_key_id, move |batch| {
                 Box::pin(async move {
-                    let mut account = Self::lock(connection, &id, time::now_ms()).await?;
+                    let mut account = batch.lock(&id, time::now_ms()).await?;
                     account.daily_limit = daily_limit;
                     account.monthly_limit = monthly_limit;
-                    accounts::set_limits(connection, &account).await?;
+                    accounts::set_limits(batch.connection(), &account).await?;
+                    batch.save(&account);
                     Ok(account)
                 })
             })
@@ -279,8 +284,11 @@ impl Ledger {
         }
         let stored = price.clone();
         self.store
-            .write(pricing::DEFAULT_MODEL, move |connection| {
-                Box::pin(async move { Ok(store::pricing::upsert(connection, &stored, now).await?) })
+            .write(pricing::DEFAULT_MODEL, move |batch| {
+                Box::pin(async move {
+                    batch.forget_prices();
+                    Ok(store::pricing::upsert(batch.connection(), &stored, now).await?)
+                })
             })
             .await?;
         Ok(price)
@@ -294,19 +302,24 @@ impl Ledger {
     /// The key type of an account (for responses that show it).
     pub async fn key_type_of(&self, api_key_id: &str) -> Result<KeyType, BillingError> {
         let mut connection = self.store.reader().acquire().await?;
-        key_type(&mut connection, api_key_id).await
+        Ok(store::keys::by_id(&mut connection, api_key_id)
+            .await?
+            .ok_or(BillingError::NotFound("api key"))?
+            .key_type)
     }
 }
 
 /// The transaction of one credit or adjustment.
 async fn write_entry_in(
-    connection: &mut AnyConnection,
+    batch: &mut Batch,
     request: EntryRequest,
 ) -> Result<(Transaction, Account), BillingError> {
     let now = time::now_ms();
-    let mut account = Ledger::lock(connection, &request.api_key_id, now).await?;
+    let mut account = batch.lock(&request.api_key_id, now).await?;
     let first = match &request.idempotency_key {
-        Some(key) => transactions::by_idempotency_key(connection, &request.api_key_id, key).await?,
+        Some(key) => {
+            transactions::by_idempotency_key(batch.connection(), &request.api_key_id, key).await?
+        }
         None => None,
     };
     if let Some(first) = first {
@@ -333,19 +346,19 @@ async fn write_entry_in(
         metadata: json!({}),
         idempotency_key: request.idempotency_key,
     };
-    let transaction = Ledger::post(connection, &mut account, entry, now).await?;
-    accounts::update_money(connection, &account).await?;
+    let transaction = Ledger::post(batch, &mut account, entry, now).await?;
+    batch.save(&account);
     Ok((transaction, account))
 }
 
 /// The transaction of one refund.
 async fn refund_in(
-    connection: &mut AnyConnection,
+    batch: &mut Batch,
     request: RefundRequest,
 ) -> Result<(Transaction, Account), BillingError> {
     let now = time::now_ms();
-    let mut account = Ledger::lock(connection, &request.api_key_id, now).await?;
-    let record = usage::by_id(connection, &request.api_key_id, request.record_id)
+    let mut account = batch.lock(&request.api_key_id, now).await?;
+    let record = usage::by_id(batch.connection(), &request.api_key_id, request.record_id)
         .await?
         .ok_or(BillingError::NotFound("usage record"))?;
     if !record.charged.is_positive() {
@@ -362,7 +375,8 @@ async fn refund_in(
     }
     let idempotency_key = format!("refund:{}", request.record_id);
     if let Some(first) =
-        transactions::by_idempotency_key(connection, &request.api_key_id, &idempotency_key).await?
+        transactions::by_idempotency_key(batch.connection(), &request.api_key_id, &idempotency_key)
+            .await?
     {
         if first.amount != amount {
             return Err(BillingError::AlreadyRefunded);
@@ -376,8 +390,8 @@ async fn refund_in(
         metadata: json!({ "usage_record_id": request.record_id.to_string(), "execution_id": record.execution_id }),
         idempotency_key: Some(idempotency_key),
     };
-    let transaction = Ledger::post(connection, &mut account, entry, now).await?;
-    usage::set_refunded(connection, request.record_id, amount).await?;
-    accounts::update_money(connection, &account).await?;
+    let transaction = Ledger::post(batch, &mut account, entry, now).await?;
+    usage::set_refunded(batch.connection(), request.record_id, amount).await?;
+    batch.save(&account);
     Ok((transaction, account))
 }

@@ -4,18 +4,16 @@
 
 use serde_json::json;
 
-use sqlx::AnyConnection;
-
-use super::{Entry, Ledger, LedgerSettings, key_type, validate_text};
+use super::{Entry, Ledger, LedgerSettings, usable, validate_text};
 use crate::error::BillingError;
 use crate::keys::KeyType;
 use crate::money::Money;
 use crate::pricing::{self, Price};
-use crate::store::accounts;
+use crate::store::Batch;
 use crate::store::holds::{self, Hold};
+use crate::store::keys::ApiKey;
 use crate::store::transactions::TransactionType;
 use crate::store::usage::{self, UsageRecord, UsageStatus};
-use crate::store::{self, keys::ApiKey};
 use crate::time::{self, Millis};
 
 const MAX_ID_CHARS: usize = 128;
@@ -138,17 +136,9 @@ impl Ledger {
 
         let (settings, key, request) = (self.settings.clone(), key.clone(), request.clone());
         self.store
-            .write(&key.id.clone(), move |connection| {
+            .write(&key.id.clone(), move |batch| {
                 Box::pin(async move {
-                    Self::open_in(
-                        connection,
-                        &settings,
-                        &key,
-                        &request,
-                        input_tokens,
-                        max_output,
-                    )
-                    .await
+                    Self::open_in(batch, &settings, &key, &request, input_tokens, max_output).await
                 })
             })
             .await
@@ -156,7 +146,7 @@ impl Ledger {
 
     /// The transaction of [`Ledger::open`].
     async fn open_in(
-        connection: &mut AnyConnection,
+        batch: &mut Batch,
         settings: &LedgerSettings,
         key: &ApiKey,
         request: &OpenRequest,
@@ -165,19 +155,13 @@ impl Ledger {
     ) -> Result<Opened, BillingError> {
         let ceiling = settings.max_execution_tokens;
         let now = time::now_ms();
-        let mut account = Ledger::lock(connection, &key.id, now).await?;
-        if usage::by_execution(connection, &request.execution_id)
-            .await?
-            .is_some()
-            || holds::by_execution(connection, &request.execution_id)
-                .await?
-                .is_some()
-        {
-            return Err(BillingError::ExecutionExists);
-        }
-        let price = store::pricing::effective(connection, &request.model, now)
-            .await?
-            .ok_or(BillingError::NotFound("price"))?;
+        let mut account = batch.lock(&key.id, now).await?;
+        // The authenticated key may come from the cache: revocation is checked again under the lock.
+        usable(&batch.key(&key.id).await?, now)?;
+        let price = match batch.price(&request.model, now).await {
+            Ok(price) => price,
+            Err(error) => return Err(refusal(batch, &request.execution_id, error).await),
+        };
 
         let (amount, granted) = match key.key_type {
             // Internal keys are never charged: no money is held and nothing limits the output.
@@ -188,9 +172,10 @@ impl Ledger {
                 let needed = input_cost
                     .checked_add(minimal)
                     .ok_or(BillingError::Overflow)?;
-                let headroom = Ledger::headroom(connection, &account, now).await?;
+                let headroom = Ledger::headroom(batch, &account, now).await?;
                 if headroom.amount < needed {
-                    return Err(headroom.bound.refusal(account.credits_balance));
+                    let error = headroom.bound.refusal(account.credits_balance);
+                    return Err(refusal(batch, &request.execution_id, error).await);
                 }
                 let budget = headroom
                     .amount
@@ -219,12 +204,14 @@ impl Ledger {
             started_at: now,
             expires_at: now + settings.hold_ttl_ms,
         };
-        holds::insert(connection, &hold).await?;
+        if !holds::insert_new(batch.connection(), &hold).await? {
+            return Err(BillingError::ExecutionExists);
+        }
         account.held_credits = account
             .held_credits
             .checked_add(amount)
             .ok_or(BillingError::Overflow)?;
-        accounts::update_money(connection, &account).await?;
+        batch.save(&account);
         Ok(Opened {
             api_key_id: key.id.clone(),
             key_type: key.key_type,
@@ -255,16 +242,10 @@ impl Ledger {
             execution_id.to_string(),
         );
         self.store
-            .write(&api_key_id.clone(), move |connection| {
+            .write(&api_key_id.clone(), move |batch| {
                 Box::pin(async move {
-                    Self::extend_in(
-                        connection,
-                        &settings,
-                        &api_key_id,
-                        &execution_id,
-                        output_tokens,
-                    )
-                    .await
+                    Self::extend_in(batch, &settings, &api_key_id, &execution_id, output_tokens)
+                        .await
                 })
             })
             .await
@@ -272,15 +253,15 @@ impl Ledger {
 
     /// The transaction of [`Ledger::extend`].
     async fn extend_in(
-        connection: &mut AnyConnection,
+        batch: &mut Batch,
         settings: &LedgerSettings,
         api_key_id: &str,
         execution_id: &str,
         output_tokens: u64,
     ) -> Result<Grant, BillingError> {
         let now = time::now_ms();
-        let mut account = Ledger::lock(connection, api_key_id, now).await?;
-        let Some(mut hold) = holds::by_execution(connection, execution_id).await? else {
+        let mut account = batch.lock(api_key_id, now).await?;
+        let Some(mut hold) = holds::by_execution(batch.connection(), execution_id).await? else {
             // The hold expired (the stream was silent for longer than the TTL): nothing covers more output.
             return Ok(Grant::Stop {
                 granted_output_tokens: output_tokens,
@@ -295,11 +276,9 @@ impl Ledger {
         hold.expires_at = now + settings.hold_ttl_ms;
         let wants_more = near_grant(settings, output_tokens, granted) && granted < max_output;
         let mut stop_reason = None;
-        if wants_more && key_type(connection, api_key_id).await? == KeyType::Standard {
-            let price = store::pricing::effective(connection, &hold.model, hold.started_at)
-                .await?
-                .ok_or(BillingError::NotFound("price"))?;
-            let headroom = Ledger::headroom(connection, &account, now).await?;
+        if wants_more && batch.key(api_key_id).await?.key_type == KeyType::Standard {
+            let price = batch.price(&hold.model, hold.started_at).await?;
+            let headroom = Ledger::headroom(batch, &account, now).await?;
             let held_for_output = price.output_cost(granted)?;
             let budget = held_for_output
                 .checked_add(headroom.amount)
@@ -323,12 +302,12 @@ impl Ledger {
                     .held_credits
                     .checked_add(delta)
                     .ok_or(BillingError::Overflow)?;
-                accounts::update_money(connection, &account).await?;
+                batch.save(&account);
             } else if output_tokens >= granted {
                 stop_reason = Some(headroom.bound.reason());
             }
         }
-        holds::update_grant(connection, &hold).await?;
+        holds::update_grant(batch.connection(), &hold).await?;
         let granted_output_tokens = u64::try_from(hold.granted_output_tokens).unwrap_or(0);
         Ok(match stop_reason {
             Some(reason) => Grant::Stop {
@@ -362,16 +341,9 @@ impl Ledger {
 
         let request = request.clone();
         self.store
-            .write(&request.api_key_id.clone(), move |connection| {
+            .write(&request.api_key_id.clone(), move |batch| {
                 Box::pin(async move {
-                    Self::settle_in(
-                        connection,
-                        &request,
-                        input_tokens,
-                        output_tokens,
-                        duration_ms,
-                    )
-                    .await
+                    Self::settle_in(batch, &request, input_tokens, output_tokens, duration_ms).await
                 })
             })
             .await
@@ -379,39 +351,44 @@ impl Ledger {
 
     /// The transaction of [`Ledger::settle`].
     async fn settle_in(
-        connection: &mut AnyConnection,
+        batch: &mut Batch,
         request: &SettleRequest,
         input_tokens: i64,
         output_tokens: i64,
         duration_ms: i64,
     ) -> Result<Settlement, BillingError> {
         let now = time::now_ms();
-        let mut account = Ledger::lock(connection, &request.api_key_id, now).await?;
-        if let Some(first) = usage::by_execution(connection, &request.execution_id).await? {
-            if first.api_key_id != request.api_key_id {
+        let mut account = batch.lock(&request.api_key_id, now).await?;
+        // Settling takes the hold away. No hold: it expired, the execution never opened one, or this is a
+        // replay (a settlement deletes the hold in the transaction that writes its usage record).
+        let hold = holds::take(batch.connection(), &request.execution_id).await?;
+        match &hold {
+            // Another key's execution: the error rolls the deletion back.
+            Some(hold) if hold.api_key_id != request.api_key_id => {
                 return Err(BillingError::ExecutionExists);
             }
-            return Ok(Settlement {
-                usage: first,
-                replayed: true,
-            });
+            Some(_) => {}
+            None => {
+                if let Some(first) =
+                    usage::by_execution(batch.connection(), &request.execution_id).await?
+                {
+                    if first.api_key_id != request.api_key_id {
+                        return Err(BillingError::ExecutionExists);
+                    }
+                    return Ok(Settlement {
+                        usage: first,
+                        replayed: true,
+                    });
+                }
+            }
         }
-        let key_type = key_type(connection, &request.api_key_id).await?;
-        let hold = holds::by_execution(connection, &request.execution_id).await?;
-        if hold
-            .as_ref()
-            .is_some_and(|hold| hold.api_key_id != request.api_key_id)
-        {
-            return Err(BillingError::ExecutionExists);
-        }
+        let key_type = batch.key(&request.api_key_id).await?.key_type;
         let started_at = hold
             .as_ref()
             .map(|hold| hold.started_at)
             .or(request.started_at)
             .unwrap_or(now);
-        let price = store::pricing::effective(connection, &request.model, started_at)
-            .await?
-            .ok_or(BillingError::NotFound("price"))?;
+        let price = batch.price(&request.model, started_at).await?;
         let cost = price.cost(request.input_tokens, request.output_tokens)?;
         let charged = match key_type {
             KeyType::Standard => cost.total,
@@ -425,7 +402,6 @@ impl Ledger {
             .unwrap_or(Money::ZERO);
 
         if let Some(hold) = &hold {
-            holds::delete(connection, &hold.id).await?;
             account.held_credits = account
                 .held_credits
                 .checked_sub(hold.amount)
@@ -449,7 +425,7 @@ impl Ledger {
             KeyType::Internal => (None, None),
         };
         let record = usage::insert(
-            connection,
+            batch.connection(),
             &UsageRecord {
                 id: 0,
                 api_key_id: request.api_key_id.clone(),
@@ -488,10 +464,10 @@ impl Ledger {
                 metadata: json!({ "execution_id": request.execution_id, "usage_record_id": record.id.to_string() }),
                 idempotency_key: None,
             };
-            Ledger::post(connection, &mut account, entry, now).await?;
+            Ledger::post(batch, &mut account, entry, now).await?;
         }
         account.updated_at = now;
-        accounts::update_money(connection, &account).await?;
+        batch.save(&account);
         if overage.is_positive() {
             tracing::info!(%overage, "charge exceeded the hold (provider count above the estimate)");
         }
@@ -514,9 +490,9 @@ impl Ledger {
                 (candidate.execution_id.clone(), candidate.api_key_id.clone());
             let released_hold = self
                 .store
-                .write(&candidate.api_key_id, move |connection| {
+                .write(&candidate.api_key_id, move |batch| {
                     Box::pin(async move {
-                        Self::release_in(connection, &api_key_id, &execution_id, now).await
+                        Self::release_in(batch, &api_key_id, &execution_id, now).await
                     })
                 })
                 .await?;
@@ -531,25 +507,32 @@ impl Ledger {
     /// Deletes the hold of `execution_id` if it is still expired under the account lock (the stream may have
     /// extended or settled it since it was listed). Returns the released hold.
     async fn release_in(
-        connection: &mut AnyConnection,
+        batch: &mut Batch,
         api_key_id: &str,
         execution_id: &str,
         now: Millis,
     ) -> Result<Option<Hold>, BillingError> {
-        let mut account = Ledger::lock(connection, api_key_id, now).await?;
-        let Some(hold) = holds::by_execution(connection, execution_id).await? else {
+        let mut account = batch.lock(api_key_id, now).await?;
+        let Some(hold) = holds::take_expired(batch.connection(), execution_id, now).await? else {
             return Ok(None);
         };
-        if hold.expires_at > now {
-            return Ok(None);
-        }
-        holds::delete(connection, &hold.id).await?;
         account.held_credits = account
             .held_credits
             .checked_sub(hold.amount)
             .ok_or(BillingError::Overflow)?;
-        accounts::update_money(connection, &account).await?;
+        batch.save(&account);
         Ok(Some(hold))
+    }
+}
+
+/// The error to refuse an open with: [`BillingError::ExecutionExists`] when the execution id is taken (a
+/// repeated open is told so whatever else is wrong), else `error`. The id is checked only on this path; an
+/// open that goes ahead finds a taken id when it inserts its hold.
+async fn refusal(batch: &mut Batch, execution_id: &str, error: BillingError) -> BillingError {
+    match holds::execution_known(batch.connection(), execution_id).await {
+        Ok(true) => BillingError::ExecutionExists,
+        Ok(false) => error,
+        Err(lookup) => lookup.into(),
     }
 }
 

@@ -1,11 +1,13 @@
 //! The money rules. Every operation that moves money is one atomic write ([`Store::write`]) that starts by
-//! locking the account row ([`store::accounts::lock`]), checks, writes its rows and updates the account once;
-//! retried with the same id (idempotency key, execution id, usage record) it changes nothing.
+//! locking the account ([`Batch::lock`]), checks, writes its rows and saves the account's new money
+//! ([`Batch::save`]); retried with the same id (idempotency key, execution id, usage record) it changes
+//! nothing.
 //!
 //! Each operation is a method that validates its input, then hands an owned copy of what it needs to a
-//! `*_in` function that runs on the write connection: that function is the operation's whole transaction.
+//! `*_in` function that runs in the write [`Batch`]: that function is the operation's whole transaction.
 
 mod admin;
+mod key_cache;
 mod metering;
 mod queries;
 
@@ -13,14 +15,15 @@ pub use metering::{Grant, OpenRequest, Opened, SettleRequest, Settlement};
 pub use queries::{Page, Stats, range};
 
 use crate::error::BillingError;
-use crate::keys::{self, KeyType};
+use crate::keys;
 use crate::money::Money;
-use crate::store::accounts::{self, Account};
+use crate::store::accounts::Account;
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
-use crate::store::{self, Store};
+use crate::store::{self, Batch, Store};
 use crate::time::{self, Millis};
-use sqlx::AnyConnection;
+use key_cache::KeyCache;
+use std::sync::Arc;
 
 /// Tunables of holds and input limits.
 #[derive(Debug, Clone)]
@@ -36,6 +39,7 @@ pub struct LedgerSettings {
 pub struct Ledger {
     store: Store,
     settings: LedgerSettings,
+    keys: Arc<KeyCache>,
 }
 
 /// Which limit binds the credit an account may still reserve.
@@ -74,46 +78,40 @@ struct Headroom {
 
 impl Ledger {
     pub fn new(store: Store, settings: LedgerSettings) -> Ledger {
-        Ledger { store, settings }
+        Ledger {
+            store,
+            settings,
+            keys: Arc::default(),
+        }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// The key behind a plain customer key, refused when unknown, revoked or expired.
+    /// The key behind a plain customer key, refused when unknown, revoked or expired. Keys come from the
+    /// [`KeyCache`]; operations that move money check revocation again in their transaction.
     pub async fn authenticate(&self, plain_key: &str) -> Result<ApiKey, BillingError> {
-        let mut connection = self.store.reader().acquire().await?;
-        let key = store::keys::by_hash(&mut connection, &keys::hash(plain_key))
-            .await?
-            .ok_or(BillingError::UnknownKey)?;
-        if key.revoked_at.is_some() {
-            return Err(BillingError::KeyRevoked);
-        }
-        if key
-            .expires_at
-            .is_some_and(|expires_at| expires_at <= time::now_ms())
-        {
-            return Err(BillingError::KeyExpired);
-        }
+        let hash = keys::hash(plain_key);
+        let key = match self.keys.get(&hash) {
+            Some(key) => key,
+            None => {
+                let mut connection = self.store.reader().acquire().await?;
+                let key = store::keys::by_hash(&mut connection, &hash)
+                    .await?
+                    .ok_or(BillingError::UnknownKey)?;
+                self.keys.insert(hash, &key);
+                key
+            }
+        };
+        usable(&key, time::now_ms())?;
         Ok(key)
-    }
-
-    /// The account of `api_key_id`, locked for the rest of the transaction.
-    async fn lock(
-        connection: &mut AnyConnection,
-        api_key_id: &str,
-        now: Millis,
-    ) -> Result<Account, BillingError> {
-        accounts::lock(connection, api_key_id, now)
-            .await?
-            .ok_or(BillingError::NotFound("account"))
     }
 
     /// What the locked account may still reserve: the least of its available credit and what is left under
     /// its daily and monthly caps (settled spend plus active holds count against a cap).
     async fn headroom(
-        connection: &mut AnyConnection,
+        batch: &mut Batch,
         account: &Account,
         now: Millis,
     ) -> Result<Headroom, BillingError> {
@@ -135,7 +133,8 @@ impl Ledger {
         ];
         for (limit, since, bound) in caps {
             let Some(limit) = limit else { continue };
-            let spent = transactions::spend_since(connection, &account.api_key_id, since).await?;
+            let spent =
+                transactions::spend_since(batch.connection(), &account.api_key_id, since).await?;
             let left = limit
                 .checked_sub(spent)
                 .and_then(|left| left.checked_sub(account.held_credits))
@@ -151,9 +150,9 @@ impl Ledger {
     }
 
     /// Writes a ledger row moving the locked account's balance by `amount` (and its total spent, for usage
-    /// and refunds). The caller writes the account with [`accounts::update_money`] before committing.
+    /// and refunds). The caller saves the account with [`Batch::save`].
     async fn post(
-        connection: &mut AnyConnection,
+        batch: &mut Batch,
         account: &mut Account,
         entry: Entry,
         now: Millis,
@@ -183,7 +182,7 @@ impl Ledger {
             timestamp: now,
             idempotency_key: entry.idempotency_key,
         };
-        Ok(transactions::insert(connection, &row).await?)
+        Ok(transactions::insert(batch.connection(), &row).await?)
     }
 }
 
@@ -217,13 +216,13 @@ pub fn validate_text(
     Ok(())
 }
 
-/// The key type of an account's key, for operations that need it.
-async fn key_type(
-    connection: &mut sqlx::AnyConnection,
-    api_key_id: &str,
-) -> Result<KeyType, BillingError> {
-    Ok(store::keys::by_id(connection, api_key_id)
-        .await?
-        .ok_or(BillingError::NotFound("api key"))?
-        .key_type)
+/// Refuses a revoked or expired key.
+fn usable(key: &ApiKey, now: Millis) -> Result<(), BillingError> {
+    if key.revoked_at.is_some() {
+        return Err(BillingError::KeyRevoked);
+    }
+    if key.expires_at.is_some_and(|expires_at| expires_at <= now) {
+        return Err(BillingError::KeyExpired);
+    }
+    Ok(())
 }

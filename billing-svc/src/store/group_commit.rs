@@ -1,8 +1,9 @@
 //! Group commit: write operations from many callers run in one database transaction, each inside its own
 //! savepoint, and every caller is answered only after the commit that made its write durable.
 //!
-//! A writer task takes whatever operations are queued (up to a batch size), runs them one after the other on
-//! its connection, and commits once: one fsync for the whole batch instead of one per operation. It never
+//! A writer task takes whatever operations are queued (up to a batch size), runs them one after the other in
+//! one [`Batch`], and commits once: one fsync for the whole batch instead of one per operation, and one
+//! write of each account the batch changed. It never
 //! waits for a batch to fill: operations that arrive while a batch commits form the next one, so under low
 //! load a batch is a single operation and latency stays that of a plain transaction.
 //!
@@ -13,15 +14,16 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::batch::Batch;
 use crate::error::BillingError;
 
 /// What a queued operation reports back to the writer: whether it succeeded (keep its savepoint) and how to
 /// answer its caller once the batch's fate is known.
 type Finish = Box<dyn FnOnce(Result<(), Arc<sqlx::Error>>) + Send>;
-type Job = Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Finish)> + Send>;
+type Job = Box<dyn for<'b> FnOnce(&'b mut Batch) -> BoxFuture<'b, (bool, Finish)> + Send>;
 
 /// Operations waiting per writer before callers wait to enqueue.
 const QUEUE_DEPTH: usize = 4096;
@@ -52,14 +54,12 @@ impl GroupCommit {
     pub async fn write<T, F>(&self, shard: &str, operation: F) -> Result<T, BillingError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, BillingError>>
-            + Send
-            + 'static,
+        F: for<'b> FnOnce(&'b mut Batch) -> BoxFuture<'b, Result<T, BillingError>> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |connection| {
+        let job: Job = Box::new(move |batch| {
             Box::pin(async move {
-                let result = operation(connection).await;
+                let result = operation(batch).await;
                 let succeeded = result.is_ok();
                 let finish: Finish = Box::new(move |commit| {
                     let outcome = match (result, commit) {
@@ -103,22 +103,14 @@ async fn run_writer(pool: AnyPool, mut queue: mpsc::Receiver<Job>, max_batch: us
 async fn commit_batch(pool: &AnyPool, jobs: impl Iterator<Item = Job>) {
     let mut finishes: Vec<Finish> = Vec::new();
     let outcome = async {
-        let mut connection = pool.acquire().await?;
-        let mut transaction = connection.begin().await?;
+        let mut batch = Batch::begin(pool).await?;
         for job in jobs {
-            (&mut *transaction).execute("SAVEPOINT operation").await?;
-            let (succeeded, finish) = job(&mut transaction).await;
+            batch.start_operation().await?;
+            let (succeeded, finish) = job(&mut batch).await;
             finishes.push(finish);
-            if !succeeded {
-                (&mut *transaction)
-                    .execute("ROLLBACK TO SAVEPOINT operation")
-                    .await?;
-            }
-            (&mut *transaction)
-                .execute("RELEASE SAVEPOINT operation")
-                .await?;
+            batch.end_operation(succeeded).await?;
         }
-        transaction.commit().await
+        batch.commit().await
     }
     .await
     .map_err(Arc::new);

@@ -44,9 +44,13 @@ fn from_row(row: &AnyRow) -> Result<Hold, sqlx::Error> {
     })
 }
 
-pub async fn insert(connection: &mut AnyConnection, hold: &Hold) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "INSERT INTO holds ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+/// Inserts the hold of a new execution: false, writing nothing, when the execution id already has a hold
+/// or a usage record.
+pub async fn insert_new(connection: &mut AnyConnection, hold: &Hold) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(&format!(
+        "INSERT INTO holds ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
+         WHERE NOT EXISTS (SELECT 1 FROM usage_records WHERE execution_id = $3) \
+         ON CONFLICT (execution_id) DO NOTHING"
     ))
     .bind(&hold.id)
     .bind(&hold.api_key_id)
@@ -63,7 +67,7 @@ pub async fn insert(connection: &mut AnyConnection, hold: &Hold) -> Result<(), s
     .bind(hold.expires_at)
     .execute(connection)
     .await?;
-    Ok(())
+    Ok(result.rows_affected() == 1)
 }
 
 pub async fn by_execution(
@@ -95,13 +99,53 @@ pub async fn update_grant(connection: &mut AnyConnection, hold: &Hold) -> Result
     Ok(())
 }
 
-/// Deletes the hold; false when it was already gone.
-pub async fn delete(connection: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query("DELETE FROM holds WHERE id = $1")
-        .bind(id)
-        .execute(connection)
-        .await?;
-    Ok(result.rows_affected() == 1)
+/// Whether `execution_id` has a hold or a usage record.
+pub async fn execution_known(
+    connection: &mut AnyConnection,
+    execution_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT 1 WHERE EXISTS (SELECT 1 FROM holds WHERE execution_id = $1) \
+         OR EXISTS (SELECT 1 FROM usage_records WHERE execution_id = $1)",
+    )
+    .bind(execution_id)
+    .fetch_optional(connection)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Deletes the hold of `execution_id` and returns it.
+pub async fn take(
+    connection: &mut AnyConnection,
+    execution_id: &str,
+) -> Result<Option<Hold>, sqlx::Error> {
+    sqlx::query(&format!(
+        "DELETE FROM holds WHERE execution_id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(execution_id)
+    .fetch_optional(connection)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+/// Deletes the hold of `execution_id` if it has expired at `now`, and returns it.
+pub async fn take_expired(
+    connection: &mut AnyConnection,
+    execution_id: &str,
+    now: Millis,
+) -> Result<Option<Hold>, sqlx::Error> {
+    sqlx::query(&format!(
+        "DELETE FROM holds WHERE execution_id = $1 AND expires_at <= $2 RETURNING {COLUMNS}"
+    ))
+    .bind(execution_id)
+    .bind(now)
+    .fetch_optional(connection)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
 }
 
 /// Up to `limit` holds expired at `now`, oldest expiry first.

@@ -3,13 +3,14 @@
 //! differ per backend.
 //!
 //! Each function runs one statement on the connection it is given; the ledger composes them into one
-//! write operation, run by [`Store::write`] either in its own transaction (`naive`) or with others in one
-//! group-committed transaction (`batched`, see [`group_commit`]). Every ledger operation starts with
-//! [`accounts::lock`], an `UPDATE` of the account row: on PostgreSQL it takes the row lock, on SQLite the
-//! database write lock, so the checks that follow (available credit, caps, idempotency) cannot race with
-//! another writer of the same account.
+//! write operation, run by [`Store::write`] in a [`Batch`]: either its own transaction (`naive`) or one
+//! group-committed transaction with other operations (`batched`, see [`group_commit`]). Every ledger
+//! operation starts with [`Batch::lock`], which locks the account row with an `UPDATE` (on PostgreSQL the
+//! row lock, on SQLite the database write lock) once per batch, so the checks that follow (available
+//! credit, caps, idempotency) cannot race with another writer of the same account.
 
 pub mod accounts;
+mod batch;
 mod group_commit;
 pub mod holds;
 pub mod keys;
@@ -22,9 +23,10 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use sqlx::{AnyConnection, AnyPool, Executor};
 
 use crate::error::BillingError;
+pub use batch::Batch;
 use group_commit::GroupCommit;
 
 /// How write operations reach the database.
@@ -141,17 +143,14 @@ impl Store {
     pub async fn write<T, F>(&self, shard: &str, operation: F) -> Result<T, BillingError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, BillingError>>
-            + Send
-            + 'static,
+        F: for<'b> FnOnce(&'b mut Batch) -> BoxFuture<'b, Result<T, BillingError>> + Send + 'static,
     {
         if let Some(group_commit) = &self.group_commit {
             return group_commit.write(shard, operation).await;
         }
-        let mut connection = self.writer.acquire().await?;
-        let mut transaction = connection.begin().await?;
-        let value = operation(&mut transaction).await?;
-        transaction.commit().await?;
+        let mut batch = Batch::begin(&self.writer).await?;
+        let value = operation(&mut batch).await?;
+        batch.commit().await?;
         Ok(value)
     }
 

@@ -45,24 +45,21 @@ pub async fn upsert(
     Ok(())
 }
 
-/// The price of `model` at `at`: the model's own newest row effective by then, else the default row's.
-pub async fn effective(
+/// The rows that can price `model`: its own and the default's (see [`crate::pricing::effective`]).
+pub async fn of_model(
     connection: &mut AnyConnection,
     model: &str,
-    at: Millis,
-) -> Result<Option<Price>, sqlx::Error> {
+) -> Result<Vec<Price>, sqlx::Error> {
     sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM pricing WHERE (model = $1 OR model = $2) AND effective_from <= $3 \
-         ORDER BY CASE WHEN model = $2 THEN 1 ELSE 0 END, effective_from DESC LIMIT 1"
+        "SELECT {COLUMNS} FROM pricing WHERE model = $1 OR model = $2"
     ))
     .bind(model)
     .bind(DEFAULT_MODEL)
-    .bind(at)
-    .fetch_optional(connection)
+    .fetch_all(connection)
     .await?
-    .as_ref()
+    .iter()
     .map(from_row)
-    .transpose()
+    .collect()
 }
 
 /// Every row, by model then effective time.
