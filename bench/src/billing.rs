@@ -75,11 +75,7 @@ impl Billing {
 
     /// A new HTTP/2 connection to the service.
     pub async fn connect(&self) -> anyhow::Result<Channel> {
-        Endpoint::from_shared(self.process.url())?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .context("connect to billing-svc")
+        connect(&self.process.url()).await
     }
 
     /// Creates `count` standard keys through AdminService and credits each with `credit_usd`.
@@ -130,6 +126,16 @@ impl Billing {
     pub async fn stop(self) {
         self.process.stop().await;
     }
+}
+
+/// A new HTTP/2 connection to the billing gRPC services at `url` (billing-svc, or the null server of the
+/// `transport` scenario).
+pub async fn connect(url: &str) -> anyhow::Result<Channel> {
+    Endpoint::from_shared(url.to_string())?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("connect to billing at {url}"))
 }
 
 /// `Bearer <secret>` as gRPC metadata.

@@ -16,7 +16,7 @@ use crate::process::Launcher;
 #[command(name = "bench", version)]
 pub struct Args {
     /// Scenarios to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Settle, Scenario::E2e])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Settle, Scenario::Transport, Scenario::E2e])]
     pub scenarios: Vec<Scenario>,
 
     /// Databases the settlement scenario runs on.
@@ -119,6 +119,9 @@ pub struct Args {
 pub enum Scenario {
     /// Settlements per second through the `Meter` stream (issue 5 a and b).
     Settle,
+    /// The settle load against a null `MeteringService` inside the bench: the transport's and the load
+    /// client's own ceiling, no storage.
+    Transport,
     /// HTTP `/execute` through the whole stack against the mock model called directly (c and d).
     E2e,
 }

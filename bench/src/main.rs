@@ -3,7 +3,8 @@
 //! It starts the real service binaries as processes on loopback (no fixed ports, each ready when it logs
 //! `listening`), drives them, prints a table, optionally writes JSON, and checks the ledger in SQL after
 //! every run. A broken invariant or a failed operation makes the exit status non-zero: a benchmark that
-//! loses money is a failed benchmark, however fast it was.
+//! loses money is a failed benchmark, however fast it was. The `transport` scenario alone starts no
+//! service: it measures the same load against a null server inside this process (see `transport`).
 
 mod billing;
 mod config;
@@ -16,6 +17,7 @@ mod process;
 mod report;
 mod settle;
 mod stats;
+mod transport;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -58,21 +60,31 @@ fn main() -> ExitCode {
 }
 
 async fn run(plan: Plan) -> anyhow::Result<Report> {
-    process::check_binaries(&plan.bin_dir)?;
-    if !plan.smoke && !plan.bin_dir.ends_with("release") {
-        eprintln!(
-            "bench: warning: the services in {} are not release builds; build them with `{}` and \
-             run `cargo run --release -p bench`",
-            plan.bin_dir.display(),
-            process::BUILD_COMMAND
-        );
-    }
-    let write_mode_flag = process::billing_has_write_mode(&plan.bin_dir)?;
-    if !write_mode_flag {
-        eprintln!(
-            "bench: billing-svc has no --write-mode flag: measuring its current path once (ratio n/a)"
-        );
-    }
+    // `transport` alone starts no service binary.
+    let needs_services = plan
+        .scenarios
+        .iter()
+        .any(|scenario| *scenario != Scenario::Transport);
+    let write_mode_flag = if needs_services {
+        process::check_binaries(&plan.bin_dir)?;
+        if !plan.smoke && !plan.bin_dir.ends_with("release") {
+            eprintln!(
+                "bench: warning: the services in {} are not release builds; build them with `{}` and \
+                 run `cargo run --release -p bench`",
+                plan.bin_dir.display(),
+                process::BUILD_COMMAND
+            );
+        }
+        let write_mode_flag = process::billing_has_write_mode(&plan.bin_dir)?;
+        if !write_mode_flag {
+            eprintln!(
+                "bench: billing-svc has no --write-mode flag: measuring its current path once (ratio n/a)"
+            );
+        }
+        write_mode_flag
+    } else {
+        false
+    };
     // The plan asks for a cluster only when a chosen scenario runs on PostgreSQL.
     let cluster = plan.postgres.as_ref().map(Cluster::open).transpose()?;
 
@@ -92,6 +104,11 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
             );
         }
     }
+    let transport = if plan.scenarios.contains(&Scenario::Transport) {
+        Some(transport::run(&plan, &mut failures).await?)
+    } else {
+        None
+    };
     let e2e = if plan.scenarios.contains(&Scenario::E2e) {
         Some(e2e::run(&plan, cluster.as_ref(), &mut failures).await?)
     } else {
@@ -109,6 +126,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         write_mode_flag,
         ratios: report::ratios(&settle_runs),
         settle: settle_runs,
+        transport,
         e2e,
         failures,
     };

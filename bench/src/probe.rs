@@ -92,16 +92,41 @@ fn parse_perf_counts(output: &str) -> Option<u64> {
 fn cpu_ticks(pids: &[u32]) -> u64 {
     pids.iter()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-        .filter_map(|stat| {
-            // The fields after the command name, which may itself hold spaces and parentheses.
-            let (_, rest) = stat.rsplit_once(')')?;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some(utime + stime)
-        })
+        .filter_map(|stat| stat_cpu_ticks(&stat))
         .sum()
+}
+
+/// User plus system CPU time so far of this process's live threads named `name` (a thread's name is its
+/// `comm`, at most 15 bytes), in seconds. `/proc/<tid>/stat` would count the whole process, hence
+/// `/proc/self/task`.
+pub fn own_threads_cpu_secs(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let ticks: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .filter(|stat| stat_command(stat) == Some(name))
+        .filter_map(|stat| stat_cpu_ticks(&stat))
+        .sum();
+    ticks as f64 / clock_ticks_per_sec()
+}
+
+/// The command name of a `stat` line, between the first `(` and the last `)`.
+fn stat_command(stat: &str) -> Option<&str> {
+    let (head, _) = stat.rsplit_once(')')?;
+    Some(head.split_once('(')?.1)
+}
+
+/// utime + stime of a `stat` line, in clock ticks.
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    // The fields after the command name, which may itself hold spaces and parentheses.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }
 
 fn clock_ticks_per_sec() -> f64 {
@@ -161,5 +186,14 @@ mod tests {
             0,
             "a process that is gone costs nothing"
         );
+        assert_eq!(own_threads_cpu_secs("no such thread"), 0.0);
+    }
+
+    #[test]
+    fn stat_lines_give_command_and_cpu_ticks() {
+        let stat =
+            "4242 (null (billing)) S 1 4242 4242 0 -1 4194560 10 0 0 0 7 5 0 0 20 0 3 0 1 2 3";
+        assert_eq!(stat_command(stat), Some("null (billing)"));
+        assert_eq!(stat_cpu_ticks(stat), Some(12));
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::config::{Backend, KeySet};
 use crate::e2e::E2eRun;
 use crate::settle::SettleRun;
+use crate::transport::TransportRun;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -20,6 +21,8 @@ pub struct Report {
     pub write_mode_flag: bool,
     pub settle: Vec<SettleRun>,
     pub ratios: Vec<Ratio>,
+    /// The settle load against the in-process null server: the transport's and the client's ceiling.
+    pub transport: Option<TransportRun>,
     pub e2e: Option<E2eRun>,
     /// Every failed check; the run exits non-zero when this is not empty.
     pub failures: Vec<String>,
@@ -214,6 +217,39 @@ impl Report {
                 );
             }
         }
+        if let Some(run) = &self.transport {
+            println!(
+                "\ntransport only: the same load against a null MeteringService in this process (own runtime, \
+                 {} workers; no storage; latencies in ms; CPU in ms per settlement)\n\
+                 {:>5} {:>5} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6} {:>10} {:>10}",
+                run.server_worker_threads,
+                "conc",
+                "conns",
+                "settle/s",
+                "open p50",
+                "open p99",
+                "settl p50",
+                "settl p99",
+                "count",
+                "errors",
+                "client CPU",
+                "server CPU"
+            );
+            println!(
+                "{:>5} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>6} {:>10.3} {:>10.3}",
+                run.concurrency,
+                run.connections,
+                run.settlements_per_sec,
+                run.open_latency.p50_ms,
+                run.open_latency.p99_ms,
+                run.settle_latency.p50_ms,
+                run.settle_latency.p99_ms,
+                run.settlements,
+                run.errors,
+                run.client_cpu_ms_per_settlement,
+                run.server_cpu_ms_per_settlement
+            );
+        }
         if let Some(e2e) = &self.e2e {
             println!(
                 "\nend to end, concurrency {} (billing on {}; latencies in ms)\n{:<26} {:>9} {:>8} {:>8} {:>8} {:>6}",
@@ -252,7 +288,14 @@ impl Report {
             println!("peak RSS (MB, VmHWM): {}", rss.join(", "));
         }
         if self.failures.is_empty() {
-            println!("\nchecks: ledger invariants and usage-record counts hold after every run");
+            let mut held = Vec::new();
+            if !self.settle.is_empty() || self.e2e.is_some() {
+                held.push("ledger invariants and usage-record counts hold after every run");
+            }
+            if self.transport.is_some() {
+                held.push("the null server's Settled answers equal the settlements received");
+            }
+            println!("\nchecks: {}", held.join("; "));
         } else {
             println!("\nFAILED CHECKS:");
             for failure in &self.failures {

@@ -3,7 +3,8 @@
 //!
 //! One database per backend: its keys are created once (with the first write mode) and every run uses
 //! them, billing-svc being restarted on the same database for each write mode. A run's execution ids
-//! share a prefix, so its settlements can be counted in `usage_records` whatever ran before it.
+//! share a prefix, so its settlements can be counted in `usage_records` whatever ran before it. The load
+//! itself, `drive`, also serves the `transport` scenario.
 
 use std::sync::Arc;
 
@@ -199,13 +200,6 @@ async fn run_once(
         !plain_keys.is_empty(),
         "no keys were created for {key_set:?}"
     );
-    let mut clients = Vec::new();
-    for _ in 0..plan.connections {
-        clients.push(MeteringServiceClient::new(billing.connect().await?));
-    }
-    let clients = Arc::new(clients);
-    let service_bearer = billing::bearer(&billing.service_token)?;
-    let prefix = Arc::new(prefix(backend, mode, key_set));
     eprintln!(
         "bench: settle {} {:?} keys={} mode={} concurrency={} for {:?} (+{:?} warm-up)",
         backend.name(),
@@ -216,28 +210,15 @@ async fn run_once(
         plan.duration,
         plan.warmup
     );
-    let probes = probe_window(plan, backend, target);
-    let outcome = load::run(
-        plan.concurrency,
-        plan.warmup,
-        plan.duration,
-        plan.max_settlements,
-        move |sequence| {
-            let clients = clients.clone();
-            let plain_keys = plain_keys.clone();
-            let service_bearer = service_bearer.clone();
-            let prefix = prefix.clone();
-            async move {
-                // Round-robin: consecutive executions, hence concurrent ones, hit different accounts.
-                let index = usize::try_from(sequence).unwrap_or(usize::MAX);
-                let client = clients[index % clients.len()].clone();
-                let key = &plain_keys[index % plain_keys.len()];
-                billing::settle_once(client, &service_bearer, key, format!("{prefix}{sequence}"))
-                    .await
-            }
-        },
+    let (outcome, probes) = drive(
+        plan,
+        &billing.process.url(),
+        &billing.service_token,
+        plain_keys,
+        prefix(backend, mode, key_set),
+        || probe_window(plan, backend, target),
     )
-    .await;
+    .await?;
     let (billing_probe, server_probe) = probes.await.context("the probe task")?;
     let billing_cost = billing_probe.finish().await;
     let server_cost = match server_probe {
@@ -276,6 +257,51 @@ async fn run_once(
             .map(|cost| per_settlement(cost.cpu_secs * 1000.0)),
         fsyncs_per_settlement: fsyncs.map(|count| per_settlement(count as f64)),
     })
+}
+
+/// The settlement load of this scenario and of `transport`: `plan.connections` HTTP/2 connections to the
+/// `MeteringService` at `url`, then `plan.concurrency` streams in a closed loop, each one
+/// `billing::settle_once` with the next key (round-robin) and the execution id `{prefix}{sequence}`.
+/// `start_probes` runs once the connections are up, right before the load, so that the window it measures
+/// starts with the load's.
+pub async fn drive<P>(
+    plan: &Plan,
+    url: &str,
+    service_token: &str,
+    plain_keys: Arc<Vec<String>>,
+    prefix: String,
+    start_probes: impl FnOnce() -> P,
+) -> anyhow::Result<(load::Outcome, P)> {
+    let mut clients = Vec::new();
+    for _ in 0..plan.connections {
+        clients.push(MeteringServiceClient::new(billing::connect(url).await?));
+    }
+    let clients = Arc::new(clients);
+    let service_bearer = billing::bearer(service_token)?;
+    let prefix = Arc::new(prefix);
+    let probes = start_probes();
+    let outcome = load::run(
+        plan.concurrency,
+        plan.warmup,
+        plan.duration,
+        plan.max_settlements,
+        move |sequence| {
+            let clients = clients.clone();
+            let plain_keys = plain_keys.clone();
+            let service_bearer = service_bearer.clone();
+            let prefix = prefix.clone();
+            async move {
+                // Round-robin: consecutive executions, hence concurrent ones, hit different accounts.
+                let index = usize::try_from(sequence).unwrap_or(usize::MAX);
+                let client = clients[index % clients.len()].clone();
+                let key = &plain_keys[index % plain_keys.len()];
+                billing::settle_once(client, &service_bearer, key, format!("{prefix}{sequence}"))
+                    .await
+            }
+        },
+    )
+    .await;
+    Ok((outcome, probes))
 }
 
 /// The ledger invariants, then "each settlement received is recorded exactly once".
