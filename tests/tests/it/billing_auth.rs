@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use proto::billing::v1 as pb;
-use tests::{Backend, Billing, authed, eventually};
+use tests::{Backend, Billing, TestDatabase, authed, eventually};
 use tonic::Code;
 
 /// Sends GetAccount with the given `authorization` value (or none).
@@ -103,6 +103,54 @@ async fn customer_keys_are_checked(backend: Backend) {
             .is_ok(),
         "the scheme is case-insensitive"
     );
+}
+
+/// billing-svc keeps authenticated keys in memory. A key revoked through another billing-svc process on the
+/// same database must still be refused on the next execution by the process that has it cached.
+async fn a_key_revoked_elsewhere_cannot_open_an_execution(backend: Backend) {
+    let first = Billing::start(backend, &[]).await;
+    let (id, key) = first.create_key(pb::KeyType::Standard).await;
+    first.add_credits(&id, "10").await;
+    let warm = first
+        .open(&key, "exec-cached", 100, 50)
+        .await
+        .expect("open");
+    warm.close(100, 50, pb::UsageStatus::Completed)
+        .await
+        .expect("settle");
+    let ledger = || async {
+        let mut connection = first.database.connect().await;
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT (SELECT COUNT(*) FROM holds), (SELECT credits_balance FROM billing_accounts)",
+        )
+        .fetch_one(&mut connection)
+        .await
+        .expect("read the ledger")
+    };
+    let (_, balance) = ledger().await;
+
+    let second = Billing::start_with(
+        TestDatabase::existing(backend, first.database.url.clone()),
+        first.admin_key.clone(),
+        first.service_token.clone(),
+        &[],
+    )
+    .await;
+    second
+        .admin()
+        .await
+        .revoke_key(authed(&second.admin_key, pb::RevokeKeyRequest { id }))
+        .await
+        .expect("revoke through the second process");
+
+    let Err(refused) = first.open(&key, "exec-after-revocation", 100, 50).await else {
+        panic!("a revoked key opened an execution");
+    };
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let (holds, balance_now) = ledger().await;
+    assert_eq!(holds, 0, "no hold was placed");
+    assert_eq!(balance_now, balance, "the balance did not move");
+    tests::assert_ledger_invariants(&first.database).await;
 }
 
 async fn admin_and_metering_refuse_customer_keys(backend: Backend) {
@@ -371,6 +419,7 @@ async fn plain_keys_never_reach_the_logs(backend: Backend) {
 tests::backend_tests!(
     customer_keys_are_checked,
     admin_and_metering_refuse_customer_keys,
+    a_key_revoked_elsewhere_cannot_open_an_execution,
     a_key_sees_only_its_own_records,
     health_and_reflection_are_served,
     plain_keys_never_reach_the_logs,
