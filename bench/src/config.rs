@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 
 use crate::process::Launcher;
+use crate::sqlite_hops::STATEMENTS_PER_CALL;
 
 /// Measures the billing platform by starting the real service binaries on loopback.
 ///
@@ -16,7 +17,7 @@ use crate::process::Launcher;
 #[command(name = "bench", version)]
 pub struct Args {
     /// Scenarios to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Settle, Scenario::Transport, Scenario::E2e])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Settle, Scenario::Transport, Scenario::E2e, Scenario::SqliteHops])]
     pub scenarios: Vec<Scenario>,
 
     /// Databases the settlement scenario runs on.
@@ -71,6 +72,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
     pub e2e_backend: Backend,
 
+    /// Updates of each side of the `sqlite-hops` scenario (a multiple of 100, the statements per call of
+    /// its batched side).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..=10_000_000))]
+    pub sqlite_hops_updates: u64,
+
     /// An existing PostgreSQL cluster (a URL with a database the harness may `CREATE DATABASE` from).
     /// Without it a throwaway cluster is started with `initdb`/`pg_ctl` (and `--smoke` falls back to
     /// `TEST_POSTGRES_URL`, or skips PostgreSQL when that is unset).
@@ -115,7 +121,7 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     /// Settlements per second through the `Meter` stream (issue 5 a and b).
     Settle,
@@ -124,6 +130,9 @@ pub enum Scenario {
     Transport,
     /// HTTP `/execute` through the whole stack against the mock model called directly (c and d).
     E2e,
+    /// One SQLite statement per call through sqlx's driver against 100 per call, in this process: the
+    /// price of the driver's hand-offs to its worker thread.
+    SqliteHops,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -192,6 +201,7 @@ pub struct Plan {
     pub e2e_duration: Duration,
     pub max_requests: u64,
     pub e2e_backend: Backend,
+    pub sqlite_hops_updates: u64,
     pub postgres: Option<PostgresSource>,
     pub bin_dir: PathBuf,
     pub service_log: String,
@@ -236,6 +246,9 @@ impl Args {
         {
             bail!("--e2e-backend postgres needs PostgreSQL: pass --postgres-url");
         }
+        if !self.sqlite_hops_updates.is_multiple_of(STATEMENTS_PER_CALL) {
+            bail!("--sqlite-hops-updates must be a multiple of {STATEMENTS_PER_CALL}");
+        }
         let plan = Plan {
             smoke: self.smoke,
             scenarios: self.scenarios,
@@ -252,6 +265,7 @@ impl Args {
             e2e_duration: Duration::from_secs(self.e2e_duration_secs),
             max_requests: self.max_requests,
             e2e_backend: self.e2e_backend,
+            sqlite_hops_updates: self.sqlite_hops_updates,
             postgres,
             bin_dir,
             service_log: self.service_log,
@@ -288,6 +302,7 @@ impl Plan {
             e2e_concurrency: self.e2e_concurrency.min(8),
             e2e_duration: Duration::from_secs(1),
             max_requests: self.max_requests.min(500),
+            sqlite_hops_updates: self.sqlite_hops_updates.min(2_000),
             ..self
         }
     }

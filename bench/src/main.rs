@@ -3,8 +3,9 @@
 //! It starts the real service binaries as processes on loopback (no fixed ports, each ready when it logs
 //! `listening`), drives them, prints a table, optionally writes JSON, and checks the ledger in SQL after
 //! every run. A broken invariant or a failed operation makes the exit status non-zero: a benchmark that
-//! loses money is a failed benchmark, however fast it was. The `transport` scenario alone starts no
-//! service: it measures the same load against a null server inside this process (see `transport`).
+//! loses money is a failed benchmark, however fast it was. The `transport` and `sqlite-hops` scenarios start
+//! no service: they measure the same load against a null server inside this process (see `transport`), and
+//! sqlx's SQLite driver on its own (see `sqlite_hops`).
 
 mod billing;
 mod config;
@@ -16,6 +17,7 @@ mod probe;
 mod process;
 mod report;
 mod settle;
+mod sqlite_hops;
 mod stats;
 mod transport;
 
@@ -60,11 +62,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(plan: Plan) -> anyhow::Result<Report> {
-    // `transport` alone starts no service binary.
+    // Only these scenarios start the service binaries.
     let needs_services = plan
         .scenarios
         .iter()
-        .any(|scenario| *scenario != Scenario::Transport);
+        .any(|scenario| matches!(scenario, Scenario::Settle | Scenario::E2e));
     let write_mode_flag = if needs_services {
         process::check_binaries(&plan.bin_dir)?;
         if !plan.smoke && !plan.bin_dir.ends_with("release") {
@@ -114,6 +116,11 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
     } else {
         None
     };
+    let sqlite_hops = if plan.scenarios.contains(&Scenario::SqliteHops) {
+        Some(sqlite_hops::run(&plan, &mut failures).await?)
+    } else {
+        None
+    };
 
     let report = Report {
         generated_at_unix_secs: SystemTime::now()
@@ -128,6 +135,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         settle: settle_runs,
         transport,
         e2e,
+        sqlite_hops,
         failures,
     };
     report.print();

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::config::{Backend, KeySet};
 use crate::e2e::E2eRun;
 use crate::settle::SettleRun;
+use crate::sqlite_hops::{STATEMENTS_PER_CALL, SqliteHopsRun};
 use crate::transport::TransportRun;
 
 #[derive(Debug, Serialize)]
@@ -24,6 +25,8 @@ pub struct Report {
     /// The settle load against the in-process null server: the transport's and the client's ceiling.
     pub transport: Option<TransportRun>,
     pub e2e: Option<E2eRun>,
+    /// One statement per call through sqlx's SQLite driver against `STATEMENTS_PER_CALL` per call.
+    pub sqlite_hops: Option<SqliteHopsRun>,
     /// Every failed check; the run exits non-zero when this is not empty.
     pub failures: Vec<String>,
 }
@@ -287,6 +290,33 @@ impl Report {
                 .collect();
             println!("peak RSS (MB, VmHWM): {}", rss.join(", "));
         }
+        if let Some(run) = &self.sqlite_hops {
+            println!(
+                "\none statement per call vs {STATEMENTS_PER_CALL} per call (sqlx SQLite driver, one transaction, \
+                 no fsync; {} updates each; wall and bench-process CPU in µs per statement)\n\
+                 {:<28} {:>8} {:>9} {:>9}",
+                run.updates, "statements per call", "calls", "wall µs", "CPU µs"
+            );
+            for (name, side) in [
+                ("1, bound".to_string(), &run.one_per_call),
+                (
+                    format!("{STATEMENTS_PER_CALL}, unbound"),
+                    &run.many_per_call,
+                ),
+            ] {
+                println!(
+                    "{:<28} {:>8} {:>9.2} {:>9.2}",
+                    name, side.calls, side.wall_us_per_statement, side.cpu_us_per_statement
+                );
+            }
+            println!(
+                "{:<28} {:>8} {:>9} {:>9}",
+                "ratio 1 / many",
+                "",
+                or_na(run.wall_ratio, 1),
+                or_na(run.cpu_ratio, 1)
+            );
+        }
         if self.failures.is_empty() {
             let mut held = Vec::new();
             if !self.settle.is_empty() || self.e2e.is_some() {
@@ -294,6 +324,9 @@ impl Report {
             }
             if self.transport.is_some() {
                 held.push("the null server's Settled answers equal the settlements received");
+            }
+            if self.sqlite_hops.is_some() {
+                held.push("the sqlite-hops counter equals 1 + the updates made");
             }
             println!("\nchecks: {}", held.join("; "));
         } else {
