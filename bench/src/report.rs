@@ -158,9 +158,9 @@ impl Report {
         );
         if !self.settle.is_empty() {
             println!(
-                "\nsettlements through Meter (open + close per stream; latencies in ms; CPU in ms and fsyncs per \
-                 settlement)\n\
-                 {:<9} {:>6} {:>8} {:>5} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6} {:>7} {:>8} {:>8} {:>7}",
+                "\nsettlements through Meter (open + close per stream; latencies in ms; CPU in ms, context \
+                 switches of billing-svc and fsyncs per settlement)\n\
+                 {:<9} {:>6} {:>8} {:>5} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6} {:>7} {:>8} {:>8} {:>7} {:>7}",
                 "backend",
                 "keys",
                 "mode",
@@ -175,11 +175,12 @@ impl Report {
                 "RSS MB",
                 "svc CPU",
                 "db CPU",
+                "ctx sw",
                 "fsyncs"
             );
             for run in &self.settle {
                 println!(
-                    "{:<9} {:>6} {:>8} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>6} {:>7.1} {:>8.3} {:>8} {:>7}",
+                    "{:<9} {:>6} {:>8} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>6} {:>7.1} {:>8.3} {:>8} {:>7.1} {:>7}",
                     run.backend.name(),
                     key_set_label(run.key_set, run.keys),
                     run.write_mode,
@@ -194,6 +195,7 @@ impl Report {
                     run.billing_peak_rss_mb,
                     run.billing_cpu_ms_per_settlement,
                     or_na(run.database_cpu_ms_per_settlement, 3),
+                    run.billing_context_switches_per_settlement,
                     or_na(run.fsyncs_per_settlement, 2)
                 );
             }
@@ -223,8 +225,9 @@ impl Report {
         if let Some(run) = &self.transport {
             println!(
                 "\ntransport only: the same load against a null MeteringService in this process (own runtime, \
-                 {} workers; no storage; latencies in ms; CPU in ms per settlement)\n\
-                 {:>5} {:>5} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6} {:>10} {:>10}",
+                 {} workers; no storage; latencies in ms; CPU in ms and context switches of the server's threads \
+                 per settlement)\n\
+                 {:>5} {:>5} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6} {:>10} {:>10} {:>10}",
                 run.server_worker_threads,
                 "conc",
                 "conns",
@@ -236,10 +239,11 @@ impl Report {
                 "count",
                 "errors",
                 "client CPU",
-                "server CPU"
+                "server CPU",
+                "srv ctx sw"
             );
             println!(
-                "{:>5} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>6} {:>10.3} {:>10.3}",
+                "{:>5} {:>5} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>6} {:>10.3} {:>10.3} {:>10.1}",
                 run.concurrency,
                 run.connections,
                 run.settlements_per_sec,
@@ -250,7 +254,8 @@ impl Report {
                 run.settlements,
                 run.errors,
                 run.client_cpu_ms_per_settlement,
-                run.server_cpu_ms_per_settlement
+                run.server_cpu_ms_per_settlement,
+                run.server_context_switches_per_settlement
             );
         }
         if let Some(e2e) = &self.e2e {

@@ -50,6 +50,9 @@ pub struct SettleRun {
     pub billing_peak_rss_mb: f64,
     /// CPU time of billing-svc in the measured window, per measured settlement.
     pub billing_cpu_ms_per_settlement: f64,
+    /// Context switches of billing-svc's threads (voluntary + involuntary, summed over
+    /// `/proc/<pid>/task/*/status`) in the measured window, per measured settlement.
+    pub billing_context_switches_per_settlement: f64,
     /// CPU time of the PostgreSQL server (throwaway cluster only), per measured settlement.
     pub database_cpu_ms_per_settlement: Option<f64>,
     /// fsync + fdatasync calls of the process that makes commits durable (billing-svc on SQLite, the
@@ -253,6 +256,9 @@ async fn run_once(
         first_error: outcome.first_error,
         billing_peak_rss_mb,
         billing_cpu_ms_per_settlement: per_settlement(billing_cost.cpu_secs * 1000.0),
+        billing_context_switches_per_settlement: per_settlement(
+            billing_cost.context_switches as f64,
+        ),
         database_cpu_ms_per_settlement: server_cost
             .map(|cost| per_settlement(cost.cpu_secs * 1000.0)),
         fsyncs_per_settlement: fsyncs.map(|count| per_settlement(count as f64)),

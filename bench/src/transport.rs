@@ -72,6 +72,9 @@ pub struct TransportRun {
     pub server_cpu_ms_per_settlement: f64,
     /// The rest: the load client (and whatever else the harness does meanwhile, which is nothing).
     pub client_cpu_ms_per_settlement: f64,
+    /// Context switches of the null server's threads (voluntary + involuntary) in the measured window, per
+    /// measured settlement.
+    pub server_context_switches_per_settlement: f64,
 }
 
 /// Starts the null server, drives the settle load against it and stops it. A failed check is pushed to
@@ -107,17 +110,22 @@ pub async fn run(plan: &Plan, failures: &mut Vec<String>) -> anyhow::Result<Tran
             tokio::spawn(async move {
                 tokio::time::sleep(warmup).await;
                 let process = Probe::start(vec![std::process::id()], false, window);
-                (process, probe::own_threads_cpu_secs(SERVER_THREAD))
+                (process, probe::own_threads_usage(SERVER_THREAD))
             })
         },
     )
     .await?;
-    let (process_probe, server_cpu_secs_at_start) = probes.await.context("the probe task")?;
+    let (process_probe, server_at_start) = probes.await.context("the probe task")?;
     let process_cpu_secs = process_probe.finish().await.cpu_secs;
-    let server_cpu_secs = probe::own_threads_cpu_secs(SERVER_THREAD) - server_cpu_secs_at_start;
+    let server_at_end = probe::own_threads_usage(SERVER_THREAD);
+    let server_cpu_secs = server_at_end.cpu_secs - server_at_start.cpu_secs;
+    let server_context_switches = server_at_end
+        .context_switches
+        .saturating_sub(server_at_start.context_switches);
     let settled_answers = server.stop().await?;
 
-    let per_settlement_ms = |secs: f64| secs * 1000.0 / outcome.measured.max(1) as f64;
+    let per_settlement = |value: f64| value / outcome.measured.max(1) as f64;
+    let per_settlement_ms = |secs: f64| per_settlement(secs * 1000.0);
     let settlements_per_sec = outcome.per_sec();
     eprintln!("bench:   {settlements_per_sec:.0} settlements/s");
     if outcome.errors > 0 {
@@ -149,6 +157,7 @@ pub async fn run(plan: &Plan, failures: &mut Vec<String>) -> anyhow::Result<Tran
         process_cpu_ms_per_settlement: per_settlement_ms(process_cpu_secs),
         server_cpu_ms_per_settlement: per_settlement_ms(server_cpu_secs),
         client_cpu_ms_per_settlement: per_settlement_ms(process_cpu_secs - server_cpu_secs),
+        server_context_switches_per_settlement: per_settlement(server_context_switches as f64),
     })
 }
 
