@@ -18,6 +18,14 @@ pub struct BenchDatabase {
 }
 
 impl BenchDatabase {
+    /// The SQLite file (SQLite databases only).
+    pub fn sqlite_path(&self) -> anyhow::Result<std::path::PathBuf> {
+        self.url
+            .strip_prefix("sqlite://")
+            .map(std::path::PathBuf::from)
+            .context("not a SQLite database")
+    }
+
     pub async fn create(backend: Backend, cluster: Option<&Cluster>) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         match backend {

@@ -297,8 +297,9 @@ impl Report {
         }
         if let Some(run) = &self.sqlite_hops {
             println!(
-                "\none statement per call vs {STATEMENTS_PER_CALL} per call (sqlx SQLite driver, one transaction, \
-                 no fsync; {} updates each; wall and bench-process CPU in µs per statement)\n\
+                "\none statement per call vs {STATEMENTS_PER_CALL} per call (sqlx SQLite driver) vs the caller's \
+                 thread (rusqlite); one transaction, no fsync; {} updates each; wall and bench-process CPU in µs \
+                 per statement\n\
                  {:<28} {:>8} {:>9} {:>9}",
                 run.updates, "statements per call", "calls", "wall µs", "CPU µs"
             );
@@ -308,6 +309,7 @@ impl Report {
                     format!("{STATEMENTS_PER_CALL}, unbound"),
                     &run.many_per_call,
                 ),
+                ("1, bound, rusqlite".to_string(), &run.same_thread),
             ] {
                 println!(
                     "{:<28} {:>8} {:>9.2} {:>9.2}",

@@ -6,6 +6,9 @@
 //! difference is the price of the hand-offs. The batched side is not free of them either: the driver sends
 //! each statement's result back on its own, and the caller may wake for any of them.
 //!
+//! A third side runs the bound updates with `rusqlite`, which calls SQLite in the caller's thread: no
+//! hand-off at all, the cost a writer thread that owns its connection would pay.
+//!
 //! Each side runs inside one transaction, committed after its clock stops, so no fsync is measured. The
 //! check: the counter that every update adds 1 to ends at exactly 1 + the updates made.
 
@@ -30,6 +33,7 @@ const PRAGMAS: [&str; 4] = [
     "PRAGMA busy_timeout = 5000",
 ];
 const UPDATE_BOUND: &str = "UPDATE t SET v = v + $1 WHERE id = 1";
+const UPDATE_BOUND_RUSQLITE: &str = "UPDATE t SET v = v + ?1 WHERE id = 1";
 const UPDATE_UNBOUND: &str = "UPDATE t SET v = v + 1 WHERE id = 1;";
 
 /// The figures of the run.
@@ -41,6 +45,8 @@ pub struct SqliteHopsRun {
     pub one_per_call: Side,
     /// Unbound strings of `STATEMENTS_PER_CALL` updates per call.
     pub many_per_call: Side,
+    /// The bound `UPDATE` through rusqlite, in the calling thread (no hand-off).
+    pub same_thread: Side,
     /// Wall time per statement, one per call ÷ many per call.
     pub wall_ratio: Option<f64>,
     /// Process CPU per statement, one per call ÷ many per call (null when the batched side took no tick).
@@ -102,7 +108,7 @@ async fn measure(updates: u64) -> anyhow::Result<(SqliteHopsRun, i64, u64)> {
         .bind(1_i64)
         .execute(&mut *transaction)
         .await?;
-    let one_per_call = timed(updates, 1, async {
+    let (one_per_call, ()) = timed(updates, 1, async {
         for _ in 0..updates {
             sqlx::query(UPDATE_BOUND)
                 .bind(1_i64)
@@ -117,7 +123,7 @@ async fn measure(updates: u64) -> anyhow::Result<(SqliteHopsRun, i64, u64)> {
     // `&str` is a persistent query: its prepared statements are cached and reused, as the bound one is.
     let mut transaction = connection.begin().await?;
     transaction.execute(batch.as_str()).await?;
-    let many_per_call = timed(calls, STATEMENTS_PER_CALL, async {
+    let (many_per_call, ()) = timed(calls, STATEMENTS_PER_CALL, async {
         for _ in 0..calls {
             transaction.execute(batch.as_str()).await?;
         }
@@ -126,12 +132,16 @@ async fn measure(updates: u64) -> anyhow::Result<(SqliteHopsRun, i64, u64)> {
     .await?;
     transaction.commit().await?;
 
-    let counter: i64 = sqlx::query_scalar("SELECT v FROM t WHERE id = 1")
-        .fetch_one(&mut connection)
-        .await
-        .context("read the counter")?;
     connection.close().await?;
-    let made = 1 + updates + STATEMENTS_PER_CALL + calls * STATEMENTS_PER_CALL;
+
+    let path = database.sqlite_path()?;
+    let (same_thread, counter) = timed(updates, 1, async {
+        tokio::task::spawn_blocking(move || same_thread_updates(&path, updates))
+            .await
+            .context("the rusqlite task")?
+    })
+    .await?;
+    let made = 1 + updates + STATEMENTS_PER_CALL + calls * STATEMENTS_PER_CALL + 1 + updates;
     let ratio = |one: f64, many: f64| (many > 0.0).then(|| one / many);
     let run = SqliteHopsRun {
         updates,
@@ -145,28 +155,49 @@ async fn measure(updates: u64) -> anyhow::Result<(SqliteHopsRun, i64, u64)> {
         ),
         one_per_call,
         many_per_call,
+        same_thread,
     };
     Ok((run, counter, made))
 }
 
-/// Wall and process CPU time of `work`, which makes `calls` calls of `statements_per_call` statements each.
-async fn timed(
+/// One unmeasured update, then `updates` bound updates through one cached prepared statement, in one
+/// transaction, in this thread. Returns the counter read afterwards. The clock of [`timed`] includes opening
+/// the connection and the final commit, with its fsync: a few hundred µs over thousands of updates.
+fn same_thread_updates(path: &std::path::Path, updates: u64) -> anyhow::Result<i64> {
+    let mut connection = rusqlite::Connection::open(path).context("open with rusqlite")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    let transaction = connection.transaction()?;
+    {
+        let mut update = transaction.prepare_cached(UPDATE_BOUND_RUSQLITE)?;
+        update.execute([1_i64])?;
+        for _ in 0..updates {
+            update.execute([1_i64])?;
+        }
+    }
+    transaction.commit()?;
+    Ok(connection.query_row("SELECT v FROM t WHERE id = 1", [], |row| row.get(0))?)
+}
+
+/// Wall and process CPU time of `work`, which makes `calls` calls of `statements_per_call` statements each,
+/// and what it returned.
+async fn timed<T>(
     calls: u64,
     statements_per_call: u64,
-    work: impl Future<Output = anyhow::Result<()>>,
-) -> anyhow::Result<Side> {
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(Side, T)> {
     let probe = Probe::start(vec![std::process::id()], false, Duration::ZERO);
     let started = Instant::now();
-    work.await?;
+    let value = work.await?;
     let wall = started.elapsed();
     let cpu_secs = probe.finish().await.cpu_secs;
     let per_statement_us = |secs: f64| secs * 1e6 / (calls * statements_per_call).max(1) as f64;
-    Ok(Side {
+    let side = Side {
         calls,
         statements_per_call,
         wall_us_per_statement: per_statement_us(wall.as_secs_f64()),
         cpu_us_per_statement: per_statement_us(cpu_secs),
-    })
+    };
+    Ok((side, value))
 }
 
 #[cfg(test)]
@@ -180,5 +211,6 @@ mod tests {
         assert_eq!(u64::try_from(counter).unwrap(), made + 1);
         assert_eq!(run.one_per_call.calls, 200);
         assert_eq!(run.many_per_call.calls, 2);
+        assert_eq!(run.same_thread.calls, 200);
     }
 }
