@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
+use super::Backend;
 use super::accounts::{self, Account};
 use super::keys::{self, ApiKey};
 use super::pricing;
@@ -26,6 +27,7 @@ use crate::time::Millis;
 /// One database transaction shared by the operations of a batch.
 pub struct Batch {
     transaction: Transaction<'static, Any>,
+    backend: Backend,
     /// Locked accounts as the committed operations of this batch left them.
     accounts: HashMap<String, Account>,
     /// Accounts whose money changed in this batch and must be written back before the commit.
@@ -46,9 +48,10 @@ struct Staged {
 
 impl Batch {
     /// Begins a transaction on a connection of `pool`.
-    pub(super) async fn begin(pool: &AnyPool) -> Result<Batch, sqlx::Error> {
+    pub(super) async fn begin(pool: &AnyPool, backend: Backend) -> Result<Batch, sqlx::Error> {
         Ok(Batch {
             transaction: pool.begin().await?,
+            backend,
             accounts: HashMap::new(),
             changed: HashSet::new(),
             staged: HashMap::new(),
@@ -70,7 +73,7 @@ impl Batch {
         } else {
             "SAVEPOINT operation"
         };
-        self.transaction.execute(statement).await?;
+        self.savepoints(statement).await?;
         self.savepoint_open = true;
         Ok(())
     }
@@ -84,10 +87,24 @@ impl Batch {
         // A row lock taken inside a rolled-back savepoint may be gone (PostgreSQL), so what the operation
         // locked is forgotten with the rest and locked again by the next operation that needs it.
         self.staged.clear();
-        self.transaction
-            .execute("ROLLBACK TO SAVEPOINT operation; RELEASE SAVEPOINT operation")
+        self.savepoints("ROLLBACK TO SAVEPOINT operation; RELEASE SAVEPOINT operation")
             .await?;
         self.savepoint_open = false;
+        Ok(())
+    }
+
+    /// Runs savepoint statements in one call.
+    async fn savepoints(&mut self, statements: &'static str) -> Result<(), sqlx::Error> {
+        match self.backend {
+            // SQLite parses an unbound string again on every call; a query is prepared once and cached.
+            Backend::Sqlite => {
+                sqlx::query(statements)
+                    .execute(&mut *self.transaction)
+                    .await?
+            }
+            // PostgreSQL takes several statements in one call only as a simple (unprepared) query.
+            Backend::Postgres => self.transaction.execute(statements).await?,
+        };
         Ok(())
     }
 

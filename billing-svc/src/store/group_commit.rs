@@ -17,6 +17,7 @@ use futures::future::BoxFuture;
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::Backend;
 use super::batch::Batch;
 use crate::error::BillingError;
 
@@ -37,11 +38,16 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Starts `writers` writer tasks on `pool`, each committing batches of at most `max_batch` operations.
-    pub fn start(pool: AnyPool, writers: usize, max_batch: usize) -> GroupCommit {
+    pub fn start(pool: AnyPool, backend: Backend, writers: usize, max_batch: usize) -> GroupCommit {
         let senders: Vec<_> = (0..writers.max(1))
             .map(|_| {
                 let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-                tokio::spawn(run_writer(pool.clone(), receiver, max_batch.max(1)));
+                tokio::spawn(run_writer(
+                    pool.clone(),
+                    backend,
+                    receiver,
+                    max_batch.max(1),
+                ));
                 sender
             })
             .collect();
@@ -93,17 +99,22 @@ fn shard_of(key: &str, shards: usize) -> usize {
 }
 
 /// Takes batches off the queue until every sender is gone (shutdown), committing each.
-async fn run_writer(pool: AnyPool, mut queue: mpsc::Receiver<Job>, max_batch: usize) {
+async fn run_writer(
+    pool: AnyPool,
+    backend: Backend,
+    mut queue: mpsc::Receiver<Job>,
+    max_batch: usize,
+) {
     let mut batch = Vec::with_capacity(max_batch);
     while queue.recv_many(&mut batch, max_batch).await > 0 {
-        commit_batch(&pool, batch.drain(..)).await;
+        commit_batch(&pool, backend, batch.drain(..)).await;
     }
 }
 
-async fn commit_batch(pool: &AnyPool, jobs: impl Iterator<Item = Job>) {
+async fn commit_batch(pool: &AnyPool, backend: Backend, jobs: impl Iterator<Item = Job>) {
     let mut finishes: Vec<Finish> = Vec::new();
     let outcome = async {
-        let mut batch = Batch::begin(pool).await?;
+        let mut batch = Batch::begin(pool, backend).await?;
         for job in jobs {
             batch.start_operation().await?;
             let (succeeded, finish) = job(&mut batch).await;

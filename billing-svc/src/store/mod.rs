@@ -106,6 +106,7 @@ impl Store {
         let group_commit = match write.mode {
             WriteMode::Batched => Some(GroupCommit::start(
                 store.writer.clone(),
+                backend,
                 writers,
                 write.max_batch,
             )),
@@ -148,7 +149,7 @@ impl Store {
         if let Some(group_commit) = &self.group_commit {
             return group_commit.write(shard, operation).await;
         }
-        let mut batch = Batch::begin(&self.writer).await?;
+        let mut batch = Batch::begin(&self.writer, self.backend).await?;
         let value = operation(&mut batch).await?;
         batch.commit().await?;
         Ok(value)
