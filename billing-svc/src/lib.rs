@@ -10,5 +10,4 @@ pub mod money;
 pub mod pricing;
 pub mod startup;
 pub mod store;
-pub mod telemetry;
 pub mod time;

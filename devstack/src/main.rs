@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use devstack::{Secrets, Stack, banner};
+use lifecycle::shutdown_signal;
 
 /// Runs billing-svc (SQLite under ./data by default), executor-svc, the gateway and, unless OPENAI_API_KEY or
 /// OPENAI_BASE_URL is set, the mock model, all in this process. Every service reads the environment
@@ -15,7 +16,7 @@ struct Args {}
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     Args::parse();
-    gateway::telemetry::init(&std::env::var("LOG_FORMAT").unwrap_or_default());
+    lifecycle::init_logging(&std::env::var("LOG_FORMAT").unwrap_or_default());
     let secrets = Secrets::from_env();
     let stack = match Stack::start(&secrets).await {
         Ok(stack) => stack,
@@ -60,33 +61,5 @@ async fn main() -> anyhow::Result<()> {
             tracing::error!(error = format!("{error:#}"), "stopped with errors");
             Err(error)
         }
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
     }
 }

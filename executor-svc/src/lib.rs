@@ -14,7 +14,6 @@ pub mod llm;
 pub mod metering;
 pub mod spool;
 pub mod startup;
-pub mod telemetry;
 pub mod tokens;
 
 pub use config::Config;

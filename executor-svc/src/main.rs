@@ -1,11 +1,12 @@
 //! `executor-svc`: the binary; everything lives in the library.
 
 use clap::Parser;
-use executor_svc::{Application, Config, StartupError, telemetry};
+use executor_svc::{Application, Config, StartupError};
+use lifecycle::shutdown_signal;
 
 #[tokio::main]
 async fn main() -> Result<(), StartupError> {
-    telemetry::init();
+    lifecycle::init_logging(&std::env::var("LOG_FORMAT").unwrap_or_default());
     let config = Config::parse();
     let application = match Application::build(config).await {
         Ok(application) => application,
@@ -15,30 +16,4 @@ async fn main() -> Result<(), StartupError> {
         }
     };
     application.run_until_stopped(shutdown_signal()).await
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the service");
-                let _ = interrupt.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
 }

@@ -16,4 +16,3 @@ pub mod openapi;
 pub mod routes;
 pub mod startup;
 pub mod state;
-pub mod telemetry;

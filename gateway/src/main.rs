@@ -2,13 +2,13 @@
 
 use clap::Parser;
 use gateway::config::Config;
-use gateway::startup::{Application, shutdown_signal};
-use gateway::telemetry;
+use gateway::startup::Application;
+use lifecycle::shutdown_signal;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    telemetry::init(&config.log_format);
+    lifecycle::init_logging(&config.log_format);
     let application = Application::build(config).await?;
     application.run_until_stopped(shutdown_signal()).await?;
     Ok(())

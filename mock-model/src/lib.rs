@@ -9,7 +9,6 @@
 pub mod behaviour;
 pub mod completion;
 pub mod config;
-pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
