@@ -93,18 +93,19 @@ fn tokens(field: &'static str, count: u64, ceiling: u64) -> Result<i64, BillingE
     i64::try_from(count).map_err(|_| BillingError::invalid(field, "too large"))
 }
 
-fn validate_execution_id(execution_id: &str) -> Result<(), BillingError> {
-    if execution_id.is_empty() {
-        return Err(BillingError::invalid("execution_id", "is required"));
-    }
-    validate_text("execution_id", execution_id, MAX_ID_CHARS)
-}
-
-fn validate_labels(
+/// Checks what names an execution, the same at open and at settle.
+fn validate_execution(
+    execution_id: &str,
+    model: &str,
     workspace_id: &str,
     session_id: &str,
     endpoint: &str,
 ) -> Result<(), BillingError> {
+    if execution_id.is_empty() {
+        return Err(BillingError::invalid("execution_id", "is required"));
+    }
+    validate_text("execution_id", execution_id, MAX_ID_CHARS)?;
+    pricing::validate_model(model)?;
     validate_text("workspace_id", workspace_id, MAX_LABEL_CHARS)?;
     validate_text("session_id", session_id, MAX_LABEL_CHARS)?;
     validate_text("endpoint", endpoint, MAX_LABEL_CHARS)
@@ -114,9 +115,9 @@ impl Ledger {
     /// Checks the key's credit and caps and places a hold for the input and a first chunk of output.
     #[tracing::instrument(skip_all, fields(api_key_id = %key.id, execution_id = %request.execution_id), err)]
     pub async fn open(&self, key: &ApiKey, request: &OpenRequest) -> Result<Opened, BillingError> {
-        validate_execution_id(&request.execution_id)?;
-        pricing::validate_model(&request.model)?;
-        validate_labels(
+        validate_execution(
+            &request.execution_id,
+            &request.model,
             &request.workspace_id,
             &request.session_id,
             &request.endpoint,
@@ -326,9 +327,9 @@ impl Ledger {
     /// returns the first.
     #[tracing::instrument(skip_all, fields(api_key_id = %request.api_key_id, execution_id = %request.execution_id), err)]
     pub async fn settle(&self, request: &SettleRequest) -> Result<Settlement, BillingError> {
-        validate_execution_id(&request.execution_id)?;
-        pricing::validate_model(&request.model)?;
-        validate_labels(
+        validate_execution(
+            &request.execution_id,
+            &request.model,
             &request.workspace_id,
             &request.session_id,
             &request.endpoint,
