@@ -178,6 +178,7 @@ pub async fn settle_once(
             workspace_id: "bench".into(),
             session_id: "bench".into(),
             endpoint: "/execute".into(),
+            ..Default::default()
         })))
         .await
         .context("queue Open")?;

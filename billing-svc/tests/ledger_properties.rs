@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use billing_svc::error::BillingError;
 use billing_svc::keys::KeyType;
-use billing_svc::ledger::{Grant, Ledger, LedgerSettings, OpenRequest, SettleRequest};
+use billing_svc::ledger::{Grant, Ledger, LedgerSettings, OpenRequest, OutputKind, SettleRequest};
 use billing_svc::money::Money;
 use billing_svc::store::keys::ApiKey;
 use billing_svc::store::usage::UsageStatus;
@@ -253,6 +253,7 @@ impl World {
                     model: "m".into(),
                     estimated_input_tokens: input,
                     max_output_tokens: max_output,
+                    output: OutputKind::Tokens,
                     workspace_id: String::new(),
                     session_id: String::new(),
                     endpoint: "/execute".into(),

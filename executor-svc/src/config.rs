@@ -100,7 +100,16 @@ pub struct Config {
     #[arg(long, env = "EXECUTOR_DEFAULT_MODEL", default_value = "gpt-4o-mini")]
     pub default_model: String,
 
-    /// Output tokens of a request that asks for no limit, and the ceiling of those that do.
+    /// Embedding model used when an embeddings request names none.
+    #[arg(
+        long,
+        env = "EXECUTOR_DEFAULT_EMBEDDING_MODEL",
+        default_value = "text-embedding-3-small"
+    )]
+    pub default_embedding_model: String,
+
+    /// Output tokens of a `prompt`/`messages` request (`/execute`) that asks for no limit, and the ceiling of
+    /// those that do. Chat completion requests keep the client's own limit.
     #[arg(long, env = "EXECUTOR_MAX_OUTPUT_TOKENS", default_value_t = 4096)]
     pub max_output_tokens: u32,
 

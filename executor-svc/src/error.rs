@@ -1,8 +1,17 @@
 //! The one error type of executor-svc and its one mapping to gRPC statuses.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::llm::ProviderError;
+
+/// The `google.rpc.ErrorInfo` domain of the provider's own errors.
+pub const PROVIDER_ERROR_DOMAIN: &str = "provider";
+/// Their reason.
+pub const PROVIDER_ERROR_REASON: &str = "provider_error";
 
 /// Why an execution did not produce a response.
 #[derive(Debug, thiserror::Error)]
@@ -23,12 +32,12 @@ pub enum ExecutorError {
     /// The model did not answer (or stalled mid-stream) for longer than the configured timeout.
     #[error("the model did not answer within {0:?}")]
     UpstreamTimeout(Duration),
-    /// The model could not be reached or failed (5xx, 429, broken stream, bad credentials of ours).
+    /// The model could not be reached, or its stream broke or made no sense.
     #[error("the model is unavailable: {0}")]
     UpstreamUnavailable(String),
-    /// The model refused the request as invalid (4xx such as an unknown model).
-    #[error("the model rejected the request: {0}")]
-    UpstreamRejected(String),
+    /// The model answered with an error (an HTTP error status, or an error event inside its stream).
+    #[error("the model provider answered {}: {}", .0.http_status, .0.message)]
+    Provider(ProviderError),
     /// A bug or an environment failure on our side; details are logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -60,15 +69,49 @@ impl From<ExecutorError> for Status {
             ExecutorError::UpstreamUnavailable(message) => {
                 Status::unavailable(format!("the model is unavailable: {message}"))
             }
-            ExecutorError::UpstreamRejected(message) => {
-                Status::invalid_argument(format!("the model rejected the request: {message}"))
-            }
+            ExecutorError::Provider(error) => provider_status(error),
             ExecutorError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 Status::internal("internal error")
             }
         }
     }
+}
+
+/// The gRPC code of a provider's HTTP status (see executor.proto).
+fn provider_code(http_status: u16) -> Code {
+    match http_status {
+        400 | 422 => Code::InvalidArgument,
+        404 => Code::NotFound,
+        408 => Code::DeadlineExceeded,
+        409 => Code::Aborted,
+        413 => Code::OutOfRange,
+        429 => Code::ResourceExhausted,
+        // 401/403 mean the platform's own provider credentials are wrong: not the client's doing.
+        401 | 403 => Code::Unavailable,
+        status if status >= 500 => Code::Unavailable,
+        _ => Code::FailedPrecondition,
+    }
+}
+
+/// A provider error as a status whose `ErrorInfo` keeps what the provider said.
+fn provider_status(error: ProviderError) -> Status {
+    let mut metadata = HashMap::from([("http_status".to_string(), error.http_status.to_string())]);
+    for (key, value) in [
+        ("type", error.kind),
+        ("code", error.code),
+        ("param", error.param),
+        ("retry_after_secs", error.retry_after_secs.map(|secs| secs.to_string())),
+    ] {
+        if let Some(value) = value {
+            metadata.insert(key.to_string(), value);
+        }
+    }
+    Status::with_error_details(
+        provider_code(error.http_status),
+        error.message,
+        ErrorDetails::with_error_info(PROVIDER_ERROR_REASON, PROVIDER_ERROR_DOMAIN, metadata),
+    )
 }
 
 #[cfg(test)]
@@ -87,6 +130,29 @@ mod tests {
         assert_eq!(forwarded.code(), Code::ResourceExhausted);
         assert_eq!(forwarded.message(), "insufficient credits");
         assert_eq!(forwarded.details(), &[1, 2, 3]);
+    }
+
+    fn provider(http_status: u16) -> ExecutorError {
+        ExecutorError::Provider(ProviderError {
+            http_status,
+            message: "why".into(),
+            kind: Some("requests".into()),
+            code: None,
+            param: None,
+            retry_after_secs: Some(2),
+        })
+    }
+
+    #[test]
+    fn provider_errors_keep_status_message_and_retry_after() {
+        let status = Status::from(provider(429));
+        assert_eq!(status.message(), "why");
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.domain, PROVIDER_ERROR_DOMAIN);
+        assert_eq!(info.metadata["http_status"], "429");
+        assert_eq!(info.metadata["type"], "requests");
+        assert_eq!(info.metadata["retry_after_secs"], "2");
+        assert!(!info.metadata.contains_key("code"));
     }
 
     #[test]
@@ -109,10 +175,12 @@ mod tests {
                 ExecutorError::UpstreamUnavailable("503".into()),
                 Code::Unavailable,
             ),
-            (
-                ExecutorError::UpstreamRejected("404".into()),
-                Code::InvalidArgument,
-            ),
+            (provider(400), Code::InvalidArgument),
+            (provider(404), Code::NotFound),
+            (provider(429), Code::ResourceExhausted),
+            (provider(401), Code::Unavailable),
+            (provider(503), Code::Unavailable),
+            (provider(418), Code::FailedPrecondition),
             (ExecutorError::Internal("boom".into()), Code::Internal),
         ];
         for (error, code) in cases {

@@ -2,21 +2,28 @@
 //! output inside what the hold covers, stop when billing says so, settle with the provider's usage, and
 //! spool the settlement when billing-svc cannot take it.
 //!
-//! Each execution runs in its own task (tracked, so a shutdown waits for it): the gRPC handler only waits
-//! for the result, and a client that goes away cancels the model call but never skips the settlement.
+//! Unary and streamed executions run the same way: the model is always streamed, and the hold grows chunk
+//! by chunk while it generates, so a unary call gets every token a streamed one would (it is never capped
+//! to its first hold). Each execution runs in its own task (tracked, so a shutdown waits for it): the gRPC
+//! handler only waits for the result, and a client that goes away cancels the model call but never skips
+//! the settlement.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use proto::billing::v1::{KeyType, MeterClose, MeterOpen, UsageStatus};
+use proto::billing::v1::{KeyType, MeterClose, MeterOpen, MeterOpened, Settlement, UsageStatus};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::answer::{self, Answer, Ending, ProviderUsage};
+use crate::chat::ChatRequest;
 use crate::config::Secret;
 use crate::error::ExecutorError;
-use crate::llm::{ChatCall, ChatStream, Llm, ProviderUsage, UpstreamFinish};
-use crate::metering::{Answer, MeterSession, Metering};
+use crate::llm::{ChatStream, Llm};
+use crate::metering::{MeterSession, Metering};
 use crate::spool::{Spool, SpooledSettlement};
 use crate::tokens;
 
@@ -44,19 +51,33 @@ pub struct Message {
     pub content: String,
 }
 
-/// A validated request.
+/// Who calls and under which names the usage is recorded.
 #[derive(Debug, Clone)]
-pub struct ExecutionRequest {
+pub struct Call {
     pub api_key: Secret,
     pub request_id: String,
     pub execution_id: String,
     pub model: String,
-    pub messages: Vec<Message>,
-    /// Already capped to the configured ceiling.
-    pub max_output_tokens: u32,
     pub workspace_id: String,
     pub session_id: String,
     pub endpoint: String,
+}
+
+/// How the output travels back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The first choice's text (`/execute`'s simple shape).
+    Text,
+    /// The provider's own JSON: chunks as it sent them, or the assembled `chat.completion`.
+    ChatCompletion,
+}
+
+/// A validated chat request.
+#[derive(Debug, Clone)]
+pub struct ExecutionRequest {
+    pub call: Call,
+    pub chat: ChatRequest,
+    pub shape: Shape,
 }
 
 /// Why the output ended, as the client sees it.
@@ -85,8 +106,12 @@ pub enum BillingView {
 pub struct Outcome {
     pub execution_id: String,
     pub model: String,
-    /// The whole output (streams send it as deltas too).
+    /// The first choice's text (streams send it as deltas too).
     pub output: String,
+    /// Unary [`Shape::ChatCompletion`] calls: the provider's answer as a `chat.completion`.
+    pub chat_completion: Option<String>,
+    /// Streamed [`Shape::ChatCompletion`] calls: the provider's usage chunk as it sent it.
+    pub usage_chunk: Option<String>,
     pub input_tokens: u64,
     pub output_tokens: u64,
     /// As billing-svc recorded them; `None` while the settlement is pending.
@@ -103,10 +128,13 @@ pub struct Costs {
     pub total: String,
 }
 
-/// What a streaming client receives, in order: deltas, then one final result.
+/// What a streaming client receives, in order: deltas or chunks, then one final result.
 #[derive(Debug)]
 pub enum StreamEvent {
+    /// [`Shape::Text`]: a piece of the first choice's text.
     Delta(String),
+    /// [`Shape::ChatCompletion`]: a provider chunk as it sent it.
+    Chunk(String),
     Done(Box<Result<Outcome, ExecutorError>>),
 }
 
@@ -130,14 +158,32 @@ impl Sink {
         }
     }
 
-    async fn delta(&mut self, text: &str) -> Result<(), ClientGone> {
-        match self {
-            Sink::Unary(reply) if reply.is_closed() => Err(ClientGone),
-            Sink::Unary(_) => Ok(()),
-            Sink::Stream(events) => events
-                .send(StreamEvent::Delta(text.to_string()))
-                .await
-                .map_err(|_| ClientGone),
+    /// Delivers one chunk of the answer in the request's shape.
+    async fn deliver(
+        &mut self,
+        shape: Shape,
+        chunk: &RawValue,
+        first_choice_text: Option<&str>,
+    ) -> Result<(), ClientGone> {
+        let sent = match (self, shape, first_choice_text) {
+            (Sink::Unary(reply), _, _) if reply.is_closed() => return Err(ClientGone),
+            (Sink::Unary(_), _, _) | (Sink::Stream(_), Shape::Text, None) => return Ok(()),
+            (Sink::Stream(events), Shape::ChatCompletion, _) => {
+                events
+                    .send(StreamEvent::Chunk(chunk.get().to_string()))
+                    .await
+            }
+            (Sink::Stream(events), Shape::Text, Some(text)) => {
+                events.send(StreamEvent::Delta(text.to_string())).await
+            }
+        };
+        sent.map_err(|_| ClientGone)
+    }
+
+    /// A chunk the executor made (the end of a cut-off stream); only chunk streams receive it.
+    async fn made_chunk(&mut self, shape: Shape, chunk: Value) {
+        if let (Sink::Stream(events), Shape::ChatCompletion) = (self, shape) {
+            let _ = events.send(StreamEvent::Chunk(chunk.to_string())).await;
         }
     }
 
@@ -167,17 +213,17 @@ pub struct Limits {
 
 /// Runs executions.
 pub struct Executor {
-    llm: Llm,
+    pub(crate) llm: Llm,
     metering: Metering,
     spool: Spool,
     limits: Limits,
-    tasks: TaskTracker,
+    pub(crate) tasks: TaskTracker,
 }
 
 /// How generation ended.
 #[derive(Debug)]
 enum End {
-    Completed(UpstreamFinish),
+    Completed,
     StoppedByCredit,
     ClientGone,
     Failed(ExecutorError),
@@ -185,11 +231,14 @@ enum End {
 
 /// What generation produced.
 struct Generation {
+    answer: Answer,
+    /// The first choice's text.
     output: String,
-    /// Output tokens counted locally, as delivered.
+    /// Output tokens counted locally over every choice, as delivered.
     output_tokens: u64,
     provider_usage: Option<ProviderUsage>,
-    finish: Option<UpstreamFinish>,
+    usage_chunk: Option<String>,
+    first_choice_finish: Option<String>,
     /// The provider started answering (so it may bill the call even if it is cut short).
     upstream_answered: bool,
 }
@@ -205,13 +254,13 @@ struct Hold {
 }
 
 impl Hold {
-    fn apply(&mut self, answer: Result<Answer, crate::metering::StreamBroken>) {
+    fn apply(&mut self, answer: Result<crate::metering::Answer, crate::metering::StreamBroken>) {
         match answer {
-            Ok(Answer::Grant(grant)) => {
+            Ok(crate::metering::Answer::Grant(grant)) => {
                 self.outstanding = self.outstanding.saturating_sub(1);
                 self.granted = self.granted.max(grant.granted_output_tokens);
             }
-            Ok(Answer::Stop(stop)) => {
+            Ok(crate::metering::Answer::Stop(stop)) => {
                 self.outstanding = self.outstanding.saturating_sub(1);
                 tracing::info!(granted = stop.granted_output_tokens, reason = %stop.reason, "billing answered stop");
                 // Output already delivered stays delivered; nothing more is.
@@ -232,6 +281,12 @@ enum Cover {
     Covered,
     Exhausted,
     ClientGone,
+}
+
+/// What billing-svc made of an execution's charge.
+pub(crate) struct Charge {
+    pub costs: Option<Costs>,
+    pub billing: BillingView,
 }
 
 impl Executor {
@@ -255,9 +310,9 @@ impl Executor {
     pub fn spawn(self: &Arc<Self>, request: ExecutionRequest, sink: Sink) {
         let span = tracing::info_span!(
             "execution",
-            request_id = %request.request_id,
-            execution_id = %request.execution_id,
-            model = %request.model,
+            request_id = %request.call.request_id,
+            execution_id = %request.call.execution_id,
+            model = %request.call.model,
         );
         let executor = self.clone();
         self.tasks.spawn(
@@ -287,75 +342,108 @@ impl Executor {
     ) -> Result<Outcome, ExecutorError> {
         let started_at = SystemTime::now();
         let clock = Instant::now();
-        let estimated_input_tokens = tokens::prompt_tokens(&request.model, &request.messages);
+        let call = &request.call;
+        let estimated_input_tokens = tokens::prompt_tokens(
+            &call.model,
+            request.chat.messages(),
+            request.chat.body.get("tools"),
+        );
         let open = MeterOpen {
-            api_key: request.api_key.expose().to_string(),
-            execution_id: request.execution_id.clone(),
-            model: request.model.clone(),
+            api_key: call.api_key.expose().to_string(),
+            execution_id: call.execution_id.clone(),
+            model: call.model.clone(),
             estimated_input_tokens,
-            max_output_tokens: u64::from(request.max_output_tokens),
-            workspace_id: request.workspace_id.clone(),
-            session_id: request.session_id.clone(),
-            endpoint: request.endpoint.clone(),
+            max_output_tokens: request.chat.hold_ceiling(),
+            workspace_id: call.workspace_id.clone(),
+            session_id: call.session_id.clone(),
+            endpoint: call.endpoint.clone(),
+            input_only: false,
         };
         // The hold comes first: without it the model is never called.
-        let mut session = self.metering.open(open, &request.request_id).await?;
+        let mut session = self.metering.open(open, &call.request_id).await?;
         let opened = session.opened.clone();
         tracing::debug!(granted = opened.granted_output_tokens, held = %opened.held, "hold placed");
 
-        // A non-streamed call is capped to what the hold affords; a streamed one grows its hold as it goes.
-        let granted = u32::try_from(opened.granted_output_tokens).unwrap_or(u32::MAX);
-        let upstream_max = if sink.is_unary() {
-            request.max_output_tokens.min(granted)
-        } else {
-            request.max_output_tokens
-        };
-        let capped_by_credit = upstream_max < request.max_output_tokens;
-
-        let (generation, end) = if upstream_max == 0 {
-            (Generation::new(), End::StoppedByCredit)
-        } else {
-            self.generate(request, &mut session, sink, upstream_max)
-                .await
-        };
+        let assemble = sink.is_unary() && request.shape == Shape::ChatCompletion;
+        let (mut generation, end) = self
+            .generate(request, &mut session, sink, Answer::new(assemble))
+            .await;
+        if matches!(end, End::StoppedByCredit)
+            && let Some(last) = generation.answer.cut_off_chunk()
+        {
+            sink.made_chunk(request.shape, last).await;
+        }
 
         let (input_tokens, output_tokens, status) =
-            charge(&generation, &end, estimated_input_tokens, &request.model);
+            charge(&generation, &end, estimated_input_tokens, &call.model);
         let finish = match &end {
-            End::Completed(UpstreamFinish::Length) if capped_by_credit => Finish::CreditExhausted,
-            End::Completed(UpstreamFinish::Length) => Finish::Length,
-            End::Completed(UpstreamFinish::Stop) | End::ClientGone | End::Failed(_) => Finish::Stop,
             End::StoppedByCredit => Finish::CreditExhausted,
+            End::Completed if generation.first_choice_finish.as_deref() == Some("length") => {
+                Finish::Length
+            }
+            End::Completed | End::ClientGone | End::Failed(_) => Finish::Stop,
         };
-        let status = if finish == Finish::CreditExhausted {
-            UsageStatus::StoppedByCredit
-        } else {
-            status
-        };
-        let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-
         let close = MeterClose {
             input_tokens,
             output_tokens,
             status: status.into(),
-            duration_ms,
+            duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
-        let settlement = match session.close(close).await {
+        let charged = self
+            .settle(call, &opened, session, close, started_at)
+            .await;
+
+        if let End::Failed(error) = end {
+            return Err(error);
+        }
+        let ending = match finish {
+            Finish::CreditExhausted => Ending::CutOff,
+            Finish::Stop | Finish::Length => Ending::Whole,
+        };
+        let chat_completion = assemble.then(|| {
+            std::mem::take(&mut generation.answer)
+                .completion(ending)
+                .to_string()
+        });
+        Ok(Outcome {
+            execution_id: call.execution_id.clone(),
+            model: call.model.clone(),
+            output: generation.output,
+            chat_completion,
+            usage_chunk: generation.usage_chunk,
+            input_tokens,
+            output_tokens,
+            costs: charged.costs,
+            billing: charged.billing,
+            finish,
+        })
+    }
+
+    /// Settles with billing-svc, or spools the settlement when it cannot take it; what billing made of it.
+    pub(crate) async fn settle(
+        &self,
+        call: &Call,
+        opened: &MeterOpened,
+        session: MeterSession,
+        close: MeterClose,
+        started_at: SystemTime,
+    ) -> Charge {
+        let settlement: Option<Settlement> = match session.close(close).await {
             Ok(settlement) => Some(settlement),
             Err(not_settled) => {
                 tracing::warn!(%not_settled, "billing-svc did not settle; spooling the settlement");
                 let spooled = SpooledSettlement {
                     api_key_id: opened.api_key_id.clone(),
-                    execution_id: request.execution_id.clone(),
-                    request_id: request.request_id.clone(),
-                    model: request.model.clone(),
-                    workspace_id: request.workspace_id.clone(),
-                    session_id: request.session_id.clone(),
-                    endpoint: request.endpoint.clone(),
-                    input_tokens,
-                    output_tokens,
-                    status: status.as_str_name().to_string(),
-                    duration_ms,
+                    execution_id: call.execution_id.clone(),
+                    request_id: call.request_id.clone(),
+                    model: call.model.clone(),
+                    workspace_id: call.workspace_id.clone(),
+                    session_id: call.session_id.clone(),
+                    endpoint: call.endpoint.clone(),
+                    input_tokens: close.input_tokens,
+                    output_tokens: close.output_tokens,
+                    status: close.status().as_str_name().to_string(),
+                    duration_ms: close.duration_ms,
                     started_at_unix_nanos: SpooledSettlement::started_at(started_at),
                 };
                 if let Err(error) = self.spool.add(spooled).await {
@@ -364,10 +452,6 @@ impl Executor {
                 None
             }
         };
-
-        if let End::Failed(error) = end {
-            return Err(error);
-        }
         // Only billing-svc prices usage: the costs are those of its usage record, or none yet.
         let costs = settlement
             .as_ref()
@@ -385,16 +469,16 @@ impl Executor {
             },
             (KeyType::Standard | KeyType::Unspecified, None) => BillingView::Pending,
         };
-        Ok(Outcome {
-            execution_id: request.execution_id.clone(),
-            model: request.model.clone(),
-            output: generation.output,
-            input_tokens,
-            output_tokens,
-            costs,
-            billing,
-            finish,
-        })
+        Charge { costs, billing }
+    }
+
+    /// Opens the metering stream for `open`; used by every kind of call.
+    pub(crate) async fn open(
+        &self,
+        open: MeterOpen,
+        request_id: &str,
+    ) -> Result<MeterSession, ExecutorError> {
+        self.metering.open(open, request_id).await
     }
 
     /// Streams the model's answer to the sink, never past what the hold covers.
@@ -403,22 +487,18 @@ impl Executor {
         request: &ExecutionRequest,
         session: &mut MeterSession,
         sink: &mut Sink,
-        max_output_tokens: u32,
+        answer: Answer,
     ) -> (Generation, End) {
-        let mut generation = Generation::new();
+        let model = &request.call.model;
+        let mut generation = Generation::new(answer);
         let mut hold = Hold {
             granted: session.opened.granted_output_tokens,
             outstanding: 0,
             last_reported: 0,
             final_grant: false,
         };
-        let call = ChatCall {
-            model: &request.model,
-            messages: &request.messages,
-            max_output_tokens,
-        };
         let mut stream: ChatStream = tokio::select! {
-            started = self.llm.stream(&call) => match started {
+            started = self.llm.stream(&request.chat.body) => match started {
                 Ok(stream) => stream,
                 Err(error) => return (generation, End::Failed(error)),
             },
@@ -431,32 +511,47 @@ impl Executor {
                 () = sink.client_gone() => return (generation, End::ClientGone),
                 answer = session.next_answer(), if hold.outstanding > 0 => hold.apply(answer),
                 chunk = stream.next() => {
-                    let chunk = match chunk {
-                        Ok(Some(chunk)) => chunk,
-                        Ok(None) => {
-                            let finish = generation.finish.unwrap_or(UpstreamFinish::Stop);
-                            return (generation, End::Completed(finish));
-                        }
+                    let raw = match chunk {
+                        Ok(Some(raw)) => raw,
+                        Ok(None) => return (generation, End::Completed),
                         Err(error) => return (generation, End::Failed(error)),
                     };
-                    if chunk.usage.is_some() {
-                        generation.provider_usage = chunk.usage;
+                    let chunk: Value = match serde_json::from_str(raw.get()) {
+                        Ok(chunk) => chunk,
+                        Err(error) => {
+                            let error = ExecutorError::UpstreamUnavailable(format!("malformed chunk: {error}"));
+                            return (generation, End::Failed(error));
+                        }
+                    };
+                    let reading = match answer::read(&chunk) {
+                        Ok(reading) => reading,
+                        Err(error) => return (generation, End::Failed(ExecutorError::Provider(error))),
+                    };
+                    if reading.usage.is_some() {
+                        generation.provider_usage = reading.usage;
                     }
-                    if chunk.finish.is_some() {
-                        generation.finish = chunk.finish;
+                    if reading.usage_only {
+                        generation.usage_chunk = Some(raw.get().to_string());
+                        continue;
                     }
-                    let Some(text) = chunk.text else { continue };
-                    let needed = generation.output_tokens + tokens::text_tokens(&request.model, &text);
+                    let needed = generation.output_tokens + tokens::chunk_output_tokens(model, &chunk);
                     match self.cover(session, sink, &mut hold, needed).await {
                         Cover::Covered => {}
                         // Dropping the stream on return cancels the upstream request at once.
                         Cover::Exhausted => return (generation, End::StoppedByCredit),
                         Cover::ClientGone => return (generation, End::ClientGone),
                     }
-                    if sink.delta(&text).await.is_err() {
+                    let text = reading.first_choice_text.as_deref();
+                    if sink.deliver(request.shape, &raw, text).await.is_err() {
                         return (generation, End::ClientGone);
                     }
-                    generation.output.push_str(&text);
+                    if let Some(text) = text {
+                        generation.output.push_str(text);
+                    }
+                    if reading.first_choice_finish.is_some() {
+                        generation.first_choice_finish = reading.first_choice_finish;
+                    }
+                    generation.answer.absorb(chunk);
                     generation.output_tokens = needed;
                     let due = needed - hold.last_reported >= self.limits.progress_interval_tokens;
                     if due && !hold.final_grant && session.report_progress(needed) {
@@ -501,12 +596,14 @@ impl Executor {
 }
 
 impl Generation {
-    fn new() -> Generation {
+    fn new(answer: Answer) -> Generation {
         Generation {
+            answer,
             output: String::new(),
             output_tokens: 0,
             provider_usage: None,
-            finish: None,
+            usage_chunk: None,
+            first_choice_finish: None,
             upstream_answered: false,
         }
     }
@@ -515,7 +612,7 @@ impl Generation {
 /// What to charge and with which status.
 ///
 /// - The provider reported usage: that usage, whatever happened (a failed or cut-off call it billed).
-/// - Completed without a usage report: local counts (prompt estimate, tiktoken over the output).
+/// - Completed without a usage report: local counts (prompt estimate, tiktoken over every choice's output).
 /// - Stopped by credit or cancelled by the client after the provider started answering: local counts of
 ///   what was generated and delivered (the provider bills a cancelled call for what it produced).
 /// - Failed without a usage report, or cancelled before any answer: nothing, the provider did not bill it.
@@ -526,7 +623,7 @@ fn charge(
     model: &str,
 ) -> (u64, u64, UsageStatus) {
     let status = match end {
-        End::Completed(_) => UsageStatus::Completed,
+        End::Completed => UsageStatus::Completed,
         End::StoppedByCredit => UsageStatus::StoppedByCredit,
         End::ClientGone => UsageStatus::Cancelled,
         End::Failed(_) => UsageStatus::Failed,
@@ -535,13 +632,13 @@ fn charge(
         return (usage.input_tokens, usage.output_tokens, status);
     }
     match end {
-        End::Completed(_) => {
-            let output_tokens = tokens::text_tokens(model, &generation.output);
+        End::Completed => {
             tracing::warn!(
-                output_tokens,
+                output_tokens = generation.output_tokens,
+                model,
                 "the provider reported no usage; charging local token counts"
             );
-            (estimated_input_tokens, output_tokens, status)
+            (estimated_input_tokens, generation.output_tokens, status)
         }
         End::StoppedByCredit | End::ClientGone if generation.upstream_answered => {
             (estimated_input_tokens, generation.output_tokens, status)
@@ -560,8 +657,8 @@ mod tests {
             output: " The quick brown".into(),
             output_tokens: 3,
             provider_usage: usage,
-            finish: None,
             upstream_answered: answered,
+            ..Generation::new(Answer::new(false))
         }
     }
 
@@ -579,7 +676,7 @@ mod tests {
         assert_eq!(
             charge(
                 &generation(Some(usage), true),
-                &End::Completed(UpstreamFinish::Stop),
+                &End::Completed,
                 9,
                 "mock"
             ),
@@ -613,7 +710,7 @@ mod tests {
         assert_eq!(
             charge(
                 &generation(None, true),
-                &End::Completed(UpstreamFinish::Stop),
+                &End::Completed,
                 9,
                 "mock"
             ),

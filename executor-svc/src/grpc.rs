@@ -7,8 +7,9 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use proto::executor::v1::executor_service_server::ExecutorService;
 use proto::executor::v1::{
-    Billing, BillingStatus, ExecuteRequest, ExecuteResponse, ExecuteStreamResponse, FinishReason,
-    Usage, execute_stream_response,
+    Billing, BillingStatus, EmbedRequest, EmbedResponse, ExecuteRequest, ExecuteResponse,
+    ExecuteStreamResponse, FinishReason, ListModelsRequest, ListModelsResponse, Usage,
+    execute_stream_response,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -16,14 +17,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status};
 
+use crate::chat::{ChatRequest, MAX_MESSAGES, model_name};
 use crate::config::Secret;
+use crate::embeddings::{self, EmbedOutcome};
 use crate::error::ExecutorError;
 use crate::execution::{
-    BillingView, ExecutionRequest, Executor, Finish, Message, Outcome, Role, Sink, StreamEvent,
+    BillingView, Call, Costs, ExecutionRequest, Executor, Finish, Message, Outcome, Role, Shape,
+    Sink, StreamEvent,
 };
-
-/// The most messages one request may carry.
-const MAX_MESSAGES: usize = 1_000;
 /// The longest idempotency key, workspace id, session id, endpoint or request id accepted.
 const MAX_ID_LENGTH: usize = 128;
 /// Events buffered towards a streaming client before generation waits for it.
@@ -33,6 +34,8 @@ const STREAM_BUFFER: usize = 32;
 #[derive(Debug, Clone)]
 pub struct Defaults {
     pub model: String,
+    pub embedding_model: String,
+    /// Output tokens of an `/execute`-shaped request that sets no limit, and the ceiling of those that do.
     pub max_output_tokens: u32,
 }
 
@@ -61,7 +64,7 @@ impl ExecutorService for ExecutorGrpc {
             &self.defaults,
             "/executor.v1.ExecutorService/Execute",
         )?;
-        let request_id = execution.request_id.clone();
+        let request_id = execution.call.request_id.clone();
         let (reply, result) = oneshot::channel();
         self.executor.spawn(execution, Sink::Unary(reply));
         let outcome = result
@@ -91,13 +94,16 @@ impl ExecutorService for ExecutorGrpc {
             &self.defaults,
             "/executor.v1.ExecutorService/ExecuteStream",
         )?;
-        let request_id = execution.request_id.clone();
+        let request_id = execution.call.request_id.clone();
         let (events, receiver) = mpsc::channel(STREAM_BUFFER);
         self.executor.spawn(execution, Sink::Stream(events));
         // Dropping this stream (the client went away) closes the channel, which cancels the model call.
         let stream = ReceiverStream::new(receiver).map(|event| match event {
             StreamEvent::Delta(text) => Ok(ExecuteStreamResponse {
                 message: Some(execute_stream_response::Message::Delta(text)),
+            }),
+            StreamEvent::Chunk(json) => Ok(ExecuteStreamResponse {
+                message: Some(execute_stream_response::Message::ChunkJson(json)),
             }),
             StreamEvent::Done(result) => match *result {
                 Ok(outcome) => Ok(ExecuteStreamResponse {
@@ -115,6 +121,67 @@ impl ExecutorService for ExecutorGrpc {
         }
         Ok(response)
     }
+
+    async fn embed(
+        &self,
+        request: Request<EmbedRequest>,
+    ) -> Result<Response<EmbedResponse>, Status> {
+        let embed = parse_embed(request.metadata(), request.get_ref(), &self.defaults)?;
+        let request_id = embed.call.request_id.clone();
+        let outcome = self.executor.embed(embed).await.map_err(Status::from)?;
+        let mut response = Response::new(embed_response(outcome));
+        if let Ok(value) = MetadataValue::try_from(request_id.as_str()) {
+            response.metadata_mut().insert("x-request-id", value);
+        }
+        Ok(response)
+    }
+
+    async fn list_models(
+        &self,
+        _request: Request<ListModelsRequest>,
+    ) -> Result<Response<ListModelsResponse>, Status> {
+        let models_json = self.executor.llm.models().await.map_err(Status::from)?;
+        Ok(Response::new(ListModelsResponse { models_json }))
+    }
+}
+
+fn billing_message(billing: BillingView) -> Option<Billing> {
+    match billing {
+        BillingView::Internal => None,
+        BillingView::Settled {
+            balance_after,
+            total_spent,
+        } => Some(Billing {
+            status: BillingStatus::Settled.into(),
+            balance_after,
+            total_spent,
+        }),
+        BillingView::Pending => Some(Billing {
+            status: BillingStatus::Pending.into(),
+            balance_after: None,
+            total_spent: None,
+        }),
+    }
+}
+
+fn usage_message(input_tokens: u64, output_tokens: u64, costs: Option<Costs>) -> Usage {
+    Usage {
+        input_tokens,
+        output_tokens,
+        total_tokens: input_tokens + output_tokens,
+        input_cost: costs.as_ref().map(|costs| costs.input.clone()),
+        output_cost: costs.as_ref().map(|costs| costs.output.clone()),
+        total_cost: costs.map(|costs| costs.total),
+    }
+}
+
+fn embed_response(outcome: EmbedOutcome) -> EmbedResponse {
+    EmbedResponse {
+        execution_id: outcome.execution_id,
+        response_json: outcome.response,
+        usage: Some(usage_message(outcome.input_tokens, 0, outcome.costs)),
+        billing: billing_message(outcome.billing),
+    }
 }
 
 /// Whether the final message repeats the output (unary) or leaves it to the deltas (stream).
@@ -130,22 +197,6 @@ fn to_response(outcome: Outcome, output: OutputField) -> ExecuteResponse {
         Finish::Length => FinishReason::Length,
         Finish::CreditExhausted => FinishReason::CreditExhausted,
     };
-    let billing = match outcome.billing {
-        BillingView::Internal => None,
-        BillingView::Settled {
-            balance_after,
-            total_spent,
-        } => Some(Billing {
-            status: BillingStatus::Settled.into(),
-            balance_after,
-            total_spent,
-        }),
-        BillingView::Pending => Some(Billing {
-            status: BillingStatus::Pending.into(),
-            balance_after: None,
-            total_spent: None,
-        }),
-    };
     ExecuteResponse {
         execution_id: outcome.execution_id,
         model: outcome.model,
@@ -153,16 +204,15 @@ fn to_response(outcome: Outcome, output: OutputField) -> ExecuteResponse {
             OutputField::Whole => outcome.output,
             OutputField::Empty => String::new(),
         },
-        usage: Some(Usage {
-            input_tokens: outcome.input_tokens,
-            output_tokens: outcome.output_tokens,
-            total_tokens: outcome.input_tokens + outcome.output_tokens,
-            input_cost: outcome.costs.as_ref().map(|costs| costs.input.clone()),
-            output_cost: outcome.costs.as_ref().map(|costs| costs.output.clone()),
-            total_cost: outcome.costs.map(|costs| costs.total),
-        }),
-        billing,
+        usage: Some(usage_message(
+            outcome.input_tokens,
+            outcome.output_tokens,
+            outcome.costs,
+        )),
+        billing: billing_message(outcome.billing),
         finish_reason: finish_reason.into(),
+        chat_completion_json: outcome.chat_completion.unwrap_or_default(),
+        usage_chunk_json: outcome.usage_chunk.unwrap_or_default(),
     }
 }
 
@@ -174,8 +224,42 @@ fn parse(
     default_endpoint: &str,
 ) -> Result<ExecutionRequest, ExecutorError> {
     let api_key = bearer(metadata).ok_or(ExecutorError::MissingApiKey)?;
-    let invalid = |message: &str| ExecutorError::InvalidRequest(message.to_string());
+    let (chat, shape) = match &request.chat_request_json {
+        Some(json) => {
+            if request.prompt.is_some()
+                || !request.messages.is_empty()
+                || request.model.is_some()
+                || request.max_tokens.is_some()
+            {
+                return Err(ExecutorError::InvalidRequest(
+                    "with `chat_request_json`, leave `prompt`, `messages`, `model` and `max_tokens` unset".into(),
+                ));
+            }
+            (
+                ChatRequest::from_json(json, &defaults.model)?,
+                Shape::ChatCompletion,
+            )
+        }
+        None => (simple_chat(request, defaults)?, Shape::Text),
+    };
+    let call = call(
+        api_key,
+        metadata,
+        chat.model.clone(),
+        Labels {
+            workspace_id: &request.workspace_id,
+            session_id: &request.session_id,
+            endpoint: &request.endpoint,
+            idempotency_key: request.idempotency_key.as_deref(),
+        },
+        default_endpoint,
+    )?;
+    Ok(ExecutionRequest { call, chat, shape })
+}
 
+/// The request of the simple shape (`prompt` or `messages`), as the chat request it stands for.
+fn simple_chat(request: &ExecuteRequest, defaults: &Defaults) -> Result<ChatRequest, ExecutorError> {
+    let invalid = |message: &str| ExecutorError::InvalidRequest(message.to_string());
     let messages = match (&request.prompt, request.messages.is_empty()) {
         (Some(prompt), true) => vec![Message {
             role: Role::User,
@@ -205,7 +289,9 @@ fn parse(
         (None, true) => return Err(invalid("`prompt` or `messages` is required")),
     };
     if messages.len() > MAX_MESSAGES {
-        return Err(invalid("too many messages (at most 1000)"));
+        return Err(ExecutorError::InvalidRequest(format!(
+            "too many messages (at most {MAX_MESSAGES})"
+        )));
     }
     if messages
         .iter()
@@ -213,21 +299,65 @@ fn parse(
     {
         return Err(invalid("the prompt is empty"));
     }
-
     let model = match request.model.as_deref().map(str::trim) {
         None | Some("") => defaults.model.clone(),
-        Some(model) if model.len() <= 200 => model.to_string(),
-        Some(_) => return Err(invalid("`model` is longer than 200 characters")),
+        Some(model) => model_name(model)?,
     };
     let max_output_tokens = match request.max_tokens {
         None => defaults.max_output_tokens,
         Some(0) => return Err(invalid("`max_tokens` must be at least 1")),
         Some(max_tokens) => max_tokens.min(defaults.max_output_tokens),
     };
+    Ok(ChatRequest::from_messages(
+        model,
+        &messages,
+        max_output_tokens,
+    ))
+}
+
+/// Validates an embeddings request and its metadata.
+fn parse_embed(
+    metadata: &MetadataMap,
+    request: &EmbedRequest,
+    defaults: &Defaults,
+) -> Result<embeddings::EmbedRequest, ExecutorError> {
+    let api_key = bearer(metadata).ok_or(ExecutorError::MissingApiKey)?;
+    let (body, model) = embeddings::parse(&request.request_json, &defaults.embedding_model)?;
+    let call = call(
+        api_key,
+        metadata,
+        model,
+        Labels {
+            workspace_id: &request.workspace_id,
+            session_id: &request.session_id,
+            endpoint: &request.endpoint,
+            idempotency_key: request.idempotency_key.as_deref(),
+        },
+        "/v1/embeddings",
+    )?;
+    Ok(embeddings::EmbedRequest { call, body })
+}
+
+/// What a request says about where its usage is recorded.
+struct Labels<'a> {
+    workspace_id: &'a str,
+    session_id: &'a str,
+    endpoint: &'a str,
+    idempotency_key: Option<&'a str>,
+}
+
+/// Checks the labels and names the execution.
+fn call(
+    api_key: Secret,
+    metadata: &MetadataMap,
+    model: String,
+    labels: Labels<'_>,
+    default_endpoint: &str,
+) -> Result<Call, ExecutorError> {
     for (name, value) in [
-        ("workspace_id", &request.workspace_id),
-        ("session_id", &request.session_id),
-        ("endpoint", &request.endpoint),
+        ("workspace_id", labels.workspace_id),
+        ("session_id", labels.session_id),
+        ("endpoint", labels.endpoint),
     ] {
         if value.len() > MAX_ID_LENGTH {
             return Err(ExecutorError::InvalidRequest(format!(
@@ -235,27 +365,27 @@ fn parse(
             )));
         }
     }
-    let execution_id = match request.idempotency_key.as_deref() {
+    let execution_id = match labels.idempotency_key {
         None => format!("exec_{}", uuid::Uuid::new_v4().simple()),
         Some(key) if key.is_empty() || key.len() > MAX_ID_LENGTH => {
-            return Err(invalid("`idempotency_key` must be 1 to 128 characters"));
+            return Err(ExecutorError::InvalidRequest(
+                "`idempotency_key` must be 1 to 128 characters".into(),
+            ));
         }
         Some(key) => idempotent_execution_id(&api_key, key),
     };
-    let endpoint = if request.endpoint.is_empty() {
+    let endpoint = if labels.endpoint.is_empty() {
         default_endpoint.to_string()
     } else {
-        request.endpoint.clone()
+        labels.endpoint.to_string()
     };
-    Ok(ExecutionRequest {
+    Ok(Call {
         api_key,
         request_id: request_id(metadata),
         execution_id,
         model,
-        messages,
-        max_output_tokens,
-        workspace_id: request.workspace_id.clone(),
-        session_id: request.session_id.clone(),
+        workspace_id: labels.workspace_id.to_string(),
+        session_id: labels.session_id.to_string(),
         endpoint,
     })
 }
@@ -300,6 +430,7 @@ mod tests {
     fn defaults() -> Defaults {
         Defaults {
             model: "gpt-4o-mini".into(),
+            embedding_model: "text-embedding-3-small".into(),
             max_output_tokens: 4096,
         }
     }
@@ -395,11 +526,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             (
-                parsed.model.as_str(),
-                parsed.max_output_tokens,
-                parsed.endpoint.as_str()
+                parsed.call.model.as_str(),
+                parsed.chat.max_output_tokens,
+                parsed.call.endpoint.as_str()
             ),
-            ("gpt-4o-mini", 4096, "/x")
+            ("gpt-4o-mini", Some(4096), "/x")
         );
         let big = ExecuteRequest {
             max_tokens: Some(1_000_000),
@@ -408,9 +539,31 @@ mod tests {
         assert_eq!(
             parse(&metadata(Some("Bearer k")), &big, &defaults(), "/x")
                 .unwrap()
+                .chat
                 .max_output_tokens,
-            4096
+            Some(4096)
         );
+    }
+
+    #[test]
+    fn a_chat_request_json_travels_whole_and_excludes_the_simple_fields() {
+        let json = r#"{"model": "m", "messages": [{"role": "tool", "content": "x", "tool_call_id": "c"}], "seed": 7}"#;
+        let request = ExecuteRequest {
+            chat_request_json: Some(json.into()),
+            ..Default::default()
+        };
+        let parsed = parse(&metadata(Some("Bearer k")), &request, &defaults(), "/x").unwrap();
+        assert_eq!(parsed.shape, Shape::ChatCompletion);
+        assert_eq!(parsed.call.model, "m");
+        assert_eq!(parsed.chat.body["seed"], 7);
+        let both = ExecuteRequest {
+            prompt: Some("hi".into()),
+            ..request
+        };
+        assert!(matches!(
+            parse(&metadata(Some("Bearer k")), &both, &defaults(), "/x"),
+            Err(ExecutorError::InvalidRequest(_))
+        ));
     }
 
     #[test]

@@ -2,11 +2,15 @@
 //! billing-svc over the `Meter` stream, with a durable spool so that no settlement is ever lost.
 //!
 //! Where things are: [`config`] (flags and env), [`startup`] (lifecycle), [`grpc`] (wire ↔ domain),
-//! [`execution`] (one execution, open to settle), [`llm`] (the model), [`metering`] (billing's stream),
-//! [`spool`] (settlements waiting for billing), [`tokens`] (local counts),
-//! [`error`] (the one error type and its gRPC statuses).
+//! [`chat`] (the chat request carried to the provider), [`execution`] (one execution, open to settle),
+//! [`answer`] (the provider's chunks and the completion assembled from them), [`embeddings`],
+//! [`llm`] (the model), [`metering`] (billing's stream), [`spool`] (settlements waiting for billing),
+//! [`tokens`] (local counts), [`error`] (the one error type and its gRPC statuses).
 
+pub mod answer;
+pub mod chat;
 pub mod config;
+pub mod embeddings;
 pub mod error;
 pub mod execution;
 pub mod grpc;

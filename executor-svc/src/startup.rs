@@ -113,6 +113,7 @@ impl Application {
             executor,
             defaults: Defaults {
                 model: config.default_model.clone(),
+                embedding_model: config.default_embedding_model.clone(),
                 max_output_tokens: config.max_output_tokens,
             },
             metering,

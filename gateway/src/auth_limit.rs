@@ -15,12 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::AUTHORIZATION;
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ApiError, OpenAiError};
+use crate::error::ApiError;
+use crate::openai_error::OpenAiError;
 
 /// Client IPs tracked at most; past it, buckets that have refilled are forgotten.
 const MAX_TRACKED_CLIENTS: usize = 100_000;
@@ -167,15 +168,12 @@ pub async fn limit_failed_auth(
     if let Some(wait) = limiter.check(ip, credential, Instant::now()) {
         let retry_after_secs = wait.as_secs().saturating_add(1);
         let error = ApiError::TooManyFailedAuthentications { retry_after_secs };
-        let mut response = if openai_shape {
+        // Both shapes carry `Retry-After`.
+        return if openai_shape {
             OpenAiError(error).into_response()
         } else {
             error.into_response()
         };
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
-        return response;
     }
     let response = next.run(request).await;
     limiter.record(ip, credential, response.status(), Instant::now());

@@ -1,10 +1,10 @@
 //! Every error the gateway answers with: one enum, one exhaustive table from gRPC codes to HTTP statuses,
-//! and the two body shapes (DESIGN §7's `{error, code, details}` and OpenAI's `{error: {message, type,
-//! param, code}}` for `/v1`).
+//! and DESIGN §7's body shape `{error, code, details}` (OpenAI's shape for `/v1` is in
+//! [`crate::openai_error`]). Errors of the model provider keep the provider's status and message.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -73,6 +73,54 @@ pub struct CreditRefusal {
     pub limit: Option<Usd>,
 }
 
+/// An error of the model provider, from the `ErrorInfo` (domain `provider`) executor-svc attaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderFailure {
+    pub http_status: u16,
+    pub message: String,
+    /// OpenAI's `type`.
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub param: Option<String>,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ProviderFailure {
+    fn from_status(status: &tonic::Status) -> Option<ProviderFailure> {
+        let info = status.get_details_error_info()?;
+        if info.domain != PROVIDER_ERROR_DOMAIN {
+            return None;
+        }
+        let text = |key: &str| info.metadata.get(key).cloned();
+        Some(ProviderFailure {
+            http_status: text("http_status")?.parse().ok()?,
+            message: status.message().to_string(),
+            kind: text("type"),
+            code: text("code"),
+            param: text("param"),
+            retry_after_secs: text("retry_after_secs").and_then(|secs| secs.parse().ok()),
+        })
+    }
+
+    /// The client's status: the provider's own for its 4xx about the request; 502 when the provider failed
+    /// or refused the platform's credentials (not the client's doing).
+    pub fn client_status(&self) -> StatusCode {
+        match StatusCode::from_u16(self.http_status) {
+            Ok(status)
+                if status.is_client_error()
+                    && status != StatusCode::UNAUTHORIZED
+                    && status != StatusCode::FORBIDDEN =>
+            {
+                status
+            }
+            Ok(_) | Err(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// The `ErrorInfo` domain executor-svc gives the provider's errors (executor.proto).
+const PROVIDER_ERROR_DOMAIN: &str = "provider";
+
 /// Everything the gateway can answer with other than success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -86,6 +134,10 @@ pub enum ApiError {
     /// Billing refused to spend: no credit, or a daily/monthly cap reached.
     #[error("credit refused: {}", refusal.reason.code())]
     CreditRefused { refusal: CreditRefusal },
+
+    /// The model provider answered with an error (passed on as it meant it).
+    #[error("the model provider answered {}: {}", .0.http_status, .0.message)]
+    Provider(ProviderFailure),
 
     /// A query string, path segment or header the client sent is not valid.
     #[error("invalid request: {0}")]
@@ -239,6 +291,9 @@ impl ApiError {
     }
 
     fn from_status(service: Service, status: tonic::Status) -> ApiError {
+        if let Some(failure) = ProviderFailure::from_status(&status) {
+            return ApiError::Provider(failure);
+        }
         if status.code() == Code::ResourceExhausted
             && let Some(refusal) = credit_refusal(&status)
         {
@@ -259,7 +314,28 @@ impl ApiError {
     pub fn describe(&self) -> ErrorDescription {
         let mut details = Map::new();
         let mut message = None;
+        let mut retry_after_secs = None;
         let (status, title, code) = match self {
+            ApiError::Provider(failure) => {
+                message = Some(failure.message.clone());
+                retry_after_secs = failure.retry_after_secs;
+                details.insert("providerStatus".into(), Value::from(failure.http_status));
+                for (key, value) in [
+                    ("type", &failure.kind),
+                    ("code", &failure.code),
+                    ("param", &failure.param),
+                ] {
+                    if let Some(value) = value {
+                        details.insert(key.into(), Value::from(value.clone()));
+                    }
+                }
+                if let Some(secs) = failure.retry_after_secs {
+                    details.insert("retryAfterSecs".into(), Value::from(secs));
+                }
+                let status = failure.client_status();
+                let title = status.canonical_reason().unwrap_or("Provider Error");
+                (status, title, "provider_error")
+            }
             ApiError::Downstream { service, status } => {
                 let mapping = http_mapping(status.code());
                 if message_is_public(status.code()) && !status.message().is_empty() {
@@ -335,10 +411,13 @@ impl ApiError {
                 "Method Not Allowed",
                 "method_not_allowed",
             ),
-            ApiError::TooManyFailedAuthentications { retry_after_secs } => {
+            ApiError::TooManyFailedAuthentications {
+                retry_after_secs: secs,
+            } => {
                 message =
                     Some("too many failed authentications from this address; retry later".into());
-                details.insert("retryAfterSecs".into(), Value::from(*retry_after_secs));
+                retry_after_secs = Some(*secs);
+                details.insert("retryAfterSecs".into(), Value::from(*secs));
                 (
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too Many Requests",
@@ -359,10 +438,11 @@ impl ApiError {
             code,
             message,
             details,
+            retry_after_secs,
         }
     }
 
-    fn log(&self, status: StatusCode) {
+    pub(crate) fn log(&self, status: StatusCode) {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         } else {
@@ -405,6 +485,23 @@ pub struct ErrorDescription {
     pub code: &'static str,
     pub message: Option<String>,
     pub details: Map<String, Value>,
+    /// Sent as `Retry-After` (whole seconds).
+    pub retry_after_secs: Option<u64>,
+}
+
+/// `status` with a `Retry-After` header when there is one to send, and `body` as JSON.
+pub fn error_response(
+    status: StatusCode,
+    retry_after_secs: Option<u64>,
+    body: impl Serialize,
+) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Some(secs) = retry_after_secs {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 /// The error body of every route but `/v1/*`: `{"error": "<Human Title>", "code": "<snake_code>",
@@ -425,21 +522,26 @@ pub struct ErrorBody {
 impl ApiError {
     /// The status and the body of DESIGN §7; logs the error (5xx as errors, the rest at debug).
     pub fn body(&self) -> (StatusCode, ErrorBody) {
+        let (description, body) = self.described_body();
+        (description.status, body)
+    }
+
+    fn described_body(&self) -> (ErrorDescription, ErrorBody) {
         let description = self.describe();
         self.log(description.status);
         let body = ErrorBody {
             error: description.title.to_string(),
             code: description.code.to_string(),
-            details: description.details,
+            details: description.details.clone(),
         };
-        (description.status, body)
+        (description, body)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = self.body();
-        (status, Json(body)).into_response()
+        let (description, body) = self.described_body();
+        error_response(description.status, description.retry_after_secs, body)
     }
 }
 
@@ -461,76 +563,6 @@ impl From<QueryRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> ApiError {
         ApiError::InvalidRequest(rejection.body_text())
-    }
-}
-
-/// The same errors in OpenAI's shape, for `/v1/*`, so OpenAI SDKs raise their usual exceptions.
-#[derive(Debug)]
-pub struct OpenAiError(pub ApiError);
-
-impl From<ApiError> for OpenAiError {
-    fn from(error: ApiError) -> OpenAiError {
-        OpenAiError(error)
-    }
-}
-
-impl From<JsonRejection> for OpenAiError {
-    fn from(rejection: JsonRejection) -> OpenAiError {
-        OpenAiError(rejection.into())
-    }
-}
-
-/// `{"error": {"message", "type", "param", "code"}}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OpenAiErrorBody {
-    pub error: OpenAiErrorObject,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OpenAiErrorObject {
-    pub message: String,
-    /// `invalid_request_error`, `authentication_error`, `permission_error`, `insufficient_quota`,
-    /// `rate_limit_error` or `api_error`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// Always null: the gateway does not point at a parameter.
-    pub param: Option<String>,
-    /// `invalid_api_key` for 401, the credit reason for 402, `rate_limit_exceeded` for 429, else the
-    /// gateway's snake_case code.
-    pub code: String,
-}
-
-impl OpenAiError {
-    /// The status and OpenAI's error body; logs the error like [`ApiError::body`].
-    pub fn body(&self) -> (StatusCode, OpenAiErrorBody) {
-        let description = self.0.describe();
-        self.0.log(description.status);
-        let (kind, code) = match description.status.as_u16() {
-            401 => ("authentication_error", "invalid_api_key"),
-            402 => ("insufficient_quota", description.code),
-            403 => ("permission_error", description.code),
-            429 => ("rate_limit_error", "rate_limit_exceeded"),
-            status if status >= 500 => ("api_error", description.code),
-            _ => ("invalid_request_error", description.code),
-        };
-        let message = match &description.message {
-            Some(text) => format!("{}: {text}", description.title),
-            None => description.title.to_string(),
-        };
-        let error = OpenAiErrorObject {
-            message,
-            kind,
-            param: None,
-            code: code.to_string(),
-        };
-        (description.status, OpenAiErrorBody { error })
-    }
-}
-
-impl IntoResponse for OpenAiError {
-    fn into_response(self) -> Response {
-        let (status, body) = self.body();
-        (status, Json(body)).into_response()
     }
 }
 
@@ -638,48 +670,5 @@ mod tests {
         assert!(!body.contains("SELECT"), "{body}");
         let (_, body) = body_of(ApiError::billing(tonic::Status::not_found("no key abc")));
         assert!(body.contains("no key abc"), "{body}");
-    }
-
-    #[test]
-    fn openai_shape_uses_openai_types() {
-        let cases = [
-            (
-                ApiError::billing(tonic::Status::unauthenticated("unknown key")),
-                401,
-                "authentication_error",
-                "invalid_api_key",
-            ),
-            (
-                ApiError::executor(refusal("insufficient_credits", &[("current_balance", "0")])),
-                402,
-                "insufficient_quota",
-                "insufficient_credits",
-            ),
-            (
-                ApiError::executor(tonic::Status::resource_exhausted("slow")),
-                429,
-                "rate_limit_error",
-                "rate_limit_exceeded",
-            ),
-            (
-                ApiError::executor(tonic::Status::invalid_argument("no messages")),
-                400,
-                "invalid_request_error",
-                "invalid_request",
-            ),
-            (
-                ApiError::executor(tonic::Status::unavailable("down")),
-                503,
-                "api_error",
-                "service_unavailable",
-            ),
-        ];
-        for (error, status, kind, code) in cases {
-            let (http, body) = OpenAiError(error).body();
-            assert_eq!(http.as_u16(), status);
-            assert_eq!(body.error.kind, kind);
-            assert_eq!(body.error.code, code);
-            assert!(body.error.param.is_none());
-        }
     }
 }

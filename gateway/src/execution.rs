@@ -14,8 +14,10 @@ use crate::state::AppState;
 /// One step of a streamed execution.
 #[derive(Debug)]
 pub enum ExecutionEvent {
-    /// A piece of output, in order.
+    /// A piece of the first choice's text, in order (`/execute`'s shape).
     Delta(String),
+    /// A provider chunk as it sent it (chat requests given as JSON).
+    Chunk(String),
     /// The end: usage, billing and finish reason (its `output` is empty).
     Done(Box<ExecuteResponse>),
     /// The stream broke after it started; nothing follows.
@@ -77,6 +79,9 @@ async fn next_event(state: StreamState) -> Option<(ExecutionEvent, StreamState)>
         Ok(Some(ExecuteStreamResponse {
             message: Some(Message::Delta(text)),
         })) => Some((ExecutionEvent::Delta(text), Some((None, stream)))),
+        Ok(Some(ExecuteStreamResponse {
+            message: Some(Message::ChunkJson(json)),
+        })) => Some((ExecutionEvent::Chunk(json), Some((None, stream)))),
         Ok(Some(ExecuteStreamResponse {
             message: Some(Message::Done(done)),
         })) => Some((ExecutionEvent::Done(Box::new(done)), None)),

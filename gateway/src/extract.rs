@@ -6,7 +6,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
-use crate::error::{ApiError, OpenAiError};
+use crate::error::ApiError;
+use crate::openai_error::OpenAiError;
 use crate::middleware::RequestId;
 
 /// A JSON body: 400 for a syntax error, 415 without `Content-Type: application/json`, 413 when too

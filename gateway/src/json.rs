@@ -810,6 +810,7 @@ mod tests {
             }),
             billing,
             finish_reason: executor_pb::FinishReason::Stop.into(),
+            ..Default::default()
         }
     }
 

@@ -12,6 +12,7 @@ pub mod json;
 pub mod metrics;
 pub mod middleware;
 pub mod money;
+pub mod openai_error;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

@@ -8,12 +8,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use crate::error::{ErrorBody, OpenAiErrorBody};
+use crate::error::ErrorBody;
+use crate::openai_error::OpenAiErrorBody;
 
 /// Every route the gateway serves, `(method, path)`: the contract `/openapi.json` is checked against.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/execute"),
     ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/embeddings"),
+    ("GET", "/v1/models"),
     ("GET", "/billing/account"),
     ("GET", "/billing/stats"),
     ("GET", "/billing/usage"),

@@ -253,7 +253,7 @@ async fn openai_errors_use_openai_shape() {
         &app,
         post_json(
             "/v1/chat/completions",
-            r#"{"messages": [{"role": "user", "content": "hi"}], "n": 2}"#,
+            r#"{"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}"#,
         ),
     )
     .await;

@@ -6,12 +6,19 @@
 //!
 //! | directive | effect |
 //! |---|---|
-//! | `tokens-<n>` | emit `n` output tokens (still capped by the request's `max_tokens`) |
-//! | `latency-<ms>` | wait `ms` milliseconds before each streamed token |
+//! | `tokens-<n>` | emit `n` output tokens (still capped by the request's `max_tokens`); in JSON mode, `n` words inside the object |
+//! | `latency-<ms>` | wait `ms` milliseconds before each streamed token (once per token position, whatever `n`) |
 //! | `usage-<prompt>-<completion>` | report exactly these usage figures; emits `completion` tokens unless `tokens-<n>` says otherwise |
-//! | `fail-<status>` | answer HTTP `status` (e.g. 500, 429) before any token |
+//! | `fail-<status>` | answer HTTP `status` (e.g. 500, 429) with OpenAI's error body for it, before any token |
 //! | `abort-<n>` | stream `n` tokens, then break the connection without a usage chunk |
 //! | `abortusage-<n>` | stream `n` tokens and the usage chunk, then break the connection without `[DONE]` |
+//! | `streamerror-<n>` | stream `n` tokens, then one SSE `error` event, then end the body cleanly (no `[DONE]`, no usage); HTTP 500 when not streamed |
+//! | `stall-<ms>` | wait `ms` milliseconds before answering at all (status and headers included) |
+//! | `parallel` | with tools, call every tool at once (one call per tool) unless `parallel_tool_calls` is false |
+//! | `refuse` | answer a refusal (`message.refusal`) instead of content or tool calls |
+//!
+//! `fail-<status>` and `stall-<ms>` also apply to `POST /v1/embeddings`. When `fail`, `abort`, `abortusage`
+//! and `streamerror` are combined, the last one in the name wins.
 //!
 //! Example: `mock-usage-6548-108` reports 6,548 prompt and 108 completion tokens.
 
@@ -22,6 +29,30 @@ pub struct Behaviour {
     pub token_latency_ms: Option<u64>,
     pub forced_usage: Option<ForcedUsage>,
     pub failure: Option<Failure>,
+    /// Wait before answering at all.
+    pub stall_ms: Option<u64>,
+    pub tool_calls: ToolCallFanOut,
+    pub reply: Reply,
+}
+
+/// How many tools one answer calls when the request offers tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ToolCallFanOut {
+    /// One call: the tool `tool_choice` names, else the first tool.
+    #[default]
+    One,
+    /// One call per tool, unless the request sets `parallel_tool_calls: false`.
+    EveryTool,
+}
+
+/// What kind of answer the model gives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reply {
+    /// Content, or tool calls when the request offers tools.
+    #[default]
+    Answer,
+    /// A refusal, whatever the request.
+    Refuse,
 }
 
 /// Usage figures to report instead of the counted ones.
@@ -41,6 +72,8 @@ pub enum Failure {
         after_tokens: u32,
         usage_reported: UsageReported,
     },
+    /// Send an SSE error event after `after_tokens` tokens and end the stream cleanly.
+    StreamError { after_tokens: u32 },
 }
 
 /// Whether a broken stream reported its usage before breaking.
@@ -93,6 +126,14 @@ impl Behaviour {
                         });
                     }
                 }
+                "streamerror" => {
+                    if let Some(after_tokens) = small(index + 1) {
+                        behaviour.failure = Some(Failure::StreamError { after_tokens });
+                    }
+                }
+                "stall" => behaviour.stall_ms = number(index + 1).or(behaviour.stall_ms),
+                "parallel" => behaviour.tool_calls = ToolCallFanOut::EveryTool,
+                "refuse" => behaviour.reply = Reply::Refuse,
                 _ => {}
             }
         }
@@ -107,7 +148,18 @@ mod tests {
 
     #[test]
     fn plain_model_names_have_no_directives() {
-        for model in ["gpt-4o-mini", "mock", "", "tokens", "usage-1", "fail-abc"] {
+        for model in [
+            "gpt-4o-mini",
+            "mock",
+            "",
+            "tokens",
+            "usage-1",
+            "fail-abc",
+            "stall",
+            "streamerror-x",
+            "parallels",
+            "refused",
+        ] {
             assert_eq!(
                 Behaviour::from_model(model),
                 Behaviour::default(),
@@ -148,6 +200,37 @@ mod tests {
                 after_tokens: 7,
                 usage_reported: UsageReported::No
             })
+        );
+    }
+
+    #[test]
+    fn failure_and_timing_directives_are_parsed() {
+        assert_eq!(
+            Behaviour::from_model("mock-streamerror-3").failure,
+            Some(Failure::StreamError { after_tokens: 3 })
+        );
+        assert_eq!(Behaviour::from_model("mock-stall-100").stall_ms, Some(100));
+        assert_eq!(
+            Behaviour::from_model("mock-stall-100-fail-500"),
+            Behaviour {
+                stall_ms: Some(100),
+                failure: Some(Failure::BeforeFirstToken { status: 500 }),
+                ..Behaviour::default()
+            }
+        );
+    }
+
+    #[test]
+    fn answer_shape_directives_are_parsed() {
+        assert_eq!(
+            Behaviour::from_model("mock-parallel").tool_calls,
+            ToolCallFanOut::EveryTool
+        );
+        assert_eq!(Behaviour::from_model("mock-refuse").reply, Reply::Refuse);
+        let both = Behaviour::from_model("gpt-4o-mini-parallel-refuse-tokens-4");
+        assert_eq!(
+            (both.tool_calls, both.reply, both.output_tokens),
+            (ToolCallFanOut::EveryTool, Reply::Refuse, Some(4))
         );
     }
 }

@@ -1,41 +1,83 @@
-//! `mock-model`: a tiny, deterministic, OpenAI-compatible chat model for tests, demos and load tests.
+//! `mock-model`: a deterministic, OpenAI-compatible model provider for tests, demos and load tests. It
+//! behaves like a real provider where clients have gone wrong before: tool calls, `n` choices, JSON mode,
+//! logprobs, refusals, honest token counts, OpenAI's error bodies and mid-stream errors.
 //!
-//! Routes: `POST /v1/chat/completions` (streamed as SSE with an optional usage chunk, or whole),
-//! `GET /v1/models`, `GET /stats` (`{"requests": n}`: chat completions served since start, so tests can
-//! assert that a model was never called) and `GET /healthz`. Per-request behaviour (length, latency,
-//! forced usage, injected failures) is chosen by the model name: see [`behaviour`]. Nothing sleeps unless a
-//! latency is configured, so it stays out of the way under load.
+//! Routes:
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/chat/completions` | chat completions, streamed as SSE or whole: see [`completion`] |
+//! | `POST /v1/embeddings` | deterministic unit vectors: see [`embeddings`] |
+//! | `GET /v1/models` | the listed models: see [`models`] |
+//! | `GET /requests/last`, `GET /requests` | the last request bodies to `/v1/*`: see [`recording`] |
+//! | `GET /stats` | `{"requests": n, "embeddings": m}`, requests received since start |
+//! | `GET /healthz` | `ok` |
+//!
+//! Per-request behaviour (length, latency, forced usage, tool fan-out, refusals, injected failures and
+//! stalls) is chosen by the model name: see [`behaviour`]. Nothing sleeps unless a latency or a stall is
+//! asked for, so it stays out of the way under load.
 
 pub mod behaviour;
 pub mod completion;
 pub mod config;
+pub mod embeddings;
+pub mod error;
+mod fields;
+pub mod models;
+pub mod recording;
+pub mod status;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use config::Config;
+use recording::Recorder;
+
+/// The largest request body accepted (images and audio travel inline as base64).
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    /// Chat completion requests received, failed ones included.
-    pub requests: Arc<AtomicU64>,
+    /// Chat completion requests received, malformed and failed ones included.
+    pub chat_completions: Arc<AtomicU64>,
+    /// Embedding requests received, malformed and failed ones included.
+    pub embeddings: Arc<AtomicU64>,
+    pub recorder: Arc<Recorder>,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> AppState {
+        AppState {
+            config: Arc::new(config),
+            chat_completions: Arc::new(AtomicU64::new(0)),
+            embeddings: Arc::new(AtomicU64::new(0)),
+            recorder: Arc::new(Recorder::default()),
+        }
+    }
 }
 
 /// The router of every route, for the binary and for in-process tests.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(completion::chat_completions))
-        .route("/v1/models", get(completion::models))
-        .route("/stats", get(completion::stats))
-        .route("/healthz", get(completion::healthz))
+        .route(completion::PATH, post(completion::chat_completions))
+        .route(embeddings::PATH, post(embeddings::embeddings))
+        .route("/v1/models", get(models::models))
+        .route("/requests/last", get(recording::last))
+        .route("/requests", get(recording::all))
+        .route("/stats", get(status::stats))
+        .route("/healthz", get(status::healthz))
+        .fallback(status::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -50,12 +92,11 @@ impl Application {
     pub async fn build(config: Config) -> std::io::Result<Application> {
         let listener = TcpListener::bind(config.listen).await?;
         // The first use of the tokenizer builds its tables; pay for it before the first request.
-        let _ = tiktoken_rs::cl100k_base_singleton();
-        let state = AppState {
-            config: Arc::new(config),
-            requests: Arc::new(AtomicU64::new(0)),
-        };
-        Ok(Application { listener, state })
+        let _ = tokens::bpe();
+        Ok(Application {
+            listener,
+            state: AppState::new(config),
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -189,6 +189,7 @@ impl Billing {
                 workspace_id: "ws-1".into(),
                 session_id: "session-1".into(),
                 endpoint: "/execute".into(),
+                ..Default::default()
             },
         )
         .await

@@ -25,7 +25,7 @@ use super::{
 use crate::config::Secret;
 use crate::error::BillingError;
 use crate::keys::KeyType;
-use crate::ledger::{Grant, Ledger, OpenRequest, SettleRequest};
+use crate::ledger::{Grant, Ledger, OpenRequest, OutputKind, SettleRequest};
 use crate::time;
 
 pub struct MeteringApi {
@@ -158,6 +158,11 @@ async fn serve_meter(
         model: open.model,
         estimated_input_tokens: open.estimated_input_tokens,
         max_output_tokens: open.max_output_tokens,
+        output: if open.input_only {
+            OutputKind::None
+        } else {
+            OutputKind::Tokens
+        },
         workspace_id: open.workspace_id,
         session_id: open.session_id,
         endpoint: open.endpoint,

@@ -21,6 +21,14 @@ const MAX_LABEL_CHARS: usize = 200;
 /// Expired holds released per sweep transaction batch.
 const EXPIRY_BATCH: i64 = 500;
 
+/// Whether an execution generates output tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    Tokens,
+    /// Embeddings: the input is all there is to pay for.
+    None,
+}
+
 /// What an execution asks for at open.
 #[derive(Debug, Clone)]
 pub struct OpenRequest {
@@ -29,6 +37,8 @@ pub struct OpenRequest {
     pub estimated_input_tokens: u64,
     /// 0 = no explicit limit.
     pub max_output_tokens: u64,
+    /// No output at all (embeddings): nothing is held or required for output.
+    pub output: OutputKind,
     pub workspace_id: String,
     pub session_id: String,
     pub endpoint: String,
@@ -129,10 +139,10 @@ impl Ledger {
             ceiling,
         )?;
         tokens("max_output_tokens", request.max_output_tokens, ceiling)?;
-        let max_output = if request.max_output_tokens == 0 {
-            ceiling
-        } else {
-            request.max_output_tokens
+        let max_output = match (request.output, request.max_output_tokens) {
+            (OutputKind::None, _) => 0,
+            (OutputKind::Tokens, 0) => ceiling,
+            (OutputKind::Tokens, max_output) => max_output,
         };
 
         let (settings, key, request) = (self.settings.clone(), key.clone(), request.clone());

@@ -11,7 +11,7 @@ mod key_cache;
 mod metering;
 mod queries;
 
-pub use metering::{Grant, OpenRequest, Opened, SettleRequest, Settlement};
+pub use metering::{Grant, OpenRequest, Opened, OutputKind, SettleRequest, Settlement};
 pub use queries::{Page, Stats, range};
 
 use crate::error::BillingError;

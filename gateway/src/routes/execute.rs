@@ -121,6 +121,7 @@ pub async fn execute(
         session_id: body.session_id.unwrap_or_default(),
         idempotency_key: header_text(&headers, IDEMPOTENCY_KEY_HEADER)?,
         endpoint: ENDPOINT.to_string(),
+        chat_request_json: None,
     };
     if stream {
         let events = execution::start_stream(&state, &context, request).await?;
@@ -164,6 +165,8 @@ fn sse_events(
             ExecutionEvent::Failed(error) => {
                 vec![event("error", &ExecuteStreamEvent::Error(error.body().1))]
             }
+            // Provider chunks belong to chat requests given as JSON; `/execute` never sends one.
+            ExecutionEvent::Chunk(_) => Vec::new(),
         };
         futures::stream::iter(out.into_iter().map(Ok))
     })

@@ -19,7 +19,9 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(execute::execute))
-        .routes(routes!(openai::chat_completions))
+        .routes(routes!(openai::chat::chat_completions))
+        .routes(routes!(openai::embeddings::embeddings))
+        .routes(routes!(openai::models::models))
         .routes(routes!(account::account))
         .routes(routes!(account::stats))
         .routes(routes!(account::usage))

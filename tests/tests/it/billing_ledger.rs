@@ -447,6 +447,7 @@ async fn usage_and_transactions_paginate_and_filter(backend: Backend) {
             workspace_id: if n < 3 { "ws-a" } else { "ws-b" }.into(),
             session_id: "s".into(),
             endpoint: "/execute".into(),
+            ..Default::default()
         };
         let session = tests::MeterSession::open(session, &billing.service_token, open)
             .await

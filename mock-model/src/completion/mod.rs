@@ -1,0 +1,287 @@
+//! `POST /v1/chat/completions`: deterministic answers (words, JSON, refusals, tool calls), `n` choices,
+//! logprobs, honest usage and injected failures, streamed as SSE or whole.
+//!
+//! The body is read as JSON and recorded whole (see [`crate::recording`]) before anything else; the
+//! model name's directives (see [`crate::behaviour`]) then stall or fail the request before the rest of the
+//! body is checked (see [`request`]). Prompt tokens follow [`prompt`]; what each choice says and how it is
+//! counted follows [`answer`]. With `n` choices every choice says the same, prompt tokens are counted once
+//! and completion tokens are the sum over the choices.
+
+pub mod answer;
+pub mod logprobs;
+pub mod prompt;
+pub mod request;
+mod stream;
+pub mod tools;
+mod whole;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::behaviour::{Behaviour, Failure, Reply, UsageReported};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::tokens::TokenPieces;
+use answer::{Answer, Content, FinishReason};
+pub use answer::{MAX_OUTPUT_TOKENS, REFUSAL, WORDS};
+use request::{ChatRequest, Logprobs, ResponseFormat, Streaming};
+
+/// The route, as recorded.
+pub const PATH: &str = "/v1/chat/completions";
+
+/// The `system_fingerprint` of every completion and chunk.
+pub const SYSTEM_FINGERPRINT: &str = "fp_mock";
+
+/// The handler.
+pub async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Response {
+    let serial = state.chat_completions.fetch_add(1, Ordering::Relaxed) + 1;
+    match respond(&state, serial, &body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn respond(state: &AppState, serial: u64, body: &[u8]) -> Result<Response, ApiError> {
+    let body: Arc<Value> =
+        Arc::new(serde_json::from_slice(body).map_err(|_| ApiError::unparsable_body())?);
+    state.recorder.record(PATH, Arc::clone(&body));
+    let model = ChatRequest::model(&body)?;
+    let behaviour = Behaviour::from_model(model);
+    tracing::debug!(model, serial, "chat completion");
+    if let Some(stall_ms) = behaviour.stall_ms {
+        tokio::time::sleep(Duration::from_millis(stall_ms)).await;
+    }
+    if let Some(Failure::BeforeFirstToken { status }) = behaviour.failure {
+        return Err(ApiError::injected(status));
+    }
+    let request = ChatRequest::parse(&body)?;
+    let plan = Plan::new(&state.config, &request, behaviour, serial);
+    match request.stream {
+        Streaming::Yes { .. } => Ok(stream::response(plan)),
+        Streaming::No => match plan.ending {
+            Ending::Complete { .. } => Ok(whole::response(&plan)),
+            Ending::Abort { .. } | Ending::StreamError { .. } => {
+                Err(ApiError::InjectedMidCompletion)
+            }
+        },
+    }
+}
+
+/// What a completion will do, decided before the first byte goes out.
+#[derive(Debug, Clone)]
+struct Plan {
+    id: String,
+    model: String,
+    created: u64,
+    /// What every choice says.
+    answer: Answer,
+    finish_reason: FinishReason,
+    choices: u32,
+    prompt_tokens: u32,
+    /// Reported completion tokens; `None` = the tokens actually emitted.
+    forced_completion_tokens: Option<u32>,
+    token_latency: Duration,
+    logprobs: Logprobs,
+    ending: Ending,
+}
+
+/// How a streamed completion ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// A finish chunk per choice, the usage chunk if asked, `[DONE]`.
+    Complete { include_usage: bool },
+    /// Break the connection after this many events per choice.
+    Abort {
+        after_events: usize,
+        usage_reported: UsageReported,
+    },
+    /// An SSE error event after this many events per choice, then a clean end.
+    StreamError { after_events: usize },
+}
+
+impl Plan {
+    fn new(config: &Config, request: &ChatRequest<'_>, behaviour: Behaviour, serial: u64) -> Plan {
+        let wanted = behaviour
+            .output_tokens
+            .or(behaviour.forced_usage.map(|usage| usage.completion_tokens))
+            .unwrap_or(config.output_tokens)
+            .min(MAX_OUTPUT_TOKENS);
+        let to_call = tools::tools_to_call(
+            &request.tools,
+            request.tool_choice,
+            request.parallel_tool_calls,
+            behaviour.tool_calls,
+            request.last_role(),
+        );
+        let answer = match (behaviour.reply, request.format) {
+            (Reply::Refuse, _) => Answer::Refusal(TokenPieces::from_text(REFUSAL.to_owned())),
+            (Reply::Answer, _) if !to_call.is_empty() => {
+                Answer::ToolCalls(tools::calls(&to_call, serial))
+            }
+            (Reply::Answer, ResponseFormat::Text) => {
+                Answer::Content(Content::Words { count: wanted })
+            }
+            (Reply::Answer, ResponseFormat::Json) => Answer::Content(Content::json_object(wanted)),
+        };
+        let (answer, finish_reason) = answer.finish(request.max_tokens);
+        let events = answer.events();
+        let ending = match (behaviour.failure, request.stream) {
+            (
+                Some(Failure::MidStream {
+                    after_tokens,
+                    usage_reported,
+                }),
+                _,
+            ) => Ending::Abort {
+                after_events: (after_tokens as usize).min(events),
+                usage_reported,
+            },
+            (Some(Failure::StreamError { after_tokens }), _) => Ending::StreamError {
+                after_events: (after_tokens as usize).min(events),
+            },
+            (Some(Failure::BeforeFirstToken { .. }) | None, Streaming::Yes { include_usage }) => {
+                Ending::Complete { include_usage }
+            }
+            (Some(Failure::BeforeFirstToken { .. }) | None, Streaming::No) => Ending::Complete {
+                include_usage: false,
+            },
+        };
+        Plan {
+            id: format!("chatcmpl-mock-{serial}"),
+            model: request.model.to_owned(),
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs()),
+            answer,
+            finish_reason,
+            choices: request.choices,
+            prompt_tokens: behaviour.forced_usage.map_or_else(
+                || prompt::prompt_tokens(request.messages, request.tools_json),
+                |usage| usage.prompt_tokens,
+            ),
+            forced_completion_tokens: behaviour.forced_usage.map(|usage| usage.completion_tokens),
+            token_latency: Duration::from_millis(
+                behaviour
+                    .token_latency_ms
+                    .unwrap_or(config.token_latency_ms),
+            ),
+            logprobs: request.logprobs,
+            ending,
+        }
+    }
+
+    /// The usage object once every choice has sent its first `events` events.
+    fn usage(&self, events: usize) -> Value {
+        let completion = self.forced_completion_tokens.unwrap_or_else(|| {
+            self.answer
+                .tokens_of_first(events)
+                .saturating_mul(self.choices)
+        });
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": u64::from(self.prompt_tokens) + u64::from(completion),
+            "prompt_tokens_details": { "cached_tokens": 0, "audio_tokens": 0 },
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::tokens;
+    use clap::Parser;
+
+    fn plan(body: Value) -> Plan {
+        let config = Config::parse_from(["mock-model"]);
+        let request = ChatRequest::parse(&body).unwrap();
+        Plan::new(&config, &request, Behaviour::from_model(request.model), 1)
+    }
+
+    #[test]
+    fn n_choices_sum_completion_tokens_and_count_the_prompt_once() {
+        let messages = json!([{ "role": "user", "content": "Hello world" }]);
+        let one = plan(json!({ "model": "mock-tokens-5", "messages": messages }));
+        let three = plan(json!({ "model": "mock-tokens-5", "messages": messages, "n": 3 }));
+        let usage = three.usage(three.answer.events());
+        assert_eq!(usage["prompt_tokens"], json!(9));
+        assert_eq!(usage["completion_tokens"], json!(15));
+        assert_eq!(usage["total_tokens"], json!(24));
+        assert_eq!(
+            one.usage(one.answer.events())["completion_tokens"],
+            json!(5)
+        );
+    }
+
+    #[test]
+    fn forced_usage_is_reported_as_is() {
+        let plan = plan(json!({
+            "model": "mock-usage-6548-108", "n": 2,
+            "messages": [{ "role": "user", "content": "Hi" }],
+        }));
+        let usage = plan.usage(plan.answer.events());
+        assert_eq!(
+            (
+                usage["prompt_tokens"].clone(),
+                usage["completion_tokens"].clone()
+            ),
+            (json!(6548), json!(108))
+        );
+        assert_eq!(plan.answer.events(), 108);
+    }
+
+    #[test]
+    fn a_tool_call_is_answered_unless_the_last_message_is_a_tool_result() {
+        let tools = json!([{ "type": "function", "function": { "name": "lookup" } }]);
+        let asked = plan(json!({
+            "model": "mock", "tools": tools,
+            "messages": [{ "role": "user", "content": "Look it up" }],
+        }));
+        assert!(matches!(asked.answer, Answer::ToolCalls(ref calls) if calls.len() == 1));
+        assert_eq!(asked.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(
+            asked.answer.tokens(),
+            tokens::count("lookup") + tokens::count("{}")
+        );
+        let answered = plan(json!({
+            "model": "mock", "tools": tools,
+            "messages": [
+                { "role": "user", "content": "Look it up" },
+                { "role": "assistant", "tool_calls": [{ "id": "call_1", "type": "function",
+                  "function": { "name": "lookup", "arguments": "{}" } }] },
+                { "role": "tool", "tool_call_id": "call_1", "content": "42" },
+            ],
+        }));
+        assert!(matches!(
+            answered.answer,
+            Answer::Content(Content::Words { count: 16 })
+        ));
+        assert_eq!(answered.finish_reason, FinishReason::Stop);
+    }
+
+    #[test]
+    fn refusals_win_and_are_counted_with_tiktoken() {
+        let plan = plan(json!({
+            "model": "mock-refuse",
+            "tools": [{ "type": "function", "function": { "name": "lookup" } }],
+            "messages": [{ "role": "user", "content": "Hi" }],
+        }));
+        assert!(matches!(plan.answer, Answer::Refusal(_)));
+        assert_eq!(plan.answer.tokens(), tokens::count(REFUSAL));
+        assert_eq!(plan.finish_reason, FinishReason::Stop);
+    }
+}
