@@ -197,8 +197,9 @@ impl Answer {
     }
 
     /// The `chat.completion` object of a unary call. Unfinished choices end with `length` when billing cut
-    /// the answer off, `stop` otherwise.
-    pub fn completion(self, ending: Ending) -> Value {
+    /// the answer off, `stop` otherwise. Without the provider's usage (a cut-off answer ends before it),
+    /// `usage` is what was charged.
+    pub fn completion(self, ending: Ending, charged: ProviderUsage) -> Value {
         let mut completion = self.top;
         completion.insert("object".into(), Value::from("chat.completion"));
         let unfinished = match ending {
@@ -213,9 +214,14 @@ impl Answer {
             choices.push(choice.into_json(index, unfinished));
         }
         completion.insert("choices".into(), Value::Array(choices));
-        if let Some(usage) = self.usage {
-            completion.insert("usage".into(), usage);
-        }
+        let usage = self.usage.unwrap_or_else(|| {
+            json!({
+                "prompt_tokens": charged.input_tokens,
+                "completion_tokens": charged.output_tokens,
+                "total_tokens": charged.input_tokens + charged.output_tokens,
+            })
+        });
+        completion.insert("usage".into(), usage);
         Value::Object(completion)
     }
 }
@@ -274,9 +280,7 @@ fn merge_field(target: &mut Map<String, Value>, key: String, value: Value) {
         return;
     };
     match (existing, value) {
-        (Value::String(text), Value::String(more))
-            if !REPLACED_STRINGS.contains(&key.as_str()) =>
-        {
+        (Value::String(text), Value::String(more)) if !REPLACED_STRINGS.contains(&key.as_str()) => {
             text.push_str(&more);
         }
         (Value::Array(items), Value::Array(more)) => merge_items(items, more),
@@ -323,15 +327,23 @@ mod tests {
     fn streamed_tool_calls_and_choices_assemble_into_a_completion() {
         let mut answer = Answer::new(true);
         let chunks = [
-            chunk(json!([{"index": 0, "delta": {"role": "assistant", "content": null, "tool_calls": [
+            chunk(
+                json!([{"index": 0, "delta": {"role": "assistant", "content": null, "tool_calls": [
                 {"index": 0, "id": "call_1", "type": "function", "function": {"name": "weather", "arguments": ""}}]},
-                "logprobs": null, "finish_reason": null}])),
-            chunk(json!([{"index": 1, "delta": {"role": "assistant", "content": "Hel"},
-                "logprobs": {"content": [{"token": "Hel", "logprob": -0.5}]}, "finish_reason": null}])),
-            chunk(json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}, "finish_reason": null}])),
+                "logprobs": null, "finish_reason": null}]),
+            ),
+            chunk(
+                json!([{"index": 1, "delta": {"role": "assistant", "content": "Hel"},
+                "logprobs": {"content": [{"token": "Hel", "logprob": -0.5}]}, "finish_reason": null}]),
+            ),
+            chunk(
+                json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}, "finish_reason": null}]),
+            ),
             chunk(json!([{"index": 1, "delta": {"content": "lo"},
                 "logprobs": {"content": [{"token": "lo", "logprob": -0.25}]}, "finish_reason": null}])),
-            chunk(json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}, "finish_reason": null}])),
+            chunk(
+                json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}, "finish_reason": null}]),
+            ),
             chunk(json!([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])),
             chunk(json!([{"index": 1, "delta": {}, "finish_reason": "stop"}])),
             json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 7, "model": "m-2024",
@@ -342,7 +354,13 @@ mod tests {
         }
         assert_eq!(answer.cut_off_chunk(), None);
         assert_eq!(
-            answer.completion(Ending::Whole),
+            answer.completion(
+                Ending::Whole,
+                ProviderUsage {
+                    input_tokens: 0,
+                    output_tokens: 0
+                }
+            ),
             json!({
                 "id": "chatcmpl-1", "object": "chat.completion", "created": 7, "model": "m-2024",
                 "system_fingerprint": "fp_1",
@@ -362,8 +380,10 @@ mod tests {
     #[test]
     fn a_cut_off_answer_ends_its_unfinished_choices_with_length() {
         let mut answer = Answer::new(false);
-        answer.absorb(chunk(json!([{"index": 0, "delta": {"content": "a"}, "finish_reason": null},
-            {"index": 1, "delta": {"content": "b"}, "finish_reason": "stop"}])));
+        answer.absorb(chunk(
+            json!([{"index": 0, "delta": {"content": "a"}, "finish_reason": null},
+            {"index": 1, "delta": {"content": "b"}, "finish_reason": "stop"}]),
+        ));
         let last = answer.cut_off_chunk().unwrap();
         assert_eq!(last["object"], "chat.completion.chunk");
         assert_eq!(last["id"], "chatcmpl-1");
@@ -372,9 +392,19 @@ mod tests {
             json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "length"}])
         );
         let mut unary = Answer::new(true);
-        unary.absorb(chunk(json!([{"index": 0, "delta": {"content": "a"}, "finish_reason": null}])));
-        let completion = unary.completion(Ending::CutOff);
+        unary.absorb(chunk(
+            json!([{"index": 0, "delta": {"content": "a"}, "finish_reason": null}]),
+        ));
+        let charged = ProviderUsage {
+            input_tokens: 9,
+            output_tokens: 1,
+        };
+        let completion = unary.completion(Ending::CutOff, charged);
         assert_eq!(completion["choices"][0]["finish_reason"], "length");
+        assert_eq!(
+            completion["usage"],
+            json!({"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10})
+        );
         assert_eq!(completion["choices"][0]["message"]["content"], "a");
     }
 
@@ -390,11 +420,15 @@ mod tests {
                 output_tokens: 4
             })
         );
-        let text = read(&chunk(json!([{"index": 0, "delta": {"content": " The"}, "finish_reason": "length"}]))).unwrap();
+        let text = read(&chunk(
+            json!([{"index": 0, "delta": {"content": " The"}, "finish_reason": "length"}]),
+        ))
+        .unwrap();
         assert_eq!(text.first_choice_text.as_deref(), Some(" The"));
         assert_eq!(text.first_choice_finish.as_deref(), Some("length"));
         assert!(!text.usage_only);
-        let error = read(&json!({"error": {"message": "overloaded", "type": "server_error"}})).unwrap_err();
+        let error =
+            read(&json!({"error": {"message": "overloaded", "type": "server_error"}})).unwrap_err();
         assert_eq!(error.http_status, 502);
         assert_eq!(error.message, "overloaded");
         assert_eq!(error.kind.as_deref(), Some("server_error"));

@@ -96,7 +96,11 @@ impl ChatRequest {
     }
 
     /// The request of `/execute`'s simple shape: plain messages, one choice, an output limit.
-    pub fn from_messages(model: String, messages: &[Message], max_output_tokens: u32) -> ChatRequest {
+    pub fn from_messages(
+        model: String,
+        messages: &[Message],
+        max_output_tokens: u32,
+    ) -> ChatRequest {
         let messages: Vec<Value> = messages
             .iter()
             .map(|message| json!({"role": message.role.as_str(), "content": message.content}))
@@ -104,7 +108,10 @@ impl ChatRequest {
         let mut body = Map::new();
         body.insert("model".into(), Value::String(model.clone()));
         body.insert("messages".into(), Value::Array(messages));
-        body.insert("max_completion_tokens".into(), Value::from(max_output_tokens));
+        body.insert(
+            "max_completion_tokens".into(),
+            Value::from(max_output_tokens),
+        );
         body.insert("stream".into(), Value::Bool(true));
         body.insert("stream_options".into(), json!({"include_usage": true}));
         ChatRequest {
@@ -187,7 +194,11 @@ mod tests {
         assert_eq!(request.max_output_tokens, Some(100));
         assert_eq!(request.model, "default-model");
         // The temperature's digits are carried as written.
-        assert!(serde_json::to_string(&request.body).unwrap().contains("0.25"));
+        assert!(
+            serde_json::to_string(&request.body)
+                .unwrap()
+                .contains("0.25")
+        );
     }
 
     #[test]
@@ -209,14 +220,26 @@ mod tests {
             ("{}", "no messages"),
             (r#"{"messages": []}"#, "empty messages"),
             (r#"{"messages": ["hi"]}"#, "a message that is not an object"),
-            (r#"{"messages": [{}], "model": 5}"#, "a model that is no string"),
+            (
+                r#"{"messages": [{}], "model": 5}"#,
+                "a model that is no string",
+            ),
             (r#"{"messages": [{}], "model": " "}"#, "an empty model"),
             (r#"{"messages": [{}], "n": 0}"#, "zero choices"),
             (r#"{"messages": [{}], "n": 129}"#, "too many choices"),
             (r#"{"messages": [{}], "max_tokens": 0}"#, "zero max_tokens"),
-            (r#"{"messages": [{}], "max_tokens": -1}"#, "negative max_tokens"),
-            (r#"{"messages": [{}], "max_completion_tokens": 1.5}"#, "fractional limit"),
-            (r#"{"messages": [{}], "stream_options": true}"#, "stream_options not an object"),
+            (
+                r#"{"messages": [{}], "max_tokens": -1}"#,
+                "negative max_tokens",
+            ),
+            (
+                r#"{"messages": [{}], "max_completion_tokens": 1.5}"#,
+                "fractional limit",
+            ),
+            (
+                r#"{"messages": [{}], "stream_options": true}"#,
+                "stream_options not an object",
+            ),
         ];
         for (body, case) in cases {
             let result = ChatRequest::from_json(body, "d");

@@ -38,7 +38,10 @@ pub struct EmbedOutcome {
 }
 
 /// Reads a client's embeddings body; `model` is the default embedding model when absent.
-pub fn parse(text: &str, default_model: &str) -> Result<(Map<String, Value>, String), ExecutorError> {
+pub fn parse(
+    text: &str,
+    default_model: &str,
+) -> Result<(Map<String, Value>, String), ExecutorError> {
     let invalid = |message: &str| ExecutorError::InvalidRequest(message.to_string());
     let Ok(Value::Object(mut body)) = serde_json::from_str::<Value>(text) else {
         return Err(invalid("the embeddings request must be a JSON object"));
@@ -82,7 +85,10 @@ pub fn input_tokens(model: &str, input: Option<&Value>) -> u64 {
 impl Executor {
     /// Runs an embeddings call in its own tracked task (a client that goes away never skips its
     /// settlement) and waits for it.
-    pub async fn embed(self: &Arc<Self>, request: EmbedRequest) -> Result<EmbedOutcome, ExecutorError> {
+    pub async fn embed(
+        self: &Arc<Self>,
+        request: EmbedRequest,
+    ) -> Result<EmbedOutcome, ExecutorError> {
         let span = tracing::info_span!(
             "embeddings",
             request_id = %request.call.request_id,
@@ -97,9 +103,9 @@ impl Executor {
             }
             .instrument(span),
         );
-        result.await.map_err(|_| {
-            ExecutorError::Internal("embeddings task ended without a result".into())
-        })?
+        result
+            .await
+            .map_err(|_| ExecutorError::Internal("embeddings task ended without a result".into()))?
     }
 
     async fn run_embed(&self, request: &EmbedRequest) -> Result<EmbedOutcome, ExecutorError> {
@@ -161,7 +167,10 @@ mod tests {
     #[test]
     fn inputs_count_their_tokens_and_token_arrays_their_length() {
         let count = |text: &str| tokens::text_tokens("mock", text);
-        assert_eq!(input_tokens("mock", Some(&json!("Hello world"))), count("Hello world"));
+        assert_eq!(
+            input_tokens("mock", Some(&json!("Hello world"))),
+            count("Hello world")
+        );
         assert_eq!(
             input_tokens("mock", Some(&json!(["Hello", "brown fox"]))),
             count("Hello") + count("brown fox")
@@ -182,7 +191,13 @@ mod tests {
             Value::Object(body),
             json!({"input": "hi", "dimensions": 8, "encoding_format": "base64", "model": "text-embedding-3-small"})
         );
-        for bad in ["[]", "{}", r#"{"input": 5}"#, r#"{"input": []}"#, r#"{"input": "x", "model": 1}"#] {
+        for bad in [
+            "[]",
+            "{}",
+            r#"{"input": 5}"#,
+            r#"{"input": []}"#,
+            r#"{"input": "x", "model": 1}"#,
+        ] {
             assert!(parse(bad, "m").is_err(), "{bad}");
         }
     }

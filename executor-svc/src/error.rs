@@ -101,7 +101,10 @@ fn provider_status(error: ProviderError) -> Status {
         ("type", error.kind),
         ("code", error.code),
         ("param", error.param),
-        ("retry_after_secs", error.retry_after_secs.map(|secs| secs.to_string())),
+        (
+            "retry_after_secs",
+            error.retry_after_secs.map(|secs| secs.to_string()),
+        ),
     ] {
         if let Some(value) = value {
             metadata.insert(key.to_string(), value);

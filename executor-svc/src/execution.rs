@@ -389,9 +389,7 @@ impl Executor {
             status: status.into(),
             duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
-        let charged = self
-            .settle(call, &opened, session, close, started_at)
-            .await;
+        let charged = self.settle(call, &opened, session, close, started_at).await;
 
         if let End::Failed(error) = end {
             return Err(error);
@@ -401,8 +399,12 @@ impl Executor {
             Finish::Stop | Finish::Length => Ending::Whole,
         };
         let chat_completion = assemble.then(|| {
+            let charged = ProviderUsage {
+                input_tokens,
+                output_tokens,
+            };
             std::mem::take(&mut generation.answer)
-                .completion(ending)
+                .completion(ending, charged)
                 .to_string()
         });
         Ok(Outcome {
@@ -532,6 +534,7 @@ impl Executor {
                     }
                     if reading.usage_only {
                         generation.usage_chunk = Some(raw.get().to_string());
+                        generation.answer.absorb(chunk);
                         continue;
                     }
                     let needed = generation.output_tokens + tokens::chunk_output_tokens(model, &chunk);
@@ -674,12 +677,7 @@ mod tests {
             (6548, 108, UsageStatus::Failed)
         );
         assert_eq!(
-            charge(
-                &generation(Some(usage), true),
-                &End::Completed,
-                9,
-                "mock"
-            ),
+            charge(&generation(Some(usage), true), &End::Completed, 9, "mock"),
             (6548, 108, UsageStatus::Completed)
         );
     }
@@ -708,12 +706,7 @@ mod tests {
             (9, 3, UsageStatus::StoppedByCredit)
         );
         assert_eq!(
-            charge(
-                &generation(None, true),
-                &End::Completed,
-                9,
-                "mock"
-            ),
+            charge(&generation(None, true), &End::Completed, 9, "mock"),
             (9, 3, UsageStatus::Completed)
         );
     }

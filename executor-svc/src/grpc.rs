@@ -258,7 +258,10 @@ fn parse(
 }
 
 /// The request of the simple shape (`prompt` or `messages`), as the chat request it stands for.
-fn simple_chat(request: &ExecuteRequest, defaults: &Defaults) -> Result<ChatRequest, ExecutorError> {
+fn simple_chat(
+    request: &ExecuteRequest,
+    defaults: &Defaults,
+) -> Result<ChatRequest, ExecutorError> {
     let invalid = |message: &str| ExecutorError::InvalidRequest(message.to_string());
     let messages = match (&request.prompt, request.messages.is_empty()) {
         (Some(prompt), true) => vec![Message {

@@ -5,7 +5,7 @@
 //! The tokenizer is the model's (o200k for the GPT-4o/4.1/5 and o-series families), cl100k for any model
 //! tiktoken does not know. The prompt estimate follows OpenAI's cookbook rule, extended to what real
 //! requests carry: 3 for the reply's priming, then per message 3 + its role + its text (the string, or its
-//! `text` parts) + [`NON_TEXT_PART_TOKENS`] per image, audio or file part + 1 and the name when named + the
+//! `text` parts joined) + [`NON_TEXT_PART_TOKENS`] per image, audio or file part + 1 and the name when named + the
 //! function name and arguments of each tool call; plus the compact JSON of `tools` when given. mock-model
 //! counts the same way, so estimates against it are exact.
 //!
@@ -56,14 +56,16 @@ pub fn prompt_tokens(model: &str, messages: &[Value], tools: Option<&Value>) -> 
         match message.get("content") {
             Some(Value::String(content)) => total += count(content),
             Some(Value::Array(parts)) => {
+                let mut text = String::new();
                 for part in parts {
                     match part.get("type").and_then(Value::as_str) {
                         Some("text") => {
-                            total += count(part.get("text").and_then(Value::as_str).unwrap_or(""));
+                            text.push_str(part.get("text").and_then(Value::as_str).unwrap_or(""));
                         }
                         _ => total += NON_TEXT_PART_TOKENS,
                     }
                 }
+                total += count(&text);
             }
             _ => {}
         }
@@ -177,7 +179,10 @@ mod tests {
             chunk_output_tokens("mock", &chunk),
             count(" The quick") + count("weather") + count("{\"city\"") + count(" brown")
         );
-        assert_eq!(chunk_output_tokens("mock", &json!({"choices": [], "usage": {}})), 0);
+        assert_eq!(
+            chunk_output_tokens("mock", &json!({"choices": [], "usage": {}})),
+            0
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use axum::http::request::Parts;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
 use crate::error::ApiError;
-use crate::openai_error::OpenAiError;
 use crate::middleware::RequestId;
+use crate::openai_error::OpenAiError;
 
 /// A JSON body: 400 for a syntax error, 415 without `Content-Type: application/json`, 413 when too
 /// large, 422 when the JSON does not fit the expected shape.

@@ -186,7 +186,14 @@ mod tests {
 
     #[test]
     fn provider_errors_keep_their_status_type_code_and_retry_after() {
-        let error = provider(400, &[("type", "invalid_request_error"), ("param", "messages"), ("code", "invalid_value")]);
+        let error = provider(
+            400,
+            &[
+                ("type", "invalid_request_error"),
+                ("param", "messages"),
+                ("code", "invalid_value"),
+            ],
+        );
         let (status, retry_after, body) = OpenAiError(error).body();
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(retry_after, None);
@@ -198,7 +205,14 @@ mod tests {
         let response = OpenAiError(limited).into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()["retry-after"], "2");
-        for (upstream, client) in [(500, 502), (503, 502), (401, 502), (403, 502), (404, 404), (422, 422)] {
+        for (upstream, client) in [
+            (500, 502),
+            (503, 502),
+            (401, 502),
+            (403, 502),
+            (404, 404),
+            (422, 422),
+        ] {
             let ApiError::Provider(failure) = provider(upstream, &[]) else {
                 panic!("a provider error")
             };

@@ -90,23 +90,30 @@ impl Stack {
 
     /// The rest of the stack in front of a running billing-svc, the gateway with `gateway_envs` added.
     pub async fn start_on(billing: Billing, gateway_envs: &[(&str, &str)]) -> Stack {
+        Self::start_with(billing, &[], gateway_envs).await
+    }
+
+    /// [`Stack::start_on`] with `executor_envs` added to executor-svc's environment.
+    pub async fn start_with(
+        billing: Billing,
+        executor_envs: &[(&str, &str)],
+        gateway_envs: &[(&str, &str)],
+    ) -> Stack {
         let mock =
             ServiceProcess::start("mock-model", &[], &[("MOCK_MODEL_LISTEN", "127.0.0.1:0")]).await;
         let spool = tempfile::tempdir().expect("spool dir");
         let billing_url = billing.url();
         let model_url = format!("{}/v1", mock.url());
         let spool_path = spool.path().join("spool").display().to_string();
-        let executor = ServiceProcess::start(
-            "executor-svc",
-            &["--listen", "127.0.0.1:0"],
-            &[
-                ("BILLING_URL", billing_url.as_str()),
-                ("SERVICE_TOKEN", billing.service_token.as_str()),
-                ("OPENAI_BASE_URL", model_url.as_str()),
-                ("EXECUTOR_SPOOL_PATH", spool_path.as_str()),
-            ],
-        )
-        .await;
+        let mut envs = vec![
+            ("BILLING_URL", billing_url.as_str()),
+            ("SERVICE_TOKEN", billing.service_token.as_str()),
+            ("OPENAI_BASE_URL", model_url.as_str()),
+            ("EXECUTOR_SPOOL_PATH", spool_path.as_str()),
+        ];
+        envs.extend_from_slice(executor_envs);
+        let executor =
+            ServiceProcess::start("executor-svc", &["--listen", "127.0.0.1:0"], &envs).await;
         let executor_url = executor.url();
         let mut envs = vec![
             ("BILLING_URL", billing_url.as_str()),

@@ -181,7 +181,7 @@ async fn the_executor_refuses_malformed_executions_before_the_model(backend: Bac
             "too many messages",
             execution(&key, |r| {
                 r.prompt = None;
-                r.messages = vec![message("user", "Hi"); 1001]
+                r.messages = vec![message("user", "Hi"); 10_001]
             }),
             &[Code::InvalidArgument],
         ),
