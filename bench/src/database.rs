@@ -60,53 +60,12 @@ impl BenchDatabase {
             .with_context(|| format!("connect to the {} database", self.backend.name()))
     }
 
-    /// Checks, for every account, `credits_balance == sum(transactions.amount)`,
-    /// `total_spent == -(usage deductions + refunds)`, `held_credits == sum(holds)`, that each
-    /// transaction's `balance_after` is the running sum, and that no execution id has two usage records.
-    /// Fails with every violation found.
+    /// Runs the one ledger audit (`billing_svc::store::audit`); fails with every violation found.
     pub async fn check_ledger_invariants(&self) -> anyhow::Result<()> {
         let mut connection = self.connect().await?;
-        let checks: [(&str, &str); 5] = [
-            (
-                "accounts whose credits_balance != sum(transactions.amount)",
-                "SELECT CAST(COUNT(*) AS BIGINT) FROM billing_accounts a WHERE a.credits_balance <> \
-                 CAST(COALESCE((SELECT SUM(t.amount) FROM transactions t \
-                   WHERE t.api_key_id = a.api_key_id), 0) AS BIGINT)",
-            ),
-            (
-                "accounts whose total_spent != -(usage deductions + refunds)",
-                "SELECT CAST(COUNT(*) AS BIGINT) FROM billing_accounts a WHERE a.total_spent <> \
-                 -CAST(COALESCE((SELECT SUM(t.amount) FROM transactions t WHERE t.api_key_id = a.api_key_id \
-                   AND t.type IN ('usage_deduction', 'refund')), 0) AS BIGINT)",
-            ),
-            (
-                "accounts whose held_credits != sum(holds.amount)",
-                "SELECT CAST(COUNT(*) AS BIGINT) FROM billing_accounts a WHERE a.held_credits <> \
-                 CAST(COALESCE((SELECT SUM(h.amount) FROM holds h \
-                   WHERE h.api_key_id = a.api_key_id), 0) AS BIGINT)",
-            ),
-            (
-                "transactions whose balance_after is not the running sum of their account",
-                "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT balance_after, \
-                   CAST(SUM(amount) OVER (PARTITION BY api_key_id ORDER BY id) AS BIGINT) AS running \
-                   FROM transactions) t WHERE t.running <> t.balance_after",
-            ),
-            (
-                "execution ids with more than one usage record",
-                "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT execution_id FROM usage_records \
-                 GROUP BY execution_id HAVING COUNT(*) > 1) d",
-            ),
-        ];
-        let mut violations = Vec::new();
-        for (what, sql) in checks {
-            let count: i64 = sqlx::query_scalar(sql)
-                .fetch_one(&mut connection)
-                .await
-                .with_context(|| format!("count {what}"))?;
-            if count != 0 {
-                violations.push(format!("{count} {what}"));
-            }
-        }
+        let violations = billing_svc::store::audit::audit(&mut connection)
+            .await
+            .context("audit the ledger")?;
         if !violations.is_empty() {
             bail!(
                 "ledger invariants broken on {}: {}",

@@ -322,6 +322,7 @@ async fn answer(
     };
     let opened = Out::Opened(pb::MeterOpened {
         api_key_id: API_KEY_ID.to_string(),
+        account_id: API_KEY_ID.to_string(),
         key_type: pb::KeyType::Internal.into(),
         granted_output_tokens,
         held: "0".to_string(),
@@ -388,6 +389,7 @@ fn settlement(request: pb::SettleRequest) -> pb::Settlement {
     let output_nanos = request.output_tokens.saturating_mul(OUTPUT_NANOS_PER_TOKEN);
     let mut usage = pb::UsageRecord {
         id: uuid::Uuid::new_v4().to_string(),
+        account_id: request.api_key_id.clone(),
         api_key_id: request.api_key_id,
         execution_id: request.execution_id,
         session_id: request.session_id,

@@ -8,6 +8,40 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::money::Money;
 
+/// Whose cap refused a charge: the account's, or the calling key's own (its policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Account,
+    Key,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Account => "account",
+            Scope::Key => "key",
+        }
+    }
+}
+
+/// A key's rate or concurrency limit (DESIGN §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    RequestsPerMinute,
+    TokensPerMinute,
+    Concurrency,
+}
+
+impl RateLimit {
+    pub fn reason(self) -> &'static str {
+        match self {
+            RateLimit::RequestsPerMinute => "requests_per_minute_exceeded",
+            RateLimit::TokensPerMinute => "tokens_per_minute_exceeded",
+            RateLimit::Concurrency => "concurrency_limit_exceeded",
+        }
+    }
+}
+
 /// The `google.rpc.ErrorInfo` domain of credit refusals.
 pub const ERROR_DOMAIN: &str = "billing";
 
@@ -34,9 +68,26 @@ pub enum BillingError {
     #[error("insufficient credits")]
     InsufficientCredits { balance: Money },
     #[error("daily spend limit reached")]
-    DailyLimitExceeded { balance: Money, limit: Money },
+    DailyLimitExceeded {
+        balance: Money,
+        limit: Money,
+        scope: Scope,
+    },
     #[error("monthly spend limit reached")]
-    MonthlyLimitExceeded { balance: Money, limit: Money },
+    MonthlyLimitExceeded {
+        balance: Money,
+        limit: Money,
+        scope: Scope,
+    },
+    #[error("{} ({limit}); retry in {retry_after_secs} s", .kind.reason())]
+    RateLimited {
+        kind: RateLimit,
+        limit: u64,
+        retry_after_secs: u64,
+    },
+    #[error("model {model:?} is not allowed for this API key")]
+    ModelNotAllowed { model: String },
+
     #[error("idempotency key already used with a different request")]
     IdempotencyConflict,
     #[error("execution id already used")]
@@ -73,17 +124,51 @@ impl BillingError {
         }
     }
 
-    /// The stable snake_case code of a credit refusal, shared with the gateway's JSON errors.
-    fn refusal(&self) -> Option<(&'static str, Money, Option<Money>)> {
+    /// The stable snake_case code of a refusal and its `ErrorInfo` metadata, shared with the gateway's
+    /// JSON errors.
+    fn refusal(&self) -> Option<(&'static str, Vec<(&'static str, String)>)> {
         match self {
-            BillingError::InsufficientCredits { balance } => {
-                Some(("insufficient_credits", *balance, None))
-            }
-            BillingError::DailyLimitExceeded { balance, limit } => {
-                Some(("daily_limit_exceeded", *balance, Some(*limit)))
-            }
-            BillingError::MonthlyLimitExceeded { balance, limit } => {
-                Some(("monthly_limit_exceeded", *balance, Some(*limit)))
+            BillingError::InsufficientCredits { balance } => Some((
+                "insufficient_credits",
+                vec![("current_balance", balance.to_string())],
+            )),
+            BillingError::DailyLimitExceeded {
+                balance,
+                limit,
+                scope,
+            } => Some((
+                "daily_limit_exceeded",
+                vec![
+                    ("current_balance", balance.to_string()),
+                    ("limit", limit.to_string()),
+                    ("scope", scope.as_str().to_string()),
+                ],
+            )),
+            BillingError::MonthlyLimitExceeded {
+                balance,
+                limit,
+                scope,
+            } => Some((
+                "monthly_limit_exceeded",
+                vec![
+                    ("current_balance", balance.to_string()),
+                    ("limit", limit.to_string()),
+                    ("scope", scope.as_str().to_string()),
+                ],
+            )),
+            BillingError::RateLimited {
+                kind,
+                limit,
+                retry_after_secs,
+            } => Some((
+                kind.reason(),
+                vec![
+                    ("limit", limit.to_string()),
+                    ("retry_after_secs", retry_after_secs.to_string()),
+                ],
+            )),
+            BillingError::ModelNotAllowed { model } => {
+                Some(("model_not_allowed", vec![("model", model.clone())]))
             }
             _ => None,
         }
@@ -105,7 +190,9 @@ impl BillingError {
             BillingError::NotFound(_) => Code::NotFound,
             BillingError::InsufficientCredits { .. }
             | BillingError::DailyLimitExceeded { .. }
-            | BillingError::MonthlyLimitExceeded { .. } => Code::ResourceExhausted,
+            | BillingError::MonthlyLimitExceeded { .. }
+            | BillingError::RateLimited { .. } => Code::ResourceExhausted,
+            BillingError::ModelNotAllowed { .. } => Code::PermissionDenied,
             BillingError::IdempotencyConflict
             | BillingError::ExecutionExists
             | BillingError::AlreadyRefunded => Code::AlreadyExists,
@@ -190,14 +277,11 @@ impl From<BillingError> for Status {
             return Status::new(code, message);
         }
         match error.refusal() {
-            Some((reason, balance, limit)) => {
-                let mut metadata = std::collections::HashMap::from([(
-                    "current_balance".to_string(),
-                    balance.to_string(),
-                )]);
-                if let Some(limit) = limit {
-                    metadata.insert("limit".to_string(), limit.to_string());
-                }
+            Some((reason, metadata)) => {
+                let metadata = metadata
+                    .into_iter()
+                    .map(|(name, value)| (name.to_string(), value))
+                    .collect::<std::collections::HashMap<_, _>>();
                 Status::with_error_details(
                     code,
                     error.to_string(),

@@ -42,6 +42,32 @@ impl KeyType {
     }
 }
 
+/// What a key may see and manage of its account (DESIGN §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sees and manages its whole account.
+    Owner,
+    /// Sees the account's balance and its own usage only.
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "owner" => Some(Role::Owner),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
 /// A freshly generated key: the plain text (returned once) and what is stored.
 pub struct NewKey {
     pub plain: String,

@@ -4,9 +4,11 @@
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod ids;
 pub mod keys;
 pub mod ledger;
 pub mod money;
+pub mod policy;
 pub mod pricing;
 pub mod startup;
 pub mod store;

@@ -10,9 +10,10 @@ use std::collections::HashMap;
 
 use billing_svc::error::BillingError;
 use billing_svc::keys::KeyType;
+use billing_svc::ledger::{Caller, NewKey};
 use billing_svc::ledger::{Grant, Ledger, LedgerSettings, OpenRequest, OutputKind, SettleRequest};
 use billing_svc::money::Money;
-use billing_svc::store::keys::ApiKey;
+use billing_svc::policy::Policy;
 use billing_svc::store::usage::UsageStatus;
 use billing_svc::store::{Store, WriteMode, WriteSettings};
 use proptest::prelude::*;
@@ -118,7 +119,7 @@ struct SettledModel {
 struct World {
     ledger: Ledger,
     database: TestDatabase,
-    keys: Vec<ApiKey>,
+    keys: Vec<Caller>,
     accounts: Vec<ModelAccount>,
     executions: HashMap<u8, ModelExecution>,
 }
@@ -152,12 +153,23 @@ impl World {
         let ledger = Ledger::new(store, settings);
         let mut keys = Vec::new();
         for key_type in [KeyType::Standard, KeyType::Standard, KeyType::Internal] {
+            let created = ledger
+                .create_key(NewKey {
+                    name: "prop".into(),
+                    key_type,
+                    prefix: None,
+                    expires_at: None,
+                    account_id: None,
+                    role: None,
+                    policy: Policy::default(),
+                })
+                .await
+                .expect("key");
             keys.push(
                 ledger
-                    .create_key("prop", key_type, None, None)
+                    .authenticate(&created.plain_key)
                     .await
-                    .expect("key")
-                    .api_key,
+                    .expect("authenticate"),
             );
         }
         World {
@@ -171,7 +183,8 @@ impl World {
 
     fn settle_request(&self, execution: u8, key: usize, input: u64, output: u64) -> SettleRequest {
         SettleRequest {
-            api_key_id: self.keys[key].id.clone(),
+            account_id: self.keys[key].key.account_id.clone(),
+            api_key_id: self.keys[key].key.id.clone(),
             execution_id: execution_id(execution),
             model: "m".into(),
             workspace_id: String::new(),
@@ -197,7 +210,7 @@ impl World {
                 let result = self
                     .ledger
                     .add_credits(
-                        &self.keys[key].id,
+                        self.keys[key].key.id.as_str(),
                         money(amount),
                         None,
                         idempotency_key.as_deref(),
@@ -220,11 +233,11 @@ impl World {
                 let amount = cents * 10_000_000;
                 let result = self
                     .ledger
-                    .adjust_credits(&self.keys[key].id, money(amount), "prop", None)
+                    .adjust_credits(self.keys[key].key.id.as_str(), money(amount), "prop", None)
                     .await;
                 let held = self
                     .ledger
-                    .account(&self.keys[key].id)
+                    .account(&self.keys[key].key.account_id)
                     .await
                     .expect("account")
                     .held_credits
@@ -260,7 +273,7 @@ impl World {
                 };
                 let before = self
                     .ledger
-                    .account(&self.keys[key].id)
+                    .account(&self.keys[key].key.account_id)
                     .await
                     .expect("account");
                 let result = self.ledger.open(&self.keys[key], &request).await;
@@ -325,7 +338,11 @@ impl World {
                 let key = &self.keys[model.key];
                 let grant = self
                     .ledger
-                    .extend(&key.id, &execution_id(execution), output)
+                    .extend(
+                        (&key.key.account_id, &key.key.id),
+                        &execution_id(execution),
+                        output,
+                    )
                     .await
                     .expect("extend");
                 if let Grant::Continue { held, .. } = grant {
@@ -396,10 +413,15 @@ impl World {
                 } else {
                     settled.charged / 2
                 };
-                let key_id = self.keys[model.key].id.clone();
+                let key_id = self.keys[model.key].key.id.clone();
                 let result = self
                     .ledger
-                    .refund(&key_id, &settled.usage_record_id, Some(money(amount)), None)
+                    .refund(
+                        key_id.as_str(),
+                        &settled.usage_record_id,
+                        Some(money(amount)),
+                        None,
+                    )
                     .await;
                 match settled.refunded {
                     _ if settled.charged == 0 => assert!(result.is_err(), "nothing to refund"),
@@ -435,7 +457,11 @@ impl World {
                     execution.expired = true;
                 }
                 for key in &self.keys {
-                    let account = self.ledger.account(&key.id).await.expect("account");
+                    let account = self
+                        .ledger
+                        .account(&key.key.account_id)
+                        .await
+                        .expect("account");
                     assert!(
                         account.held_credits.is_zero(),
                         "every hold is past its TTL of 0"
@@ -448,18 +474,22 @@ impl World {
     /// The database agrees with the model and the ledger invariants hold.
     async fn check(&self) {
         for (key, model) in self.keys.iter().zip(&self.accounts) {
-            let account = self.ledger.account(&key.id).await.expect("account");
+            let account = self
+                .ledger
+                .account(&key.key.account_id)
+                .await
+                .expect("account");
             assert_eq!(
                 account.credits_balance.nanos(),
                 model.balance,
                 "balance of {}",
-                key.id
+                key.key.id
             );
             assert_eq!(
                 account.total_spent.nanos(),
                 model.total_spent,
                 "total spent of {}",
-                key.id
+                key.key.id
             );
             assert!(
                 account.available().nanos() >= -model.overage,

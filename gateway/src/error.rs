@@ -71,6 +71,43 @@ pub struct CreditRefusal {
     pub reason: CreditReason,
     pub current_balance: Option<Usd>,
     pub limit: Option<Usd>,
+    /// Whose cap: `account` or `key` (caps only).
+    pub scope: Option<String>,
+}
+
+/// A key's rate or concurrency limit reached (DESIGN §9): HTTP 429 with `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRateLimit {
+    /// `requests_per_minute_exceeded`, `tokens_per_minute_exceeded` or `concurrency_limit_exceeded`.
+    pub code: &'static str,
+    pub limit: Option<u64>,
+    pub retry_after_secs: u64,
+}
+
+impl KeyRateLimit {
+    fn from_status(status: &tonic::Status) -> Option<KeyRateLimit> {
+        let info = status.get_details_error_info()?;
+        let code = match info.reason.as_str() {
+            "requests_per_minute_exceeded" => "requests_per_minute_exceeded",
+            "tokens_per_minute_exceeded" => "tokens_per_minute_exceeded",
+            "concurrency_limit_exceeded" => "concurrency_limit_exceeded",
+            _ => return None,
+        };
+        let number = |key: &str| info.metadata.get(key).and_then(|text| text.parse().ok());
+        Some(KeyRateLimit {
+            code,
+            limit: number("limit"),
+            retry_after_secs: number("retry_after_secs").unwrap_or(1).max(1),
+        })
+    }
+
+    fn title(&self) -> &'static str {
+        match self.code {
+            "requests_per_minute_exceeded" => "Requests Per Minute Exceeded",
+            "tokens_per_minute_exceeded" => "Tokens Per Minute Exceeded",
+            _ => "Concurrency Limit Exceeded",
+        }
+    }
 }
 
 /// An error of the model provider, from the `ErrorInfo` (domain `provider`) executor-svc attaches.
@@ -134,6 +171,14 @@ pub enum ApiError {
     /// Billing refused to spend: no credit, or a daily/monthly cap reached.
     #[error("credit refused: {}", refusal.reason.code())]
     CreditRefused { refusal: CreditRefusal },
+
+    /// A rate or concurrency limit of the calling key.
+    #[error("key limit reached: {}", .0.code)]
+    KeyRateLimited(KeyRateLimit),
+
+    /// The calling key may not use this model (its policy's allow-list).
+    #[error("model {model:?} not allowed for this key")]
+    ModelNotAllowed { model: String },
 
     /// The model provider answered with an error (passed on as it meant it).
     #[error("the model provider answered {}: {}", .0.http_status, .0.message)]
@@ -294,10 +339,21 @@ impl ApiError {
         if let Some(failure) = ProviderFailure::from_status(&status) {
             return ApiError::Provider(failure);
         }
-        if status.code() == Code::ResourceExhausted
-            && let Some(refusal) = credit_refusal(&status)
+        if status.code() == Code::ResourceExhausted {
+            if let Some(refusal) = credit_refusal(&status) {
+                return ApiError::CreditRefused { refusal };
+            }
+            if let Some(limit) = KeyRateLimit::from_status(&status) {
+                return ApiError::KeyRateLimited(limit);
+            }
+        }
+        if status.code() == Code::PermissionDenied
+            && let Some(info) = status.get_details_error_info()
+            && info.reason == "model_not_allowed"
         {
-            return ApiError::CreditRefused { refusal };
+            return ApiError::ModelNotAllowed {
+                model: info.metadata.get("model").cloned().unwrap_or_default(),
+            };
         }
         ApiError::Downstream { service, status }
     }
@@ -353,10 +409,36 @@ impl ApiError {
                 if let Some(limit) = refusal.limit {
                     details.insert("limit".into(), usd_value(limit));
                 }
+                if let Some(scope) = &refusal.scope {
+                    details.insert("scope".into(), Value::from(scope.clone()));
+                }
                 (
                     StatusCode::PAYMENT_REQUIRED,
                     refusal.reason.title(),
                     refusal.reason.code(),
+                )
+            }
+            ApiError::KeyRateLimited(limit) => {
+                message = Some(format!(
+                    "this API key's limit is reached; retry in {} s",
+                    limit.retry_after_secs
+                ));
+                retry_after_secs = Some(limit.retry_after_secs);
+                if let Some(value) = limit.limit {
+                    details.insert("limit".into(), Value::from(value));
+                }
+                details.insert("retryAfterSecs".into(), Value::from(limit.retry_after_secs));
+                (StatusCode::TOO_MANY_REQUESTS, limit.title(), limit.code)
+            }
+            ApiError::ModelNotAllowed { model } => {
+                message = Some(format!(
+                    "the model {model:?} is not allowed for this API key"
+                ));
+                details.insert("model".into(), Value::from(model.clone()));
+                (
+                    StatusCode::FORBIDDEN,
+                    "Model Not Allowed",
+                    "model_not_allowed",
                 )
             }
             ApiError::InvalidRequest(text) => {
@@ -474,6 +556,7 @@ fn credit_refusal(status: &tonic::Status) -> Option<CreditRefusal> {
         reason,
         current_balance: amount("current_balance"),
         limit: amount("limit"),
+        scope: info.metadata.get("scope").cloned(),
     })
 }
 

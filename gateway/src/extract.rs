@@ -1,7 +1,8 @@
 //! Extractors whose rejections are [`ApiError`]s (so every malformed request gets the same error body),
 //! and [`CallContext`], what a downstream call carries from the HTTP request.
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Query};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
@@ -15,6 +16,31 @@ use crate::openai_error::OpenAiError;
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct JsonBody<T>(pub T);
+
+/// A JSON object body, for bodies whose fields are all optional: as [`JsonBody`], and an array (which
+/// serde's derived structs would read as the fields' values in order) is a 422 too.
+#[derive(Debug)]
+pub struct JsonObject<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonObject<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<JsonObject<T>, ApiError> {
+        let JsonBody(object) =
+            JsonBody::<serde_json::Map<String, serde_json::Value>>::from_request(request, state)
+                .await?;
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map(JsonObject)
+            .map_err(|error| ApiError::BodyRejected {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: error.to_string(),
+            })
+    }
+}
 
 /// A query string; a bad value is a 400 naming the parameter.
 #[derive(Debug, FromRequestParts)]

@@ -42,7 +42,9 @@ pub struct OpenAiErrorObject {
     /// The provider's `param` for its own errors; else null.
     pub param: Option<String>,
     /// The provider's `code` for its own errors (null when it sent none); else `invalid_api_key` for 401,
-    /// the credit reason for 402, `rate_limit_exceeded` for 429, or the gateway's snake_case code.
+    /// the credit reason for 402, `rate_limit_exceeded` for the failed-authentication limiter, the key
+    /// limit's code (e.g. `concurrency_limit_exceeded`) for a key's own limits, or the gateway's
+    /// snake_case code.
     pub code: Option<String>,
 }
 
@@ -74,10 +76,10 @@ impl OpenAiError {
                 code: failure.code.clone(),
             },
             _ => {
-                let code = match description.status.as_u16() {
-                    401 => "invalid_api_key",
-                    429 => "rate_limit_exceeded",
-                    _ => description.code,
+                let code = match (description.status.as_u16(), description.code) {
+                    (401, _) => "invalid_api_key",
+                    (429, "rate_limited") => "rate_limit_exceeded",
+                    (_, code) => code,
                 };
                 let message = match &description.message {
                     Some(text) => format!("{}: {text}", description.title),

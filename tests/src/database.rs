@@ -1,7 +1,7 @@
 //! Fresh databases per test (a SQLite file in a temporary folder, or a new PostgreSQL database on the
 //! cluster of `TEST_POSTGRES_URL`) and the ledger invariants checked straight in SQL.
 
-use sqlx::{AnyConnection, Connection, Row};
+use sqlx::{AnyConnection, Connection};
 
 /// The storage backends every billing test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,61 +82,16 @@ fn postgres_admin_url() -> String {
     )
 }
 
-/// For every account: `credits_balance == sum(transactions.amount)`, `total_spent == -(usage deductions) -
-/// refunds`, `held_credits == sum(active holds)`, each transaction's `balance_after` chains, and each
-/// execution id appears at most once among usage records.
+/// The one ledger audit (`billing_svc::store::audit`): every account's balance, total spent and holds
+/// reconcile with its rows, balances chain, no execution is settled twice, every row is in its key's
+/// account. Panics with every violation found.
 pub async fn assert_ledger_invariants(database: &TestDatabase) {
     let mut connection = database.connect().await;
-    let accounts = sqlx::query(
-        "SELECT a.api_key_id, a.credits_balance, a.total_spent, a.held_credits, \
-           CAST(COALESCE((SELECT SUM(t.amount) FROM transactions t WHERE t.api_key_id = a.api_key_id), 0) AS BIGINT), \
-           CAST(COALESCE((SELECT SUM(t.amount) FROM transactions t WHERE t.api_key_id = a.api_key_id \
-               AND t.type IN ('usage_deduction', 'refund')), 0) AS BIGINT), \
-           CAST(COALESCE((SELECT SUM(h.amount) FROM holds h WHERE h.api_key_id = a.api_key_id), 0) AS BIGINT) \
-         FROM billing_accounts a",
-    )
-    .fetch_all(&mut connection)
-    .await
-    .expect("read accounts");
-    for row in accounts {
-        let id: String = row.get(0);
-        let balance: i64 = row.get(1);
-        let total_spent: i64 = row.get(2);
-        let held: i64 = row.get(3);
-        let sum: i64 = row.get(4);
-        let usage_net: i64 = row.get(5);
-        let holds: i64 = row.get(6);
-        assert_eq!(balance, sum, "account {id}: balance != sum of transactions");
-        assert_eq!(
-            total_spent, -usage_net,
-            "account {id}: total_spent does not reconcile"
-        );
-        assert_eq!(held, holds, "account {id}: held_credits != sum of holds");
-
-        let chain = sqlx::query(
-            "SELECT amount, balance_after FROM transactions WHERE api_key_id = $1 ORDER BY id",
-        )
-        .bind(&id)
-        .fetch_all(&mut connection)
+    let violations = billing_svc::store::audit::audit(&mut connection)
         .await
-        .expect("read transactions");
-        let mut running = 0i64;
-        for row in chain {
-            let amount: i64 = row.get(0);
-            let balance_after: i64 = row.get(1);
-            running += amount;
-            assert_eq!(
-                running, balance_after,
-                "account {id}: balance_after does not chain"
-            );
-        }
-    }
-    let duplicates: i64 = sqlx::query_scalar(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT execution_id FROM usage_records \
-         GROUP BY execution_id HAVING COUNT(*) > 1) d",
-    )
-    .fetch_one(&mut connection)
-    .await
-    .expect("count duplicate executions");
-    assert_eq!(duplicates, 0, "an execution was settled more than once");
+        .expect("audit the ledger");
+    assert!(
+        violations.is_empty(),
+        "ledger invariants broken: {violations:?}"
+    );
 }

@@ -1,15 +1,16 @@
-//! `billing.v1.AccountService`: a customer's view of its own account, and nothing else.
+//! `billing.v1.AccountService`: a customer's view of its own account, and nothing else. An owner key sees
+//! the whole account, a member key the balance and its own usage (DESIGN §9).
 
 use proto::billing::v1 as pb;
 use proto::billing::v1::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
 
 use super::{
-    account_to_pb, authorize_customer, range, stats_to_pb, totals_to_pb, transaction_to_pb,
-    transaction_type_from_pb, usage_to_pb,
+    account_to_pb, authorize_customer, key_filter, key_spend_to_pb, range, stats_to_pb,
+    totals_to_pb, transaction_to_pb, transaction_type_from_pb, usage_to_pb,
 };
 use crate::error::BillingError;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, View};
 use crate::store::keys::ApiKey;
 use crate::store::usage::UsageFilter;
 
@@ -23,7 +24,9 @@ impl AccountApi {
     }
 
     async fn caller<T>(&self, request: &Request<T>) -> Result<ApiKey, Status> {
-        Ok(authorize_customer(&self.ledger, request.metadata()).await?)
+        Ok(authorize_customer(&self.ledger, request.metadata())
+            .await?
+            .key)
     }
 }
 
@@ -41,8 +44,19 @@ impl AccountService for AccountApi {
         request: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
         let key = self.caller(&request).await?;
-        let account = self.ledger.account(&key.id).await?;
-        Ok(Response::new(account_to_pb(&account, key.key_type)))
+        let account = self.ledger.account(&key.account_id).await?;
+        Ok(Response::new(account_to_pb(&account, Some(&key))))
+    }
+
+    async fn list_keys(
+        &self,
+        request: Request<pb::ListAccountKeysRequest>,
+    ) -> Result<Response<pb::ListAccountKeysResponse>, Status> {
+        let key = self.caller(&request).await?;
+        let keys = self.ledger.visible_keys(&key).await?;
+        Ok(Response::new(pb::ListAccountKeysResponse {
+            keys: keys.iter().map(key_spend_to_pb).collect(),
+        }))
     }
 
     async fn get_stats(
@@ -50,9 +64,11 @@ impl AccountService for AccountApi {
         request: Request<pb::GetStatsRequest>,
     ) -> Result<Response<pb::Stats>, Status> {
         let key = self.caller(&request).await?;
-        let (from, to) = range(request.get_ref().range.as_ref())?;
-        let stats = self.ledger.stats(&key.id, from, to).await?;
-        Ok(Response::new(stats_to_pb(&stats)))
+        let request = request.into_inner();
+        let (from, to) = range(request.range.as_ref())?;
+        let view = View::of_caller(&key, key_filter(request.api_key_id));
+        let stats = self.ledger.stats(&view, from, to).await?;
+        Ok(Response::new(stats_to_pb(&stats, Some(&key.id))))
     }
 
     async fn list_usage(
@@ -63,7 +79,9 @@ impl AccountService for AccountApi {
         let request = request.into_inner();
         let (from, to) = range(request.range.as_ref())?;
         let (from, to) = crate::ledger::range(from, to)?;
+        let view = View::of_caller(&key, key_filter(request.api_key_id));
         let filter = UsageFilter {
+            api_key_id: None,
             from,
             to,
             workspace_id: filter_text("workspace_id", request.workspace_id)?,
@@ -71,7 +89,7 @@ impl AccountService for AccountApi {
         };
         let page = self
             .ledger
-            .list_usage(&key.id, filter, request.limit, request.cursor.as_deref())
+            .list_usage(&view, filter, request.limit, request.cursor.as_deref())
             .await?;
         Ok(Response::new(pb::ListUsageResponse {
             records: page.items.iter().map(usage_to_pb).collect(),
@@ -86,9 +104,10 @@ impl AccountService for AccountApi {
         let key = self.caller(&request).await?;
         let request = request.into_inner();
         let kind = transaction_type_from_pb(request.r#type)?;
+        let view = View::of_caller(&key, None);
         let page = self
             .ledger
-            .list_transactions(&key.id, kind, request.limit, request.cursor.as_deref())
+            .list_transactions(&view, kind, request.limit, request.cursor.as_deref())
             .await?;
         Ok(Response::new(pb::ListTransactionsResponse {
             transactions: page.items.iter().map(transaction_to_pb).collect(),
@@ -101,8 +120,10 @@ impl AccountService for AccountApi {
         request: Request<pb::ListWorkspaceUsageRequest>,
     ) -> Result<Response<pb::ListWorkspaceUsageResponse>, Status> {
         let key = self.caller(&request).await?;
-        let (from, to) = range(request.get_ref().range.as_ref())?;
-        let workspaces = self.ledger.workspace_usage(&key.id, from, to).await?;
+        let request = request.into_inner();
+        let (from, to) = range(request.range.as_ref())?;
+        let view = View::of_caller(&key, key_filter(request.api_key_id));
+        let workspaces = self.ledger.workspace_usage(&view, from, to).await?;
         Ok(Response::new(pb::ListWorkspaceUsageResponse {
             workspaces: workspaces
                 .iter()

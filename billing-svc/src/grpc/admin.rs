@@ -5,11 +5,13 @@ use proto::billing::v1::admin_service_server::AdminService;
 use tonic::{Request, Response, Status};
 
 use super::{
-    account_to_pb, api_key_to_pb, authorize_admin, key_type_from_pb, money, optional_money,
-    price_to_pb, range, stats_to_pb, timestamp, transaction_to_pb,
+    account_to_pb, api_key_to_pb, authorize_admin, key_spend_to_pb, key_type_from_pb, money,
+    optional_money, policy_from_pb, price_to_pb, range, role_from_pb, stats_to_pb, timestamp,
+    transaction_to_pb,
 };
 use crate::config::Secret;
-use crate::ledger::Ledger;
+use crate::ids::{AccountId, ApiKeyId};
+use crate::ledger::{CreatedKey, KeyChange, Ledger, NewKey, View};
 use crate::pricing::{self, Price};
 use crate::store::accounts::Account;
 use crate::store::transactions::Transaction;
@@ -29,15 +31,33 @@ impl AdminApi {
         Ok(authorize_admin(&self.ledger, &self.admin_key, request.metadata()).await?)
     }
 
+    /// The account as seen through the key `id` names, if it names one.
+    async fn account_response(&self, account: &Account, id: &str) -> Result<pb::Account, Status> {
+        let (_, key_id) = self.ledger.resolve(id).await?;
+        let key = match key_id {
+            Some(key_id) => Some(self.ledger.key(&key_id).await?),
+            None => None,
+        };
+        Ok(account_to_pb(account, key.as_ref()))
+    }
+
     async fn ledger_response(
         &self,
+        id: &str,
         (transaction, account): (Transaction, Account),
     ) -> Result<pb::LedgerResponse, Status> {
-        let key_type = self.ledger.key_type_of(&account.api_key_id).await?;
         Ok(pb::LedgerResponse {
             transaction: Some(transaction_to_pb(&transaction)),
-            account: Some(account_to_pb(&account, key_type)),
+            account: Some(self.account_response(&account, id).await?),
         })
+    }
+}
+
+fn created_to_pb(created: &CreatedKey) -> pb::CreateKeyResponse {
+    pb::CreateKeyResponse {
+        api_key: Some(api_key_to_pb(&created.api_key)),
+        key: created.plain_key.clone(),
+        account: Some(account_to_pb(&created.account, Some(&created.api_key))),
     }
 }
 
@@ -51,20 +71,96 @@ impl AdminService for AdminApi {
         let request = request.into_inner();
         let key_type = key_type_from_pb(request.key_type)?;
         let expires_at = timestamp("expires_at", request.expires_at.as_ref())?;
+        let (policy, policy_expiry) = policy_from_pb(request.policy.unwrap_or_default())?;
         let created = self
             .ledger
-            .create_key(
-                &request.name,
+            .create_key(NewKey {
+                name: request.name,
                 key_type,
-                request.prefix.as_deref(),
-                expires_at,
+                prefix: request.prefix,
+                expires_at: policy_expiry.or(expires_at),
+                account_id: request.account_id.map(AccountId::from),
+                role: role_from_pb(request.role)?,
+                policy,
+            })
+            .await?;
+        Ok(Response::new(created_to_pb(&created)))
+    }
+
+    async fn create_account(
+        &self,
+        request: Request<pb::CreateAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        self.authorize(&request).await?;
+        let account = self.ledger.create_account(&request.get_ref().name).await?;
+        Ok(Response::new(account_to_pb(&account, None)))
+    }
+
+    async fn list_accounts(
+        &self,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        self.authorize(&request).await?;
+        let request = request.into_inner();
+        let page = self
+            .ledger
+            .list_accounts(request.limit, request.cursor.as_deref())
+            .await?;
+        Ok(Response::new(pb::ListAccountsResponse {
+            accounts: page
+                .items
+                .iter()
+                .map(|account| account_to_pb(account, None))
+                .collect(),
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    async fn get_account(
+        &self,
+        request: Request<pb::GetAccountAdminRequest>,
+    ) -> Result<Response<pb::AccountWithKeys>, Status> {
+        self.authorize(&request).await?;
+        let (account_id, _) = self.ledger.resolve(&request.get_ref().account_id).await?;
+        let view = self.ledger.account_view(&account_id).await?;
+        Ok(Response::new(pb::AccountWithKeys {
+            account: Some(account_to_pb(&view.account, None)),
+            keys: view.keys.iter().map(key_spend_to_pb).collect(),
+        }))
+    }
+
+    async fn update_key(
+        &self,
+        request: Request<pb::UpdateKeyRequest>,
+    ) -> Result<Response<pb::ApiKey>, Status> {
+        self.authorize(&request).await?;
+        let request = request.into_inner();
+        let change = KeyChange {
+            name: request.name,
+            role: role_from_pb(request.role)?,
+            policy: request.policy.map(policy_from_pb).transpose()?,
+        };
+        let key = self
+            .ledger
+            .update_key(&ApiKeyId::from(request.id), change)
+            .await?;
+        Ok(Response::new(api_key_to_pb(&key)))
+    }
+
+    async fn rotate_key(
+        &self,
+        request: Request<pb::RotateKeyRequest>,
+    ) -> Result<Response<pb::CreateKeyResponse>, Status> {
+        self.authorize(&request).await?;
+        let request = request.into_inner();
+        let created = self
+            .ledger
+            .rotate_key(
+                &ApiKeyId::from(request.id),
+                request.grace_period_secs.unwrap_or(0),
             )
             .await?;
-        Ok(Response::new(pb::CreateKeyResponse {
-            api_key: Some(api_key_to_pb(&created.api_key)),
-            key: created.plain_key,
-            account: Some(account_to_pb(&created.account, key_type)),
-        }))
+        Ok(Response::new(created_to_pb(&created)))
     }
 
     async fn list_keys(
@@ -86,7 +182,10 @@ impl AdminService for AdminApi {
         request: Request<pb::RevokeKeyRequest>,
     ) -> Result<Response<pb::RevokeKeyResponse>, Status> {
         self.authorize(&request).await?;
-        let key = self.ledger.revoke_key(&request.get_ref().id).await?;
+        let key = self
+            .ledger
+            .revoke_key(&ApiKeyId::from(request.get_ref().id.as_str()))
+            .await?;
         Ok(Response::new(pb::RevokeKeyResponse {
             api_key: Some(api_key_to_pb(&key)),
         }))
@@ -108,7 +207,9 @@ impl AdminService for AdminApi {
                 request.idempotency_key.as_deref(),
             )
             .await?;
-        Ok(Response::new(self.ledger_response(written).await?))
+        Ok(Response::new(
+            self.ledger_response(&request.api_key_id, written).await?,
+        ))
     }
 
     async fn adjust_credits(
@@ -127,7 +228,9 @@ impl AdminService for AdminApi {
                 request.idempotency_key.as_deref(),
             )
             .await?;
-        Ok(Response::new(self.ledger_response(written).await?))
+        Ok(Response::new(
+            self.ledger_response(&request.api_key_id, written).await?,
+        ))
     }
 
     async fn refund(
@@ -146,7 +249,9 @@ impl AdminService for AdminApi {
                 request.reason.as_deref(),
             )
             .await?;
-        Ok(Response::new(self.ledger_response(written).await?))
+        Ok(Response::new(
+            self.ledger_response(&request.api_key_id, written).await?,
+        ))
     }
 
     async fn set_limits(
@@ -161,8 +266,9 @@ impl AdminService for AdminApi {
             .ledger
             .set_limits(&request.api_key_id, daily, monthly)
             .await?;
-        let key_type = self.ledger.key_type_of(&account.api_key_id).await?;
-        Ok(Response::new(account_to_pb(&account, key_type)))
+        Ok(Response::new(
+            self.account_response(&account, &request.api_key_id).await?,
+        ))
     }
 
     async fn get_account_stats(
@@ -172,8 +278,12 @@ impl AdminService for AdminApi {
         self.authorize(&request).await?;
         let request = request.into_inner();
         let (from, to) = range(request.range.as_ref())?;
-        let stats = self.ledger.stats(&request.api_key_id, from, to).await?;
-        Ok(Response::new(stats_to_pb(&stats)))
+        let (account_id, key_id) = self.ledger.resolve(&request.api_key_id).await?;
+        let stats = self
+            .ledger
+            .stats(&View::account(account_id), from, to)
+            .await?;
+        Ok(Response::new(stats_to_pb(&stats, key_id.as_ref())))
     }
 
     async fn set_price(

@@ -24,6 +24,7 @@ use super::{
 };
 use crate::config::Secret;
 use crate::error::BillingError;
+use crate::ids::ApiKeyId;
 use crate::keys::KeyType;
 use crate::ledger::{Grant, Ledger, OpenRequest, OutputKind, SettleRequest};
 use crate::time;
@@ -102,10 +103,12 @@ impl MeteringService for MeteringApi {
         )
         .await?;
         let request = request.into_inner();
+        let api_key_id = ApiKeyId::from(request.api_key_id);
         let settlement = self
             .ledger
             .settle(&SettleRequest {
-                api_key_id: request.api_key_id,
+                account_id: self.ledger.account_of_key(&api_key_id).await?,
+                api_key_id,
                 execution_id: request.execution_id,
                 model: request.model,
                 workspace_id: request.workspace_id,
@@ -152,7 +155,7 @@ async fn serve_meter(
     let Some(In::Open(open)) = first.message else {
         return Err(BillingError::Protocol("the first message must be open").into());
     };
-    let key = ledger.authenticate(&open.api_key).await?;
+    let caller = ledger.authenticate(&open.api_key).await?;
     let request = OpenRequest {
         execution_id: open.execution_id,
         model: open.model,
@@ -167,10 +170,11 @@ async fn serve_meter(
         session_id: open.session_id,
         endpoint: open.endpoint,
     };
-    let opened = ledger.open(&key, &request).await?;
+    let opened = ledger.open(&caller, &request).await?;
     let started_at = time::now_ms();
     let opened_message = Out::Opened(pb::MeterOpened {
-        api_key_id: opened.api_key_id.clone(),
+        api_key_id: opened.api_key_id.to_string(),
+        account_id: opened.account_id.to_string(),
         key_type: key_type_to_pb(opened.key_type).into(),
         granted_output_tokens: opened.granted_output_tokens,
         held: opened.held.to_string(),
@@ -194,7 +198,11 @@ async fn serve_meter(
                     }
                 } else {
                     ledger
-                        .extend(&key.id, &request.execution_id, progress.output_tokens)
+                        .extend(
+                            (&opened.account_id, &opened.api_key_id),
+                            &request.execution_id,
+                            progress.output_tokens,
+                        )
                         .await?
                 };
                 match grant {
@@ -220,7 +228,8 @@ async fn serve_meter(
             Some(In::Close(close)) => {
                 let settlement = ledger
                     .settle(&SettleRequest {
-                        api_key_id: key.id.clone(),
+                        account_id: opened.account_id.clone(),
+                        api_key_id: opened.api_key_id.clone(),
                         execution_id: request.execution_id.clone(),
                         model: request.model.clone(),
                         workspace_id: request.workspace_id.clone(),

@@ -14,9 +14,11 @@ use tonic::metadata::MetadataMap;
 
 use crate::config::Secret;
 use crate::error::BillingError;
-use crate::keys::{self, KeyType};
-use crate::ledger::Ledger;
+use crate::ids::ApiKeyId;
+use crate::keys::{self, KeyType, Role};
+use crate::ledger::{Caller, KeySpend, Ledger};
 use crate::money::Money;
+use crate::policy::Policy;
 use crate::pricing::Price;
 use crate::store::accounts::Account;
 use crate::store::keys::ApiKey;
@@ -79,7 +81,7 @@ async fn authorize_service(
 async fn authorize_customer(
     ledger: &Ledger,
     metadata: &MetadataMap,
-) -> Result<ApiKey, BillingError> {
+) -> Result<Caller, BillingError> {
     ledger.authenticate(bearer(metadata)?).await
 }
 
@@ -169,9 +171,72 @@ fn usage_status_from_pb(value: i32) -> Result<UsageStatus, BillingError> {
     }
 }
 
+fn role_to_pb(role: Role) -> pb::Role {
+    match role {
+        Role::Owner => pb::Role::Owner,
+        Role::Member => pb::Role::Member,
+    }
+}
+
+/// `None` for UNSPECIFIED (the default applies).
+fn role_from_pb(value: i32) -> Result<Option<Role>, BillingError> {
+    match pb::Role::try_from(value) {
+        Ok(pb::Role::Unspecified) => Ok(None),
+        Ok(pb::Role::Owner) => Ok(Some(Role::Owner)),
+        Ok(pb::Role::Member) => Ok(Some(Role::Member)),
+        Err(_) => Err(BillingError::invalid("role", "must be owner or member")),
+    }
+}
+
+fn policy_to_pb(policy: &Policy, expires_at: Option<Millis>) -> pb::KeyPolicy {
+    pb::KeyPolicy {
+        daily_limit: policy.daily_limit.map(|limit| limit.to_string()),
+        monthly_limit: policy.monthly_limit.map(|limit| limit.to_string()),
+        requests_per_minute: policy.requests_per_minute,
+        tokens_per_minute: policy.tokens_per_minute,
+        max_concurrent: policy.max_concurrent,
+        allowed_models: policy.allowed_models.as_ref().map(|models| pb::ModelList {
+            models: models.clone(),
+        }),
+        expires_at: expires_at.map(time::to_timestamp),
+    }
+}
+
+/// A policy and the key expiry it carries.
+fn policy_from_pb(policy: pb::KeyPolicy) -> Result<(Policy, Option<Millis>), BillingError> {
+    Ok((
+        Policy {
+            daily_limit: optional_money("policy.daily_limit", policy.daily_limit.as_deref())?,
+            monthly_limit: optional_money("policy.monthly_limit", policy.monthly_limit.as_deref())?,
+            requests_per_minute: policy.requests_per_minute,
+            tokens_per_minute: policy.tokens_per_minute,
+            max_concurrent: policy.max_concurrent,
+            allowed_models: policy.allowed_models.map(|list| list.models),
+        },
+        timestamp("policy.expires_at", policy.expires_at.as_ref())?,
+    ))
+}
+
+/// An optional key id filter of a usage read.
+fn key_filter(id: Option<String>) -> Option<ApiKeyId> {
+    id.filter(|id| !id.is_empty()).map(ApiKeyId::from)
+}
+
+fn key_spend_to_pb(spend: &KeySpend) -> pb::KeySpend {
+    pb::KeySpend {
+        api_key: Some(api_key_to_pb(&spend.key)),
+        spent_today: spend.spent_today.to_string(),
+        spent_this_month: spend.spent_this_month.to_string(),
+    }
+}
+
 fn api_key_to_pb(key: &ApiKey) -> pb::ApiKey {
     pb::ApiKey {
-        id: key.id.clone(),
+        id: key.id.to_string(),
+        account_id: key.account_id.to_string(),
+        role: role_to_pb(key.role).into(),
+        policy: Some(policy_to_pb(&key.policy, key.expires_at)),
+        previous_key_expires_at: key.previous_key_expires_at.map(time::to_timestamp),
         name: key.name.clone(),
         key_type: key_type_to_pb(key.key_type).into(),
         prefix: key.prefix.clone(),
@@ -182,10 +247,19 @@ fn api_key_to_pb(key: &ApiKey) -> pb::ApiKey {
     }
 }
 
-fn account_to_pb(account: &Account, key_type: KeyType) -> pb::Account {
+/// An account, as seen through `key` (the calling key, or the key an admin call named) when there is one.
+fn account_to_pb(account: &Account, key: Option<&ApiKey>) -> pb::Account {
     pb::Account {
-        api_key_id: account.api_key_id.clone(),
-        key_type: key_type_to_pb(key_type).into(),
+        api_key_id: key.map(|key| key.id.to_string()).unwrap_or_default(),
+        key_type: key
+            .map_or(pb::KeyType::Unspecified, |key| key_type_to_pb(key.key_type))
+            .into(),
+        account_id: account.id.to_string(),
+        name: account.name.clone(),
+        role: key
+            .map_or(pb::Role::Unspecified, |key| role_to_pb(key.role))
+            .into(),
+        policy: key.map(|key| policy_to_pb(&key.policy, key.expires_at)),
         credits_balance: account.credits_balance.to_string(),
         held_credits: account.held_credits.to_string(),
         total_spent: account.total_spent.to_string(),
@@ -199,7 +273,12 @@ fn account_to_pb(account: &Account, key_type: KeyType) -> pb::Account {
 fn transaction_to_pb(transaction: &Transaction) -> pb::Transaction {
     pb::Transaction {
         id: transaction.id.to_string(),
-        api_key_id: transaction.api_key_id.clone(),
+        account_id: transaction.account_id.to_string(),
+        api_key_id: transaction
+            .api_key_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         r#type: transaction_type_to_pb(transaction.kind).into(),
         amount: transaction.amount.to_string(),
         balance_after: transaction.balance_after.to_string(),
@@ -215,7 +294,8 @@ fn usage_to_pb(record: &UsageRecord) -> pb::UsageRecord {
     let count = |value: i64| u64::try_from(value).unwrap_or(0);
     pb::UsageRecord {
         id: record.id.to_string(),
-        api_key_id: record.api_key_id.clone(),
+        account_id: record.account_id.to_string(),
+        api_key_id: record.api_key_id.to_string(),
         execution_id: record.execution_id.clone(),
         session_id: record.session_id.clone(),
         workspace_id: record.workspace_id.clone(),
@@ -260,9 +340,11 @@ fn price_to_pb(price: &Price) -> pb::Price {
     }
 }
 
-fn stats_to_pb(stats: &crate::ledger::Stats) -> pb::Stats {
+/// Statistics, reported for `api_key_id` (the calling or named key; empty when the account was named).
+fn stats_to_pb(stats: &crate::ledger::Stats, api_key_id: Option<&ApiKeyId>) -> pb::Stats {
     pb::Stats {
-        api_key_id: stats.account.api_key_id.clone(),
+        api_key_id: api_key_id.map(ToString::to_string).unwrap_or_default(),
+        account_id: stats.account.id.to_string(),
         totals: Some(totals_to_pb(&stats.totals)),
         today: Some(totals_to_pb(&stats.today)),
         this_month: Some(totals_to_pb(&stats.this_month)),

@@ -2,30 +2,72 @@
 
 use serde_json::json;
 
-use super::{Entry, Ledger, validate_text};
+use super::queries::{page_by, page_size};
+use super::{Entry, Ledger, Page, validate_text};
 use crate::error::BillingError;
-use crate::keys::{self, KeyType};
+use crate::ids::{AccountId, ApiKeyId};
+use crate::keys::{self, KeyType, Role};
 use crate::money::Money;
+use crate::policy::Policy;
 use crate::pricing::{self, Price};
 use crate::store::accounts::{self, Account};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
-use crate::store::{self, Batch, usage};
+use crate::store::{self, Batch, Shard, usage};
 use crate::time::{self, Millis};
 
 const MAX_DESCRIPTION_CHARS: usize = 500;
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
 
-/// A created key: the plain key exists only in this value.
+/// A created or rotated key: the plain key exists only in this value.
 pub struct CreatedKey {
     pub api_key: ApiKey,
     pub plain_key: String,
     pub account: Account,
 }
 
+/// What a new key is.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: String,
+    pub key_type: KeyType,
+    pub prefix: Option<String>,
+    pub expires_at: Option<Millis>,
+    /// Join this account (a team); `None` creates the key's own account.
+    pub account_id: Option<AccountId>,
+    /// Default: `owner` of its own account, `member` of an existing one.
+    pub role: Option<Role>,
+    pub policy: Policy,
+}
+
+/// A change to a key; absent fields keep their value. A given policy replaces the old one whole, its
+/// expiry included.
+#[derive(Debug, Clone, Default)]
+pub struct KeyChange {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub policy: Option<(Policy, Option<Millis>)>,
+}
+
+/// A key with what it spent in the current UTC day and month.
+#[derive(Debug, Clone)]
+pub struct KeySpend {
+    pub key: ApiKey,
+    pub spent_today: Money,
+    pub spent_this_month: Money,
+}
+
+/// An account with its keys.
+#[derive(Debug, Clone)]
+pub struct AccountView {
+    pub account: Account,
+    pub keys: Vec<KeySpend>,
+}
+
 /// A credit or adjustment to write.
 struct EntryRequest {
-    api_key_id: String,
+    account_id: AccountId,
+    api_key_id: Option<ApiKeyId>,
     kind: TransactionType,
     amount: Money,
     description: String,
@@ -34,56 +76,172 @@ struct EntryRequest {
 
 /// A refund to write.
 struct RefundRequest {
-    api_key_id: String,
+    account_id: AccountId,
     record_id: i64,
     amount: Option<Money>,
     reason: String,
 }
 
 impl Ledger {
-    /// Creates a key and its empty account in one transaction.
-    #[tracing::instrument(skip_all, fields(key_type = key_type.as_str()), err)]
-    pub async fn create_key(
-        &self,
-        name: &str,
-        key_type: KeyType,
-        prefix: Option<&str>,
-        expires_at: Option<Millis>,
-    ) -> Result<CreatedKey, BillingError> {
+    /// Creates an empty account (a team's), to which keys are then added.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn create_account(&self, name: &str) -> Result<Account, BillingError> {
         keys::validate_name(name)?;
-        let prefix = prefix.unwrap_or(key_type.default_prefix());
-        keys::validate_prefix(prefix)?;
+        let account = Account::new(name, time::now_ms());
+        let stored = account.clone();
+        self.store
+            .write(Shard::Account(&account.id), move |batch| {
+                Box::pin(async move {
+                    accounts::insert(batch.connection(), &stored).await?;
+                    Ok(())
+                })
+            })
+            .await?;
+        tracing::info!(account_id = %account.id, "account created");
+        Ok(account)
+    }
+
+    /// Accounts oldest first, cursor paginated.
+    pub async fn list_accounts(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Account>, BillingError> {
+        let limit = page_size(limit)?;
+        let after = match cursor.filter(|cursor| !cursor.is_empty()) {
+            None => None,
+            Some(cursor) => Some(account_cursor(cursor)?),
+        };
+        let mut connection = self.store.reader().acquire().await?;
+        let rows = accounts::list(
+            &mut connection,
+            after.as_ref().map(|(time, id)| (*time, id)),
+            limit + 1,
+        )
+        .await?;
+        Ok(page_by(rows, limit, |account| {
+            format!("{}.{}", account.created_at, account.id)
+        }))
+    }
+
+    /// An account with its keys (revoked ones included) and their spend.
+    pub async fn account_view(&self, id: &AccountId) -> Result<AccountView, BillingError> {
+        let mut connection = self.store.reader().acquire().await?;
+        let account = accounts::by_id(&mut connection, id)
+            .await?
+            .ok_or(BillingError::NotFound("account"))?;
+        let keys = store::keys::list(&mut connection, Some(id), true).await?;
+        drop(connection);
+        Ok(AccountView {
+            keys: self.with_spend(&account.id, keys).await?,
+            account,
+        })
+    }
+
+    /// The keys a customer key may see (DESIGN §9): an owner every live key of its account, a member
+    /// itself; each with its spend today and this month.
+    pub async fn visible_keys(&self, caller: &ApiKey) -> Result<Vec<KeySpend>, BillingError> {
+        let keys = match caller.role {
+            Role::Owner => {
+                let mut connection = self.store.reader().acquire().await?;
+                store::keys::list(&mut connection, Some(&caller.account_id), false).await?
+            }
+            Role::Member => vec![caller.clone()],
+        };
+        self.with_spend(&caller.account_id, keys).await
+    }
+
+    async fn with_spend(
+        &self,
+        account_id: &AccountId,
+        keys: Vec<ApiKey>,
+    ) -> Result<Vec<KeySpend>, BillingError> {
         let now = time::now_ms();
-        if expires_at.is_some_and(|expires_at| expires_at <= now) {
+        let mut connection = self.store.reader().acquire().await?;
+        let mut spends = Vec::with_capacity(keys.len());
+        for key in keys {
+            let spent_today = transactions::spend_since(
+                &mut connection,
+                account_id,
+                Some(&key.id),
+                time::day_start(now),
+            )
+            .await?;
+            let spent_this_month = transactions::spend_since(
+                &mut connection,
+                account_id,
+                Some(&key.id),
+                time::month_start(now),
+            )
+            .await?;
+            spends.push(KeySpend {
+                key,
+                spent_today,
+                spent_this_month,
+            });
+        }
+        Ok(spends)
+    }
+
+    /// Creates a key, with its own empty account or in an existing one, in one transaction.
+    #[tracing::instrument(skip_all, fields(key_type = new.key_type.as_str()), err)]
+    pub async fn create_key(&self, new: NewKey) -> Result<CreatedKey, BillingError> {
+        keys::validate_name(&new.name)?;
+        let prefix = new
+            .prefix
+            .clone()
+            .unwrap_or_else(|| new.key_type.default_prefix().to_string());
+        keys::validate_prefix(&prefix)?;
+        new.policy.validate()?;
+        let now = time::now_ms();
+        if new.expires_at.is_some_and(|expires_at| expires_at <= now) {
             return Err(BillingError::invalid("expires_at", "must be in the future"));
         }
-        let generated = keys::generate(prefix);
+        let generated = keys::generate(&prefix);
+        let account = match &new.account_id {
+            Some(id) => {
+                let mut connection = self.store.reader().acquire().await?;
+                accounts::by_id(&mut connection, id)
+                    .await?
+                    .ok_or(BillingError::NotFound("account"))?
+            }
+            None => Account::new(&new.name, now),
+        };
         let api_key = ApiKey {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: name.to_string(),
-            key_type,
-            prefix: prefix.to_string(),
+            id: ApiKeyId::generate(),
+            account_id: account.id.clone(),
+            name: new.name.clone(),
+            key_type: new.key_type,
+            role: new.role.unwrap_or(if new.account_id.is_some() {
+                Role::Member
+            } else {
+                Role::Owner
+            }),
+            policy: new.policy.clone(),
+            prefix,
             hint: generated.hint,
             created_at: now,
             revoked_at: None,
-            expires_at,
+            expires_at: new.expires_at,
+            previous_key_expires_at: None,
+            rotated_at: None,
         };
-        let (shard, stored, key_hash) = (api_key.id.clone(), api_key.clone(), generated.hash);
+        let (stored, key_hash, joins) = (api_key.clone(), generated.hash, new.account_id.is_some());
         let account = self
             .store
-            .write(&shard, move |batch| {
+            .write(Shard::Account(&account.id.clone()), move |batch| {
                 Box::pin(async move {
-                    let account_id = uuid::Uuid::new_v4().to_string();
-                    let connection = batch.connection();
-                    store::keys::insert(connection, &stored, &key_hash, &account_id).await?;
-                    accounts::insert(connection, &account_id, &stored.id, now).await?;
-                    accounts::by_key(connection, &stored.id)
+                    if !joins {
+                        accounts::insert(batch.connection(), &account).await?;
+                    }
+                    store::keys::insert(batch.connection(), &stored, &key_hash).await?;
+                    accounts::by_id(batch.connection(), &account.id)
                         .await?
                         .ok_or(BillingError::NotFound("account"))
                 })
             })
             .await?;
-        tracing::info!(api_key_id = %api_key.id, hint = %api_key.hint, "key created");
+        tracing::info!(api_key_id = %api_key.id, account_id = %account.id, hint = %api_key.hint, "key created");
         Ok(CreatedKey {
             api_key,
             plain_key: generated.plain,
@@ -93,16 +251,25 @@ impl Ledger {
 
     pub async fn list_keys(&self, include_revoked: bool) -> Result<Vec<ApiKey>, BillingError> {
         let mut connection = self.store.reader().acquire().await?;
-        Ok(store::keys::list(&mut connection, include_revoked).await?)
+        Ok(store::keys::list(&mut connection, None, include_revoked).await?)
+    }
+
+    /// The key `id`.
+    pub async fn key(&self, id: &ApiKeyId) -> Result<ApiKey, BillingError> {
+        let mut connection = self.store.reader().acquire().await?;
+        store::keys::by_id(&mut connection, id)
+            .await?
+            .ok_or(BillingError::NotFound("api key"))
     }
 
     /// Revokes a key; revoking twice keeps the first revocation time.
     #[tracing::instrument(skip(self), err)]
-    pub async fn revoke_key(&self, id: &str) -> Result<ApiKey, BillingError> {
-        let id = id.to_string();
+    pub async fn revoke_key(&self, id: &ApiKeyId) -> Result<ApiKey, BillingError> {
+        let account_id = self.key(id).await?.account_id;
+        let id = id.clone();
         let revoked = self
             .store
-            .write(&id.clone(), move |batch| {
+            .write(Shard::Account(&account_id), move |batch| {
                 Box::pin(async move {
                     batch.forget_key(&id);
                     store::keys::revoke(batch.connection(), &id, time::now_ms())
@@ -115,11 +282,110 @@ impl Ledger {
         Ok(revoked)
     }
 
+    /// Changes a key's name, role or policy; the change applies from the key's next call, in every
+    /// process (the open transaction reads the key again).
+    #[tracing::instrument(skip(self, change), err)]
+    pub async fn update_key(
+        &self,
+        id: &ApiKeyId,
+        change: KeyChange,
+    ) -> Result<ApiKey, BillingError> {
+        if let Some(name) = &change.name {
+            keys::validate_name(name)?;
+        }
+        if let Some((policy, _)) = &change.policy {
+            policy.validate()?;
+        }
+        let mut key = self.key(id).await?;
+        if let Some(name) = change.name {
+            key.name = name;
+        }
+        if let Some(role) = change.role {
+            key.role = role;
+        }
+        if let Some((policy, expires_at)) = change.policy {
+            key.policy = policy;
+            key.expires_at = expires_at;
+        }
+        let stored = key.clone();
+        self.store
+            .write(Shard::Account(&key.account_id), move |batch| {
+                Box::pin(async move {
+                    batch.forget_key(&stored.id);
+                    store::keys::update(batch.connection(), &stored).await?;
+                    Ok(())
+                })
+            })
+            .await?;
+        self.keys.forget(&key.id);
+        Ok(key)
+    }
+
+    /// Gives a key a new secret, keeping its id, account, role and policy. The old secret keeps working
+    /// for `grace_period_secs`, then is refused.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn rotate_key(
+        &self,
+        id: &ApiKeyId,
+        grace_period_secs: u64,
+    ) -> Result<CreatedKey, BillingError> {
+        const MAX_GRACE_SECS: u64 = 30 * 86_400;
+        if grace_period_secs > MAX_GRACE_SECS {
+            return Err(BillingError::invalid(
+                "grace_period_secs",
+                format!("must be at most {MAX_GRACE_SECS} (30 days)"),
+            ));
+        }
+        let key = self.key(id).await?;
+        if key.revoked_at.is_some() {
+            return Err(BillingError::KeyRevoked);
+        }
+        let generated = keys::generate(&key.prefix);
+        let now = time::now_ms();
+        let grace_ms =
+            i64::try_from(grace_period_secs * 1000).map_err(|_| BillingError::Overflow)?;
+        let previous_expires_at = (grace_period_secs > 0).then_some(now + grace_ms);
+        let (key_id, hash, hint) = (key.id.clone(), generated.hash, generated.hint.clone());
+        let account = self
+            .store
+            .write(Shard::Account(&key.account_id), move |batch| {
+                Box::pin(async move {
+                    batch.forget_key(&key_id);
+                    store::keys::rotate(
+                        batch.connection(),
+                        &key_id,
+                        &hash,
+                        &hint,
+                        previous_expires_at,
+                        now,
+                    )
+                    .await?;
+                    let key = batch.key(&key_id).await?;
+                    accounts::by_id(batch.connection(), &key.account_id)
+                        .await?
+                        .ok_or(BillingError::NotFound("account"))
+                })
+            })
+            .await?;
+        self.keys.forget(&key.id);
+        tracing::info!(api_key_id = %key.id, hint = %generated.hint, grace_period_secs, "key rotated");
+        Ok(CreatedKey {
+            api_key: ApiKey {
+                hint: generated.hint,
+                previous_key_expires_at: previous_expires_at,
+                rotated_at: Some(now),
+                ..key
+            },
+            plain_key: generated.plain,
+            account,
+        })
+    }
+
     /// Adds purchased credits. The same idempotency key with the same request returns the first result.
     #[tracing::instrument(skip(self, description, idempotency_key), fields(%amount), err)]
     pub async fn add_credits(
         &self,
-        api_key_id: &str,
+        id: &str,
         amount: Money,
         description: Option<&str>,
         idempotency_key: Option<&str>,
@@ -129,7 +395,7 @@ impl Ledger {
         }
         let description = description.unwrap_or("Credit purchase");
         self.write_entry(
-            api_key_id,
+            id,
             TransactionType::CreditPurchase,
             amount,
             description,
@@ -142,7 +408,7 @@ impl Ledger {
     #[tracing::instrument(skip(self, reason, idempotency_key), fields(%amount), err)]
     pub async fn adjust_credits(
         &self,
-        api_key_id: &str,
+        id: &str,
         amount: Money,
         reason: &str,
         idempotency_key: Option<&str>,
@@ -154,7 +420,7 @@ impl Ledger {
             return Err(BillingError::invalid("reason", "is required"));
         }
         self.write_entry(
-            api_key_id,
+            id,
             TransactionType::CreditAdjustment,
             amount,
             reason,
@@ -163,10 +429,10 @@ impl Ledger {
         .await
     }
 
-    /// One idempotent credit or adjustment.
+    /// One idempotent credit or adjustment of the account `id` names (a key id: that key's account).
     async fn write_entry(
         &self,
-        api_key_id: &str,
+        id: &str,
         kind: TransactionType,
         amount: Money,
         description: &str,
@@ -182,15 +448,17 @@ impl Ledger {
             }
             validate_text("idempotency_key", key, MAX_IDEMPOTENCY_KEY_CHARS)?;
         }
+        let (account_id, api_key_id) = self.resolve(id).await?;
         let request = EntryRequest {
-            api_key_id: api_key_id.to_string(),
+            account_id: account_id.clone(),
+            api_key_id,
             kind,
             amount,
             description: description.to_string(),
             idempotency_key: idempotency_key.map(str::to_string),
         };
         self.store
-            .write(api_key_id, move |batch| {
+            .write(Shard::Account(&account_id), move |batch| {
                 Box::pin(async move { write_entry_in(batch, request).await })
             })
             .await
@@ -201,7 +469,7 @@ impl Ledger {
     #[tracing::instrument(skip(self, reason), err)]
     pub async fn refund(
         &self,
-        api_key_id: &str,
+        id: &str,
         usage_record_id: &str,
         amount: Option<Money>,
         reason: Option<&str>,
@@ -213,14 +481,15 @@ impl Ledger {
             .ok_or(BillingError::NotFound("usage record"))?;
         let reason = reason.unwrap_or("Refund");
         validate_text("reason", reason, MAX_DESCRIPTION_CHARS)?;
+        let (account_id, _) = self.resolve(id).await?;
         let request = RefundRequest {
-            api_key_id: api_key_id.to_string(),
+            account_id: account_id.clone(),
             record_id,
             amount,
             reason: reason.to_string(),
         };
         self.store
-            .write(api_key_id, move |batch| {
+            .write(Shard::Account(&account_id), move |batch| {
                 Box::pin(async move { refund_in(batch, request).await })
             })
             .await
@@ -230,7 +499,7 @@ impl Ledger {
     #[tracing::instrument(skip(self), err)]
     pub async fn set_limits(
         &self,
-        api_key_id: &str,
+        id: &str,
         daily_limit: Option<Money>,
         monthly_limit: Option<Money>,
     ) -> Result<Account, BillingError> {
@@ -242,11 +511,11 @@ impl Ledger {
                 return Err(BillingError::invalid(field, "must not be negative"));
             }
         }
-        let id = api_key_id.to_string();
+        let (account_id, _) = self.resolve(id).await?;
         self.store
-            .write(api_key_id, move |batch| {
+            .write(Shard::Account(&account_id.clone()), move |batch| {
                 Box::pin(async move {
-                    let mut account = batch.lock(&id, time::now_ms()).await?;
+                    let mut account = batch.lock(&account_id, time::now_ms()).await?;
                     account.daily_limit = daily_limit;
                     account.monthly_limit = monthly_limit;
                     accounts::set_limits(batch.connection(), &account).await?;
@@ -284,7 +553,7 @@ impl Ledger {
         }
         let stored = price.clone();
         self.store
-            .write(pricing::DEFAULT_MODEL, move |batch| {
+            .write(Shard::Prices, move |batch| {
                 Box::pin(async move {
                     batch.forget_prices();
                     Ok(store::pricing::upsert(batch.connection(), &stored, now).await?)
@@ -298,15 +567,6 @@ impl Ledger {
         let mut connection = self.store.reader().acquire().await?;
         Ok(store::pricing::list(&mut connection).await?)
     }
-
-    /// The key type of an account (for responses that show it).
-    pub async fn key_type_of(&self, api_key_id: &str) -> Result<KeyType, BillingError> {
-        let mut connection = self.store.reader().acquire().await?;
-        Ok(store::keys::by_id(&mut connection, api_key_id)
-            .await?
-            .ok_or(BillingError::NotFound("api key"))?
-            .key_type)
-    }
 }
 
 /// The transaction of one credit or adjustment.
@@ -315,10 +575,10 @@ async fn write_entry_in(
     request: EntryRequest,
 ) -> Result<(Transaction, Account), BillingError> {
     let now = time::now_ms();
-    let mut account = batch.lock(&request.api_key_id, now).await?;
+    let mut account = batch.lock(&request.account_id, now).await?;
     let first = match &request.idempotency_key {
         Some(key) => {
-            transactions::by_idempotency_key(batch.connection(), &request.api_key_id, key).await?
+            transactions::by_idempotency_key(batch.connection(), &request.account_id, key).await?
         }
         None => None,
     };
@@ -341,6 +601,7 @@ async fn write_entry_in(
     }
     let entry = Entry {
         kind: request.kind,
+        api_key_id: request.api_key_id,
         amount: request.amount,
         description: request.description,
         metadata: json!({}),
@@ -357,8 +618,8 @@ async fn refund_in(
     request: RefundRequest,
 ) -> Result<(Transaction, Account), BillingError> {
     let now = time::now_ms();
-    let mut account = batch.lock(&request.api_key_id, now).await?;
-    let record = usage::by_id(batch.connection(), &request.api_key_id, request.record_id)
+    let mut account = batch.lock(&request.account_id, now).await?;
+    let record = usage::by_id(batch.connection(), &request.account_id, request.record_id)
         .await?
         .ok_or(BillingError::NotFound("usage record"))?;
     if !record.charged.is_positive() {
@@ -375,7 +636,7 @@ async fn refund_in(
     }
     let idempotency_key = format!("refund:{}", request.record_id);
     if let Some(first) =
-        transactions::by_idempotency_key(batch.connection(), &request.api_key_id, &idempotency_key)
+        transactions::by_idempotency_key(batch.connection(), &request.account_id, &idempotency_key)
             .await?
     {
         if first.amount != amount {
@@ -385,6 +646,7 @@ async fn refund_in(
     }
     let entry = Entry {
         kind: TransactionType::Refund,
+        api_key_id: Some(record.api_key_id.clone()),
         amount,
         description: request.reason,
         metadata: json!({ "usage_record_id": request.record_id.to_string(), "execution_id": record.execution_id }),
@@ -394,4 +656,12 @@ async fn refund_in(
     usage::set_refunded(batch.connection(), request.record_id, amount).await?;
     batch.save(&account);
     Ok((transaction, account))
+}
+
+/// A cursor of the account listing: `<created_at>.<id>` of the last account of the previous page.
+fn account_cursor(cursor: &str) -> Result<(Millis, AccountId), BillingError> {
+    cursor
+        .split_once('.')
+        .and_then(|(time, id)| Some((time.parse::<Millis>().ok()?, AccountId::from(id))))
+        .ok_or_else(|| BillingError::invalid("cursor", "is not a cursor returned by this API"))
 }

@@ -4,16 +4,17 @@
 
 use serde_json::json;
 
-use super::{Entry, Ledger, LedgerSettings, usable, validate_text};
+use super::{Caller, Entry, Ledger, LedgerSettings, limits, validate_text};
 use crate::error::BillingError;
+use crate::ids::{AccountId, ApiKeyId};
 use crate::keys::KeyType;
 use crate::money::Money;
 use crate::pricing::{self, Price};
-use crate::store::Batch;
 use crate::store::holds::{self, Hold};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::TransactionType;
 use crate::store::usage::{self, UsageRecord, UsageStatus};
+use crate::store::{Batch, Shard};
 use crate::time::{self, Millis};
 
 const MAX_ID_CHARS: usize = 128;
@@ -47,7 +48,8 @@ pub struct OpenRequest {
 /// A placed hold.
 #[derive(Debug, Clone)]
 pub struct Opened {
-    pub api_key_id: String,
+    pub account_id: AccountId,
+    pub api_key_id: ApiKeyId,
     pub key_type: KeyType,
     pub granted_output_tokens: u64,
     pub held: Money,
@@ -72,7 +74,8 @@ pub enum Grant {
 /// A finished execution to settle.
 #[derive(Debug, Clone)]
 pub struct SettleRequest {
-    pub api_key_id: String,
+    pub account_id: AccountId,
+    pub api_key_id: ApiKeyId,
     pub execution_id: String,
     pub model: String,
     pub workspace_id: String,
@@ -122,9 +125,14 @@ fn validate_execution(
 }
 
 impl Ledger {
-    /// Checks the key's credit and caps and places a hold for the input and a first chunk of output.
-    #[tracing::instrument(skip_all, fields(api_key_id = %key.id, execution_id = %request.execution_id), err)]
-    pub async fn open(&self, key: &ApiKey, request: &OpenRequest) -> Result<Opened, BillingError> {
+    /// Checks the key's policy, credit and caps and places a hold for the input and a first chunk of
+    /// output.
+    #[tracing::instrument(skip_all, fields(api_key_id = %caller.key.id, execution_id = %request.execution_id), err)]
+    pub async fn open(
+        &self,
+        caller: &Caller,
+        request: &OpenRequest,
+    ) -> Result<Opened, BillingError> {
         validate_execution(
             &request.execution_id,
             &request.model,
@@ -145,13 +153,24 @@ impl Ledger {
             (OutputKind::Tokens, max_output) => max_output,
         };
 
-        let (settings, key, request) = (self.settings.clone(), key.clone(), request.clone());
+        let (settings, caller, request) = (self.settings.clone(), caller.clone(), request.clone());
         self.store
-            .write(&key.id.clone(), move |batch| {
-                Box::pin(async move {
-                    Self::open_in(batch, &settings, &key, &request, input_tokens, max_output).await
-                })
-            })
+            .write(
+                Shard::Account(&caller.key.account_id.clone()),
+                move |batch| {
+                    Box::pin(async move {
+                        Self::open_in(
+                            batch,
+                            &settings,
+                            &caller,
+                            &request,
+                            input_tokens,
+                            max_output,
+                        )
+                        .await
+                    })
+                },
+            )
             .await
     }
 
@@ -159,16 +178,19 @@ impl Ledger {
     async fn open_in(
         batch: &mut Batch,
         settings: &LedgerSettings,
-        key: &ApiKey,
+        caller: &Caller,
         request: &OpenRequest,
         input_tokens: i64,
         max_output: u64,
     ) -> Result<Opened, BillingError> {
         let ceiling = settings.max_execution_tokens;
         let now = time::now_ms();
-        let mut account = batch.lock(&key.id, now).await?;
-        // The authenticated key may come from the cache: revocation is checked again under the lock.
-        usable(&batch.key(&key.id).await?, now)?;
+        let mut account = batch.lock(&caller.key.account_id, now).await?;
+        // The authenticated key may come from the cache: it is checked again under the lock.
+        let key = Ledger::recheck(batch, caller, now).await?;
+        if let Err(error) = Self::admit(batch, &key, request, now).await {
+            return Err(refusal(batch, &request.execution_id, error).await);
+        }
         let price = match batch.price(&request.model, now).await {
             Ok(price) => price,
             Err(error) => return Err(refusal(batch, &request.execution_id, error).await),
@@ -183,7 +205,7 @@ impl Ledger {
                 let needed = input_cost
                     .checked_add(minimal)
                     .ok_or(BillingError::Overflow)?;
-                let headroom = Ledger::headroom(batch, &account, now).await?;
+                let headroom = Ledger::headroom(batch, &account, Some(&key), now).await?;
                 if headroom.amount < needed {
                     let error = headroom.bound.refusal(account.credits_balance);
                     return Err(refusal(batch, &request.execution_id, error).await);
@@ -202,6 +224,7 @@ impl Ledger {
         };
         let hold = Hold {
             id: uuid::Uuid::new_v4().to_string(),
+            account_id: account.id.clone(),
             api_key_id: key.id.clone(),
             execution_id: request.execution_id.clone(),
             amount,
@@ -224,12 +247,40 @@ impl Ledger {
             .ok_or(BillingError::Overflow)?;
         batch.save(&account);
         Ok(Opened {
+            account_id: account.id.clone(),
             api_key_id: key.id.clone(),
             key_type: key.key_type,
             granted_output_tokens: granted,
             held: amount,
             price,
         })
+    }
+
+    /// The key's model allow-list and rate and concurrency limits.
+    async fn admit(
+        batch: &mut Batch,
+        key: &ApiKey,
+        request: &OpenRequest,
+        now: Millis,
+    ) -> Result<(), BillingError> {
+        if !key.policy.allows_model(&request.model) {
+            return Err(BillingError::ModelNotAllowed {
+                model: request.model.clone(),
+            });
+        }
+        if !key.policy.limits_rate() {
+            return Ok(());
+        }
+        let since = now - limits::WINDOW_MS;
+        let holds = holds::of_key(batch.connection(), &key.id, since).await?;
+        let recent = usage::recent(batch.connection(), &key.id, since).await?;
+        limits::check(
+            &key.policy,
+            &holds,
+            &recent,
+            request.estimated_input_tokens,
+            now,
+        )
     }
 
     /// Whether output has come within half a chunk of the grant, so that the hold should grow.
@@ -243,20 +294,27 @@ impl Ledger {
     #[tracing::instrument(skip(self), err)]
     pub async fn extend(
         &self,
-        api_key_id: &str,
+        (account_id, api_key_id): (&AccountId, &ApiKeyId),
         execution_id: &str,
         output_tokens: u64,
     ) -> Result<Grant, BillingError> {
-        let (settings, api_key_id, execution_id) = (
+        let (settings, account_id, api_key_id, execution_id) = (
             self.settings.clone(),
-            api_key_id.to_string(),
+            account_id.clone(),
+            api_key_id.clone(),
             execution_id.to_string(),
         );
         self.store
-            .write(&api_key_id.clone(), move |batch| {
+            .write(Shard::Account(&account_id.clone()), move |batch| {
                 Box::pin(async move {
-                    Self::extend_in(batch, &settings, &api_key_id, &execution_id, output_tokens)
-                        .await
+                    Self::extend_in(
+                        batch,
+                        &settings,
+                        (&account_id, &api_key_id),
+                        &execution_id,
+                        output_tokens,
+                    )
+                    .await
                 })
             })
             .await
@@ -266,12 +324,12 @@ impl Ledger {
     async fn extend_in(
         batch: &mut Batch,
         settings: &LedgerSettings,
-        api_key_id: &str,
+        (account_id, api_key_id): (&AccountId, &ApiKeyId),
         execution_id: &str,
         output_tokens: u64,
     ) -> Result<Grant, BillingError> {
         let now = time::now_ms();
-        let mut account = batch.lock(api_key_id, now).await?;
+        let mut account = batch.lock(account_id, now).await?;
         let Some(mut hold) = holds::by_execution(batch.connection(), execution_id).await? else {
             // The hold expired (the stream was silent for longer than the TTL): nothing covers more output.
             return Ok(Grant::Stop {
@@ -279,7 +337,7 @@ impl Ledger {
                 reason: "hold_expired",
             });
         };
-        if hold.api_key_id != api_key_id {
+        if &hold.api_key_id != api_key_id {
             return Err(BillingError::ExecutionExists);
         }
         let granted = u64::try_from(hold.granted_output_tokens).unwrap_or(0);
@@ -287,9 +345,10 @@ impl Ledger {
         hold.expires_at = now + settings.hold_ttl_ms;
         let wants_more = near_grant(settings, output_tokens, granted) && granted < max_output;
         let mut stop_reason = None;
-        if wants_more && batch.key(api_key_id).await?.key_type == KeyType::Standard {
+        let key = batch.key(api_key_id).await?;
+        if wants_more && key.key_type == KeyType::Standard {
             let price = batch.price(&hold.model, hold.started_at).await?;
-            let headroom = Ledger::headroom(batch, &account, now).await?;
+            let headroom = Ledger::headroom(batch, &account, Some(&key), now).await?;
             let held_for_output = price.output_cost(granted)?;
             let budget = held_for_output
                 .checked_add(headroom.amount)
@@ -352,7 +411,7 @@ impl Ledger {
 
         let request = request.clone();
         self.store
-            .write(&request.api_key_id.clone(), move |batch| {
+            .write(Shard::Account(&request.account_id.clone()), move |batch| {
                 Box::pin(async move {
                     Self::settle_in(batch, &request, input_tokens, output_tokens, duration_ms).await
                 })
@@ -369,7 +428,11 @@ impl Ledger {
         duration_ms: i64,
     ) -> Result<Settlement, BillingError> {
         let now = time::now_ms();
-        let mut account = batch.lock(&request.api_key_id, now).await?;
+        let mut account = batch.lock(&request.account_id, now).await?;
+        let key = batch.key(&request.api_key_id).await?;
+        if key.account_id != account.id {
+            return Err(BillingError::NotFound("api key"));
+        }
         // Settling takes the hold away. No hold: it expired, the execution never opened one, or this is a
         // replay (a settlement deletes the hold in the transaction that writes its usage record).
         let hold = holds::take(batch.connection(), &request.execution_id).await?;
@@ -393,7 +456,7 @@ impl Ledger {
                 }
             }
         }
-        let key_type = batch.key(&request.api_key_id).await?.key_type;
+        let key_type = key.key_type;
         let started_at = hold
             .as_ref()
             .map(|hold| hold.started_at)
@@ -439,6 +502,7 @@ impl Ledger {
             batch.connection(),
             &UsageRecord {
                 id: 0,
+                account_id: account.id.clone(),
                 api_key_id: request.api_key_id.clone(),
                 execution_id: request.execution_id.clone(),
                 session_id: request.session_id.clone(),
@@ -460,12 +524,14 @@ impl Ledger {
                 balance_after,
                 total_spent_after,
                 refunded_amount: None,
+                started_at: Some(started_at),
             },
         )
         .await?;
         if charged.is_positive() {
             let entry = Entry {
                 kind: TransactionType::UsageDeduction,
+                api_key_id: Some(request.api_key_id.clone()),
                 amount: charged.negated(),
                 description: format!(
                     "Usage: {} ({} tokens)",
@@ -497,13 +563,13 @@ impl Ledger {
         };
         let mut released = 0;
         for candidate in candidates {
-            let (execution_id, api_key_id) =
-                (candidate.execution_id.clone(), candidate.api_key_id.clone());
+            let (execution_id, account_id) =
+                (candidate.execution_id.clone(), candidate.account_id.clone());
             let released_hold = self
                 .store
-                .write(&candidate.api_key_id, move |batch| {
+                .write(Shard::Account(&candidate.account_id), move |batch| {
                     Box::pin(async move {
-                        Self::release_in(batch, &api_key_id, &execution_id, now).await
+                        Self::release_in(batch, &account_id, &execution_id, now).await
                     })
                 })
                 .await?;
@@ -519,11 +585,11 @@ impl Ledger {
     /// extended or settled it since it was listed). Returns the released hold.
     async fn release_in(
         batch: &mut Batch,
-        api_key_id: &str,
+        account_id: &AccountId,
         execution_id: &str,
         now: Millis,
     ) -> Result<Option<Hold>, BillingError> {
-        let mut account = batch.lock(api_key_id, now).await?;
+        let mut account = batch.lock(account_id, now).await?;
         let Some(hold) = holds::take_expired(batch.connection(), execution_id, now).await? else {
             return Ok(None);
         };

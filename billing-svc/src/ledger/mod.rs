@@ -8,17 +8,21 @@
 
 mod admin;
 mod key_cache;
+mod limits;
 mod metering;
 mod queries;
 
+pub use admin::{AccountView, CreatedKey, KeyChange, KeySpend, NewKey};
 pub use metering::{Grant, OpenRequest, Opened, OutputKind, SettleRequest, Settlement};
-pub use queries::{Page, Stats, range};
+pub use queries::{Page, Stats, View, range};
 
-use crate::error::BillingError;
+use crate::error::{BillingError, Scope};
+use crate::ids::{AccountId, ApiKeyId};
 use crate::keys;
 use crate::money::Money;
 use crate::store::accounts::Account;
-use crate::store::keys::ApiKey;
+use crate::store::holds;
+use crate::store::keys::{ApiKey, Found};
 use crate::store::transactions::{self, Transaction, TransactionType};
 use crate::store::{self, Batch, Store};
 use crate::time::{self, Millis};
@@ -42,12 +46,12 @@ pub struct Ledger {
     keys: Arc<KeyCache>,
 }
 
-/// Which limit binds the credit an account may still reserve.
+/// Which limit binds the credit an account (or one of its keys) may still reserve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bound {
     Credits,
-    Daily(Money),
-    Monthly(Money),
+    Daily(Money, Scope),
+    Monthly(Money, Scope),
 }
 
 impl Bound {
@@ -55,16 +59,24 @@ impl Bound {
     pub fn reason(self) -> &'static str {
         match self {
             Bound::Credits => "insufficient_credits",
-            Bound::Daily(_) => "daily_limit_exceeded",
-            Bound::Monthly(_) => "monthly_limit_exceeded",
+            Bound::Daily(..) => "daily_limit_exceeded",
+            Bound::Monthly(..) => "monthly_limit_exceeded",
         }
     }
 
     fn refusal(self, balance: Money) -> BillingError {
         match self {
             Bound::Credits => BillingError::InsufficientCredits { balance },
-            Bound::Daily(limit) => BillingError::DailyLimitExceeded { balance, limit },
-            Bound::Monthly(limit) => BillingError::MonthlyLimitExceeded { balance, limit },
+            Bound::Daily(limit, scope) => BillingError::DailyLimitExceeded {
+                balance,
+                limit,
+                scope,
+            },
+            Bound::Monthly(limit, scope) => BillingError::MonthlyLimitExceeded {
+                balance,
+                limit,
+                scope,
+            },
         }
     }
 }
@@ -89,60 +101,132 @@ impl Ledger {
         &self.store
     }
 
-    /// The key behind a plain customer key, refused when unknown, revoked or expired. Keys come from the
-    /// [`KeyCache`]; operations that move money check revocation again in their transaction.
-    pub async fn authenticate(&self, plain_key: &str) -> Result<ApiKey, BillingError> {
+    /// The key behind a plain customer key (its current secret, or its previous one within a rotation's
+    /// grace period), refused when unknown, revoked or expired. Keys come from the [`KeyCache`]; operations
+    /// that move money check the key again in their transaction ([`Ledger::recheck`]).
+    pub async fn authenticate(&self, plain_key: &str) -> Result<Caller, BillingError> {
         let hash = keys::hash(plain_key);
-        let key = match self.keys.get(&hash) {
-            Some(key) => key,
+        let found = match self.keys.get(&hash) {
+            Some(found) => found,
             None => {
                 let mut connection = self.store.reader().acquire().await?;
-                let key = store::keys::by_hash(&mut connection, &hash)
+                let found = store::keys::by_hash(&mut connection, &hash)
                     .await?
                     .ok_or(BillingError::UnknownKey)?;
-                self.keys.insert(hash, &key);
-                key
+                self.keys.insert(hash.clone(), &found);
+                found
             }
         };
-        usable(&key, time::now_ms())?;
-        Ok(key)
+        usable(&found, time::now_ms())?;
+        Ok(Caller {
+            key: found.key,
+            key_hash: hash,
+            previous_secret: found.previous_secret,
+        })
     }
 
-    /// What the locked account may still reserve: the least of its available credit and what is left under
-    /// its daily and monthly caps (settled spend plus active holds count against a cap).
+    /// The caller's key as it is now, read under the account lock: a revocation, expiry, rotation or
+    /// policy change made through any process sharing the database takes effect here.
+    async fn recheck(
+        batch: &mut Batch,
+        caller: &Caller,
+        now: Millis,
+    ) -> Result<ApiKey, BillingError> {
+        let row = batch.key(&caller.key.id).await?;
+        let found = if row.rotated_at == caller.key.rotated_at {
+            Found {
+                key: row,
+                previous_secret: caller.previous_secret,
+            }
+        } else {
+            // Rotated since the caller was authenticated: which secret it holds is read again.
+            store::keys::by_hash(batch.connection(), &caller.key_hash)
+                .await?
+                .filter(|found| found.key.id == caller.key.id)
+                .ok_or(BillingError::UnknownKey)?
+        };
+        usable(&found, now)?;
+        Ok(found.key)
+    }
+
+    /// The account of a key (for settlements replayed by key id).
+    pub async fn account_of_key(&self, id: &ApiKeyId) -> Result<AccountId, BillingError> {
+        let mut connection = self.store.reader().acquire().await?;
+        Ok(store::keys::by_id(&mut connection, id)
+            .await?
+            .ok_or(BillingError::NotFound("api key"))?
+            .account_id)
+    }
+
+    /// The account an admin path names: a key id means that key's account (DESIGN §9). Returns the key too
+    /// when a key was named, for attribution.
+    pub async fn resolve(&self, id: &str) -> Result<(AccountId, Option<ApiKeyId>), BillingError> {
+        let mut connection = self.store.reader().acquire().await?;
+        let key_id = ApiKeyId::from(id);
+        if let Some(key) = store::keys::by_id(&mut connection, &key_id).await? {
+            return Ok((key.account_id, Some(key_id)));
+        }
+        let account_id = AccountId::from(id);
+        match store::accounts::by_id(&mut connection, &account_id).await? {
+            Some(_) => Ok((account_id, None)),
+            None => Err(BillingError::NotFound("api key or account")),
+        }
+    }
+
+    /// What the locked account may still reserve: the least of its available credit, what is left under
+    /// its daily and monthly caps (settled spend plus active holds count against a cap), and, when a key
+    /// is given, what is left under that key's own caps (its spend and holds against its policy).
     async fn headroom(
         batch: &mut Batch,
         account: &Account,
+        key: Option<&ApiKey>,
         now: Millis,
     ) -> Result<Headroom, BillingError> {
         let mut headroom = Headroom {
             amount: account.available(),
             bound: Bound::Credits,
         };
-        let caps = [
+        let key_caps = key.map(|key| (key, key.policy.daily_limit, key.policy.monthly_limit));
+        let mut caps = vec![
             (
                 account.daily_limit,
                 time::day_start(now),
-                Bound::Daily as fn(Money) -> Bound,
+                None,
+                Bound::Daily as fn(Money, Scope) -> Bound,
             ),
             (
                 account.monthly_limit,
                 time::month_start(now),
-                Bound::Monthly as fn(Money) -> Bound,
+                None,
+                Bound::Monthly as fn(Money, Scope) -> Bound,
             ),
         ];
-        for (limit, since, bound) in caps {
+        if let Some((key, daily, monthly)) = key_caps {
+            caps.push((daily, time::day_start(now), Some(key), Bound::Daily));
+            caps.push((monthly, time::month_start(now), Some(key), Bound::Monthly));
+        }
+        for (limit, since, key, bound) in caps {
             let Some(limit) = limit else { continue };
+            let key_id = key.map(|key| &key.id);
             let spent =
-                transactions::spend_since(batch.connection(), &account.api_key_id, since).await?;
+                transactions::spend_since(batch.connection(), &account.id, key_id, since).await?;
+            let held = match key_id {
+                None => account.held_credits,
+                Some(key_id) => holds::of_key(batch.connection(), key_id, now).await?.amount,
+            };
             let left = limit
                 .checked_sub(spent)
-                .and_then(|left| left.checked_sub(account.held_credits))
+                .and_then(|left| left.checked_sub(held))
                 .ok_or(BillingError::Overflow)?;
             if left < headroom.amount {
+                let scope = if key.is_some() {
+                    Scope::Key
+                } else {
+                    Scope::Account
+                };
                 headroom = Headroom {
                     amount: left,
-                    bound: bound(limit),
+                    bound: bound(limit, scope),
                 };
             }
         }
@@ -172,7 +256,8 @@ impl Ledger {
         account.updated_at = now;
         let row = Transaction {
             id: 0,
-            api_key_id: account.api_key_id.clone(),
+            account_id: account.id.clone(),
+            api_key_id: entry.api_key_id,
             kind: entry.kind,
             amount: entry.amount,
             balance_after: account.credits_balance,
@@ -189,6 +274,8 @@ impl Ledger {
 /// A ledger row to write.
 struct Entry {
     kind: TransactionType,
+    /// The key that caused it, if one did.
+    api_key_id: Option<ApiKeyId>,
     amount: Money,
     description: String,
     metadata: serde_json::Value,
@@ -216,13 +303,31 @@ pub fn validate_text(
     Ok(())
 }
 
-/// Refuses a revoked or expired key.
-fn usable(key: &ApiKey, now: Millis) -> Result<(), BillingError> {
+/// An authenticated customer key, and how it was presented.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key: ApiKey,
+    /// The hash of the secret it was presented with (to check it again after a rotation).
+    key_hash: String,
+    /// The secret is the key's previous one (a rotation's grace period).
+    previous_secret: bool,
+}
+
+/// Refuses a revoked or expired key, and a rotated-out secret whose grace period is over.
+fn usable(found: &Found, now: Millis) -> Result<(), BillingError> {
+    let key = &found.key;
     if key.revoked_at.is_some() {
         return Err(BillingError::KeyRevoked);
     }
     if key.expires_at.is_some_and(|expires_at| expires_at <= now) {
         return Err(BillingError::KeyExpired);
+    }
+    if found.previous_secret
+        && key
+            .previous_key_expires_at
+            .is_none_or(|expires_at| expires_at <= now)
+    {
+        return Err(BillingError::UnknownKey);
     }
     Ok(())
 }

@@ -2,7 +2,10 @@
 
 use super::Ledger;
 use crate::error::BillingError;
+use crate::ids::{AccountId, ApiKeyId};
+use crate::keys::Role;
 use crate::store::accounts::{self, Account};
+use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
 use crate::store::usage::{self, GroupBy, Totals, UsageFilter, UsageRecord};
 use crate::time::{self, Millis};
@@ -28,7 +31,7 @@ pub struct Stats {
 }
 
 /// `0` means the default page size; above the maximum is refused rather than silently cut.
-fn page_size(limit: u32) -> Result<i64, BillingError> {
+pub(super) fn page_size(limit: u32) -> Result<i64, BillingError> {
     match limit {
         0 => Ok(i64::from(DEFAULT_PAGE)),
         1..=MAX_PAGE => Ok(i64::from(limit)),
@@ -51,15 +54,51 @@ fn cursor(cursor: Option<&str>) -> Result<i64, BillingError> {
     }
 }
 
-fn page<T>(mut items: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Page<T> {
+fn page<T>(items: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Page<T> {
+    page_by(items, limit, |item| id(item).to_string())
+}
+
+/// A page of at most `limit` of `items` (read with one more to know whether a next page exists).
+pub(super) fn page_by<T>(mut items: Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Page<T> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
-        items.last().map(|last| id(last).to_string())
+        items.last().map(cursor)
     } else {
         None
     };
     Page { items, next_cursor }
+}
+
+/// What a reader may see of one account: all of it, or only what one key did (DESIGN §9).
+#[derive(Debug, Clone)]
+pub struct View {
+    pub account_id: AccountId,
+    /// Only the usage and ledger rows of this key.
+    pub api_key_id: Option<ApiKeyId>,
+}
+
+impl View {
+    /// The view of a customer key: an owner sees its account (narrowed to `only_key` when it asks, a key
+    /// of its account), a member only itself.
+    pub fn of_caller(caller: &ApiKey, only_key: Option<ApiKeyId>) -> View {
+        let api_key_id = match caller.role {
+            Role::Owner => only_key,
+            Role::Member => Some(caller.id.clone()),
+        };
+        View {
+            account_id: caller.account_id.clone(),
+            api_key_id,
+        }
+    }
+
+    /// The whole account.
+    pub fn account(account_id: AccountId) -> View {
+        View {
+            account_id,
+            api_key_id: None,
+        }
+    }
 }
 
 /// A half-open time range; `from` must come before `to`.
@@ -75,65 +114,81 @@ pub fn range(from: Option<Millis>, to: Option<Millis>) -> Result<(Millis, Millis
 }
 
 impl Ledger {
-    pub async fn account(&self, api_key_id: &str) -> Result<Account, BillingError> {
+    pub async fn account(&self, id: &AccountId) -> Result<Account, BillingError> {
         let mut connection = self.store.reader().acquire().await?;
-        accounts::by_key(&mut connection, api_key_id)
+        accounts::by_id(&mut connection, id)
             .await?
             .ok_or(BillingError::NotFound("account"))
     }
 
+    /// The account's money, and the usage the view covers.
     pub async fn stats(
         &self,
-        api_key_id: &str,
+        view: &View,
         from: Option<Millis>,
         to: Option<Millis>,
     ) -> Result<Stats, BillingError> {
         let (from, to) = range(from, to)?;
         let now = time::now_ms();
         let mut connection = self.store.reader().acquire().await?;
-        let account = accounts::by_key(&mut connection, api_key_id)
+        let account = accounts::by_id(&mut connection, &view.account_id)
             .await?
             .ok_or(BillingError::NotFound("account"))?;
+        let whole = UsageFilter {
+            api_key_id: view.api_key_id.clone(),
+            ..UsageFilter::all()
+        };
         let ranged = UsageFilter {
             from,
             to,
-            ..UsageFilter::default()
+            ..whole.clone()
         };
         let today = UsageFilter {
             from: time::day_start(now),
-            ..UsageFilter::all()
+            ..whole.clone()
         };
         let this_month = UsageFilter {
             from: time::month_start(now),
-            ..UsageFilter::all()
+            ..whole
         };
+        let id = &view.account_id;
         Ok(Stats {
-            totals: usage::totals(&mut connection, api_key_id, &ranged).await?,
-            today: usage::totals(&mut connection, api_key_id, &today).await?,
-            this_month: usage::totals(&mut connection, api_key_id, &this_month).await?,
-            by_model: usage::totals_by(&mut connection, api_key_id, &ranged, GroupBy::Model)
-                .await?,
+            totals: usage::totals(&mut connection, id, &ranged).await?,
+            today: usage::totals(&mut connection, id, &today).await?,
+            this_month: usage::totals(&mut connection, id, &this_month).await?,
+            by_model: usage::totals_by(&mut connection, id, &ranged, GroupBy::Model).await?,
             account,
         })
     }
 
+    /// Usage records of the view; `filter.api_key_id` is narrowed to the view's key when it has one.
     pub async fn list_usage(
         &self,
-        api_key_id: &str,
-        filter: UsageFilter,
+        view: &View,
+        mut filter: UsageFilter,
         limit: u32,
         after: Option<&str>,
     ) -> Result<Page<UsageRecord>, BillingError> {
         let limit = page_size(limit)?;
         let before = cursor(after)?;
+        if view.api_key_id.is_some() {
+            filter.api_key_id = view.api_key_id.clone();
+        }
         let mut connection = self.store.reader().acquire().await?;
-        let rows = usage::list(&mut connection, api_key_id, &filter, before, limit + 1).await?;
+        let rows = usage::list(
+            &mut connection,
+            &view.account_id,
+            &filter,
+            before,
+            limit + 1,
+        )
+        .await?;
         Ok(page(rows, limit, |record| record.id))
     }
 
     pub async fn list_transactions(
         &self,
-        api_key_id: &str,
+        view: &View,
         kind: Option<TransactionType>,
         limit: u32,
         after: Option<&str>,
@@ -141,23 +196,38 @@ impl Ledger {
         let limit = page_size(limit)?;
         let before = cursor(after)?;
         let mut connection = self.store.reader().acquire().await?;
-        let rows = transactions::list(&mut connection, api_key_id, kind, before, limit + 1).await?;
+        let rows = transactions::list(
+            &mut connection,
+            &view.account_id,
+            view.api_key_id.as_ref(),
+            kind,
+            before,
+            limit + 1,
+        )
+        .await?;
         Ok(page(rows, limit, |transaction| transaction.id))
     }
 
     pub async fn workspace_usage(
         &self,
-        api_key_id: &str,
+        view: &View,
         from: Option<Millis>,
         to: Option<Millis>,
     ) -> Result<Vec<(String, Totals)>, BillingError> {
         let (from, to) = range(from, to)?;
         let filter = UsageFilter {
+            api_key_id: view.api_key_id.clone(),
             from,
             to,
             ..UsageFilter::default()
         };
         let mut connection = self.store.reader().acquire().await?;
-        Ok(usage::totals_by(&mut connection, api_key_id, &filter, GroupBy::Workspace).await?)
+        Ok(usage::totals_by(
+            &mut connection,
+            &view.account_id,
+            &filter,
+            GroupBy::Workspace,
+        )
+        .await?)
     }
 }

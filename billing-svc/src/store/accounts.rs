@@ -3,14 +3,15 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::ids::AccountId;
 use crate::money::Money;
 use crate::time::Millis;
 
 /// One account, as read at a point in a transaction.
 #[derive(Debug, Clone)]
 pub struct Account {
-    pub id: String,
-    pub api_key_id: String,
+    pub id: AccountId,
+    pub name: String,
     pub credits_balance: Money,
     pub held_credits: Money,
     pub total_spent: Money,
@@ -21,6 +22,21 @@ pub struct Account {
 }
 
 impl Account {
+    /// A new empty account.
+    pub fn new(name: &str, now: Millis) -> Account {
+        Account {
+            id: AccountId::generate(),
+            name: name.to_string(),
+            credits_balance: Money::ZERO,
+            held_credits: Money::ZERO,
+            total_spent: Money::ZERO,
+            daily_limit: None,
+            monthly_limit: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Balance minus active holds.
     pub fn available(&self) -> Money {
         Money::from_nanos(
@@ -31,14 +47,14 @@ impl Account {
     }
 }
 
-const COLUMNS: &str = "id, api_key_id, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, updated_at";
+const COLUMNS: &str = "id, name, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
     let daily: Option<i64> = row.try_get(5)?;
     let monthly: Option<i64> = row.try_get(6)?;
     Ok(Account {
-        id: row.try_get(0)?,
-        api_key_id: row.try_get(1)?,
+        id: AccountId::from(row.try_get::<String, _>(0)?),
+        name: row.try_get(1)?,
         credits_balance: Money::from_nanos(row.try_get(2)?),
         held_credits: Money::from_nanos(row.try_get(3)?),
         total_spent: Money::from_nanos(row.try_get(4)?),
@@ -49,19 +65,14 @@ fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
     })
 }
 
-pub async fn insert(
-    connection: &mut AnyConnection,
-    id: &str,
-    api_key_id: &str,
-    now: Millis,
-) -> Result<(), sqlx::Error> {
+pub async fn insert(connection: &mut AnyConnection, account: &Account) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO billing_accounts (id, api_key_id, credits_balance, held_credits, total_spent, created_at, updated_at) \
+        "INSERT INTO billing_accounts (id, name, credits_balance, held_credits, total_spent, created_at, updated_at) \
          VALUES ($1, $2, 0, 0, 0, $3, $3)",
     )
-    .bind(id)
-    .bind(api_key_id)
-    .bind(now)
+    .bind(account.id.as_str())
+    .bind(&account.name)
+    .bind(account.created_at)
     .execute(connection)
     .await?;
     Ok(())
@@ -72,14 +83,14 @@ pub async fn insert(
 /// run one after the other.
 pub async fn lock(
     connection: &mut AnyConnection,
-    api_key_id: &str,
+    id: &AccountId,
     now: Millis,
 ) -> Result<Option<Account>, sqlx::Error> {
     sqlx::query(&format!(
-        "UPDATE billing_accounts SET updated_at = $1 WHERE api_key_id = $2 RETURNING {COLUMNS}"
+        "UPDATE billing_accounts SET updated_at = $1 WHERE id = $2 RETURNING {COLUMNS}"
     ))
     .bind(now)
-    .bind(api_key_id)
+    .bind(id.as_str())
     .fetch_optional(connection)
     .await?
     .as_ref()
@@ -87,19 +98,40 @@ pub async fn lock(
     .transpose()
 }
 
-pub async fn by_key(
+pub async fn by_id(
     connection: &mut AnyConnection,
-    api_key_id: &str,
+    id: &AccountId,
 ) -> Result<Option<Account>, sqlx::Error> {
     sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM billing_accounts WHERE api_key_id = $1"
+        "SELECT {COLUMNS} FROM billing_accounts WHERE id = $1"
     ))
-    .bind(api_key_id)
+    .bind(id.as_str())
     .fetch_optional(connection)
     .await?
     .as_ref()
     .map(from_row)
     .transpose()
+}
+
+/// Accounts oldest first, after the cursor `(created_at, id)` of the previous page, at most `limit`.
+pub async fn list(
+    connection: &mut AnyConnection,
+    after: Option<(Millis, &AccountId)>,
+    limit: i64,
+) -> Result<Vec<Account>, sqlx::Error> {
+    let (after_time, after_id) = after.map_or((Millis::MIN, ""), |(time, id)| (time, id.as_str()));
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM billing_accounts WHERE created_at > $1 OR (created_at = $1 AND id > $2) \
+         ORDER BY created_at, id LIMIT $3"
+    ))
+    .bind(after_time)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
 }
 
 /// Writes the money columns of a locked account.
@@ -109,13 +141,13 @@ pub async fn update_money(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE billing_accounts SET credits_balance = $1, held_credits = $2, total_spent = $3, updated_at = $4 \
-         WHERE api_key_id = $5",
+         WHERE id = $5",
     )
     .bind(account.credits_balance.nanos())
     .bind(account.held_credits.nanos())
     .bind(account.total_spent.nanos())
     .bind(account.updated_at)
-    .bind(&account.api_key_id)
+    .bind(account.id.as_str())
     .execute(connection)
     .await?;
     Ok(())
@@ -125,11 +157,11 @@ pub async fn set_limits(
     connection: &mut AnyConnection,
     account: &Account,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE billing_accounts SET daily_limit = $1, monthly_limit = $2, updated_at = $3 WHERE api_key_id = $4")
+    sqlx::query("UPDATE billing_accounts SET daily_limit = $1, monthly_limit = $2, updated_at = $3 WHERE id = $4")
         .bind(account.daily_limit.map(Money::nanos))
         .bind(account.monthly_limit.map(Money::nanos))
         .bind(account.updated_at)
-        .bind(&account.api_key_id)
+        .bind(account.id.as_str())
         .execute(connection)
         .await?;
     Ok(())

@@ -21,6 +21,7 @@ use super::accounts::{self, Account};
 use super::keys::{self, ApiKey};
 use super::pricing;
 use crate::error::BillingError;
+use crate::ids::{AccountId, ApiKeyId};
 use crate::pricing::Price;
 use crate::time::Millis;
 
@@ -29,12 +30,12 @@ pub struct Batch {
     transaction: Transaction<'static, Any>,
     backend: Backend,
     /// Locked accounts as the committed operations of this batch left them.
-    accounts: HashMap<String, Account>,
+    accounts: HashMap<AccountId, Account>,
     /// Accounts whose money changed in this batch and must be written back before the commit.
-    changed: HashSet<String>,
+    changed: HashSet<AccountId>,
     /// Accounts the running operation locked or changed, merged into `accounts` when it succeeds.
-    staged: HashMap<String, Staged>,
-    keys: HashMap<String, ApiKey>,
+    staged: HashMap<AccountId, Staged>,
+    keys: HashMap<ApiKeyId, ApiKey>,
     /// Price rows per model: the model's own rows and the default rows.
     prices: HashMap<String, Vec<Price>>,
     /// A savepoint of a succeeded operation is still open; the next operation releases it.
@@ -128,21 +129,21 @@ impl Batch {
         }
     }
 
-    /// The account of `api_key_id`, locked for the rest of the transaction: the row lock (PostgreSQL) or
-    /// the write lock (SQLite) is taken before any check, so concurrent operations on one account run one
-    /// after the other.
-    pub async fn lock(&mut self, api_key_id: &str, now: Millis) -> Result<Account, BillingError> {
-        if let Some(staged) = self.staged.get(api_key_id) {
+    /// The account `id`, locked for the rest of the transaction: the row lock (PostgreSQL) or the write
+    /// lock (SQLite) is taken before any check, so concurrent operations on one account run one after the
+    /// other.
+    pub async fn lock(&mut self, id: &AccountId, now: Millis) -> Result<Account, BillingError> {
+        if let Some(staged) = self.staged.get(id) {
             return Ok(staged.account.clone());
         }
-        if let Some(account) = self.accounts.get(api_key_id) {
+        if let Some(account) = self.accounts.get(id) {
             return Ok(account.clone());
         }
-        let account = accounts::lock(&mut self.transaction, api_key_id, now)
+        let account = accounts::lock(&mut self.transaction, id, now)
             .await?
             .ok_or(BillingError::NotFound("account"))?;
         self.staged.insert(
-            api_key_id.to_string(),
+            id.clone(),
             Staged {
                 account: account.clone(),
                 changed: false,
@@ -154,7 +155,7 @@ impl Batch {
     /// Records the new money of an account the operation locked; it is written once, before the commit.
     pub fn save(&mut self, account: &Account) {
         self.staged.insert(
-            account.api_key_id.clone(),
+            account.id.clone(),
             Staged {
                 account: account.clone(),
                 changed: true,
@@ -163,19 +164,19 @@ impl Batch {
     }
 
     /// The key row of `id`, read once per batch.
-    pub async fn key(&mut self, id: &str) -> Result<ApiKey, BillingError> {
+    pub async fn key(&mut self, id: &ApiKeyId) -> Result<ApiKey, BillingError> {
         if let Some(key) = self.keys.get(id) {
             return Ok(key.clone());
         }
         let key = keys::by_id(&mut self.transaction, id)
             .await?
             .ok_or(BillingError::NotFound("api key"))?;
-        self.keys.insert(id.to_string(), key.clone());
+        self.keys.insert(id.clone(), key.clone());
         Ok(key)
     }
 
     /// Forgets a key row the operation changed, so that the next read sees the change.
-    pub fn forget_key(&mut self, id: &str) {
+    pub fn forget_key(&mut self, id: &ApiKeyId) {
         self.keys.remove(id);
     }
 

@@ -3,13 +3,15 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::ids::{AccountId, ApiKeyId};
 use crate::money::Money;
 use crate::time::Millis;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hold {
     pub id: String,
-    pub api_key_id: String,
+    pub account_id: AccountId,
+    pub api_key_id: ApiKeyId,
     pub execution_id: String,
     pub amount: Money,
     pub input_tokens: i64,
@@ -23,24 +25,65 @@ pub struct Hold {
     pub expires_at: Millis,
 }
 
-const COLUMNS: &str = "id, api_key_id, execution_id, amount, input_tokens, granted_output_tokens, max_output_tokens, \
+const COLUMNS: &str = "id, account_id, api_key_id, execution_id, amount, input_tokens, granted_output_tokens, max_output_tokens, \
     model, workspace_id, session_id, endpoint, started_at, expires_at";
 
 fn from_row(row: &AnyRow) -> Result<Hold, sqlx::Error> {
     Ok(Hold {
         id: row.try_get(0)?,
-        api_key_id: row.try_get(1)?,
-        execution_id: row.try_get(2)?,
-        amount: Money::from_nanos(row.try_get(3)?),
-        input_tokens: row.try_get(4)?,
-        granted_output_tokens: row.try_get(5)?,
-        max_output_tokens: row.try_get(6)?,
-        model: row.try_get(7)?,
-        workspace_id: row.try_get(8)?,
-        session_id: row.try_get(9)?,
-        endpoint: row.try_get(10)?,
-        started_at: row.try_get(11)?,
-        expires_at: row.try_get(12)?,
+        account_id: AccountId::from(row.try_get::<String, _>(1)?),
+        api_key_id: ApiKeyId::from(row.try_get::<String, _>(2)?),
+        execution_id: row.try_get(3)?,
+        amount: Money::from_nanos(row.try_get(4)?),
+        input_tokens: row.try_get(5)?,
+        granted_output_tokens: row.try_get(6)?,
+        max_output_tokens: row.try_get(7)?,
+        model: row.try_get(8)?,
+        workspace_id: row.try_get(9)?,
+        session_id: row.try_get(10)?,
+        endpoint: row.try_get(11)?,
+        started_at: row.try_get(12)?,
+        expires_at: row.try_get(13)?,
+    })
+}
+
+/// The active holds of one key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyHolds {
+    pub count: u64,
+    pub amount: Money,
+    /// Input plus granted output tokens.
+    pub tokens: u64,
+    /// Holds started after the `since` given.
+    pub opened_since: u64,
+    /// The earliest start among those.
+    pub first_opened_at: Option<Millis>,
+}
+
+/// The active holds of `api_key_id`, and how many of them started after `since`.
+pub async fn of_key(
+    connection: &mut AnyConnection,
+    api_key_id: &ApiKeyId,
+    since: Millis,
+) -> Result<KeyHolds, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(amount), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(input_tokens + granted_output_tokens), 0) AS BIGINT), \
+         CAST(COUNT(CASE WHEN started_at > $2 THEN 1 END) AS BIGINT), \
+         MIN(CASE WHEN started_at > $2 THEN started_at END) \
+         FROM holds WHERE api_key_id = $1",
+    )
+    .bind(api_key_id.as_str())
+    .bind(since)
+    .fetch_one(connection)
+    .await?;
+    let count = |value: i64| u64::try_from(value).unwrap_or(0);
+    Ok(KeyHolds {
+        count: count(row.try_get(0)?),
+        amount: Money::from_nanos(row.try_get(1)?),
+        tokens: count(row.try_get(2)?),
+        opened_since: count(row.try_get(3)?),
+        first_opened_at: row.try_get(4)?,
     })
 }
 
@@ -48,12 +91,13 @@ fn from_row(row: &AnyRow) -> Result<Hold, sqlx::Error> {
 /// or a usage record.
 pub async fn insert_new(connection: &mut AnyConnection, hold: &Hold) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(&format!(
-        "INSERT INTO holds ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
-         WHERE NOT EXISTS (SELECT 1 FROM usage_records WHERE execution_id = $3) \
+        "INSERT INTO holds ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+         WHERE NOT EXISTS (SELECT 1 FROM usage_records WHERE execution_id = $4) \
          ON CONFLICT (execution_id) DO NOTHING"
     ))
     .bind(&hold.id)
-    .bind(&hold.api_key_id)
+    .bind(hold.account_id.as_str())
+    .bind(hold.api_key_id.as_str())
     .bind(&hold.execution_id)
     .bind(hold.amount.nanos())
     .bind(hold.input_tokens)

@@ -3,36 +3,65 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::keys::KeyType;
+use crate::ids::{AccountId, ApiKeyId};
+use crate::keys::{KeyType, Role};
+use crate::policy::Policy;
 use crate::time::Millis;
 
 /// A stored key: never the plain key; the hash only leaves this module for lookups.
 #[derive(Debug, Clone)]
 pub struct ApiKey {
-    pub id: String,
+    pub id: ApiKeyId,
+    pub account_id: AccountId,
     pub name: String,
     pub key_type: KeyType,
+    pub role: Role,
+    pub policy: Policy,
     pub prefix: String,
     pub hint: String,
     pub created_at: Millis,
     pub revoked_at: Option<Millis>,
     pub expires_at: Option<Millis>,
+    /// While a rotation's grace period runs: when the previous secret stops working.
+    pub previous_key_expires_at: Option<Millis>,
+    /// When the key last got a new secret.
+    pub rotated_at: Option<Millis>,
 }
 
-const COLUMNS: &str = "id, name, key_type, prefix, hint, created_at, revoked_at, expires_at";
+/// A key found by the hash of a secret, and whether that secret is the key's previous one (a rotated-out
+/// secret, valid until `previous_key_expires_at`).
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub key: ApiKey,
+    pub previous_secret: bool,
+}
+
+const COLUMNS: &str = "id, account_id, name, key_type, role, policy, prefix, hint, created_at, revoked_at, \
+    expires_at, previous_key_expires_at, rotated_at";
+
+fn decode_error(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
+}
 
 fn from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
-    let key_type: String = row.try_get(2)?;
+    let key_type: String = row.try_get(3)?;
+    let role: String = row.try_get(4)?;
+    let policy: String = row.try_get(5)?;
     Ok(ApiKey {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        key_type: KeyType::parse(&key_type)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown key_type {key_type:?}").into()))?,
-        prefix: row.try_get(3)?,
-        hint: row.try_get(4)?,
-        created_at: row.try_get(5)?,
-        revoked_at: row.try_get(6)?,
-        expires_at: row.try_get(7)?,
+        id: ApiKeyId::from(row.try_get::<String, _>(0)?),
+        account_id: AccountId::from(row.try_get::<String, _>(1)?),
+        name: row.try_get(2)?,
+        key_type: KeyType::parse(&key_type).ok_or_else(|| decode_error("key_type", &key_type))?,
+        role: Role::parse(&role).ok_or_else(|| decode_error("role", &role))?,
+        policy: Policy::from_json(&policy)
+            .map_err(|error| sqlx::Error::Decode(format!("policy: {error}").into()))?,
+        prefix: row.try_get(6)?,
+        hint: row.try_get(7)?,
+        created_at: row.try_get(8)?,
+        revoked_at: row.try_get(9)?,
+        expires_at: row.try_get(10)?,
+        previous_key_expires_at: row.try_get(11)?,
+        rotated_at: row.try_get(12)?,
     })
 }
 
@@ -40,48 +69,55 @@ pub async fn insert(
     connection: &mut AnyConnection,
     key: &ApiKey,
     key_hash: &str,
-    account_id: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO api_keys (id, name, key_type, prefix, key_hash, hint, created_at, revoked_at, expires_at, account_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO api_keys (id, account_id, name, key_type, role, policy, prefix, key_hash, hint, created_at, \
+         revoked_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
-    .bind(&key.id)
+    .bind(key.id.as_str())
+    .bind(key.account_id.as_str())
     .bind(&key.name)
     .bind(key.key_type.as_str())
+    .bind(key.role.as_str())
+    .bind(key.policy.to_json())
     .bind(&key.prefix)
     .bind(key_hash)
     .bind(&key.hint)
     .bind(key.created_at)
     .bind(key.revoked_at)
     .bind(key.expires_at)
-    .bind(account_id)
     .execute(connection)
     .await?;
     Ok(())
 }
 
+/// The key whose current or previous secret hashes to `key_hash`.
 pub async fn by_hash(
     connection: &mut AnyConnection,
     key_hash: &str,
-) -> Result<Option<ApiKey>, sqlx::Error> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1"
+) -> Result<Option<Found>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS}, CAST(CASE WHEN key_hash = $1 THEN 1 ELSE 0 END AS BIGINT) FROM api_keys WHERE key_hash = $1 OR previous_key_hash = $1"
     ))
     .bind(key_hash)
     .fetch_optional(connection)
-    .await?
-    .as_ref()
-    .map(from_row)
+    .await?;
+    row.map(|row| {
+        let current: i64 = row.try_get(13)?;
+        Ok(Found {
+            key: from_row(&row)?,
+            previous_secret: current == 0,
+        })
+    })
     .transpose()
 }
 
 pub async fn by_id(
     connection: &mut AnyConnection,
-    id: &str,
+    id: &ApiKeyId,
 ) -> Result<Option<ApiKey>, sqlx::Error> {
     sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"))
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(connection)
         .await?
         .as_ref()
@@ -89,19 +125,21 @@ pub async fn by_id(
         .transpose()
 }
 
-/// Keys oldest first; revoked ones only when asked.
+/// Keys oldest first, of every account or of one; revoked ones only when asked.
 pub async fn list(
     connection: &mut AnyConnection,
+    account_id: Option<&AccountId>,
     include_revoked: bool,
 ) -> Result<Vec<ApiKey>, sqlx::Error> {
-    let filter = if include_revoked {
+    let revoked = if include_revoked {
         ""
     } else {
-        "WHERE revoked_at IS NULL"
+        "AND revoked_at IS NULL"
     };
     sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM api_keys {filter} ORDER BY created_at, id"
+        "SELECT {COLUMNS} FROM api_keys WHERE ($1 = '' OR account_id = $1) {revoked} ORDER BY created_at, id"
     ))
+    .bind(account_id.map_or("", AccountId::as_str))
     .fetch_all(connection)
     .await?
     .iter()
@@ -112,13 +150,52 @@ pub async fn list(
 /// Sets `revoked_at` unless already set; returns the key as it is now.
 pub async fn revoke(
     connection: &mut AnyConnection,
-    id: &str,
+    id: &ApiKeyId,
     now: Millis,
 ) -> Result<Option<ApiKey>, sqlx::Error> {
     sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(now)
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *connection)
         .await?;
     by_id(connection, id).await
+}
+
+/// Writes a key's name, role and policy.
+pub async fn update(connection: &mut AnyConnection, key: &ApiKey) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE api_keys SET name = $1, role = $2, policy = $3, expires_at = $4 WHERE id = $5",
+    )
+    .bind(&key.name)
+    .bind(key.role.as_str())
+    .bind(key.policy.to_json())
+    .bind(key.expires_at)
+    .bind(key.id.as_str())
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Gives a key a new secret; the current one becomes the previous secret until `previous_expires_at`
+/// (or is dropped at once when that is `None`).
+pub async fn rotate(
+    connection: &mut AnyConnection,
+    id: &ApiKeyId,
+    new_hash: &str,
+    hint: &str,
+    previous_expires_at: Option<Millis>,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE api_keys SET previous_key_hash = CASE WHEN $1 IS NULL THEN NULL ELSE key_hash END, \
+         previous_key_expires_at = $1, key_hash = $2, hint = $3, rotated_at = $4 WHERE id = $5",
+    )
+    .bind(previous_expires_at)
+    .bind(new_hash)
+    .bind(hint)
+    .bind(now)
+    .bind(id.as_str())
+    .execute(connection)
+    .await?;
+    Ok(())
 }

@@ -10,6 +10,7 @@
 //! credit, caps, idempotency) cannot race with another writer of the same account.
 
 pub mod accounts;
+pub mod audit;
 mod batch;
 mod group_commit;
 pub mod holds;
@@ -26,6 +27,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Executor};
 
 use crate::error::BillingError;
+use crate::ids::AccountId;
 pub use batch::Batch;
 use group_commit::GroupCommit;
 
@@ -46,6 +48,25 @@ pub struct WriteSettings {
     pub max_batch: usize,
     /// Writer connections on PostgreSQL (SQLite always has one writer).
     pub postgres_writers: usize,
+}
+
+/// What a write operation writes, so that operations on one account are applied in the order they arrive
+/// (by one writer under group commit).
+#[derive(Debug, Clone, Copy)]
+pub enum Shard<'a> {
+    /// Money, limits and keys of one account.
+    Account(&'a AccountId),
+    /// The price table.
+    Prices,
+}
+
+impl Shard<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Shard::Account(id) => id.as_str(),
+            Shard::Prices => "",
+        }
+    }
 }
 
 /// Which database the URL selected.
@@ -138,16 +159,16 @@ impl Store {
         self.backend
     }
 
-    /// Runs a write operation atomically and returns its result once it is durable. `shard` is the id of the
-    /// account it writes (operations of one account are applied in the order they arrive). On error nothing
-    /// of the operation is written.
-    pub async fn write<T, F>(&self, shard: &str, operation: F) -> Result<T, BillingError>
+    /// Runs a write operation atomically and returns its result once it is durable. `shard` says what it
+    /// writes (operations of one account are applied in the order they arrive). On error nothing of the
+    /// operation is written.
+    pub async fn write<T, F>(&self, shard: Shard<'_>, operation: F) -> Result<T, BillingError>
     where
         T: Send + 'static,
         F: for<'b> FnOnce(&'b mut Batch) -> BoxFuture<'b, Result<T, BillingError>> + Send + 'static,
     {
         if let Some(group_commit) = &self.group_commit {
-            return group_commit.write(shard, operation).await;
+            return group_commit.write(shard.name(), operation).await;
         }
         let mut batch = Batch::begin(&self.writer, self.backend).await?;
         let value = operation(&mut batch).await?;

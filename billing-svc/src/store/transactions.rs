@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::ids::{AccountId, ApiKeyId};
 use crate::money::Money;
 use crate::time::Millis;
 
@@ -39,7 +40,9 @@ impl TransactionType {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transaction {
     pub id: i64,
-    pub api_key_id: String,
+    pub account_id: AccountId,
+    /// The key that caused it (a usage deduction, a refund of its usage, an operation named by key id).
+    pub api_key_id: Option<ApiKeyId>,
     pub kind: TransactionType,
     pub amount: Money,
     pub balance_after: Money,
@@ -50,23 +53,25 @@ pub struct Transaction {
     pub idempotency_key: Option<String>,
 }
 
-const COLUMNS: &str = "id, api_key_id, type, amount, balance_after, total_spent_after, description, metadata, timestamp, idempotency_key";
+const COLUMNS: &str = "id, account_id, api_key_id, type, amount, balance_after, total_spent_after, description, metadata, timestamp, idempotency_key";
 
 fn from_row(row: &AnyRow) -> Result<Transaction, sqlx::Error> {
-    let kind: String = row.try_get(2)?;
+    let kind: String = row.try_get(3)?;
+    let api_key_id: Option<String> = row.try_get(2)?;
     Ok(Transaction {
         id: row.try_get(0)?,
-        api_key_id: row.try_get(1)?,
+        account_id: AccountId::from(row.try_get::<String, _>(1)?),
+        api_key_id: api_key_id.map(ApiKeyId::from),
         kind: TransactionType::parse(&kind).ok_or_else(|| {
             sqlx::Error::Decode(format!("unknown transaction type {kind:?}").into())
         })?,
-        amount: Money::from_nanos(row.try_get(3)?),
-        balance_after: Money::from_nanos(row.try_get(4)?),
-        total_spent_after: Money::from_nanos(row.try_get(5)?),
-        description: row.try_get(6)?,
-        metadata: row.try_get(7)?,
-        timestamp: row.try_get(8)?,
-        idempotency_key: row.try_get(9)?,
+        amount: Money::from_nanos(row.try_get(4)?),
+        balance_after: Money::from_nanos(row.try_get(5)?),
+        total_spent_after: Money::from_nanos(row.try_get(6)?),
+        description: row.try_get(7)?,
+        metadata: row.try_get(8)?,
+        timestamp: row.try_get(9)?,
+        idempotency_key: row.try_get(10)?,
     })
 }
 
@@ -76,10 +81,11 @@ pub async fn insert(
     transaction: &Transaction,
 ) -> Result<Transaction, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "INSERT INTO transactions (api_key_id, type, amount, balance_after, total_spent_after, description, metadata, timestamp, idempotency_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+        "INSERT INTO transactions (account_id, api_key_id, type, amount, balance_after, total_spent_after, description, metadata, timestamp, idempotency_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
     ))
-    .bind(&transaction.api_key_id)
+    .bind(transaction.account_id.as_str())
+    .bind(transaction.api_key_id.as_ref().map(ApiKeyId::as_str))
     .bind(transaction.kind.as_str())
     .bind(transaction.amount.nanos())
     .bind(transaction.balance_after.nanos())
@@ -95,13 +101,13 @@ pub async fn insert(
 
 pub async fn by_idempotency_key(
     connection: &mut AnyConnection,
-    api_key_id: &str,
+    account_id: &AccountId,
     idempotency_key: &str,
 ) -> Result<Option<Transaction>, sqlx::Error> {
     sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM transactions WHERE api_key_id = $1 AND idempotency_key = $2"
+        "SELECT {COLUMNS} FROM transactions WHERE account_id = $1 AND idempotency_key = $2"
     ))
-    .bind(api_key_id)
+    .bind(account_id.as_str())
     .bind(idempotency_key)
     .fetch_optional(connection)
     .await?
@@ -110,19 +116,21 @@ pub async fn by_idempotency_key(
     .transpose()
 }
 
-/// Newest first, ids below `before` (a cursor), at most `limit` rows.
+/// Newest first, ids below `before` (a cursor), at most `limit` rows; only those of one key when given.
 pub async fn list(
     connection: &mut AnyConnection,
-    api_key_id: &str,
+    account_id: &AccountId,
+    api_key_id: Option<&ApiKeyId>,
     kind: Option<TransactionType>,
     before: i64,
     limit: i64,
 ) -> Result<Vec<Transaction>, sqlx::Error> {
     sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM transactions \
-         WHERE api_key_id = $1 AND id < $2 AND ($3 = '' OR type = $3) ORDER BY id DESC LIMIT $4"
+        "SELECT {COLUMNS} FROM transactions WHERE account_id = $1 AND ($2 = '' OR api_key_id = $2) \
+         AND id < $3 AND ($4 = '' OR type = $4) ORDER BY id DESC LIMIT $5"
     ))
-    .bind(api_key_id)
+    .bind(account_id.as_str())
+    .bind(api_key_id.map_or("", ApiKeyId::as_str))
     .bind(before)
     .bind(kind.map_or("", TransactionType::as_str))
     .bind(limit)
@@ -133,17 +141,21 @@ pub async fn list(
     .collect()
 }
 
-/// Net spend since `since`: usage deductions minus refunds, as a positive amount.
+/// Net spend since `since`: usage deductions minus refunds, as a positive amount; of the whole account, or
+/// of one of its keys.
 pub async fn spend_since(
     connection: &mut AnyConnection,
-    api_key_id: &str,
+    account_id: &AccountId,
+    api_key_id: Option<&ApiKeyId>,
     since: Millis,
 ) -> Result<Money, sqlx::Error> {
     let net: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM transactions \
-         WHERE api_key_id = $1 AND timestamp >= $2 AND type IN ('usage_deduction', 'refund')",
+         WHERE account_id = $1 AND ($2 = '' OR api_key_id = $2) AND timestamp >= $3 \
+         AND type IN ('usage_deduction', 'refund')",
     )
-    .bind(api_key_id)
+    .bind(account_id.as_str())
+    .bind(api_key_id.map_or("", ApiKeyId::as_str))
     .bind(since)
     .fetch_one(connection)
     .await?;

@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::ids::{AccountId, ApiKeyId};
 use crate::keys::KeyType;
 use crate::money::Money;
 use crate::time::Millis;
@@ -40,7 +41,8 @@ impl UsageStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageRecord {
     pub id: i64,
-    pub api_key_id: String,
+    pub account_id: AccountId,
+    pub api_key_id: ApiKeyId,
     pub execution_id: String,
     pub session_id: String,
     pub workspace_id: String,
@@ -61,45 +63,49 @@ pub struct UsageRecord {
     pub balance_after: Option<Money>,
     pub total_spent_after: Option<Money>,
     pub refunded_amount: Option<Money>,
+    /// When the execution opened (its hold's start); absent on records made before it was kept.
+    pub started_at: Option<Millis>,
 }
 
-const COLUMNS: &str = "id, api_key_id, execution_id, session_id, workspace_id, timestamp, input_tokens, output_tokens, \
+const COLUMNS: &str = "id, account_id, api_key_id, execution_id, session_id, workspace_id, timestamp, input_tokens, output_tokens, \
     total_tokens, input_cost, output_cost, total_cost, charged, overage, model, duration_ms, status, endpoint, key_type, \
-    balance_after, total_spent_after, refunded_amount";
+    balance_after, total_spent_after, refunded_amount, started_at";
 
 fn decode_error(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
 }
 
 fn from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
-    let status: String = row.try_get(16)?;
-    let key_type: String = row.try_get(18)?;
-    let balance_after: Option<i64> = row.try_get(19)?;
-    let total_spent_after: Option<i64> = row.try_get(20)?;
-    let refunded: Option<i64> = row.try_get(21)?;
+    let status: String = row.try_get(17)?;
+    let key_type: String = row.try_get(19)?;
+    let balance_after: Option<i64> = row.try_get(20)?;
+    let total_spent_after: Option<i64> = row.try_get(21)?;
+    let refunded: Option<i64> = row.try_get(22)?;
     Ok(UsageRecord {
         id: row.try_get(0)?,
-        api_key_id: row.try_get(1)?,
-        execution_id: row.try_get(2)?,
-        session_id: row.try_get(3)?,
-        workspace_id: row.try_get(4)?,
-        timestamp: row.try_get(5)?,
-        input_tokens: row.try_get(6)?,
-        output_tokens: row.try_get(7)?,
-        total_tokens: row.try_get(8)?,
-        input_cost: Money::from_nanos(row.try_get(9)?),
-        output_cost: Money::from_nanos(row.try_get(10)?),
-        total_cost: Money::from_nanos(row.try_get(11)?),
-        charged: Money::from_nanos(row.try_get(12)?),
-        overage: Money::from_nanos(row.try_get(13)?),
-        model: row.try_get(14)?,
-        duration_ms: row.try_get(15)?,
+        account_id: AccountId::from(row.try_get::<String, _>(1)?),
+        api_key_id: ApiKeyId::from(row.try_get::<String, _>(2)?),
+        execution_id: row.try_get(3)?,
+        session_id: row.try_get(4)?,
+        workspace_id: row.try_get(5)?,
+        timestamp: row.try_get(6)?,
+        input_tokens: row.try_get(7)?,
+        output_tokens: row.try_get(8)?,
+        total_tokens: row.try_get(9)?,
+        input_cost: Money::from_nanos(row.try_get(10)?),
+        output_cost: Money::from_nanos(row.try_get(11)?),
+        total_cost: Money::from_nanos(row.try_get(12)?),
+        charged: Money::from_nanos(row.try_get(13)?),
+        overage: Money::from_nanos(row.try_get(14)?),
+        model: row.try_get(15)?,
+        duration_ms: row.try_get(16)?,
         status: UsageStatus::parse(&status).ok_or_else(|| decode_error("usage status", &status))?,
-        endpoint: row.try_get(17)?,
+        endpoint: row.try_get(18)?,
         key_type: KeyType::parse(&key_type).ok_or_else(|| decode_error("key type", &key_type))?,
         balance_after: balance_after.map(Money::from_nanos),
         total_spent_after: total_spent_after.map(Money::from_nanos),
         refunded_amount: refunded.map(Money::from_nanos),
+        started_at: row.try_get(23)?,
     })
 }
 
@@ -109,13 +115,14 @@ pub async fn insert(
     record: &UsageRecord,
 ) -> Result<UsageRecord, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "INSERT INTO usage_records (api_key_id, execution_id, session_id, workspace_id, timestamp, input_tokens, \
+        "INSERT INTO usage_records (account_id, api_key_id, execution_id, session_id, workspace_id, timestamp, input_tokens, \
          output_tokens, total_tokens, input_cost, output_cost, total_cost, charged, overage, model, duration_ms, status, \
-         endpoint, key_type, balance_after, total_spent_after, refunded_amount) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+         endpoint, key_type, balance_after, total_spent_after, refunded_amount, started_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
          RETURNING {COLUMNS}"
     ))
-    .bind(&record.api_key_id)
+    .bind(record.account_id.as_str())
+    .bind(record.api_key_id.as_str())
     .bind(&record.execution_id)
     .bind(&record.session_id)
     .bind(&record.workspace_id)
@@ -136,6 +143,7 @@ pub async fn insert(
     .bind(record.balance_after.map(Money::nanos))
     .bind(record.total_spent_after.map(Money::nanos))
     .bind(record.refunded_amount.map(Money::nanos))
+    .bind(record.started_at)
     .fetch_one(connection)
     .await?;
     from_row(&row)
@@ -156,17 +164,17 @@ pub async fn by_execution(
     .transpose()
 }
 
-/// The record `id` of the account `api_key_id` (another account's record is not found).
+/// The record `id` of the account `account_id` (another account's record is not found).
 pub async fn by_id(
     connection: &mut AnyConnection,
-    api_key_id: &str,
+    account_id: &AccountId,
     id: i64,
 ) -> Result<Option<UsageRecord>, sqlx::Error> {
     sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM usage_records WHERE id = $1 AND api_key_id = $2"
+        "SELECT {COLUMNS} FROM usage_records WHERE id = $1 AND account_id = $2"
     ))
     .bind(id)
-    .bind(api_key_id)
+    .bind(account_id.as_str())
     .fetch_optional(connection)
     .await?
     .as_ref()
@@ -187,9 +195,47 @@ pub async fn set_refunded(
     Ok(())
 }
 
-/// Filters of usage queries. Empty strings mean "any".
+/// What one key settled in a recent window: executions opened in it, tokens settled in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecentUsage {
+    pub opened: u64,
+    /// The earliest open in the window.
+    pub first_opened_at: Option<Millis>,
+    pub tokens: u64,
+    /// The earliest settlement in the window.
+    pub first_settled_at: Option<Millis>,
+}
+
+/// The usage of `api_key_id` settled after `since`.
+pub async fn recent(
+    connection: &mut AnyConnection,
+    api_key_id: &ApiKeyId,
+    since: Millis,
+) -> Result<RecentUsage, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT CAST(COUNT(CASE WHEN started_at > $2 THEN 1 END) AS BIGINT), \
+         MIN(CASE WHEN started_at > $2 THEN started_at END), \
+         CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), MIN(timestamp) \
+         FROM usage_records WHERE api_key_id = $1 AND timestamp > $2",
+    )
+    .bind(api_key_id.as_str())
+    .bind(since)
+    .fetch_one(connection)
+    .await?;
+    let count = |value: i64| u64::try_from(value).unwrap_or(0);
+    Ok(RecentUsage {
+        opened: count(row.try_get(0)?),
+        first_opened_at: row.try_get(1)?,
+        tokens: count(row.try_get(2)?),
+        first_settled_at: row.try_get(3)?,
+    })
+}
+
+/// Filters of usage queries (within one account). Empty strings mean "any".
 #[derive(Debug, Clone, Default)]
 pub struct UsageFilter {
+    /// Only the records of this key.
+    pub api_key_id: Option<ApiKeyId>,
     pub from: Millis,
     pub to: Millis,
     pub workspace_id: String,
@@ -207,21 +253,22 @@ impl UsageFilter {
     }
 }
 
-const FILTER: &str = "api_key_id = $1 AND timestamp >= $2 AND timestamp < $3 \
-    AND ($4 = '' OR workspace_id = $4) AND ($5 = '' OR model = $5)";
+const FILTER: &str = "account_id = $1 AND ($2 = '' OR api_key_id = $2) AND timestamp >= $3 \
+    AND timestamp < $4 AND ($5 = '' OR workspace_id = $5) AND ($6 = '' OR model = $6)";
 
 /// Newest first, ids below `before`, at most `limit` rows.
 pub async fn list(
     connection: &mut AnyConnection,
-    api_key_id: &str,
+    account_id: &AccountId,
     filter: &UsageFilter,
     before: i64,
     limit: i64,
 ) -> Result<Vec<UsageRecord>, sqlx::Error> {
     sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM usage_records WHERE {FILTER} AND id < $6 ORDER BY id DESC LIMIT $7"
+        "SELECT {COLUMNS} FROM usage_records WHERE {FILTER} AND id < $7 ORDER BY id DESC LIMIT $8"
     ))
-    .bind(api_key_id)
+    .bind(account_id.as_str())
+    .bind(filter.api_key_id.as_ref().map_or("", ApiKeyId::as_str))
     .bind(filter.from)
     .bind(filter.to)
     .bind(&filter.workspace_id)
@@ -261,11 +308,12 @@ fn totals_from_row(row: &AnyRow, first: usize) -> Result<Totals, sqlx::Error> {
 
 pub async fn totals(
     connection: &mut AnyConnection,
-    api_key_id: &str,
+    account_id: &AccountId,
     filter: &UsageFilter,
 ) -> Result<Totals, sqlx::Error> {
     let row = sqlx::query(&format!("SELECT {SUMS} FROM usage_records WHERE {FILTER}"))
-        .bind(api_key_id)
+        .bind(account_id.as_str())
+        .bind(filter.api_key_id.as_ref().map_or("", ApiKeyId::as_str))
         .bind(filter.from)
         .bind(filter.to)
         .bind(&filter.workspace_id)
@@ -278,7 +326,7 @@ pub async fn totals(
 /// Totals per value of `column` (`model` or `workspace_id`), ordered by that value.
 pub async fn totals_by(
     connection: &mut AnyConnection,
-    api_key_id: &str,
+    account_id: &AccountId,
     filter: &UsageFilter,
     column: GroupBy,
 ) -> Result<Vec<(String, Totals)>, sqlx::Error> {
@@ -286,7 +334,8 @@ pub async fn totals_by(
     sqlx::query(&format!(
         "SELECT {column}, {SUMS} FROM usage_records WHERE {FILTER} GROUP BY {column} ORDER BY {column}"
     ))
-    .bind(api_key_id)
+    .bind(account_id.as_str())
+    .bind(filter.api_key_id.as_ref().map_or("", ApiKeyId::as_str))
     .bind(filter.from)
     .bind(filter.to)
     .bind(&filter.workspace_id)

@@ -55,6 +55,22 @@ impl ToSchema for Timestamp {
     }
 }
 
+/// Deserializes an optional nested object, refusing any other JSON value (serde's derived structs would
+/// also take an array of the fields' values). For `#[serde(default, deserialize_with = "...")]`.
+pub fn optional_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    match Option::<Value>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(value @ Value::Object(_)) => T::deserialize(value)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        Some(_) => Err(serde::de::Error::custom("expected a JSON object")),
+    }
+}
+
 fn contract(service: Service, message: String) -> ApiError {
     ApiError::contract(service, message)
 }

@@ -10,7 +10,8 @@ use utoipa::IntoParams;
 use crate::error::ApiError;
 use crate::extract::{CallContext, QueryParams};
 use crate::json::{
-    Account, Stats, Timestamp, TransactionPage, TransactionType, UsagePage, WorkspaceList,
+    Account, KeySpendList, Stats, Timestamp, TransactionPage, TransactionType, UsagePage,
+    WorkspaceList,
 };
 use crate::openapi::CustomerErrors;
 use crate::state::AppState;
@@ -28,6 +29,22 @@ pub struct RangeQuery {
     /// Exclusive upper bound, RFC 3339.
     #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<Timestamp>,
+}
+
+/// A time filter and, for an owner key, one of its account's keys (DESIGN §9: a member key always sees
+/// only itself).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopedRangeQuery {
+    /// Inclusive lower bound, RFC 3339 (e.g. `2025-01-01T00:00:00Z`).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<Timestamp>,
+    /// Exclusive upper bound, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<Timestamp>,
+    /// Owner keys: only this key's usage.
+    pub api_key_id: Option<String>,
 }
 
 /// The gRPC time range of optional bounds (absent when both are).
@@ -81,17 +98,18 @@ pub async fn account(
     path = "/billing/stats",
     tag = "billing",
     security(("bearer" = [])),
-    params(RangeQuery),
+    params(ScopedRangeQuery),
     responses((status = 200, body = Stats), CustomerErrors)
 )]
 #[tracing::instrument(skip_all)]
 pub async fn stats(
     State(state): State<AppState>,
     context: CallContext,
-    QueryParams(query): QueryParams<RangeQuery>,
+    QueryParams(query): QueryParams<ScopedRangeQuery>,
 ) -> Result<Json<Stats>, ApiError> {
     let request = context.request(pb::GetStatsRequest {
         range: time_range(query.from, query.to),
+        api_key_id: query.api_key_id,
     });
     let stats = state
         .account()
@@ -120,6 +138,8 @@ pub struct UsageQuery {
     pub workspace_id: Option<String>,
     /// Only this model's records.
     pub model: Option<String>,
+    /// Owner keys: only this key's records.
+    pub api_key_id: Option<String>,
 }
 
 /// The caller's usage records, newest first, cursor paginated.
@@ -143,6 +163,7 @@ pub async fn usage(
         range: time_range(query.from, query.to),
         workspace_id: query.workspace_id,
         model: query.model,
+        api_key_id: query.api_key_id,
     });
     let page = state
         .account()
@@ -204,17 +225,18 @@ pub async fn transactions(
     path = "/billing/workspaces",
     tag = "billing",
     security(("bearer" = [])),
-    params(RangeQuery),
+    params(ScopedRangeQuery),
     responses((status = 200, body = WorkspaceList), CustomerErrors)
 )]
 #[tracing::instrument(skip_all)]
 pub async fn workspaces(
     State(state): State<AppState>,
     context: CallContext,
-    QueryParams(query): QueryParams<RangeQuery>,
+    QueryParams(query): QueryParams<ScopedRangeQuery>,
 ) -> Result<Json<WorkspaceList>, ApiError> {
     let request = context.request(pb::ListWorkspaceUsageRequest {
         range: time_range(query.from, query.to),
+        api_key_id: query.api_key_id,
     });
     let list = state
         .account()
@@ -223,4 +245,33 @@ pub async fn workspaces(
         .map_err(ApiError::billing)?
         .into_inner();
     Ok(Json(list.try_into()?))
+}
+
+/// The keys the caller may see: an owner every live key of its account, a member itself; each with its
+/// spend today and this month (UTC).
+#[utoipa::path(
+    get,
+    path = "/billing/keys",
+    tag = "billing",
+    security(("bearer" = [])),
+    responses((status = 200, body = KeySpendList), CustomerErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn keys(
+    State(state): State<AppState>,
+    context: CallContext,
+) -> Result<Json<KeySpendList>, ApiError> {
+    let request = context.request(pb::ListAccountKeysRequest {});
+    let response = state
+        .account()
+        .list_keys(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    let keys = response
+        .keys
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(KeySpendList { keys }))
 }

@@ -10,9 +10,10 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
-use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
+use crate::extract::{CallContext, JsonBody, JsonObject, PathParams, QueryParams};
 use crate::json::{
-    Account, ApiKey, CreatedKey, KeyList, KeyType, LedgerEntry, Price, PriceList, Stats, Timestamp,
+    Account, AccountPage, AccountWithKeys, ApiKey, CreatedKey, KeyList, KeyPolicy, KeyType,
+    LedgerEntry, Price, PriceList, Role, Stats, Timestamp, optional_object,
 };
 use crate::money::Usd;
 use crate::openapi::AdminErrors;
@@ -29,9 +30,17 @@ pub struct CreateKeyBody {
     pub prefix: Option<String>,
     /// When set (in the future), the key stops working at this time.
     pub expires_at: Option<Timestamp>,
+    /// Add the key to this account (a team sharing one balance); absent = the key's own new account.
+    pub account_id: Option<String>,
+    /// Default: `owner` of its own account, `member` of an existing one.
+    pub role: Option<Role>,
+    /// The key's limits; `policy.expiresAt`, when set, wins over `expiresAt`.
+    #[serde(default, deserialize_with = "optional_object")]
+    pub policy: Option<KeyPolicy>,
 }
 
-/// Creates a key and its account; the plain `key` is in this response only.
+/// Creates a key, with its own account or in an existing one (`accountId`); the plain `key` is in this
+/// response only.
 #[utoipa::path(
     post,
     path = "/admin/keys",
@@ -51,6 +60,12 @@ pub async fn create_key(
         key_type: body.key_type.to_wire().into(),
         prefix: body.prefix,
         expires_at: body.expires_at.map(|t| t.0),
+        account_id: body.account_id,
+        role: body
+            .role
+            .map_or(pb::Role::Unspecified, Role::to_wire)
+            .into(),
+        policy: body.policy.map(KeyPolicy::to_wire),
     });
     let created = state
         .admin()
@@ -400,4 +415,189 @@ pub async fn set_price(
         .map_err(ApiError::billing)?
         .into_inner();
     Ok((StatusCode::CREATED, Json(price.try_into()?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateAccountBody {
+    /// 1..=100 printable characters.
+    pub name: String,
+}
+
+/// Creates an empty account (a team); add keys to it with `POST /admin/keys` and `accountId`.
+#[utoipa::path(
+    post,
+    path = "/admin/accounts",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateAccountBody,
+    responses((status = 201, body = Account), AdminErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn create_account(
+    State(state): State<AppState>,
+    context: CallContext,
+    JsonBody(body): JsonBody<CreateAccountBody>,
+) -> Result<(StatusCode, Json<Account>), ApiError> {
+    let request = context.request(pb::CreateAccountRequest { name: body.name });
+    let account = state
+        .admin()
+        .create_account(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(account.try_into()?)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAccountsQuery {
+    /// Page size, 1..=1000; default 100.
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Accounts, oldest first, cursor paginated.
+#[utoipa::path(
+    get,
+    path = "/admin/accounts",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(ListAccountsQuery),
+    responses((status = 200, body = AccountPage), AdminErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn list_accounts(
+    State(state): State<AppState>,
+    context: CallContext,
+    QueryParams(query): QueryParams<ListAccountsQuery>,
+) -> Result<Json<AccountPage>, ApiError> {
+    let request = context.request(pb::ListAccountsRequest {
+        limit: query.limit.unwrap_or(0),
+        cursor: query.cursor,
+    });
+    let response = state
+        .admin()
+        .list_accounts(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(AccountPage {
+        accounts: response
+            .accounts
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect::<Result<_, _>>()?,
+        next_cursor: response.next_cursor,
+    }))
+}
+
+/// An account with every key (revoked ones too) and each key's spend today and this month.
+#[utoipa::path(
+    get,
+    path = "/admin/accounts/{accountId}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("accountId" = String, Path, description = "The account's id (or one of its keys' id)")),
+    responses((status = 200, body = AccountWithKeys), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(account_id = %account_id))]
+pub async fn get_account(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(account_id): PathParams<String>,
+) -> Result<Json<AccountWithKeys>, ApiError> {
+    let request = context.request(pb::GetAccountAdminRequest { account_id });
+    let response = state
+        .admin()
+        .get_account(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(response.try_into()?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateKeyBody {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    /// Replaces the key's policy whole (its `expiresAt` included); absent keeps it.
+    #[serde(default, deserialize_with = "optional_object")]
+    pub policy: Option<KeyPolicy>,
+}
+
+/// Changes a key's name, role or policy; applies from the key's next call.
+#[utoipa::path(
+    patch,
+    path = "/admin/keys/{id}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The key's id")),
+    request_body = UpdateKeyBody,
+    responses((status = 200, body = ApiKey), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(key_id = %id))]
+pub async fn update_key(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(id): PathParams<String>,
+    JsonObject(body): JsonObject<UpdateKeyBody>,
+) -> Result<Json<ApiKey>, ApiError> {
+    let request = context.request(pb::UpdateKeyRequest {
+        id,
+        name: body.name,
+        role: body
+            .role
+            .map_or(pb::Role::Unspecified, Role::to_wire)
+            .into(),
+        policy: body.policy.map(KeyPolicy::to_wire),
+    });
+    let key = state
+        .admin()
+        .update_key(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(key.try_into()?))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateKeyBody {
+    /// How long the old secret keeps working, 0..=2592000 s (30 days); default 0 (refused at once).
+    pub grace_period_secs: Option<u64>,
+}
+
+/// Issues a new secret for a key (same id, account, role and policy); the plain `key` is in this
+/// response only.
+#[utoipa::path(
+    post,
+    path = "/admin/keys/{id}/rotate",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The key's id")),
+    request_body = RotateKeyBody,
+    responses((status = 201, body = CreatedKey), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(key_id = %id))]
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(id): PathParams<String>,
+    JsonObject(body): JsonObject<RotateKeyBody>,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let request = context.request(pb::RotateKeyRequest {
+        id,
+        grace_period_secs: body.grace_period_secs,
+    });
+    let created = state
+        .admin()
+        .rotate_key(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(created.try_into()?)))
 }

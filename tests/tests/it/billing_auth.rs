@@ -55,6 +55,7 @@ async fn customer_keys_are_checked(backend: Backend) {
                     seconds: i64::try_from(soon.as_secs()).expect("secs"),
                     nanos: i32::try_from(soon.subsec_nanos()).expect("nanos"),
                 }),
+                ..Default::default()
             },
         ))
         .await

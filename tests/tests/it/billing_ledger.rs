@@ -669,6 +669,7 @@ async fn keys_are_listed_without_secrets_and_revoked(backend: Backend) {
                 key_type: pb::KeyType::Internal.into(),
                 prefix: Some("tb_ci_".into()),
                 expires_at: None,
+                ..Default::default()
             },
         ))
         .await
@@ -682,6 +683,7 @@ async fn keys_are_listed_without_secrets_and_revoked(backend: Backend) {
                 key_type: pb::KeyType::Standard.into(),
                 prefix: Some("Bad-".into()),
                 expires_at: None,
+                ..Default::default()
             },
         ))
         .await

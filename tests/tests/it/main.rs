@@ -16,3 +16,4 @@ mod security_gateway;
 mod security_input;
 mod security_rest_fuzz;
 mod security_tls;
+mod teams;

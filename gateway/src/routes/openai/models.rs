@@ -1,5 +1,6 @@
 //! `GET /v1/models`: the provider's model list, as it sent it (executor-svc caches it for a minute). OpenAI
-//! clients and chat front-ends call it first; it needs a valid key like every `/v1` route.
+//! clients and chat front-ends call it first; it needs a valid key like every `/v1` route. A key with a
+//! model allow-list (DESIGN §9) sees only the allowed models.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -10,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Service};
 use crate::extract::OpenAiCallContext;
 use crate::openai_error::OpenAiError;
 use crate::openapi::OpenAiErrors;
@@ -38,11 +39,16 @@ pub async fn models(
     OpenAiCallContext(context): OpenAiCallContext,
 ) -> Result<Response, OpenAiError> {
     // The key is checked by billing-svc, as on every other route (executor-svc's list needs none).
-    state
+    let account = state
         .account()
         .get_account(context.request(billing_pb::GetAccountRequest {}))
         .await
-        .map_err(ApiError::billing)?;
+        .map_err(ApiError::billing)?
+        .into_inner();
+    let allowed = account
+        .policy
+        .and_then(|policy| policy.allowed_models)
+        .map(|list| list.models);
     let mut call = context.request(pb::ListModelsRequest {});
     call.set_timeout(state.executor_timeout);
     let list = state
@@ -51,12 +57,34 @@ pub async fn models(
         .await
         .map_err(ApiError::executor)?
         .into_inner();
+    let body = match allowed {
+        None => list.models_json,
+        Some(allowed) => only_allowed(&list.models_json, &allowed)?,
+    };
     Ok((
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        list.models_json,
+        body,
     )
         .into_response())
+}
+
+/// The provider's list without the models outside `allowed`.
+fn only_allowed(models_json: &str, allowed: &[String]) -> Result<String, ApiError> {
+    let contract = |message: &str| ApiError::contract(Service::Executor, message);
+    let mut list: Value =
+        serde_json::from_str(models_json).map_err(|_| contract("model list is not JSON"))?;
+    let data = list
+        .get_mut("data")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| contract("model list has no `data` array"))?;
+    data.retain(|model| {
+        model
+            .get("id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| allowed.iter().any(|name| name == id))
+    });
+    serde_json::to_string(&list).map_err(|_| contract("model list cannot be written"))
 }

@@ -1,0 +1,56 @@
+//! Typed ids, so that a key id and an account id cannot be confused: each names one kind of row, and
+//! the compiler refuses one where the other is meant.
+
+use std::fmt;
+
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A new random id (a UUID v4).
+            pub fn generate() -> $name {
+                $name(uuid::Uuid::new_v4().to_string())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> $name {
+                $name(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> $name {
+                $name(id.to_string())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id!(
+    /// The id of a billing account (`billing_accounts.id`).
+    AccountId
+);
+id!(
+    /// The id of an API key (`api_keys.id`); never the key itself.
+    ApiKeyId
+);
