@@ -327,6 +327,8 @@ async fn answer(
         granted_output_tokens,
         held: "0".to_string(),
         price: Some(seed_price()),
+        requests: None,
+        tokens: None,
     });
     if sender.send(Ok(response(opened))).await.is_err() {
         return Ok(());

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use proto::billing::v1::{MeterClose, MeterOpen, UsageStatus};
+use proto::executor::v1::RateLimits;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::chat::model_name;
 use crate::error::ExecutorError;
-use crate::execution::{BillingView, Call, Costs, Executor};
+use crate::execution::{BillingView, Call, Costs, Executor, rate_limits};
 use crate::tokens;
 
 /// The most inputs one request may carry (OpenAI's own limit).
@@ -35,6 +36,8 @@ pub struct EmbedOutcome {
     pub input_tokens: u64,
     pub costs: Option<Costs>,
     pub billing: BillingView,
+    /// The key's per-minute limits as they stood at open.
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// Reads a client's embeddings body; `model` is the default embedding model when absent.
@@ -154,6 +157,7 @@ impl Executor {
             input_tokens,
             costs: charged.costs,
             billing: charged.billing,
+            rate_limits: rate_limits(&opened),
         })
     }
 }

@@ -11,7 +11,10 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use proto::billing::v1::{KeyType, MeterClose, MeterOpen, MeterOpened, Settlement, UsageStatus};
+use proto::billing::v1::{
+    KeyType, MeterClose, MeterOpen, MeterOpened, RateLimitStatus, Settlement, UsageStatus,
+};
+use proto::executor::v1::{RateLimit, RateLimits};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
@@ -118,6 +121,8 @@ pub struct Outcome {
     pub costs: Option<Costs>,
     pub billing: BillingView,
     pub finish: Finish,
+    /// The key's per-minute limits as they stood at open.
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// The costs of an execution as decimal USD strings, from billing-svc's usage record.
@@ -135,7 +140,22 @@ pub enum StreamEvent {
     Delta(String),
     /// [`Shape::ChatCompletion`]: a provider chunk as it sent it.
     Chunk(String),
+    /// First, when the key has per-minute limits: where it stands against them.
+    Limits(RateLimits),
     Done(Box<Result<Outcome, ExecutorError>>),
+}
+
+/// The key's per-minute limits billing-svc reported at open, if it has any.
+pub fn rate_limits(opened: &MeterOpened) -> Option<RateLimits> {
+    let window = |status: &RateLimitStatus| RateLimit {
+        limit: status.limit,
+        remaining: status.remaining,
+        reset_secs: status.reset_secs,
+    };
+    (opened.requests.is_some() || opened.tokens.is_some()).then(|| RateLimits {
+        requests: opened.requests.as_ref().map(window),
+        tokens: opened.tokens.as_ref().map(window),
+    })
 }
 
 /// Where the output goes.
@@ -178,6 +198,13 @@ impl Sink {
             }
         };
         sent.map_err(|_| ClientGone)
+    }
+
+    /// Tells a streaming client the key's per-minute limits before any output.
+    async fn limits(&mut self, limits: &RateLimits) {
+        if let Sink::Stream(events) = self {
+            let _ = events.send(StreamEvent::Limits(*limits)).await;
+        }
     }
 
     /// A chunk the executor made (the end of a cut-off stream); only chunk streams receive it.
@@ -363,6 +390,10 @@ impl Executor {
         let mut session = self.metering.open(open, &call.request_id).await?;
         let opened = session.opened.clone();
         tracing::debug!(granted = opened.granted_output_tokens, held = %opened.held, "hold placed");
+        let rate_limits = rate_limits(&opened);
+        if let Some(limits) = &rate_limits {
+            sink.limits(limits).await;
+        }
 
         let assemble = sink.is_unary() && request.shape == Shape::ChatCompletion;
         let (mut generation, end) = self
@@ -418,6 +449,7 @@ impl Executor {
             costs: charged.costs,
             billing: charged.billing,
             finish,
+            rate_limits,
         })
     }
 

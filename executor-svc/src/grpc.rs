@@ -105,6 +105,9 @@ impl ExecutorService for ExecutorGrpc {
             StreamEvent::Chunk(json) => Ok(ExecuteStreamResponse {
                 message: Some(execute_stream_response::Message::ChunkJson(json)),
             }),
+            StreamEvent::Limits(limits) => Ok(ExecuteStreamResponse {
+                message: Some(execute_stream_response::Message::RateLimits(limits)),
+            }),
             StreamEvent::Done(result) => match *result {
                 Ok(outcome) => Ok(ExecuteStreamResponse {
                     message: Some(execute_stream_response::Message::Done(to_response(
@@ -181,6 +184,7 @@ fn embed_response(outcome: EmbedOutcome) -> EmbedResponse {
         response_json: outcome.response,
         usage: Some(usage_message(outcome.input_tokens, 0, outcome.costs)),
         billing: billing_message(outcome.billing),
+        rate_limits: outcome.rate_limits,
     }
 }
 
@@ -213,6 +217,7 @@ fn to_response(outcome: Outcome, output: OutputField) -> ExecuteResponse {
         finish_reason: finish_reason.into(),
         chat_completion_json: outcome.chat_completion.unwrap_or_default(),
         usage_chunk_json: outcome.usage_chunk.unwrap_or_default(),
+        rate_limits: outcome.rate_limits,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use futures::Stream;
 use proto::executor::v1::execute_stream_response::Message;
-use proto::executor::v1::{ExecuteRequest, ExecuteResponse, ExecuteStreamResponse};
+use proto::executor::v1::{ExecuteRequest, ExecuteResponse, ExecuteStreamResponse, RateLimits};
 use tonic::Streaming;
 
 use crate::error::{ApiError, Service};
@@ -40,13 +40,20 @@ pub async fn run(
     Ok(response.into_inner())
 }
 
-/// Starts a streamed execution. Dropping the returned stream (the HTTP client went away) drops the gRPC
-/// stream, which cancels the execution upstream.
+/// Starts a streamed execution: the key's per-minute limits (when it has any, they come first) and the
+/// events. Dropping the returned stream (the HTTP client went away) drops the gRPC stream, which cancels
+/// the execution upstream.
 pub async fn start_stream(
     state: &AppState,
     context: &CallContext,
     request: ExecuteRequest,
-) -> Result<impl Stream<Item = ExecutionEvent> + Send + 'static, ApiError> {
+) -> Result<
+    (
+        Option<RateLimits>,
+        impl Stream<Item = ExecutionEvent> + Send + 'static,
+    ),
+    ApiError,
+> {
     let mut call = context.request(request);
     call.set_timeout(state.executor_timeout);
     let mut stream = state
@@ -55,12 +62,20 @@ pub async fn start_stream(
         .await
         .map_err(ApiError::executor)?
         .into_inner();
-    let first = stream.message().await.map_err(ApiError::executor)?;
+    let mut first = stream.message().await.map_err(ApiError::executor)?;
+    let mut limits = None;
+    if let Some(ExecuteStreamResponse {
+        message: Some(Message::RateLimits(rate_limits)),
+    }) = first
+    {
+        limits = Some(rate_limits);
+        first = stream.message().await.map_err(ApiError::executor)?;
+    }
     let first =
         first.ok_or_else(|| ApiError::contract(Service::Executor, "the stream ended empty"))?;
-    Ok(futures::stream::unfold(
-        Some((Some(first), stream)),
-        next_event,
+    Ok((
+        limits,
+        futures::stream::unfold(Some((Some(first), stream)), next_event),
     ))
 }
 
@@ -87,6 +102,13 @@ async fn next_event(state: StreamState) -> Option<(ExecutionEvent, StreamState)>
         })) => Some((ExecutionEvent::Done(Box::new(done)), None)),
         Ok(Some(ExecuteStreamResponse { message: None })) => {
             let error = ApiError::contract(Service::Executor, "a stream message without content");
+            Some((ExecutionEvent::Failed(error), None))
+        }
+        Ok(Some(ExecuteStreamResponse {
+            message: Some(Message::RateLimits(_)),
+        })) => {
+            let error =
+                ApiError::contract(Service::Executor, "rate limits after the first message");
             Some((ExecutionEvent::Failed(error), None))
         }
         Ok(None) => {

@@ -57,9 +57,10 @@ ALTER TABLE usage_records ADD COLUMN account_id TEXT NOT NULL DEFAULT '';
 UPDATE usage_records SET account_id = (SELECT k.account_id FROM api_keys k WHERE k.id = usage_records.api_key_id);
 -- When the execution opened (its hold's start), for requests per minute; NULL for records made before.
 ALTER TABLE usage_records ADD COLUMN started_at BIGINT;
+-- Reads by account replace reads by key (a member's reads add `api_key_id = …` to the account's); the key's
+-- recent usage (rate limits) keeps `usage_records_by_key_time`. Each index is paid on every settlement.
+DROP INDEX usage_records_by_key;
 CREATE INDEX usage_records_by_account ON usage_records (account_id, id);
-CREATE INDEX usage_records_by_account_time ON usage_records (account_id, timestamp);
 
 ALTER TABLE holds ADD COLUMN account_id TEXT NOT NULL DEFAULT '';
 UPDATE holds SET account_id = (SELECT k.account_id FROM api_keys k WHERE k.id = holds.api_key_id);
-CREATE INDEX holds_by_account ON holds (account_id);

@@ -26,7 +26,7 @@ use crate::config::Secret;
 use crate::error::BillingError;
 use crate::ids::ApiKeyId;
 use crate::keys::KeyType;
-use crate::ledger::{Grant, Ledger, OpenRequest, OutputKind, SettleRequest};
+use crate::ledger::{Grant, Ledger, OpenRequest, OutputKind, SettleRequest, Window};
 use crate::time;
 
 pub struct MeteringApi {
@@ -179,6 +179,8 @@ async fn serve_meter(
         granted_output_tokens: opened.granted_output_tokens,
         held: opened.held.to_string(),
         price: Some(price_to_pb(&opened.price)),
+        requests: opened.rates.requests.map(window_to_pb),
+        tokens: opened.rates.tokens.map(window_to_pb),
     });
     if sender.send(Ok(response(opened_message))).await.is_err() {
         return Ok(());
@@ -255,4 +257,12 @@ async fn serve_meter(
         }
     }
     Ok(())
+}
+
+fn window_to_pb(window: Window) -> pb::RateLimitStatus {
+    pb::RateLimitStatus {
+        limit: window.limit,
+        remaining: window.remaining,
+        reset_secs: window.reset_secs,
+    }
 }

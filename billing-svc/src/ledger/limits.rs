@@ -11,14 +11,32 @@ use crate::time::Millis;
 /// The window of per-minute limits.
 pub const WINDOW_MS: Millis = 60_000;
 
-/// Refuses an execution of `input_tokens` when it would exceed a limit of `policy`.
+/// Where a key stands against one per-minute limit, this execution counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub limit: u64,
+    pub remaining: u64,
+    /// Whole seconds until the oldest counted use leaves the window.
+    pub reset_secs: u64,
+}
+
+/// A key's per-minute limits as they stand after admitting an execution (absent: no such limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateStatus {
+    pub requests: Option<Window>,
+    pub tokens: Option<Window>,
+}
+
+/// Refuses an execution of `input_tokens` when it would exceed a limit of `policy`; else says where the
+/// key stands with it counted.
 pub fn check(
     policy: &Policy,
     holds: &KeyHolds,
     recent: &RecentUsage,
     input_tokens: u64,
     now: Millis,
-) -> Result<(), BillingError> {
+) -> Result<RateStatus, BillingError> {
+    let mut status = RateStatus::default();
     if let Some(max) = policy.max_concurrent
         && holds.count >= u64::from(max)
     {
@@ -27,26 +45,33 @@ pub fn check(
     }
     if let Some(limit) = policy.requests_per_minute {
         let opened = holds.opened_since.saturating_add(recent.opened);
+        let first = earliest(holds.first_opened_at, recent.first_opened_at);
         if opened >= u64::from(limit) {
-            let first = earliest(holds.first_opened_at, recent.first_opened_at);
             return Err(refusal(
                 RateLimit::RequestsPerMinute,
                 u64::from(limit),
                 seconds_until_out_of_window(first, now),
             ));
         }
+        status.requests = Some(Window {
+            limit: u64::from(limit),
+            remaining: u64::from(limit) - opened - 1,
+            reset_secs: seconds_until_out_of_window(Some(first.unwrap_or(now)), now),
+        });
     }
     if let Some(limit) = policy.tokens_per_minute {
         let used = holds.tokens.saturating_add(recent.tokens);
+        let reset_secs = seconds_until_out_of_window(recent.first_settled_at, now);
         if used.saturating_add(input_tokens) > limit {
-            return Err(refusal(
-                RateLimit::TokensPerMinute,
-                limit,
-                seconds_until_out_of_window(recent.first_settled_at, now),
-            ));
+            return Err(refusal(RateLimit::TokensPerMinute, limit, reset_secs));
         }
+        status.tokens = Some(Window {
+            limit,
+            remaining: limit - used - input_tokens,
+            reset_secs,
+        });
     }
-    Ok(())
+    Ok(status)
 }
 
 fn refusal(kind: RateLimit, limit: u64, retry_after_secs: u64) -> BillingError {
@@ -75,6 +100,8 @@ fn seconds_until_out_of_window(first: Option<Millis>, now: Millis) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn policy() -> Policy {
@@ -86,7 +113,7 @@ mod tests {
         }
     }
 
-    fn reason(result: Result<(), BillingError>) -> Option<(&'static str, u64)> {
+    fn reason(result: Result<RateStatus, BillingError>) -> Option<(&'static str, u64)> {
         match result {
             Err(BillingError::RateLimited {
                 kind,
@@ -101,7 +128,16 @@ mod tests {
     fn each_limit_refuses_at_its_bound() {
         let now = 1_000_000;
         let idle = (KeyHolds::default(), RecentUsage::default());
-        assert!(check(&policy(), &idle.0, &idle.1, 10, now).is_ok());
+        let status = check(&policy(), &idle.0, &idle.1, 10, now).unwrap();
+        assert_eq!(
+            status.requests,
+            Some(Window {
+                limit: 3,
+                remaining: 2,
+                reset_secs: 60
+            })
+        );
+        assert_eq!(status.tokens.map(|window| window.remaining), Some(990));
 
         let busy = KeyHolds {
             count: 2,
@@ -133,7 +169,13 @@ mod tests {
             first_settled_at: Some(now - 59_000),
             ..RecentUsage::default()
         };
-        assert!(check(&policy(), &idle.0, &tokens, 100, now).is_ok());
+        assert_eq!(
+            check(&policy(), &idle.0, &tokens, 100, now)
+                .unwrap()
+                .tokens
+                .map(|window| (window.remaining, window.reset_secs)),
+            Some((0, 1))
+        );
         assert_eq!(
             reason(check(&policy(), &idle.0, &tokens, 101, now)),
             Some(("tokens_per_minute_exceeded", 1))
@@ -148,6 +190,9 @@ mod tests {
             tokens: u64::MAX,
             ..KeyHolds::default()
         };
-        assert!(check(&Policy::default(), &holds, &RecentUsage::default(), 1, 0).is_ok());
+        assert_eq!(
+            check(&Policy::default(), &holds, &RecentUsage::default(), 1, 0).unwrap(),
+            RateStatus::default()
+        );
     }
 }

@@ -54,6 +54,8 @@ pub struct Opened {
     pub granted_output_tokens: u64,
     pub held: Money,
     pub price: Price,
+    /// Where the key stands against its per-minute limits, this execution counted.
+    pub rates: limits::RateStatus,
 }
 
 /// The answer to progress.
@@ -188,9 +190,10 @@ impl Ledger {
         let mut account = batch.lock(&caller.key.account_id, now).await?;
         // The authenticated key may come from the cache: it is checked again under the lock.
         let key = Ledger::recheck(batch, caller, now).await?;
-        if let Err(error) = Self::admit(batch, &key, request, now).await {
-            return Err(refusal(batch, &request.execution_id, error).await);
-        }
+        let rates = match Self::admit(batch, &key, request, now).await {
+            Ok(rates) => rates,
+            Err(error) => return Err(refusal(batch, &request.execution_id, error).await),
+        };
         let price = match batch.price(&request.model, now).await {
             Ok(price) => price,
             Err(error) => return Err(refusal(batch, &request.execution_id, error).await),
@@ -253,6 +256,7 @@ impl Ledger {
             granted_output_tokens: granted,
             held: amount,
             price,
+            rates,
         })
     }
 
@@ -262,14 +266,14 @@ impl Ledger {
         key: &ApiKey,
         request: &OpenRequest,
         now: Millis,
-    ) -> Result<(), BillingError> {
+    ) -> Result<limits::RateStatus, BillingError> {
         if !key.policy.allows_model(&request.model) {
             return Err(BillingError::ModelNotAllowed {
                 model: request.model.clone(),
             });
         }
         if !key.policy.limits_rate() {
-            return Ok(());
+            return Ok(limits::RateStatus::default());
         }
         let since = now - limits::WINDOW_MS;
         let holds = holds::of_key(batch.connection(), &key.id, since).await?;

@@ -13,6 +13,7 @@ mod metering;
 mod queries;
 
 pub use admin::{AccountView, CreatedKey, KeyChange, KeySpend, NewKey};
+pub use limits::{RateStatus, Window};
 pub use metering::{Grant, OpenRequest, Opened, OutputKind, SettleRequest, Settlement};
 pub use queries::{Page, Stats, View, range};
 

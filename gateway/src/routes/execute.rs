@@ -124,7 +124,8 @@ pub async fn execute(
         chat_request_json: None,
     };
     if stream {
-        let events = execution::start_stream(&state, &context, request).await?;
+        // `/execute` is the platform's own shape: OpenAI's rate-limit headers are for `/v1`.
+        let (_, events) = execution::start_stream(&state, &context, request).await?;
         Ok(Sse::new(sse_events(events))
             .keep_alive(KeepAlive::default())
             .into_response())

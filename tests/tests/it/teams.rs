@@ -202,10 +202,32 @@ async fn requests_per_minute_and_tokens_per_minute_refuse_with_retry_after(backe
         json!({"policy": {"requestsPerMinute": 3}}),
     )
     .await;
-    for _ in 0..3 {
+    // OpenAI's rate-limit headers say where the key stands, this call counted, whole and streamed.
+    for remaining in ["2", "1"] {
         let answer = chat(&stack, &rpm, "mock").await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert_eq!(answer.header("x-ratelimit-limit-requests"), Some("3"));
+        assert_eq!(
+            answer.header("x-ratelimit-remaining-requests"),
+            Some(remaining)
+        );
+        assert!(
+            answer
+                .header("x-ratelimit-reset-requests")
+                .unwrap()
+                .ends_with('s')
+        );
+        assert!(answer.header("x-ratelimit-limit-tokens").is_none());
     }
+    let streamed = stack
+        .post(
+            "/v1/chat/completions",
+            &rpm,
+            json!({"model": "mock", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(streamed.status, StatusCode::OK, "{}", streamed.text);
+    assert_eq!(streamed.header("x-ratelimit-remaining-requests"), Some("0"));
     let fourth = chat(&stack, &rpm, "mock").await;
     assert_eq!(
         fourth.status,
@@ -234,6 +256,8 @@ async fn requests_per_minute_and_tokens_per_minute_refuse_with_retry_after(backe
     for _ in 0..3 {
         let answer = chat(&stack, &tpm, "mock-usage-300-100").await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert_eq!(answer.header("x-ratelimit-limit-tokens"), Some("1000"));
+        assert!(answer.header("x-ratelimit-remaining-tokens").is_some());
     }
     let fourth = chat(&stack, &tpm, "mock-usage-300-100").await;
     assert_eq!(
@@ -277,7 +301,7 @@ async fn a_model_outside_the_allow_list_is_refused_before_anything_is_held(backe
         .iter()
         .map(|model| model["id"].as_str().unwrap().to_string())
         .collect();
-    assert!(ids.iter().all(|id| id == "mock"), "{ids:?}");
+    assert_eq!(ids, vec!["mock".to_string()]);
     assert_ledger_invariants(&stack.billing.database).await;
 }
 
@@ -467,4 +491,114 @@ async fn a_database_of_the_previous_release_upgrades_in_place(backend: Backend) 
     .await;
     assert!(released);
     assert_ledger_invariants(&billing.database).await;
+}
+
+/// Three billing-svc processes on one PostgreSQL database: a key's concurrency and per-minute limits are
+/// counted in the open transaction under the account's row lock, so they stay exact whichever process
+/// each execution opens on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_limits_are_exact_across_three_replicas_on_one_postgresql() {
+    use proto::billing::v1 as pb;
+
+    let first = Billing::start(Backend::Postgres, &[]).await;
+    let url = first.database.url.clone();
+    let mut replicas = vec![first];
+    for _ in 0..2 {
+        let (admin_key, service_token) = (
+            replicas[0].admin_key.clone(),
+            replicas[0].service_token.clone(),
+        );
+        replicas.push(
+            Billing::start_with(
+                TestDatabase::existing(Backend::Postgres, url.clone()),
+                admin_key,
+                service_token,
+                &[],
+            )
+            .await,
+        );
+    }
+    let key_with = |policy: pb::KeyPolicy| {
+        let billing = &replicas[0];
+        async move {
+            let created = billing
+                .admin()
+                .await
+                .create_key(tests::authed(
+                    &billing.admin_key,
+                    pb::CreateKeyRequest {
+                        name: "replicated".into(),
+                        key_type: pb::KeyType::Standard.into(),
+                        policy: Some(policy),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            let id = created.api_key.unwrap().id;
+            billing.add_credits(&id, "10").await;
+            created.key
+        }
+    };
+    let reason = |status: &tonic::Status| {
+        tonic_types::StatusExt::get_details_error_info(status)
+            .map(|info| info.reason)
+            .unwrap_or_default()
+    };
+
+    // Concurrency 2: nine opens at once, three on each replica.
+    let key = key_with(pb::KeyPolicy {
+        max_concurrent: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let opens = (0..9).map(|n| {
+        let (billing, key) = (&replicas[n % 3], key.clone());
+        async move { billing.open(&key, &format!("conc-{n}"), 10, 50).await }
+    });
+    let results = futures::future::join_all(opens).await;
+    let (open, refused): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    assert_eq!(open.len(), 2, "exactly the limit is in flight");
+    for refusal in &refused {
+        let Err(status) = refusal else { unreachable!() };
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(reason(status), "concurrency_limit_exceeded");
+    }
+    for session in open {
+        session
+            .unwrap()
+            .close(10, 20, pb::UsageStatus::Completed)
+            .await
+            .unwrap();
+    }
+    // A finished execution frees its slot, on any replica.
+    let again = replicas[2].open(&key, "conc-again", 10, 50).await.unwrap();
+    again
+        .close(10, 20, pb::UsageStatus::Completed)
+        .await
+        .unwrap();
+
+    // Three requests per minute: six executions at once, spread over the replicas.
+    let key = key_with(pb::KeyPolicy {
+        requests_per_minute: Some(3),
+        ..Default::default()
+    })
+    .await;
+    let runs = (0..6).map(|n| {
+        let (billing, key) = (&replicas[n % 3], key.clone());
+        async move {
+            let session = billing.open(&key, &format!("rpm-{n}"), 10, 50).await?;
+            session.close(10, 20, pb::UsageStatus::Completed).await
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    let settled = results.iter().filter(|result| result.is_ok()).count();
+    assert_eq!(settled, 3, "{results:?}");
+    for result in &results {
+        if let Err(status) = result {
+            assert_eq!(reason(status), "requests_per_minute_exceeded");
+        }
+    }
+    assert_ledger_invariants(&replicas[0].database).await;
 }

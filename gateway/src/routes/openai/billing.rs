@@ -1,7 +1,9 @@
 //! The billing figures `/v1` answers carry: `x-billing-*` headers on whole answers, a `billing` object on
-//! a stream's last chunk. Internal keys get neither.
+//! a stream's last chunk (internal keys get neither), and OpenAI's `x-ratelimit-*` headers for keys with
+//! per-minute limits.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use proto::executor::v1::RateLimits;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -84,6 +86,27 @@ pub fn billing_headers(billing: Option<ChunkBilling>) -> HeaderMap {
         put("x-billing-cut-off", cut_off.to_string());
     }
     headers
+}
+
+/// OpenAI's rate-limit headers for a key with per-minute limits (DESIGN §9):
+/// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, the reset as whole seconds (`"12s"`).
+pub fn rate_limit_headers(limits: Option<&RateLimits>, headers: &mut HeaderMap) {
+    let Some(limits) = limits else { return };
+    for (kind, window) in [("requests", &limits.requests), ("tokens", &limits.tokens)] {
+        let Some(window) = window else { continue };
+        for (name, value) in [
+            ("limit", window.limit.to_string()),
+            ("remaining", window.remaining.to_string()),
+            ("reset", format!("{}s", window.reset_secs)),
+        ] {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(format!("x-ratelimit-{name}-{kind}").as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::billing::{ChunkBilling, billing_headers, chunk_billing};
+use super::billing::{ChunkBilling, billing_headers, chunk_billing, rate_limit_headers};
 use super::{OpenAiJson, SESSION_HEADER, WORKSPACE_HEADER};
 use crate::error::ApiError;
 use crate::execution::{self, ExecutionEvent};
@@ -162,10 +162,12 @@ pub async fn chat_completions(
             .stream_options
             .and_then(|options| options.include_usage)
             .unwrap_or(false);
-        let events = execution::start_stream(&state, &context, request).await?;
-        Ok(Sse::new(chunk_events(events, include_usage))
+        let (limits, events) = execution::start_stream(&state, &context, request).await?;
+        let mut response = Sse::new(chunk_events(events, include_usage))
             .keep_alive(KeepAlive::default())
-            .into_response())
+            .into_response();
+        rate_limit_headers(limits.as_ref(), response.headers_mut());
+        Ok(response)
     } else {
         let mut response = execution::run(&state, &context, request).await?;
         let completion = std::mem::take(&mut response.chat_completion_json);
@@ -176,6 +178,7 @@ pub async fn chat_completions(
             )
             .into());
         }
+        let limits = response.rate_limits.take();
         let summary = ExecutionSummary::try_from(response)?;
         let billing = chunk_billing(
             summary.usage.total_cost,
@@ -183,6 +186,7 @@ pub async fn chat_completions(
             summary.finish_reason,
         );
         let mut headers = billing_headers(billing);
+        rate_limit_headers(limits.as_ref(), &mut headers);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

@@ -11,7 +11,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::billing::{billing_headers, chunk_billing};
+use super::billing::{billing_headers, chunk_billing, rate_limit_headers};
 use super::{OpenAiJson, SESSION_HEADER, WORKSPACE_HEADER};
 use crate::error::ApiError;
 use crate::extract::{OpenAiCallContext, header_text};
@@ -102,6 +102,7 @@ pub async fn embeddings(
         billing.as_ref(),
         FinishReason::Stop,
     ));
+    rate_limit_headers(response.rate_limits.as_ref(), &mut headers);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
