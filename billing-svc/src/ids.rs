@@ -54,3 +54,7 @@ id!(
     /// The id of an API key (`api_keys.id`); never the key itself.
     ApiKeyId
 );
+id!(
+    /// The executor's id of one execution: the idempotency key of its hold and its settlement.
+    ExecutionId
+);

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use billing_svc::error::BillingError;
+use billing_svc::ids::ExecutionId;
 use billing_svc::keys::KeyType;
 use billing_svc::ledger::{Caller, NewKey};
 use billing_svc::ledger::{Grant, Ledger, LedgerSettings, OpenRequest, OutputKind, SettleRequest};
@@ -128,8 +129,8 @@ fn money(nanos: i64) -> Money {
     Money::from_nanos(nanos)
 }
 
-fn execution_id(execution: u8) -> String {
-    format!("exec-{execution}")
+fn execution_id(execution: u8) -> ExecutionId {
+    ExecutionId::from(format!("exec-{execution}"))
 }
 
 impl World {

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use crate::chat::model_name;
 use crate::error::ExecutorError;
 use crate::execution::{BillingView, Call, Costs, Executor, rate_limits};
+use crate::ids::ExecutionId;
 use crate::tokens;
 
 /// The most inputs one request may carry (OpenAI's own limit).
@@ -30,7 +31,7 @@ pub struct EmbedRequest {
 /// A finished embeddings call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbedOutcome {
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     /// The provider's answer as it sent it.
     pub response: String,
     pub input_tokens: u64,
@@ -118,7 +119,7 @@ impl Executor {
         let estimated_input_tokens = input_tokens(&call.model, request.body.get("input"));
         let open = MeterOpen {
             api_key: call.api_key.expose().to_string(),
-            execution_id: call.execution_id.clone(),
+            execution_id: call.execution_id.to_string(),
             model: call.model.clone(),
             estimated_input_tokens,
             max_output_tokens: 0,

@@ -25,6 +25,7 @@ use crate::answer::{self, Answer, Ending, ProviderUsage};
 use crate::chat::ChatRequest;
 use crate::config::Secret;
 use crate::error::ExecutorError;
+use crate::ids::{ApiKeyId, ExecutionId};
 use crate::llm::{ChatStream, Llm};
 use crate::metering::{MeterSession, Metering};
 use crate::spool::{Spool, SpooledSettlement};
@@ -59,7 +60,7 @@ pub struct Message {
 pub struct Call {
     pub api_key: Secret,
     pub request_id: String,
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     pub model: String,
     pub workspace_id: String,
     pub session_id: String,
@@ -107,7 +108,7 @@ pub enum BillingView {
 /// A finished execution.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     pub model: String,
     /// The first choice's text (streams send it as deltas too).
     pub output: String,
@@ -377,7 +378,7 @@ impl Executor {
         );
         let open = MeterOpen {
             api_key: call.api_key.expose().to_string(),
-            execution_id: call.execution_id.clone(),
+            execution_id: call.execution_id.to_string(),
             model: call.model.clone(),
             estimated_input_tokens,
             max_output_tokens: request.chat.hold_ceiling(),
@@ -467,7 +468,7 @@ impl Executor {
             Err(not_settled) => {
                 tracing::warn!(%not_settled, "billing-svc did not settle; spooling the settlement");
                 let spooled = SpooledSettlement {
-                    api_key_id: opened.api_key_id.clone(),
+                    api_key_id: ApiKeyId::from(opened.api_key_id.clone()),
                     execution_id: call.execution_id.clone(),
                     request_id: call.request_id.clone(),
                     model: call.model.clone(),

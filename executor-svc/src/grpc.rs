@@ -25,6 +25,7 @@ use crate::execution::{
     BillingView, Call, Costs, ExecutionRequest, Executor, Finish, Message, Outcome, Role, Shape,
     Sink, StreamEvent,
 };
+use crate::ids::ExecutionId;
 /// The longest idempotency key, workspace id, session id, endpoint or request id accepted.
 const MAX_ID_LENGTH: usize = 128;
 /// Events buffered towards a streaming client before generation waits for it.
@@ -180,7 +181,7 @@ fn usage_message(input_tokens: u64, output_tokens: u64, costs: Option<Costs>) ->
 
 fn embed_response(outcome: EmbedOutcome) -> EmbedResponse {
     EmbedResponse {
-        execution_id: outcome.execution_id,
+        execution_id: outcome.execution_id.into(),
         response_json: outcome.response,
         usage: Some(usage_message(outcome.input_tokens, 0, outcome.costs)),
         billing: billing_message(outcome.billing),
@@ -202,7 +203,7 @@ fn to_response(outcome: Outcome, output: OutputField) -> ExecuteResponse {
         Finish::CreditExhausted => FinishReason::CreditExhausted,
     };
     ExecuteResponse {
-        execution_id: outcome.execution_id,
+        execution_id: outcome.execution_id.into(),
         model: outcome.model,
         output: match output {
             OutputField::Whole => outcome.output,
@@ -390,7 +391,7 @@ fn call(
     Ok(Call {
         api_key,
         request_id: request_id(metadata),
-        execution_id,
+        execution_id: ExecutionId::from(execution_id),
         model,
         workspace_id: labels.workspace_id.to_string(),
         session_id: labels.session_id.to_string(),

@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
+use crate::ids::{ApiKeyId, ExecutionId};
 use crate::metering::Metering;
 
 const FILE_NAME: &str = "settlements.jsonl";
@@ -29,8 +30,8 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
 /// Everything `Settle` needs, as written to disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpooledSettlement {
-    pub api_key_id: String,
-    pub execution_id: String,
+    pub api_key_id: ApiKeyId,
+    pub execution_id: ExecutionId,
     pub request_id: String,
     pub model: String,
     pub workspace_id: String,
@@ -55,8 +56,8 @@ impl SpooledSettlement {
     pub fn to_request(&self) -> SettleRequest {
         let nanos = self.started_at_unix_nanos;
         SettleRequest {
-            api_key_id: self.api_key_id.clone(),
-            execution_id: self.execution_id.clone(),
+            api_key_id: self.api_key_id.to_string(),
+            execution_id: self.execution_id.to_string(),
             model: self.model.clone(),
             workspace_id: self.workspace_id.clone(),
             session_id: self.session_id.clone(),
@@ -81,13 +82,13 @@ impl SpooledSettlement {
 #[serde(rename_all = "snake_case")]
 enum Record {
     Add { settlement: Box<SpooledSettlement> },
-    Ack { execution_id: String },
+    Ack { execution_id: ExecutionId },
 }
 
 struct State {
     path: PathBuf,
     file: File,
-    pending: BTreeMap<String, SpooledSettlement>,
+    pending: BTreeMap<ExecutionId, SpooledSettlement>,
 }
 
 /// The spool; cheap to clone.
@@ -148,7 +149,7 @@ impl Spool {
     }
 
     /// Records that billing-svc acknowledged a settlement.
-    pub async fn ack(&self, execution_id: String) -> std::io::Result<()> {
+    pub async fn ack(&self, execution_id: ExecutionId) -> std::io::Result<()> {
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || {
             let mut state = Self::lock(&state);
@@ -249,7 +250,7 @@ fn append(file: &mut File, record: &Record) -> std::io::Result<()> {
 
 /// Replays the file's records; a torn last line (a crash mid-append, before the caller got an answer) is
 /// skipped.
-fn read_pending(path: &Path) -> std::io::Result<BTreeMap<String, SpooledSettlement>> {
+fn read_pending(path: &Path) -> std::io::Result<BTreeMap<ExecutionId, SpooledSettlement>> {
     let mut pending = BTreeMap::new();
     let file = match File::open(path) {
         Ok(file) => file,

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::config::Secret;
 use crate::error::BillingError;
-use crate::ids::ApiKeyId;
+use crate::ids::{ApiKeyId, ExecutionId};
 use crate::keys::KeyType;
 use crate::ledger::{Grant, Ledger, OpenRequest, OutputKind, SettleRequest, Window};
 use crate::time;
@@ -109,7 +109,7 @@ impl MeteringService for MeteringApi {
             .settle(&SettleRequest {
                 account_id: self.ledger.account_of_key(&api_key_id).await?,
                 api_key_id,
-                execution_id: request.execution_id,
+                execution_id: ExecutionId::from(request.execution_id),
                 model: request.model,
                 workspace_id: request.workspace_id,
                 session_id: request.session_id,
@@ -157,7 +157,7 @@ async fn serve_meter(
     };
     let caller = ledger.authenticate(&open.api_key).await?;
     let request = OpenRequest {
-        execution_id: open.execution_id,
+        execution_id: ExecutionId::from(open.execution_id),
         model: open.model,
         estimated_input_tokens: open.estimated_input_tokens,
         max_output_tokens: open.max_output_tokens,

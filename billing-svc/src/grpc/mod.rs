@@ -296,7 +296,7 @@ fn usage_to_pb(record: &UsageRecord) -> pb::UsageRecord {
         id: record.id.to_string(),
         account_id: record.account_id.to_string(),
         api_key_id: record.api_key_id.to_string(),
-        execution_id: record.execution_id.clone(),
+        execution_id: record.execution_id.to_string(),
         session_id: record.session_id.clone(),
         workspace_id: record.workspace_id.clone(),
         model: record.model.clone(),

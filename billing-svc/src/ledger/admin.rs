@@ -649,7 +649,7 @@ async fn refund_in(
         api_key_id: Some(record.api_key_id.clone()),
         amount,
         description: request.reason,
-        metadata: json!({ "usage_record_id": request.record_id.to_string(), "execution_id": record.execution_id }),
+        metadata: json!({ "usage_record_id": request.record_id.to_string(), "execution_id": record.execution_id.as_str() }),
         idempotency_key: Some(idempotency_key),
     };
     let transaction = Ledger::post(batch, &mut account, entry, now).await?;

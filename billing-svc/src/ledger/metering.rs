@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Caller, Entry, Ledger, LedgerSettings, limits, validate_text};
 use crate::error::BillingError;
-use crate::ids::{AccountId, ApiKeyId};
+use crate::ids::{AccountId, ApiKeyId, ExecutionId};
 use crate::keys::KeyType;
 use crate::money::Money;
 use crate::pricing::{self, Price};
@@ -33,7 +33,7 @@ pub enum OutputKind {
 /// What an execution asks for at open.
 #[derive(Debug, Clone)]
 pub struct OpenRequest {
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     pub model: String,
     pub estimated_input_tokens: u64,
     /// 0 = no explicit limit.
@@ -78,7 +78,7 @@ pub enum Grant {
 pub struct SettleRequest {
     pub account_id: AccountId,
     pub api_key_id: ApiKeyId,
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     pub model: String,
     pub workspace_id: String,
     pub session_id: String,
@@ -136,7 +136,7 @@ impl Ledger {
         request: &OpenRequest,
     ) -> Result<Opened, BillingError> {
         validate_execution(
-            &request.execution_id,
+            request.execution_id.as_str(),
             &request.model,
             &request.workspace_id,
             &request.session_id,
@@ -299,14 +299,14 @@ impl Ledger {
     pub async fn extend(
         &self,
         (account_id, api_key_id): (&AccountId, &ApiKeyId),
-        execution_id: &str,
+        execution_id: &ExecutionId,
         output_tokens: u64,
     ) -> Result<Grant, BillingError> {
         let (settings, account_id, api_key_id, execution_id) = (
             self.settings.clone(),
             account_id.clone(),
             api_key_id.clone(),
-            execution_id.to_string(),
+            execution_id.clone(),
         );
         self.store
             .write(Shard::Account(&account_id.clone()), move |batch| {
@@ -329,7 +329,7 @@ impl Ledger {
         batch: &mut Batch,
         settings: &LedgerSettings,
         (account_id, api_key_id): (&AccountId, &ApiKeyId),
-        execution_id: &str,
+        execution_id: &ExecutionId,
         output_tokens: u64,
     ) -> Result<Grant, BillingError> {
         let now = time::now_ms();
@@ -401,7 +401,7 @@ impl Ledger {
     #[tracing::instrument(skip_all, fields(api_key_id = %request.api_key_id, execution_id = %request.execution_id), err)]
     pub async fn settle(&self, request: &SettleRequest) -> Result<Settlement, BillingError> {
         validate_execution(
-            &request.execution_id,
+            request.execution_id.as_str(),
             &request.model,
             &request.workspace_id,
             &request.session_id,
@@ -542,7 +542,7 @@ impl Ledger {
                     request.model,
                     input_tokens + output_tokens
                 ),
-                metadata: json!({ "execution_id": request.execution_id, "usage_record_id": record.id.to_string() }),
+                metadata: json!({ "execution_id": request.execution_id.as_str(), "usage_record_id": record.id.to_string() }),
                 idempotency_key: None,
             };
             Ledger::post(batch, &mut account, entry, now).await?;
@@ -590,7 +590,7 @@ impl Ledger {
     async fn release_in(
         batch: &mut Batch,
         account_id: &AccountId,
-        execution_id: &str,
+        execution_id: &ExecutionId,
         now: Millis,
     ) -> Result<Option<Hold>, BillingError> {
         let mut account = batch.lock(account_id, now).await?;
@@ -609,7 +609,11 @@ impl Ledger {
 /// The error to refuse an open with: [`BillingError::ExecutionExists`] when the execution id is taken (a
 /// repeated open is told so whatever else is wrong), else `error`. The id is checked only on this path; an
 /// open that goes ahead finds a taken id when it inserts its hold.
-async fn refusal(batch: &mut Batch, execution_id: &str, error: BillingError) -> BillingError {
+async fn refusal(
+    batch: &mut Batch,
+    execution_id: &ExecutionId,
+    error: BillingError,
+) -> BillingError {
     match holds::execution_known(batch.connection(), execution_id).await {
         Ok(true) => BillingError::ExecutionExists,
         Ok(false) => error,

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::ids::{AccountId, ApiKeyId};
+use crate::ids::{AccountId, ApiKeyId, ExecutionId};
 use crate::money::Money;
 use crate::time::Millis;
 
@@ -12,7 +12,7 @@ pub struct Hold {
     pub id: String,
     pub account_id: AccountId,
     pub api_key_id: ApiKeyId,
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     pub amount: Money,
     pub input_tokens: i64,
     pub granted_output_tokens: i64,
@@ -33,7 +33,7 @@ fn from_row(row: &AnyRow) -> Result<Hold, sqlx::Error> {
         id: row.try_get(0)?,
         account_id: AccountId::from(row.try_get::<String, _>(1)?),
         api_key_id: ApiKeyId::from(row.try_get::<String, _>(2)?),
-        execution_id: row.try_get(3)?,
+        execution_id: ExecutionId::from(row.try_get::<String, _>(3)?),
         amount: Money::from_nanos(row.try_get(4)?),
         input_tokens: row.try_get(5)?,
         granted_output_tokens: row.try_get(6)?,
@@ -98,7 +98,7 @@ pub async fn insert_new(connection: &mut AnyConnection, hold: &Hold) -> Result<b
     .bind(&hold.id)
     .bind(hold.account_id.as_str())
     .bind(hold.api_key_id.as_str())
-    .bind(&hold.execution_id)
+    .bind(hold.execution_id.as_str())
     .bind(hold.amount.nanos())
     .bind(hold.input_tokens)
     .bind(hold.granted_output_tokens)
@@ -116,12 +116,12 @@ pub async fn insert_new(connection: &mut AnyConnection, hold: &Hold) -> Result<b
 
 pub async fn by_execution(
     connection: &mut AnyConnection,
-    execution_id: &str,
+    execution_id: &ExecutionId,
 ) -> Result<Option<Hold>, sqlx::Error> {
     sqlx::query(&format!(
         "SELECT {COLUMNS} FROM holds WHERE execution_id = $1"
     ))
-    .bind(execution_id)
+    .bind(execution_id.as_str())
     .fetch_optional(connection)
     .await?
     .as_ref()
@@ -146,13 +146,13 @@ pub async fn update_grant(connection: &mut AnyConnection, hold: &Hold) -> Result
 /// Whether `execution_id` has a hold or a usage record.
 pub async fn execution_known(
     connection: &mut AnyConnection,
-    execution_id: &str,
+    execution_id: &ExecutionId,
 ) -> Result<bool, sqlx::Error> {
     let row = sqlx::query(
         "SELECT 1 WHERE EXISTS (SELECT 1 FROM holds WHERE execution_id = $1) \
          OR EXISTS (SELECT 1 FROM usage_records WHERE execution_id = $1)",
     )
-    .bind(execution_id)
+    .bind(execution_id.as_str())
     .fetch_optional(connection)
     .await?;
     Ok(row.is_some())
@@ -161,12 +161,12 @@ pub async fn execution_known(
 /// Deletes the hold of `execution_id` and returns it.
 pub async fn take(
     connection: &mut AnyConnection,
-    execution_id: &str,
+    execution_id: &ExecutionId,
 ) -> Result<Option<Hold>, sqlx::Error> {
     sqlx::query(&format!(
         "DELETE FROM holds WHERE execution_id = $1 RETURNING {COLUMNS}"
     ))
-    .bind(execution_id)
+    .bind(execution_id.as_str())
     .fetch_optional(connection)
     .await?
     .as_ref()
@@ -177,13 +177,13 @@ pub async fn take(
 /// Deletes the hold of `execution_id` if it has expired at `now`, and returns it.
 pub async fn take_expired(
     connection: &mut AnyConnection,
-    execution_id: &str,
+    execution_id: &ExecutionId,
     now: Millis,
 ) -> Result<Option<Hold>, sqlx::Error> {
     sqlx::query(&format!(
         "DELETE FROM holds WHERE execution_id = $1 AND expires_at <= $2 RETURNING {COLUMNS}"
     ))
-    .bind(execution_id)
+    .bind(execution_id.as_str())
     .bind(now)
     .fetch_optional(connection)
     .await?

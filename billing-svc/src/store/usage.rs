@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::ids::{AccountId, ApiKeyId};
+use crate::ids::{AccountId, ApiKeyId, ExecutionId};
 use crate::keys::KeyType;
 use crate::money::Money;
 use crate::time::Millis;
@@ -43,7 +43,7 @@ pub struct UsageRecord {
     pub id: i64,
     pub account_id: AccountId,
     pub api_key_id: ApiKeyId,
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     pub session_id: String,
     pub workspace_id: String,
     pub timestamp: Millis,
@@ -85,7 +85,7 @@ fn from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
         id: row.try_get(0)?,
         account_id: AccountId::from(row.try_get::<String, _>(1)?),
         api_key_id: ApiKeyId::from(row.try_get::<String, _>(2)?),
-        execution_id: row.try_get(3)?,
+        execution_id: ExecutionId::from(row.try_get::<String, _>(3)?),
         session_id: row.try_get(4)?,
         workspace_id: row.try_get(5)?,
         timestamp: row.try_get(6)?,
@@ -123,7 +123,7 @@ pub async fn insert(
     ))
     .bind(record.account_id.as_str())
     .bind(record.api_key_id.as_str())
-    .bind(&record.execution_id)
+    .bind(record.execution_id.as_str())
     .bind(&record.session_id)
     .bind(&record.workspace_id)
     .bind(record.timestamp)
@@ -151,12 +151,12 @@ pub async fn insert(
 
 pub async fn by_execution(
     connection: &mut AnyConnection,
-    execution_id: &str,
+    execution_id: &ExecutionId,
 ) -> Result<Option<UsageRecord>, sqlx::Error> {
     sqlx::query(&format!(
         "SELECT {COLUMNS} FROM usage_records WHERE execution_id = $1"
     ))
-    .bind(execution_id)
+    .bind(execution_id.as_str())
     .fetch_optional(connection)
     .await?
     .as_ref()

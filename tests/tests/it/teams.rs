@@ -163,7 +163,7 @@ async fn a_concurrency_limit_holds_and_a_finished_execution_frees_its_slot(backe
     let stack = Stack::start(backend).await;
     let account = team(&stack, "10").await;
     let (_, key) = team_key(&stack, &account, json!({"policy": {"maxConcurrent": 2}})).await;
-    let calls = (0..6).map(|_| chat(&stack, &key, "mock-stall-1500"));
+    let calls = (0..10).map(|_| chat(&stack, &key, "mock-stall-1500"));
     let answers = futures::future::join_all(calls).await;
     let ok = answers
         .iter()
@@ -179,7 +179,7 @@ async fn a_concurrency_limit_holds_and_a_finished_execution_frees_its_slot(backe
         "{:?}",
         answers.iter().map(|a| &a.text).collect::<Vec<_>>()
     );
-    assert_eq!(refused.len(), 4);
+    assert_eq!(refused.len(), 8);
     for answer in refused {
         assert_eq!(
             answer.json["error"]["code"], "concurrency_limit_exceeded",
