@@ -4,7 +4,6 @@
 pub mod config;
 pub mod error;
 pub mod grpc;
-pub mod ids;
 pub mod keys;
 pub mod ledger;
 pub mod money;

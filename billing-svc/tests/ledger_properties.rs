@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 
 use billing_svc::error::BillingError;
-use billing_svc::ids::ExecutionId;
 use billing_svc::keys::KeyType;
 use billing_svc::ledger::{Caller, NewKey};
 use billing_svc::ledger::{Grant, Ledger, LedgerSettings, OpenRequest, OutputKind, SettleRequest};
@@ -18,6 +17,7 @@ use billing_svc::policy::Policy;
 use billing_svc::store::usage::UsageStatus;
 use billing_svc::store::{Store, WriteMode, WriteSettings};
 use proptest::prelude::*;
+use proto::ids::ExecutionId;
 use tests::{Backend, TestDatabase, assert_ledger_invariants};
 
 /// Seed prices in nano-dollars per token: 0.015 and 0.045 per 1k tokens.

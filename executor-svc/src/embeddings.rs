@@ -14,8 +14,8 @@ use tracing::Instrument;
 use crate::chat::model_name;
 use crate::error::ExecutorError;
 use crate::execution::{BillingView, Call, Costs, Executor, rate_limits};
-use crate::ids::ExecutionId;
 use crate::tokens;
+use proto::ids::ExecutionId;
 
 /// The most inputs one request may carry (OpenAI's own limit).
 const MAX_INPUTS: usize = 2_048;

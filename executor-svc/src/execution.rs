@@ -25,11 +25,11 @@ use crate::answer::{self, Answer, Ending, ProviderUsage};
 use crate::chat::ChatRequest;
 use crate::config::Secret;
 use crate::error::ExecutorError;
-use crate::ids::{ApiKeyId, ExecutionId};
 use crate::llm::{ChatStream, Llm};
 use crate::metering::{MeterSession, Metering};
 use crate::spool::{Spool, SpooledSettlement};
 use crate::tokens;
+use proto::ids::{ApiKeyId, ExecutionId};
 
 /// Who wrote a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use crate::execution::{
     BillingView, Call, Costs, ExecutionRequest, Executor, Finish, Message, Outcome, Role, Shape,
     Sink, StreamEvent,
 };
-use crate::ids::ExecutionId;
+use proto::ids::ExecutionId;
 /// The longest idempotency key, workspace id, session id, endpoint or request id accepted.
 const MAX_ID_LENGTH: usize = 128;
 /// Events buffered towards a streaming client before generation waits for it.

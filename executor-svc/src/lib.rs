@@ -5,7 +5,7 @@
 //! [`chat`] (the chat request carried to the provider), [`execution`] (one execution, open to settle),
 //! [`answer`] (the provider's chunks and the completion assembled from them), [`embeddings`],
 //! [`llm`] (the model), [`metering`] (billing's stream), [`spool`] (settlements waiting for billing),
-//! [`tokens`] (local counts), [`ids`] (typed ids), [`error`] (the one error type and its gRPC statuses).
+//! [`tokens`] (local counts), [`error`] (the one error type and its gRPC statuses).
 
 pub mod answer;
 pub mod chat;
@@ -14,7 +14,6 @@ pub mod embeddings;
 pub mod error;
 pub mod execution;
 pub mod grpc;
-pub mod ids;
 pub mod llm;
 pub mod metering;
 pub mod spool;

@@ -20,8 +20,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
-use crate::ids::{ApiKeyId, ExecutionId};
 use crate::metering::Metering;
+use proto::ids::{ApiKeyId, ExecutionId};
 
 const FILE_NAME: &str = "settlements.jsonl";
 /// First pause after a failed replay; it doubles up to the configured maximum.

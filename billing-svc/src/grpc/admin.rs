@@ -10,12 +10,12 @@ use super::{
     transaction_to_pb,
 };
 use crate::config::Secret;
-use crate::ids::{AccountId, ApiKeyId};
 use crate::ledger::{CreatedKey, KeyChange, Ledger, NewKey, View};
 use crate::pricing::{self, Price};
 use crate::store::accounts::Account;
 use crate::store::transactions::Transaction;
 use crate::time;
+use proto::ids::{AccountId, ApiKeyId};
 
 pub struct AdminApi {
     ledger: Ledger,

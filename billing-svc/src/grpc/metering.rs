@@ -24,10 +24,10 @@ use super::{
 };
 use crate::config::Secret;
 use crate::error::BillingError;
-use crate::ids::{ApiKeyId, ExecutionId};
 use crate::keys::KeyType;
 use crate::ledger::{Grant, Ledger, OpenRequest, OutputKind, SettleRequest, Window};
 use crate::time;
+use proto::ids::{ApiKeyId, ExecutionId};
 
 pub struct MeteringApi {
     ledger: Ledger,

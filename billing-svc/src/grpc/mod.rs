@@ -14,7 +14,6 @@ use tonic::metadata::MetadataMap;
 
 use crate::config::Secret;
 use crate::error::BillingError;
-use crate::ids::ApiKeyId;
 use crate::keys::{self, KeyType, Role};
 use crate::ledger::{Caller, KeySpend, Ledger};
 use crate::money::Money;
@@ -25,6 +24,7 @@ use crate::store::keys::ApiKey;
 use crate::store::transactions::{Transaction, TransactionType};
 use crate::store::usage::{Totals, UsageRecord, UsageStatus};
 use crate::time::{self, Millis};
+use proto::ids::ApiKeyId;
 
 /// The secret of `authorization: Bearer <secret>`.
 fn bearer(metadata: &MetadataMap) -> Result<&str, BillingError> {

@@ -5,7 +5,6 @@ use serde_json::json;
 use super::queries::{page_by, page_size};
 use super::{Entry, Ledger, Page, validate_text};
 use crate::error::BillingError;
-use crate::ids::{AccountId, ApiKeyId};
 use crate::keys::{self, KeyType, Role};
 use crate::money::Money;
 use crate::policy::Policy;
@@ -15,6 +14,7 @@ use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
 use crate::store::{self, Batch, Shard, usage};
 use crate::time::{self, Millis};
+use proto::ids::{AccountId, ApiKeyId};
 
 const MAX_DESCRIPTION_CHARS: usize = 500;
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;

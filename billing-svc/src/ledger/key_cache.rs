@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::ids::ApiKeyId;
 use crate::store::keys::Found;
+use proto::ids::ApiKeyId;
 
 /// How long an entry is trusted before the key row is read again.
 pub const TTL: Duration = Duration::from_secs(5);
@@ -70,9 +70,9 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::AccountId;
     use crate::keys::{KeyType, Role};
     use crate::store::keys::ApiKey;
+    use proto::ids::AccountId;
 
     fn found(id: &str) -> Found {
         Found {

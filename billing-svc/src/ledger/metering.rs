@@ -6,7 +6,6 @@ use serde_json::json;
 
 use super::{Caller, Entry, Ledger, LedgerSettings, limits, validate_text};
 use crate::error::BillingError;
-use crate::ids::{AccountId, ApiKeyId, ExecutionId};
 use crate::keys::KeyType;
 use crate::money::Money;
 use crate::pricing::{self, Price};
@@ -16,6 +15,7 @@ use crate::store::transactions::TransactionType;
 use crate::store::usage::{self, UsageRecord, UsageStatus};
 use crate::store::{Batch, Shard};
 use crate::time::{self, Millis};
+use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 
 const MAX_ID_CHARS: usize = 128;
 const MAX_LABEL_CHARS: usize = 200;

@@ -18,7 +18,6 @@ pub use metering::{Grant, OpenRequest, Opened, OutputKind, SettleRequest, Settle
 pub use queries::{Page, Stats, View, range};
 
 use crate::error::{BillingError, Scope};
-use crate::ids::{AccountId, ApiKeyId};
 use crate::keys;
 use crate::money::Money;
 use crate::store::accounts::Account;
@@ -28,6 +27,7 @@ use crate::store::transactions::{self, Transaction, TransactionType};
 use crate::store::{self, Batch, Store};
 use crate::time::{self, Millis};
 use key_cache::KeyCache;
+use proto::ids::{AccountId, ApiKeyId};
 use std::sync::Arc;
 
 /// Tunables of holds and input limits.

@@ -2,13 +2,13 @@
 
 use super::Ledger;
 use crate::error::BillingError;
-use crate::ids::{AccountId, ApiKeyId};
 use crate::keys::Role;
 use crate::store::accounts::{self, Account};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
 use crate::store::usage::{self, GroupBy, Totals, UsageFilter, UsageRecord};
 use crate::time::{self, Millis};
+use proto::ids::{AccountId, ApiKeyId};
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;

@@ -3,9 +3,9 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::ids::AccountId;
 use crate::money::Money;
 use crate::time::Millis;
+use proto::ids::AccountId;
 
 /// One account, as read at a point in a transaction.
 #[derive(Debug, Clone)]

@@ -21,9 +21,9 @@ use super::accounts::{self, Account};
 use super::keys::{self, ApiKey};
 use super::pricing;
 use crate::error::BillingError;
-use crate::ids::{AccountId, ApiKeyId};
 use crate::pricing::Price;
 use crate::time::Millis;
+use proto::ids::{AccountId, ApiKeyId};
 
 /// One database transaction shared by the operations of a batch.
 pub struct Batch {

@@ -3,9 +3,9 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::ids::{AccountId, ApiKeyId, ExecutionId};
 use crate::money::Money;
 use crate::time::Millis;
+use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hold {

@@ -3,10 +3,10 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::ids::{AccountId, ApiKeyId};
 use crate::keys::{KeyType, Role};
 use crate::policy::Policy;
 use crate::time::Millis;
+use proto::ids::{AccountId, ApiKeyId};
 
 /// A stored key: never the plain key; the hash only leaves this module for lookups.
 #[derive(Debug, Clone)]

@@ -27,9 +27,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Executor};
 
 use crate::error::BillingError;
-use crate::ids::AccountId;
 pub use batch::Batch;
 use group_commit::GroupCommit;
+use proto::ids::AccountId;
 
 /// How write operations reach the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -3,9 +3,9 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::ids::{AccountId, ApiKeyId};
 use crate::money::Money;
 use crate::time::Millis;
+use proto::ids::{AccountId, ApiKeyId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionType {

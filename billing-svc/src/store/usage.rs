@@ -3,10 +3,10 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::ids::{AccountId, ApiKeyId, ExecutionId};
 use crate::keys::KeyType;
 use crate::money::Money;
 use crate::time::Millis;
+use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 
 /// How an execution ended (stored as text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

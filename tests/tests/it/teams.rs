@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+use sqlx::Connection;
 use tests::{
     Backend, Billing, Stack, TestDatabase, assert_ledger_invariants, backend_tests, bearer,
 };
@@ -413,17 +414,25 @@ fn rfc3339_in(secs: u64) -> String {
     json.as_str().unwrap().to_string()
 }
 
-/// The fixture made by the release before accounts became first-class (tests/fixtures/make-v1-fixture.sh):
+/// The fixtures made by the release before accounts became first-class (tests/fixtures/make-v1-fixture.sh
+/// against its billing-svc, then `sqlite3 … .dump` and `pg_dump --inserts`):
 /// alice (standard) with 10 USD bought, -0.5 adjusted, two executions settled, one refunded 0.01, a daily
 /// cap of 8 and an execution left open; bob (internal) with one execution.
 async fn a_database_of_the_previous_release_upgrades_in_place(backend: Backend) {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let (database, _dir) = match backend {
         Backend::Sqlite => {
+            // The file as the previous release left it, rebuilt from its `.dump`.
             let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("billing.db");
-            std::fs::copy(fixtures.join("billing-v1.sqlite"), &path).unwrap();
-            let url = format!("sqlite://{}", path.display());
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("billing.db").display()
+            );
+            let dump = std::fs::read_to_string(fixtures.join("billing-v1.sqlite.sql")).unwrap();
+            sqlx::any::install_default_drivers();
+            let mut connection = sqlx::AnyConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(&dump).execute(&mut connection).await.unwrap();
+            connection.close().await.unwrap();
             (TestDatabase::existing(backend, url), Some(dir))
         }
         Backend::Postgres => {

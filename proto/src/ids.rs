@@ -1,5 +1,6 @@
-//! Typed ids of what the executor names: the billing key an execution is charged to (from billing-svc's
-//! `MeterOpened`) and the execution itself. Written to the spool as plain strings.
+//! Typed ids of what the services name across the contracts, so that a key id and an account id cannot
+//! be confused: each names one kind of thing, and the compiler refuses one where the other is meant. On
+//! the wire (protobuf, JSON, the executor's spool) they are plain strings.
 
 use std::fmt;
 
@@ -13,6 +14,11 @@ macro_rules! id {
         pub struct $name(String);
 
         impl $name {
+            /// A new random id (a UUID v4).
+            pub fn generate() -> $name {
+                $name(uuid::Uuid::new_v4().to_string())
+            }
+
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -45,10 +51,14 @@ macro_rules! id {
 }
 
 id!(
-    /// The id of the API key billing-svc charges an execution to (never the key itself).
+    /// The id of a billing account (`billing_accounts.id`).
+    AccountId
+);
+id!(
+    /// The id of an API key (`api_keys.id`); never the key itself.
     ApiKeyId
 );
 id!(
-    /// The id of one execution: the idempotency key of its hold and settlement at billing-svc.
+    /// The executor's id of one execution: the idempotency key of its hold and its settlement.
     ExecutionId
 );
