@@ -70,7 +70,7 @@ pub struct Config {
     #[arg(long, env = "HOLD_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub hold_ttl_secs: u64,
 
-    /// How often expired holds are looked for.
+    /// How often expired holds are released and grants past their expiry are expired.
     #[arg(long, env = "HOLD_SWEEP_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub hold_sweep_interval_ms: u64,
 

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod error;
+pub mod grants;
 pub mod grpc;
 pub mod keys;
 pub mod ledger;

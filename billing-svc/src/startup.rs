@@ -103,7 +103,7 @@ impl Application {
         );
 
         let (stop_sweeper, stopped) = watch::channel(false);
-        let sweeper = tokio::spawn(sweep_expired_holds(
+        let sweeper = tokio::spawn(sweep_expired(
             self.ledger.clone(),
             Duration::from_millis(self.config.hold_sweep_interval_ms),
             stopped,
@@ -199,8 +199,9 @@ fn ensure_sqlite_writable(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Releases expired holds every `interval` until told to stop. Errors are logged and retried next round.
-async fn sweep_expired_holds(ledger: Ledger, interval: Duration, mut stop: watch::Receiver<bool>) {
+/// Releases expired holds and expires grants whose time has come, every `interval` until told to stop.
+/// Errors are logged and retried next round.
+async fn sweep_expired(ledger: Ledger, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -208,6 +209,9 @@ async fn sweep_expired_holds(ledger: Ledger, interval: Duration, mut stop: watch
             _ = ticker.tick() => {
                 if let Err(error) = ledger.release_expired_holds().await {
                     tracing::warn!(error = %error, "releasing expired holds failed; will retry");
+                }
+                if let Err(error) = ledger.expire_grants().await {
+                    tracing::warn!(error = %error, "expiring grants failed; will retry");
                 }
             }
             _ = stop.changed() => return,

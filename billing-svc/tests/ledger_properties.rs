@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use billing_svc::error::BillingError;
 use billing_svc::keys::KeyType;
-use billing_svc::ledger::{Caller, NewKey};
+use billing_svc::ledger::{Caller, GrantTerms, NewKey};
 use billing_svc::ledger::{Grant, Ledger, LedgerSettings, OpenRequest, OutputKind, SettleRequest};
 use billing_svc::money::Money;
 use billing_svc::policy::Policy;
@@ -213,6 +213,7 @@ impl World {
                     .add_credits(
                         self.keys[key].key.id.as_str(),
                         money(amount),
+                        GrantTerms::paid(),
                         None,
                         idempotency_key.as_deref(),
                     )

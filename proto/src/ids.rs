@@ -59,6 +59,10 @@ id!(
     ApiKeyId
 );
 id!(
+    /// The id of a credit grant (`credit_grants.id`).
+    GrantId
+);
+id!(
     /// The executor's id of one execution: the idempotency key of its hold and its settlement.
     ExecutionId
 );

@@ -6,8 +6,8 @@ use proto::billing::v1::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
 
 use super::{
-    account_to_pb, authorize_customer, key_filter, key_spend_to_pb, range, stats_to_pb,
-    totals_to_pb, transaction_to_pb, transaction_type_from_pb, usage_to_pb,
+    account_to_pb, authorize_customer, grant_to_pb, key_filter, key_spend_to_pb, range,
+    stats_to_pb, totals_to_pb, transaction_to_pb, transaction_type_from_pb, usage_to_pb,
 };
 use crate::error::BillingError;
 use crate::ledger::{Ledger, View};
@@ -56,6 +56,20 @@ impl AccountService for AccountApi {
         let keys = self.ledger.visible_keys(&key).await?;
         Ok(Response::new(pb::ListAccountKeysResponse {
             keys: keys.iter().map(key_spend_to_pb).collect(),
+        }))
+    }
+
+    async fn list_grants(
+        &self,
+        request: Request<pb::ListAccountGrantsRequest>,
+    ) -> Result<Response<pb::ListGrantsResponse>, Status> {
+        let key = self.caller(&request).await?;
+        let grants = self
+            .ledger
+            .list_grants(&key.account_id, request.get_ref().include_spent)
+            .await?;
+        Ok(Response::new(pb::ListGrantsResponse {
+            grants: grants.iter().map(grant_to_pb).collect(),
         }))
     }
 

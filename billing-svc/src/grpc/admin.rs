@@ -5,15 +5,14 @@ use proto::billing::v1::admin_service_server::AdminService;
 use tonic::{Request, Response, Status};
 
 use super::{
-    account_to_pb, api_key_to_pb, authorize_admin, key_spend_to_pb, key_type_from_pb, money,
-    optional_money, policy_from_pb, price_to_pb, range, role_from_pb, stats_to_pb, timestamp,
-    transaction_to_pb,
+    account_to_pb, api_key_to_pb, authorize_admin, grant_terms_from_pb, grant_to_pb,
+    key_spend_to_pb, key_type_from_pb, money, optional_money, policy_from_pb, price_to_pb, range,
+    role_from_pb, stats_to_pb, timestamp, transaction_to_pb,
 };
 use crate::config::Secret;
-use crate::ledger::{CreatedKey, KeyChange, Ledger, NewKey, View};
+use crate::ledger::{CreatedKey, KeyChange, Ledger, LedgerWrite, NewKey, View};
 use crate::pricing::{self, Price};
 use crate::store::accounts::Account;
-use crate::store::transactions::Transaction;
 use crate::time;
 use proto::ids::{AccountId, ApiKeyId};
 
@@ -44,11 +43,12 @@ impl AdminApi {
     async fn ledger_response(
         &self,
         id: &str,
-        (transaction, account): (Transaction, Account),
+        written: LedgerWrite,
     ) -> Result<pb::LedgerResponse, Status> {
         Ok(pb::LedgerResponse {
-            transaction: Some(transaction_to_pb(&transaction)),
-            account: Some(self.account_response(&account, id).await?),
+            transaction: Some(transaction_to_pb(&written.transaction)),
+            account: Some(self.account_response(&written.account, id).await?),
+            grant: written.grant.as_ref().map(grant_to_pb),
         })
     }
 }
@@ -198,11 +198,17 @@ impl AdminService for AdminApi {
         self.authorize(&request).await?;
         let request = request.into_inner();
         let amount = money("amount", &request.amount)?;
+        let terms = grant_terms_from_pb(
+            request.category,
+            request.expires_at.as_ref(),
+            request.priority,
+        )?;
         let written = self
             .ledger
             .add_credits(
                 &request.api_key_id,
                 amount,
+                terms,
                 request.description.as_deref(),
                 request.idempotency_key.as_deref(),
             )
@@ -307,6 +313,22 @@ impl AdminService for AdminApi {
         };
         let price = self.ledger.set_price(price).await?;
         Ok(Response::new(price_to_pb(&price)))
+    }
+
+    async fn list_grants(
+        &self,
+        request: Request<pb::ListGrantsRequest>,
+    ) -> Result<Response<pb::ListGrantsResponse>, Status> {
+        self.authorize(&request).await?;
+        let request = request.into_inner();
+        let (account_id, _) = self.ledger.resolve(&request.api_key_id).await?;
+        let grants = self
+            .ledger
+            .list_grants(&account_id, request.include_spent)
+            .await?;
+        Ok(Response::new(pb::ListGrantsResponse {
+            grants: grants.iter().map(grant_to_pb).collect(),
+        }))
     }
 
     async fn list_prices(

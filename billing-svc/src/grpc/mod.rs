@@ -15,11 +15,12 @@ use tonic::metadata::MetadataMap;
 use crate::config::Secret;
 use crate::error::BillingError;
 use crate::keys::{self, KeyType, Role};
-use crate::ledger::{Caller, KeySpend, Ledger};
+use crate::ledger::{Caller, GrantTerms, KeySpend, Ledger};
 use crate::money::Money;
 use crate::policy::Policy;
 use crate::pricing::Price;
 use crate::store::accounts::Account;
+use crate::store::grants::{Category, CreditGrant};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{Transaction, TransactionType};
 use crate::store::usage::{Totals, UsageRecord, UsageStatus};
@@ -135,6 +136,8 @@ fn transaction_type_to_pb(kind: TransactionType) -> pb::TransactionType {
         TransactionType::UsageDeduction => pb::TransactionType::UsageDeduction,
         TransactionType::CreditAdjustment => pb::TransactionType::CreditAdjustment,
         TransactionType::Refund => pb::TransactionType::Refund,
+        TransactionType::CreditGrant => pb::TransactionType::CreditGrant,
+        TransactionType::CreditExpiry => pb::TransactionType::CreditExpiry,
     }
 }
 
@@ -146,6 +149,8 @@ fn transaction_type_from_pb(value: i32) -> Result<Option<TransactionType>, Billi
         Ok(pb::TransactionType::UsageDeduction) => Ok(Some(TransactionType::UsageDeduction)),
         Ok(pb::TransactionType::CreditAdjustment) => Ok(Some(TransactionType::CreditAdjustment)),
         Ok(pb::TransactionType::Refund) => Ok(Some(TransactionType::Refund)),
+        Ok(pb::TransactionType::CreditGrant) => Ok(Some(TransactionType::CreditGrant)),
+        Ok(pb::TransactionType::CreditExpiry) => Ok(Some(TransactionType::CreditExpiry)),
         Err(_) => Err(BillingError::invalid("type", "unknown transaction type")),
     }
 }
@@ -265,8 +270,51 @@ fn account_to_pb(account: &Account, key: Option<&ApiKey>) -> pb::Account {
         total_spent: account.total_spent.to_string(),
         daily_limit: account.daily_limit.map(|limit| limit.to_string()),
         monthly_limit: account.monthly_limit.map(|limit| limit.to_string()),
+        overage: account.overage.to_string(),
         created_at: Some(time::to_timestamp(account.created_at)),
         updated_at: Some(time::to_timestamp(account.updated_at)),
+    }
+}
+
+/// The terms of a credit: category (default paid), expiry and priority (default by category).
+fn grant_terms_from_pb(
+    category: i32,
+    expires_at: Option<&prost_types::Timestamp>,
+    priority: Option<i64>,
+) -> Result<GrantTerms, BillingError> {
+    let category = match pb::GrantCategory::try_from(category) {
+        Ok(pb::GrantCategory::Unspecified | pb::GrantCategory::Paid) => Category::Paid,
+        Ok(pb::GrantCategory::Promotional) => Category::Promotional,
+        Err(_) => {
+            return Err(BillingError::invalid(
+                "category",
+                "must be paid or promotional",
+            ));
+        }
+    };
+    Ok(GrantTerms {
+        category,
+        priority: priority.unwrap_or(category.default_priority()),
+        expires_at: timestamp("expires_at", expires_at)?,
+    })
+}
+
+fn grant_to_pb(grant: &CreditGrant) -> pb::CreditGrant {
+    pb::CreditGrant {
+        id: grant.id.to_string(),
+        account_id: grant.account_id.to_string(),
+        category: match grant.category {
+            Category::Paid => pb::GrantCategory::Paid,
+            Category::Promotional => pb::GrantCategory::Promotional,
+        }
+        .into(),
+        amount: grant.amount.to_string(),
+        remaining: grant.remaining.to_string(),
+        priority: grant.priority,
+        expires_at: grant.expires_at.map(time::to_timestamp),
+        created_at: Some(time::to_timestamp(grant.created_at)),
+        transaction_id: grant.transaction_id.map(|id| id.to_string()),
+        expired_at: grant.expired_at.map(time::to_timestamp),
     }
 }
 

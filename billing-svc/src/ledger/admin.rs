@@ -3,13 +3,14 @@
 use serde_json::json;
 
 use super::queries::{page_by, page_size};
-use super::{Entry, Ledger, Page, validate_text};
+use super::{Entry, GrantEffect, GrantTerms, Ledger, Page, validate_text};
 use crate::error::BillingError;
 use crate::keys::{self, KeyType, Role};
 use crate::money::Money;
 use crate::policy::Policy;
 use crate::pricing::{self, Price};
 use crate::store::accounts::{self, Account};
+use crate::store::grants::{Category, CreditGrant};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
 use crate::store::{self, Batch, Shard, usage};
@@ -64,11 +65,21 @@ pub struct AccountView {
     pub keys: Vec<KeySpend>,
 }
 
+/// The result of a credit, adjustment or refund: the ledger row, the account right after it, and the
+/// grant it brought in (credits, positive adjustments and refunds).
+#[derive(Debug, Clone)]
+pub struct LedgerWrite {
+    pub transaction: Transaction,
+    pub account: Account,
+    pub grant: Option<CreditGrant>,
+}
+
 /// A credit or adjustment to write.
 struct EntryRequest {
     account_id: AccountId,
     api_key_id: Option<ApiKeyId>,
     kind: TransactionType,
+    grant: GrantEffect,
     amount: Money,
     description: String,
     idempotency_key: Option<String>,
@@ -387,18 +398,29 @@ impl Ledger {
         &self,
         id: &str,
         amount: Money,
+        terms: GrantTerms,
         description: Option<&str>,
         idempotency_key: Option<&str>,
-    ) -> Result<(Transaction, Account), BillingError> {
+    ) -> Result<LedgerWrite, BillingError> {
         if !amount.is_positive() {
             return Err(BillingError::invalid("amount", "must be greater than zero"));
         }
-        let description = description.unwrap_or("Credit purchase");
+        if terms
+            .expires_at
+            .is_some_and(|expires_at| expires_at <= time::now_ms())
+        {
+            return Err(BillingError::invalid("expires_at", "must be in the future"));
+        }
+        let (kind, default_description) = match terms.category {
+            Category::Paid => (TransactionType::CreditPurchase, "Credit purchase"),
+            Category::Promotional => (TransactionType::CreditGrant, "Promotional credit"),
+        };
         self.write_entry(
             id,
-            TransactionType::CreditPurchase,
+            kind,
+            GrantEffect::Add(terms),
             amount,
-            description,
+            description.unwrap_or(default_description),
             idempotency_key,
         )
         .await
@@ -412,16 +434,22 @@ impl Ledger {
         amount: Money,
         reason: &str,
         idempotency_key: Option<&str>,
-    ) -> Result<(Transaction, Account), BillingError> {
+    ) -> Result<LedgerWrite, BillingError> {
         if amount.is_zero() {
             return Err(BillingError::invalid("amount", "must not be zero"));
         }
         if reason.trim().is_empty() {
             return Err(BillingError::invalid("reason", "is required"));
         }
+        let grant = if amount.is_positive() {
+            GrantEffect::Add(GrantTerms::paid())
+        } else {
+            GrantEffect::Draw
+        };
         self.write_entry(
             id,
             TransactionType::CreditAdjustment,
+            grant,
             amount,
             reason,
             idempotency_key,
@@ -434,10 +462,11 @@ impl Ledger {
         &self,
         id: &str,
         kind: TransactionType,
+        grant: GrantEffect,
         amount: Money,
         description: &str,
         idempotency_key: Option<&str>,
-    ) -> Result<(Transaction, Account), BillingError> {
+    ) -> Result<LedgerWrite, BillingError> {
         validate_text("description", description, MAX_DESCRIPTION_CHARS)?;
         if let Some(key) = idempotency_key {
             if key.is_empty() {
@@ -453,6 +482,7 @@ impl Ledger {
             account_id: account_id.clone(),
             api_key_id,
             kind,
+            grant,
             amount,
             description: description.to_string(),
             idempotency_key: idempotency_key.map(str::to_string),
@@ -473,7 +503,7 @@ impl Ledger {
         usage_record_id: &str,
         amount: Option<Money>,
         reason: Option<&str>,
-    ) -> Result<(Transaction, Account), BillingError> {
+    ) -> Result<LedgerWrite, BillingError> {
         let record_id: i64 = usage_record_id
             .parse()
             .ok()
@@ -573,7 +603,7 @@ impl Ledger {
 async fn write_entry_in(
     batch: &mut Batch,
     request: EntryRequest,
-) -> Result<(Transaction, Account), BillingError> {
+) -> Result<LedgerWrite, BillingError> {
     let now = time::now_ms();
     let mut account = batch.lock(&request.account_id, now).await?;
     let first = match &request.idempotency_key {
@@ -589,7 +619,7 @@ async fn write_entry_in(
         if !same {
             return Err(BillingError::IdempotencyConflict);
         }
-        return Ok((first, account));
+        return replayed(batch, first, account).await;
     }
     if request.amount.is_negative()
         && account
@@ -601,22 +631,38 @@ async fn write_entry_in(
     }
     let entry = Entry {
         kind: request.kind,
+        grant: request.grant,
         api_key_id: request.api_key_id,
         amount: request.amount,
         description: request.description,
         metadata: json!({}),
         idempotency_key: request.idempotency_key,
     };
-    let transaction = Ledger::post(batch, &mut account, entry, now).await?;
+    let (transaction, grant) = Ledger::post(batch, &mut account, entry, now).await?;
     batch.save(&account);
-    Ok((transaction, account))
+    Ok(LedgerWrite {
+        transaction,
+        account,
+        grant,
+    })
+}
+
+/// The first result of a repeated write: its row, the account as it is now, and the grant the row brought.
+async fn replayed(
+    batch: &mut Batch,
+    first: Transaction,
+    account: Account,
+) -> Result<LedgerWrite, BillingError> {
+    let grant = store::grants::by_transaction(batch.connection(), first.id).await?;
+    Ok(LedgerWrite {
+        transaction: first,
+        account,
+        grant,
+    })
 }
 
 /// The transaction of one refund.
-async fn refund_in(
-    batch: &mut Batch,
-    request: RefundRequest,
-) -> Result<(Transaction, Account), BillingError> {
+async fn refund_in(batch: &mut Batch, request: RefundRequest) -> Result<LedgerWrite, BillingError> {
     let now = time::now_ms();
     let mut account = batch.lock(&request.account_id, now).await?;
     let record = usage::by_id(batch.connection(), &request.account_id, request.record_id)
@@ -642,20 +688,26 @@ async fn refund_in(
         if first.amount != amount {
             return Err(BillingError::AlreadyRefunded);
         }
-        return Ok((first, account));
+        return replayed(batch, first, account).await;
     }
     let entry = Entry {
         kind: TransactionType::Refund,
+        // A refund comes back as paid credit without expiry (DESIGN §10).
+        grant: GrantEffect::Add(GrantTerms::paid()),
         api_key_id: Some(record.api_key_id.clone()),
         amount,
         description: request.reason,
         metadata: json!({ "usage_record_id": request.record_id.to_string(), "execution_id": record.execution_id.as_str() }),
         idempotency_key: Some(idempotency_key),
     };
-    let transaction = Ledger::post(batch, &mut account, entry, now).await?;
+    let (transaction, grant) = Ledger::post(batch, &mut account, entry, now).await?;
     usage::set_refunded(batch.connection(), request.record_id, amount).await?;
     batch.save(&account);
-    Ok((transaction, account))
+    Ok(LedgerWrite {
+        transaction,
+        account,
+        grant,
+    })
 }
 
 /// A cursor of the account listing: `<created_at>.<id>` of the last account of the previous page.

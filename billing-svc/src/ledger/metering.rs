@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{Caller, Entry, Ledger, LedgerSettings, limits, validate_text};
+use super::{Caller, Entry, GrantEffect, Ledger, LedgerSettings, limits, validate_text};
 use crate::error::BillingError;
 use crate::keys::KeyType;
 use crate::money::Money;
@@ -535,6 +535,7 @@ impl Ledger {
         if charged.is_positive() {
             let entry = Entry {
                 kind: TransactionType::UsageDeduction,
+                grant: GrantEffect::Draw,
                 api_key_id: Some(request.api_key_id.clone()),
                 amount: charged.negated(),
                 description: format!(

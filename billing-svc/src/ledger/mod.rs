@@ -7,27 +7,33 @@
 //! `*_in` function that runs in the write [`Batch`]: that function is the operation's whole transaction.
 
 mod admin;
+mod expiry;
 mod key_cache;
 mod limits;
 mod metering;
 mod queries;
 
-pub use admin::{AccountView, CreatedKey, KeyChange, KeySpend, NewKey};
+pub use admin::{AccountView, CreatedKey, KeyChange, KeySpend, LedgerWrite, NewKey};
 pub use limits::{RateStatus, Window};
+
 pub use metering::{Grant, OpenRequest, Opened, OutputKind, SettleRequest, Settlement};
 pub use queries::{Page, Stats, View, range};
 
+use serde_json::json;
+
 use crate::error::{BillingError, Scope};
+use crate::grants;
 use crate::keys;
 use crate::money::Money;
 use crate::store::accounts::Account;
+use crate::store::grants::{Category, CreditGrant};
 use crate::store::holds;
 use crate::store::keys::{ApiKey, Found};
 use crate::store::transactions::{self, Transaction, TransactionType};
 use crate::store::{self, Batch, Store};
 use crate::time::{self, Millis};
 use key_cache::KeyCache;
-use proto::ids::{AccountId, ApiKeyId};
+use proto::ids::{AccountId, ApiKeyId, GrantId};
 use std::sync::Arc;
 
 /// Tunables of holds and input limits.
@@ -234,26 +240,76 @@ impl Ledger {
         Ok(headroom)
     }
 
-    /// Writes a ledger row moving the locked account's balance by `amount` (and its total spent, for usage
-    /// and refunds). The caller saves the account with [`Batch::save`].
+    /// Writes a ledger row moving the locked account's balance by `entry.amount` (and its total spent, for
+    /// usage and refunds) and the grants it causes (DESIGN §10): a credit becomes a grant (paying the
+    /// overage first), a charge draws grants down in spending order (what none covers becomes overage, and
+    /// the row's metadata names the grants and amounts), an expiry empties its grant. Returns the row and
+    /// the grant it created, if any. The caller saves the account with [`Batch::save`].
     async fn post(
         batch: &mut Batch,
         account: &mut Account,
         entry: Entry,
         now: Millis,
-    ) -> Result<Transaction, BillingError> {
+    ) -> Result<(Transaction, Option<CreditGrant>), BillingError> {
         let spent_delta = match entry.kind {
             TransactionType::UsageDeduction | TransactionType::Refund => entry.amount.negated(),
-            TransactionType::CreditPurchase | TransactionType::CreditAdjustment => Money::ZERO,
+            TransactionType::CreditPurchase
+            | TransactionType::CreditAdjustment
+            | TransactionType::CreditGrant
+            | TransactionType::CreditExpiry => Money::ZERO,
         };
-        account.credits_balance = account
-            .credits_balance
-            .checked_add(entry.amount)
-            .ok_or(BillingError::Overflow)?;
-        account.total_spent = account
-            .total_spent
-            .checked_add(spent_delta)
-            .ok_or(BillingError::Overflow)?;
+        let mut metadata = entry.metadata;
+        let mut new_grant = None;
+        match entry.grant {
+            GrantEffect::Add(terms) => {
+                let paid_overage = account.overage.min(entry.amount);
+                account.overage = checked(account.overage.checked_sub(paid_overage))?;
+                new_grant = Some(CreditGrant {
+                    id: GrantId::generate(),
+                    account_id: account.id.clone(),
+                    category: terms.category,
+                    amount: entry.amount,
+                    remaining: checked(entry.amount.checked_sub(paid_overage))?,
+                    priority: terms.priority,
+                    expires_at: terms.expires_at,
+                    created_at: now,
+                    transaction_id: None,
+                    expired_at: None,
+                });
+                if paid_overage.is_positive() {
+                    metadata["overage_paid"] = paid_overage.to_string().into();
+                }
+            }
+            GrantEffect::Draw => {
+                let drawn = grants::draw(&mut account.grants, entry.amount.negated());
+                account.overage = checked(account.overage.checked_add(drawn.shortfall))?;
+                for (id, _) in &drawn.taken {
+                    account.changed_grants.push(id.clone());
+                }
+                metadata["grants"] = drawn
+                    .taken
+                    .iter()
+                    .map(|(id, amount)| json!({"grant_id": id.as_str(), "amount": amount.to_string()}))
+                    .collect::<Vec<_>>()
+                    .into();
+                if drawn.shortfall.is_positive() {
+                    metadata["overage"] = drawn.shortfall.to_string().into();
+                }
+            }
+            GrantEffect::Expire(id) => {
+                let grant = account
+                    .grants
+                    .iter_mut()
+                    .find(|grant| grant.id == id)
+                    .ok_or(BillingError::NotFound("grant"))?;
+                grant.remaining = Money::ZERO;
+                grant.expired_at = Some(now);
+                account.changed_grants.push(id.clone());
+                metadata["grant_id"] = id.as_str().into();
+            }
+        }
+        account.credits_balance = checked(account.credits_balance.checked_add(entry.amount))?;
+        account.total_spent = checked(account.total_spent.checked_add(spent_delta))?;
         account.updated_at = now;
         let row = Transaction {
             id: 0,
@@ -264,17 +320,60 @@ impl Ledger {
             balance_after: account.credits_balance,
             total_spent_after: account.total_spent,
             description: entry.description,
-            metadata: entry.metadata.to_string(),
+            metadata: metadata.to_string(),
             timestamp: now,
             idempotency_key: entry.idempotency_key,
         };
-        Ok(transactions::insert(batch.connection(), &row).await?)
+        let transaction = transactions::insert(batch.connection(), &row).await?;
+        if let Some(grant) = &mut new_grant {
+            grant.transaction_id = Some(transaction.id);
+            store::grants::insert(batch.connection(), grant).await?;
+            if grant.remaining.is_positive() {
+                account.grants.push(grant.clone());
+            }
+        }
+        Ok((transaction, new_grant))
+    }
+}
+
+fn checked(amount: Option<Money>) -> Result<Money, BillingError> {
+    amount.ok_or(BillingError::Overflow)
+}
+
+/// What a ledger row does to the account's grants.
+#[derive(Debug, Clone)]
+enum GrantEffect {
+    /// A credit: a new grant on these terms.
+    Add(GrantTerms),
+    /// A charge: drawn from the grants in spending order.
+    Draw,
+    /// An expiry: this grant's remainder leaves.
+    Expire(GrantId),
+}
+
+/// The terms of a new grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantTerms {
+    pub category: Category,
+    pub priority: i64,
+    pub expires_at: Option<Millis>,
+}
+
+impl GrantTerms {
+    /// Paid credit without expiry, at the default priority: refunds and positive adjustments.
+    pub fn paid() -> GrantTerms {
+        GrantTerms {
+            category: Category::Paid,
+            priority: Category::Paid.default_priority(),
+            expires_at: None,
+        }
     }
 }
 
 /// A ledger row to write.
 struct Entry {
     kind: TransactionType,
+    grant: GrantEffect,
     /// The key that caused it, if one did.
     api_key_id: Option<ApiKeyId>,
     amount: Money,

@@ -4,6 +4,7 @@ use super::Ledger;
 use crate::error::BillingError;
 use crate::keys::Role;
 use crate::store::accounts::{self, Account};
+use crate::store::grants::{self, CreditGrant};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
 use crate::store::usage::{self, GroupBy, Totals, UsageFilter, UsageRecord};
@@ -114,6 +115,16 @@ pub fn range(from: Option<Millis>, to: Option<Millis>) -> Result<(Millis, Millis
 }
 
 impl Ledger {
+    /// The grants of an account, live ones first in spending order (spent and expired ones too when asked).
+    pub async fn list_grants(
+        &self,
+        id: &AccountId,
+        include_spent: bool,
+    ) -> Result<Vec<CreditGrant>, BillingError> {
+        let mut connection = self.store.reader().acquire().await?;
+        Ok(grants::list(&mut connection, id, include_spent).await?)
+    }
+
     pub async fn account(&self, id: &AccountId) -> Result<Account, BillingError> {
         let mut connection = self.store.reader().acquire().await?;
         accounts::by_id(&mut connection, id)

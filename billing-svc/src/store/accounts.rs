@@ -4,6 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::money::Money;
+use crate::store::grants::CreditGrant;
 use crate::time::Millis;
 use proto::ids::AccountId;
 
@@ -15,10 +16,17 @@ pub struct Account {
     pub credits_balance: Money,
     pub held_credits: Money,
     pub total_spent: Money,
+    /// What was charged beyond every grant (DESIGN §10); the next grant pays it first.
+    pub overage: Money,
     pub daily_limit: Option<Money>,
     pub monthly_limit: Option<Money>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// The grants that still hold credit: loaded with the lock ([`crate::store::Batch::lock`]), empty on
+    /// plain reads.
+    pub grants: Vec<CreditGrant>,
+    /// Ids of the grants in `grants` whose remainder changed and must be written back.
+    pub changed_grants: Vec<proto::ids::GrantId>,
 }
 
 impl Account {
@@ -30,10 +38,13 @@ impl Account {
             credits_balance: Money::ZERO,
             held_credits: Money::ZERO,
             total_spent: Money::ZERO,
+            overage: Money::ZERO,
             daily_limit: None,
             monthly_limit: None,
             created_at: now,
             updated_at: now,
+            grants: Vec::new(),
+            changed_grants: Vec::new(),
         }
     }
 
@@ -47,7 +58,8 @@ impl Account {
     }
 }
 
-const COLUMNS: &str = "id, name, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, updated_at";
+const COLUMNS: &str = "id, name, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, \
+    updated_at, overage";
 
 fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
     let daily: Option<i64> = row.try_get(5)?;
@@ -62,6 +74,9 @@ fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
         monthly_limit: monthly.map(Money::from_nanos),
         created_at: row.try_get(7)?,
         updated_at: row.try_get(8)?,
+        overage: Money::from_nanos(row.try_get(9)?),
+        grants: Vec::new(),
+        changed_grants: Vec::new(),
     })
 }
 
@@ -140,13 +155,14 @@ pub async fn update_money(
     account: &Account,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE billing_accounts SET credits_balance = $1, held_credits = $2, total_spent = $3, updated_at = $4 \
-         WHERE id = $5",
+        "UPDATE billing_accounts SET credits_balance = $1, held_credits = $2, total_spent = $3, updated_at = $4, \
+         overage = $5 WHERE id = $6",
     )
     .bind(account.credits_balance.nanos())
     .bind(account.held_credits.nanos())
     .bind(account.total_spent.nanos())
     .bind(account.updated_at)
+    .bind(account.overage.nanos())
     .bind(account.id.as_str())
     .execute(connection)
     .await?;

@@ -1,11 +1,11 @@
-//! The one ledger audit: every invariant of DESIGN §2 and §9 checked straight in SQL, each as the count
+//! The one ledger audit: every invariant of DESIGN §2, §9 and §10 checked straight in SQL, each as the count
 //! of rows that break it. Used by the tests and the bench after every scenario; it reads only, so it may
 //! run against a live database (a write between two checks may then show as a violation).
 
 use sqlx::AnyConnection;
 
 /// The invariants, each a query counting the rows that break it.
-const CHECKS: [(&str, &str); 9] = [
+const CHECKS: [(&str, &str); 11] = [
     (
         "accounts whose credits_balance != sum(transactions.amount)",
         "SELECT CAST(COUNT(*) AS BIGINT) FROM billing_accounts a WHERE a.credits_balance <> \
@@ -32,6 +32,16 @@ const CHECKS: [(&str, &str); 9] = [
         "execution ids with more than one usage record",
         "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT execution_id FROM usage_records \
          GROUP BY execution_id HAVING COUNT(*) > 1) d",
+    ),
+    (
+        "accounts whose credits_balance != sum(grants.remaining) - overage",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM billing_accounts a WHERE a.credits_balance <> \
+         CAST(COALESCE((SELECT SUM(g.remaining) FROM credit_grants g WHERE g.account_id = a.id), 0) AS BIGINT) \
+         - a.overage",
+    ),
+    (
+        "expired grants that still hold credit past their expiry mark",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM credit_grants WHERE expired_at IS NOT NULL AND remaining <> 0",
     ),
     (
         "keys whose account does not exist",

@@ -18,6 +18,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
 use super::Backend;
 use super::accounts::{self, Account};
+use super::grants;
 use super::keys::{self, ApiKey};
 use super::pricing;
 use crate::error::BillingError;
@@ -115,6 +116,11 @@ impl Batch {
         for id in &self.changed {
             if let Some(account) = self.accounts.get(id) {
                 accounts::update_money(&mut self.transaction, account).await?;
+                for grant in &account.grants {
+                    if account.changed_grants.contains(&grant.id) {
+                        grants::update_remaining(&mut self.transaction, grant).await?;
+                    }
+                }
             }
         }
         self.transaction.commit().await
@@ -139,9 +145,10 @@ impl Batch {
         if let Some(account) = self.accounts.get(id) {
             return Ok(account.clone());
         }
-        let account = accounts::lock(&mut self.transaction, id, now)
+        let mut account = accounts::lock(&mut self.transaction, id, now)
             .await?
             .ok_or(BillingError::NotFound("account"))?;
+        account.grants = grants::live(&mut self.transaction, id).await?;
         self.staged.insert(
             id.clone(),
             Staged {

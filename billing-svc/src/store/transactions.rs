@@ -13,6 +13,10 @@ pub enum TransactionType {
     UsageDeduction,
     CreditAdjustment,
     Refund,
+    /// A promotional grant.
+    CreditGrant,
+    /// The remainder of a grant leaving at its expiry.
+    CreditExpiry,
 }
 
 impl TransactionType {
@@ -22,6 +26,8 @@ impl TransactionType {
             TransactionType::UsageDeduction => "usage_deduction",
             TransactionType::CreditAdjustment => "credit_adjustment",
             TransactionType::Refund => "refund",
+            TransactionType::CreditGrant => "credit_grant",
+            TransactionType::CreditExpiry => "credit_expiry",
         }
     }
 
@@ -31,6 +37,8 @@ impl TransactionType {
             "usage_deduction" => Some(TransactionType::UsageDeduction),
             "credit_adjustment" => Some(TransactionType::CreditAdjustment),
             "refund" => Some(TransactionType::Refund),
+            "credit_grant" => Some(TransactionType::CreditGrant),
+            "credit_expiry" => Some(TransactionType::CreditExpiry),
             _ => None,
         }
     }

@@ -193,6 +193,9 @@ pub struct Account {
     pub held_credits: Usd,
     /// Usage deductions minus refunds, over the account's life.
     pub total_spent: Usd,
+    /// Charged beyond every grant; the next grant pays it first (the balance is the grants' remainders
+    /// minus this).
+    pub overage: Usd,
     /// Cap on spend per UTC day; null = no cap.
     pub daily_limit: Option<Usd>,
     /// Cap on spend per UTC month; null = no cap.
@@ -217,6 +220,7 @@ impl TryFrom<billing_pb::Account> for Account {
             credits_balance: money(b, "credits_balance", &account.credits_balance)?,
             held_credits: money(b, "held_credits", &account.held_credits)?,
             total_spent: money(b, "total_spent", &account.total_spent)?,
+            overage: money(b, "overage", &account.overage)?,
             daily_limit: optional_money(b, "daily_limit", account.daily_limit.as_deref())?,
             monthly_limit: optional_money(b, "monthly_limit", account.monthly_limit.as_deref())?,
             created_at: time("account.created_at", account.created_at)?,

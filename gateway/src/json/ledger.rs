@@ -18,8 +18,12 @@ pub enum TransactionType {
     UsageDeduction,
     /// An operator's correction, either sign.
     CreditAdjustment,
-    /// Money given back for a usage record (positive).
+    /// Money given back for a usage record (positive); it comes back as a paid grant.
     Refund,
+    /// A promotional grant (positive).
+    CreditGrant,
+    /// The remainder of a grant leaving at its expiry (negative).
+    CreditExpiry,
 }
 
 impl TransactionType {
@@ -29,6 +33,8 @@ impl TransactionType {
             billing_pb::TransactionType::UsageDeduction => Ok(TransactionType::UsageDeduction),
             billing_pb::TransactionType::CreditAdjustment => Ok(TransactionType::CreditAdjustment),
             billing_pb::TransactionType::Refund => Ok(TransactionType::Refund),
+            billing_pb::TransactionType::CreditGrant => Ok(TransactionType::CreditGrant),
+            billing_pb::TransactionType::CreditExpiry => Ok(TransactionType::CreditExpiry),
             billing_pb::TransactionType::Unspecified => Err(contract(
                 Service::Billing,
                 "transaction type unspecified".into(),
@@ -42,6 +48,8 @@ impl TransactionType {
             TransactionType::UsageDeduction => billing_pb::TransactionType::UsageDeduction,
             TransactionType::CreditAdjustment => billing_pb::TransactionType::CreditAdjustment,
             TransactionType::Refund => billing_pb::TransactionType::Refund,
+            TransactionType::CreditGrant => billing_pb::TransactionType::CreditGrant,
+            TransactionType::CreditExpiry => billing_pb::TransactionType::CreditExpiry,
         }
     }
 }
@@ -59,7 +67,8 @@ pub struct Transaction {
     pub balance_after: Usd,
     pub total_spent_after: Usd,
     pub description: String,
-    /// Free-form JSON object (e.g. the execution id of a deduction).
+    /// Free-form JSON object: e.g. a deduction's `execution_id` and the `grants` that paid it
+    /// (`[{"grant_id", "amount"}]`, in the order they were drawn), an expiry's `grant_id`.
     #[schema(value_type = Object)]
     pub metadata: Value,
     pub timestamp: Timestamp,
@@ -92,12 +101,104 @@ impl TryFrom<billing_pb::Transaction> for Transaction {
     }
 }
 
-/// The result of a ledger write: the transaction and the account right after it.
+/// The result of a ledger write: the transaction, the account right after it, and the grant it brought
+/// in (credits, positive adjustments and refunds).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEntry {
     pub transaction: Transaction,
     pub account: Account,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Grant>,
+}
+
+/// What kind of credit a grant is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantCategory {
+    /// Bought credit (`credit_purchase`); spent after promotional credit by default.
+    Paid,
+    /// Given credit (`credit_grant`), e.g. a trial; spent first by default.
+    Promotional,
+}
+
+impl GrantCategory {
+    pub fn to_wire(self) -> billing_pb::GrantCategory {
+        match self {
+            GrantCategory::Paid => billing_pb::GrantCategory::Paid,
+            GrantCategory::Promotional => billing_pb::GrantCategory::Promotional,
+        }
+    }
+}
+
+/// A lot of credit (DESIGN §10). The balance is what the grants have left minus the account's overage.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    pub id: String,
+    pub account_id: String,
+    pub category: GrantCategory,
+    pub amount: Usd,
+    /// Not yet spent nor expired.
+    pub remaining: Usd,
+    /// Lower is spent first.
+    pub priority: i64,
+    /// Null = never expires.
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    /// The ledger row that brought it in (null for a balance migrated into a grant).
+    pub transaction_id: Option<String>,
+    /// When its remainder expired.
+    pub expired_at: Option<Timestamp>,
+}
+
+impl TryFrom<billing_pb::CreditGrant> for Grant {
+    type Error = ApiError;
+
+    fn try_from(grant: billing_pb::CreditGrant) -> Result<Grant, ApiError> {
+        let b = Service::Billing;
+        let category = match grant.category() {
+            billing_pb::GrantCategory::Paid => GrantCategory::Paid,
+            billing_pb::GrantCategory::Promotional => GrantCategory::Promotional,
+            billing_pb::GrantCategory::Unspecified => {
+                return Err(contract(b, "grant category unspecified".into()));
+            }
+        };
+        Ok(Grant {
+            category,
+            amount: money(b, "grant.amount", &grant.amount)?,
+            remaining: money(b, "grant.remaining", &grant.remaining)?,
+            created_at: time("grant.created_at", grant.created_at)?,
+            expires_at: grant.expires_at.map(Timestamp),
+            expired_at: grant.expired_at.map(Timestamp),
+            id: grant.id,
+            account_id: grant.account_id,
+            priority: grant.priority,
+            transaction_id: grant.transaction_id,
+        })
+    }
+}
+
+/// An account's grants: those holding credit first, in the order they are spent; then spent and expired
+/// ones (with `includeSpent`), newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantList {
+    pub grants: Vec<Grant>,
+}
+
+impl TryFrom<billing_pb::ListGrantsResponse> for GrantList {
+    type Error = ApiError;
+
+    fn try_from(response: billing_pb::ListGrantsResponse) -> Result<GrantList, ApiError> {
+        Ok(GrantList {
+            grants: response
+                .grants
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+        })
+    }
 }
 
 impl TryFrom<billing_pb::LedgerResponse> for LedgerEntry {
@@ -108,6 +209,7 @@ impl TryFrom<billing_pb::LedgerResponse> for LedgerEntry {
             transaction: required(Service::Billing, "transaction", response.transaction)?
                 .try_into()?,
             account: required(Service::Billing, "account", response.account)?.try_into()?,
+            grant: response.grant.map(TryInto::try_into).transpose()?,
         })
     }
 }

@@ -10,10 +10,11 @@ use utoipa::IntoParams;
 use crate::error::ApiError;
 use crate::extract::{CallContext, QueryParams};
 use crate::json::{
-    Account, KeySpendList, Stats, Timestamp, TransactionPage, TransactionType, UsagePage,
-    WorkspaceList,
+    Account, GrantList, KeySpendList, Stats, Timestamp, TransactionPage, TransactionType,
+    UsagePage, WorkspaceList,
 };
 use crate::openapi::CustomerErrors;
+use crate::routes::admin::GrantsQuery;
 use crate::state::AppState;
 
 /// The most records one page may hold.
@@ -274,4 +275,32 @@ pub async fn keys(
         .map(TryInto::try_into)
         .collect::<Result<_, _>>()?;
     Ok(Json(KeySpendList { keys }))
+}
+
+/// The caller's account's credit grants: live ones first, in the order they are spent; `includeSpent`
+/// adds the spent and expired ones.
+#[utoipa::path(
+    get,
+    path = "/billing/grants",
+    tag = "billing",
+    security(("bearer" = [])),
+    params(GrantsQuery),
+    responses((status = 200, body = GrantList), CustomerErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn grants(
+    State(state): State<AppState>,
+    context: CallContext,
+    QueryParams(query): QueryParams<GrantsQuery>,
+) -> Result<Json<GrantList>, ApiError> {
+    let request = context.request(pb::ListAccountGrantsRequest {
+        include_spent: query.include_spent.unwrap_or(false),
+    });
+    let response = state
+        .account()
+        .list_grants(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(response.try_into()?))
 }

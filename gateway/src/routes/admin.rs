@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, JsonBody, JsonObject, PathParams, QueryParams};
 use crate::json::{
-    Account, AccountPage, AccountWithKeys, ApiKey, CreatedKey, KeyList, KeyPolicy, KeyType,
-    LedgerEntry, Price, PriceList, Role, Stats, Timestamp, optional_object,
+    Account, AccountPage, AccountWithKeys, ApiKey, CreatedKey, GrantCategory, GrantList, KeyList,
+    KeyPolicy, KeyType, LedgerEntry, Price, PriceList, Role, Stats, Timestamp, optional_object,
 };
 use crate::money::Usd;
 use crate::openapi::AdminErrors;
@@ -152,9 +152,16 @@ pub struct AddCreditsBody {
     pub description: Option<String>,
     /// The same key with the same request returns the first result; with another request: 409.
     pub idempotency_key: Option<String>,
+    /// `paid` (default: a `credit_purchase`) or `promotional` (a `credit_grant`).
+    pub category: Option<GrantCategory>,
+    /// When set (in the future), what is left of the grant leaves the balance then (`credit_expiry`).
+    pub expires_at: Option<Timestamp>,
+    /// Lower is spent first; default 0 for promotional credit, 100 for paid.
+    pub priority: Option<i64>,
 }
 
-/// Adds purchased credits (`credit_purchase`).
+/// Adds credits as a grant: paid (`credit_purchase`) or promotional (`credit_grant`), with an optional
+/// expiry and priority; the answer carries the `grant`.
 #[utoipa::path(
     post,
     path = "/billing/admin/{id}/credits",
@@ -176,6 +183,12 @@ pub async fn add_credits(
         amount: body.amount.to_wire(),
         description: body.description,
         idempotency_key: body.idempotency_key,
+        category: body
+            .category
+            .map_or(pb::GrantCategory::Unspecified, GrantCategory::to_wire)
+            .into(),
+        expires_at: body.expires_at.map(|t| t.0),
+        priority: body.priority,
     });
     let entry = state
         .admin()
@@ -600,4 +613,41 @@ pub async fn rotate_key(
         .map_err(ApiError::billing)?
         .into_inner();
     Ok((StatusCode::CREATED, Json(created.try_into()?)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantsQuery {
+    /// Spent and expired grants too (default false).
+    pub include_spent: Option<bool>,
+}
+
+/// The credit grants of any account: live ones first, in the order they are spent.
+#[utoipa::path(
+    get,
+    path = "/billing/admin/{id}/grants",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A key id (its account) or an account id"), GrantsQuery),
+    responses((status = 200, body = GrantList), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(id = %id))]
+pub async fn grants(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(id): PathParams<String>,
+    QueryParams(query): QueryParams<GrantsQuery>,
+) -> Result<Json<GrantList>, ApiError> {
+    let request = context.request(pb::ListGrantsRequest {
+        api_key_id: id,
+        include_spent: query.include_spent.unwrap_or(false),
+    });
+    let response = state
+        .admin()
+        .list_grants(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(response.try_into()?))
 }

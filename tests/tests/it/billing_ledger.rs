@@ -104,6 +104,7 @@ async fn credits_with_one_idempotency_key_apply_once(backend: Backend) {
                 amount: amount.into(),
                 description: Some("order 42".into()),
                 idempotency_key: Some("order-42".into()),
+                ..Default::default()
             },
         )
     };

@@ -1,0 +1,203 @@
+//! SQL of `credit_grants`: the lots of credit an account's balance is made of (DESIGN §10).
+
+use proto::ids::{AccountId, GrantId};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::money::Money;
+use crate::time::Millis;
+
+/// What kind of credit a grant is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Paid,
+    Promotional,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Paid => "paid",
+            Category::Promotional => "promotional",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Category> {
+        match text {
+            "paid" => Some(Category::Paid),
+            "promotional" => Some(Category::Promotional),
+            _ => None,
+        }
+    }
+
+    /// Lower is spent first: promotional credit before paid credit.
+    pub fn default_priority(self) -> i64 {
+        match self {
+            Category::Promotional => 0,
+            Category::Paid => 100,
+        }
+    }
+}
+
+/// One grant, as read in a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditGrant {
+    pub id: GrantId,
+    pub account_id: AccountId,
+    pub category: Category,
+    pub amount: Money,
+    pub remaining: Money,
+    pub priority: i64,
+    pub expires_at: Option<Millis>,
+    pub created_at: Millis,
+    /// The ledger row that brought the grant in (absent for grants migrated from a plain balance).
+    pub transaction_id: Option<i64>,
+    /// When the service expired its remainder.
+    pub expired_at: Option<Millis>,
+}
+
+const COLUMNS: &str = "id, account_id, category, amount, remaining, priority, expires_at, created_at, \
+    transaction_id, expired_at";
+
+fn from_row(row: &AnyRow) -> Result<CreditGrant, sqlx::Error> {
+    let category: String = row.try_get(2)?;
+    Ok(CreditGrant {
+        id: GrantId::from(row.try_get::<String, _>(0)?),
+        account_id: AccountId::from(row.try_get::<String, _>(1)?),
+        category: Category::parse(&category).ok_or_else(|| {
+            sqlx::Error::Decode(format!("unknown grant category {category:?}").into())
+        })?,
+        amount: Money::from_nanos(row.try_get(3)?),
+        remaining: Money::from_nanos(row.try_get(4)?),
+        priority: row.try_get(5)?,
+        expires_at: row.try_get(6)?,
+        created_at: row.try_get(7)?,
+        transaction_id: row.try_get(8)?,
+        expired_at: row.try_get(9)?,
+    })
+}
+
+pub async fn insert(
+    connection: &mut AnyConnection,
+    grant: &CreditGrant,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "INSERT INTO credit_grants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ))
+    .bind(grant.id.as_str())
+    .bind(grant.account_id.as_str())
+    .bind(grant.category.as_str())
+    .bind(grant.amount.nanos())
+    .bind(grant.remaining.nanos())
+    .bind(grant.priority)
+    .bind(grant.expires_at)
+    .bind(grant.created_at)
+    .bind(grant.transaction_id)
+    .bind(grant.expired_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Writes what spending or expiry changed: the remainder and the expiry mark.
+pub async fn update_remaining(
+    connection: &mut AnyConnection,
+    grant: &CreditGrant,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE credit_grants SET remaining = $1, expired_at = $2 WHERE id = $3")
+        .bind(grant.remaining.nanos())
+        .bind(grant.expired_at)
+        .bind(grant.id.as_str())
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// The grants of an account that still hold credit.
+pub async fn live(
+    connection: &mut AnyConnection,
+    account_id: &AccountId,
+) -> Result<Vec<CreditGrant>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM credit_grants WHERE account_id = $1 AND remaining > 0"
+    ))
+    .bind(account_id.as_str())
+    .fetch_all(connection)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// The grants of an account, those holding credit first (in the order they are spent), then the spent and
+/// expired ones (newest first) when asked.
+pub async fn list(
+    connection: &mut AnyConnection,
+    account_id: &AccountId,
+    include_spent: bool,
+) -> Result<Vec<CreditGrant>, sqlx::Error> {
+    let filter = if include_spent {
+        ""
+    } else {
+        "AND remaining > 0"
+    };
+    let mut grants: Vec<CreditGrant> = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM credit_grants WHERE account_id = $1 {filter}"
+    ))
+    .bind(account_id.as_str())
+    .fetch_all(connection)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect::<Result<_, _>>()?;
+    // Live grants first, in the order they are spent; then spent and expired ones, newest first.
+    grants.sort_by(
+        |a, b| match (a.remaining.is_positive(), b.remaining.is_positive()) {
+            (true, true) => crate::grants::spending_order(a, b),
+            (false, false) => b.created_at.cmp(&a.created_at),
+            (true, false) => std::cmp::Ordering::Less,
+            (false, true) => std::cmp::Ordering::Greater,
+        },
+    );
+    Ok(grants)
+}
+
+/// The grant that a ledger row brought in.
+pub async fn by_transaction(
+    connection: &mut AnyConnection,
+    transaction_id: i64,
+) -> Result<Option<CreditGrant>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM credit_grants WHERE transaction_id = $1"
+    ))
+    .bind(transaction_id)
+    .fetch_optional(connection)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+/// Up to `limit` grants whose expiry has come and that still hold credit: `(grant, its account)`.
+pub async fn expired(
+    connection: &mut AnyConnection,
+    now: Millis,
+    limit: i64,
+) -> Result<Vec<(GrantId, AccountId)>, sqlx::Error> {
+    sqlx::query(
+        "SELECT id, account_id FROM credit_grants \
+         WHERE expires_at IS NOT NULL AND expires_at <= $1 AND remaining > 0 ORDER BY expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok((
+            GrantId::from(row.try_get::<String, _>(0)?),
+            AccountId::from(row.try_get::<String, _>(1)?),
+        ))
+    })
+    .collect()
+}
