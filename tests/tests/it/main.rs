@@ -8,6 +8,7 @@ mod billing_metering;
 mod docs;
 mod executor;
 mod gateway;
+mod grants;
 mod openai_fidelity;
 mod reliability_concurrency;
 mod reliability_faults;
