@@ -14,8 +14,10 @@ use billing_svc::ledger::{Caller, GrantTerms, NewKey};
 use billing_svc::ledger::{Grant, Ledger, LedgerSettings, OpenRequest, OutputKind, SettleRequest};
 use billing_svc::money::Money;
 use billing_svc::policy::Policy;
+use billing_svc::store::grants::Category;
 use billing_svc::store::usage::UsageStatus;
 use billing_svc::store::{Store, WriteMode, WriteSettings};
+use billing_svc::time;
 use proptest::prelude::*;
 use proto::ids::ExecutionId;
 use tests::{Backend, TestDatabase, assert_ledger_invariants};
@@ -59,6 +61,14 @@ enum Step {
         all: bool,
     },
     Expire,
+    /// A promotional grant, expiring `expires_in_ms` from now when given.
+    Promo {
+        key: usize,
+        cents: i64,
+        expires_in_ms: Option<u8>,
+    },
+    /// Waits until every expiring grant is due, then runs the grant sweeper.
+    ExpireGrants,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -89,6 +99,14 @@ fn step() -> impl Strategy<Value = Step> {
         (0..8u8).prop_map(|execution| Step::Retry { execution }),
         (0..8u8, any::<bool>()).prop_map(|(execution, all)| Step::Refund { execution, all }),
         Just(Step::Expire),
+        (0..KEYS, 1..500i64, proptest::option::of(1..50u8)).prop_map(
+            |(key, cents, expires_in_ms)| Step::Promo {
+                key,
+                cents,
+                expires_in_ms
+            }
+        ),
+        Just(Step::ExpireGrants),
     ]
 }
 
@@ -451,6 +469,65 @@ impl World {
                             },
                         );
                     }
+                }
+            }
+            Step::Promo {
+                key,
+                cents,
+                expires_in_ms,
+            } => {
+                let amount = cents * 10_000_000;
+                let terms = GrantTerms {
+                    category: Category::Promotional,
+                    priority: Category::Promotional.default_priority(),
+                    expires_at: expires_in_ms.map(|ms| time::now_ms() + i64::from(ms)),
+                };
+                self.ledger
+                    .add_credits(
+                        self.keys[key].key.id.as_str(),
+                        money(amount),
+                        terms,
+                        None,
+                        None,
+                    )
+                    .await
+                    .expect("promotional grant");
+                self.accounts[key].balance += amount;
+            }
+            Step::ExpireGrants => {
+                tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+                let now = time::now_ms();
+                // What each account's due grants hold is what must leave it.
+                let mut due = Vec::new();
+                for key in &self.keys {
+                    let grants = self
+                        .ledger
+                        .list_grants(&key.key.account_id, false)
+                        .await
+                        .expect("grants");
+                    due.push(
+                        grants
+                            .iter()
+                            .filter(|grant| grant.expires_at.is_some_and(|at| at <= now))
+                            .map(|grant| grant.remaining.nanos())
+                            .sum::<i64>(),
+                    );
+                }
+                self.ledger.expire_grants().await.expect("expire grants");
+                for ((key, model), due) in self.keys.iter().zip(&mut self.accounts).zip(due) {
+                    model.balance -= due;
+                    // An expiry may take credit that holds reserve (they settle as overage later).
+                    model.overage += due;
+                    let left = self
+                        .ledger
+                        .list_grants(&key.key.account_id, false)
+                        .await
+                        .expect("grants");
+                    assert!(
+                        left.iter()
+                            .all(|grant| grant.expires_at.is_none_or(|at| at > now)),
+                        "a due grant still holds credit"
+                    );
                 }
             }
             Step::Expire => {

@@ -475,6 +475,26 @@ async fn a_database_of_the_previous_release_upgrades_in_place(backend: Backend) 
     assert_eq!(dec(&account.credits_balance), dec("9.4125"));
     assert_eq!(dec(&account.total_spent), dec("0.0875"));
     assert_eq!(account.daily_limit.as_deref().map(dec), Some(dec("8")));
+    // The balance became one paid grant without expiry (migration 0003).
+    let grants = admin
+        .list_grants(tests::authed(
+            &billing.admin_key,
+            proto::billing::v1::ListGrantsRequest {
+                api_key_id: alice.id.clone(),
+                include_spent: true,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .grants;
+    assert_eq!(grants.len(), 1);
+    assert_eq!(
+        grants[0].category(),
+        proto::billing::v1::GrantCategory::Paid
+    );
+    assert_eq!(dec(&grants[0].remaining), dec("9.4125"));
+    assert!(grants[0].expires_at.is_none());
     let stats = admin
         .get_account_stats(tests::authed(
             &billing.admin_key,
