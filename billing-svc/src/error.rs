@@ -59,6 +59,8 @@ pub enum BillingError {
     KeyExpired,
     #[error("this call needs the admin key")]
     AdminRequired,
+    #[error("this call needs an owner key of the account")]
+    OwnerRequired,
     #[error("this call needs the service token")]
     ServiceTokenRequired,
     #[error("invalid {field}: {reason}")]
@@ -181,9 +183,9 @@ impl BillingError {
             | BillingError::UnknownKey
             | BillingError::KeyRevoked
             | BillingError::KeyExpired => Code::Unauthenticated,
-            BillingError::AdminRequired | BillingError::ServiceTokenRequired => {
-                Code::PermissionDenied
-            }
+            BillingError::AdminRequired
+            | BillingError::OwnerRequired
+            | BillingError::ServiceTokenRequired => Code::PermissionDenied,
             BillingError::InvalidArgument { .. } | BillingError::Protocol(_) => {
                 Code::InvalidArgument
             }

@@ -1,6 +1,7 @@
 //! billing-svc: the only writer of money. Keys, accounts, the ledger, pricing, holds and the metering
 //! stream, over gRPC, on SQLite or PostgreSQL.
 
+pub mod alerts;
 pub mod config;
 pub mod error;
 pub mod grants;

@@ -19,6 +19,13 @@ pub fn to_timestamp(ms: Millis) -> prost_types::Timestamp {
     }
 }
 
+/// RFC 3339 UTC with milliseconds, as events carry times (`2025-01-31T12:00:00.000Z`).
+pub fn to_rfc3339(ms: Millis) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// Accepts timestamps between year 1970 and 9999, truncated to the millisecond.
 pub fn from_timestamp(
     field: &'static str,

@@ -24,6 +24,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/billing/workspaces"),
     ("GET", "/billing/keys"),
     ("GET", "/billing/grants"),
+    ("GET", "/billing/events"),
+    ("PUT", "/billing/alerts"),
+    ("GET", "/admin/events"),
     ("POST", "/admin/accounts"),
     ("GET", "/admin/accounts"),
     ("GET", "/admin/accounts/{accountId}"),
@@ -40,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/billing/admin/{id}/limits"),
     ("GET", "/billing/admin/{id}/stats"),
     ("GET", "/billing/admin/{id}/grants"),
+    ("PUT", "/billing/admin/{id}/alerts"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -129,6 +133,34 @@ impl IntoResponses for CustomerErrors {
             &[
                 (400, "A query parameter is invalid (`invalid_request`)"),
                 UNAUTHORIZED,
+                BAD_GATEWAY,
+                UNAVAILABLE,
+                TIMEOUT,
+            ],
+        )
+    }
+}
+
+/// Errors of the customer routes that change the account (owner keys only, a JSON body).
+pub struct CustomerWriteErrors;
+
+impl IntoResponses for CustomerWriteErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(
+            "ErrorBody",
+            &[
+                (400, "Invalid input (`invalid_request`, `malformed_json`)"),
+                UNAUTHORIZED,
+                (
+                    403,
+                    "A member key: this needs an owner key of the account (`forbidden`)",
+                ),
+                (413, "Body too large (`payload_too_large`)"),
+                (
+                    415,
+                    "Body is not `application/json` (`unsupported_media_type`)",
+                ),
+                (422, "Body does not fit the schema (`invalid_body`)"),
                 BAD_GATEWAY,
                 UNAVAILABLE,
                 TIMEOUT,

@@ -63,6 +63,10 @@ id!(
     GrantId
 );
 id!(
+    /// The id of an event (`events.id`, `evt_…`): receivers of webhooks dedupe by it.
+    EventId
+);
+id!(
     /// The executor's id of one execution: the idempotency key of its hold and its settlement.
     ExecutionId
 );

@@ -6,10 +6,12 @@ use proto::billing::v1::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
 
 use super::{
-    account_to_pb, authorize_customer, grant_to_pb, key_filter, key_spend_to_pb, range,
-    stats_to_pb, totals_to_pb, transaction_to_pb, transaction_type_from_pb, usage_to_pb,
+    account_to_pb, alerts_to_pb, authorize_customer, event_type_filter, events_to_pb, grant_to_pb,
+    key_filter, key_spend_to_pb, range, stats_to_pb, thresholds, totals_to_pb, transaction_to_pb,
+    transaction_type_from_pb, usage_to_pb,
 };
 use crate::error::BillingError;
+use crate::keys::Role;
 use crate::ledger::{Ledger, View};
 use crate::store::keys::ApiKey;
 use crate::store::usage::UsageFilter;
@@ -71,6 +73,40 @@ impl AccountService for AccountApi {
         Ok(Response::new(pb::ListGrantsResponse {
             grants: grants.iter().map(grant_to_pb).collect(),
         }))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListAccountEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let key = self.caller(&request).await?;
+        let request = request.into_inner();
+        let page = self
+            .ledger
+            .list_events(
+                Some(&key.account_id),
+                event_type_filter(request.r#type)?,
+                request.limit,
+                request.cursor.as_deref(),
+            )
+            .await?;
+        Ok(Response::new(events_to_pb(page)))
+    }
+
+    async fn set_alerts(
+        &self,
+        request: Request<pb::SetAccountAlertsRequest>,
+    ) -> Result<Response<pb::Alerts>, Status> {
+        let key = self.caller(&request).await?;
+        if key.role != Role::Owner {
+            return Err(BillingError::OwnerRequired.into());
+        }
+        let thresholds = thresholds(&request.get_ref().low_balance)?;
+        let alerts = self
+            .ledger
+            .set_low_balance_alerts(key.account_id.as_str(), thresholds)
+            .await?;
+        Ok(Response::new(alerts_to_pb(&alerts)))
     }
 
     async fn get_stats(

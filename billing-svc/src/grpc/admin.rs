@@ -5,9 +5,10 @@ use proto::billing::v1::admin_service_server::AdminService;
 use tonic::{Request, Response, Status};
 
 use super::{
-    account_to_pb, api_key_to_pb, authorize_admin, grant_terms_from_pb, grant_to_pb,
-    key_spend_to_pb, key_type_from_pb, money, optional_money, policy_from_pb, price_to_pb, range,
-    role_from_pb, stats_to_pb, timestamp, transaction_to_pb,
+    account_to_pb, alerts_to_pb, api_key_to_pb, authorize_admin, event_type_filter, events_to_pb,
+    grant_terms_from_pb, grant_to_pb, key_spend_to_pb, key_type_from_pb, money, optional_money,
+    policy_from_pb, price_to_pb, range, role_from_pb, stats_to_pb, thresholds, timestamp,
+    transaction_to_pb,
 };
 use crate::config::Secret;
 use crate::ledger::{CreatedKey, KeyChange, Ledger, LedgerWrite, NewKey, View};
@@ -329,6 +330,41 @@ impl AdminService for AdminApi {
         Ok(Response::new(pb::ListGrantsResponse {
             grants: grants.iter().map(grant_to_pb).collect(),
         }))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        self.authorize(&request).await?;
+        let request = request.into_inner();
+        let account_id = match request.account_id.as_deref().filter(|id| !id.is_empty()) {
+            Some(id) => Some(self.ledger.resolve(id).await?.0),
+            None => None,
+        };
+        let page = self
+            .ledger
+            .list_events(
+                account_id.as_ref(),
+                event_type_filter(request.r#type)?,
+                request.limit,
+                request.cursor.as_deref(),
+            )
+            .await?;
+        Ok(Response::new(events_to_pb(page)))
+    }
+
+    async fn set_alerts(
+        &self,
+        request: Request<pb::SetAlertsRequest>,
+    ) -> Result<Response<pb::Alerts>, Status> {
+        self.authorize(&request).await?;
+        let request = request.into_inner();
+        let alerts = self
+            .ledger
+            .set_low_balance_alerts(&request.api_key_id, thresholds(&request.low_balance)?)
+            .await?;
+        Ok(Response::new(alerts_to_pb(&alerts)))
     }
 
     async fn list_prices(

@@ -20,6 +20,7 @@ use crate::money::Money;
 use crate::policy::Policy;
 use crate::pricing::Price;
 use crate::store::accounts::Account;
+use crate::store::events::{Event, EventType};
 use crate::store::grants::{Category, CreditGrant};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{Transaction, TransactionType};
@@ -315,6 +316,49 @@ fn grant_to_pb(grant: &CreditGrant) -> pb::CreditGrant {
         created_at: Some(time::to_timestamp(grant.created_at)),
         transaction_id: grant.transaction_id.map(|id| id.to_string()),
         expired_at: grant.expired_at.map(time::to_timestamp),
+    }
+}
+
+fn event_to_pb(event: &Event) -> pb::Event {
+    pb::Event {
+        id: event.id.to_string(),
+        account_id: event.account_id.to_string(),
+        r#type: event.kind.as_str().to_string(),
+        data_json: event.data.to_string(),
+        created_at: Some(time::to_timestamp(event.created_at)),
+    }
+}
+
+/// An optional event type filter.
+fn event_type_filter(kind: Option<String>) -> Result<Option<EventType>, BillingError> {
+    match kind.as_deref() {
+        None | Some("") => Ok(None),
+        Some(text) => EventType::parse(text)
+            .map(Some)
+            .ok_or_else(|| BillingError::invalid("type", "unknown event type")),
+    }
+}
+
+fn events_to_pb(page: crate::ledger::Page<Event>) -> pb::ListEventsResponse {
+    pb::ListEventsResponse {
+        events: page.items.iter().map(event_to_pb).collect(),
+        next_cursor: page.next_cursor,
+    }
+}
+
+fn thresholds(texts: &[String]) -> Result<Vec<Money>, BillingError> {
+    texts
+        .iter()
+        .map(|text| money("low_balance", text))
+        .collect()
+}
+
+fn alerts_to_pb(alerts: &[crate::alerts::LowBalance]) -> pb::Alerts {
+    pb::Alerts {
+        low_balance: alerts
+            .iter()
+            .map(|alert| alert.threshold.to_string())
+            .collect(),
     }
 }
 

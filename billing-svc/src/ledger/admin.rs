@@ -3,13 +3,15 @@
 use serde_json::json;
 
 use super::queries::{page_by, page_size};
-use super::{Entry, GrantEffect, GrantTerms, Ledger, Page, validate_text};
+use super::{Entry, GrantEffect, GrantTerms, Ledger, Page, emit, validate_text};
+use crate::alerts::{self, LowBalance};
 use crate::error::BillingError;
 use crate::keys::{self, KeyType, Role};
 use crate::money::Money;
 use crate::policy::Policy;
 use crate::pricing::{self, Price};
 use crate::store::accounts::{self, Account};
+use crate::store::events::EventType;
 use crate::store::grants::{Category, CreditGrant};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
@@ -246,6 +248,12 @@ impl Ledger {
                         accounts::insert(batch.connection(), &account).await?;
                     }
                     store::keys::insert(batch.connection(), &stored, &key_hash).await?;
+                    let data = json!({
+                        "apiKeyId": stored.id.as_str(), "name": stored.name, "keyType": stored.key_type.as_str(),
+                        "role": stored.role.as_str(), "hint": stored.hint,
+                        "expiresAt": stored.expires_at.map(time::to_rfc3339),
+                    });
+                    emit(batch, &account.id, EventType::KeyCreated, data, now).await?;
                     accounts::by_id(batch.connection(), &account.id)
                         .await?
                         .ok_or(BillingError::NotFound("account"))
@@ -283,9 +291,19 @@ impl Ledger {
             .write(Shard::Account(&account_id), move |batch| {
                 Box::pin(async move {
                     batch.forget_key(&id);
-                    store::keys::revoke(batch.connection(), &id, time::now_ms())
+                    let now = time::now_ms();
+                    let key = store::keys::by_id(batch.connection(), &id)
                         .await?
-                        .ok_or(BillingError::NotFound("api key"))
+                        .ok_or(BillingError::NotFound("api key"))?;
+                    if key.revoked_at.is_some() {
+                        return Ok(key);
+                    }
+                    let revoked = store::keys::revoke(batch.connection(), &id, now)
+                        .await?
+                        .ok_or(BillingError::NotFound("api key"))?;
+                    let data = json!({"apiKeyId": id.as_str(), "name": revoked.name, "hint": revoked.hint});
+                    emit(batch, &revoked.account_id, EventType::KeyRevoked, data, now).await?;
+                    Ok(revoked)
                 })
             })
             .await?;
@@ -372,6 +390,11 @@ impl Ledger {
                     )
                     .await?;
                     let key = batch.key(&key_id).await?;
+                    let data = json!({
+                        "apiKeyId": key_id.as_str(), "name": key.name, "hint": hint,
+                        "previousSecretExpiresAt": previous_expires_at.map(time::to_rfc3339),
+                    });
+                    emit(batch, &key.account_id, EventType::KeyRotated, data, now).await?;
                     accounts::by_id(batch.connection(), &key.account_id)
                         .await?
                         .ok_or(BillingError::NotFound("account"))
@@ -551,6 +574,27 @@ impl Ledger {
                     accounts::set_limits(batch.connection(), &account).await?;
                     batch.save(&account);
                     Ok(account)
+                })
+            })
+            .await
+    }
+
+    /// Replaces the `balance.low` thresholds of the account `id` names (a key id: its account); each starts
+    /// armed when the balance is at or above it.
+    #[tracing::instrument(skip(self, thresholds), err)]
+    pub async fn set_low_balance_alerts(
+        &self,
+        id: &str,
+        thresholds: Vec<Money>,
+    ) -> Result<Vec<LowBalance>, BillingError> {
+        let (account_id, _) = self.resolve(id).await?;
+        self.store
+            .write(Shard::Account(&account_id.clone()), move |batch| {
+                Box::pin(async move {
+                    let mut account = batch.lock(&account_id, time::now_ms()).await?;
+                    account.low_balance = alerts::configure(&thresholds, account.credits_balance)?;
+                    batch.save(&account);
+                    Ok(account.low_balance)
                 })
             })
             .await

@@ -4,11 +4,14 @@
 
 use serde_json::json;
 
-use super::{Caller, Entry, GrantEffect, Ledger, LedgerSettings, limits, validate_text};
+use super::{
+    Bound, Caller, Entry, GrantEffect, Ledger, LedgerSettings, emit, limits, validate_text,
+};
 use crate::error::BillingError;
 use crate::keys::KeyType;
 use crate::money::Money;
 use crate::pricing::{self, Price};
+use crate::store::events::EventType;
 use crate::store::holds::{self, Hold};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::TransactionType;
@@ -379,6 +382,25 @@ impl Ledger {
                 batch.save(&account);
             } else if output_tokens >= granted {
                 stop_reason = Some(headroom.bound.reason());
+                let data = json!({
+                    "executionId": execution_id.as_str(), "apiKeyId": api_key_id.as_str(),
+                    "reason": headroom.bound.reason(), "grantedOutputTokens": granted,
+                    "model": hold.model,
+                });
+                emit(
+                    batch,
+                    account_id,
+                    EventType::ExecutionCutOff,
+                    data.clone(),
+                    now,
+                )
+                .await?;
+                if let Bound::Daily(limit, scope) | Bound::Monthly(limit, scope) = headroom.bound {
+                    let mut data = data;
+                    data["limit"] = limit.to_string().into();
+                    data["scope"] = scope.as_str().into();
+                    emit(batch, account_id, EventType::LimitReached, data, now).await?;
+                }
             }
         }
         holds::update_grant(batch.connection(), &hold).await?;

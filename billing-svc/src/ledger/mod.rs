@@ -21,11 +21,13 @@ pub use queries::{Page, Stats, View, range};
 
 use serde_json::json;
 
+use crate::alerts;
 use crate::error::{BillingError, Scope};
 use crate::grants;
 use crate::keys;
 use crate::money::Money;
 use crate::store::accounts::Account;
+use crate::store::events::{Event, EventType};
 use crate::store::grants::{Category, CreditGrant};
 use crate::store::holds;
 use crate::store::keys::{ApiKey, Found};
@@ -260,6 +262,10 @@ impl Ledger {
         };
         let mut metadata = entry.metadata;
         let mut new_grant = None;
+        let expired_grant = match &entry.grant {
+            GrantEffect::Expire(id) => Some(id.clone()),
+            GrantEffect::Add(_) | GrantEffect::Draw => None,
+        };
         match entry.grant {
             GrantEffect::Add(terms) => {
                 let paid_overage = account.overage.min(entry.amount);
@@ -308,6 +314,7 @@ impl Ledger {
                 metadata["grant_id"] = id.as_str().into();
             }
         }
+        let before = account.credits_balance;
         account.credits_balance = checked(account.credits_balance.checked_add(entry.amount))?;
         account.total_spent = checked(account.total_spent.checked_add(spent_delta))?;
         account.updated_at = now;
@@ -331,9 +338,61 @@ impl Ledger {
             if grant.remaining.is_positive() {
                 account.grants.push(grant.clone());
             }
+            let data = json!({
+                "transactionId": transaction.id.to_string(), "grantId": grant.id.as_str(),
+                "category": grant.category.as_str(), "amount": grant.amount.to_string(),
+                "expiresAt": grant.expires_at.map(time::to_rfc3339),
+                "balanceAfter": account.credits_balance.to_string(),
+            });
+            emit(batch, &account.id, EventType::CreditsAdded, data, now).await?;
         }
+        if let Some(grant_id) = expired_grant {
+            let data = json!({
+                "transactionId": transaction.id.to_string(), "grantId": grant_id.as_str(),
+                "amount": transaction.amount.negated().to_string(),
+                "balanceAfter": account.credits_balance.to_string(),
+            });
+            emit(batch, &account.id, EventType::CreditsExpired, data, now).await?;
+        }
+        Ledger::balance_events(batch, account, before, now).await?;
         Ok((transaction, new_grant))
     }
+
+    /// The events a balance change from `before` causes: `balance.low` for each armed threshold it crossed
+    /// (re-arming those it is back above), `balance.depleted` when it reached zero.
+    async fn balance_events(
+        batch: &mut Batch,
+        account: &mut Account,
+        before: Money,
+        now: Millis,
+    ) -> Result<(), BillingError> {
+        let after = account.credits_balance;
+        for threshold in alerts::cross(&mut account.low_balance, after) {
+            let data = json!({
+                "threshold": threshold.to_string(), "balance": after.to_string(),
+                "available": account.available().to_string(),
+            });
+            emit(batch, &account.id, EventType::BalanceLow, data, now).await?;
+        }
+        if before.is_positive() && !after.is_positive() {
+            let data =
+                json!({"balance": after.to_string(), "overage": account.overage.to_string()});
+            emit(batch, &account.id, EventType::BalanceDepleted, data, now).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes an event to the outbox, in the operation's transaction.
+async fn emit(
+    batch: &mut Batch,
+    account_id: &AccountId,
+    kind: EventType,
+    data: serde_json::Value,
+    now: Millis,
+) -> Result<(), BillingError> {
+    let event = Event::new(account_id, kind, data, now);
+    Ok(store::events::insert(batch.connection(), &event).await?)
 }
 
 fn checked(amount: Option<Money>) -> Result<Money, BillingError> {

@@ -4,6 +4,7 @@ use super::Ledger;
 use crate::error::BillingError;
 use crate::keys::Role;
 use crate::store::accounts::{self, Account};
+use crate::store::events::{self, Event, EventType};
 use crate::store::grants::{self, CreditGrant};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
@@ -115,6 +116,21 @@ pub fn range(from: Option<Millis>, to: Option<Millis>) -> Result<(Millis, Millis
 }
 
 impl Ledger {
+    /// Events of the outbox, newest first: of one account or all, of one type or all.
+    pub async fn list_events(
+        &self,
+        account_id: Option<&AccountId>,
+        kind: Option<EventType>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Page<Event>, BillingError> {
+        let limit = page_size(limit)?;
+        let before = cursor(after)?;
+        let mut connection = self.store.reader().acquire().await?;
+        let rows = events::list(&mut connection, account_id, kind, before, limit + 1).await?;
+        Ok(page(rows, limit, |event| event.seq))
+    }
+
     /// The grants of an account, live ones first in spending order (spent and expired ones too when asked).
     pub async fn list_grants(
         &self,

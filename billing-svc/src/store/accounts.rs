@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::alerts::{self, LowBalance};
 use crate::money::Money;
 use crate::store::grants::CreditGrant;
 use crate::time::Millis;
@@ -18,6 +19,8 @@ pub struct Account {
     pub total_spent: Money,
     /// What was charged beyond every grant (DESIGN §10); the next grant pays it first.
     pub overage: Money,
+    /// The `balance.low` thresholds and whether each may fire.
+    pub low_balance: Vec<LowBalance>,
     pub daily_limit: Option<Money>,
     pub monthly_limit: Option<Money>,
     pub created_at: Millis,
@@ -39,6 +42,7 @@ impl Account {
             held_credits: Money::ZERO,
             total_spent: Money::ZERO,
             overage: Money::ZERO,
+            low_balance: Vec::new(),
             daily_limit: None,
             monthly_limit: None,
             created_at: now,
@@ -59,7 +63,7 @@ impl Account {
 }
 
 const COLUMNS: &str = "id, name, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, \
-    updated_at, overage";
+    updated_at, overage, low_balance_alerts";
 
 fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
     let daily: Option<i64> = row.try_get(5)?;
@@ -75,6 +79,8 @@ fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
         created_at: row.try_get(7)?,
         updated_at: row.try_get(8)?,
         overage: Money::from_nanos(row.try_get(9)?),
+        low_balance: alerts::from_json(&row.try_get::<String, _>(10)?)
+            .map_err(|error| sqlx::Error::Decode(format!("low_balance_alerts: {error}").into()))?,
         grants: Vec::new(),
         changed_grants: Vec::new(),
     })
@@ -156,13 +162,14 @@ pub async fn update_money(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE billing_accounts SET credits_balance = $1, held_credits = $2, total_spent = $3, updated_at = $4, \
-         overage = $5 WHERE id = $6",
+         overage = $5, low_balance_alerts = $6 WHERE id = $7",
     )
     .bind(account.credits_balance.nanos())
     .bind(account.held_credits.nanos())
     .bind(account.total_spent.nanos())
     .bind(account.updated_at)
     .bind(account.overage.nanos())
+    .bind(alerts::to_json(&account.low_balance))
     .bind(account.id.as_str())
     .execute(connection)
     .await?;

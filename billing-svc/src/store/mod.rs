@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod audit;
 mod batch;
+pub mod events;
 pub mod grants;
 mod group_commit;
 pub mod holds;

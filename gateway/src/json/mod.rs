@@ -96,12 +96,14 @@ fn time(field: &str, value: Option<prost_types::Timestamp>) -> Result<Timestamp,
     required(Service::Billing, field, value).map(Timestamp)
 }
 
+mod events;
 mod executions;
 mod keys;
 mod ledger;
 mod prices;
 mod usage;
 
+pub use events::*;
 pub use executions::*;
 pub use keys::*;
 pub use ledger::*;

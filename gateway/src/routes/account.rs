@@ -8,12 +8,12 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
-use crate::extract::{CallContext, QueryParams};
+use crate::extract::{CallContext, JsonBody, QueryParams};
 use crate::json::{
-    Account, GrantList, KeySpendList, Stats, Timestamp, TransactionPage, TransactionType,
-    UsagePage, WorkspaceList,
+    Account, Alerts, EventPage, GrantList, KeySpendList, Stats, Timestamp, TransactionPage,
+    TransactionType, UsagePage, WorkspaceList,
 };
-use crate::openapi::CustomerErrors;
+use crate::openapi::{CustomerErrors, CustomerWriteErrors};
 use crate::routes::admin::GrantsQuery;
 use crate::state::AppState;
 
@@ -299,6 +299,80 @@ pub async fn grants(
     let response = state
         .account()
         .list_grants(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(response.try_into()?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct EventQuery {
+    /// Only events of this type, e.g. `balance.low`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+    /// Page size, 1..=1000; default 100.
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The account's events (credits, expiries, low balance, cut-offs, key changes), newest first.
+#[utoipa::path(
+    get,
+    path = "/billing/events",
+    tag = "billing",
+    security(("bearer" = [])),
+    params(EventQuery),
+    responses((status = 200, body = EventPage), CustomerErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn events(
+    State(state): State<AppState>,
+    context: CallContext,
+    QueryParams(query): QueryParams<EventQuery>,
+) -> Result<Json<EventPage>, ApiError> {
+    let request = context.request(pb::ListAccountEventsRequest {
+        r#type: query.kind,
+        limit: page_limit(query.limit)?,
+        cursor: query.cursor,
+    });
+    let response = state
+        .account()
+        .list_events(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(response.try_into()?))
+}
+
+/// Replaces the account's `balance.low` thresholds (owner keys only).
+#[utoipa::path(
+    put,
+    path = "/billing/alerts",
+    tag = "billing",
+    security(("bearer" = [])),
+    request_body = Alerts,
+    responses((status = 200, body = Alerts), CustomerWriteErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn alerts(
+    State(state): State<AppState>,
+    context: CallContext,
+    JsonBody(body): JsonBody<Alerts>,
+) -> Result<Json<Alerts>, ApiError> {
+    let request = context.request(pb::SetAccountAlertsRequest {
+        low_balance: body
+            .low_balance
+            .iter()
+            .map(|amount| amount.to_wire())
+            .collect(),
+    });
+    let response = state
+        .account()
+        .set_alerts(request)
         .await
         .map_err(ApiError::billing)?
         .into_inner();

@@ -12,8 +12,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, JsonBody, JsonObject, PathParams, QueryParams};
 use crate::json::{
-    Account, AccountPage, AccountWithKeys, ApiKey, CreatedKey, GrantCategory, GrantList, KeyList,
-    KeyPolicy, KeyType, LedgerEntry, Price, PriceList, Role, Stats, Timestamp, optional_object,
+    Account, AccountPage, AccountWithKeys, Alerts, ApiKey, CreatedKey, EventPage, GrantCategory,
+    GrantList, KeyList, KeyPolicy, KeyType, LedgerEntry, Price, PriceList, Role, Stats, Timestamp,
+    optional_object,
 };
 use crate::money::Usd;
 use crate::openapi::AdminErrors;
@@ -646,6 +647,86 @@ pub async fn grants(
     let response = state
         .admin()
         .list_grants(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(response.try_into()?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminEventQuery {
+    /// Only this account's events (a key id means its account).
+    pub account_id: Option<String>,
+    /// Only events of this type, e.g. `balance.low`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+    /// Page size, 1..=1000; default 100.
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Events of every account (or one), newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/events",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(AdminEventQuery),
+    responses((status = 200, body = EventPage), AdminErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn events(
+    State(state): State<AppState>,
+    context: CallContext,
+    QueryParams(query): QueryParams<AdminEventQuery>,
+) -> Result<Json<EventPage>, ApiError> {
+    let request = context.request(pb::ListEventsRequest {
+        account_id: query.account_id,
+        r#type: query.kind,
+        limit: query.limit.unwrap_or(0),
+        cursor: query.cursor,
+    });
+    let response = state
+        .admin()
+        .list_events(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(response.try_into()?))
+}
+
+/// Replaces an account's `balance.low` thresholds.
+#[utoipa::path(
+    put,
+    path = "/billing/admin/{id}/alerts",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A key id (its account) or an account id")),
+    request_body = Alerts,
+    responses((status = 200, body = Alerts), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(id = %id))]
+pub async fn alerts(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<Alerts>,
+) -> Result<Json<Alerts>, ApiError> {
+    let request = context.request(pb::SetAlertsRequest {
+        api_key_id: id,
+        low_balance: body
+            .low_balance
+            .iter()
+            .map(|amount| amount.to_wire())
+            .collect(),
+    });
+    let response = state
+        .admin()
+        .set_alerts(request)
         .await
         .map_err(ApiError::billing)?
         .into_inner();

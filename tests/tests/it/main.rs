@@ -6,6 +6,7 @@ mod billing_auth;
 mod billing_ledger;
 mod billing_metering;
 mod docs;
+mod events;
 mod executor;
 mod gateway;
 mod grants;

@@ -1,0 +1,142 @@
+//! SQL of `events`, the transactional outbox (DESIGN §11): an event is inserted by the operation that
+//! causes it, inside that operation's transaction, so it exists exactly when the change does.
+
+use proto::ids::{AccountId, EventId};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::time::Millis;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    CreditsAdded,
+    CreditsExpired,
+    BalanceLow,
+    BalanceDepleted,
+    ExecutionCutOff,
+    LimitReached,
+    KeyCreated,
+    KeyRotated,
+    KeyRevoked,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 9] = [
+        EventType::CreditsAdded,
+        EventType::CreditsExpired,
+        EventType::BalanceLow,
+        EventType::BalanceDepleted,
+        EventType::ExecutionCutOff,
+        EventType::LimitReached,
+        EventType::KeyCreated,
+        EventType::KeyRotated,
+        EventType::KeyRevoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::CreditsAdded => "credits.added",
+            EventType::CreditsExpired => "credits.expired",
+            EventType::BalanceLow => "balance.low",
+            EventType::BalanceDepleted => "balance.depleted",
+            EventType::ExecutionCutOff => "execution.cut_off",
+            EventType::LimitReached => "limit.reached",
+            EventType::KeyCreated => "key.created",
+            EventType::KeyRotated => "key.rotated",
+            EventType::KeyRevoked => "key.revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventType> {
+        EventType::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// One event of the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Its place in the outbox (the order of delivery).
+    pub seq: i64,
+    pub id: EventId,
+    pub account_id: AccountId,
+    pub kind: EventType,
+    /// The JSON object of the event's `data`.
+    pub data: serde_json::Value,
+    pub created_at: Millis,
+}
+
+impl Event {
+    /// A new event (its `seq` is given by the database).
+    pub fn new(
+        account_id: &AccountId,
+        kind: EventType,
+        data: serde_json::Value,
+        now: Millis,
+    ) -> Event {
+        Event {
+            seq: 0,
+            id: EventId::from(format!("evt_{}", uuid::Uuid::new_v4().simple())),
+            account_id: account_id.clone(),
+            kind,
+            data,
+            created_at: now,
+        }
+    }
+}
+
+const COLUMNS: &str = "seq, id, account_id, type, data, created_at";
+
+fn from_row(row: &AnyRow) -> Result<Event, sqlx::Error> {
+    let kind: String = row.try_get(3)?;
+    let data: String = row.try_get(4)?;
+    Ok(Event {
+        seq: row.try_get(0)?,
+        id: EventId::from(row.try_get::<String, _>(1)?),
+        account_id: AccountId::from(row.try_get::<String, _>(2)?),
+        kind: EventType::parse(&kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown event type {kind:?}").into()))?,
+        data: serde_json::from_str(&data)
+            .map_err(|error| sqlx::Error::Decode(format!("event data: {error}").into()))?,
+        created_at: row.try_get(5)?,
+    })
+}
+
+pub async fn insert(connection: &mut AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO events (id, account_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(event.id.as_str())
+    .bind(event.account_id.as_str())
+    .bind(event.kind.as_str())
+    .bind(event.data.to_string())
+    .bind(event.created_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Newest first, `seq` below `before`, at most `limit`; of one account or of all, of one type or all.
+pub async fn list(
+    connection: &mut AnyConnection,
+    account_id: Option<&AccountId>,
+    kind: Option<EventType>,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<Event>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events WHERE ($1 = '' OR account_id = $1) AND ($2 = '' OR type = $2) \
+         AND seq < $3 ORDER BY seq DESC LIMIT $4"
+    ))
+    .bind(account_id.map_or("", AccountId::as_str))
+    .bind(kind.map_or("", EventType::as_str))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
