@@ -62,6 +62,22 @@ pub struct Config {
     #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Secret,
 
+    /// Allow webhook URLs on loopback and private addresses (local development and tests only).
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS", default_value_t = false)]
+    pub webhook_allow_private_targets: bool,
+
+    /// Seconds to wait before each webhook retry, comma-separated; after the last the endpoint is disabled.
+    #[arg(long, env = "WEBHOOK_RETRY_SCHEDULE_SECS", default_value = "5,300,1800,7200,18000,36000", value_parser = parse_schedule)]
+    pub webhook_retry_schedule_secs: Schedule,
+
+    /// Timeout of one webhook request.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub webhook_timeout_secs: u64,
+
+    /// How often endpoints with events to deliver are looked for.
+    #[arg(long, env = "WEBHOOK_POLL_INTERVAL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub webhook_poll_interval_ms: u64,
+
     /// Connections to PostgreSQL (SQLite uses one writer and this many readers).
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
     pub db_max_connections: u32,
@@ -120,4 +136,25 @@ pub struct Config {
     /// `json` for JSON lines on stdout, anything else for human-readable logs.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+}
+
+/// A retry schedule: seconds before each retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule(pub Vec<u64>);
+
+fn parse_schedule(text: &str) -> Result<Schedule, String> {
+    let waits = text
+        .split(',')
+        .map(|part| {
+            part.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|secs| (1..=604_800).contains(secs))
+                .ok_or_else(|| format!("{part:?} is not a number of seconds between 1 and 604800"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if waits.is_empty() || waits.len() > 20 {
+        return Err("give 1 to 20 waits".into());
+    }
+    Ok(Schedule(waits))
 }

@@ -14,3 +14,4 @@ pub mod pricing;
 pub mod startup;
 pub mod store;
 pub mod time;
+pub mod webhooks;

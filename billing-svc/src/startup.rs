@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::grpc::{AccountApi, AdminApi, MeteringApi};
 use crate::ledger::{Ledger, LedgerSettings};
 use crate::store::{Store, WriteSettings};
+use crate::webhooks::{WebhookSettings, Webhooks};
 
 /// Largest gRPC message accepted, either way.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -93,8 +94,28 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let admin = AdminApi::new(self.ledger.clone(), self.config.admin_api_key.clone());
-        let account = AccountApi::new(self.ledger.clone());
+        let webhooks = Webhooks::new(
+            self.ledger.store().clone(),
+            WebhookSettings {
+                allow_private_targets: self.config.webhook_allow_private_targets,
+                retry_schedule: self
+                    .config
+                    .webhook_retry_schedule_secs
+                    .0
+                    .iter()
+                    .map(|secs| Duration::from_secs(*secs))
+                    .collect(),
+                timeout: Duration::from_secs(self.config.webhook_timeout_secs),
+                poll_interval: Duration::from_millis(self.config.webhook_poll_interval_ms),
+                concurrency: 8,
+            },
+        );
+        let admin = AdminApi::new(
+            self.ledger.clone(),
+            webhooks.clone(),
+            self.config.admin_api_key.clone(),
+        );
+        let account = AccountApi::new(self.ledger.clone(), webhooks.clone());
         let metering = MeteringApi::new(
             self.ledger.clone(),
             self.config.service_token.clone(),
@@ -106,8 +127,9 @@ impl Application {
         let sweeper = tokio::spawn(sweep_expired(
             self.ledger.clone(),
             Duration::from_millis(self.config.hold_sweep_interval_ms),
-            stopped,
+            stopped.clone(),
         ));
+        let dispatcher = tokio::spawn(webhooks.run(stopped));
 
         tracing::info!(%addr, database = ?self.ledger.store().backend(), tls = self.tls.is_some(), "listening");
         let mut server = Server::builder();
@@ -149,6 +171,7 @@ impl Application {
 
         let _ = stop_sweeper.send(true);
         let _ = sweeper.await;
+        let _ = dispatcher.await;
         self.ledger.store().close().await;
         tracing::info!("stopped");
         Ok(())

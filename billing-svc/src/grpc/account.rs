@@ -6,23 +6,34 @@ use proto::billing::v1::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
 
 use super::{
-    account_to_pb, alerts_to_pb, authorize_customer, event_type_filter, events_to_pb, grant_to_pb,
-    key_filter, key_spend_to_pb, range, stats_to_pb, thresholds, totals_to_pb, transaction_to_pb,
-    transaction_type_from_pb, usage_to_pb,
+    account_to_pb, alerts_to_pb, authorize_customer, endpoint_to_pb, endpoints_to_pb,
+    event_type_filter, events_to_pb, grant_to_pb, key_filter, key_spend_to_pb, range, stats_to_pb,
+    thresholds, totals_to_pb, transaction_to_pb, transaction_type_from_pb, usage_to_pb,
 };
 use crate::error::BillingError;
 use crate::keys::Role;
 use crate::ledger::{Ledger, View};
 use crate::store::keys::ApiKey;
 use crate::store::usage::UsageFilter;
+use crate::webhooks::Webhooks;
 
 pub struct AccountApi {
     ledger: Ledger,
+    webhooks: Webhooks,
 }
 
 impl AccountApi {
-    pub fn new(ledger: Ledger) -> AccountApi {
-        AccountApi { ledger }
+    pub fn new(ledger: Ledger, webhooks: Webhooks) -> AccountApi {
+        AccountApi { ledger, webhooks }
+    }
+
+    /// The caller's key, which must be an owner of its account.
+    async fn owner<T>(&self, request: &Request<T>) -> Result<ApiKey, Status> {
+        let key = self.caller(request).await?;
+        if key.role != Role::Owner {
+            return Err(BillingError::OwnerRequired.into());
+        }
+        Ok(key)
     }
 
     async fn caller<T>(&self, request: &Request<T>) -> Result<ApiKey, Status> {
@@ -90,23 +101,53 @@ impl AccountService for AccountApi {
                 request.cursor.as_deref(),
             )
             .await?;
-        Ok(Response::new(events_to_pb(page)))
+        Ok(Response::new(events_to_pb(&self.webhooks, page).await?))
     }
 
     async fn set_alerts(
         &self,
         request: Request<pb::SetAccountAlertsRequest>,
     ) -> Result<Response<pb::Alerts>, Status> {
-        let key = self.caller(&request).await?;
-        if key.role != Role::Owner {
-            return Err(BillingError::OwnerRequired.into());
-        }
+        let key = self.owner(&request).await?;
         let thresholds = thresholds(&request.get_ref().low_balance)?;
         let alerts = self
             .ledger
             .set_low_balance_alerts(key.account_id.as_str(), thresholds)
             .await?;
         Ok(Response::new(alerts_to_pb(&alerts)))
+    }
+
+    async fn create_webhook(
+        &self,
+        request: Request<pb::CreateWebhookRequest>,
+    ) -> Result<Response<pb::WebhookEndpoint>, Status> {
+        let key = self.owner(&request).await?;
+        let request = request.into_inner();
+        let endpoint = self
+            .webhooks
+            .create(Some(key.account_id), &request.url, request.event_types)
+            .await?;
+        Ok(Response::new(endpoint_to_pb(&endpoint, true)))
+    }
+
+    async fn list_webhooks(
+        &self,
+        request: Request<pb::ListWebhooksRequest>,
+    ) -> Result<Response<pb::ListWebhooksResponse>, Status> {
+        let key = self.owner(&request).await?;
+        let endpoints = self.webhooks.list(Some(&key.account_id)).await?;
+        Ok(Response::new(endpoints_to_pb(&endpoints)))
+    }
+
+    async fn delete_webhook(
+        &self,
+        request: Request<pb::DeleteWebhookRequest>,
+    ) -> Result<Response<pb::DeleteWebhookResponse>, Status> {
+        let key = self.owner(&request).await?;
+        self.webhooks
+            .delete(&request.get_ref().id, Some(key.account_id))
+            .await?;
+        Ok(Response::new(pb::DeleteWebhookResponse {}))
     }
 
     async fn get_stats(

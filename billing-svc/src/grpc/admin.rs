@@ -5,26 +5,32 @@ use proto::billing::v1::admin_service_server::AdminService;
 use tonic::{Request, Response, Status};
 
 use super::{
-    account_to_pb, alerts_to_pb, api_key_to_pb, authorize_admin, event_type_filter, events_to_pb,
-    grant_terms_from_pb, grant_to_pb, key_spend_to_pb, key_type_from_pb, money, optional_money,
-    policy_from_pb, price_to_pb, range, role_from_pb, stats_to_pb, thresholds, timestamp,
-    transaction_to_pb,
+    account_to_pb, alerts_to_pb, api_key_to_pb, attempt_to_pb, authorize_admin, endpoint_to_pb,
+    endpoints_to_pb, event_type_filter, events_to_pb, grant_terms_from_pb, grant_to_pb,
+    key_spend_to_pb, key_type_from_pb, money, optional_money, policy_from_pb, price_to_pb, range,
+    role_from_pb, stats_to_pb, thresholds, timestamp, transaction_to_pb,
 };
 use crate::config::Secret;
 use crate::ledger::{CreatedKey, KeyChange, Ledger, LedgerWrite, NewKey, View};
 use crate::pricing::{self, Price};
 use crate::store::accounts::Account;
 use crate::time;
+use crate::webhooks::Webhooks;
 use proto::ids::{AccountId, ApiKeyId};
 
 pub struct AdminApi {
     ledger: Ledger,
+    webhooks: Webhooks,
     admin_key: Secret,
 }
 
 impl AdminApi {
-    pub fn new(ledger: Ledger, admin_key: Secret) -> AdminApi {
-        AdminApi { ledger, admin_key }
+    pub fn new(ledger: Ledger, webhooks: Webhooks, admin_key: Secret) -> AdminApi {
+        AdminApi {
+            ledger,
+            webhooks,
+            admin_key,
+        }
     }
 
     async fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
@@ -351,7 +357,7 @@ impl AdminService for AdminApi {
                 request.cursor.as_deref(),
             )
             .await?;
-        Ok(Response::new(events_to_pb(page)))
+        Ok(Response::new(events_to_pb(&self.webhooks, page).await?))
     }
 
     async fn set_alerts(
@@ -365,6 +371,48 @@ impl AdminService for AdminApi {
             .set_low_balance_alerts(&request.api_key_id, thresholds(&request.low_balance)?)
             .await?;
         Ok(Response::new(alerts_to_pb(&alerts)))
+    }
+
+    async fn create_webhook(
+        &self,
+        request: Request<pb::CreateWebhookRequest>,
+    ) -> Result<Response<pb::WebhookEndpoint>, Status> {
+        self.authorize(&request).await?;
+        let request = request.into_inner();
+        let endpoint = self
+            .webhooks
+            .create(None, &request.url, request.event_types)
+            .await?;
+        Ok(Response::new(endpoint_to_pb(&endpoint, true)))
+    }
+
+    async fn list_webhooks(
+        &self,
+        request: Request<pb::ListWebhooksRequest>,
+    ) -> Result<Response<pb::ListWebhooksResponse>, Status> {
+        self.authorize(&request).await?;
+        let endpoints = self.webhooks.list(None).await?;
+        Ok(Response::new(endpoints_to_pb(&endpoints)))
+    }
+
+    async fn delete_webhook(
+        &self,
+        request: Request<pb::DeleteWebhookRequest>,
+    ) -> Result<Response<pb::DeleteWebhookResponse>, Status> {
+        self.authorize(&request).await?;
+        self.webhooks.delete(&request.get_ref().id, None).await?;
+        Ok(Response::new(pb::DeleteWebhookResponse {}))
+    }
+
+    async fn redeliver_event(
+        &self,
+        request: Request<pb::RedeliverEventRequest>,
+    ) -> Result<Response<pb::RedeliverEventResponse>, Status> {
+        self.authorize(&request).await?;
+        let attempts = self.webhooks.redeliver(&request.get_ref().event_id).await?;
+        Ok(Response::new(pb::RedeliverEventResponse {
+            attempts: attempts.iter().map(attempt_to_pb).collect(),
+        }))
     }
 
     async fn list_prices(

@@ -25,7 +25,9 @@ use crate::store::grants::{Category, CreditGrant};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{Transaction, TransactionType};
 use crate::store::usage::{Totals, UsageRecord, UsageStatus};
+use crate::store::webhooks::{Attempt, Endpoint};
 use crate::time::{self, Millis};
+use crate::webhooks::Webhooks;
 use proto::ids::ApiKeyId;
 
 /// The secret of `authorization: Bearer <secret>`.
@@ -319,14 +321,64 @@ fn grant_to_pb(grant: &CreditGrant) -> pb::CreditGrant {
     }
 }
 
-fn event_to_pb(event: &Event) -> pb::Event {
-    pb::Event {
-        id: event.id.to_string(),
-        account_id: event.account_id.to_string(),
-        r#type: event.kind.as_str().to_string(),
-        data_json: event.data.to_string(),
-        created_at: Some(time::to_timestamp(event.created_at)),
+fn attempt_to_pb(attempt: &Attempt) -> pb::DeliveryAttempt {
+    pb::DeliveryAttempt {
+        endpoint_id: attempt.endpoint_id.clone(),
+        attempt: u64::try_from(attempt.attempt).unwrap_or(0),
+        at: Some(time::to_timestamp(attempt.at)),
+        status: attempt.status.and_then(|status| u32::try_from(status).ok()),
+        error: attempt.error.clone(),
+        duration_ms: u64::try_from(attempt.duration_ms).unwrap_or(0),
+        succeeded: attempt.succeeded,
     }
+}
+
+fn endpoint_to_pb(endpoint: &Endpoint, with_secret: bool) -> pb::WebhookEndpoint {
+    pb::WebhookEndpoint {
+        id: endpoint.id.clone(),
+        account_id: endpoint
+            .account_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        url: endpoint.url.clone(),
+        event_types: endpoint.event_types.clone(),
+        created_at: Some(time::to_timestamp(endpoint.created_at)),
+        disabled_at: endpoint.disabled_at.map(time::to_timestamp),
+        secret: with_secret.then(|| endpoint.secret.clone()),
+    }
+}
+
+fn endpoints_to_pb(endpoints: &[Endpoint]) -> pb::ListWebhooksResponse {
+    pb::ListWebhooksResponse {
+        endpoints: endpoints
+            .iter()
+            .map(|endpoint| endpoint_to_pb(endpoint, false))
+            .collect(),
+    }
+}
+
+/// A page of events with the delivery attempts of each.
+async fn events_to_pb(
+    webhooks: &Webhooks,
+    page: crate::ledger::Page<Event>,
+) -> Result<pb::ListEventsResponse, BillingError> {
+    let mut events = Vec::with_capacity(page.items.len());
+    for event in &page.items {
+        let attempts = webhooks.attempts(event.id.as_str()).await?;
+        events.push(pb::Event {
+            id: event.id.to_string(),
+            account_id: event.account_id.to_string(),
+            r#type: event.kind.as_str().to_string(),
+            data_json: event.data.to_string(),
+            created_at: Some(time::to_timestamp(event.created_at)),
+            deliveries: attempts.iter().map(attempt_to_pb).collect(),
+        });
+    }
+    Ok(pb::ListEventsResponse {
+        events,
+        next_cursor: page.next_cursor,
+    })
 }
 
 /// An optional event type filter.
@@ -336,13 +388,6 @@ fn event_type_filter(kind: Option<String>) -> Result<Option<EventType>, BillingE
         Some(text) => EventType::parse(text)
             .map(Some)
             .ok_or_else(|| BillingError::invalid("type", "unknown event type")),
-    }
-}
-
-fn events_to_pb(page: crate::ledger::Page<Event>) -> pb::ListEventsResponse {
-    pb::ListEventsResponse {
-        events: page.items.iter().map(event_to_pb).collect(),
-        next_cursor: page.next_cursor,
     }
 }
 

@@ -19,10 +19,11 @@ pub enum EventType {
     KeyCreated,
     KeyRotated,
     KeyRevoked,
+    WebhookDisabled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::CreditsAdded,
         EventType::CreditsExpired,
         EventType::BalanceLow,
@@ -32,6 +33,7 @@ impl EventType {
         EventType::KeyCreated,
         EventType::KeyRotated,
         EventType::KeyRevoked,
+        EventType::WebhookDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +47,7 @@ impl EventType {
             EventType::KeyCreated => "key.created",
             EventType::KeyRotated => "key.rotated",
             EventType::KeyRevoked => "key.revoked",
+            EventType::WebhookDisabled => "webhook.disabled",
         }
     }
 
@@ -139,4 +142,34 @@ pub async fn list(
     .iter()
     .map(from_row)
     .collect()
+}
+
+/// Events after `seq` in outbox order, of one account or of all, at most `limit`.
+pub async fn after(
+    connection: &mut AnyConnection,
+    seq: i64,
+    account_id: Option<&AccountId>,
+    limit: i64,
+) -> Result<Vec<Event>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events WHERE seq > $1 AND ($2 = '' OR account_id = $2) ORDER BY seq LIMIT $3"
+    ))
+    .bind(seq)
+    .bind(account_id.map_or("", AccountId::as_str))
+    .bind(limit)
+    .fetch_all(connection)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+pub async fn by_id(connection: &mut AnyConnection, id: &str) -> Result<Option<Event>, sqlx::Error> {
+    sqlx::query(&format!("SELECT {COLUMNS} FROM events WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(connection)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod pricing;
 pub mod transactions;
 pub mod usage;
+pub mod webhooks;
 
 use std::path::Path;
 use std::time::Duration;
@@ -60,6 +61,8 @@ pub enum Shard<'a> {
     Account(&'a AccountId),
     /// The price table.
     Prices,
+    /// Webhook endpoints and their delivery records.
+    Webhooks,
 }
 
 impl Shard<'_> {
@@ -67,6 +70,7 @@ impl Shard<'_> {
         match self {
             Shard::Account(id) => id.as_str(),
             Shard::Prices => "",
+            Shard::Webhooks => "webhooks",
         }
     }
 }

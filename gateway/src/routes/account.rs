@@ -3,15 +3,16 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use proto::billing::v1 as pb;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
-use crate::extract::{CallContext, JsonBody, QueryParams};
+use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
 use crate::json::{
-    Account, Alerts, EventPage, GrantList, KeySpendList, Stats, Timestamp, TransactionPage,
-    TransactionType, UsagePage, WorkspaceList,
+    Account, Alerts, CreateWebhookBody, EventPage, GrantList, KeySpendList, Stats, Timestamp,
+    TransactionPage, TransactionType, UsagePage, WebhookEndpoint, WebhookList, WorkspaceList,
 };
 use crate::openapi::{CustomerErrors, CustomerWriteErrors};
 use crate::routes::admin::GrantsQuery;
@@ -377,4 +378,80 @@ pub async fn alerts(
         .map_err(ApiError::billing)?
         .into_inner();
     Ok(Json(response.try_into()?))
+}
+
+/// Registers a webhook endpoint for the account's events (owner keys only); the answer holds its signing
+/// `secret`, shown this once.
+#[utoipa::path(
+    post,
+    path = "/billing/webhooks",
+    tag = "billing",
+    security(("bearer" = [])),
+    request_body = CreateWebhookBody,
+    responses((status = 201, body = WebhookEndpoint), CustomerWriteErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn create_webhook(
+    State(state): State<AppState>,
+    context: CallContext,
+    JsonBody(body): JsonBody<CreateWebhookBody>,
+) -> Result<(StatusCode, Json<WebhookEndpoint>), ApiError> {
+    let request = context.request(pb::CreateWebhookRequest {
+        url: body.url,
+        event_types: body.event_types,
+    });
+    let endpoint = state
+        .account()
+        .create_webhook(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(endpoint.try_into()?)))
+}
+
+/// The account's webhook endpoints (never their secrets; owner keys only).
+#[utoipa::path(
+    get,
+    path = "/billing/webhooks",
+    tag = "billing",
+    security(("bearer" = [])),
+    responses((status = 200, body = WebhookList), CustomerWriteErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn list_webhooks(
+    State(state): State<AppState>,
+    context: CallContext,
+) -> Result<Json<WebhookList>, ApiError> {
+    let request = context.request(pb::ListWebhooksRequest {});
+    let response = state
+        .account()
+        .list_webhooks(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(response.try_into()?))
+}
+
+/// Removes one of the account's webhook endpoints (owner keys only).
+#[utoipa::path(
+    delete,
+    path = "/billing/webhooks/{id}",
+    tag = "billing",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses((status = 204, description = "Removed"), CustomerWriteErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    let request = context.request(pb::DeleteWebhookRequest { id });
+    state
+        .account()
+        .delete_webhook(request)
+        .await
+        .map_err(ApiError::billing)?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -12,9 +12,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, JsonBody, JsonObject, PathParams, QueryParams};
 use crate::json::{
-    Account, AccountPage, AccountWithKeys, Alerts, ApiKey, CreatedKey, EventPage, GrantCategory,
-    GrantList, KeyList, KeyPolicy, KeyType, LedgerEntry, Price, PriceList, Role, Stats, Timestamp,
-    optional_object,
+    Account, AccountPage, AccountWithKeys, Alerts, ApiKey, CreateWebhookBody, CreatedKey,
+    EventPage, GrantCategory, GrantList, KeyList, KeyPolicy, KeyType, LedgerEntry, Price,
+    PriceList, Redelivery, Role, Stats, Timestamp, WebhookEndpoint, WebhookList, optional_object,
 };
 use crate::money::Usd;
 use crate::openapi::AdminErrors;
@@ -731,4 +731,111 @@ pub async fn alerts(
         .map_err(ApiError::billing)?
         .into_inner();
     Ok(Json(response.try_into()?))
+}
+
+/// Registers an operator webhook endpoint: it receives every account's events. The answer holds its
+/// signing `secret`, shown this once.
+#[utoipa::path(
+    post,
+    path = "/admin/webhooks",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateWebhookBody,
+    responses((status = 201, body = WebhookEndpoint), AdminErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn create_webhook(
+    State(state): State<AppState>,
+    context: CallContext,
+    JsonBody(body): JsonBody<CreateWebhookBody>,
+) -> Result<(StatusCode, Json<WebhookEndpoint>), ApiError> {
+    let request = context.request(pb::CreateWebhookRequest {
+        url: body.url,
+        event_types: body.event_types,
+    });
+    let endpoint = state
+        .admin()
+        .create_webhook(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(endpoint.try_into()?)))
+}
+
+/// The operator's webhook endpoints (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/admin/webhooks",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 200, body = WebhookList), AdminErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn list_webhooks(
+    State(state): State<AppState>,
+    context: CallContext,
+) -> Result<Json<WebhookList>, ApiError> {
+    let request = context.request(pb::ListWebhooksRequest {});
+    let response = state
+        .admin()
+        .list_webhooks(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(response.try_into()?))
+}
+
+/// Removes an operator webhook endpoint.
+#[utoipa::path(
+    delete,
+    path = "/admin/webhooks/{id}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The endpoint's id")),
+    responses((status = 204, description = "Removed"), AdminErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    let request = context.request(pb::DeleteWebhookRequest { id });
+    state
+        .admin()
+        .delete_webhook(request)
+        .await
+        .map_err(ApiError::billing)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Posts one event again, now, to every enabled endpoint subscribed to it; answers the attempts.
+#[utoipa::path(
+    post,
+    path = "/admin/events/{id}/redeliver",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The event's id (`evt_…`)")),
+    responses((status = 200, body = Redelivery), AdminErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn redeliver(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Redelivery>, ApiError> {
+    let request = context.request(pb::RedeliverEventRequest { event_id: id });
+    let response = state
+        .admin()
+        .redeliver_event(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(Redelivery {
+        attempts: response
+            .attempts
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect::<Result<_, _>>()?,
+    }))
 }

@@ -19,3 +19,4 @@ mod security_input;
 mod security_rest_fuzz;
 mod security_tls;
 mod teams;
+mod webhooks;
