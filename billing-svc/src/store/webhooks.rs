@@ -161,14 +161,16 @@ pub async fn claim_due(
     Ok(claimed)
 }
 
-/// Writes where an endpoint's delivery stands and frees its lease.
+/// Writes where an endpoint's delivery stands and frees its lease. The cursor never moves back (a process
+/// whose lease lapsed may save after another one went further).
 pub async fn save_progress(
     connection: &mut AnyConnection,
     endpoint: &Endpoint,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE webhook_endpoints SET delivered_seq = $1, failures = $2, next_attempt_at = $3, \
-         disabled_at = $4, lease_until = 0 WHERE id = $5",
+        "UPDATE webhook_endpoints SET \
+         delivered_seq = CASE WHEN delivered_seq > $1 THEN delivered_seq ELSE $1 END, failures = $2, \
+         next_attempt_at = $3, disabled_at = $4, lease_until = 0 WHERE id = $5",
     )
     .bind(endpoint.delivered_seq)
     .bind(endpoint.failures)

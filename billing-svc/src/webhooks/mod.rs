@@ -31,6 +31,8 @@ use crate::time;
 
 /// Events posted to one endpoint per round before the dispatcher moves on.
 const EVENTS_PER_ROUND: usize = 50;
+/// What an endpoint's lease adds to the longest round.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Most event types an endpoint may subscribe to.
 const MAX_EVENT_TYPES: usize = 32;
 
@@ -202,10 +204,10 @@ impl Webhooks {
     /// One round: claims the due endpoints and serves each.
     async fn round(&self) -> Result<(), BillingError> {
         let now = time::now_ms();
-        let lease = i64::try_from(
-            (self.settings.timeout * u32::try_from(EVENTS_PER_ROUND).unwrap_or(50)).as_millis(),
-        )
-        .unwrap_or(i64::MAX / 2);
+        // A round stops posting once it has run for the timeout, so it ends within two timeouts; the lease
+        // covers that and lapses soon after a crash.
+        let lease = i64::try_from((self.settings.timeout * 2 + LEASE_MARGIN).as_millis())
+            .unwrap_or(i64::MAX / 2);
         let limit = i64::try_from(self.settings.concurrency).unwrap_or(8);
         let claimed = self
             .store
@@ -239,7 +241,11 @@ impl Webhooks {
             .await?
         };
         let mut disabled_event = None;
+        let started = Instant::now();
         for event in pending {
+            if started.elapsed() > self.settings.timeout {
+                break;
+            }
             if !endpoint.wants(event.kind.as_str()) {
                 endpoint.delivered_seq = event.seq;
                 continue;

@@ -15,6 +15,7 @@ use tests::{Backend, Billing, Stack, assert_ledger_invariants, backend_tests, ev
 backend_tests!(
     deliveries_are_verified_by_standardwebhooks_and_retried_until_received,
     an_endpoint_that_never_answers_is_disabled_and_the_operator_is_told,
+    committed_events_are_delivered_after_billing_is_killed,
 );
 
 /// A receiver verifying each delivery with `standardwebhooks`: it answers 500 to its first `fail_first`
@@ -289,4 +290,81 @@ async fn private_targets_are_refused_by_default() {
             refused.text
         );
     }
+}
+
+/// Events committed but not yet delivered when billing-svc is killed (SIGKILL) are delivered, each once,
+/// by the restarted process.
+async fn committed_events_are_delivered_after_billing_is_killed(backend: Backend) {
+    use proto::billing::v1 as pb;
+
+    let args = [
+        "--webhook-allow-private-targets",
+        "--webhook-retry-schedule-secs",
+        "1",
+        "--webhook-poll-interval-ms",
+        "50",
+        "--webhook-timeout-secs",
+        "1",
+    ];
+    let billing = Billing::start(backend, &args).await;
+    let receiver = Receiver::start(1).await;
+    let (id, key) = billing.create_key(pb::KeyType::Standard).await;
+    let endpoint = billing
+        .account()
+        .await
+        .create_webhook(tests::authed(
+            &key,
+            pb::CreateWebhookRequest {
+                url: receiver.url.clone(),
+                event_types: vec!["credits.added".into()],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    receiver.trust(endpoint.secret.as_deref().unwrap());
+    billing.add_credits(&id, "1").await;
+    billing.add_credits(&id, "2").await;
+    // The first attempt fails; the retry is a second away when the process dies.
+    let first_failed = eventually(Duration::from_secs(5), || async {
+        !receiver.received().is_empty()
+    })
+    .await;
+    assert!(first_failed);
+    let (admin_key, service_token) = (billing.admin_key.clone(), billing.service_token.clone());
+    let database = billing.stop().await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "nothing delivered before the kill"
+    );
+
+    let restarted = Billing::start_with(database, admin_key, service_token, &args).await;
+    let delivered = eventually(Duration::from_secs(20), || async {
+        receiver
+            .received()
+            .iter()
+            .filter(|entry| entry["answered"] == 204)
+            .count()
+            >= 2
+    })
+    .await;
+    assert!(delivered, "{:?}", receiver.received());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ok: Vec<Value> = receiver
+        .received()
+        .into_iter()
+        .filter(|entry| entry["answered"] == 204)
+        .collect();
+    let amounts: Vec<&str> = ok
+        .iter()
+        .map(|entry| entry["data"]["amount"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        amounts,
+        vec!["1", "2"],
+        "each committed event once, in order"
+    );
+    assert!(ok.iter().all(|entry| entry["verified"] == true));
+    assert_ledger_invariants(&restarted.database).await;
 }
