@@ -62,6 +62,10 @@ pub struct Config {
     #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Secret,
 
+    /// The signing secret of Stripe's webhook endpoint (`whsec_…`); without it payments are refused (503).
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<Secret>,
+
     /// Allow webhook URLs on loopback and private addresses (local development and tests only).
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS", default_value_t = false)]
     pub webhook_allow_private_targets: bool,

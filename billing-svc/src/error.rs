@@ -61,6 +61,10 @@ pub enum BillingError {
     AdminRequired,
     #[error("this call needs an owner key of the account")]
     OwnerRequired,
+    #[error("the Stripe-Signature does not match the body, or is too old")]
+    InvalidSignature,
+    #[error("payments are not configured (STRIPE_WEBHOOK_SECRET)")]
+    PaymentsNotConfigured,
     #[error("this call needs the service token")]
     ServiceTokenRequired,
     #[error("invalid {field}: {reason}")]
@@ -172,6 +176,8 @@ impl BillingError {
             BillingError::ModelNotAllowed { model } => {
                 Some(("model_not_allowed", vec![("model", model.clone())]))
             }
+            BillingError::InvalidSignature => Some(("invalid_signature", Vec::new())),
+            BillingError::PaymentsNotConfigured => Some(("payments_not_configured", Vec::new())),
             _ => None,
         }
     }
@@ -186,9 +192,10 @@ impl BillingError {
             BillingError::AdminRequired
             | BillingError::OwnerRequired
             | BillingError::ServiceTokenRequired => Code::PermissionDenied,
-            BillingError::InvalidArgument { .. } | BillingError::Protocol(_) => {
-                Code::InvalidArgument
-            }
+            BillingError::InvalidArgument { .. }
+            | BillingError::Protocol(_)
+            | BillingError::InvalidSignature => Code::InvalidArgument,
+            BillingError::PaymentsNotConfigured => Code::Unavailable,
             BillingError::NotFound(_) => Code::NotFound,
             BillingError::InsufficientCredits { .. }
             | BillingError::DailyLimitExceeded { .. }

@@ -13,5 +13,6 @@ pub mod policy;
 pub mod pricing;
 pub mod startup;
 pub mod store;
+pub mod stripe;
 pub mod time;
 pub mod webhooks;

@@ -10,13 +10,14 @@ use anyhow::Context;
 use proto::billing::v1::account_service_server::AccountServiceServer;
 use proto::billing::v1::admin_service_server::AdminServiceServer;
 use proto::billing::v1::metering_service_server::MeteringServiceServer;
+use proto::billing::v1::payments_service_server::PaymentsServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::config::Config;
-use crate::grpc::{AccountApi, AdminApi, MeteringApi};
+use crate::grpc::{AccountApi, AdminApi, MeteringApi, PaymentsApi};
 use crate::ledger::{Ledger, LedgerSettings};
 use crate::store::{Store, WriteSettings};
 use crate::webhooks::{WebhookSettings, Webhooks};
@@ -116,6 +117,10 @@ impl Application {
             self.config.admin_api_key.clone(),
         );
         let account = AccountApi::new(self.ledger.clone(), webhooks.clone());
+        let payments = PaymentsApi::new(
+            self.ledger.clone(),
+            self.config.stripe_webhook_secret.clone(),
+        );
         let metering = MeteringApi::new(
             self.ledger.clone(),
             self.config.service_token.clone(),
@@ -157,6 +162,11 @@ impl Application {
                 AccountServiceServer::new(account)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES * 16),
+            )
+            .add_service(
+                PaymentsServiceServer::new(payments)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(
                 MeteringServiceServer::new(metering)

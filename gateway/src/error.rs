@@ -176,6 +176,14 @@ pub enum ApiError {
     #[error("key limit reached: {}", .0.code)]
     KeyRateLimited(KeyRateLimit),
 
+    /// A Stripe webhook whose signature does not match its body or is too old.
+    #[error("invalid Stripe signature")]
+    InvalidSignature,
+
+    /// billing-svc has no Stripe settings.
+    #[error("payments are not configured")]
+    PaymentsNotConfigured,
+
     /// The calling key may not use this model (its policy's allow-list).
     #[error("model {model:?} not allowed for this key")]
     ModelNotAllowed { model: String },
@@ -347,6 +355,13 @@ impl ApiError {
                 return ApiError::KeyRateLimited(limit);
             }
         }
+        if let Some(info) = status.get_details_error_info() {
+            match info.reason.as_str() {
+                "invalid_signature" => return ApiError::InvalidSignature,
+                "payments_not_configured" => return ApiError::PaymentsNotConfigured,
+                _ => {}
+            }
+        }
         if status.code() == Code::PermissionDenied
             && let Some(info) = status.get_details_error_info()
             && info.reason == "model_not_allowed"
@@ -441,6 +456,22 @@ impl ApiError {
                     "model_not_allowed",
                 )
             }
+            ApiError::InvalidSignature => {
+                message = Some(
+                    "the Stripe-Signature header does not match the body, or is older than 5 minutes"
+                        .into(),
+                );
+                (
+                    StatusCode::BAD_REQUEST,
+                    "Invalid Signature",
+                    "invalid_signature",
+                )
+            }
+            ApiError::PaymentsNotConfigured => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Payments Not Configured",
+                "payments_not_configured",
+            ),
             ApiError::InvalidRequest(text) => {
                 message = Some(text.clone());
                 (

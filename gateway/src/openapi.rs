@@ -51,6 +51,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/billing/admin/{id}/stats"),
     ("GET", "/billing/admin/{id}/grants"),
     ("PUT", "/billing/admin/{id}/alerts"),
+    ("POST", "/webhooks/stripe"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -75,6 +76,7 @@ pub const ROUTES: &[(&str, &str)] = &[
         (name = "openai", description = "OpenAI-compatible endpoint"),
         (name = "billing", description = "The caller's own account"),
         (name = "admin", description = "Operator routes (ADMIN_API_KEY)"),
+        (name = "payments", description = "Stripe's webhook (authenticated by its signature)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -142,6 +144,31 @@ impl IntoResponses for CustomerErrors {
                 UNAUTHORIZED,
                 BAD_GATEWAY,
                 UNAVAILABLE,
+                TIMEOUT,
+            ],
+        )
+    }
+}
+
+/// Errors of Stripe's webhook.
+pub struct StripeErrors;
+
+impl IntoResponses for StripeErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(
+            "ErrorBody",
+            &[
+                (
+                    400,
+                    "A bad or stale signature (`invalid_signature`), or an event that cannot be credited \
+                     (`invalid_request`)",
+                ),
+                (413, "Body too large (`payload_too_large`)"),
+                BAD_GATEWAY,
+                (
+                    503,
+                    "Payments are not configured (`payments_not_configured`), or billing-svc is unavailable",
+                ),
                 TIMEOUT,
             ],
         )
@@ -337,7 +364,15 @@ mod tests {
                         "{method} {path}: `id` undocumented"
                     );
                 }
-                if !["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(&path.as_str()) {
+                // Operations routes need no key; Stripe's webhook is authenticated by its signature.
+                let keyless = [
+                    "/healthz",
+                    "/readyz",
+                    "/metrics",
+                    "/openapi.json",
+                    "/webhooks/stripe",
+                ];
+                if !keyless.contains(&path.as_str()) {
                     assert!(responses.contains_key("401"), "{method} {path}: no 401");
                     assert!(
                         operation.get("security").is_some(),

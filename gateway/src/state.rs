@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use proto::billing::v1::account_service_client::AccountServiceClient;
 use proto::billing::v1::admin_service_client::AdminServiceClient;
+use proto::billing::v1::payments_service_client::PaymentsServiceClient;
 use proto::executor::v1::executor_service_client::ExecutorServiceClient;
 use tonic::transport::Channel;
 
@@ -32,6 +33,10 @@ impl AppState {
 
     pub fn account(&self) -> AccountServiceClient<Channel> {
         AccountServiceClient::new(self.billing.clone())
+    }
+
+    pub fn payments(&self) -> PaymentsServiceClient<Channel> {
+        PaymentsServiceClient::new(self.billing.clone())
     }
 
     pub fn executor(&self) -> ExecutorServiceClient<Channel> {

@@ -4,10 +4,12 @@
 mod account;
 mod admin;
 mod metering;
+mod payments;
 
 pub use account::AccountApi;
 pub use admin::AdminApi;
 pub use metering::MeteringApi;
+pub use payments::PaymentsApi;
 
 use proto::billing::v1 as pb;
 use tonic::metadata::MetadataMap;

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod execute;
 pub mod openai;
 pub mod ops;
+pub mod stripe;
 
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -50,6 +51,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::create_webhook, admin::list_webhooks))
         .routes(routes!(admin::delete_webhook))
         .routes(routes!(admin::redeliver))
+        .routes(routes!(stripe::webhook))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

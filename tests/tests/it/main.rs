@@ -18,5 +18,6 @@ mod security_gateway;
 mod security_input;
 mod security_rest_fuzz;
 mod security_tls;
+mod stripe;
 mod teams;
 mod webhooks;

@@ -68,7 +68,13 @@ async fn fuzz(stack: &Stack, who: &str, bearer: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rest_route_survives_schema_fuzzing_with_admin_and_customer_keys() {
-    let billing = Billing::start(Backend::Sqlite, &[]).await;
+    // Stripe configured, so its webhook answers what a caller sent (a forged signature is 400) rather
+    // than 503.
+    let billing = Billing::start(
+        Backend::Sqlite,
+        &["--stripe-webhook-secret", "whsec_fuzzing_0123456789"],
+    )
+    .await;
     // The fuzzer sends many requests without a valid key on purpose: no throttling for it.
     let stack = Stack::start_on(billing, &[("GATEWAY_AUTH_FAILURE_BURST", "1000000")]).await;
     let (id, key) = stack.create_key("fuzzed", "standard").await;
