@@ -62,6 +62,22 @@ pub struct Config {
     #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Secret,
 
+    /// Stripe's secret API key (`sk_…`); without it top-ups are refused (503).
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<Secret>,
+
+    /// Stripe's API (tests point it at a local fake Stripe).
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
+    pub stripe_api_base: String,
+
+    /// Where customers come back to after paying (Checkout's return URLs).
+    #[arg(long, env = "PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_base_url: String,
+
     /// The signing secret of Stripe's webhook endpoint (`whsec_…`); without it payments are refused (503).
     #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
     pub stripe_webhook_secret: Option<Secret>,

@@ -63,8 +63,10 @@ pub enum BillingError {
     OwnerRequired,
     #[error("the Stripe-Signature does not match the body, or is too old")]
     InvalidSignature,
-    #[error("payments are not configured (STRIPE_WEBHOOK_SECRET)")]
+    #[error("payments are not configured (STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET)")]
     PaymentsNotConfigured,
+    #[error("the payment provider failed: {0}")]
+    PaymentProvider(String),
     #[error("this call needs the service token")]
     ServiceTokenRequired,
     #[error("invalid {field}: {reason}")]
@@ -196,6 +198,7 @@ impl BillingError {
             | BillingError::Protocol(_)
             | BillingError::InvalidSignature => Code::InvalidArgument,
             BillingError::PaymentsNotConfigured => Code::Unavailable,
+            BillingError::PaymentProvider(_) => Code::Unavailable,
             BillingError::NotFound(_) => Code::NotFound,
             BillingError::InsufficientCredits { .. }
             | BillingError::DailyLimitExceeded { .. }

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::grpc::{AccountApi, AdminApi, MeteringApi, PaymentsApi};
 use crate::ledger::{Ledger, LedgerSettings};
 use crate::store::{Store, WriteSettings};
+use crate::stripe::StripeApi;
 use crate::webhooks::{WebhookSettings, Webhooks};
 
 /// Largest gRPC message accepted, either way.
@@ -116,7 +117,19 @@ impl Application {
             webhooks.clone(),
             self.config.admin_api_key.clone(),
         );
-        let account = AccountApi::new(self.ledger.clone(), webhooks.clone());
+        let stripe = self
+            .config
+            .stripe_secret_key
+            .clone()
+            .map(|key| {
+                StripeApi::new(
+                    &self.config.stripe_api_base,
+                    key,
+                    &self.config.public_base_url,
+                )
+            })
+            .transpose()?;
+        let account = AccountApi::new(self.ledger.clone(), webhooks.clone(), stripe);
         let payments = PaymentsApi::new(
             self.ledger.clone(),
             self.config.stripe_webhook_secret.clone(),

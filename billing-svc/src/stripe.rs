@@ -16,6 +16,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::config::Secret;
 use crate::error::BillingError;
 use crate::ledger::{GrantTerms, Ledger, LedgerWrite};
 use crate::money::Money;
@@ -169,4 +170,125 @@ mod tests {
         );
         assert!(verify(secret, body.as_bytes(), "v1=abc", now).is_err());
     }
+}
+
+/// The few calls billing-svc makes to Stripe's REST API: a small typed client over reqwest (the
+/// workspace's HTTP client) rather than a Stripe SDK crate, whose generated API surface would add minutes
+/// of build for the one or two endpoints used.
+#[derive(Clone)]
+pub struct StripeApi {
+    base: String,
+    secret_key: Secret,
+    public_base_url: String,
+    http: reqwest::Client,
+}
+
+/// A Checkout Session to pay.
+#[derive(Debug, Clone)]
+pub struct CheckoutSession {
+    pub id: String,
+    pub url: String,
+}
+
+impl StripeApi {
+    pub fn new(
+        base: &str,
+        secret_key: Secret,
+        public_base_url: &str,
+    ) -> Result<StripeApi, BillingError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|error| BillingError::invalid("STRIPE_API_BASE", error.to_string()))?;
+        Ok(StripeApi {
+            base: base.trim_end_matches('/').to_string(),
+            secret_key,
+            public_base_url: public_base_url.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    /// Creates a Checkout Session (payment mode, USD) for `amount` to be credited to `account_id`, saving
+    /// the card for later off-session payments.
+    pub async fn create_checkout_session(
+        &self,
+        account_id: &str,
+        amount: Money,
+    ) -> Result<CheckoutSession, BillingError> {
+        let cents = cents_of(amount)?;
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("mode", "payment")
+            .append_pair("client_reference_id", account_id)
+            .append_pair("line_items[0][quantity]", "1")
+            .append_pair("line_items[0][price_data][currency]", "usd")
+            .append_pair("line_items[0][price_data][unit_amount]", &cents.to_string())
+            .append_pair(
+                "line_items[0][price_data][product_data][name]",
+                "API credits",
+            )
+            .append_pair("payment_intent_data[setup_future_usage]", "off_session")
+            .append_pair("customer_creation", "always")
+            .append_pair(
+                "success_url",
+                &format!("{}/console/?checkout=success", self.public_base_url),
+            )
+            .append_pair(
+                "cancel_url",
+                &format!("{}/console/?checkout=cancelled", self.public_base_url),
+            )
+            .finish();
+        let response = self
+            .http
+            .post(format!("{}/v1/checkout/sessions", self.base))
+            .bearer_auth(self.secret_key.expose())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "idempotency-key",
+                format!("checkout-{}", uuid::Uuid::new_v4()),
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| {
+                BillingError::PaymentProvider(format!("Stripe is unreachable: {error}"))
+            })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|error| {
+            BillingError::PaymentProvider(format!("Stripe's answer broke off: {error}"))
+        })?;
+        let answer: Value = serde_json::from_str(&text).map_err(|error| {
+            BillingError::PaymentProvider(format!("Stripe answered no JSON: {error}"))
+        })?;
+        if !status.is_success() {
+            let message = answer["error"]["message"].as_str().unwrap_or("no message");
+            return Err(BillingError::PaymentProvider(format!(
+                "Stripe answered {status}: {message}"
+            )));
+        }
+        match (answer["id"].as_str(), answer["url"].as_str()) {
+            (Some(id), Some(url)) => Ok(CheckoutSession {
+                id: id.to_string(),
+                url: url.to_string(),
+            }),
+            _ => Err(BillingError::PaymentProvider(
+                "Stripe's session has no id or url".into(),
+            )),
+        }
+    }
+}
+
+/// Whole US cents of an amount: at least 0.50 (Stripe's minimum charge), at most 100,000, two decimals.
+fn cents_of(amount: Money) -> Result<i64, BillingError> {
+    let nanos = amount.nanos();
+    if nanos % 10_000_000 != 0 {
+        return Err(BillingError::invalid("amount", "must be whole cents"));
+    }
+    let cents = nanos / 10_000_000;
+    if !(50..=10_000_000).contains(&cents) {
+        return Err(BillingError::invalid(
+            "amount",
+            "must be between 0.50 and 100000 USD",
+        ));
+    }
+    Ok(cents)
 }

@@ -26,6 +26,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/billing/grants"),
     ("GET", "/billing/events"),
     ("PUT", "/billing/alerts"),
+    ("POST", "/billing/checkout"),
     ("GET", "/admin/events"),
     ("POST", "/admin/events/{id}/redeliver"),
     ("POST", "/admin/webhooks"),
@@ -196,7 +197,11 @@ impl IntoResponses for CustomerWriteErrors {
                 ),
                 (422, "Body does not fit the schema (`invalid_body`)"),
                 BAD_GATEWAY,
-                UNAVAILABLE,
+                (
+                    503,
+                    "Payments are not configured (`payments_not_configured`), Stripe failed, or billing-svc \
+                     is unavailable",
+                ),
                 TIMEOUT,
             ],
         )

@@ -11,6 +11,7 @@
 mod database;
 pub mod docs_harness;
 mod executor_harness;
+pub mod fake_stripe;
 mod gateway_harness;
 mod metering;
 mod postgres_cluster;

@@ -7,24 +7,31 @@ use tonic::{Request, Response, Status};
 
 use super::{
     account_to_pb, alerts_to_pb, authorize_customer, endpoint_to_pb, endpoints_to_pb,
-    event_type_filter, events_to_pb, grant_to_pb, key_filter, key_spend_to_pb, range, stats_to_pb,
-    thresholds, totals_to_pb, transaction_to_pb, transaction_type_from_pb, usage_to_pb,
+    event_type_filter, events_to_pb, grant_to_pb, key_filter, key_spend_to_pb, money, range,
+    stats_to_pb, thresholds, totals_to_pb, transaction_to_pb, transaction_type_from_pb,
+    usage_to_pb,
 };
 use crate::error::BillingError;
 use crate::keys::Role;
 use crate::ledger::{Ledger, View};
 use crate::store::keys::ApiKey;
 use crate::store::usage::UsageFilter;
+use crate::stripe::StripeApi;
 use crate::webhooks::Webhooks;
 
 pub struct AccountApi {
     ledger: Ledger,
     webhooks: Webhooks,
+    stripe: Option<StripeApi>,
 }
 
 impl AccountApi {
-    pub fn new(ledger: Ledger, webhooks: Webhooks) -> AccountApi {
-        AccountApi { ledger, webhooks }
+    pub fn new(ledger: Ledger, webhooks: Webhooks, stripe: Option<StripeApi>) -> AccountApi {
+        AccountApi {
+            ledger,
+            webhooks,
+            stripe,
+        }
     }
 
     /// The caller's key, which must be an owner of its account.
@@ -115,6 +122,26 @@ impl AccountService for AccountApi {
             .set_low_balance_alerts(key.account_id.as_str(), thresholds)
             .await?;
         Ok(Response::new(alerts_to_pb(&alerts)))
+    }
+
+    async fn create_checkout(
+        &self,
+        request: Request<pb::CreateCheckoutRequest>,
+    ) -> Result<Response<pb::CheckoutSession>, Status> {
+        let key = self.owner(&request).await?;
+        let stripe = self
+            .stripe
+            .as_ref()
+            .ok_or(BillingError::PaymentsNotConfigured)?;
+        let amount = money("amount", &request.get_ref().amount)?;
+        let session = stripe
+            .create_checkout_session(key.account_id.as_str(), amount)
+            .await?;
+        tracing::info!(session_id = %session.id, %amount, "checkout session created");
+        Ok(Response::new(pb::CheckoutSession {
+            checkout_url: session.url,
+            session_id: session.id,
+        }))
     }
 
     async fn create_webhook(

@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use proto::billing::v1 as pb;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
@@ -14,6 +14,7 @@ use crate::json::{
     Account, Alerts, CreateWebhookBody, EventPage, GrantList, KeySpendList, Stats, Timestamp,
     TransactionPage, TransactionType, UsagePage, WebhookEndpoint, WebhookList, WorkspaceList,
 };
+use crate::money::Usd;
 use crate::openapi::{CustomerErrors, CustomerWriteErrors};
 use crate::routes::admin::GrantsQuery;
 use crate::state::AppState;
@@ -454,4 +455,55 @@ pub async fn delete_webhook(
         .await
         .map_err(ApiError::billing)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A top-up through Stripe Checkout.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckoutBody {
+    /// USD, whole cents, 0.50..=100000.
+    pub amount: Usd,
+}
+
+/// Where to pay a top-up.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkout {
+    /// Send the customer here; the credit lands when Stripe reports the payment.
+    pub checkout_url: String,
+    pub session_id: String,
+}
+
+/// Starts a top-up through Stripe Checkout (owner keys only); 503 `payments_not_configured` without
+/// Stripe settings.
+#[utoipa::path(
+    post,
+    path = "/billing/checkout",
+    tag = "billing",
+    security(("bearer" = [])),
+    request_body = CheckoutBody,
+    responses((status = 201, body = Checkout), CustomerWriteErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn checkout(
+    State(state): State<AppState>,
+    context: CallContext,
+    JsonBody(body): JsonBody<CheckoutBody>,
+) -> Result<(StatusCode, Json<Checkout>), ApiError> {
+    let request = context.request(pb::CreateCheckoutRequest {
+        amount: body.amount.to_wire(),
+    });
+    let session = state
+        .account()
+        .create_checkout(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok((
+        StatusCode::CREATED,
+        Json(Checkout {
+            checkout_url: session.checkout_url,
+            session_id: session.session_id,
+        }),
+    ))
 }

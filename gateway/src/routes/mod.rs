@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(account::grants))
         .routes(routes!(account::events))
         .routes(routes!(account::alerts))
+        .routes(routes!(account::checkout))
         .routes(routes!(account::create_webhook, account::list_webhooks))
         .routes(routes!(account::delete_webhook))
         .routes(routes!(admin::create_account, admin::list_accounts))

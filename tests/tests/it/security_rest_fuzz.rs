@@ -83,11 +83,19 @@ async fn fuzz_once(stack: &Stack, bearer: &str) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rest_route_survives_schema_fuzzing_with_admin_and_customer_keys() {
-    // Stripe configured, so its webhook answers what a caller sent (a forged signature is 400) rather
-    // than 503.
+    // Stripe configured (its API faked), so the payment routes answer what a caller sent (a forged
+    // signature is 400, a top-up 201) rather than 503.
+    let stripe = tests::fake_stripe::FakeStripe::start().await;
     let billing = Billing::start(
         Backend::Sqlite,
-        &["--stripe-webhook-secret", "whsec_fuzzing_0123456789"],
+        &[
+            "--stripe-webhook-secret",
+            "whsec_fuzzing_0123456789",
+            "--stripe-secret-key",
+            "sk_test_fuzzing_0123456789",
+            "--stripe-api-base",
+            &stripe.api_base,
+        ],
     )
     .await;
     // The fuzzer sends many requests without a valid key on purpose: no throttling for it.

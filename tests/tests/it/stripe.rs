@@ -6,11 +6,13 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tests::docs_harness::docs_tools_bin;
+use tests::fake_stripe::FakeStripe;
 use tests::{Backend, Billing, Stack, assert_ledger_invariants, backend_tests};
 
 backend_tests!(
     a_paid_checkout_session_credits_once_however_often_it_is_delivered,
     bad_and_stale_signatures_write_nothing,
+    a_top_up_goes_through_checkout_and_lands_with_the_webhook,
 );
 
 const SECRET: &str = "whsec_test_0123456789abcdef";
@@ -137,6 +139,98 @@ async fn bad_and_stale_signatures_write_nothing(backend: Backend) {
 async fn without_stripe_settings_the_webhook_is_unavailable() {
     let stack = Stack::start(Backend::Sqlite).await;
     let answer = deliver(&stack, "{}", "t=1,v1=00").await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.text
+    );
+    assert_eq!(answer.json["code"], "payments_not_configured");
+}
+
+async fn a_top_up_goes_through_checkout_and_lands_with_the_webhook(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let billing = Billing::start(
+        backend,
+        &[
+            "--stripe-webhook-secret",
+            SECRET,
+            "--stripe-secret-key",
+            "sk_test_0123456789abcdef",
+            "--stripe-api-base",
+            &fake.api_base,
+            "--public-base-url",
+            "https://billing.example.com",
+        ],
+    )
+    .await;
+    let stack = Stack::start_on(billing, &[]).await;
+    let (_, key) = stack.create_key("topping up", "standard").await;
+    let account = account_of(&stack, &key).await["accountId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let checkout = stack
+        .post("/billing/checkout", &key, json!({"amount": 25}))
+        .await;
+    assert_eq!(checkout.status, StatusCode::CREATED, "{}", checkout.text);
+    let session = checkout.json["sessionId"].as_str().unwrap().to_string();
+    assert!(
+        checkout.json["checkoutUrl"]
+            .as_str()
+            .unwrap()
+            .ends_with(&session)
+    );
+    let sent = fake.requests().remove(0);
+    assert_eq!(sent["path"], "/v1/checkout/sessions");
+    assert_eq!(sent["authorization"], "Bearer sk_test_0123456789abcdef");
+    assert!(sent["idempotency_key"].is_string());
+    let form = &sent["form"];
+    assert_eq!(form["mode"], "payment");
+    assert_eq!(form["client_reference_id"], account.as_str());
+    assert_eq!(form["line_items[0][price_data][unit_amount]"], "2500");
+    assert_eq!(form["line_items[0][price_data][currency]"], "usd");
+    assert_eq!(
+        form["payment_intent_data[setup_future_usage]"],
+        "off_session"
+    );
+    assert!(
+        form["success_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://billing.example.com/")
+    );
+    assert_eq!(
+        account_of(&stack, &key).await["creditsBalance"],
+        json!(0),
+        "nothing before payment"
+    );
+
+    // Stripe reports the payment: the credit lands.
+    let payload = checkout_completed(&session, &account, 2500);
+    let answer = deliver(&stack, &payload, &stripe_signature(&payload, 0).await).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(account_of(&stack, &key).await["creditsBalance"], json!(25));
+
+    // Amounts Stripe cannot charge are refused before calling it.
+    for amount in [json!(0.3), json!(0.005)] {
+        let refused = stack
+            .post("/billing/checkout", &key, json!({"amount": amount}))
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    }
+    assert_ledger_invariants(&stack.billing.database).await;
+}
+
+/// Without STRIPE_SECRET_KEY a top-up is 503 `payments_not_configured`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_stripe_settings_a_top_up_is_unavailable() {
+    let stack = Stack::start(Backend::Sqlite).await;
+    let (_, key) = stack.create_key("no stripe", "standard").await;
+    let answer = stack
+        .post("/billing/checkout", &key, json!({"amount": 10}))
+        .await;
     assert_eq!(
         answer.status,
         StatusCode::SERVICE_UNAVAILABLE,
