@@ -7,7 +7,9 @@
 //! Events used: `checkout.session.completed` with `payment_status: "paid"` credits the session's
 //! `amount_total` to the account in `client_reference_id`; `payment_intent.succeeded` credits a payment
 //! intent carrying `metadata.account_id` (the ones billing-svc creates itself; a Checkout payment's intent
-//! carries none, so a Checkout payment is credited once, by its session). Each credit is a paid grant whose
+//! carries none, so a Checkout payment is credited once, by its session). A session or intent that names
+//! no account was not created by the platform (something else sold on the same Stripe account) and is
+//! acknowledged and ignored. Each credit is a paid grant whose
 //! idempotency key is the Stripe object's id: replays and concurrent deliveries credit once. Other types
 //! are acknowledged and ignored.
 
@@ -73,11 +75,17 @@ pub async fn handle(ledger: &Ledger, payload: &[u8]) -> Result<(String, Handled)
         .map_err(|_| BillingError::invalid("payload", "is not a JSON Stripe event"))?;
     let kind = event["type"].as_str().unwrap_or_default().to_string();
     let object = &event["data"]["object"];
+    // Sessions and intents the platform did not create (no account named) belong to something else sold
+    // on the same Stripe account: acknowledged and left alone.
     let credit = match kind.as_str() {
-        "checkout.session.completed" if object["payment_status"] == "paid" => Some((
-            object["client_reference_id"].as_str(),
-            object["amount_total"].as_i64(),
-        )),
+        "checkout.session.completed"
+            if object["payment_status"] == "paid" && object["client_reference_id"].is_string() =>
+        {
+            Some((
+                object["client_reference_id"].as_str(),
+                object["amount_total"].as_i64(),
+            ))
+        }
         "payment_intent.succeeded" if object["metadata"]["account_id"].is_string() => Some((
             object["metadata"]["account_id"].as_str(),
             object["amount_received"].as_i64(),

@@ -99,6 +99,13 @@ async fn a_paid_checkout_session_credits_once_however_often_it_is_delivered(back
     assert_eq!(rows.len(), 1, "one credit for three deliveries");
     assert_eq!(rows[0]["idempotencyKey"], "stripe:cs_test_1");
 
+    // A paid session the platform did not create (no account named) is acknowledged and ignored.
+    let foreign =
+        checkout_completed("cs_other_shop", "", 990).replace(r#""client_reference_id":"","#, "");
+    let answer = deliver(&stack, &foreign, &stripe_signature(&foreign, 0).await).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["credited"], false);
+
     // A type the platform does not use is acknowledged and ignored.
     let other =
         json!({"id": "evt_other", "type": "customer.created", "data": {"object": {"id": "cus_1"}}})
