@@ -422,6 +422,20 @@ long = client.chat.completions.create(model="mock-tokens-3000", max_tokens=4000,
                                       messages=[{"role": "user", "content": "Write."}])
 models = [model.id for model in client.models.list()]
 embedding = client.embeddings.create(model="text-embedding-3-small", input=["hello", "world"])
+three = client.chat.completions.create(model="mock", n=3, messages=[{"role": "user", "content": "Hi."}])
+import openai
+try:
+    client.chat.completions.create(model="mock-fail-429", messages=[{"role": "user", "content": "Hi."}])
+    limited = None
+except openai.RateLimitError as error:
+    limited = {"status": error.status_code, "retry_after": error.response.headers.get("retry-after")}
+streamed_before_error, stream_error = 0, None
+try:
+    for chunk in client.chat.completions.create(model="mock-streamerror-3", stream=True,
+                                                messages=[{"role": "user", "content": "Hi."}]):
+        streamed_before_error += len(chunk.choices)
+except openai.APIError as error:
+    stream_error = type(error).__name__
 print(json.dumps({
     "name": call.function.name, "arguments": call.function.arguments, "finish": whole.choices[0].finish_reason,
     "cost": raw.headers.get("x-billing-cost"), "prompt": whole.usage.prompt_tokens,
@@ -429,6 +443,8 @@ print(json.dumps({
     "streamed_usage": usage.completion_tokens if usage else None,
     "long": long.usage.completion_tokens, "long_finish": long.choices[0].finish_reason,
     "models": models, "embeddings": len(embedding.data), "embedding_tokens": embedding.usage.prompt_tokens,
+    "choices": len(three.choices), "limited": limited, "streamed_before_error": streamed_before_error,
+    "stream_error": stream_error,
 }))
 "#;
 
@@ -467,6 +483,11 @@ async fn the_official_openai_sdk_works_unchanged(backend: Backend) {
             .contains(&json!("mock"))
     );
     assert_eq!(result["embeddings"], 2);
+    assert_eq!(result["choices"], 3);
+    assert_eq!(result["limited"]["status"], 429);
+    assert!(result["limited"]["retry_after"].is_string(), "{result}");
+    assert!(result["streamed_before_error"].as_u64().unwrap() > 0);
+    assert!(result["stream_error"].is_string(), "{result}");
     assert!(result["embedding_tokens"].as_u64().unwrap() > 0);
     assert_ledger_invariants(&stack.billing.database).await;
 }
