@@ -67,6 +67,8 @@ pub enum BillingError {
     PaymentsNotConfigured,
     #[error("the payment provider failed: {0}")]
     PaymentProvider(String),
+    #[error("no saved card: pay once through Checkout (POST /billing/checkout) to save one")]
+    NoSavedCard,
     #[error("this call needs the service token")]
     ServiceTokenRequired,
     #[error("invalid {field}: {reason}")]
@@ -209,6 +211,7 @@ impl BillingError {
             | BillingError::ExecutionExists
             | BillingError::AlreadyRefunded => Code::AlreadyExists,
             BillingError::RefundExceedsCharge { .. }
+            | BillingError::NoSavedCard
             | BillingError::NothingToRefund
             | BillingError::WouldOverdraw => Code::FailedPrecondition,
             BillingError::Overflow => Code::OutOfRange,

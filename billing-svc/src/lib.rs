@@ -2,6 +2,7 @@
 //! stream, over gRPC, on SQLite or PostgreSQL.
 
 pub mod alerts;
+pub mod auto_recharge;
 pub mod config;
 pub mod error;
 pub mod grants;

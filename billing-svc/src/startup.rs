@@ -21,10 +21,13 @@ use crate::grpc::{AccountApi, AdminApi, MeteringApi, PaymentsApi};
 use crate::ledger::{Ledger, LedgerSettings};
 use crate::store::{Store, WriteSettings};
 use crate::stripe::StripeApi;
+use crate::stripe::recharger::Recharger;
 use crate::webhooks::{WebhookSettings, Webhooks};
 
 /// Largest gRPC message accepted, either way.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// How often pending auto-recharge charges are looked for.
+const RECHARGE_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Application {
     config: Config,
@@ -129,6 +132,7 @@ impl Application {
                 )
             })
             .transpose()?;
+        let recharger = Recharger::new(self.ledger.clone(), stripe.clone(), RECHARGE_POLL_INTERVAL);
         let account = AccountApi::new(self.ledger.clone(), webhooks.clone(), stripe);
         let payments = PaymentsApi::new(
             self.ledger.clone(),
@@ -147,6 +151,7 @@ impl Application {
             Duration::from_millis(self.config.hold_sweep_interval_ms),
             stopped.clone(),
         ));
+        let recharger = tokio::spawn(recharger.run(stopped.clone()));
         let dispatcher = tokio::spawn(webhooks.run(stopped));
 
         tracing::info!(%addr, database = ?self.ledger.store().backend(), tls = self.tls.is_some(), "listening");
@@ -195,6 +200,7 @@ impl Application {
         let _ = stop_sweeper.send(true);
         let _ = sweeper.await;
         let _ = dispatcher.await;
+        let _ = recharger.await;
         self.ledger.store().close().await;
         tracing::info!("stopped");
         Ok(())
@@ -245,7 +251,7 @@ fn ensure_sqlite_writable(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Releases expired holds and expires grants whose time has come, every `interval` until told to stop.
+/// Releases expired holds, expires grants whose time has come and sends keys' expiry notices, every `interval` until told to stop.
 /// Errors are logged and retried next round.
 async fn sweep_expired(ledger: Ledger, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
@@ -258,6 +264,9 @@ async fn sweep_expired(ledger: Ledger, interval: Duration, mut stop: watch::Rece
                 }
                 if let Err(error) = ledger.expire_grants().await {
                     tracing::warn!(error = %error, "expiring grants failed; will retry");
+                }
+                if let Err(error) = ledger.notify_expiring_keys().await {
+                    tracing::warn!(error = %error, "key expiry notices failed; will retry");
                 }
             }
             _ = stop.changed() => return,

@@ -27,6 +27,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/billing/events"),
     ("PUT", "/billing/alerts"),
     ("POST", "/billing/checkout"),
+    ("PUT", "/billing/auto-recharge"),
+    ("GET", "/billing/auto-recharge"),
     ("GET", "/admin/events"),
     ("POST", "/admin/events/{id}/redeliver"),
     ("POST", "/admin/webhooks"),

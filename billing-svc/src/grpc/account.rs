@@ -6,11 +6,12 @@ use proto::billing::v1::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
 
 use super::{
-    account_to_pb, alerts_to_pb, authorize_customer, endpoint_to_pb, endpoints_to_pb,
-    event_type_filter, events_to_pb, grant_to_pb, key_filter, key_spend_to_pb, money, range,
-    stats_to_pb, thresholds, totals_to_pb, transaction_to_pb, transaction_type_from_pb,
-    usage_to_pb,
+    account_to_pb, alerts_to_pb, authorize_customer, auto_recharge_to_pb, endpoint_to_pb,
+    endpoints_to_pb, event_type_filter, events_to_pb, grant_to_pb, key_filter, key_spend_to_pb,
+    money, range, stats_to_pb, thresholds, totals_to_pb, transaction_to_pb,
+    transaction_type_from_pb, usage_to_pb,
 };
+use crate::auto_recharge::Settings;
 use crate::error::BillingError;
 use crate::keys::Role;
 use crate::ledger::{Ledger, View};
@@ -142,6 +143,38 @@ impl AccountService for AccountApi {
             checkout_url: session.url,
             session_id: session.id,
         }))
+    }
+
+    async fn set_auto_recharge(
+        &self,
+        request: Request<pb::SetAutoRechargeRequest>,
+    ) -> Result<Response<pb::AutoRecharge>, Status> {
+        let key = self.owner(&request).await?;
+        if self.stripe.is_none() {
+            return Err(BillingError::PaymentsNotConfigured.into());
+        }
+        let request = request.into_inner();
+        let settings = Settings {
+            enabled: request.enabled,
+            threshold: money("threshold", &request.threshold)?,
+            amount: money("amount", &request.amount)?,
+            monthly_max: money("monthly_max", &request.monthly_max)?,
+        };
+        let view = self
+            .ledger
+            .set_auto_recharge(key.account_id.as_str(), settings)
+            .await?;
+        tracing::info!(enabled = settings.enabled, "auto-recharge set");
+        Ok(Response::new(auto_recharge_to_pb(&view)))
+    }
+
+    async fn get_auto_recharge(
+        &self,
+        request: Request<pb::GetAutoRechargeRequest>,
+    ) -> Result<Response<pb::AutoRecharge>, Status> {
+        let key = self.owner(&request).await?;
+        let view = self.ledger.auto_recharge(key.account_id.as_str()).await?;
+        Ok(Response::new(auto_recharge_to_pb(&view)))
     }
 
     async fn create_webhook(

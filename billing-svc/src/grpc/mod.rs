@@ -14,10 +14,11 @@ pub use payments::PaymentsApi;
 use proto::billing::v1 as pb;
 use tonic::metadata::MetadataMap;
 
+use crate::auto_recharge::AutoRecharge;
 use crate::config::Secret;
 use crate::error::BillingError;
 use crate::keys::{self, KeyType, Role};
-use crate::ledger::{Caller, GrantTerms, KeySpend, Ledger};
+use crate::ledger::{AutoRechargeView, Caller, GrantTerms, KeySpend, Ledger};
 use crate::money::Money;
 use crate::policy::Policy;
 use crate::pricing::Price;
@@ -320,6 +321,36 @@ fn grant_to_pb(grant: &CreditGrant) -> pb::CreditGrant {
         created_at: Some(time::to_timestamp(grant.created_at)),
         transaction_id: grant.transaction_id.map(|id| id.to_string()),
         expired_at: grant.expired_at.map(time::to_timestamp),
+    }
+}
+
+fn auto_recharge_to_pb(view: &AutoRechargeView) -> pb::AutoRecharge {
+    let settings = view.settings.as_ref();
+    let money =
+        |get: fn(&AutoRecharge) -> Money| settings.map(get).unwrap_or(Money::ZERO).to_string();
+    pb::AutoRecharge {
+        configured: settings.is_some(),
+        enabled: settings.is_some_and(|settings| settings.enabled),
+        threshold: money(|settings| settings.threshold),
+        amount: money(|settings| settings.amount),
+        monthly_max: money(|settings| settings.monthly_max),
+        charged_this_month: money(|settings| settings.month_charged),
+        consecutive_failures: settings.map_or(0, |settings| settings.failures),
+        in_flight: settings.and_then(|settings| settings.in_flight.clone()),
+        saved_card: view.saved_card,
+        recent: view
+            .recent
+            .iter()
+            .map(|charge| pb::AutoRechargeCharge {
+                id: charge.id.clone(),
+                amount: charge.amount.to_string(),
+                status: charge.status.as_str().to_string(),
+                payment_intent_id: charge.payment_intent_id.clone(),
+                error: charge.error.clone(),
+                created_at: Some(time::to_timestamp(charge.created_at)),
+                updated_at: Some(time::to_timestamp(charge.updated_at)),
+            })
+            .collect(),
     }
 }
 

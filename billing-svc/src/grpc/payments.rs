@@ -49,7 +49,7 @@ impl PaymentsService for PaymentsApi {
                 account: Some(account_to_pb(&written.account, None)),
                 grant: written.grant.as_ref().map(grant_to_pb),
             }),
-            Handled::Ignored => None,
+            Handled::PaymentFailed | Handled::Ignored => None,
         };
         tracing::info!(%event_type, credited = credited.is_some(), "stripe webhook");
         Ok(Response::new(pb::StripeWebhookResponse {

@@ -692,7 +692,7 @@ async fn write_entry_in(
 }
 
 /// The first result of a repeated write: its row, the account as it is now, and the grant the row brought.
-async fn replayed(
+pub(super) async fn replayed(
     batch: &mut Batch,
     first: Transaction,
     account: Account,

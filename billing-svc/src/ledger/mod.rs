@@ -11,12 +11,14 @@ mod expiry;
 mod key_cache;
 mod limits;
 mod metering;
+mod payments;
 mod queries;
 
 pub use admin::{AccountView, CreatedKey, KeyChange, KeySpend, LedgerWrite, NewKey};
 pub use limits::{RateStatus, Window};
 
 pub use metering::{Grant, OpenRequest, Opened, OutputKind, SettleRequest, Settlement};
+pub use payments::{AutoRechargeView, StripePayment};
 pub use queries::{Page, Stats, View, range};
 
 use serde_json::json;
@@ -35,7 +37,7 @@ use crate::store::transactions::{self, Transaction, TransactionType};
 use crate::store::{self, Batch, Store};
 use crate::time::{self, Millis};
 use key_cache::KeyCache;
-use proto::ids::{AccountId, ApiKeyId, GrantId};
+use proto::ids::{AccountId, ApiKeyId, EventId, GrantId};
 use std::sync::Arc;
 
 /// Tunables of holds and input limits.
@@ -359,7 +361,8 @@ impl Ledger {
     }
 
     /// The events a balance change from `before` causes: `balance.low` for each armed threshold it crossed
-    /// (re-arming those it is back above), `balance.depleted` when it reached zero.
+    /// (re-arming those it is back above), `balance.depleted` when it reached zero; and the auto-recharge a
+    /// crossing of its threshold starts.
     async fn balance_events(
         batch: &mut Batch,
         account: &mut Account,
@@ -367,13 +370,16 @@ impl Ledger {
         now: Millis,
     ) -> Result<(), BillingError> {
         let after = account.credits_balance;
+        let mut fired = Vec::new();
         for threshold in alerts::cross(&mut account.low_balance, after) {
             let data = json!({
                 "threshold": threshold.to_string(), "balance": after.to_string(),
                 "available": account.available().to_string(),
             });
-            emit(batch, &account.id, EventType::BalanceLow, data, now).await?;
+            let id = emit(batch, &account.id, EventType::BalanceLow, data, now).await?;
+            fired.push((threshold, id));
         }
+        Ledger::auto_recharge_crossing(batch, account, &fired, now).await?;
         if before.is_positive() && !after.is_positive() {
             let data =
                 json!({"balance": after.to_string(), "overage": account.overage.to_string()});
@@ -383,16 +389,17 @@ impl Ledger {
     }
 }
 
-/// Writes an event to the outbox, in the operation's transaction.
+/// Writes an event to the outbox, in the operation's transaction; returns its id.
 async fn emit(
     batch: &mut Batch,
     account_id: &AccountId,
     kind: EventType,
     data: serde_json::Value,
     now: Millis,
-) -> Result<(), BillingError> {
+) -> Result<EventId, BillingError> {
     let event = Event::new(account_id, kind, data, now);
-    Ok(store::events::insert(batch.connection(), &event).await?)
+    store::events::insert(batch.connection(), &event).await?;
+    Ok(event.id)
 }
 
 fn checked(amount: Option<Money>) -> Result<Money, BillingError> {

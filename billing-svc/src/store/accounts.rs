@@ -4,6 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::alerts::{self, LowBalance};
+use crate::auto_recharge::{self, AutoRecharge};
 use crate::money::Money;
 use crate::store::grants::CreditGrant;
 use crate::time::Millis;
@@ -21,6 +22,8 @@ pub struct Account {
     pub overage: Money,
     /// The `balance.low` thresholds and whether each may fire.
     pub low_balance: Vec<LowBalance>,
+    /// Auto-recharge's settings and state, once configured.
+    pub auto_recharge: Option<AutoRecharge>,
     pub daily_limit: Option<Money>,
     pub monthly_limit: Option<Money>,
     pub created_at: Millis,
@@ -43,6 +46,7 @@ impl Account {
             total_spent: Money::ZERO,
             overage: Money::ZERO,
             low_balance: Vec::new(),
+            auto_recharge: None,
             daily_limit: None,
             monthly_limit: None,
             created_at: now,
@@ -63,7 +67,7 @@ impl Account {
 }
 
 const COLUMNS: &str = "id, name, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, \
-    updated_at, overage, low_balance_alerts";
+    updated_at, overage, low_balance_alerts, auto_recharge";
 
 fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
     let daily: Option<i64> = row.try_get(5)?;
@@ -81,6 +85,11 @@ fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
         overage: Money::from_nanos(row.try_get(9)?),
         low_balance: alerts::from_json(&row.try_get::<String, _>(10)?)
             .map_err(|error| sqlx::Error::Decode(format!("low_balance_alerts: {error}").into()))?,
+        auto_recharge: row
+            .try_get::<Option<String>, _>(11)?
+            .map(|text| auto_recharge::from_json(&text))
+            .transpose()
+            .map_err(|error| sqlx::Error::Decode(format!("auto_recharge: {error}").into()))?,
         grants: Vec::new(),
         changed_grants: Vec::new(),
     })
@@ -162,7 +171,7 @@ pub async fn update_money(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE billing_accounts SET credits_balance = $1, held_credits = $2, total_spent = $3, updated_at = $4, \
-         overage = $5, low_balance_alerts = $6 WHERE id = $7",
+         overage = $5, low_balance_alerts = $6, auto_recharge = $7 WHERE id = $8",
     )
     .bind(account.credits_balance.nanos())
     .bind(account.held_credits.nanos())
@@ -170,6 +179,7 @@ pub async fn update_money(
     .bind(account.updated_at)
     .bind(account.overage.nanos())
     .bind(alerts::to_json(&account.low_balance))
+    .bind(account.auto_recharge.as_ref().map(auto_recharge::to_json))
     .bind(account.id.as_str())
     .execute(connection)
     .await?;

@@ -19,11 +19,16 @@ pub enum EventType {
     KeyCreated,
     KeyRotated,
     KeyRevoked,
+    KeyExpiring,
+    PaymentSucceeded,
+    PaymentFailed,
+    AutoRechargeSucceeded,
+    AutoRechargeFailed,
     WebhookDisabled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 15] = [
         EventType::CreditsAdded,
         EventType::CreditsExpired,
         EventType::BalanceLow,
@@ -33,6 +38,11 @@ impl EventType {
         EventType::KeyCreated,
         EventType::KeyRotated,
         EventType::KeyRevoked,
+        EventType::KeyExpiring,
+        EventType::PaymentSucceeded,
+        EventType::PaymentFailed,
+        EventType::AutoRechargeSucceeded,
+        EventType::AutoRechargeFailed,
         EventType::WebhookDisabled,
     ];
 
@@ -47,6 +57,11 @@ impl EventType {
             EventType::KeyCreated => "key.created",
             EventType::KeyRotated => "key.rotated",
             EventType::KeyRevoked => "key.revoked",
+            EventType::KeyExpiring => "key.expiring",
+            EventType::PaymentSucceeded => "payment.succeeded",
+            EventType::PaymentFailed => "payment.failed",
+            EventType::AutoRechargeSucceeded => "auto_recharge.succeeded",
+            EventType::AutoRechargeFailed => "auto_recharge.failed",
             EventType::WebhookDisabled => "webhook.disabled",
         }
     }

@@ -161,10 +161,11 @@ pub async fn revoke(
     by_id(connection, id).await
 }
 
-/// Writes a key's name, role and policy.
+/// Writes a key's name, role, policy and expiry (a new expiry gets its `key.expiring` notices again).
 pub async fn update(connection: &mut AnyConnection, key: &ApiKey) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE api_keys SET name = $1, role = $2, policy = $3, expires_at = $4 WHERE id = $5",
+        "UPDATE api_keys SET name = $1, role = $2, policy = $3, \
+         expiry_notices = CASE WHEN expires_at = $4 THEN expiry_notices ELSE 0 END, expires_at = $4 WHERE id = $5",
     )
     .bind(&key.name)
     .bind(key.role.as_str())
@@ -198,4 +199,45 @@ pub async fn rotate(
     .execute(connection)
     .await?;
     Ok(())
+}
+
+/// Live keys whose next `key.expiring` notice is due at `now` (the 7-day one within 7 days of `expiresAt`,
+/// the 1-day one within a day), with their account: at most `limit`.
+pub async fn expiry_notices_due(
+    connection: &mut AnyConnection,
+    now: Millis,
+    limit: i64,
+) -> Result<Vec<(ApiKeyId, AccountId)>, sqlx::Error> {
+    const DAY_MS: Millis = 86_400_000;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, account_id FROM api_keys WHERE revoked_at IS NULL AND expires_at > $1 \
+         AND ((expiry_notices < 1 AND expires_at <= $2) OR (expiry_notices < 2 AND expires_at <= $3)) \
+         ORDER BY expires_at LIMIT $4",
+    )
+    .bind(now)
+    .bind(now + 7 * DAY_MS)
+    .bind(now + DAY_MS)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(key, account)| (ApiKeyId::from(key), AccountId::from(account)))
+        .collect())
+}
+
+/// Records that a key had notice `notice` (1: 7 days, 2: 1 day); false when it already had it.
+pub async fn set_expiry_notice(
+    connection: &mut AnyConnection,
+    id: &ApiKeyId,
+    notice: i64,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE api_keys SET expiry_notices = $1 WHERE id = $2 AND expiry_notices < $1",
+    )
+    .bind(notice)
+    .bind(id.as_str())
+    .execute(connection)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }

@@ -18,6 +18,7 @@ mod group_commit;
 pub mod holds;
 pub mod keys;
 pub mod pricing;
+pub mod recharges;
 pub mod transactions;
 pub mod usage;
 pub mod webhooks;
@@ -63,6 +64,8 @@ pub enum Shard<'a> {
     Prices,
     /// Webhook endpoints and their delivery records.
     Webhooks,
+    /// The leases of auto-recharges waiting to be sent to Stripe.
+    Recharges,
 }
 
 impl Shard<'_> {
@@ -71,6 +74,7 @@ impl Shard<'_> {
             Shard::Account(id) => id.as_str(),
             Shard::Prices => "",
             Shard::Webhooks => "webhooks",
+            Shard::Recharges => "auto_recharges",
         }
     }
 }

@@ -100,6 +100,7 @@ mod events;
 mod executions;
 mod keys;
 mod ledger;
+mod payments;
 mod prices;
 mod usage;
 
@@ -107,6 +108,7 @@ pub use events::*;
 pub use executions::*;
 pub use keys::*;
 pub use ledger::*;
+pub use payments::*;
 pub use prices::*;
 pub use usage::*;
 

@@ -11,8 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::ApiError;
 use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
 use crate::json::{
-    Account, Alerts, CreateWebhookBody, EventPage, GrantList, KeySpendList, Stats, Timestamp,
-    TransactionPage, TransactionType, UsagePage, WebhookEndpoint, WebhookList, WorkspaceList,
+    Account, Alerts, AutoRecharge, AutoRechargeBody, CreateWebhookBody, EventPage, GrantList,
+    KeySpendList, Stats, Timestamp, TransactionPage, TransactionType, UsagePage, WebhookEndpoint,
+    WebhookList, WorkspaceList,
 };
 use crate::money::Usd;
 use crate::openapi::{CustomerErrors, CustomerWriteErrors};
@@ -506,4 +507,58 @@ pub async fn checkout(
             session_id: session.session_id,
         }),
     ))
+}
+
+/// Sets auto-recharge (owner keys only). Turning it on needs a card saved by a Checkout payment (409
+/// otherwise); 503 `payments_not_configured` without Stripe settings.
+#[utoipa::path(
+    put,
+    path = "/billing/auto-recharge",
+    tag = "billing",
+    security(("bearer" = [])),
+    request_body = AutoRechargeBody,
+    responses((status = 200, body = AutoRecharge), CustomerWriteErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn set_auto_recharge(
+    State(state): State<AppState>,
+    context: CallContext,
+    JsonBody(body): JsonBody<AutoRechargeBody>,
+) -> Result<Json<AutoRecharge>, ApiError> {
+    let request = context.request(pb::SetAutoRechargeRequest {
+        enabled: body.enabled,
+        threshold: body.threshold.to_wire(),
+        amount: body.amount.to_wire(),
+        monthly_max: body.monthly_max.to_wire(),
+    });
+    let recharge = state
+        .account()
+        .set_auto_recharge(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(recharge.try_into()?))
+}
+
+/// Auto-recharge's settings, where it stands and its latest charges (owner keys only).
+#[utoipa::path(
+    get,
+    path = "/billing/auto-recharge",
+    tag = "billing",
+    security(("bearer" = [])),
+    responses((status = 200, body = AutoRecharge), CustomerWriteErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn get_auto_recharge(
+    State(state): State<AppState>,
+    context: CallContext,
+) -> Result<Json<AutoRecharge>, ApiError> {
+    let request = context.request(pb::GetAutoRechargeRequest {});
+    let recharge = state
+        .account()
+        .get_auto_recharge(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(recharge.try_into()?))
 }

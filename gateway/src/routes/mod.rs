@@ -33,6 +33,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(account::events))
         .routes(routes!(account::alerts))
         .routes(routes!(account::checkout))
+        .routes(routes!(
+            account::set_auto_recharge,
+            account::get_auto_recharge
+        ))
         .routes(routes!(account::create_webhook, account::list_webhooks))
         .routes(routes!(account::delete_webhook))
         .routes(routes!(admin::create_account, admin::list_accounts))

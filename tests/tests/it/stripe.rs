@@ -15,11 +15,11 @@ backend_tests!(
     a_top_up_goes_through_checkout_and_lands_with_the_webhook,
 );
 
-const SECRET: &str = "whsec_test_0123456789abcdef";
+pub(crate) const SECRET: &str = "whsec_test_0123456789abcdef";
 
 /// `Stripe-Signature` for `payload` at `age_secs` in the past, computed by the `stripe` library and checked
 /// with its own `Webhook.construct_event` when fresh.
-async fn stripe_signature(payload: &str, age_secs: i64) -> String {
+pub(crate) async fn stripe_signature(payload: &str, age_secs: i64) -> String {
     let script = r#"
 import sys, time, stripe
 from stripe._webhook import WebhookSignature
@@ -45,16 +45,18 @@ print(header)
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
-fn checkout_completed(session: &str, account: &str, cents: i64) -> String {
+/// A paid session of `account`, whose card Stripe saved on the customer `cus_<session>`.
+pub(crate) fn checkout_completed(session: &str, account: &str, cents: i64) -> String {
     json!({
         "id": format!("evt_{session}"), "object": "event", "type": "checkout.session.completed",
         "data": {"object": {"id": session, "object": "checkout.session", "client_reference_id": account,
-                            "amount_total": cents, "currency": "usd", "payment_status": "paid"}}
+                            "amount_total": cents, "currency": "usd", "payment_status": "paid",
+                            "customer": format!("cus_{session}")}}
     })
     .to_string()
 }
 
-async fn deliver(stack: &Stack, payload: &str, signature: &str) -> tests::Answer {
+pub(crate) async fn deliver(stack: &Stack, payload: &str, signature: &str) -> tests::Answer {
     let response = stack
         .http
         .post(stack.url("/webhooks/stripe"))
@@ -72,7 +74,7 @@ async fn stack_with_stripe(backend: Backend) -> Stack {
     Stack::start_on(billing, &[]).await
 }
 
-async fn account_of(stack: &Stack, key: &str) -> Value {
+pub(crate) async fn account_of(stack: &Stack, key: &str) -> Value {
     stack.get("/billing/account", key).await.json
 }
 
@@ -155,23 +157,30 @@ async fn without_stripe_settings_the_webhook_is_unavailable() {
     assert_eq!(answer.json["code"], "payments_not_configured");
 }
 
+/// A stack whose billing-svc talks to `fake` as Stripe, with more billing-svc arguments.
+pub(crate) async fn stack_with_fake_stripe(
+    backend: Backend,
+    fake: &FakeStripe,
+    more: &[&str],
+) -> Stack {
+    let mut args = vec![
+        "--stripe-webhook-secret",
+        SECRET,
+        "--stripe-secret-key",
+        "sk_test_0123456789abcdef",
+        "--stripe-api-base",
+        &fake.api_base,
+        "--public-base-url",
+        "https://billing.example.com",
+    ];
+    args.extend_from_slice(more);
+    let billing = Billing::start(backend, &args).await;
+    Stack::start_on(billing, &[]).await
+}
+
 async fn a_top_up_goes_through_checkout_and_lands_with_the_webhook(backend: Backend) {
     let fake = FakeStripe::start().await;
-    let billing = Billing::start(
-        backend,
-        &[
-            "--stripe-webhook-secret",
-            SECRET,
-            "--stripe-secret-key",
-            "sk_test_0123456789abcdef",
-            "--stripe-api-base",
-            &fake.api_base,
-            "--public-base-url",
-            "https://billing.example.com",
-        ],
-    )
-    .await;
-    let stack = Stack::start_on(billing, &[]).await;
+    let stack = stack_with_fake_stripe(backend, &fake, &[]).await;
     let (_, key) = stack.create_key("topping up", "standard").await;
     let account = account_of(&stack, &key).await["accountId"]
         .as_str()

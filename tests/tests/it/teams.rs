@@ -21,6 +21,7 @@ backend_tests!(
     a_key_cap_stops_that_key_while_the_account_goes_on,
     rotation_keeps_the_old_secret_for_the_grace_period_only,
     an_expired_key_is_refused_on_its_next_call,
+    a_key_is_told_a_week_and_a_day_before_it_expires,
     a_database_of_the_previous_release_upgrades_in_place,
 );
 
@@ -404,6 +405,78 @@ async fn an_expired_key_is_refused_on_its_next_call(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let refused = chat(&stack, &key, "mock").await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.text);
+}
+
+/// `key.expiring` (DESIGN §11): 7 days and 1 day before `expiresAt`, each once; a key that already expires
+/// within a day gets only the 1-day notice; a new `expiresAt` gets its notices again.
+async fn a_key_is_told_a_week_and_a_day_before_it_expires(backend: Backend) {
+    let billing = Billing::start(backend, &["--hold-sweep-interval-ms", "100"]).await;
+    let stack = Stack::start_on(billing, &[]).await;
+    let account = team(&stack, "1").await;
+    let expiring = |secs: u64| json!({"policy": {"expiresAt": rfc3339_in(secs)}});
+    let (in_3_days, _) = team_key(&stack, &account, expiring(3 * 86_400)).await;
+    let (in_12_hours, _) = team_key(&stack, &account, expiring(12 * 3_600)).await;
+    team_key(&stack, &account, expiring(30 * 86_400)).await;
+    let notices = || async {
+        let page = admin(
+            &stack,
+            Method::GET,
+            &format!("/admin/events?accountId={account}&type=key.expiring"),
+            None,
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let mut notices: Vec<(String, String)> = page.json["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|event| {
+                let data = &event["data"];
+                (
+                    data["keyId"].as_str().unwrap().to_string(),
+                    data["within"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        notices.sort();
+        notices
+    };
+    let mut expected = vec![
+        (in_3_days.clone(), "7d".to_string()),
+        (in_12_hours.clone(), "1d".to_string()),
+    ];
+    expected.sort();
+    for _ in 0..100 {
+        if notices().await.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        notices().await,
+        expected,
+        "each notice once, none for 30 days away"
+    );
+
+    let patched = admin(
+        &stack,
+        Method::PATCH,
+        &format!("/admin/keys/{in_12_hours}"),
+        Some(expiring(5 * 86_400)),
+    )
+    .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    expected.push((in_12_hours, "7d".to_string()));
+    expected.sort();
+    for _ in 0..100 {
+        if notices().await.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(notices().await, expected);
+    assert_ledger_invariants(&stack.billing.database).await;
 }
 
 /// RFC 3339 UTC, `secs` seconds from now.
