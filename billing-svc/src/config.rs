@@ -106,6 +106,10 @@ pub struct Config {
     #[arg(long, env = "HOLD_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub hold_ttl_secs: u64,
 
+    /// How long a console session lasts after sign-in.
+    #[arg(long, env = "CONSOLE_SESSION_TTL_SECS", default_value_t = 43_200, value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
+    pub console_session_ttl_secs: u64,
+
     /// How often expired holds are released and grants past their expiry are expired.
     #[arg(long, env = "HOLD_SWEEP_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub hold_sweep_interval_ms: u64,

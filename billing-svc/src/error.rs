@@ -57,6 +57,8 @@ pub enum BillingError {
     KeyRevoked,
     #[error("API key expired")]
     KeyExpired,
+    #[error("console session ended or expired: sign in again")]
+    SessionEnded,
     #[error("this call needs the admin key")]
     AdminRequired,
     #[error("this call needs an owner key of the account")]
@@ -192,7 +194,8 @@ impl BillingError {
             | BillingError::MalformedCredentials
             | BillingError::UnknownKey
             | BillingError::KeyRevoked
-            | BillingError::KeyExpired => Code::Unauthenticated,
+            | BillingError::KeyExpired
+            | BillingError::SessionEnded => Code::Unauthenticated,
             BillingError::AdminRequired
             | BillingError::OwnerRequired
             | BillingError::ServiceTokenRequired => Code::PermissionDenied,

@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod money;
 pub mod policy;
 pub mod pricing;
+pub mod sessions;
 pub mod startup;
 pub mod store;
 pub mod stripe;

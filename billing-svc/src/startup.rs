@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use proto::billing::v1::account_service_server::AccountServiceServer;
 use proto::billing::v1::admin_service_server::AdminServiceServer;
+use proto::billing::v1::console_service_server::ConsoleServiceServer;
 use proto::billing::v1::metering_service_server::MeteringServiceServer;
 use proto::billing::v1::payments_service_server::PaymentsServiceServer;
 use tokio::net::TcpListener;
@@ -17,8 +18,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::config::Config;
-use crate::grpc::{AccountApi, AdminApi, MeteringApi, PaymentsApi};
+use crate::grpc::{AccountApi, AdminApi, ConsoleApi, MeteringApi, PaymentsApi};
 use crate::ledger::{Ledger, LedgerSettings};
+use crate::sessions::Sessions;
 use crate::store::{Store, WriteSettings};
 use crate::stripe::StripeApi;
 use crate::stripe::recharger::Recharger;
@@ -115,9 +117,17 @@ impl Application {
                 concurrency: 8,
             },
         );
+        let ttl_ms = i64::try_from(self.config.console_session_ttl_secs * 1000).unwrap_or(i64::MAX);
+        let sessions = Sessions::new(self.ledger.store().clone(), ttl_ms);
         let admin = AdminApi::new(
             self.ledger.clone(),
             webhooks.clone(),
+            sessions.clone(),
+            self.config.admin_api_key.clone(),
+        );
+        let console = ConsoleApi::new(
+            self.ledger.clone(),
+            sessions.clone(),
             self.config.admin_api_key.clone(),
         );
         let stripe = self
@@ -133,7 +143,12 @@ impl Application {
             })
             .transpose()?;
         let recharger = Recharger::new(self.ledger.clone(), stripe.clone(), RECHARGE_POLL_INTERVAL);
-        let account = AccountApi::new(self.ledger.clone(), webhooks.clone(), stripe);
+        let account = AccountApi::new(
+            self.ledger.clone(),
+            webhooks.clone(),
+            sessions.clone(),
+            stripe,
+        );
         let payments = PaymentsApi::new(
             self.ledger.clone(),
             self.config.stripe_webhook_secret.clone(),
@@ -148,6 +163,7 @@ impl Application {
         let (stop_sweeper, stopped) = watch::channel(false);
         let sweeper = tokio::spawn(sweep_expired(
             self.ledger.clone(),
+            sessions,
             Duration::from_millis(self.config.hold_sweep_interval_ms),
             stopped.clone(),
         ));
@@ -180,6 +196,11 @@ impl Application {
                 AccountServiceServer::new(account)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES * 16),
+            )
+            .add_service(
+                ConsoleServiceServer::new(console)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(
                 PaymentsServiceServer::new(payments)
@@ -251,9 +272,15 @@ fn ensure_sqlite_writable(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Releases expired holds, expires grants whose time has come and sends keys' expiry notices, every `interval` until told to stop.
+/// Releases expired holds, expires grants whose time has come, sends keys' expiry notices and forgets ended
+/// console sessions, every `interval` until told to stop.
 /// Errors are logged and retried next round.
-async fn sweep_expired(ledger: Ledger, interval: Duration, mut stop: watch::Receiver<bool>) {
+async fn sweep_expired(
+    ledger: Ledger,
+    sessions: Sessions,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -267,6 +294,9 @@ async fn sweep_expired(ledger: Ledger, interval: Duration, mut stop: watch::Rece
                 }
                 if let Err(error) = ledger.notify_expiring_keys().await {
                     tracing::warn!(error = %error, "key expiry notices failed; will retry");
+                }
+                if let Err(error) = sessions.purge().await {
+                    tracing::warn!(error = %error, "forgetting ended console sessions failed; will retry");
                 }
             }
             _ = stop.changed() => return,

@@ -24,6 +24,7 @@ pub fn render(endpoints: &Endpoints, secrets: &Secrets) -> String {
         String::new(),
         "token-billing dev stack is up. Ctrl-C stops it.".to_string(),
         String::new(),
+        format!("  console (browser)    {gateway}/console/  (sign in with the admin key below, or a customer key)"),
         format!("  gateway (REST)       {gateway}  (OpenAPI: {gateway}/openapi.json)"),
         format!("  billing-svc (gRPC)   {billing}"),
         format!("  executor-svc (gRPC)  {}", endpoints.executor),

@@ -177,7 +177,10 @@ pub fn app(config: &Config) -> Result<Router, StartupError> {
         burst: config.auth_failure_burst,
         refill_per_min: config.auth_failure_refill_per_min,
     }));
+    // The web console: HTML pages under /console, not part of the REST API's OpenAPI document.
+    let console = console::router(console::ConsoleState::new(state.billing.clone()));
     Ok(router
+        .merge(console)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -15,6 +15,7 @@ use crate::auto_recharge::Settings;
 use crate::error::BillingError;
 use crate::keys::Role;
 use crate::ledger::{Ledger, View};
+use crate::sessions::Sessions;
 use crate::store::keys::ApiKey;
 use crate::store::usage::UsageFilter;
 use crate::stripe::StripeApi;
@@ -23,14 +24,21 @@ use crate::webhooks::Webhooks;
 pub struct AccountApi {
     ledger: Ledger,
     webhooks: Webhooks,
+    sessions: Sessions,
     stripe: Option<StripeApi>,
 }
 
 impl AccountApi {
-    pub fn new(ledger: Ledger, webhooks: Webhooks, stripe: Option<StripeApi>) -> AccountApi {
+    pub fn new(
+        ledger: Ledger,
+        webhooks: Webhooks,
+        sessions: Sessions,
+        stripe: Option<StripeApi>,
+    ) -> AccountApi {
         AccountApi {
             ledger,
             webhooks,
+            sessions,
             stripe,
         }
     }
@@ -45,9 +53,11 @@ impl AccountApi {
     }
 
     async fn caller<T>(&self, request: &Request<T>) -> Result<ApiKey, Status> {
-        Ok(authorize_customer(&self.ledger, request.metadata())
-            .await?
-            .key)
+        Ok(
+            authorize_customer(&self.ledger, &self.sessions, request.metadata())
+                .await?
+                .key,
+        )
     }
 }
 
@@ -165,7 +175,10 @@ impl AccountService for AccountApi {
             .set_auto_recharge(key.account_id.as_str(), settings)
             .await?;
         tracing::info!(enabled = settings.enabled, "auto-recharge set");
-        Ok(Response::new(auto_recharge_to_pb(&view)))
+        Ok(Response::new(auto_recharge_to_pb(
+            &view,
+            self.stripe.is_some(),
+        )))
     }
 
     async fn get_auto_recharge(
@@ -174,7 +187,10 @@ impl AccountService for AccountApi {
     ) -> Result<Response<pb::AutoRecharge>, Status> {
         let key = self.owner(&request).await?;
         let view = self.ledger.auto_recharge(key.account_id.as_str()).await?;
-        Ok(Response::new(auto_recharge_to_pb(&view)))
+        Ok(Response::new(auto_recharge_to_pb(
+            &view,
+            self.stripe.is_some(),
+        )))
     }
 
     async fn create_webhook(

@@ -13,6 +13,7 @@ use super::{
 use crate::config::Secret;
 use crate::ledger::{CreatedKey, KeyChange, Ledger, LedgerWrite, NewKey, View};
 use crate::pricing::{self, Price};
+use crate::sessions::Sessions;
 use crate::store::accounts::Account;
 use crate::time;
 use crate::webhooks::Webhooks;
@@ -21,20 +22,33 @@ use proto::ids::{AccountId, ApiKeyId};
 pub struct AdminApi {
     ledger: Ledger,
     webhooks: Webhooks,
+    sessions: Sessions,
     admin_key: Secret,
 }
 
 impl AdminApi {
-    pub fn new(ledger: Ledger, webhooks: Webhooks, admin_key: Secret) -> AdminApi {
+    pub fn new(
+        ledger: Ledger,
+        webhooks: Webhooks,
+        sessions: Sessions,
+        admin_key: Secret,
+    ) -> AdminApi {
         AdminApi {
             ledger,
             webhooks,
+            sessions,
             admin_key,
         }
     }
 
     async fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        Ok(authorize_admin(&self.ledger, &self.admin_key, request.metadata()).await?)
+        Ok(authorize_admin(
+            &self.ledger,
+            &self.sessions,
+            &self.admin_key,
+            request.metadata(),
+        )
+        .await?)
     }
 
     /// The account as seen through the key `id` names, if it names one.

@@ -3,11 +3,13 @@
 
 mod account;
 mod admin;
+mod console;
 mod metering;
 mod payments;
 
 pub use account::AccountApi;
 pub use admin::AdminApi;
+pub use console::ConsoleApi;
 pub use metering::MeteringApi;
 pub use payments::PaymentsApi;
 
@@ -22,6 +24,7 @@ use crate::ledger::{AutoRechargeView, Caller, GrantTerms, KeySpend, Ledger};
 use crate::money::Money;
 use crate::policy::Policy;
 use crate::pricing::Price;
+use crate::sessions::Sessions;
 use crate::store::accounts::Account;
 use crate::store::events::{Event, EventType};
 use crate::store::grants::{Category, CreditGrant};
@@ -51,16 +54,23 @@ fn bearer(metadata: &MetadataMap) -> Result<&str, BillingError> {
     Ok(secret)
 }
 
-/// Admits the admin key. A valid customer key is told it lacks the right (PERMISSION_DENIED), anything
-/// else is unauthenticated.
+/// Admits the admin key and the operator's console sessions. A valid customer key (or a customer's
+/// session) is told it lacks the right (PERMISSION_DENIED), anything else is unauthenticated.
 async fn authorize_admin(
     ledger: &Ledger,
+    sessions: &Sessions,
     admin_key: &Secret,
     metadata: &MetadataMap,
 ) -> Result<(), BillingError> {
     let secret = bearer(metadata)?;
     if keys::secret_matches(secret, admin_key.expose()) {
         return Ok(());
+    }
+    if let Some(session) = sessions.find(secret).await? {
+        return match session.api_key_id {
+            None => Ok(()),
+            Some(_) => Err(BillingError::AdminRequired),
+        };
     }
     ledger.authenticate(secret).await?;
     Err(BillingError::AdminRequired)
@@ -84,12 +94,21 @@ async fn authorize_service(
     Err(BillingError::ServiceTokenRequired)
 }
 
-/// The customer key of the call.
+/// The customer key of the call: the key itself, or the key of a customer's console session.
 async fn authorize_customer(
     ledger: &Ledger,
+    sessions: &Sessions,
     metadata: &MetadataMap,
 ) -> Result<Caller, BillingError> {
-    ledger.authenticate(bearer(metadata)?).await
+    let secret = bearer(metadata)?;
+    match sessions.find(secret).await? {
+        Some(session) => match &session.api_key_id {
+            Some(key_id) => ledger.session_caller(key_id).await,
+            // The operator's session is no customer.
+            None => Err(BillingError::UnknownKey),
+        },
+        None => ledger.authenticate(secret).await,
+    }
 }
 
 fn money(field: &'static str, text: &str) -> Result<Money, BillingError> {
@@ -277,6 +296,11 @@ fn account_to_pb(account: &Account, key: Option<&ApiKey>) -> pb::Account {
         daily_limit: account.daily_limit.map(|limit| limit.to_string()),
         monthly_limit: account.monthly_limit.map(|limit| limit.to_string()),
         overage: account.overage.to_string(),
+        low_balance_alerts: account
+            .low_balance
+            .iter()
+            .map(|alert| alert.threshold.to_string())
+            .collect(),
         created_at: Some(time::to_timestamp(account.created_at)),
         updated_at: Some(time::to_timestamp(account.updated_at)),
     }
@@ -324,7 +348,7 @@ fn grant_to_pb(grant: &CreditGrant) -> pb::CreditGrant {
     }
 }
 
-fn auto_recharge_to_pb(view: &AutoRechargeView) -> pb::AutoRecharge {
+fn auto_recharge_to_pb(view: &AutoRechargeView, payments_configured: bool) -> pb::AutoRecharge {
     let settings = view.settings.as_ref();
     let money =
         |get: fn(&AutoRecharge) -> Money| settings.map(get).unwrap_or(Money::ZERO).to_string();
@@ -338,6 +362,7 @@ fn auto_recharge_to_pb(view: &AutoRechargeView) -> pb::AutoRecharge {
         consecutive_failures: settings.map_or(0, |settings| settings.failures),
         in_flight: settings.and_then(|settings| settings.in_flight.clone()),
         saved_card: view.saved_card,
+        payments_configured,
         recent: view
             .recent
             .iter()

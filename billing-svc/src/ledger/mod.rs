@@ -136,6 +136,26 @@ impl Ledger {
         })
     }
 
+    /// The key behind a console session, read now (not from the cache), so that revoking or expiring the
+    /// key ends its sessions on their next call. A console session reads and manages the account; it
+    /// never opens executions, so it holds no secret to check again after a rotation.
+    pub async fn session_caller(&self, id: &ApiKeyId) -> Result<Caller, BillingError> {
+        let mut connection = self.store.reader().acquire().await?;
+        let key = store::keys::by_id(&mut connection, id)
+            .await?
+            .ok_or(BillingError::SessionEnded)?;
+        let found = Found {
+            key,
+            previous_secret: false,
+        };
+        usable(&found, time::now_ms())?;
+        Ok(Caller {
+            key: found.key,
+            key_hash: String::new(),
+            previous_secret: false,
+        })
+    }
+
     /// The caller's key as it is now, read under the account lock: a revocation, expiry, rotation or
     /// policy change made through any process sharing the database takes effect here.
     async fn recheck(

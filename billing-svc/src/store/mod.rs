@@ -19,6 +19,7 @@ pub mod holds;
 pub mod keys;
 pub mod pricing;
 pub mod recharges;
+pub mod sessions;
 pub mod transactions;
 pub mod usage;
 pub mod webhooks;
@@ -66,6 +67,8 @@ pub enum Shard<'a> {
     Webhooks,
     /// The leases of auto-recharges waiting to be sent to Stripe.
     Recharges,
+    /// Console sessions.
+    Sessions,
 }
 
 impl Shard<'_> {
@@ -75,6 +78,7 @@ impl Shard<'_> {
             Shard::Prices => "",
             Shard::Webhooks => "webhooks",
             Shard::Recharges => "auto_recharges",
+            Shard::Sessions => "console_sessions",
         }
     }
 }

@@ -1,0 +1,132 @@
+//! The web console (DESIGN §13): server-rendered pages for customers (their balance, usage, transactions,
+//! grants, workspaces, keys, webhooks, alerts and auto-recharge) and for the operator (accounts and keys,
+//! credits, caps, prices, events), mounted by the gateway under `/console/`.
+//!
+//! It reads and writes only through billing-svc's gRPC, like the rest of the gateway, with the caller's
+//! console session as bearer ([`session`]). Pages are HTML rendered on the server from templates embedded in
+//! the binary ([`render`]); a little JavaScript of its own (local times, copy buttons) improves them but
+//! nothing needs it. Every asset is served by the console itself: its Content-Security-Policy allows only
+//! its own origin.
+
+mod chart;
+mod csv;
+mod error;
+mod forms;
+mod pages;
+mod render;
+mod session;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::routing::{get, post};
+use tonic::transport::Channel;
+
+pub use error::PageError;
+
+/// What the console's handlers share.
+#[derive(Clone)]
+pub struct ConsoleState {
+    /// The gateway's channel to billing-svc.
+    billing: Channel,
+}
+
+impl ConsoleState {
+    pub fn new(billing: Channel) -> ConsoleState {
+        ConsoleState { billing }
+    }
+}
+
+/// The console's routes, under `/console`, with its security headers.
+pub fn router<S: Clone + Send + Sync + 'static>(state: ConsoleState) -> Router<S> {
+    use pages::{customer, operator};
+    Router::new()
+        .route("/console", get(pages::home))
+        .route("/console/", get(pages::home))
+        .route(
+            "/console/sign-in",
+            get(session::sign_in_page).post(session::sign_in),
+        )
+        .route("/console/sign-out", post(session::sign_out))
+        .route("/console/static/{file}", get(pages::asset))
+        .route("/console/usage", get(customer::usage))
+        .route("/console/usage.csv", get(customer::usage_csv))
+        .route("/console/usage/chart.svg", get(customer::usage_chart))
+        .route("/console/transactions", get(customer::transactions))
+        .route("/console/transactions.csv", get(customer::transactions_csv))
+        .route("/console/grants", get(customer::grants))
+        .route("/console/workspaces", get(customer::workspaces))
+        .route("/console/keys", get(customer::keys))
+        .route(
+            "/console/webhooks",
+            get(customer::webhooks).post(customer::create_webhook),
+        )
+        .route(
+            "/console/webhooks/{id}/delete",
+            post(customer::delete_webhook),
+        )
+        .route("/console/settings", get(customer::settings))
+        .route("/console/alerts", post(customer::set_alerts))
+        .route("/console/auto-recharge", post(customer::set_auto_recharge))
+        .route("/console/top-up", post(customer::top_up))
+        .route(
+            "/console/admin/accounts",
+            get(operator::accounts).post(operator::create_account),
+        )
+        .route("/console/admin/accounts/{id}", get(operator::account_page))
+        .route(
+            "/console/admin/accounts/{id}/keys",
+            post(operator::create_key),
+        )
+        .route(
+            "/console/admin/accounts/{id}/credits",
+            post(operator::add_credits),
+        )
+        .route(
+            "/console/admin/accounts/{id}/adjustments",
+            post(operator::adjust),
+        )
+        .route(
+            "/console/admin/accounts/{id}/refunds",
+            post(operator::refund),
+        )
+        .route(
+            "/console/admin/accounts/{id}/limits",
+            post(operator::set_limits),
+        )
+        .route(
+            "/console/admin/keys/{id}/rotate",
+            post(operator::rotate_key),
+        )
+        .route(
+            "/console/admin/keys/{id}/revoke",
+            post(operator::revoke_key),
+        )
+        .route(
+            "/console/admin/prices",
+            get(operator::prices).post(operator::set_price),
+        )
+        .route("/console/admin/events", get(operator::events))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// Only the console's own origin, no framing, no referrer outside it, nothing cached.
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    let set = |headers: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; \
+         form-action 'self' https://checkout.stripe.com; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    );
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::REFERRER_POLICY, "same-origin");
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        set(headers, header::CACHE_CONTROL, "no-store");
+    }
+    response
+}

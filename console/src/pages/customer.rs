@@ -1,0 +1,731 @@
+//! The customer's pages (DESIGN §13): overview, usage (chart, records, CSV), transactions (CSV), grants,
+//! workspaces; for owners the account's keys, webhooks, alerts and auto-recharge, and top-ups.
+
+use std::collections::BTreeMap;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::{Datelike, Duration, NaiveDate, Utc};
+use proto::billing::v1 as pb;
+use proto::billing::v1::account_service_client::AccountServiceClient;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use super::{account, by_model, enum_name, grant, key_spend, notice, time, totals};
+use crate::ConsoleState;
+use crate::chart;
+use crate::csv::Csv;
+use crate::error::PageError;
+use crate::forms;
+use crate::render::page;
+use crate::session::{CsrfForm, Viewer};
+
+/// Records read at most to draw a range's chart and totals.
+const CHART_RECORDS: usize = 5_000;
+/// Rows a CSV export may hold.
+const CSV_ROWS: usize = 50_000;
+/// Rows of a page of a table.
+const PAGE_ROWS: u32 = 50;
+
+fn client(state: &ConsoleState) -> AccountServiceClient<Channel> {
+    AccountServiceClient::new(state.billing.clone())
+}
+
+fn this_month() -> pb::TimeRange {
+    let today = Utc::now().date_naive();
+    let first = today.with_day0(0).unwrap_or(today);
+    pb::TimeRange {
+        from: Some(forms::start_of(first)),
+        to: None,
+    }
+}
+
+/// The overview: balance, holds, spend against the caps, a low-balance warning and top-up.
+pub async fn overview(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    viewer.require_customer()?;
+    let mut billing = client(&state);
+    let account_pb = billing
+        .get_account(viewer.request(pb::GetAccountRequest {}))
+        .await?
+        .into_inner();
+    let stats = billing
+        .get_stats(viewer.request(pb::GetStatsRequest {
+            range: Some(this_month()),
+            api_key_id: None,
+        }))
+        .await?
+        .into_inner();
+    let payments = if viewer.owner() {
+        billing
+            .get_auto_recharge(viewer.request(pb::GetAutoRechargeRequest {}))
+            .await?
+            .into_inner()
+            .payments_configured
+    } else {
+        false
+    };
+    let decimal = |text: &str| text.parse::<Decimal>().unwrap_or_default();
+    let available = decimal(&account_pb.credits_balance) - decimal(&account_pb.held_credits);
+    let highest_alert = account_pb
+        .low_balance_alerts
+        .iter()
+        .map(|threshold| decimal(threshold))
+        .max();
+    let low = available <= Decimal::ZERO || highest_alert.is_some_and(|alert| available < alert);
+    let data = json!({
+        "account": account(&account_pb),
+        "today": totals(stats.today.as_ref())["cost"],
+        "month": totals(stats.this_month.as_ref())["cost"],
+        "models": by_model(&stats),
+        "low": low,
+        "payments": payments,
+    });
+    Ok(page("overview.html", &viewer, "Overview", "overview", data)?.into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct UsageQuery {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    model: String,
+    cursor: Option<String>,
+}
+
+/// A usage filter as typed, and as the API takes it.
+struct UsageFilter {
+    from: NaiveDate,
+    to: NaiveDate,
+    model: Option<String>,
+}
+
+impl UsageFilter {
+    /// Defaults to the last 30 UTC days.
+    fn read(query: &UsageQuery) -> Result<UsageFilter, PageError> {
+        let today = Utc::now().date_naive();
+        let from = match forms::optional(&query.from) {
+            Some(text) => forms::day("From", &text)?,
+            None => today - Duration::days(29),
+        };
+        let to = match forms::optional(&query.to) {
+            Some(text) => forms::day("To", &text)?,
+            None => today,
+        };
+        if from > to {
+            return Err(PageError::Invalid("From must not be after To".to_string()));
+        }
+        if (to - from).num_days() > 366 {
+            return Err(PageError::Invalid(
+                "the range may be at most a year".to_string(),
+            ));
+        }
+        Ok(UsageFilter {
+            from,
+            to,
+            model: forms::optional(&query.model),
+        })
+    }
+
+    fn request(&self, limit: u32, cursor: Option<String>) -> pb::ListUsageRequest {
+        pb::ListUsageRequest {
+            limit,
+            cursor,
+            range: Some(pb::TimeRange {
+                from: Some(forms::start_of(self.from)),
+                to: Some(forms::end_of(self.to)),
+            }),
+            workspace_id: None,
+            model: self.model.clone(),
+            api_key_id: None,
+        }
+    }
+
+    /// The filter as a query string (for links to the chart, the CSV and the next page).
+    fn query(&self) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("from", &self.from.to_string())
+            .append_pair("to", &self.to.to_string())
+            .append_pair("model", self.model.as_deref().unwrap_or(""))
+            .finish()
+    }
+}
+
+/// Every usage record of the filter, newest first, at most `max` (and whether there were more).
+async fn all_usage(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    filter: &UsageFilter,
+    max: usize,
+) -> Result<(Vec<pb::UsageRecord>, bool), PageError> {
+    let mut billing = client(state);
+    let mut records = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = billing
+            .list_usage(viewer.request(filter.request(1000, cursor)))
+            .await?
+            .into_inner();
+        records.extend(page.records);
+        if records.len() >= max {
+            records.truncate(max);
+            return Ok((records, true));
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok((records, false)),
+        }
+    }
+}
+
+/// Spend per UTC day and model.
+struct DailySpend {
+    days: Vec<NaiveDate>,
+    models: Vec<String>,
+    cells: BTreeMap<(NaiveDate, String), (u64, Decimal)>,
+}
+
+fn daily_spend(filter: &UsageFilter, records: &[pb::UsageRecord]) -> DailySpend {
+    let mut cells: BTreeMap<(NaiveDate, String), (u64, Decimal)> = BTreeMap::new();
+    for record in records {
+        let Some(day) = record
+            .timestamp
+            .as_ref()
+            .and_then(|at| chrono::DateTime::<Utc>::from_timestamp(at.seconds, 0))
+            .map(|at| at.date_naive())
+        else {
+            continue;
+        };
+        let charged = record.charged.parse::<Decimal>().unwrap_or_default();
+        let cell = cells.entry((day, record.model.clone())).or_default();
+        cell.0 += 1;
+        cell.1 += charged;
+    }
+    let mut models: Vec<String> = cells.keys().map(|(_, model)| model.clone()).collect();
+    models.sort();
+    models.dedup();
+    let days = filter
+        .from
+        .iter_days()
+        .take_while(|day| *day <= filter.to)
+        .collect();
+    DailySpend {
+        days,
+        models,
+        cells,
+    }
+}
+
+/// Usage: spend per day by model (chart and table) over a range, and the calls, newest first.
+pub async fn usage(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Query(query): Query<UsageQuery>,
+) -> Result<Response, PageError> {
+    viewer.require_customer()?;
+    let filter = UsageFilter::read(&query)?;
+    let (records, truncated) = all_usage(&state, &viewer, &filter, CHART_RECORDS).await?;
+    let spend = daily_spend(&filter, &records);
+    let (mut total_requests, mut total_cost) = (0u64, Decimal::ZERO);
+    let days: Vec<Value> = spend
+        .cells
+        .iter()
+        .rev()
+        .map(|((day, model), (requests, cost))| {
+            total_requests += requests;
+            total_cost += cost;
+            json!({"day": day.to_string(), "model": model, "requests": requests, "cost": cost.normalize().to_string()})
+        })
+        .collect();
+    let page_of_calls = client(&state)
+        .list_usage(viewer.request(filter.request(PAGE_ROWS, query.cursor.clone())))
+        .await?
+        .into_inner();
+    let rows: Vec<Value> = page_of_calls
+        .records
+        .iter()
+        .map(|record| {
+            json!({
+                "id": record.id, "timestamp": time(record.timestamp.as_ref()), "model": record.model,
+                "endpoint": record.endpoint, "status": enum_name(record.status().as_str_name(), "USAGE_STATUS_"),
+                "input_tokens": record.input_tokens, "output_tokens": record.output_tokens,
+                "charged": record.charged,
+            })
+        })
+        .collect();
+    let data = json!({
+        "filter": {"from": filter.from.to_string(), "to": filter.to.to_string(), "model": filter.model},
+        "query": filter.query(),
+        "days": days,
+        "total_requests": total_requests,
+        "total_cost": total_cost.normalize().to_string(),
+        "truncated": truncated,
+        "limit": CHART_RECORDS,
+        "records": rows,
+        "next": page_of_calls.next_cursor,
+    });
+    Ok(page("usage.html", &viewer, "Usage", "usage", data)?.into_response())
+}
+
+/// The chart of spend per day by model, as SVG.
+pub async fn usage_chart(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Query(query): Query<UsageQuery>,
+) -> Result<Response, PageError> {
+    viewer.require_customer()?;
+    let filter = UsageFilter::read(&query)?;
+    let (records, _) = all_usage(&state, &viewer, &filter, CHART_RECORDS).await?;
+    let spend = daily_spend(&filter, &records);
+    let svg = chart::spend_per_day(&spend.days, &spend.models, &spend.cells);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "private, no-store"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+/// Every call of the filter as CSV, with the same figures as `GET /billing/usage`.
+pub async fn usage_csv(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Query(query): Query<UsageQuery>,
+) -> Result<Response, PageError> {
+    viewer.require_customer()?;
+    let filter = UsageFilter::read(&query)?;
+    let (records, truncated) = all_usage(&state, &viewer, &filter, CSV_ROWS).await?;
+    if truncated {
+        return Err(PageError::Invalid(format!(
+            "more than {CSV_ROWS} calls in this range: export a shorter range"
+        )));
+    }
+    let mut csv = Csv::new(&[
+        "id",
+        "timestamp",
+        "model",
+        "endpoint",
+        "status",
+        "api_key_id",
+        "workspace_id",
+        "input_tokens",
+        "output_tokens",
+        "total_cost",
+        "charged",
+        "refunded_amount",
+    ]);
+    for record in &records {
+        let timestamp = time(record.timestamp.as_ref()).unwrap_or_default();
+        let status = enum_name(record.status().as_str_name(), "USAGE_STATUS_");
+        let (input, output) = (
+            record.input_tokens.to_string(),
+            record.output_tokens.to_string(),
+        );
+        csv.row([
+            (record.id.as_str(), false),
+            (timestamp.as_str(), false),
+            (record.model.as_str(), true),
+            (record.endpoint.as_str(), true),
+            (status.as_str(), false),
+            (record.api_key_id.as_str(), false),
+            (record.workspace_id.as_str(), true),
+            (input.as_str(), false),
+            (output.as_str(), false),
+            (record.total_cost.as_str(), false),
+            (record.charged.as_str(), false),
+            (record.refunded_amount.as_deref().unwrap_or(""), false),
+        ]);
+    }
+    Ok(csv.download(&format!("usage-{}-{}.csv", filter.from, filter.to)))
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct TransactionsQuery {
+    #[serde(default, rename = "type")]
+    kind: String,
+    cursor: Option<String>,
+}
+
+const TRANSACTION_TYPES: &[&str] = &[
+    "credit_purchase",
+    "credit_grant",
+    "credit_adjustment",
+    "usage_deduction",
+    "refund",
+    "credit_expiry",
+];
+
+fn transaction_type(text: &str) -> Result<pb::TransactionType, PageError> {
+    if text.is_empty() {
+        return Ok(pb::TransactionType::Unspecified);
+    }
+    if !TRANSACTION_TYPES.contains(&text) {
+        return Err(PageError::Invalid(format!("no transaction type {text:?}")));
+    }
+    pb::TransactionType::from_str_name(&format!("TRANSACTION_TYPE_{}", text.to_uppercase()))
+        .ok_or_else(|| PageError::Invalid(format!("no transaction type {text:?}")))
+}
+
+/// Transactions, newest first, by type.
+pub async fn transactions(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Query(query): Query<TransactionsQuery>,
+) -> Result<Response, PageError> {
+    viewer.require_customer()?;
+    let kind = transaction_type(&query.kind)?;
+    let page_of_rows = client(&state)
+        .list_transactions(viewer.request(pb::ListTransactionsRequest {
+            limit: PAGE_ROWS,
+            cursor: query.cursor.clone(),
+            r#type: kind.into(),
+        }))
+        .await?
+        .into_inner();
+    let rows: Vec<Value> = page_of_rows
+        .transactions
+        .iter()
+        .map(|row| {
+            json!({
+                "timestamp": time(row.timestamp.as_ref()), "type": enum_name(row.r#type().as_str_name(), "TRANSACTION_TYPE_"),
+                "amount": row.amount, "balance_after": row.balance_after, "description": row.description,
+            })
+        })
+        .collect();
+    let data = json!({
+        "types": TRANSACTION_TYPES, "type": query.kind, "transactions": rows, "next": page_of_rows.next_cursor,
+    });
+    Ok(page(
+        "transactions.html",
+        &viewer,
+        "Transactions",
+        "transactions",
+        data,
+    )?
+    .into_response())
+}
+
+/// Every transaction of a type as CSV.
+pub async fn transactions_csv(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Query(query): Query<TransactionsQuery>,
+) -> Result<Response, PageError> {
+    viewer.require_customer()?;
+    let kind = transaction_type(&query.kind)?;
+    let mut billing = client(&state);
+    let mut csv = Csv::new(&[
+        "id",
+        "timestamp",
+        "type",
+        "amount",
+        "balance_after",
+        "description",
+        "api_key_id",
+    ]);
+    let (mut cursor, mut rows) = (None, 0usize);
+    loop {
+        let page_of_rows = billing
+            .list_transactions(viewer.request(pb::ListTransactionsRequest {
+                limit: 1000,
+                cursor,
+                r#type: kind.into(),
+            }))
+            .await?
+            .into_inner();
+        for row in &page_of_rows.transactions {
+            let timestamp = time(row.timestamp.as_ref()).unwrap_or_default();
+            let kind = enum_name(row.r#type().as_str_name(), "TRANSACTION_TYPE_");
+            csv.row([
+                (row.id.as_str(), false),
+                (timestamp.as_str(), false),
+                (kind.as_str(), false),
+                (row.amount.as_str(), false),
+                (row.balance_after.as_str(), false),
+                (row.description.as_str(), true),
+                (row.api_key_id.as_str(), false),
+            ]);
+        }
+        rows += page_of_rows.transactions.len();
+        if rows > CSV_ROWS {
+            return Err(PageError::Invalid(format!(
+                "more than {CSV_ROWS} transactions: filter by type"
+            )));
+        }
+        match page_of_rows.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(csv.download("transactions.csv"))
+}
+
+/// The account's grants: those holding credit in spending order, then spent and expired ones.
+pub async fn grants(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    viewer.require_customer()?;
+    let list = client(&state)
+        .list_grants(viewer.request(pb::ListAccountGrantsRequest {
+            include_spent: true,
+        }))
+        .await?
+        .into_inner();
+    let data = json!({"grants": list.grants.iter().map(grant).collect::<Vec<_>>()});
+    Ok(page("grants.html", &viewer, "Grants", "grants", data)?.into_response())
+}
+
+/// Spend this month per workspace.
+pub async fn workspaces(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    viewer.require_customer()?;
+    let list = client(&state)
+        .list_workspace_usage(viewer.request(pb::ListWorkspaceUsageRequest {
+            range: Some(this_month()),
+            api_key_id: None,
+        }))
+        .await?
+        .into_inner();
+    let rows: Vec<Value> = list
+        .workspaces
+        .iter()
+        .map(|workspace| {
+            let mut row = totals(workspace.totals.as_ref());
+            row["id"] = workspace.workspace_id.clone().into();
+            row
+        })
+        .collect();
+    Ok(page(
+        "workspaces.html",
+        &viewer,
+        "Workspaces",
+        "workspaces",
+        json!({"workspaces": rows}),
+    )?
+    .into_response())
+}
+
+/// The account's keys (owners).
+pub async fn keys(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    viewer.require_owner()?;
+    let list = client(&state)
+        .list_keys(viewer.request(pb::ListAccountKeysRequest {}))
+        .await?
+        .into_inner();
+    let data = json!({"keys": list.keys.iter().map(key_spend).collect::<Vec<_>>()});
+    Ok(page("keys.html", &viewer, "Keys", "keys", data)?.into_response())
+}
+
+fn endpoint(endpoint: &pb::WebhookEndpoint) -> Value {
+    json!({
+        "id": endpoint.id, "url": endpoint.url, "event_types": endpoint.event_types.join(", "),
+        "created_at": time(endpoint.created_at.as_ref()), "disabled_at": time(endpoint.disabled_at.as_ref()),
+    })
+}
+
+async fn webhooks_page(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    created: Option<Value>,
+) -> Result<Html<String>, PageError> {
+    let list = client(state)
+        .list_webhooks(viewer.request(pb::ListWebhooksRequest {}))
+        .await?
+        .into_inner();
+    let data = json!({
+        "endpoints": list.endpoints.iter().map(endpoint).collect::<Vec<_>>(),
+        "created": created,
+    });
+    page("webhooks.html", viewer, "Webhooks", "webhooks", data)
+}
+
+/// The account's webhook endpoints (owners).
+pub async fn webhooks(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    viewer.require_owner()?;
+    Ok(webhooks_page(&state, &viewer, None).await?.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WebhookForm {
+    csrf: String,
+    url: String,
+    #[serde(default)]
+    event_types: String,
+}
+
+/// Adds an endpoint and shows its signing secret once.
+pub async fn create_webhook(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Form(form): Form<WebhookForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_owner()?;
+    let created = client(&state)
+        .create_webhook(viewer.request(pb::CreateWebhookRequest {
+            url: form.url.trim().to_string(),
+            event_types: forms::list(&form.event_types),
+        }))
+        .await?
+        .into_inner();
+    let shown = json!({"url": created.url, "secret": created.secret});
+    Ok(webhooks_page(&state, &viewer, Some(shown))
+        .await?
+        .into_response())
+}
+
+/// Removes an endpoint.
+pub async fn delete_webhook(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_owner()?;
+    client(&state)
+        .delete_webhook(viewer.request(pb::DeleteWebhookRequest { id }))
+        .await?;
+    Ok(Redirect::to("/console/webhooks").into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+/// Alerts and auto-recharge (owners).
+pub async fn settings(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Query(query): Query<DoneQuery>,
+) -> Result<Response, PageError> {
+    viewer.require_owner()?;
+    let mut billing = client(&state);
+    let account_pb = billing
+        .get_account(viewer.request(pb::GetAccountRequest {}))
+        .await?
+        .into_inner();
+    let recharge = billing
+        .get_auto_recharge(viewer.request(pb::GetAutoRechargeRequest {}))
+        .await?
+        .into_inner();
+    let recent: Vec<Value> = recharge
+        .recent
+        .iter()
+        .map(|charge| {
+            json!({"created_at": time(charge.created_at.as_ref()), "amount": charge.amount,
+                   "status": charge.status, "error": charge.error})
+        })
+        .collect();
+    let data = json!({
+        "notice": notice(query.done.as_deref()),
+        "low_balance": account_pb.low_balance_alerts.join(", "),
+        "recharge": {
+            "payments": recharge.payments_configured, "saved_card": recharge.saved_card,
+            "enabled": recharge.enabled, "threshold": recharge.threshold, "amount": recharge.amount,
+            "monthly_max": recharge.monthly_max, "charged_this_month": recharge.charged_this_month,
+            "consecutive_failures": recharge.consecutive_failures, "recent": recent,
+        },
+    });
+    Ok(page(
+        "settings.html",
+        &viewer,
+        "Alerts and auto-recharge",
+        "settings",
+        data,
+    )?
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AlertsForm {
+    csrf: String,
+    #[serde(default)]
+    low_balance: String,
+}
+
+pub async fn set_alerts(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Form(form): Form<AlertsForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_owner()?;
+    client(&state)
+        .set_alerts(viewer.request(pb::SetAccountAlertsRequest {
+            low_balance: forms::list(&form.low_balance),
+        }))
+        .await?;
+    Ok(Redirect::to("/console/settings?done=alerts").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AutoRechargeForm {
+    csrf: String,
+    #[serde(default)]
+    enabled: Option<String>,
+    threshold: String,
+    amount: String,
+    monthly_max: String,
+}
+
+pub async fn set_auto_recharge(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Form(form): Form<AutoRechargeForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_owner()?;
+    client(&state)
+        .set_auto_recharge(viewer.request(pb::SetAutoRechargeRequest {
+            enabled: form.enabled.is_some(),
+            threshold: form.threshold.trim().to_string(),
+            amount: form.amount.trim().to_string(),
+            monthly_max: form.monthly_max.trim().to_string(),
+        }))
+        .await?;
+    Ok(Redirect::to("/console/settings?done=recharge").into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TopUpForm {
+    csrf: String,
+    amount: String,
+}
+
+/// Starts a Checkout top-up and sends the browser to Stripe's page.
+pub async fn top_up(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Form(form): Form<TopUpForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_owner()?;
+    let session = client(&state)
+        .create_checkout(viewer.request(pb::CreateCheckoutRequest {
+            amount: form.amount.trim().to_string(),
+        }))
+        .await?
+        .into_inner();
+    Ok(Redirect::to(&session.checkout_url).into_response())
+}

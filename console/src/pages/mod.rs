@@ -1,0 +1,147 @@
+//! The pages: the customer's ([`customer`]) and the operator's ([`operator`]), the home that sends each to
+//! theirs, the static assets, and what they share to show billing-svc's messages. Amounts are shown exactly as
+//! billing-svc gives them (decimal strings); times as RFC 3339 UTC, which the page's script shows in the
+//! viewer's time zone.
+
+pub mod customer;
+pub mod operator;
+
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use proto::billing::v1 as pb;
+use serde_json::{Value, json};
+
+use crate::error::PageError;
+use crate::session::Viewer;
+
+/// `/console/`: the overview of a customer, the accounts of the operator.
+pub async fn home(
+    state: axum::extract::State<crate::ConsoleState>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    if viewer.operator {
+        return Ok(Redirect::to("/console/admin/accounts").into_response());
+    }
+    customer::overview(state, viewer).await
+}
+
+/// The console's stylesheet and script, embedded in the binary.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    let (body, content_type) = match file.as_str() {
+        "console.css" => (
+            include_str!("../../static/console.css"),
+            "text/css; charset=utf-8",
+        ),
+        "console.js" => (
+            include_str!("../../static/console.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A time as RFC 3339 UTC (seconds), or `None`.
+pub fn time(at: Option<&prost_types::Timestamp>) -> Option<String> {
+    let at = at?;
+    let nanos = u32::try_from(at.nanos).unwrap_or(0);
+    DateTime::<Utc>::from_timestamp(at.seconds, nanos)
+        .map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// The snake_case name of a proto enum value (`TRANSACTION_TYPE_CREDIT_GRANT` → `credit_grant`).
+pub fn enum_name(full: &str, prefix: &str) -> String {
+    full.strip_prefix(prefix).unwrap_or(full).to_lowercase()
+}
+
+pub fn totals(totals: Option<&pb::UsageTotals>) -> Value {
+    let totals = totals.cloned().unwrap_or_default();
+    json!({
+        "requests": totals.requests,
+        "tokens": totals.total_tokens,
+        "cost": if totals.total_cost.is_empty() { "0".to_string() } else { totals.total_cost },
+    })
+}
+
+pub fn by_model(stats: &pb::Stats) -> Vec<Value> {
+    stats
+        .by_model
+        .iter()
+        .map(|model| {
+            let mut row = totals(model.totals.as_ref());
+            row["model"] = model.model.clone().into();
+            row
+        })
+        .collect()
+}
+
+pub fn grant(grant: &pb::CreditGrant) -> Value {
+    json!({
+        "category": enum_name(grant.category().as_str_name(), "GRANT_CATEGORY_"),
+        "amount": grant.amount, "remaining": grant.remaining, "priority": grant.priority,
+        "expires_at": time(grant.expires_at.as_ref()), "created_at": time(grant.created_at.as_ref()),
+    })
+}
+
+pub fn key_spend(spend: &pb::KeySpend) -> Value {
+    let key = spend.api_key.clone().unwrap_or_default();
+    let policy = &key.policy;
+    let mut rules = Vec::new();
+    if let Some(policy) = policy {
+        if let Some(limit) = &policy.daily_limit {
+            rules.push(format!("daily {limit} USD"));
+        }
+        if let Some(limit) = &policy.monthly_limit {
+            rules.push(format!("monthly {limit} USD"));
+        }
+        if let Some(rpm) = policy.requests_per_minute {
+            rules.push(format!("{rpm} req/min"));
+        }
+        if let Some(models) = &policy.allowed_models {
+            rules.push(format!("models: {}", models.models.join(", ")));
+        }
+    }
+    json!({
+        "id": key.id, "name": key.name, "hint": key.hint,
+        "role": enum_name(key.role().as_str_name(), "ROLE_"),
+        "spent_today": spend.spent_today, "spent_this_month": spend.spent_this_month,
+        "expires_at": time(key.expires_at.as_ref()), "created_at": time(key.created_at.as_ref()),
+        "policy": if rules.is_empty() { "none".to_string() } else { rules.join("; ") },
+    })
+}
+
+pub fn account(account: &pb::Account) -> Value {
+    json!({
+        "id": account.account_id, "name": account.name, "balance": account.credits_balance,
+        "held": account.held_credits, "total_spent": account.total_spent,
+        "daily_limit": account.daily_limit, "monthly_limit": account.monthly_limit,
+        "created_at": time(account.created_at.as_ref()),
+    })
+}
+
+/// A page's notice after a form was sent and the browser was sent back (`?done=`): fixed texts only, so a
+/// link cannot make the page say anything else.
+pub fn notice(done: Option<&str>) -> Option<&'static str> {
+    Some(match done? {
+        "credits" => "Credits added.",
+        "adjusted" => "Balance adjusted.",
+        "refunded" => "Refund made.",
+        "limits" => "Caps saved.",
+        "rotated" => "Key rotated: its owner must use the new secret before the grace period ends.",
+        "revoked" => "Key revoked.",
+        "price" => "Price saved.",
+        "alerts" => "Alerts saved.",
+        "recharge" => "Auto-recharge saved.",
+        "account" => "Account created.",
+        _ => return None,
+    })
+}

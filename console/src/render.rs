@@ -1,0 +1,134 @@
+//! The templates (minijinja, auto-escaped HTML), embedded in the binary and compiled once, and the layout
+//! every page shares.
+
+use std::sync::LazyLock;
+
+use axum::http::StatusCode;
+use axum::response::Html;
+use minijinja::{Environment, Value, context};
+use serde_json::json;
+
+use crate::error::PageError;
+use crate::session::Viewer;
+
+/// Every template, by name.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("sign_in.html", include_str!("../templates/sign_in.html")),
+    ("error.html", include_str!("../templates/error.html")),
+    ("overview.html", include_str!("../templates/overview.html")),
+    ("usage.html", include_str!("../templates/usage.html")),
+    (
+        "transactions.html",
+        include_str!("../templates/transactions.html"),
+    ),
+    ("grants.html", include_str!("../templates/grants.html")),
+    (
+        "workspaces.html",
+        include_str!("../templates/workspaces.html"),
+    ),
+    ("keys.html", include_str!("../templates/keys.html")),
+    ("webhooks.html", include_str!("../templates/webhooks.html")),
+    ("settings.html", include_str!("../templates/settings.html")),
+    (
+        "admin_accounts.html",
+        include_str!("../templates/admin_accounts.html"),
+    ),
+    (
+        "admin_account.html",
+        include_str!("../templates/admin_account.html"),
+    ),
+    (
+        "admin_key_created.html",
+        include_str!("../templates/admin_key_created.html"),
+    ),
+    (
+        "admin_prices.html",
+        include_str!("../templates/admin_prices.html"),
+    ),
+    (
+        "admin_events.html",
+        include_str!("../templates/admin_events.html"),
+    ),
+];
+
+static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut environment = Environment::new();
+    for (name, source) in TEMPLATES {
+        if let Err(error) = environment.add_template(name, source) {
+            // A broken template is a bug caught by the tests (every page is rendered there).
+            tracing::error!(%name, ?error, "console template does not compile");
+        }
+    }
+    environment.add_filter("when", when);
+    environment
+});
+
+/// A time (RFC 3339, UTC) as `<time>`: UTC in the text and on hover; the console's script shows it in the
+/// viewer's time zone.
+fn when(value: Option<String>) -> Value {
+    let Some(text) = value.filter(|text| !text.is_empty()) else {
+        return Value::from("—");
+    };
+    let utc = text.replace('T', " ").replace('Z', " UTC");
+    let short = match utc.find('.') {
+        Some(dot) => format!("{} UTC", &utc[..dot]),
+        None => utc.clone(),
+    };
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    Value::from_safe_string(format!(
+        r#"<time datetime="{}" title="{}">{}</time>"#,
+        escape(&text),
+        escape(&short),
+        escape(&short)
+    ))
+}
+
+/// Renders a page of the console's layout for a signed-in viewer: `active` names the navigation entry.
+pub fn page(
+    template: &str,
+    viewer: &Viewer,
+    title: &str,
+    active: &str,
+    data: serde_json::Value,
+) -> Result<Html<String>, PageError> {
+    let layout = json!({
+        "operator": viewer.operator,
+        "owner": viewer.owner(),
+        "name": viewer.key_name,
+        "account_id": viewer.account_id,
+        "csrf": viewer.csrf,
+    });
+    let html = ENVIRONMENT.get_template(template)?.render(context! {
+        viewer => Value::from_serialize(&layout),
+        title => title,
+        active => active,
+        data => Value::from_serialize(&data),
+    })?;
+    Ok(Html(html))
+}
+
+/// Renders a page shown without a session (sign-in).
+pub fn public_page(template: &str, data: serde_json::Value) -> Result<Html<String>, PageError> {
+    let html = ENVIRONMENT.get_template(template)?.render(context! {
+        data => Value::from_serialize(&data),
+    })?;
+    Ok(Html(html))
+}
+
+/// The page of an error.
+pub fn error_page(status: StatusCode, message: &str) -> Result<Html<String>, PageError> {
+    public_page(
+        "error.html",
+        json!({
+            "status": status.as_u16(),
+            "reason": status.canonical_reason().unwrap_or("Error"),
+            "message": message,
+        }),
+    )
+}
