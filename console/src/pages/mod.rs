@@ -27,7 +27,7 @@ pub async fn home(
     customer::overview(state, viewer).await
 }
 
-/// The console's stylesheet and script, embedded in the binary.
+/// The console's stylesheet, script and icon, embedded in the binary.
 pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, content_type) = match file.as_str() {
         "console.css" => (
@@ -38,6 +38,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
             include_str!("../../static/console.js"),
             "text/javascript; charset=utf-8",
         ),
+        "favicon.svg" => (include_str!("../../static/favicon.svg"), "image/svg+xml"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (

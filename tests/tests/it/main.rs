@@ -6,6 +6,7 @@ mod auto_recharge;
 mod billing_auth;
 mod billing_ledger;
 mod billing_metering;
+mod console;
 mod docs;
 mod events;
 mod executor;
