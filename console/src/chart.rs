@@ -72,6 +72,8 @@ fn draw(
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .light_line_style(RGBColor(238, 238, 238))
+        .y_labels(6)
         .x_labels(usize::try_from(count.min(10)).unwrap_or(10))
         .x_label_formatter(&|index| {
             usize::try_from(*index)

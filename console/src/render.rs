@@ -89,6 +89,27 @@ fn when(value: Option<String>) -> Value {
     ))
 }
 
+/// A JSON value as a template value. (The workspace's serde_json keeps numbers as text, which minijinja's
+/// serde bridge would show as a map; whole numbers become integers, others stay text.)
+fn template_value(value: &serde_json::Value) -> Value {
+    match value {
+        serde_json::Value::Null => Value::from(()),
+        serde_json::Value::Bool(flag) => Value::from(*flag),
+        serde_json::Value::Number(number) => match (number.as_i64(), number.as_u64()) {
+            (Some(int), _) => Value::from(int),
+            (None, Some(int)) => Value::from(int),
+            (None, None) => Value::from(number.to_string()),
+        },
+        serde_json::Value::String(text) => Value::from(text.as_str()),
+        serde_json::Value::Array(items) => items.iter().map(template_value).collect(),
+        serde_json::Value::Object(fields) => Value::from_iter(
+            fields
+                .iter()
+                .map(|(name, field)| (name.clone(), template_value(field))),
+        ),
+    }
+}
+
 /// Renders a page of the console's layout for a signed-in viewer: `active` names the navigation entry.
 pub fn page(
     template: &str,
@@ -105,10 +126,10 @@ pub fn page(
         "csrf": viewer.csrf,
     });
     let html = ENVIRONMENT.get_template(template)?.render(context! {
-        viewer => Value::from_serialize(&layout),
+        viewer => template_value(&layout),
         title => title,
         active => active,
-        data => Value::from_serialize(&data),
+        data => template_value(&data),
     })?;
     Ok(Html(html))
 }
@@ -116,7 +137,7 @@ pub fn page(
 /// Renders a page shown without a session (sign-in).
 pub fn public_page(template: &str, data: serde_json::Value) -> Result<Html<String>, PageError> {
     let html = ENVIRONMENT.get_template(template)?.render(context! {
-        data => Value::from_serialize(&data),
+        data => template_value(&data),
     })?;
     Ok(Html(html))
 }

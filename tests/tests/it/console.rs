@@ -28,7 +28,8 @@ async fn the_console_serves_operators_and_customers_in_a_real_browser() {
         &script,
     )
     .expect("copy the journey next to its node_modules (run scripts/test to install them)");
-    let screenshots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
+    let screenshots =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
     let output = tokio::time::timeout(
         std::time::Duration::from_secs(300),
         tokio::process::Command::new("node")
@@ -62,11 +63,7 @@ async fn the_console_serves_operators_and_customers_in_a_real_browser() {
         result["memberKey"].as_str().expect("member key"),
         stack.billing.admin_key.as_str(),
     ];
-    for process in [
-        &stack.gateway,
-        &stack.billing.process,
-        &stack.executor,
-    ] {
+    for process in [&stack.gateway, &stack.billing.process, &stack.executor] {
         for line in process.logs() {
             for key in keys {
                 assert!(!line.contains(key), "{} logged a key: {line}", process.name);
