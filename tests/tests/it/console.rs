@@ -71,3 +71,146 @@ async fn the_console_serves_operators_and_customers_in_a_real_browser() {
         }
     }
 }
+
+/// A browser without JavaScript: keeps cookies by hand, follows no redirect.
+struct Visitor {
+    http: reqwest::Client,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Visitor {
+    fn new() -> Visitor {
+        Visitor {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .unwrap(),
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> (u16, String, String) {
+        let response = request
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            let (pair, _) = text.split_once(';').unwrap_or((text, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|value| value.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, location, response.text().await.unwrap())
+    }
+
+    async fn get(&mut self, url: String) -> (u16, String, String) {
+        let request = self.http.get(url);
+        self.send(request).await
+    }
+
+    async fn post(&mut self, url: String, form: &[(&str, &str)]) -> (u16, String, String) {
+        let request = self.http.post(url).form(form);
+        self.send(request).await
+    }
+
+    /// Signs in at `base` with `key`; answers the sign-in's status (or the form's, when it is refused).
+    async fn sign_in(&mut self, base: &str, key: &str) -> u16 {
+        let (status, _, page) = self.get(format!("{base}/console/sign-in")).await;
+        if status != 200 {
+            return status;
+        }
+        let csrf = csrf_of(&page);
+        self.post(format!("{base}/console/sign-in"), &[("key", key), ("csrf", &csrf)])
+            .await
+            .0
+    }
+}
+
+/// The CSRF token of the first form of a page.
+fn csrf_of(page: &str) -> String {
+    let start = page.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + 19;
+    page[start..start + 64].to_string()
+}
+
+/// A session opened through one gateway is valid on another (billing-svc keeps it), and a sign-out through
+/// either ends it on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_session_holds_on_every_gateway_replica_until_signed_out() {
+    let stack = Stack::start(Backend::Sqlite).await;
+    let billing_url = stack.billing.url();
+    let executor_url = stack.executor.url();
+    let second = tests::ServiceProcess::start(
+        "gateway",
+        &["--listen", "127.0.0.1:0"],
+        &[
+            ("BILLING_URL", billing_url.as_str()),
+            ("EXECUTOR_URL", executor_url.as_str()),
+        ],
+    )
+    .await;
+    let (_, key) = stack.create_key("console user", "standard").await;
+    let (first, second_url) = (stack.gateway.url(), second.url());
+    let mut visitor = Visitor::new();
+    assert_eq!(visitor.sign_in(&first, &key).await, 303);
+    let session = visitor.cookies.get("console_session").unwrap().clone();
+    assert!(session.starts_with("tbs_") && !session.contains(&key));
+
+    let (status, _, overview) = visitor.get(format!("{second_url}/console/")).await;
+    assert_eq!(status, 200, "the second replica knows the session");
+    assert!(overview.contains("Balance"));
+    let csrf = csrf_of(&overview);
+    let (status, location, _) = visitor
+        .post(format!("{second_url}/console/sign-out"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!((status, location.as_str()), (303, "/console/sign-in"));
+
+    // The browser may still hold the old cookie: both replicas refuse it.
+    visitor
+        .cookies
+        .insert("console_session".to_string(), session);
+    for base in [&first, &second_url] {
+        let (status, location, _) = visitor.get(format!("{base}/console/usage")).await;
+        assert_eq!((status, location.as_str()), (303, "/console/sign-in"));
+    }
+}
+
+/// Wrong keys at the sign-in form are failed authentications: past the burst the gateway answers 429, while
+/// the sign-in of nobody else is affected by the count of another address (here all come from one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_console_sign_ins_count_against_the_failed_authentication_limiter() {
+    let billing = tests::Billing::start(Backend::Sqlite, &[]).await;
+    let stack = Stack::start_on(
+        billing,
+        &[
+            ("GATEWAY_AUTH_FAILURE_BURST", "3"),
+            ("GATEWAY_AUTH_FAILURE_REFILL_PER_MIN", "1"),
+        ],
+    )
+    .await;
+    let base = stack.gateway.url();
+    let mut visitor = Visitor::new();
+    for _ in 0..3 {
+        assert_eq!(visitor.sign_in(&base, "tb_prod_guess").await, 401);
+    }
+    assert_eq!(visitor.sign_in(&base, "tb_prod_guess").await, 429);
+}
