@@ -140,15 +140,21 @@ impl Visitor {
             return status;
         }
         let csrf = csrf_of(&page);
-        self.post(format!("{base}/console/sign-in"), &[("key", key), ("csrf", &csrf)])
-            .await
-            .0
+        self.post(
+            format!("{base}/console/sign-in"),
+            &[("key", key), ("csrf", &csrf)],
+        )
+        .await
+        .0
     }
 }
 
 /// The CSRF token of the first form of a page.
 fn csrf_of(page: &str) -> String {
-    let start = page.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + 19;
+    let start = page
+        .find(r#"name="csrf" value=""#)
+        .expect("a form with a CSRF token")
+        + 19;
     page[start..start + 64].to_string()
 }
 
