@@ -94,6 +94,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: ConsoleState) -> Router<S
             post(operator::set_limits),
         )
         .route(
+            "/console/admin/keys/{id}",
+            get(operator::key_page).post(operator::update_key),
+        )
+        .route(
             "/console/admin/keys/{id}/rotate",
             post(operator::rotate_key),
         )

@@ -39,6 +39,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/admin_account.html"),
     ),
     (
+        "admin_key.html",
+        include_str!("../templates/admin_key.html"),
+    ),
+    (
         "admin_key_created.html",
         include_str!("../templates/admin_key_created.html"),
     ),

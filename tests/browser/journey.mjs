@@ -158,6 +158,17 @@ const result = {};
   check((await page.getByTestId("balance").textContent()).trim() === "9.75 USD", "the operator sees 9.75 USD");
   await screen(page, "operator-account");
 
+  // The key's policy: a rate limit and an allow-list.
+  await page.getByRole("link", { name: "Edit backend" }).click();
+  await page.waitForLoadState();
+  await screen(page, "operator-key-policy");
+  await page.getByLabel("Requests per minute").fill("100");
+  await page.getByLabel("Allowed models (comma-separated)").fill("mock-usage-1000-1000, mock");
+  await page.getByRole("button", { name: "Save key" }).click();
+  await page.waitForLoadState();
+  check((await page.getByRole("status").textContent()).includes("Key saved"), "policy saved");
+  check(await page.getByText("100 req/min").isVisible(), "the key's policy is shown");
+
   // Any form without its CSRF token is refused.
   const forged = await page.request.post(`${accountUrl}/credits`, { form: { amount: "100" } });
   check(forged.status() === 403 || forged.status() === 422, `a credit without CSRF token: ${forged.status()}`);

@@ -137,7 +137,7 @@ pub fn notice(done: Option<&str>) -> Option<&'static str> {
         "adjusted" => "Balance adjusted.",
         "refunded" => "Refund made.",
         "limits" => "Caps saved.",
-        "rotated" => "Key rotated: its owner must use the new secret before the grace period ends.",
+        "key" => "Key saved.",
         "revoked" => "Key revoked.",
         "price" => "Price saved.",
         "alerts" => "Alerts saved.",

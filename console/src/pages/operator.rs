@@ -18,6 +18,8 @@ use crate::forms;
 use crate::render::page;
 use crate::session::Viewer;
 
+/// How long a rotated key's old secret keeps working when rotated from the console.
+const ROTATION_GRACE_SECS: u64 = 86_400;
 /// Accounts read at most by a search.
 const SEARCHED_ACCOUNTS: usize = 5_000;
 
@@ -156,12 +158,9 @@ pub async fn account_page(
     Ok(page("admin_account.html", &viewer, &title, "accounts", data)?.into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct NewKeyForm {
-    csrf: String,
-    name: String,
-    #[serde(default)]
-    role: String,
+/// A key's policy as typed (DESIGN §9): every field optional.
+#[derive(Debug, Deserialize, Default)]
+pub struct PolicyFields {
     #[serde(default)]
     daily_limit: String,
     #[serde(default)]
@@ -169,9 +168,55 @@ pub struct NewKeyForm {
     #[serde(default)]
     requests_per_minute: String,
     #[serde(default)]
+    tokens_per_minute: String,
+    #[serde(default)]
+    max_concurrent: String,
+    #[serde(default)]
     allowed_models: String,
     #[serde(default)]
     expires_at: String,
+}
+
+fn whole<T: std::str::FromStr>(label: &str, text: &str) -> Result<Option<T>, PageError> {
+    forms::optional(text)
+        .map(|text| {
+            text.parse::<T>()
+                .map_err(|_| PageError::Invalid(format!("{label}: enter a whole number")))
+        })
+        .transpose()
+}
+
+impl PolicyFields {
+    fn policy(&self) -> Result<pb::KeyPolicy, PageError> {
+        let models = forms::list(&self.allowed_models);
+        Ok(pb::KeyPolicy {
+            daily_limit: forms::optional(&self.daily_limit),
+            monthly_limit: forms::optional(&self.monthly_limit),
+            requests_per_minute: whole("Requests per minute", &self.requests_per_minute)?,
+            tokens_per_minute: whole("Tokens per minute", &self.tokens_per_minute)?,
+            max_concurrent: whole("Concurrent calls", &self.max_concurrent)?,
+            allowed_models: (!models.is_empty()).then_some(pb::ModelList { models }),
+            expires_at: forms::optional_day("Expires", &self.expires_at)?,
+        })
+    }
+}
+
+fn role(text: &str) -> Result<pb::Role, PageError> {
+    match text {
+        "" | "owner" => Ok(pb::Role::Owner),
+        "member" => Ok(pb::Role::Member),
+        other => Err(PageError::Invalid(format!("no role {other:?}"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewKeyForm {
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(flatten)]
+    policy: PolicyFields,
 }
 
 /// Creates a key of the account and shows it once.
@@ -183,39 +228,98 @@ pub async fn create_key(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
-    let role = match form.role.as_str() {
-        "" | "owner" => pb::Role::Owner,
-        "member" => pb::Role::Member,
-        other => return Err(PageError::Invalid(format!("no role {other:?}"))),
-    };
-    let requests_per_minute = forms::optional(&form.requests_per_minute)
-        .map(|text| {
-            text.parse::<u32>().map_err(|_| {
-                PageError::Invalid("Requests per minute: enter a whole number".to_string())
-            })
-        })
-        .transpose()?;
-    let models = forms::list(&form.allowed_models);
-    let expires_at = forms::optional_day("Expires", &form.expires_at)?;
     let created = client(&state)
         .create_key(viewer.request(pb::CreateKeyRequest {
             name: form.name.trim().to_string(),
             key_type: pb::KeyType::Standard.into(),
             prefix: None,
-            expires_at,
+            expires_at: None,
             account_id: Some(id.clone()),
-            role: role.into(),
-            policy: Some(pb::KeyPolicy {
-                daily_limit: forms::optional(&form.daily_limit),
-                monthly_limit: forms::optional(&form.monthly_limit),
-                requests_per_minute,
-                allowed_models: (!models.is_empty()).then_some(pb::ModelList { models }),
-                ..Default::default()
-            }),
+            role: role(&form.role)?.into(),
+            policy: Some(form.policy.policy()?),
         }))
         .await?
         .into_inner();
     key_shown_once(&viewer, &id, &created, "New key")
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct KeyQuery {
+    account_id: String,
+}
+
+/// A key's name, role and policy, to change.
+pub async fn key_page(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(query): Query<KeyQuery>,
+) -> Result<Response, PageError> {
+    viewer.require_operator()?;
+    let with_keys = client(&state)
+        .get_account(viewer.request(pb::GetAccountAdminRequest {
+            account_id: query.account_id.clone(),
+        }))
+        .await?
+        .into_inner();
+    let key = with_keys
+        .keys
+        .iter()
+        .filter_map(|spend| spend.api_key.as_ref())
+        .find(|key| key.id == id)
+        .ok_or_else(|| PageError::Invalid(format!("no live key {id} in this account")))?;
+    let policy = key.policy.clone().unwrap_or_default();
+    let data = json!({
+        "account_id": query.account_id, "id": key.id, "name": key.name, "hint": key.hint,
+        "role": super::enum_name(key.role().as_str_name(), "ROLE_"),
+        "policy": {
+            "daily_limit": policy.daily_limit, "monthly_limit": policy.monthly_limit,
+            "requests_per_minute": policy.requests_per_minute.map(|n| n.to_string()),
+            "tokens_per_minute": policy.tokens_per_minute.map(|n| n.to_string()),
+            "max_concurrent": policy.max_concurrent.map(|n| n.to_string()),
+            "allowed_models": policy.allowed_models.map(|list| list.models.join(", ")),
+            "expires_at": time(policy.expires_at.as_ref()).map(|at| at[..10].to_string()),
+        },
+    });
+    Ok(page(
+        "admin_key.html",
+        &viewer,
+        &format!("Key {}", key.name),
+        "accounts",
+        data,
+    )?
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeyForm {
+    csrf: String,
+    account_id: String,
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(flatten)]
+    policy: PolicyFields,
+}
+
+/// Saves a key's name, role and policy (the policy is replaced whole).
+pub async fn update_key(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<KeyForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    client(&state)
+        .update_key(viewer.request(pb::UpdateKeyRequest {
+            id,
+            name: forms::optional(&form.name),
+            role: role(&form.role)?.into(),
+            policy: Some(form.policy.policy()?),
+        }))
+        .await?;
+    Ok(back_to(&form.account_id, "key"))
 }
 
 /// The page that shows a key's secret, once.
@@ -255,7 +359,7 @@ pub async fn rotate_key(
     let rotated = client(&state)
         .rotate_key(viewer.request(pb::RotateKeyRequest {
             id,
-            grace_period_secs: None,
+            grace_period_secs: Some(ROTATION_GRACE_SECS),
         }))
         .await?
         .into_inner();
