@@ -7,6 +7,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
+use crate::anthropic_error::AnthropicError;
 use crate::error::ApiError;
 use crate::middleware::RequestId;
 use crate::openai_error::OpenAiError;
@@ -117,6 +118,40 @@ impl<S: Send + Sync> FromRequestParts<S> for OpenAiCallContext {
             .await
             .map(OpenAiCallContext)
             .map_err(OpenAiError)
+    }
+}
+
+/// [`CallContext`] for Anthropic's API: the key in `x-api-key` (as Anthropic's SDKs send it) or in
+/// `Authorization: Bearer`; rejections in Anthropic's error shape.
+#[derive(Debug, Clone)]
+pub struct AnthropicCallContext(pub CallContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for AnthropicCallContext {
+    type Rejection = AnthropicError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<AnthropicCallContext, AnthropicError> {
+        if let Some(key) = parts.headers.get("x-api-key") {
+            let key = key
+                .to_str()
+                .map_err(|_| AnthropicError(ApiError::MalformedAuthorization))?;
+            let authorization = AsciiMetadataValue::try_from(format!("Bearer {}", key.trim()))
+                .map_err(|_| AnthropicError(ApiError::MalformedAuthorization))?;
+            let request_id = parts
+                .extensions
+                .get::<RequestId>()
+                .and_then(|id| AsciiMetadataValue::try_from(id.0.as_bytes()).ok());
+            return Ok(AnthropicCallContext(CallContext {
+                authorization,
+                request_id,
+            }));
+        }
+        CallContext::from_request_parts(parts, state)
+            .await
+            .map(AnthropicCallContext)
+            .map_err(AnthropicError)
     }
 }
 

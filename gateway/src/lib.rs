@@ -3,6 +3,7 @@
 //! caller's `Authorization` and a request id, and the answers are turned into camelCase JSON with exact
 //! money. `/v1/chat/completions` speaks OpenAI's dialect so OpenAI SDKs work unchanged.
 
+pub mod anthropic_error;
 pub mod auth_limit;
 pub mod config;
 pub mod error;

@@ -17,6 +17,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/embeddings"),
     ("GET", "/v1/models"),
+    ("POST", "/v1/messages"),
     ("GET", "/billing/account"),
     ("GET", "/billing/stats"),
     ("GET", "/billing/usage"),
@@ -77,6 +78,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     tags(
         (name = "execution", description = "Run prompts, billed per token"),
         (name = "openai", description = "OpenAI-compatible endpoint"),
+        (name = "anthropic", description = "Anthropic-compatible endpoint (Messages API)"),
         (name = "billing", description = "The caller's own account"),
         (name = "admin", description = "Operator routes (ADMIN_API_KEY)"),
         (name = "payments", description = "Stripe's webhook (authenticated by its signature)"),

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod anthropic;
 pub mod execute;
 pub mod openai;
 pub mod ops;
@@ -23,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(openai::chat::chat_completions))
         .routes(routes!(openai::embeddings::embeddings))
         .routes(routes!(openai::models::models))
+        .routes(routes!(anthropic::messages::messages))
         .routes(routes!(account::account))
         .routes(routes!(account::stats))
         .routes(routes!(account::usage))

@@ -1,0 +1,360 @@
+//! `POST /v1/messages`: Anthropic's Messages API, translated to a chat completion ([`super::translate`]) and
+//! run through the same metered execution as `/v1/chat/completions`; the answer is translated back, as a
+//! `message` or as Anthropic's typed stream events.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt};
+use proto::executor::v1 as pb;
+use serde_json::{Map, Value, json};
+
+use super::AnthropicJson;
+use super::translate::{self, message_id, stop_reason};
+use crate::anthropic_error::AnthropicError;
+use crate::error::{ApiError, Service};
+use crate::execution::{self, ExecutionEvent};
+use crate::extract::{AnthropicCallContext, header_text};
+use crate::json::{ExecutionSummary, FinishReason};
+use crate::routes::execute::IDEMPOTENCY_KEY_HEADER;
+use crate::routes::openai::billing::{
+    ChunkBilling, billing_headers, chunk_billing, rate_limit_headers,
+};
+use crate::routes::openai::{SESSION_HEADER, WORKSPACE_HEADER};
+use crate::state::AppState;
+
+/// The endpoint recorded on usage records.
+const ENDPOINT: &str = "/v1/messages";
+
+/// Anthropic's Messages API: the key in `x-api-key` (or `Authorization: Bearer`), `anthropic-version`
+/// accepted. The body and answers are Anthropic's (`message`, or its stream events `message_start`,
+/// `content_block_start` / `_delta` / `_stop`, `message_delta`, `message_stop`); errors are Anthropic's
+/// `{"type": "error", "error": {"type", "message"}}` (402 `billing_error` when credit or a cap refuses).
+/// Translated to a chat completion upstream; `x-billing-*` headers and a `billing` object on
+/// `message_delta` carry the platform's figures, and `stop_reason: "max_tokens"` with
+/// `x-billing-cut-off: credit_exhausted` says credit ended the answer.
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    tag = "anthropic",
+    security(("bearer" = [])),
+    request_body(content = Object, description = "An Anthropic Messages request", content_type = "application/json"),
+    responses(
+        (status = 200, description = "An Anthropic `message` (JSON), or its events when `stream` is true"),
+        (status = 400, description = "Invalid request (Anthropic's error shape)"),
+        (status = 401, description = "Missing or unknown key"),
+        (status = 402, description = "Credit or a cap refused the call"),
+        (status = 403, description = "The key may not use this model"),
+        (status = 404, description = "Unknown model"),
+        (status = 429, description = "A rate limit, with Retry-After"),
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn messages(
+    State(state): State<AppState>,
+    AnthropicCallContext(context): AnthropicCallContext,
+    headers: HeaderMap,
+    AnthropicJson(body): AnthropicJson<Map<String, Value>>,
+) -> Result<Response, AnthropicError> {
+    if !body.get("max_tokens").is_some_and(Value::is_u64) {
+        return Err(
+            ApiError::InvalidRequest("max_tokens: a positive integer is required".into()).into(),
+        );
+    }
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let chat = translate::to_chat(body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
+    let request = pb::ExecuteRequest {
+        chat_request_json: Some(Value::Object(chat).to_string()),
+        workspace_id: header_text(&headers, WORKSPACE_HEADER)?.unwrap_or_default(),
+        session_id: header_text(&headers, SESSION_HEADER)?.unwrap_or_default(),
+        idempotency_key: header_text(&headers, IDEMPOTENCY_KEY_HEADER)?,
+        endpoint: ENDPOINT.to_string(),
+        ..Default::default()
+    };
+    if stream {
+        let (limits, events) = execution::start_stream(&state, &context, request).await?;
+        let mut response = Sse::new(message_events(events))
+            .keep_alive(KeepAlive::default())
+            .into_response();
+        rate_limit_headers(limits.as_ref(), response.headers_mut());
+        return Ok(response);
+    }
+    let mut response = execution::run(&state, &context, request).await?;
+    let completion: Value = serde_json::from_str(&response.chat_completion_json)
+        .map_err(|_| ApiError::contract(Service::Executor, "a chat completion without its JSON"))?;
+    let limits = response.rate_limits.take();
+    let summary = ExecutionSummary::try_from(response)?;
+    let billing = chunk_billing(
+        summary.usage.total_cost,
+        summary.billing.as_ref(),
+        summary.finish_reason,
+    );
+    let mut message = translate::to_message(&completion);
+    if summary.finish_reason == FinishReason::CreditExhausted {
+        message["stop_reason"] = "max_tokens".into();
+    }
+    let mut headers = billing_headers(billing);
+    rate_limit_headers(limits.as_ref(), &mut headers);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok((headers, message.to_string()).into_response())
+}
+
+/// The block being streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Text(usize),
+    Tool(usize),
+}
+
+/// Turns the provider's chat chunks into Anthropic's stream: `message_start`, then per block
+/// `content_block_start` / `content_block_delta`s / `content_block_stop`, then `message_delta` (stop reason,
+/// usage, and the platform's `billing` figures) and `message_stop`.
+#[derive(Debug, Default)]
+struct MessageStream {
+    started: bool,
+    open: Option<Open>,
+    blocks: usize,
+    /// Block index of each chat tool call index.
+    tools: HashMap<u64, usize>,
+    finish_reason: Option<String>,
+}
+
+type Out = Vec<(&'static str, Value)>;
+
+impl MessageStream {
+    fn start(&mut self, id: &str, model: &Value, out: &mut Out) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        out.push((
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": message_id(id), "type": "message", "role": "assistant", "model": model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 0, "output_tokens": 0},
+            }}),
+        ));
+    }
+
+    fn close(&mut self, out: &mut Out) {
+        if let Some(Open::Text(index) | Open::Tool(index)) = self.open.take() {
+            out.push((
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": index}),
+            ));
+        }
+    }
+
+    fn open_block(&mut self, block: Value, out: &mut Out) -> usize {
+        self.close(out);
+        let index = self.blocks;
+        self.blocks += 1;
+        out.push((
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index, "content_block": block}),
+        ));
+        index
+    }
+
+    fn chunk(&mut self, chunk: &Value) -> Out {
+        let mut out = Vec::new();
+        self.start(
+            chunk["id"].as_str().unwrap_or_default(),
+            &chunk["model"],
+            &mut out,
+        );
+        let Some(choice) = chunk["choices"]
+            .as_array()
+            .and_then(|choices| choices.iter().find(|choice| choice["index"] == 0))
+        else {
+            return out;
+        };
+        let delta = &choice["delta"];
+        if let Some(text) = delta["content"].as_str().filter(|text| !text.is_empty()) {
+            let index = match self.open {
+                Some(Open::Text(index)) => index,
+                _ => {
+                    let index = self.open_block(json!({"type": "text", "text": ""}), &mut out);
+                    self.open = Some(Open::Text(index));
+                    index
+                }
+            };
+            out.push((
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}),
+            ));
+        }
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            let position = call["index"].as_u64().unwrap_or(0);
+            let index = match self.tools.get(&position) {
+                Some(index) => *index,
+                None => {
+                    let block = json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}});
+                    let index = self.open_block(block, &mut out);
+                    self.open = Some(Open::Tool(index));
+                    self.tools.insert(position, index);
+                    index
+                }
+            };
+            if let Some(arguments) = call["function"]["arguments"]
+                .as_str()
+                .filter(|arguments| !arguments.is_empty())
+            {
+                out.push((
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": arguments}}),
+                ));
+            }
+        }
+        if let Some(finish) = choice["finish_reason"].as_str() {
+            self.finish_reason = Some(finish.to_string());
+        }
+        out
+    }
+
+    fn done(&mut self, usage_chunk: &str, summary: &ExecutionSummary) -> Out {
+        let mut out = Vec::new();
+        self.start(
+            &summary.execution_id,
+            &Value::from(summary.model.clone()),
+            &mut out,
+        );
+        self.close(&mut out);
+        let usage = match serde_json::from_str::<Value>(usage_chunk) {
+            Ok(chunk) if chunk["usage"].is_object() => translate::usage(&chunk["usage"]),
+            _ => {
+                json!({"input_tokens": summary.usage.input_tokens, "output_tokens": summary.usage.output_tokens})
+            }
+        };
+        let stop = if summary.finish_reason == FinishReason::CreditExhausted {
+            "max_tokens"
+        } else {
+            stop_reason(self.finish_reason.as_deref())
+        };
+        let mut delta = json!({
+            "type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": usage,
+        });
+        let billing: Option<ChunkBilling> = chunk_billing(
+            summary.usage.total_cost,
+            summary.billing.as_ref(),
+            summary.finish_reason,
+        );
+        if let Some(billing) = billing {
+            delta["billing"] = serde_json::to_value(billing).unwrap_or(Value::Null);
+        }
+        out.push(("message_delta", delta));
+        out.push(("message_stop", json!({"type": "message_stop"})));
+        out
+    }
+}
+
+fn event((name, data): (&'static str, Value)) -> Result<Event, Infallible> {
+    Ok(Event::default().event(name).data(data.to_string()))
+}
+
+fn error_event(error: ApiError) -> Vec<(&'static str, Value)> {
+    let (_, _, body) = AnthropicError(error).body();
+    vec![("error", serde_json::to_value(body).unwrap_or(Value::Null))]
+}
+
+/// The execution's events as Anthropic's stream.
+fn message_events(
+    events: impl Stream<Item = ExecutionEvent> + Send + 'static,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let mut translator = MessageStream::default();
+    events.flat_map(move |step| {
+        let out = match step {
+            ExecutionEvent::Chunk(json) => match serde_json::from_str::<Value>(&json) {
+                Ok(chunk) => translator.chunk(&chunk),
+                Err(_) => error_event(ApiError::contract(
+                    Service::Executor,
+                    "a provider chunk that is not JSON",
+                )),
+            },
+            ExecutionEvent::Delta(_) => Vec::new(),
+            ExecutionEvent::Done(mut done) => {
+                let usage_chunk = std::mem::take(&mut done.usage_chunk_json);
+                match ExecutionSummary::try_from(*done) {
+                    Ok(summary) => translator.done(&usage_chunk, &summary),
+                    Err(error) => error_event(error),
+                }
+            }
+            ExecutionEvent::Failed(error) => error_event(error),
+        };
+        futures::stream::iter(out.into_iter().map(event))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::json::{Billing, Usage};
+
+    #[test]
+    fn chunks_become_typed_blocks_in_order() {
+        let mut stream = MessageStream::default();
+        let mut names = Vec::new();
+        let chunks = [
+            json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}}]}),
+            json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "delta": {"content": " there"}}]}),
+            json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "weather", "arguments": ""}}]}}]}),
+            json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}}]}),
+            json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+        ];
+        for chunk in &chunks {
+            names.extend(stream.chunk(chunk).into_iter().map(|(name, _)| name));
+        }
+        let summary = ExecutionSummary {
+            usage: Usage {
+                input_tokens: 10,
+                output_tokens: 5,
+                total_tokens: 15,
+                input_cost: None,
+                output_cost: None,
+                total_cost: Some("0.01".parse().unwrap()),
+            },
+            billing: Some(Billing::Settled {
+                balance_after: "1".parse().unwrap(),
+                total_spent: "0.01".parse().unwrap(),
+            }),
+            finish_reason: FinishReason::Stop,
+            execution_id: "exec-1".into(),
+            model: "m".into(),
+        };
+        let end = stream.done("", &summary);
+        names.extend(end.iter().map(|(name, _)| *name));
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        let delta = &end[1].1;
+        assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+        assert_eq!(
+            delta["usage"],
+            json!({"input_tokens": 10, "output_tokens": 5})
+        );
+        assert_eq!(delta["billing"]["status"], "settled");
+        assert_eq!(translate::tool_input("{\"a\":1}"), json!({"a": 1}));
+    }
+}

@@ -1,0 +1,194 @@
+//! Anthropic's Messages API (DESIGN §14) through the official Anthropic Python SDK, unchanged client code
+//! against `base_url = <gateway>`: text, a tool call and its result, streams with `messages.stream`, usage
+//! and exact costs; credit running out mid-stream ends the stream cleanly with `stop_reason: max_tokens`;
+//! errors come in Anthropic's shape (401, 402, 404, 429 with `Retry-After`).
+
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use tests::docs_harness::run_bash;
+use tests::{Backend, Stack, assert_ledger_invariants, backend_tests};
+
+backend_tests!(
+    the_official_anthropic_sdk_works_unchanged,
+    credit_running_out_ends_a_message_stream_cleanly,
+);
+
+/// Default prices (DESIGN §2): 0.015 and 0.045 USD per 1,000 input / output tokens.
+fn cost(input_tokens: u64, output_tokens: u64) -> Decimal {
+    (Decimal::from(input_tokens) * Decimal::new(15, 3)
+        + Decimal::from(output_tokens) * Decimal::new(45, 3))
+        / Decimal::from(1000)
+}
+
+async fn funded_key(stack: &Stack, credit: &str) -> String {
+    let (id, key) = stack.create_key("anthropic", "standard").await;
+    stack
+        .add_credits(&id, json!(credit.parse::<Decimal>().unwrap()))
+        .await;
+    key
+}
+
+const SDK_SCRIPT: &str = r#"
+import json, os, anthropic
+base, key, broke = os.environ["BASE_URL"], os.environ["KEY"], os.environ["BROKE_KEY"]
+client = anthropic.Anthropic(base_url=base, api_key=key, max_retries=0)
+tools = [{"name": "get_weather", "description": "Weather of a city",
+          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+raw = client.messages.with_raw_response.create(model="mock-usage-20-30", max_tokens=100, system="Be brief.",
+    messages=[{"role": "user", "content": "Hello"}])
+text = raw.parse()
+tool = client.messages.create(model="mock", max_tokens=200, tools=tools, messages=ask)
+use = [block for block in tool.content if block.type == "tool_use"][0]
+follow = client.messages.create(model="mock", max_tokens=100, messages=ask + [
+    {"role": "assistant", "content": [block.model_dump() for block in tool.content]},
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "18C and sunny"}]}])
+with client.messages.stream(model="mock", max_tokens=200, tools=tools, messages=ask) as stream:
+    streamed_tool = stream.get_final_message()
+with client.messages.stream(model="mock-tokens-40", max_tokens=100, messages=[{"role": "user", "content": "Go"}]) as stream:
+    streamed_text = "".join(stream.text_stream)
+    streamed = stream.get_final_message()
+
+errors = {}
+try:
+    anthropic.Anthropic(base_url=base, api_key="tb_prod_wrong", max_retries=0).messages.create(
+        model="mock", max_tokens=10, messages=ask)
+except anthropic.AuthenticationError as error:
+    errors["401"] = error.body["error"]["type"]
+try:
+    anthropic.Anthropic(base_url=base, api_key=broke, max_retries=0).messages.create(
+        model="mock", max_tokens=10, messages=ask)
+except anthropic.APIStatusError as error:
+    errors["402"] = [error.status_code, error.body["error"]["type"], error.body["error"]["message"]]
+try:
+    client.messages.create(model="mock-fail-404", max_tokens=10, messages=ask)
+except anthropic.NotFoundError as error:
+    errors["404"] = error.body["error"]["type"]
+try:
+    client.messages.create(model="mock-fail-429", max_tokens=10, messages=ask)
+except anthropic.RateLimitError as error:
+    errors["429"] = [error.body["error"]["type"], error.response.headers.get("retry-after")]
+
+print(json.dumps({
+    "text": text.content[0].text, "text_type": text.type, "text_stop": text.stop_reason,
+    "text_usage": [text.usage.input_tokens, text.usage.output_tokens], "text_cost": raw.headers.get("x-billing-cost"),
+    "tool_stop": tool.stop_reason, "tool_name": use.name, "tool_input": use.input,
+    "follow_stop": follow.stop_reason, "follow_text": follow.content[0].text if follow.content else None,
+    "streamed_tool": [block.type for block in streamed_tool.content], "streamed_tool_stop": streamed_tool.stop_reason,
+    "streamed_tool_input": [block.input for block in streamed_tool.content if block.type == "tool_use"],
+    "streamed_text": streamed_text, "streamed_usage": [streamed.usage.input_tokens, streamed.usage.output_tokens],
+    "streamed_stop": streamed.stop_reason, "errors": errors,
+}))
+"#;
+
+async fn the_official_anthropic_sdk_works_unchanged(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let key = funded_key(&stack, "50").await;
+    let (_, broke) = stack.create_key("no credit", "standard").await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!("python3 - <<'PY'\n{SDK_SCRIPT}\nPY");
+    let base_url = stack.url("");
+    let output = run_bash(
+        &script,
+        dir.path(),
+        &[
+            ("BASE_URL", base_url.as_str()),
+            ("KEY", key.as_str()),
+            ("BROKE_KEY", broke.as_str()),
+        ],
+    )
+    .await;
+    output.assert_success("the Anthropic SDK script");
+    let result: Value = serde_json::from_str(output.stdout.trim()).unwrap();
+    assert_eq!(result["text_type"], "message");
+    assert_eq!(result["text_stop"], "end_turn");
+    assert_eq!(result["text_usage"], json!([20, 30]));
+    assert_eq!(
+        result["text_cost"]
+            .as_str()
+            .unwrap()
+            .parse::<Decimal>()
+            .unwrap(),
+        cost(20, 30)
+    );
+    assert!(!result["text"].as_str().unwrap().is_empty());
+    assert_eq!(result["tool_stop"], "tool_use");
+    assert_eq!(result["tool_name"], "get_weather");
+    assert!(result["tool_input"]["city"].is_string(), "{result}");
+    assert!(result["follow_stop"].is_string());
+    assert_eq!(
+        result["streamed_tool"].as_array().unwrap().last().unwrap(),
+        "tool_use"
+    );
+    assert_eq!(result["streamed_tool_stop"], "tool_use");
+    assert_eq!(result["streamed_tool_input"][0], result["tool_input"]);
+    assert_eq!(result["streamed_usage"][1], 40);
+    assert!(result["streamed_usage"][0].as_u64().unwrap() > 0);
+    assert_eq!(result["streamed_stop"], "end_turn");
+    assert!(!result["streamed_text"].as_str().unwrap().is_empty());
+    let errors = &result["errors"];
+    assert_eq!(errors["401"], "authentication_error");
+    assert_eq!(errors["402"][0], 402);
+    assert_eq!(errors["402"][1], "billing_error");
+    assert!(
+        errors["402"][2]
+            .as_str()
+            .unwrap()
+            .contains("Insufficient Credits"),
+        "{errors}"
+    );
+    assert_eq!(errors["404"], "not_found_error");
+    assert_eq!(errors["429"][0], "rate_limit_error");
+    assert!(errors["429"][1].is_string(), "{errors}");
+
+    // Usage records name their endpoint.
+    let usage = stack.get("/billing/usage?limit=100", &key).await;
+    let records = usage.json["records"].as_array().unwrap();
+    assert!(
+        records
+            .iter()
+            .all(|record| record["endpoint"] == "/v1/messages"),
+        "{}",
+        usage.text
+    );
+    assert_ledger_invariants(&stack.billing.database).await;
+}
+
+async fn credit_running_out_ends_a_message_stream_cleanly(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let key = funded_key(&stack, "0.05").await;
+    let answer = stack
+        .http
+        .post(stack.url("/v1/messages"))
+        .header("x-api-key", &key)
+        .header("anthropic-version", "2023-06-01")
+        .json(
+            &json!({"model": "mock-tokens-3000", "max_tokens": 4000, "stream": true,
+                      "messages": [{"role": "user", "content": "A long story, please"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let answer = tests::gateway_answer(answer).await;
+    assert_eq!(answer.status, reqwest::StatusCode::OK, "{}", answer.text);
+    let events = answer.events();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|event| event.event.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names.last(), Some(&"message_stop"), "{names:?}");
+    let delta = events
+        .iter()
+        .find(|event| event.event.as_deref() == Some("message_delta"))
+        .unwrap()
+        .json();
+    assert_eq!(delta["delta"]["stop_reason"], "max_tokens");
+    assert_eq!(delta["billing"]["cut_off"], "credit_exhausted");
+    let output = delta["usage"]["output_tokens"].as_u64().unwrap();
+    assert!(output > 0 && output < 3000, "{delta}");
+    let account = stack.get("/billing/account", &key).await;
+    assert!(account.json["creditsBalance"].as_f64().unwrap() >= 0.0);
+    assert_ledger_invariants(&stack.billing.database).await;
+}
