@@ -17,6 +17,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/embeddings"),
     ("GET", "/v1/models"),
+    ("POST", "/v1/responses"),
     ("POST", "/v1/messages"),
     ("GET", "/billing/account"),
     ("GET", "/billing/stats"),

@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(openai::chat::chat_completions))
         .routes(routes!(openai::embeddings::embeddings))
         .routes(routes!(openai::models::models))
+        .routes(routes!(openai::responses::responses))
         .routes(routes!(anthropic::messages::messages))
         .routes(routes!(account::account))
         .routes(routes!(account::stats))

@@ -14,6 +14,7 @@ mod executor;
 mod gateway;
 mod grants;
 mod openai_fidelity;
+mod openai_responses;
 mod reliability_concurrency;
 mod reliability_faults;
 mod reliability_sqlite;

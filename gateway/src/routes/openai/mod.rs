@@ -1,5 +1,6 @@
 //! OpenAI's API on top of the platform, so OpenAI SDKs work unchanged with `base_url = <gateway>/v1` and a
-//! `tb_` key: [`chat`] completions, [`embeddings`] and [`models`]. Requests reach the provider as the
+//! `tb_` key: [`chat`] completions, [`responses`] (translated to chat completions), [`embeddings`] and
+//! [`models`]. Requests reach the provider as the
 //! client wrote them and answers come back as the provider wrote them; the platform adds only its billing
 //! figures (`x-billing-*` headers, and a `billing` object on a stream's last chunk). Errors use OpenAI's
 //! shape ([`crate::openai_error`]).
@@ -8,6 +9,8 @@ pub mod billing;
 pub mod chat;
 pub mod embeddings;
 pub mod models;
+pub mod responses;
+pub mod responses_translate;
 
 use crate::openai_error::OpenAiError;
 

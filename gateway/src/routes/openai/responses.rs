@@ -1,0 +1,436 @@
+//! `POST /v1/responses`: OpenAI's Responses API, translated to a chat completion
+//! ([`super::responses_translate`]) and run through the same metered execution as `/v1/chat/completions`;
+//! the answer is translated back, as a `response` object or as the Responses API's typed stream events.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt};
+use proto::executor::v1 as pb;
+use serde_json::{Map, Value, json};
+
+use super::billing::{billing_headers, chunk_billing, rate_limit_headers};
+use super::responses_translate::{self as translate, function_item, message_item, response_id};
+use super::{OpenAiJson, SESSION_HEADER, WORKSPACE_HEADER};
+use crate::error::{ApiError, Service};
+use crate::execution::{self, ExecutionEvent};
+use crate::extract::{OpenAiCallContext, header_text};
+use crate::json::{ExecutionSummary, FinishReason};
+use crate::openai_error::OpenAiError;
+use crate::openapi::OpenAiErrors;
+use crate::routes::execute::IDEMPOTENCY_KEY_HEADER;
+use crate::state::AppState;
+
+/// The endpoint recorded on usage records.
+const ENDPOINT: &str = "/v1/responses";
+
+/// OpenAI's Responses API on any chat-completions upstream: `input` (a string or items), `instructions`,
+/// function `tools`, `tool_choice`, `max_output_tokens`, `text.format`, … Non-streamed, a `response` object;
+/// streamed, its typed events (`response.created`, `response.output_item.added`,
+/// `response.output_text.delta`, `response.function_call_arguments.delta`, …, `response.completed` or
+/// `response.incomplete` with `usage`). When credit or a cap ends the answer, the response is
+/// `incomplete` (`max_output_tokens`) and the billing figures say `credit_exhausted` (`x-billing-*` headers,
+/// or a `billing` object in the last event). The platform stores no response: `previous_response_id` is
+/// refused with 400. Errors are OpenAI's shape.
+#[utoipa::path(
+    post,
+    path = "/v1/responses",
+    tag = "openai",
+    security(("bearer" = [])),
+    request_body(content = Object, description = "A Responses API request", content_type = "application/json"),
+    responses(
+        (status = 200, description = "A `response` (JSON), or its events when `stream` is true"),
+        OpenAiErrors,
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn responses(
+    State(state): State<AppState>,
+    OpenAiCallContext(context): OpenAiCallContext,
+    headers: HeaderMap,
+    OpenAiJson(body): OpenAiJson<Map<String, Value>>,
+) -> Result<Response, OpenAiError> {
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let chat = translate::to_chat(&body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
+    let request = pb::ExecuteRequest {
+        chat_request_json: Some(Value::Object(chat).to_string()),
+        workspace_id: header_text(&headers, WORKSPACE_HEADER)?.unwrap_or_default(),
+        session_id: header_text(&headers, SESSION_HEADER)?.unwrap_or_default(),
+        idempotency_key: header_text(&headers, IDEMPOTENCY_KEY_HEADER)?,
+        endpoint: ENDPOINT.to_string(),
+        ..Default::default()
+    };
+    if stream {
+        let (limits, events) = execution::start_stream(&state, &context, request).await?;
+        let mut response = Sse::new(response_events(events, body))
+            .keep_alive(KeepAlive::default())
+            .into_response();
+        rate_limit_headers(limits.as_ref(), response.headers_mut());
+        return Ok(response);
+    }
+    let mut response = execution::run(&state, &context, request).await?;
+    let completion: Value = serde_json::from_str(&response.chat_completion_json)
+        .map_err(|_| ApiError::contract(Service::Executor, "a chat completion without its JSON"))?;
+    let limits = response.rate_limits.take();
+    let summary = ExecutionSummary::try_from(response)?;
+    let billing = chunk_billing(
+        summary.usage.total_cost,
+        summary.billing.as_ref(),
+        summary.finish_reason,
+    );
+    let answer = translate::to_response(
+        &completion,
+        &body,
+        summary.finish_reason == FinishReason::CreditExhausted,
+    );
+    let mut headers = billing_headers(billing);
+    rate_limit_headers(limits.as_ref(), &mut headers);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok((headers, answer.to_string()).into_response())
+}
+
+/// An output item being streamed.
+#[derive(Debug, Clone)]
+enum Item {
+    Message {
+        id: String,
+        text: String,
+    },
+    Function {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+}
+
+/// Turns the provider's chat chunks into the Responses API's stream.
+#[derive(Debug)]
+struct ResponseStream {
+    request: Map<String, Value>,
+    id: String,
+    model: Value,
+    created_at: u64,
+    sequence: u64,
+    started: bool,
+    /// Output items, in order; the last one may be open.
+    items: Vec<Item>,
+    open: bool,
+    /// Output index of each chat tool call index.
+    tools: HashMap<u64, usize>,
+    finish_reason: Option<String>,
+}
+
+type Out = Vec<(&'static str, Value)>;
+
+impl ResponseStream {
+    fn new(request: Map<String, Value>) -> ResponseStream {
+        ResponseStream {
+            request,
+            id: String::new(),
+            model: Value::Null,
+            created_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs()),
+            sequence: 0,
+            started: false,
+            items: Vec::new(),
+            open: false,
+            tools: HashMap::new(),
+            finish_reason: None,
+        }
+    }
+
+    fn emit(&mut self, out: &mut Out, kind: &'static str, mut data: Value) {
+        data["type"] = kind.into();
+        data["sequence_number"] = self.sequence.into();
+        self.sequence += 1;
+        out.push((kind, data));
+    }
+
+    fn snapshot(&self, output: Vec<Value>, incomplete: bool, in_progress: bool) -> Value {
+        translate::response(
+            &self.id,
+            self.created_at,
+            &self.model,
+            &self.request,
+            output,
+            incomplete,
+            in_progress,
+        )
+    }
+
+    fn start(&mut self, completion_id: &str, model: &Value, out: &mut Out) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.id = response_id(completion_id);
+        self.model = model.clone();
+        let created = self.snapshot(Vec::new(), false, true);
+        self.emit(out, "response.created", json!({"response": created}));
+        let progress = self.snapshot(Vec::new(), false, true);
+        self.emit(out, "response.in_progress", json!({"response": progress}));
+    }
+
+    fn item_json(&self, item: &Item, status: &str) -> Value {
+        match item {
+            Item::Message { id, text } => message_item(id, text, false, status),
+            Item::Function {
+                call_id,
+                name,
+                arguments,
+            } => function_item(call_id, name, arguments, status),
+        }
+    }
+
+    /// Ends the open item with its `done` events.
+    fn close(&mut self, out: &mut Out) {
+        if !self.open {
+            return;
+        }
+        self.open = false;
+        let index = self.items.len() - 1;
+        let item = self.items[index].clone();
+        match &item {
+            Item::Message { id, text } => {
+                let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
+                self.emit(
+                    out,
+                    "response.output_text.done",
+                    json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+                );
+                self.emit(
+                    out,
+                    "response.content_part.done",
+                    json!({"item_id": id, "output_index": index, "content_index": 0, "part": part}),
+                );
+            }
+            Item::Function {
+                call_id,
+                name,
+                arguments,
+            } => self.emit(
+                out,
+                "response.function_call_arguments.done",
+                json!({"item_id": format!("fc_{call_id}"), "output_index": index, "arguments": arguments, "name": name}),
+            ),
+        }
+        let done = self.item_json(&item, "completed");
+        self.emit(
+            out,
+            "response.output_item.done",
+            json!({"output_index": index, "item": done}),
+        );
+    }
+
+    fn open_item(&mut self, item: Item, out: &mut Out) -> usize {
+        self.close(out);
+        let index = self.items.len();
+        let added = self.item_json(&item, "in_progress");
+        let added = match &item {
+            // An item starts empty: its text arrives as deltas.
+            Item::Message { .. } => {
+                let mut added = added;
+                added["content"] = json!([]);
+                added
+            }
+            Item::Function { .. } => added,
+        };
+        self.items.push(item.clone());
+        self.open = true;
+        self.emit(
+            out,
+            "response.output_item.added",
+            json!({"output_index": index, "item": added}),
+        );
+        if let Item::Message { id, .. } = &item {
+            self.emit(
+                out,
+                "response.content_part.added",
+                json!({"item_id": id, "output_index": index, "content_index": 0,
+                       "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
+            );
+        }
+        index
+    }
+
+    fn chunk(&mut self, chunk: &Value) -> Out {
+        let mut out = Vec::new();
+        self.start(
+            chunk["id"].as_str().unwrap_or_default(),
+            &chunk["model"],
+            &mut out,
+        );
+        let Some(choice) = chunk["choices"]
+            .as_array()
+            .and_then(|choices| choices.iter().find(|choice| choice["index"] == 0))
+        else {
+            return out;
+        };
+        let delta = &choice["delta"];
+        if let Some(text) = delta["content"].as_str().filter(|text| !text.is_empty()) {
+            let index = match self.items.last() {
+                Some(Item::Message { .. }) if self.open => self.items.len() - 1,
+                _ => {
+                    let id = format!("msg_{}_{}", self.id, self.items.len());
+                    self.open_item(
+                        Item::Message {
+                            id,
+                            text: String::new(),
+                        },
+                        &mut out,
+                    )
+                }
+            };
+            let item_id = match &mut self.items[index] {
+                Item::Message { id, text: whole } => {
+                    whole.push_str(text);
+                    id.clone()
+                }
+                Item::Function { .. } => String::new(),
+            };
+            self.emit(
+                &mut out,
+                "response.output_text.delta",
+                json!({"item_id": item_id, "output_index": index, "content_index": 0, "delta": text, "logprobs": []}),
+            );
+        }
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            let position = call["index"].as_u64().unwrap_or(0);
+            let index = match self.tools.get(&position) {
+                Some(index) => *index,
+                None => {
+                    let item = Item::Function {
+                        call_id: call["id"].as_str().unwrap_or_default().to_string(),
+                        name: call["function"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        arguments: String::new(),
+                    };
+                    let index = self.open_item(item, &mut out);
+                    self.tools.insert(position, index);
+                    index
+                }
+            };
+            if let Some(arguments) = call["function"]["arguments"]
+                .as_str()
+                .filter(|arguments| !arguments.is_empty())
+            {
+                let item_id = match &mut self.items[index] {
+                    Item::Function {
+                        call_id,
+                        arguments: whole,
+                        ..
+                    } => {
+                        whole.push_str(arguments);
+                        format!("fc_{call_id}")
+                    }
+                    Item::Message { .. } => String::new(),
+                };
+                self.emit(
+                    &mut out,
+                    "response.function_call_arguments.delta",
+                    json!({"item_id": item_id, "output_index": index, "delta": arguments}),
+                );
+            }
+        }
+        if let Some(finish) = choice["finish_reason"].as_str() {
+            self.finish_reason = Some(finish.to_string());
+        }
+        out
+    }
+
+    fn done(&mut self, usage_chunk: &str, summary: &ExecutionSummary) -> Out {
+        let mut out = Vec::new();
+        self.start(
+            &summary.execution_id,
+            &Value::from(summary.model.clone()),
+            &mut out,
+        );
+        self.close(&mut out);
+        let incomplete = summary.finish_reason == FinishReason::CreditExhausted
+            || self.finish_reason.as_deref() == Some("length");
+        let output = self
+            .items
+            .iter()
+            .map(|item| self.item_json(item, "completed"))
+            .collect();
+        let mut response = self.snapshot(output, incomplete, false);
+        response["usage"] = match serde_json::from_str::<Value>(usage_chunk) {
+            Ok(chunk) if chunk["usage"].is_object() => translate::usage(&chunk["usage"]),
+            _ => translate::usage(&json!({
+                "prompt_tokens": summary.usage.input_tokens,
+                "completion_tokens": summary.usage.output_tokens,
+                "total_tokens": summary.usage.total_tokens,
+            })),
+        };
+        if let Some(billing) = chunk_billing(
+            summary.usage.total_cost,
+            summary.billing.as_ref(),
+            summary.finish_reason,
+        ) {
+            response["billing"] = serde_json::to_value(billing).unwrap_or(Value::Null);
+        }
+        let kind = if incomplete {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        self.emit(&mut out, kind, json!({"response": response}));
+        out
+    }
+
+    fn failed(&mut self, error: ApiError) -> Out {
+        let (_, _, body) = OpenAiError(error).body();
+        let mut out = Vec::new();
+        let error = serde_json::to_value(body.error).unwrap_or(Value::Null);
+        self.emit(
+            &mut out,
+            "error",
+            json!({"code": error["code"], "message": error["message"], "param": error["param"]}),
+        );
+        out
+    }
+}
+
+fn event((name, data): (&'static str, Value)) -> Result<Event, Infallible> {
+    Ok(Event::default().event(name).data(data.to_string()))
+}
+
+/// The execution's events as the Responses API's stream.
+fn response_events(
+    events: impl Stream<Item = ExecutionEvent> + Send + 'static,
+    request: Map<String, Value>,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let mut translator = ResponseStream::new(request);
+    events.flat_map(move |step| {
+        let out = match step {
+            ExecutionEvent::Chunk(json) => match serde_json::from_str::<Value>(&json) {
+                Ok(chunk) => translator.chunk(&chunk),
+                Err(_) => translator.failed(ApiError::contract(
+                    Service::Executor,
+                    "a provider chunk that is not JSON",
+                )),
+            },
+            ExecutionEvent::Delta(_) => Vec::new(),
+            ExecutionEvent::Done(mut done) => {
+                let usage_chunk = std::mem::take(&mut done.usage_chunk_json);
+                match ExecutionSummary::try_from(*done) {
+                    Ok(summary) => translator.done(&usage_chunk, &summary),
+                    Err(error) => translator.failed(error),
+                }
+            }
+            ExecutionEvent::Failed(error) => translator.failed(error),
+        };
+        futures::stream::iter(out.into_iter().map(event))
+    })
+}

@@ -1,0 +1,203 @@
+//! OpenAI's Responses API (DESIGN §14) through the official OpenAI Python SDK, unchanged client code against
+//! `base_url = <gateway>/v1`: `responses.create` non-streamed and streamed and `responses.stream`, with a
+//! function tool and its output sent back; usage and exact costs; credit running out mid-stream ends the
+//! stream with `response.incomplete`; errors in OpenAI's shape (401, 402, 404, 429 with `Retry-After`).
+
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use tests::docs_harness::run_bash;
+use tests::{Backend, Stack, assert_ledger_invariants, backend_tests};
+
+backend_tests!(
+    the_official_openai_sdk_speaks_the_responses_api,
+    credit_running_out_ends_a_responses_stream_as_incomplete,
+);
+
+/// Default prices (DESIGN §2): 0.015 and 0.045 USD per 1,000 input / output tokens.
+fn cost(input_tokens: u64, output_tokens: u64) -> Decimal {
+    (Decimal::from(input_tokens) * Decimal::new(15, 3)
+        + Decimal::from(output_tokens) * Decimal::new(45, 3))
+        / Decimal::from(1000)
+}
+
+async fn funded_key(stack: &Stack, credit: &str) -> String {
+    let (id, key) = stack.create_key("responses", "standard").await;
+    stack
+        .add_credits(&id, json!(credit.parse::<Decimal>().unwrap()))
+        .await;
+    key
+}
+
+const SDK_SCRIPT: &str = r#"
+import json, os, openai
+base, key, broke = os.environ["BASE_URL"], os.environ["KEY"], os.environ["BROKE_KEY"]
+client = openai.OpenAI(base_url=base, api_key=key, max_retries=0)
+tools = [{"type": "function", "name": "get_weather", "description": "Weather of a city",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+
+raw = client.responses.with_raw_response.create(model="mock-usage-20-30", instructions="Be brief.", input="Hello")
+text = raw.parse()
+tool = client.responses.create(model="mock", input="What is the weather in Paris?", tools=tools)
+call = [item for item in tool.output if item.type == "function_call"][0]
+follow = client.responses.create(model="mock", input=[
+    {"role": "user", "content": "What is the weather in Paris?"},
+    {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+    {"type": "function_call_output", "call_id": call.call_id, "output": "18C and sunny"}])
+events, completed = [], None
+for event in client.responses.create(model="mock", input="What is the weather in Paris?", tools=tools, stream=True):
+    events.append(event.type)
+    if event.type == "response.completed":
+        completed = event.response
+streamed_text = ""
+with client.responses.stream(model="mock-tokens-40", input="Go", max_output_tokens=100) as stream:
+    for event in stream:
+        if event.type == "response.output_text.delta":
+            streamed_text += event.delta
+    final = stream.get_final_response()
+
+errors = {}
+try:
+    openai.OpenAI(base_url=base, api_key="tb_prod_wrong", max_retries=0).responses.create(model="mock", input="x")
+except openai.AuthenticationError as error:
+    errors["401"] = error.status_code
+try:
+    openai.OpenAI(base_url=base, api_key=broke, max_retries=0).responses.create(model="mock", input="x")
+except openai.APIStatusError as error:
+    errors["402"] = [error.status_code, error.code]
+try:
+    client.responses.create(model="mock-fail-404", input="x")
+except openai.NotFoundError as error:
+    errors["404"] = error.status_code
+try:
+    client.responses.create(model="mock-fail-429", input="x")
+except openai.RateLimitError as error:
+    errors["429"] = error.response.headers.get("retry-after")
+try:
+    client.responses.create(model="mock", input="x", previous_response_id="resp_1")
+except openai.BadRequestError as error:
+    errors["400"] = error.message
+
+print(json.dumps({
+    "text": text.output_text, "text_status": text.status, "text_usage": [text.usage.input_tokens, text.usage.output_tokens],
+    "text_cost": raw.headers.get("x-billing-cost"),
+    "tool_name": call.name, "tool_arguments": call.arguments, "follow_status": follow.status,
+    "events": events, "streamed_call": [item.arguments for item in completed.output if item.type == "function_call"],
+    "streamed_text": streamed_text, "final_text": final.output_text, "final_usage": final.usage.output_tokens,
+    "final_status": final.status, "errors": errors,
+}))
+"#;
+
+async fn the_official_openai_sdk_speaks_the_responses_api(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let key = funded_key(&stack, "50").await;
+    let (_, broke) = stack.create_key("no credit", "standard").await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!("python3 - <<'PY'\n{SDK_SCRIPT}\nPY");
+    let base_url = stack.url("/v1");
+    let output = run_bash(
+        &script,
+        dir.path(),
+        &[
+            ("BASE_URL", base_url.as_str()),
+            ("KEY", key.as_str()),
+            ("BROKE_KEY", broke.as_str()),
+        ],
+    )
+    .await;
+    output.assert_success("the OpenAI SDK Responses script");
+    let result: Value = serde_json::from_str(output.stdout.trim()).unwrap();
+    assert!(!result["text"].as_str().unwrap().is_empty());
+    assert_eq!(result["text_status"], "completed");
+    assert_eq!(result["text_usage"], json!([20, 30]));
+    assert_eq!(
+        result["text_cost"]
+            .as_str()
+            .unwrap()
+            .parse::<Decimal>()
+            .unwrap(),
+        cost(20, 30)
+    );
+    assert_eq!(result["tool_name"], "get_weather");
+    let arguments: Value =
+        serde_json::from_str(result["tool_arguments"].as_str().unwrap()).unwrap();
+    assert!(arguments["city"].is_string(), "{result}");
+    assert_eq!(result["follow_status"], "completed");
+    let events: Vec<&str> = result["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event.as_str().unwrap())
+        .collect();
+    assert_eq!(events.first(), Some(&"response.created"));
+    assert_eq!(events.last(), Some(&"response.completed"));
+    assert!(
+        events.contains(&"response.function_call_arguments.delta"),
+        "{events:?}"
+    );
+    assert!(events.contains(&"response.output_item.done"));
+    assert_eq!(result["streamed_call"][0], result["tool_arguments"]);
+    assert_eq!(result["streamed_text"], result["final_text"]);
+    assert_eq!(result["final_usage"], 40);
+    assert_eq!(result["final_status"], "completed");
+    let errors = &result["errors"];
+    assert_eq!(errors["401"], 401);
+    assert_eq!(errors["402"], json!([402, "insufficient_credits"]));
+    assert_eq!(errors["404"], 404);
+    assert!(errors["429"].is_string(), "{errors}");
+    assert!(
+        errors["400"]
+            .as_str()
+            .unwrap()
+            .contains("previous_response_id")
+    );
+
+    let usage = stack.get("/billing/usage?limit=100", &key).await;
+    let records = usage.json["records"].as_array().unwrap();
+    assert!(
+        records
+            .iter()
+            .all(|record| record["endpoint"] == "/v1/responses"),
+        "{}",
+        usage.text
+    );
+    assert_ledger_invariants(&stack.billing.database).await;
+}
+
+async fn credit_running_out_ends_a_responses_stream_as_incomplete(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let key = funded_key(&stack, "0.05").await;
+    let answer = stack
+        .post(
+            "/v1/responses",
+            &key,
+            json!({"model": "mock-tokens-3000", "max_output_tokens": 4000, "stream": true,
+                   "input": "A long story, please"}),
+        )
+        .await;
+    assert_eq!(answer.status, reqwest::StatusCode::OK, "{}", answer.text);
+    let events = answer.events();
+    let last = events.last().unwrap();
+    assert_eq!(
+        last.event.as_deref(),
+        Some("response.incomplete"),
+        "{}",
+        answer.text
+    );
+    let response = &last.json()["response"];
+    assert_eq!(response["status"], "incomplete");
+    assert_eq!(
+        response["incomplete_details"]["reason"],
+        "max_output_tokens"
+    );
+    assert_eq!(response["billing"]["cut_off"], "credit_exhausted");
+    let output = response["usage"]["output_tokens"].as_u64().unwrap();
+    assert!(output > 0 && output < 3000, "{response}");
+    let sequence: Vec<u64> = events
+        .iter()
+        .map(|event| event.json()["sequence_number"].as_u64().unwrap())
+        .collect();
+    assert!(sequence.windows(2).all(|pair| pair[1] == pair[0] + 1));
+    let account = stack.get("/billing/account", &key).await;
+    assert!(account.json["creditsBalance"].as_f64().unwrap() >= 0.0);
+    assert_ledger_invariants(&stack.billing.database).await;
+}
