@@ -6,6 +6,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, error_response};
 
@@ -19,15 +20,19 @@ impl From<ApiError> for AnthropicError {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// `{"type": "error", "error": {"type", "message"}}`.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AnthropicErrorBody {
+    /// Always `error`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub error: AnthropicErrorObject,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AnthropicErrorObject {
+    /// `invalid_request_error`, `authentication_error`, `billing_error`, `permission_error`,
+    /// `not_found_error`, `request_too_large`, `rate_limit_error`, `api_error` or `overloaded_error`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub message: String,

@@ -8,6 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
+use crate::anthropic_error::AnthropicErrorBody;
 use crate::error::ErrorBody;
 use crate::openai_error::OpenAiErrorBody;
 
@@ -74,7 +75,7 @@ pub const ROUTES: &[(&str, &str)] = &[
             Every response carries `x-request-id` (the client's, or a new UUID). Errors are \
             `{\"error\", \"code\", \"details\"}` except under `/v1`, which uses OpenAI's error shape.",
     ),
-    components(schemas(ErrorBody, OpenAiErrorBody)),
+    components(schemas(ErrorBody, OpenAiErrorBody, AnthropicErrorBody)),
     modifiers(&BearerAuth),
     tags(
         (name = "execution", description = "Run prompts, billed per token"),
@@ -286,6 +287,15 @@ pub struct OpenAiErrors;
 impl IntoResponses for OpenAiErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         error_responses("OpenAiErrorBody", EXECUTION_ERRORS)
+    }
+}
+
+/// Errors of `/v1/messages`, in Anthropic's shape.
+pub struct AnthropicErrors;
+
+impl IntoResponses for AnthropicErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses("AnthropicErrorBody", EXECUTION_ERRORS)
     }
 }
 

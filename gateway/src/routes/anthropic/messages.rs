@@ -20,6 +20,7 @@ use crate::error::{ApiError, Service};
 use crate::execution::{self, ExecutionEvent};
 use crate::extract::{AnthropicCallContext, header_text};
 use crate::json::{ExecutionSummary, FinishReason};
+use crate::openapi::AnthropicErrors;
 use crate::routes::execute::IDEMPOTENCY_KEY_HEADER;
 use crate::routes::openai::billing::{
     ChunkBilling, billing_headers, chunk_billing, rate_limit_headers,
@@ -45,12 +46,7 @@ const ENDPOINT: &str = "/v1/messages";
     request_body(content = Object, description = "An Anthropic Messages request", content_type = "application/json"),
     responses(
         (status = 200, description = "An Anthropic `message` (JSON), or its events when `stream` is true"),
-        (status = 400, description = "Invalid request (Anthropic's error shape)"),
-        (status = 401, description = "Missing or unknown key"),
-        (status = 402, description = "Credit or a cap refused the call"),
-        (status = 403, description = "The key may not use this model"),
-        (status = 404, description = "Unknown model"),
-        (status = 429, description = "A rate limit, with Retry-After"),
+        AnthropicErrors,
     )
 )]
 #[tracing::instrument(skip_all)]
