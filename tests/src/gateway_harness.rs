@@ -196,6 +196,23 @@ impl Stack {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
         answer
     }
+
+    /// A new standard key holding `credit` USD (a decimal string, written into the JSON exactly).
+    pub async fn funded_key(&self, name: &str, credit: &str) -> String {
+        let (id, key) = self.create_key(name, "standard").await;
+        let amount: Value = serde_json::from_str(credit).expect("a decimal amount");
+        self.add_credits(&id, amount).await;
+        key
+    }
+}
+
+/// What a call costs at the default prices (DESIGN §2: 0.015 and 0.045 USD per 1,000 input / output
+/// tokens), exactly.
+pub fn default_cost(input_tokens: u64, output_tokens: u64) -> rust_decimal::Decimal {
+    use rust_decimal::Decimal;
+    (Decimal::from(input_tokens) * Decimal::new(15, 3)
+        + Decimal::from(output_tokens) * Decimal::new(45, 3))
+        / Decimal::from(1000)
 }
 
 /// Reads a whole response (an SSE stream ends when the execution does).

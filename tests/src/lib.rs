@@ -20,7 +20,9 @@ pub mod reliability;
 
 pub use database::{Backend, TestDatabase, assert_ledger_invariants};
 pub use executor_harness::{Executor, MockModel, restart_billing_at};
-pub use gateway_harness::{Answer, SseEvent, Stack, answer as gateway_answer, parse_sse};
+pub use gateway_harness::{
+    Answer, SseEvent, Stack, answer as gateway_answer, default_cost, parse_sse,
+};
 pub use metering::MeterSession;
 pub use postgres_cluster::PgCluster;
 pub use process::{ServiceProcess, binary_path};

@@ -6,27 +6,12 @@
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tests::docs_harness::run_bash;
-use tests::{Backend, Stack, assert_ledger_invariants, backend_tests};
+use tests::{Backend, Stack, assert_ledger_invariants, backend_tests, default_cost};
 
 backend_tests!(
     the_official_anthropic_sdk_works_unchanged,
     credit_running_out_ends_a_message_stream_cleanly,
 );
-
-/// Default prices (DESIGN §2): 0.015 and 0.045 USD per 1,000 input / output tokens.
-fn cost(input_tokens: u64, output_tokens: u64) -> Decimal {
-    (Decimal::from(input_tokens) * Decimal::new(15, 3)
-        + Decimal::from(output_tokens) * Decimal::new(45, 3))
-        / Decimal::from(1000)
-}
-
-async fn funded_key(stack: &Stack, credit: &str) -> String {
-    let (id, key) = stack.create_key("anthropic", "standard").await;
-    stack
-        .add_credits(&id, json!(credit.parse::<Decimal>().unwrap()))
-        .await;
-    key
-}
 
 const SDK_SCRIPT: &str = r#"
 import json, os, anthropic
@@ -84,7 +69,7 @@ print(json.dumps({
 
 async fn the_official_anthropic_sdk_works_unchanged(backend: Backend) {
     let stack = Stack::start(backend).await;
-    let key = funded_key(&stack, "50").await;
+    let key = stack.funded_key("anthropic", "50").await;
     let (_, broke) = stack.create_key("no credit", "standard").await;
     let dir = tempfile::tempdir().unwrap();
     let script = format!("python3 - <<'PY'\n{SDK_SCRIPT}\nPY");
@@ -110,7 +95,7 @@ async fn the_official_anthropic_sdk_works_unchanged(backend: Backend) {
             .unwrap()
             .parse::<Decimal>()
             .unwrap(),
-        cost(20, 30)
+        default_cost(20, 30)
     );
     assert!(!result["text"].as_str().unwrap().is_empty());
     assert_eq!(result["tool_stop"], "tool_use");
@@ -157,7 +142,7 @@ async fn the_official_anthropic_sdk_works_unchanged(backend: Backend) {
 
 async fn credit_running_out_ends_a_message_stream_cleanly(backend: Backend) {
     let stack = Stack::start(backend).await;
-    let key = funded_key(&stack, "0.05").await;
+    let key = stack.funded_key("anthropic", "0.05").await;
     let answer = stack
         .http
         .post(stack.url("/v1/messages"))

@@ -7,7 +7,9 @@ use reqwest::StatusCode;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tests::docs_harness::run_bash;
-use tests::{Answer, Backend, Billing, Stack, assert_ledger_invariants, backend_tests};
+use tests::{
+    Answer, Backend, Billing, Stack, assert_ledger_invariants, backend_tests, default_cost,
+};
 
 backend_tests!(
     request_fields_reach_the_provider_unchanged,
@@ -19,22 +21,8 @@ backend_tests!(
     the_official_openai_sdk_works_unchanged,
 );
 
-/// Default prices (DESIGN §2): 0.015 and 0.045 USD per 1,000 input / output tokens.
-fn cost(input_tokens: u64, output_tokens: u64) -> Decimal {
-    (Decimal::from(input_tokens) * Decimal::new(15, 3)
-        + Decimal::from(output_tokens) * Decimal::new(45, 3))
-        / Decimal::from(1000)
-}
-
 fn dec(text: &str) -> Decimal {
     text.parse().unwrap()
-}
-
-/// A standard key with `credit` USD.
-async fn funded_key(stack: &Stack, credit: &str) -> String {
-    let (id, key) = stack.create_key("fidelity", "standard").await;
-    stack.add_credits(&id, json!(dec(credit))).await;
-    key
 }
 
 async fn chat(stack: &Stack, key: &str, body: Value) -> Answer {
@@ -75,7 +63,7 @@ fn weather_tool() -> Value {
 
 async fn request_fields_reach_the_provider_unchanged(backend: Backend) {
     let stack = Stack::start(backend).await;
-    let key = funded_key(&stack, "10").await;
+    let key = stack.funded_key("fidelity", "10").await;
     let body = json!({
         "model": "mock",
         "messages": [
@@ -125,7 +113,7 @@ async fn request_fields_reach_the_provider_unchanged(backend: Backend) {
 
 async fn tool_calls_come_back_whole_and_are_charged_the_providers_usage(backend: Backend) {
     let stack = Stack::start(backend).await;
-    let key = funded_key(&stack, "10").await;
+    let key = stack.funded_key("fidelity", "10").await;
     let body = json!({"model": "mock", "tools": weather_tool(),
         "messages": [{"role": "user", "content": "Weather in Paris?"}]});
 
@@ -144,7 +132,7 @@ async fn tool_calls_come_back_whole_and_are_charged_the_providers_usage(backend:
     assert!(parsed.get("city").is_some(), "{arguments}");
     assert_eq!(whole.json["system_fingerprint"], "fp_mock");
     let usage = &whole.json["usage"];
-    let charged = cost(
+    let charged = default_cost(
         usage["prompt_tokens"].as_u64().unwrap(),
         usage["completion_tokens"].as_u64().unwrap(),
     );
@@ -175,7 +163,7 @@ async fn tool_calls_come_back_whole_and_are_charged_the_providers_usage(backend:
     let usage = &last["usage"];
     assert!(last.to_string().contains(&format!(
         "\"cost\":{}",
-        cost(
+        default_cost(
             usage["prompt_tokens"].as_u64().unwrap(),
             usage["completion_tokens"].as_u64().unwrap()
         )
@@ -186,7 +174,7 @@ async fn tool_calls_come_back_whole_and_are_charged_the_providers_usage(backend:
 
 async fn a_long_non_streamed_answer_arrives_whole_unless_credit_runs_out(backend: Backend) {
     let stack = Stack::start(backend).await;
-    let key = funded_key(&stack, "50").await;
+    let key = stack.funded_key("fidelity", "50").await;
     let body = json!({"model": "mock-tokens-3000", "max_tokens": 4000,
         "messages": [{"role": "user", "content": "Write at length."}]});
 
@@ -203,7 +191,7 @@ async fn a_long_non_streamed_answer_arrives_whole_unless_credit_runs_out(backend
     let prompt_tokens = whole.json["usage"]["prompt_tokens"].as_u64().unwrap();
     assert_eq!(
         dec(whole.header("x-billing-cost").unwrap()),
-        cost(prompt_tokens, 3000)
+        default_cost(prompt_tokens, 3000)
     );
     // The same through `/execute` (the seed's shape): every token, `stop`.
     let execute = stack
@@ -218,7 +206,7 @@ async fn a_long_non_streamed_answer_arrives_whole_unless_credit_runs_out(backend
     assert_eq!(execute.json["finishReason"], "stop");
 
     // Credit for about 200 output tokens: the answer ends early, within the credit, and says why.
-    let poor = funded_key(&stack, "0.01").await;
+    let poor = stack.funded_key("fidelity", "0.01").await;
     let short = chat(&stack, &poor, body).await;
     assert_eq!(short.status, StatusCode::OK, "{}", short.text);
     assert_eq!(short.json["choices"][0]["finish_reason"], "length");
@@ -231,7 +219,7 @@ async fn a_long_non_streamed_answer_arrives_whole_unless_credit_runs_out(backend
 
 async fn n_choices_are_all_returned_and_charged_once(backend: Backend) {
     let stack = Stack::start(backend).await;
-    let key = funded_key(&stack, "10").await;
+    let key = stack.funded_key("fidelity", "10").await;
     let answer = chat(
         &stack,
         &key,
@@ -248,7 +236,7 @@ async fn n_choices_are_all_returned_and_charged_once(backend: Backend) {
     }
     let usage = &answer.json["usage"];
     assert_eq!(usage["completion_tokens"], 48);
-    let charged = cost(usage["prompt_tokens"].as_u64().unwrap(), 48);
+    let charged = default_cost(usage["prompt_tokens"].as_u64().unwrap(), 48);
     assert_eq!(dec(answer.header("x-billing-cost").unwrap()), charged);
     let records = stack.get("/billing/usage", &key).await;
     assert_eq!(records.json["records"].as_array().unwrap().len(), 1);
@@ -261,7 +249,7 @@ async fn n_choices_are_all_returned_and_charged_once(backend: Backend) {
 
 async fn embeddings_are_billed_on_input_tokens(backend: Backend) {
     let stack = Stack::start(backend).await;
-    let key = funded_key(&stack, "10").await;
+    let key = stack.funded_key("fidelity", "10").await;
     let body = json!({"model": "text-embedding-3-small", "input": ["The quick brown fox", "jumps over the lazy dog"],
         "dimensions": 8, "encoding_format": "float"});
     let answer = stack.post("/v1/embeddings", &key, body.clone()).await;
@@ -275,7 +263,7 @@ async fn embeddings_are_billed_on_input_tokens(backend: Backend) {
     assert_eq!(upstream, body);
     let input_tokens = answer.json["usage"]["prompt_tokens"].as_u64().unwrap();
     assert!(input_tokens > 0);
-    let charged = cost(input_tokens, 0);
+    let charged = default_cost(input_tokens, 0);
     assert_eq!(dec(answer.header("x-billing-cost").unwrap()), charged);
     assert_eq!(
         dec(answer.header("x-billing-balance-after").unwrap()),
@@ -319,7 +307,7 @@ async fn embeddings_are_billed_on_input_tokens(backend: Backend) {
 async fn provider_errors_reach_the_client_as_the_provider_meant_them(backend: Backend) {
     let billing = Billing::start(backend, &[]).await;
     let stack = Stack::start_with(billing, &[("EXECUTOR_UPSTREAM_TIMEOUT_SECS", "1")], &[]).await;
-    let key = funded_key(&stack, "10").await;
+    let key = stack.funded_key("fidelity", "10").await;
     let call = |model: &str, stream: bool| json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Hi"}]});
 
     let bad = chat(&stack, &key, call("mock-fail-400", false)).await;
@@ -450,7 +438,7 @@ print(json.dumps({
 
 async fn the_official_openai_sdk_works_unchanged(backend: Backend) {
     let stack = Stack::start(backend).await;
-    let key = funded_key(&stack, "50").await;
+    let key = stack.funded_key("fidelity", "50").await;
     let dir = tempfile::tempdir().unwrap();
     let script = format!("python3 - <<'PY'\n{SDK_SCRIPT}\nPY");
     let base_url = stack.url("/v1");
@@ -469,7 +457,7 @@ async fn the_official_openai_sdk_works_unchanged(backend: Backend) {
     assert_eq!(result["streamed_usage"], result["completion"]);
     assert_eq!(
         dec(result["cost"].as_str().unwrap()),
-        cost(
+        default_cost(
             result["prompt"].as_u64().unwrap(),
             result["completion"].as_u64().unwrap()
         )

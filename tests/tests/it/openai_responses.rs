@@ -6,27 +6,12 @@
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tests::docs_harness::run_bash;
-use tests::{Backend, Stack, assert_ledger_invariants, backend_tests};
+use tests::{Backend, Stack, assert_ledger_invariants, backend_tests, default_cost};
 
 backend_tests!(
     the_official_openai_sdk_speaks_the_responses_api,
     credit_running_out_ends_a_responses_stream_as_incomplete,
 );
-
-/// Default prices (DESIGN §2): 0.015 and 0.045 USD per 1,000 input / output tokens.
-fn cost(input_tokens: u64, output_tokens: u64) -> Decimal {
-    (Decimal::from(input_tokens) * Decimal::new(15, 3)
-        + Decimal::from(output_tokens) * Decimal::new(45, 3))
-        / Decimal::from(1000)
-}
-
-async fn funded_key(stack: &Stack, credit: &str) -> String {
-    let (id, key) = stack.create_key("responses", "standard").await;
-    stack
-        .add_credits(&id, json!(credit.parse::<Decimal>().unwrap()))
-        .await;
-    key
-}
 
 const SDK_SCRIPT: &str = r#"
 import json, os, openai
@@ -89,7 +74,7 @@ print(json.dumps({
 
 async fn the_official_openai_sdk_speaks_the_responses_api(backend: Backend) {
     let stack = Stack::start(backend).await;
-    let key = funded_key(&stack, "50").await;
+    let key = stack.funded_key("responses", "50").await;
     let (_, broke) = stack.create_key("no credit", "standard").await;
     let dir = tempfile::tempdir().unwrap();
     let script = format!("python3 - <<'PY'\n{SDK_SCRIPT}\nPY");
@@ -115,7 +100,7 @@ async fn the_official_openai_sdk_speaks_the_responses_api(backend: Backend) {
             .unwrap()
             .parse::<Decimal>()
             .unwrap(),
-        cost(20, 30)
+        default_cost(20, 30)
     );
     assert_eq!(result["tool_name"], "get_weather");
     let arguments: Value =
@@ -165,7 +150,7 @@ async fn the_official_openai_sdk_speaks_the_responses_api(backend: Backend) {
 
 async fn credit_running_out_ends_a_responses_stream_as_incomplete(backend: Backend) {
     let stack = Stack::start(backend).await;
-    let key = funded_key(&stack, "0.05").await;
+    let key = stack.funded_key("responses", "0.05").await;
     let answer = stack
         .post(
             "/v1/responses",
