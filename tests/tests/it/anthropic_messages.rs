@@ -1,7 +1,8 @@
 //! Anthropic's Messages API (DESIGN §14) through the official Anthropic Python SDK, unchanged client code
 //! against `base_url = <gateway>`: text, a tool call and its result, streams with `messages.stream`, usage
 //! and exact costs; credit running out mid-stream ends the stream cleanly with `stop_reason: max_tokens`;
-//! errors come in Anthropic's shape (401, 402, 404, 429 with `Retry-After`).
+//! errors come in Anthropic's shape (401, 402, 403 for a model the key's policy does not allow, 404, 429 with
+//! `Retry-After`).
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -47,6 +48,11 @@ try:
 except anthropic.APIStatusError as error:
     errors["402"] = [error.status_code, error.body["error"]["type"], error.body["error"]["message"]]
 try:
+    anthropic.Anthropic(base_url=base, api_key=os.environ["LIMITED_KEY"], max_retries=0).messages.create(
+        model="mock-usage-1-1", max_tokens=10, messages=ask)
+except anthropic.PermissionDeniedError as error:
+    errors["403"] = error.body["error"]["type"]
+try:
     client.messages.create(model="mock-fail-404", max_tokens=10, messages=ask)
 except anthropic.NotFoundError as error:
     errors["404"] = error.body["error"]["type"]
@@ -71,6 +77,21 @@ async fn the_official_anthropic_sdk_works_unchanged(backend: Backend) {
     let stack = Stack::start(backend).await;
     let key = stack.funded_key("anthropic", "50").await;
     let (_, broke) = stack.create_key("no credit", "standard").await;
+    // A key whose policy allows only the model `mock` (DESIGN §9).
+    let limited = stack
+        .post(
+            "/admin/keys",
+            &stack.billing.admin_key,
+            json!({"name": "mock only", "keyType": "standard", "policy": {"allowedModels": ["mock"]}}),
+        )
+        .await;
+    assert_eq!(
+        limited.status,
+        reqwest::StatusCode::CREATED,
+        "{}",
+        limited.text
+    );
+    let limited = limited.json["key"].as_str().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let script = format!("python3 - <<'PY'\n{SDK_SCRIPT}\nPY");
     let base_url = stack.url("");
@@ -81,6 +102,7 @@ async fn the_official_anthropic_sdk_works_unchanged(backend: Backend) {
             ("BASE_URL", base_url.as_str()),
             ("KEY", key.as_str()),
             ("BROKE_KEY", broke.as_str()),
+            ("LIMITED_KEY", limited.as_str()),
         ],
     )
     .await;
@@ -123,6 +145,7 @@ async fn the_official_anthropic_sdk_works_unchanged(backend: Backend) {
             .contains("Insufficient Credits"),
         "{errors}"
     );
+    assert_eq!(errors["403"], "permission_error");
     assert_eq!(errors["404"], "not_found_error");
     assert_eq!(errors["429"][0], "rate_limit_error");
     assert!(errors["429"][1].is_string(), "{errors}");
