@@ -106,6 +106,11 @@ pub struct Config {
     #[arg(long, env = "HOLD_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub hold_ttl_secs: u64,
 
+    /// How long an auto-recharge charge Stripe took may wait for its webhook before billing-svc looks the
+    /// PaymentIntent up itself.
+    #[arg(long, env = "AUTO_RECHARGE_RECONCILE_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub auto_recharge_reconcile_secs: u64,
+
     /// How long a console session lasts after sign-in.
     #[arg(long, env = "CONSOLE_SESSION_TTL_SECS", default_value_t = 43_200, value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub console_session_ttl_secs: u64,

@@ -142,7 +142,12 @@ impl Application {
                 )
             })
             .transpose()?;
-        let recharger = Recharger::new(self.ledger.clone(), stripe.clone(), RECHARGE_POLL_INTERVAL);
+        let recharger = Recharger::new(
+            self.ledger.clone(),
+            stripe.clone(),
+            RECHARGE_POLL_INTERVAL,
+            Duration::from_secs(self.config.auto_recharge_reconcile_secs),
+        );
         let account = AccountApi::new(
             self.ledger.clone(),
             webhooks.clone(),

@@ -2,7 +2,8 @@
 //! each request (method, path, form fields and headers) and answers like Stripe: `POST /v1/checkout/sessions`
 //! a session; `GET /v1/payment_methods?customer=` the customer's saved card (none for a customer id
 //! containing `nocard`); `POST /v1/payment_intents` an off-session charge that succeeds, or, once told to
-//! decline, a 402 card error. A repeated Idempotency-Key gets the first answer and charges nothing more.
+//! decline, a 402 card error; `GET /v1/payment_intents/<id>` an intent it made. A repeated Idempotency-Key
+//! gets the first answer and charges nothing more.
 //! Like Stripe, it then sends the matching signed event (`payment_intent.succeeded` /
 //! `payment_intent.payment_failed`, signed by the official `stripe` library's code) to the webhook URL it was
 //! given.
@@ -20,6 +21,7 @@ from stripe._webhook import WebhookSignature
 log_file, lock, count = sys.argv[1], threading.Lock(), [0]
 control = {"decline": False, "webhook_url": None, "webhook_secret": None}
 answered = {}  # Idempotency-Key -> (status, body): Stripe answers a repeated key with its first answer
+intents = {}  # PaymentIntent id -> the intent, for GET /v1/payment_intents/<id>
 
 def send_event(kind, intent):
     url, secret = control["webhook_url"], control["webhook_secret"]
@@ -61,6 +63,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.record({})
         url = urllib.parse.urlparse(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
+        if url.path.startswith("/v1/payment_intents/"):
+            intent = intents.get(url.path.rsplit("/", 1)[1])
+            if intent is None:
+                return self.answer(404, {"error": {"type": "invalid_request_error", "message": "No such payment_intent"}})
+            return self.answer(200, intent)
         if url.path != "/v1/payment_methods":
             return self.answer(404, {"error": {"type": "invalid_request_error", "message": "no such path"}})
         customer = query.get("customer", "")
@@ -102,6 +109,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     intent.update(status="succeeded", amount_received=intent["amount"])
                     status, body = 200, intent
                     event = ("payment_intent.succeeded", intent)
+                intents[intent["id"]] = intent
             else:
                 status, body = 404, {"error": {"type": "invalid_request_error", "message": "no such path"}}
             if key:

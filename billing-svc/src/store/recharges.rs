@@ -131,17 +131,22 @@ pub async fn of_account(
     .collect()
 }
 
-/// Pending charges whose lease is free at `now`: each is leased until `lease_until`.
-pub async fn claim_pending(
+/// Charges in `status` last changed at or before `changed_before` whose lease is free at `now`: each is
+/// leased until `lease_until`.
+pub async fn claim(
     connection: &mut AnyConnection,
+    status: Status,
+    changed_before: Millis,
     now: Millis,
     lease_until: Millis,
     limit: i64,
 ) -> Result<Vec<Recharge>, sqlx::Error> {
     let due: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM auto_recharges WHERE status = 'pending' AND lease_until <= $1 \
-         ORDER BY created_at LIMIT $2",
+        "SELECT id FROM auto_recharges WHERE status = $1 AND updated_at <= $2 AND lease_until <= $3 \
+         ORDER BY updated_at LIMIT $4",
     )
+    .bind(status.as_str())
+    .bind(changed_before)
     .bind(now)
     .bind(limit)
     .fetch_all(&mut *connection)
@@ -149,11 +154,12 @@ pub async fn claim_pending(
     let mut claimed = Vec::new();
     for id in due {
         let row = sqlx::query(&format!(
-            "UPDATE auto_recharges SET lease_until = $1 WHERE id = $2 AND status = 'pending' \
-             AND lease_until <= $3 RETURNING {COLUMNS}"
+            "UPDATE auto_recharges SET lease_until = $1 WHERE id = $2 AND status = $3 \
+             AND lease_until <= $4 RETURNING {COLUMNS}"
         ))
         .bind(lease_until)
         .bind(&id)
+        .bind(status.as_str())
         .bind(now)
         .fetch_optional(&mut *connection)
         .await?;

@@ -169,6 +169,19 @@ impl StripeApi {
         }
     }
 
+    /// A PaymentIntent as Stripe has it now.
+    pub async fn payment_intent(&self, id: &str) -> Result<Value, BillingError> {
+        let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        let request = self
+            .http
+            .get(format!("{}/v1/payment_intents/{id}", self.base));
+        let (status, answer) = self.send(request).await?;
+        if !status.is_success() {
+            return Err(refused(status, &answer));
+        }
+        Ok(answer)
+    }
+
     /// Sends a call with the secret key; answers its status and JSON body.
     async fn send(
         &self,

@@ -122,6 +122,20 @@ pub async fn handle(ledger: &Ledger, payload: &[u8]) -> Result<(String, Handled)
         }
         _ => return Ok((kind, Handled::Ignored)),
     };
+    let payment = payment(object, account, cents, customer_id, recharge_id)?;
+    let written = ledger.stripe_payment(payment).await?;
+    Ok((kind, Handled::Credited(Box::new(written))))
+}
+
+/// The payment a paid Checkout Session or a succeeded PaymentIntent (`object`) stands for: `account` and
+/// `cents` are the object's fields naming them.
+pub fn payment(
+    object: &Value,
+    account: &Value,
+    cents: &Value,
+    customer_id: Option<String>,
+    recharge_id: Option<String>,
+) -> Result<StripePayment, BillingError> {
     let (Some(account), Some(cents), Some(object_id)) =
         (account.as_str(), cents.as_i64(), object["id"].as_str())
     else {
@@ -146,16 +160,13 @@ pub async fn handle(ledger: &Ledger, payload: &[u8]) -> Result<(String, Handled)
         .ok_or_else(|| {
             BillingError::invalid("payload", "the amount is not a positive number of cents")
         })?;
-    let written = ledger
-        .stripe_payment(StripePayment {
-            account_id: AccountId::from(account),
-            amount,
-            object_id: object_id.to_string(),
-            customer_id,
-            recharge_id,
-        })
-        .await?;
-    Ok((kind, Handled::Credited(Box::new(written))))
+    Ok(StripePayment {
+        account_id: AccountId::from(account),
+        amount,
+        object_id: object_id.to_string(),
+        customer_id,
+        recharge_id,
+    })
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::stripe::{
 backend_tests!(
     a_crossing_charges_the_saved_card_once_and_the_monthly_max_holds,
     three_declined_charges_turn_auto_recharge_off,
+    a_charge_whose_webhook_never_comes_is_settled_from_stripes_record,
 );
 
 /// The account's events of `kind`, oldest first.
@@ -255,5 +256,53 @@ async fn three_declined_charges_turn_auto_recharge_off(backend: Backend) {
     adjust(&stack, &account, json!(-2)).await;
     wait_for_events(&stack, &key, "auto_recharge.succeeded", 1).await;
     assert_eq!(account_of(&stack, &key).await["creditsBalance"], json!(8));
+    assert_ledger_invariants(&stack.billing.database).await;
+}
+
+/// Stripe took the charge but its webhook never comes (here the fake sends none): after
+/// `AUTO_RECHARGE_RECONCILE_SECS` billing-svc looks the PaymentIntent up and credits it; Stripe's event,
+/// delivered late, credits nothing more.
+async fn a_charge_whose_webhook_never_comes_is_settled_from_stripes_record(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let stack =
+        stack_with_fake_stripe(backend, &fake, &["--auto-recharge-reconcile-secs", "1"]).await;
+    let (_, key, account) = paying_customer(&stack, "cs_no_webhook", 500).await;
+    let set = set_auto_recharge(
+        &stack,
+        &key,
+        json!({"enabled": true, "threshold": 4, "amount": 5, "monthlyMax": 100}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+    adjust(&stack, &account, json!(-2)).await;
+    let succeeded = wait_for_events(&stack, &key, "auto_recharge.succeeded", 1).await;
+    assert_eq!(account_of(&stack, &key).await["creditsBalance"], json!(8));
+    let charges = fake.requests_to("/v1/payment_intents");
+    assert_eq!(charges.len(), 1);
+    let intent_id = succeeded[0]["data"]["paymentIntentId"].as_str().unwrap();
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|request| request["path"] == format!("/v1/payment_intents/{intent_id}")),
+        "billing-svc looked the intent up"
+    );
+
+    // The webhook arrives after all: acknowledged, nothing more credited.
+    let late = json!({
+        "id": "evt_late", "object": "event", "type": "payment_intent.succeeded",
+        "data": {"object": {"id": intent_id, "object": "payment_intent", "amount_received": 500, "currency": "usd",
+                            "status": "succeeded",
+                            "metadata": {"account_id": account, "auto_recharge_id": succeeded[0]["data"]["rechargeId"]}}},
+    })
+    .to_string();
+    let answer = deliver(&stack, &late, &stripe_signature(&late, 0).await).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(account_of(&stack, &key).await["creditsBalance"], json!(8));
+    assert_eq!(
+        events_of(&stack, &key, "auto_recharge.succeeded")
+            .await
+            .len(),
+        1
+    );
     assert_ledger_invariants(&stack.billing.database).await;
 }
