@@ -4,6 +4,7 @@
 pub mod account;
 pub mod admin;
 pub mod anthropic;
+pub mod chat_call;
 pub mod execute;
 pub mod openai;
 pub mod ops;

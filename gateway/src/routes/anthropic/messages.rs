@@ -6,11 +6,10 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::HeaderMap;
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
-use proto::executor::v1 as pb;
 use serde_json::{Map, Value, json};
 
 use super::AnthropicJson;
@@ -18,14 +17,11 @@ use super::translate::{self, message_id, stop_reason};
 use crate::anthropic_error::AnthropicError;
 use crate::error::{ApiError, Service};
 use crate::execution::{self, ExecutionEvent};
-use crate::extract::{AnthropicCallContext, header_text};
+use crate::extract::AnthropicCallContext;
 use crate::json::{ExecutionSummary, FinishReason};
 use crate::openapi::AnthropicErrors;
-use crate::routes::execute::IDEMPOTENCY_KEY_HEADER;
-use crate::routes::openai::billing::{
-    ChunkBilling, billing_headers, chunk_billing, rate_limit_headers,
-};
-use crate::routes::openai::{SESSION_HEADER, WORKSPACE_HEADER};
+use crate::routes::chat_call;
+use crate::routes::openai::billing::{ChunkBilling, chunk_billing};
 use crate::state::AppState;
 
 /// The endpoint recorded on usage records.
@@ -63,43 +59,19 @@ pub async fn messages(
     }
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let chat = translate::to_chat(body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
-    let request = pb::ExecuteRequest {
-        chat_request_json: Some(Value::Object(chat).to_string()),
-        workspace_id: header_text(&headers, WORKSPACE_HEADER)?.unwrap_or_default(),
-        session_id: header_text(&headers, SESSION_HEADER)?.unwrap_or_default(),
-        idempotency_key: header_text(&headers, IDEMPOTENCY_KEY_HEADER)?,
-        endpoint: ENDPOINT.to_string(),
-        ..Default::default()
-    };
+    let request = chat_call::request(Value::Object(chat).to_string(), &headers, ENDPOINT)?;
     if stream {
         let (limits, events) = execution::start_stream(&state, &context, request).await?;
-        let mut response = Sse::new(message_events(events))
-            .keep_alive(KeepAlive::default())
-            .into_response();
-        rate_limit_headers(limits.as_ref(), response.headers_mut());
-        return Ok(response);
+        return Ok(chat_call::sse(limits.as_ref(), message_events(events)));
     }
-    let mut response = execution::run(&state, &context, request).await?;
-    let completion: Value = serde_json::from_str(&response.chat_completion_json)
-        .map_err(|_| ApiError::contract(Service::Executor, "a chat completion without its JSON"))?;
-    let limits = response.rate_limits.take();
-    let summary = ExecutionSummary::try_from(response)?;
-    let billing = chunk_billing(
-        summary.usage.total_cost,
-        summary.billing.as_ref(),
-        summary.finish_reason,
-    );
+    let finished = chat_call::run(&state, &context, request).await?;
+    let completion: Value = serde_json::from_str(&finished.completion)
+        .map_err(|_| ApiError::contract(Service::Executor, "a chat completion that is not JSON"))?;
     let mut message = translate::to_message(&completion);
-    if summary.finish_reason == FinishReason::CreditExhausted {
+    if finished.summary.finish_reason == FinishReason::CreditExhausted {
         message["stop_reason"] = "max_tokens".into();
     }
-    let mut headers = billing_headers(billing);
-    rate_limit_headers(limits.as_ref(), &mut headers);
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok((headers, message.to_string()).into_response())
+    Ok((finished.headers, message.to_string()).into_response())
 }
 
 /// The block being streamed.

@@ -6,25 +6,24 @@ use std::convert::Infallible;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::HeaderMap;
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
-use proto::executor::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::billing::{ChunkBilling, billing_headers, chunk_billing, rate_limit_headers};
-use super::{OpenAiJson, SESSION_HEADER, WORKSPACE_HEADER};
+use super::OpenAiJson;
+use super::billing::{ChunkBilling, chunk_billing};
 use crate::error::ApiError;
 use crate::execution::{self, ExecutionEvent};
-use crate::extract::{OpenAiCallContext, header_text};
+use crate::extract::OpenAiCallContext;
 use crate::json::ExecutionSummary;
 use crate::openai_error::OpenAiError;
 use crate::openapi::OpenAiErrors;
-use crate::routes::execute::IDEMPOTENCY_KEY_HEADER;
+use crate::routes::chat_call;
 use crate::state::AppState;
 
 /// The endpoint recorded on usage records.
@@ -149,49 +148,20 @@ pub async fn chat_completions(
     let delivery: Delivery = serde_json::from_str(body.get()).map_err(|error| {
         ApiError::InvalidRequest(format!("the chat completion request is invalid: {error}"))
     })?;
-    let request = pb::ExecuteRequest {
-        chat_request_json: Some(body.get().to_string()),
-        workspace_id: header_text(&headers, WORKSPACE_HEADER)?.unwrap_or_default(),
-        session_id: header_text(&headers, SESSION_HEADER)?.unwrap_or_default(),
-        idempotency_key: header_text(&headers, IDEMPOTENCY_KEY_HEADER)?,
-        endpoint: ENDPOINT.to_string(),
-        ..Default::default()
-    };
+    let request = chat_call::request(body.get().to_string(), &headers, ENDPOINT)?;
     if delivery.stream.unwrap_or(false) {
         let include_usage = delivery
             .stream_options
             .and_then(|options| options.include_usage)
             .unwrap_or(false);
         let (limits, events) = execution::start_stream(&state, &context, request).await?;
-        let mut response = Sse::new(chunk_events(events, include_usage))
-            .keep_alive(KeepAlive::default())
-            .into_response();
-        rate_limit_headers(limits.as_ref(), response.headers_mut());
-        Ok(response)
+        Ok(chat_call::sse(
+            limits.as_ref(),
+            chunk_events(events, include_usage),
+        ))
     } else {
-        let mut response = execution::run(&state, &context, request).await?;
-        let completion = std::mem::take(&mut response.chat_completion_json);
-        if completion.is_empty() {
-            return Err(ApiError::contract(
-                crate::error::Service::Executor,
-                "a chat completion without its JSON",
-            )
-            .into());
-        }
-        let limits = response.rate_limits.take();
-        let summary = ExecutionSummary::try_from(response)?;
-        let billing = chunk_billing(
-            summary.usage.total_cost,
-            summary.billing.as_ref(),
-            summary.finish_reason,
-        );
-        let mut headers = billing_headers(billing);
-        rate_limit_headers(limits.as_ref(), &mut headers);
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        Ok((headers, completion).into_response())
+        let finished = chat_call::run(&state, &context, request).await?;
+        Ok((finished.headers, finished.completion).into_response())
     }
 }
 
