@@ -62,7 +62,9 @@ impl Sessions {
         let stored = session.clone();
         self.store
             .write(Shard::Sessions, move |batch| {
-                Box::pin(async move { Ok(sessions::insert(batch.connection(), &stored).await?) })
+                Box::pin(
+                    async move { Ok(sessions::insert(batch.connection().await?, &stored).await?) },
+                )
             })
             .await?;
         Ok(Opened { token, session })
@@ -89,7 +91,7 @@ impl Sessions {
         self.store
             .write(Shard::Sessions, move |batch| {
                 Box::pin(async move {
-                    sessions::end(batch.connection(), &hash, time::now_ms()).await?;
+                    sessions::end(batch.connection().await?, &hash, time::now_ms()).await?;
                     Ok(())
                 })
             })
@@ -101,7 +103,9 @@ impl Sessions {
         let before = time::now_ms() - KEEP_ENDED_MS;
         self.store
             .write(Shard::Sessions, move |batch| {
-                Box::pin(async move { Ok(sessions::purge(batch.connection(), before).await?) })
+                Box::pin(
+                    async move { Ok(sessions::purge(batch.connection().await?, before).await?) },
+                )
             })
             .await
     }

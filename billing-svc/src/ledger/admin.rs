@@ -105,7 +105,7 @@ impl Ledger {
         self.store
             .write(Shard::Account(&account.id), move |batch| {
                 Box::pin(async move {
-                    accounts::insert(batch.connection(), &stored).await?;
+                    accounts::insert(batch.connection().await?, &stored).await?;
                     Ok(())
                 })
             })
@@ -245,16 +245,16 @@ impl Ledger {
             .write(Shard::Account(&account.id.clone()), move |batch| {
                 Box::pin(async move {
                     if !joins {
-                        accounts::insert(batch.connection(), &account).await?;
+                        accounts::insert(batch.connection().await?, &account).await?;
                     }
-                    store::keys::insert(batch.connection(), &stored, &key_hash).await?;
+                    store::keys::insert(batch.connection().await?, &stored, &key_hash).await?;
                     let data = json!({
                         "apiKeyId": stored.id.as_str(), "name": stored.name, "keyType": stored.key_type.as_str(),
                         "role": stored.role.as_str(), "hint": stored.hint,
                         "expiresAt": stored.expires_at.map(time::to_rfc3339),
                     });
-                    emit(batch, &account.id, EventType::KeyCreated, data, now).await?;
-                    accounts::by_id(batch.connection(), &account.id)
+                    emit(batch, &account.id, EventType::KeyCreated, data, now);
+                    accounts::by_id(batch.connection().await?, &account.id)
                         .await?
                         .ok_or(BillingError::NotFound("account"))
                 })
@@ -292,17 +292,17 @@ impl Ledger {
                 Box::pin(async move {
                     batch.forget_key(&id);
                     let now = time::now_ms();
-                    let key = store::keys::by_id(batch.connection(), &id)
+                    let key = store::keys::by_id(batch.connection().await?, &id)
                         .await?
                         .ok_or(BillingError::NotFound("api key"))?;
                     if key.revoked_at.is_some() {
                         return Ok(key);
                     }
-                    let revoked = store::keys::revoke(batch.connection(), &id, now)
+                    let revoked = store::keys::revoke(batch.connection().await?, &id, now)
                         .await?
                         .ok_or(BillingError::NotFound("api key"))?;
                     let data = json!({"apiKeyId": id.as_str(), "name": revoked.name, "hint": revoked.hint});
-                    emit(batch, &revoked.account_id, EventType::KeyRevoked, data, now).await?;
+                    emit(batch, &revoked.account_id, EventType::KeyRevoked, data, now);
                     Ok(revoked)
                 })
             })
@@ -341,7 +341,7 @@ impl Ledger {
             .write(Shard::Account(&key.account_id), move |batch| {
                 Box::pin(async move {
                     batch.forget_key(&stored.id);
-                    store::keys::update(batch.connection(), &stored).await?;
+                    store::keys::update(batch.connection().await?, &stored).await?;
                     Ok(())
                 })
             })
@@ -381,7 +381,7 @@ impl Ledger {
                 Box::pin(async move {
                     batch.forget_key(&key_id);
                     store::keys::rotate(
-                        batch.connection(),
+                        batch.connection().await?,
                         &key_id,
                         &hash,
                         &hint,
@@ -394,8 +394,8 @@ impl Ledger {
                         "apiKeyId": key_id.as_str(), "name": key.name, "hint": hint,
                         "previousSecretExpiresAt": previous_expires_at.map(time::to_rfc3339),
                     });
-                    emit(batch, &key.account_id, EventType::KeyRotated, data, now).await?;
-                    accounts::by_id(batch.connection(), &key.account_id)
+                    emit(batch, &key.account_id, EventType::KeyRotated, data, now);
+                    accounts::by_id(batch.connection().await?, &key.account_id)
                         .await?
                         .ok_or(BillingError::NotFound("account"))
                 })
@@ -568,10 +568,10 @@ impl Ledger {
         self.store
             .write(Shard::Account(&account_id.clone()), move |batch| {
                 Box::pin(async move {
-                    let mut account = batch.lock(&account_id, time::now_ms()).await?;
+                    let mut account = batch.lock(&account_id).await?;
                     account.daily_limit = daily_limit;
                     account.monthly_limit = monthly_limit;
-                    accounts::set_limits(batch.connection(), &account).await?;
+                    accounts::set_limits(batch.connection().await?, &account).await?;
                     batch.save(&account);
                     Ok(account)
                 })
@@ -591,7 +591,7 @@ impl Ledger {
         self.store
             .write(Shard::Account(&account_id.clone()), move |batch| {
                 Box::pin(async move {
-                    let mut account = batch.lock(&account_id, time::now_ms()).await?;
+                    let mut account = batch.lock(&account_id).await?;
                     account.low_balance = alerts::configure(&thresholds, account.credits_balance)?;
                     batch.save(&account);
                     Ok(account.low_balance)
@@ -630,7 +630,7 @@ impl Ledger {
             .write(Shard::Prices, move |batch| {
                 Box::pin(async move {
                     batch.forget_prices();
-                    Ok(store::pricing::upsert(batch.connection(), &stored, now).await?)
+                    Ok(store::pricing::upsert(batch.connection().await?, &stored, now).await?)
                 })
             })
             .await?;
@@ -649,10 +649,11 @@ async fn write_entry_in(
     request: EntryRequest,
 ) -> Result<LedgerWrite, BillingError> {
     let now = time::now_ms();
-    let mut account = batch.lock(&request.account_id, now).await?;
+    let mut account = batch.lock(&request.account_id).await?;
     let first = match &request.idempotency_key {
         Some(key) => {
-            transactions::by_idempotency_key(batch.connection(), &request.account_id, key).await?
+            transactions::by_idempotency_key(batch.connection().await?, &request.account_id, key)
+                .await?
         }
         None => None,
     };
@@ -697,7 +698,7 @@ pub(super) async fn replayed(
     first: Transaction,
     account: Account,
 ) -> Result<LedgerWrite, BillingError> {
-    let grant = store::grants::by_transaction(batch.connection(), first.id).await?;
+    let grant = store::grants::by_transaction(batch.connection().await?, first.id).await?;
     Ok(LedgerWrite {
         transaction: first,
         account,
@@ -708,10 +709,14 @@ pub(super) async fn replayed(
 /// The transaction of one refund.
 async fn refund_in(batch: &mut Batch, request: RefundRequest) -> Result<LedgerWrite, BillingError> {
     let now = time::now_ms();
-    let mut account = batch.lock(&request.account_id, now).await?;
-    let record = usage::by_id(batch.connection(), &request.account_id, request.record_id)
-        .await?
-        .ok_or(BillingError::NotFound("usage record"))?;
+    let mut account = batch.lock(&request.account_id).await?;
+    let record = usage::by_id(
+        batch.connection().await?,
+        &request.account_id,
+        request.record_id,
+    )
+    .await?
+    .ok_or(BillingError::NotFound("usage record"))?;
     if !record.charged.is_positive() {
         return Err(BillingError::NothingToRefund);
     }
@@ -725,9 +730,12 @@ async fn refund_in(batch: &mut Batch, request: RefundRequest) -> Result<LedgerWr
         });
     }
     let idempotency_key = format!("refund:{}", request.record_id);
-    if let Some(first) =
-        transactions::by_idempotency_key(batch.connection(), &request.account_id, &idempotency_key)
-            .await?
+    if let Some(first) = transactions::by_idempotency_key(
+        batch.connection().await?,
+        &request.account_id,
+        &idempotency_key,
+    )
+    .await?
     {
         if first.amount != amount {
             return Err(BillingError::AlreadyRefunded);
@@ -745,7 +753,7 @@ async fn refund_in(batch: &mut Batch, request: RefundRequest) -> Result<LedgerWr
         idempotency_key: Some(idempotency_key),
     };
     let (transaction, grant) = Ledger::post(batch, &mut account, entry, now).await?;
-    usage::set_refunded(batch.connection(), request.record_id, amount).await?;
+    usage::set_refunded(batch.connection().await?, request.record_id, amount).await?;
     batch.save(&account);
     Ok(LedgerWrite {
         transaction,

@@ -74,7 +74,7 @@ async fn notify_in(
     key_id: ApiKeyId,
     now: Millis,
 ) -> Result<bool, BillingError> {
-    batch.lock(account_id, now).await?;
+    batch.lock(account_id).await?;
     let key = batch.key(&key_id).await?;
     let Some(expires_at) = key.expires_at.filter(|at| *at > now) else {
         return Ok(false);
@@ -89,14 +89,14 @@ async fn notify_in(
     } else {
         return Ok(false);
     };
-    if !store::keys::set_expiry_notice(batch.connection(), &key_id, notice).await? {
+    if !store::keys::set_expiry_notice(batch.connection().await?, &key_id, notice).await? {
         return Ok(false);
     }
     let data = json!({
         "keyId": key_id.as_str(), "name": key.name, "expiresAt": time::to_rfc3339(expires_at),
         "within": within,
     });
-    emit(batch, account_id, EventType::KeyExpiring, data, now).await?;
+    emit(batch, account_id, EventType::KeyExpiring, data, now);
     Ok(true)
 }
 
@@ -107,7 +107,7 @@ async fn expire_in(
     grant_id: GrantId,
     now: Millis,
 ) -> Result<bool, BillingError> {
-    let mut account = batch.lock(account_id, now).await?;
+    let mut account = batch.lock(account_id).await?;
     let Some(grant) = account
         .grants
         .iter()

@@ -16,7 +16,7 @@ use crate::store::holds::{self, Hold};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::TransactionType;
 use crate::store::usage::{self, UsageRecord, UsageStatus};
-use crate::store::{Batch, Shard};
+use crate::store::{Batch, ExecutionState, Prefetch, Shard};
 use crate::time::{self, Millis};
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 
@@ -159,9 +159,17 @@ impl Ledger {
         };
 
         let (settings, caller, request) = (self.settings.clone(), caller.clone(), request.clone());
+        let prefetch = Prefetch {
+            accounts: vec![caller.key.account_id.clone()],
+            keys: vec![caller.key.id.clone()],
+            models: vec![request.model.clone()],
+            executions: vec![request.execution_id.clone()],
+            rows: 0,
+        };
         self.store
-            .write(
+            .write_prefetched(
                 Shard::Account(&caller.key.account_id.clone()),
+                prefetch,
                 move |batch| {
                     Box::pin(async move {
                         Self::open_in(
@@ -190,17 +198,15 @@ impl Ledger {
     ) -> Result<Opened, BillingError> {
         let ceiling = settings.max_execution_tokens;
         let now = time::now_ms();
-        let mut account = batch.lock(&caller.key.account_id, now).await?;
+        let mut account = batch.lock(&caller.key.account_id).await?;
         // The authenticated key may come from the cache: it is checked again under the lock.
         let key = Ledger::recheck(batch, caller, now).await?;
-        let rates = match Self::admit(batch, &key, request, now).await {
-            Ok(rates) => rates,
-            Err(error) => return Err(refusal(batch, &request.execution_id, error).await),
-        };
-        let price = match batch.price(&request.model, now).await {
-            Ok(price) => price,
-            Err(error) => return Err(refusal(batch, &request.execution_id, error).await),
-        };
+        // A repeated open is told so whatever else is wrong with it.
+        if batch.execution(&request.execution_id).await? != ExecutionState::Unused {
+            return Err(BillingError::ExecutionExists);
+        }
+        let rates = Self::admit(batch, &key, request, now).await?;
+        let price = batch.price(&request.model, now).await?;
 
         let (amount, granted) = match key.key_type {
             // Internal keys are never charged: no money is held and nothing limits the output.
@@ -213,8 +219,7 @@ impl Ledger {
                     .ok_or(BillingError::Overflow)?;
                 let headroom = Ledger::headroom(batch, &account, Some(&key), now).await?;
                 if headroom.amount < needed {
-                    let error = headroom.bound.refusal(account.credits_balance);
-                    return Err(refusal(batch, &request.execution_id, error).await);
+                    return Err(headroom.bound.refusal(account.credits_balance));
                 }
                 let budget = headroom
                     .amount
@@ -244,9 +249,9 @@ impl Ledger {
             started_at: now,
             expires_at: now + settings.hold_ttl_ms,
         };
-        if !holds::insert_new(batch.connection(), &hold).await? {
-            return Err(BillingError::ExecutionExists);
-        }
+        batch
+            .set_execution(&request.execution_id, ExecutionState::Held(Box::new(hold)))
+            .await?;
         account.held_credits = account
             .held_credits
             .checked_add(amount)
@@ -279,8 +284,8 @@ impl Ledger {
             return Ok(limits::RateStatus::default());
         }
         let since = now - limits::WINDOW_MS;
-        let holds = holds::of_key(batch.connection(), &key.id, since).await?;
-        let recent = usage::recent(batch.connection(), &key.id, since).await?;
+        let holds = holds::of_key(batch.connection().await?, &key.id, since).await?;
+        let recent = usage::recent(batch.connection().await?, &key.id, since).await?;
         limits::check(
             &key.policy,
             &holds,
@@ -311,19 +316,30 @@ impl Ledger {
             api_key_id.clone(),
             execution_id.clone(),
         );
+        let prefetch = Prefetch {
+            accounts: vec![account_id.clone()],
+            keys: vec![api_key_id.clone()],
+            models: Vec::new(),
+            executions: vec![execution_id.clone()],
+            rows: 0,
+        };
         self.store
-            .write(Shard::Account(&account_id.clone()), move |batch| {
-                Box::pin(async move {
-                    Self::extend_in(
-                        batch,
-                        &settings,
-                        (&account_id, &api_key_id),
-                        &execution_id,
-                        output_tokens,
-                    )
-                    .await
-                })
-            })
+            .write_prefetched(
+                Shard::Account(&account_id.clone()),
+                prefetch,
+                move |batch| {
+                    Box::pin(async move {
+                        Self::extend_in(
+                            batch,
+                            &settings,
+                            (&account_id, &api_key_id),
+                            &execution_id,
+                            output_tokens,
+                        )
+                        .await
+                    })
+                },
+            )
             .await
     }
 
@@ -336,8 +352,8 @@ impl Ledger {
         output_tokens: u64,
     ) -> Result<Grant, BillingError> {
         let now = time::now_ms();
-        let mut account = batch.lock(account_id, now).await?;
-        let Some(mut hold) = holds::by_execution(batch.connection(), execution_id).await? else {
+        let mut account = batch.lock(account_id).await?;
+        let ExecutionState::Held(mut hold) = batch.execution(execution_id).await? else {
             // The hold expired (the stream was silent for longer than the TTL): nothing covers more output.
             return Ok(Grant::Stop {
                 granted_output_tokens: output_tokens,
@@ -393,18 +409,20 @@ impl Ledger {
                     EventType::ExecutionCutOff,
                     data.clone(),
                     now,
-                )
-                .await?;
+                );
                 if let Bound::Daily(limit, scope) | Bound::Monthly(limit, scope) = headroom.bound {
                     let mut data = data;
                     data["limit"] = limit.to_string().into();
                     data["scope"] = scope.as_str().into();
-                    emit(batch, account_id, EventType::LimitReached, data, now).await?;
+                    emit(batch, account_id, EventType::LimitReached, data, now);
                 }
             }
         }
-        holds::update_grant(batch.connection(), &hold).await?;
         let granted_output_tokens = u64::try_from(hold.granted_output_tokens).unwrap_or(0);
+        let held = hold.amount;
+        batch
+            .set_execution(execution_id, ExecutionState::Held(hold))
+            .await?;
         Ok(match stop_reason {
             Some(reason) => Grant::Stop {
                 granted_output_tokens,
@@ -412,7 +430,7 @@ impl Ledger {
             },
             None => Grant::Continue {
                 granted_output_tokens,
-                held: hold.amount,
+                held,
             },
         })
     }
@@ -436,12 +454,24 @@ impl Ledger {
             .map_err(|_| BillingError::invalid("duration_ms", "too large"))?;
 
         let request = request.clone();
+        let prefetch = Prefetch {
+            accounts: vec![request.account_id.clone()],
+            keys: vec![request.api_key_id.clone()],
+            models: vec![request.model.clone()],
+            executions: vec![request.execution_id.clone()],
+            rows: 1,
+        };
         self.store
-            .write(Shard::Account(&request.account_id.clone()), move |batch| {
-                Box::pin(async move {
-                    Self::settle_in(batch, &request, input_tokens, output_tokens, duration_ms).await
-                })
-            })
+            .write_prefetched(
+                Shard::Account(&request.account_id.clone()),
+                prefetch,
+                move |batch| {
+                    Box::pin(async move {
+                        Self::settle_in(batch, &request, input_tokens, output_tokens, duration_ms)
+                            .await
+                    })
+                },
+            )
             .await
     }
 
@@ -454,34 +484,34 @@ impl Ledger {
         duration_ms: i64,
     ) -> Result<Settlement, BillingError> {
         let now = time::now_ms();
-        let mut account = batch.lock(&request.account_id, now).await?;
+        let mut account = batch.lock(&request.account_id).await?;
         let key = batch.key(&request.api_key_id).await?;
         if key.account_id != account.id {
             return Err(BillingError::NotFound("api key"));
         }
-        // Settling takes the hold away. No hold: it expired, the execution never opened one, or this is a
-        // replay (a settlement deletes the hold in the transaction that writes its usage record).
-        let hold = holds::take(batch.connection(), &request.execution_id).await?;
-        match &hold {
-            // Another key's execution: the error rolls the deletion back.
-            Some(hold) if hold.api_key_id != request.api_key_id => {
+        // Settling takes the hold away (the usage record replaces it). No hold: it expired, the execution
+        // never opened one, or this is a replay.
+        let hold = match batch.execution(&request.execution_id).await? {
+            // Another key's execution.
+            ExecutionState::Held(hold) if hold.api_key_id != request.api_key_id => {
                 return Err(BillingError::ExecutionExists);
             }
-            Some(_) => {}
-            None => {
-                if let Some(first) =
-                    usage::by_execution(batch.connection(), &request.execution_id).await?
-                {
-                    if first.api_key_id != request.api_key_id {
-                        return Err(BillingError::ExecutionExists);
-                    }
-                    return Ok(Settlement {
-                        usage: first,
-                        replayed: true,
-                    });
+            ExecutionState::Held(hold) => Some(*hold),
+            ExecutionState::Unused => None,
+            ExecutionState::Settled(_) => {
+                let first = batch
+                    .usage_of(&request.execution_id)
+                    .await?
+                    .ok_or(BillingError::NotFound("usage record"))?;
+                if first.api_key_id != request.api_key_id {
+                    return Err(BillingError::ExecutionExists);
                 }
+                return Ok(Settlement {
+                    usage: first,
+                    replayed: true,
+                });
             }
-        }
+        };
         let key_type = key.key_type;
         let started_at = hold
             .as_ref()
@@ -524,9 +554,8 @@ impl Ledger {
             ),
             KeyType::Internal => (None, None),
         };
-        let record = usage::insert(
-            batch.connection(),
-            &UsageRecord {
+        let record = batch
+            .insert_usage(UsageRecord {
                 id: 0,
                 account_id: account.id.clone(),
                 api_key_id: request.api_key_id.clone(),
@@ -551,9 +580,8 @@ impl Ledger {
                 total_spent_after,
                 refunded_amount: None,
                 started_at: Some(started_at),
-            },
-        )
-        .await?;
+            })
+            .await?;
         if charged.is_positive() {
             let entry = Entry {
                 kind: TransactionType::UsageDeduction,
@@ -592,13 +620,22 @@ impl Ledger {
         for candidate in candidates {
             let (execution_id, account_id) =
                 (candidate.execution_id.clone(), candidate.account_id.clone());
+            let prefetch = Prefetch {
+                accounts: vec![account_id.clone()],
+                executions: vec![execution_id.clone()],
+                ..Prefetch::default()
+            };
             let released_hold = self
                 .store
-                .write(Shard::Account(&candidate.account_id), move |batch| {
-                    Box::pin(async move {
-                        Self::release_in(batch, &account_id, &execution_id, now).await
-                    })
-                })
+                .write_prefetched(
+                    Shard::Account(&candidate.account_id),
+                    prefetch,
+                    move |batch| {
+                        Box::pin(async move {
+                            Self::release_in(batch, &account_id, &execution_id, now).await
+                        })
+                    },
+                )
                 .await?;
             if let Some(hold) = released_hold {
                 tracing::info!(execution_id = %hold.execution_id, amount = %hold.amount, "expired hold released");
@@ -616,31 +653,22 @@ impl Ledger {
         execution_id: &ExecutionId,
         now: Millis,
     ) -> Result<Option<Hold>, BillingError> {
-        let mut account = batch.lock(account_id, now).await?;
-        let Some(hold) = holds::take_expired(batch.connection(), execution_id, now).await? else {
-            return Ok(None);
+        let mut account = batch.lock(account_id).await?;
+        let hold = match batch.execution(execution_id).await? {
+            ExecutionState::Held(hold) if hold.expires_at <= now => *hold,
+            ExecutionState::Held(_) | ExecutionState::Unused | ExecutionState::Settled(_) => {
+                return Ok(None);
+            }
         };
+        batch
+            .set_execution(execution_id, ExecutionState::Unused)
+            .await?;
         account.held_credits = account
             .held_credits
             .checked_sub(hold.amount)
             .ok_or(BillingError::Overflow)?;
         batch.save(&account);
         Ok(Some(hold))
-    }
-}
-
-/// The error to refuse an open with: [`BillingError::ExecutionExists`] when the execution id is taken (a
-/// repeated open is told so whatever else is wrong), else `error`. The id is checked only on this path; an
-/// open that goes ahead finds a taken id when it inserts its hold.
-async fn refusal(
-    batch: &mut Batch,
-    execution_id: &ExecutionId,
-    error: BillingError,
-) -> BillingError {
-    match holds::execution_known(batch.connection(), execution_id).await {
-        Ok(true) => BillingError::ExecutionExists,
-        Ok(false) => error,
-        Err(lookup) => lookup.into(),
     }
 }
 

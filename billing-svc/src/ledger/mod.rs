@@ -171,7 +171,7 @@ impl Ledger {
             }
         } else {
             // Rotated since the caller was authenticated: which secret it holds is read again.
-            store::keys::by_hash(batch.connection(), &caller.key_hash)
+            store::keys::by_hash(batch.connection().await?, &caller.key_hash)
                 .await?
                 .filter(|found| found.key.id == caller.key.id)
                 .ok_or(BillingError::UnknownKey)?
@@ -240,10 +240,15 @@ impl Ledger {
             let Some(limit) = limit else { continue };
             let key_id = key.map(|key| &key.id);
             let spent =
-                transactions::spend_since(batch.connection(), &account.id, key_id, since).await?;
+                transactions::spend_since(batch.connection().await?, &account.id, key_id, since)
+                    .await?;
             let held = match key_id {
                 None => account.held_credits,
-                Some(key_id) => holds::of_key(batch.connection(), key_id, now).await?.amount,
+                Some(key_id) => {
+                    holds::of_key(batch.connection().await?, key_id, now)
+                        .await?
+                        .amount
+                }
             };
             let left = limit
                 .checked_sub(spent)
@@ -353,10 +358,10 @@ impl Ledger {
             timestamp: now,
             idempotency_key: entry.idempotency_key,
         };
-        let transaction = transactions::insert(batch.connection(), &row).await?;
+        let transaction = batch.insert_transaction(row).await?;
         if let Some(grant) = &mut new_grant {
             grant.transaction_id = Some(transaction.id);
-            store::grants::insert(batch.connection(), grant).await?;
+            batch.insert_grant(grant.clone());
             if grant.remaining.is_positive() {
                 account.grants.push(grant.clone());
             }
@@ -366,7 +371,7 @@ impl Ledger {
                 "expiresAt": grant.expires_at.map(time::to_rfc3339),
                 "balanceAfter": account.credits_balance.to_string(),
             });
-            emit(batch, &account.id, EventType::CreditsAdded, data, now).await?;
+            emit(batch, &account.id, EventType::CreditsAdded, data, now);
         }
         if let Some(grant_id) = expired_grant {
             let data = json!({
@@ -374,7 +379,7 @@ impl Ledger {
                 "amount": transaction.amount.negated().to_string(),
                 "balanceAfter": account.credits_balance.to_string(),
             });
-            emit(batch, &account.id, EventType::CreditsExpired, data, now).await?;
+            emit(batch, &account.id, EventType::CreditsExpired, data, now);
         }
         Ledger::balance_events(batch, account, before, now).await?;
         Ok((transaction, new_grant))
@@ -396,30 +401,28 @@ impl Ledger {
                 "threshold": threshold.to_string(), "balance": after.to_string(),
                 "available": account.available().to_string(),
             });
-            let id = emit(batch, &account.id, EventType::BalanceLow, data, now).await?;
+            let id = emit(batch, &account.id, EventType::BalanceLow, data, now);
             fired.push((threshold, id));
         }
         Ledger::auto_recharge_crossing(batch, account, &fired, now).await?;
         if before.is_positive() && !after.is_positive() {
             let data =
                 json!({"balance": after.to_string(), "overage": account.overage.to_string()});
-            emit(batch, &account.id, EventType::BalanceDepleted, data, now).await?;
+            emit(batch, &account.id, EventType::BalanceDepleted, data, now);
         }
         Ok(())
     }
 }
 
 /// Writes an event to the outbox, in the operation's transaction; returns its id.
-async fn emit(
+fn emit(
     batch: &mut Batch,
     account_id: &AccountId,
     kind: EventType,
     data: serde_json::Value,
     now: Millis,
-) -> Result<EventId, BillingError> {
-    let event = Event::new(account_id, kind, data, now);
-    store::events::insert(batch.connection(), &event).await?;
-    Ok(event.id)
+) -> EventId {
+    batch.emit(Event::new(account_id, kind, data, now))
 }
 
 fn checked(amount: Option<Money>) -> Result<Money, BillingError> {

@@ -70,7 +70,8 @@ impl Ledger {
         self.store
             .write(Shard::Account(&recharge.account_id), move |batch| {
                 Box::pin(async move {
-                    let Some(mut recharge) = recharges::by_id(batch.connection(), &id).await?
+                    let Some(mut recharge) =
+                        recharges::by_id(batch.connection().await?, &id).await?
                     else {
                         return Err(BillingError::NotFound("auto-recharge"));
                     };
@@ -78,7 +79,7 @@ impl Ledger {
                         recharge.status = Status::Charged;
                         recharge.payment_intent_id = Some(payment_intent_id);
                         recharge.updated_at = time::now_ms();
-                        recharges::save(batch.connection(), &recharge).await?;
+                        recharges::save(batch.connection().await?, &recharge).await?;
                     }
                     Ok(())
                 })
@@ -111,8 +112,8 @@ impl Ledger {
             .write(Shard::Account(&account_id.clone()), move |batch| {
                 Box::pin(async move {
                     let now = time::now_ms();
-                    let mut account = batch.lock(&account_id, now).await?;
-                    let Some(mut recharge) = recharges::by_id(batch.connection(), &id).await? else {
+                    let mut account = batch.lock(&account_id).await?;
+                    let Some(mut recharge) = recharges::by_id(batch.connection().await?, &id).await? else {
                         return Err(BillingError::NotFound("auto-recharge"));
                     };
                     if !recharge.status.is_open() {
@@ -122,7 +123,7 @@ impl Ledger {
                     recharge.payment_intent_id = payment_intent_id.or(recharge.payment_intent_id);
                     recharge.error = Some(reason.clone());
                     recharge.updated_at = now;
-                    recharges::save(batch.connection(), &recharge).await?;
+                    recharges::save(batch.connection().await?, &recharge).await?;
                     let mut state = account.auto_recharge.take();
                     let (failures, disabled) = match &mut state {
                         Some(state) => {
@@ -137,13 +138,13 @@ impl Ledger {
                         "paymentIntentId": recharge.payment_intent_id, "amount": recharge.amount.to_string(),
                         "reason": reason, "source": "auto_recharge",
                     });
-                    emit(batch, &account.id, EventType::PaymentFailed, payment, now).await?;
+                    emit(batch, &account.id, EventType::PaymentFailed, payment, now);
                     let failed = json!({
                         "rechargeId": recharge.id, "paymentIntentId": recharge.payment_intent_id,
                         "amount": recharge.amount.to_string(), "reason": reason,
                         "consecutiveFailures": failures, "disabled": disabled,
                     });
-                    emit(batch, &account.id, EventType::AutoRechargeFailed, failed, now).await?;
+                    emit(batch, &account.id, EventType::AutoRechargeFailed, failed, now);
                     batch.save(&account);
                     tracing::info!(recharge_id = %recharge.id, failures, disabled, "auto-recharge failed");
                     Ok(true)
@@ -164,10 +165,10 @@ impl Ledger {
             .write(Shard::Account(&account_id.clone()), move |batch| {
                 Box::pin(async move {
                     let now = time::now_ms();
-                    let mut account = batch.lock(&account_id, now).await?;
+                    let mut account = batch.lock(&account_id).await?;
                     let configured =
                         AutoRecharge::configure(account.auto_recharge.as_ref(), settings, now)?;
-                    let saved_card = recharges::customer_of(batch.connection(), &account_id)
+                    let saved_card = recharges::customer_of(batch.connection().await?, &account_id)
                         .await?
                         .is_some();
                     if settings.enabled && !saved_card {
@@ -175,9 +176,12 @@ impl Ledger {
                     }
                     account.auto_recharge = Some(configured);
                     batch.save(&account);
-                    let recent =
-                        recharges::of_account(batch.connection(), &account_id, RECENT_RECHARGES)
-                            .await?;
+                    let recent = recharges::of_account(
+                        batch.connection().await?,
+                        &account_id,
+                        RECENT_RECHARGES,
+                    )
+                    .await?;
                     Ok(AutoRechargeView {
                         settings: account.auto_recharge,
                         saved_card,
@@ -230,7 +234,7 @@ impl Ledger {
                             "balance": account.credits_balance.to_string(),
                             "available": account.available().to_string(), "autoRecharge": true,
                         });
-                        emit(batch, &account.id, EventType::BalanceLow, data, now).await?
+                        emit(batch, &account.id, EventType::BalanceLow, data, now)
                     }
                 };
                 let recharge = Recharge {
@@ -243,7 +247,7 @@ impl Ledger {
                     created_at: now,
                     updated_at: now,
                 };
-                recharges::insert(batch.connection(), &recharge).await?;
+                recharges::insert(batch.connection().await?, &recharge).await?;
                 state.start(&recharge.id, amount);
             }
             Some(Crossing::MonthlyMaxReached) => {
@@ -253,7 +257,7 @@ impl Ledger {
                     "chargedThisMonth": state.month_charged.to_string(),
                     "consecutiveFailures": state.failures, "disabled": false,
                 });
-                emit(batch, &account.id, EventType::AutoRechargeFailed, data, now).await?;
+                emit(batch, &account.id, EventType::AutoRechargeFailed, data, now);
             }
         }
         account.auto_recharge = Some(state);
@@ -267,10 +271,11 @@ async fn stripe_payment_in(
     payment: StripePayment,
 ) -> Result<LedgerWrite, BillingError> {
     let now = time::now_ms();
-    let mut account = batch.lock(&payment.account_id, now).await?;
+    let mut account = batch.lock(&payment.account_id).await?;
     let idempotency_key = format!("stripe:{}", payment.object_id);
     if let Some(first) =
-        transactions::by_idempotency_key(batch.connection(), &account.id, &idempotency_key).await?
+        transactions::by_idempotency_key(batch.connection().await?, &account.id, &idempotency_key)
+            .await?
     {
         return replayed(batch, first, account).await;
     }
@@ -290,13 +295,13 @@ async fn stripe_payment_in(
     };
     let (transaction, grant) = Ledger::post(batch, &mut account, entry, now).await?;
     if let Some(customer_id) = &payment.customer_id {
-        recharges::set_customer(batch.connection(), &account.id, customer_id).await?;
+        recharges::set_customer(batch.connection().await?, &account.id, customer_id).await?;
     }
     let data = json!({
         "paymentId": payment.object_id, "amount": payment.amount.to_string(), "source": source,
         "transactionId": transaction.id.to_string(),
     });
-    emit(batch, &account.id, EventType::PaymentSucceeded, data, now).await?;
+    emit(batch, &account.id, EventType::PaymentSucceeded, data, now);
     if let Some(recharge_id) = &payment.recharge_id {
         recharge_succeeded(batch, &mut account, recharge_id, &payment.object_id, now).await?;
     }
@@ -316,7 +321,7 @@ async fn recharge_succeeded(
     payment_intent_id: &str,
     now: Millis,
 ) -> Result<(), BillingError> {
-    let Some(mut recharge) = recharges::by_id(batch.connection(), recharge_id).await? else {
+    let Some(mut recharge) = recharges::by_id(batch.connection().await?, recharge_id).await? else {
         return Ok(());
     };
     if recharge.account_id != account.id {
@@ -329,7 +334,7 @@ async fn recharge_succeeded(
     recharge.payment_intent_id = Some(payment_intent_id.to_string());
     recharge.error = None;
     recharge.updated_at = now;
-    recharges::save(batch.connection(), &recharge).await?;
+    recharges::save(batch.connection().await?, &recharge).await?;
     if let Some(state) = &mut account.auto_recharge {
         state.succeeded(recharge_id);
     }
@@ -343,7 +348,6 @@ async fn recharge_succeeded(
         EventType::AutoRechargeSucceeded,
         data,
         now,
-    )
-    .await?;
+    );
     Ok(())
 }

@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::{Backend, bulk};
 use crate::alerts::{self, LowBalance};
 use crate::auto_recharge::{self, AutoRecharge};
 use crate::money::Money;
@@ -108,24 +109,34 @@ pub async fn insert(connection: &mut AnyConnection, account: &Account) -> Result
     Ok(())
 }
 
-/// Touches the account row inside a write transaction and returns it. This takes the row lock
-/// (PostgreSQL) or the write lock (SQLite) before any check, so concurrent operations on one account
-/// run one after the other.
+/// Reads `ids` (at most [`bulk::MAX_ROWS`]) inside a write transaction, in one statement, locked: on
+/// PostgreSQL each row is locked (`FOR UPDATE`, in id order, so that two writers locking overlapping sets
+/// cannot deadlock); on SQLite the batch's transaction already holds the database write lock
+/// (`BEGIN IMMEDIATE`). Concurrent operations on one account therefore run one after the other. Ids with
+/// no account are absent.
 pub async fn lock(
     connection: &mut AnyConnection,
-    id: &AccountId,
-    now: Millis,
-) -> Result<Option<Account>, sqlx::Error> {
-    sqlx::query(&format!(
-        "UPDATE billing_accounts SET updated_at = $1 WHERE id = $2 RETURNING {COLUMNS}"
-    ))
-    .bind(now)
-    .bind(id.as_str())
-    .fetch_optional(connection)
-    .await?
-    .as_ref()
-    .map(from_row)
-    .transpose()
+    backend: Backend,
+    ids: &[&AccountId],
+) -> Result<Vec<Account>, sqlx::Error> {
+    debug_assert!(ids.len() <= bulk::MAX_ROWS);
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lock = match backend {
+        Backend::Postgres => "FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM billing_accounts WHERE id IN ({}) ORDER BY id {lock}",
+        bulk::placeholders(bulk::slots(ids.len()), 1)
+    );
+    bulk::bind_padded(sqlx::query(&sql), ids, |query, id| query.bind(id.as_str()))
+        .fetch_all(connection)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 pub async fn by_id(
@@ -164,23 +175,49 @@ pub async fn list(
     .collect()
 }
 
-/// Writes the money columns of a locked account.
+/// Writes the money columns of locked `accounts` (at most [`bulk::MAX_ROWS`]) in one statement.
 pub async fn update_money(
     connection: &mut AnyConnection,
-    account: &Account,
+    accounts: &[&Account],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE billing_accounts SET credits_balance = $1, held_credits = $2, total_spent = $3, updated_at = $4, \
-         overage = $5, low_balance_alerts = $6, auto_recharge = $7 WHERE id = $8",
+    debug_assert!(accounts.len() <= bulk::MAX_ROWS);
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "WITH v (id, credits_balance, held_credits, total_spent, updated_at, overage, low_balance_alerts, \
+         auto_recharge) AS (VALUES {}) \
+         UPDATE billing_accounts SET credits_balance = v.credits_balance, held_credits = v.held_credits, \
+         total_spent = v.total_spent, updated_at = v.updated_at, overage = v.overage, \
+         low_balance_alerts = v.low_balance_alerts, auto_recharge = v.auto_recharge FROM v \
+         WHERE billing_accounts.id = v.id",
+        bulk::tuples(bulk::slots(accounts.len()), 8, 1)
+    );
+    let encoded: Vec<(&Account, String, Option<String>)> = accounts
+        .iter()
+        .map(|account| {
+            (
+                *account,
+                alerts::to_json(&account.low_balance),
+                account.auto_recharge.as_ref().map(auto_recharge::to_json),
+            )
+        })
+        .collect();
+    bulk::bind_padded(
+        sqlx::query(&sql),
+        &encoded,
+        |query, (account, low_balance, auto_recharge)| {
+            query
+                .bind(account.id.as_str())
+                .bind(account.credits_balance.nanos())
+                .bind(account.held_credits.nanos())
+                .bind(account.total_spent.nanos())
+                .bind(account.updated_at)
+                .bind(account.overage.nanos())
+                .bind(low_balance.as_str())
+                .bind(auto_recharge.as_deref())
+        },
     )
-    .bind(account.credits_balance.nanos())
-    .bind(account.held_credits.nanos())
-    .bind(account.total_spent.nanos())
-    .bind(account.updated_at)
-    .bind(account.overage.nanos())
-    .bind(alerts::to_json(&account.low_balance))
-    .bind(account.auto_recharge.as_ref().map(auto_recharge::to_json))
-    .bind(account.id.as_str())
     .execute(connection)
     .await?;
     Ok(())

@@ -5,6 +5,7 @@ use proto::ids::{AccountId, EventId};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::bulk;
 use crate::time::Millis;
 
 /// What happened.
@@ -122,17 +123,28 @@ fn from_row(row: &AnyRow) -> Result<Event, sqlx::Error> {
     })
 }
 
-pub async fn insert(connection: &mut AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO events (id, account_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(event.id.as_str())
-    .bind(event.account_id.as_str())
-    .bind(event.kind.as_str())
-    .bind(event.data.to_string())
-    .bind(event.created_at)
-    .execute(connection)
-    .await?;
+/// Inserts `events` (at most [`bulk::MAX_ROWS`]) in one statement; their `seq` follows their order.
+pub async fn insert(connection: &mut AnyConnection, events: &[Event]) -> Result<(), sqlx::Error> {
+    debug_assert!(events.len() <= bulk::MAX_ROWS);
+    if events.is_empty() {
+        return Ok(());
+    }
+    // Not padded: `DISTINCT` could reorder the rows, and their order is the order of delivery.
+    let sql = format!(
+        "INSERT INTO events (id, account_id, type, data, created_at) VALUES {}",
+        bulk::tuples(events.len(), 5, 1)
+    );
+    let data: Vec<String> = events.iter().map(|event| event.data.to_string()).collect();
+    let mut query = sqlx::query(&sql);
+    for (event, data) in events.iter().zip(&data) {
+        query = query
+            .bind(event.id.as_str())
+            .bind(event.account_id.as_str())
+            .bind(event.kind.as_str())
+            .bind(data.as_str())
+            .bind(event.created_at);
+    }
+    query.execute(connection).await?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@ use proto::ids::{AccountId, GrantId};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::bulk;
 use crate::money::Money;
 use crate::time::Millis;
 
@@ -77,51 +78,80 @@ fn from_row(row: &AnyRow) -> Result<CreditGrant, sqlx::Error> {
     })
 }
 
+/// Inserts new `grants`, at most [`bulk::MAX_ROWS`], in one statement.
 pub async fn insert(
     connection: &mut AnyConnection,
-    grant: &CreditGrant,
+    grants: &[CreditGrant],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "INSERT INTO credit_grants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    ))
-    .bind(grant.id.as_str())
-    .bind(grant.account_id.as_str())
-    .bind(grant.category.as_str())
-    .bind(grant.amount.nanos())
-    .bind(grant.remaining.nanos())
-    .bind(grant.priority)
-    .bind(grant.expires_at)
-    .bind(grant.created_at)
-    .bind(grant.transaction_id)
-    .bind(grant.expired_at)
+    debug_assert!(grants.len() <= bulk::MAX_ROWS);
+    if grants.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO credit_grants ({COLUMNS}) SELECT DISTINCT * FROM (VALUES {}) AS v WHERE true",
+        bulk::tuples(bulk::slots(grants.len()), 10, 1)
+    );
+    bulk::bind_padded(sqlx::query(&sql), grants, |query, grant| {
+        query
+            .bind(grant.id.as_str())
+            .bind(grant.account_id.as_str())
+            .bind(grant.category.as_str())
+            .bind(grant.amount.nanos())
+            .bind(grant.remaining.nanos())
+            .bind(grant.priority)
+            .bind(grant.expires_at)
+            .bind(grant.created_at)
+            .bind(grant.transaction_id)
+            .bind(grant.expired_at)
+    })
     .execute(connection)
     .await?;
     Ok(())
 }
 
-/// Writes what spending or expiry changed: the remainder and the expiry mark.
+/// Writes what spending or expiry changed in `grants` (the remainder and the expiry mark), at most
+/// [`bulk::MAX_ROWS`], in one statement.
 pub async fn update_remaining(
     connection: &mut AnyConnection,
-    grant: &CreditGrant,
+    grants: &[&CreditGrant],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE credit_grants SET remaining = $1, expired_at = $2 WHERE id = $3")
-        .bind(grant.remaining.nanos())
-        .bind(grant.expired_at)
-        .bind(grant.id.as_str())
-        .execute(connection)
-        .await?;
+    debug_assert!(grants.len() <= bulk::MAX_ROWS);
+    if grants.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "WITH v (id, remaining, expired_at) AS (VALUES {}) \
+         UPDATE credit_grants SET remaining = v.remaining, expired_at = v.expired_at FROM v \
+         WHERE credit_grants.id = v.id",
+        bulk::tuples(bulk::slots(grants.len()), 3, 1)
+    );
+    bulk::bind_padded(sqlx::query(&sql), grants, |query, grant| {
+        query
+            .bind(grant.id.as_str())
+            .bind(grant.remaining.nanos())
+            .bind(grant.expired_at)
+    })
+    .execute(connection)
+    .await?;
     Ok(())
 }
 
-/// The grants of an account that still hold credit.
+/// The grants that still hold credit of `accounts` (at most [`bulk::MAX_ROWS`]), in one statement.
 pub async fn live(
     connection: &mut AnyConnection,
-    account_id: &AccountId,
+    accounts: &[&AccountId],
 ) -> Result<Vec<CreditGrant>, sqlx::Error> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM credit_grants WHERE account_id = $1 AND remaining > 0"
-    ))
-    .bind(account_id.as_str())
+    debug_assert!(accounts.len() <= bulk::MAX_ROWS);
+    if accounts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM credit_grants WHERE account_id IN ({}) AND remaining > 0",
+        bulk::placeholders(bulk::slots(accounts.len()), 1)
+    );
+    bulk::bind_padded(sqlx::query(&sql), accounts, |query, id| {
+        query.bind(id.as_str())
+    })
     .fetch_all(connection)
     .await?
     .iter()

@@ -1,13 +1,14 @@
-//! Group commit: write operations from many callers run in one database transaction, each inside its own
-//! savepoint, and every caller is answered only after the commit that made its write durable.
+//! Group commit: write operations from many callers run in one database transaction, and every caller is
+//! answered only after the commit that made its write durable.
 //!
-//! A writer task takes whatever operations are queued (up to a batch size), runs them one after the other in
-//! one [`Batch`], and commits once: one fsync for the whole batch instead of one per operation, and one
-//! write of each account the batch changed. It never
+//! A writer task takes whatever operations are queued (up to a batch size), loads what they declared in
+//! bulk, runs them one after the other in one [`Batch`], writes what they staged in bulk and commits once:
+//! one fsync and a constant number of statements for the whole batch instead of several per operation. It
+//! never
 //! waits for a batch to fill: operations that arrive while a batch commits form the next one, so under low
 //! load a batch is a single operation and latency stays that of a plain transaction.
 //!
-//! An operation that fails is rolled back to its savepoint and answered with its error; the others in the
+//! An operation that fails is answered with its error and what it staged is dropped; the others in the
 //! batch are unaffected. If the commit fails, every operation of the batch gets the error and nothing of the
 //! batch is written, so a caller never sees success for a write that is not durable.
 
@@ -18,13 +19,19 @@ use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Backend;
-use super::batch::Batch;
+use super::batch::{Batch, Prefetch};
 use crate::error::BillingError;
 
-/// What a queued operation reports back to the writer: whether it succeeded (keep its savepoint) and how to
-/// answer its caller once the batch's fate is known.
+/// What a queued operation reports back to the writer: whether it succeeded (keep what it staged) and how
+/// to answer its caller once the batch's fate is known.
 type Finish = Box<dyn FnOnce(Result<(), Arc<sqlx::Error>>) + Send>;
-type Job = Box<dyn for<'b> FnOnce(&'b mut Batch) -> BoxFuture<'b, (bool, Finish)> + Send>;
+type Run = Box<dyn for<'b> FnOnce(&'b mut Batch) -> BoxFuture<'b, (bool, Finish)> + Send>;
+
+/// A queued operation and what it will read.
+struct Job {
+    prefetch: Prefetch,
+    run: Run,
+}
 
 /// Operations waiting per writer before callers wait to enqueue.
 const QUEUE_DEPTH: usize = 4096;
@@ -57,13 +64,18 @@ impl GroupCommit {
     }
 
     /// Runs `operation` in the next batch of the writer of `shard` and returns its result once durable.
-    pub async fn write<T, F>(&self, shard: &str, operation: F) -> Result<T, BillingError>
+    pub async fn write<T, F>(
+        &self,
+        shard: &str,
+        prefetch: Prefetch,
+        operation: F,
+    ) -> Result<T, BillingError>
     where
         T: Send + 'static,
         F: for<'b> FnOnce(&'b mut Batch) -> BoxFuture<'b, Result<T, BillingError>> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |batch| {
+        let run: Run = Box::new(move |batch| {
             Box::pin(async move {
                 let result = operation(batch).await;
                 let succeeded = result.is_ok();
@@ -79,6 +91,7 @@ impl GroupCommit {
                 (succeeded, finish)
             })
         });
+        let job = Job { prefetch, run };
         let writer = &self.writers[shard_of(shard, self.writers.len())];
         writer
             .send(job)
@@ -112,12 +125,20 @@ async fn run_writer(
 }
 
 async fn commit_batch(pool: &AnyPool, backend: Backend, jobs: impl Iterator<Item = Job>) {
-    let mut finishes: Vec<Finish> = Vec::new();
+    let mut prefetch = Prefetch::default();
+    let runs: Vec<Run> = jobs
+        .map(|job| {
+            prefetch.merge(job.prefetch);
+            job.run
+        })
+        .collect();
+    let operations = runs.len();
+    let mut finishes: Vec<Finish> = Vec::with_capacity(operations);
     let outcome = async {
         let mut batch = Batch::begin(pool, backend).await?;
-        for job in jobs {
-            batch.start_operation().await?;
-            let (succeeded, finish) = job(&mut batch).await;
+        batch.load(&prefetch).await?;
+        for run in runs {
+            let (succeeded, finish) = run(&mut batch).await;
             finishes.push(finish);
             batch.end_operation(succeeded).await?;
         }
@@ -125,9 +146,15 @@ async fn commit_batch(pool: &AnyPool, backend: Backend, jobs: impl Iterator<Item
     }
     .await
     .map_err(Arc::new);
-    if let Err(error) = &outcome {
-        tracing::error!(%error, operations = finishes.len(), "batch not committed; its operations fail");
+    match &outcome {
+        Ok(statements) => {
+            tracing::debug!(operations, statements, "batch committed");
+        }
+        Err(error) => {
+            tracing::error!(%error, operations, "batch not committed; its operations fail");
+        }
     }
+    let outcome = outcome.map(|_| ());
     for finish in finishes {
         finish(outcome.clone());
     }

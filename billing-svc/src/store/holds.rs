@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::bulk;
 use crate::money::Money;
 use crate::time::Millis;
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
@@ -87,109 +88,106 @@ pub async fn of_key(
     })
 }
 
-/// Inserts the hold of a new execution: false, writing nothing, when the execution id already has a hold
-/// or a usage record.
-pub async fn insert_new(connection: &mut AnyConnection, hold: &Hold) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(&format!(
-        "INSERT INTO holds ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
-         WHERE NOT EXISTS (SELECT 1 FROM usage_records WHERE execution_id = $4) \
-         ON CONFLICT (execution_id) DO NOTHING"
-    ))
-    .bind(&hold.id)
-    .bind(hold.account_id.as_str())
-    .bind(hold.api_key_id.as_str())
-    .bind(hold.execution_id.as_str())
-    .bind(hold.amount.nanos())
-    .bind(hold.input_tokens)
-    .bind(hold.granted_output_tokens)
-    .bind(hold.max_output_tokens)
-    .bind(&hold.model)
-    .bind(&hold.workspace_id)
-    .bind(&hold.session_id)
-    .bind(&hold.endpoint)
-    .bind(hold.started_at)
-    .bind(hold.expires_at)
-    .execute(connection)
-    .await?;
-    Ok(result.rows_affected() == 1)
+/// What the database knows of an execution id: its hold, or that it was settled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Known {
+    Held(Box<Hold>),
+    /// A usage record exists (and no hold).
+    Settled,
 }
 
-pub async fn by_execution(
+/// The holds and the settled executions among `ids` (at most [`bulk::MAX_ROWS`]), in one statement; ids
+/// the database knows nothing of are absent.
+pub async fn of_executions(
     connection: &mut AnyConnection,
-    execution_id: &ExecutionId,
-) -> Result<Option<Hold>, sqlx::Error> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM holds WHERE execution_id = $1"
-    ))
-    .bind(execution_id.as_str())
-    .fetch_optional(connection)
-    .await?
-    .as_ref()
-    .map(from_row)
-    .transpose()
+    ids: &[&ExecutionId],
+) -> Result<Vec<(ExecutionId, Known)>, sqlx::Error> {
+    debug_assert!(ids.len() <= bulk::MAX_ROWS);
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = bulk::placeholders(bulk::slots(ids.len()), 1);
+    // A settled execution is a row with no hold id; the other columns only need the hold row's types.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM holds WHERE execution_id IN ({list}) UNION ALL \
+         SELECT NULL, account_id, api_key_id, execution_id, 0, 0, 0, 0, '', '', '', '', 0, 0 \
+         FROM usage_records WHERE execution_id IN ({list})"
+    );
+    let query = bulk::bind_padded(sqlx::query(&sql), ids, |query, id| query.bind(id.as_str()));
+    query
+        .fetch_all(connection)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(match row.try_get::<Option<String>, _>(0)? {
+                Some(_) => {
+                    let hold = from_row(row)?;
+                    (hold.execution_id.clone(), Known::Held(Box::new(hold)))
+                }
+                None => (
+                    ExecutionId::from(row.try_get::<String, _>(3)?),
+                    Known::Settled,
+                ),
+            })
+        })
+        .collect()
 }
 
-/// Writes a grown hold: its amount, grant and new expiry.
-pub async fn update_grant(connection: &mut AnyConnection, hold: &Hold) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE holds SET amount = $1, granted_output_tokens = $2, expires_at = $3 WHERE id = $4",
-    )
-    .bind(hold.amount.nanos())
-    .bind(hold.granted_output_tokens)
-    .bind(hold.expires_at)
-    .bind(&hold.id)
+/// Writes `holds` (new ones, grown ones, and a new hold in place of a released one), at most
+/// [`bulk::MAX_ROWS`], in one statement.
+pub async fn upsert(connection: &mut AnyConnection, holds: &[Hold]) -> Result<(), sqlx::Error> {
+    debug_assert!(holds.len() <= bulk::MAX_ROWS);
+    if holds.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO holds ({COLUMNS}) SELECT DISTINCT * FROM (VALUES {}) AS v WHERE true \
+         ON CONFLICT (execution_id) DO UPDATE SET id = excluded.id, account_id = excluded.account_id, \
+         api_key_id = excluded.api_key_id, amount = excluded.amount, input_tokens = excluded.input_tokens, \
+         granted_output_tokens = excluded.granted_output_tokens, max_output_tokens = excluded.max_output_tokens, \
+         model = excluded.model, workspace_id = excluded.workspace_id, session_id = excluded.session_id, \
+         endpoint = excluded.endpoint, started_at = excluded.started_at, expires_at = excluded.expires_at",
+        bulk::tuples(bulk::slots(holds.len()), 14, 1)
+    );
+    bulk::bind_padded(sqlx::query(&sql), holds, |query, hold| {
+        query
+            .bind(&hold.id)
+            .bind(hold.account_id.as_str())
+            .bind(hold.api_key_id.as_str())
+            .bind(hold.execution_id.as_str())
+            .bind(hold.amount.nanos())
+            .bind(hold.input_tokens)
+            .bind(hold.granted_output_tokens)
+            .bind(hold.max_output_tokens)
+            .bind(&hold.model)
+            .bind(&hold.workspace_id)
+            .bind(&hold.session_id)
+            .bind(&hold.endpoint)
+            .bind(hold.started_at)
+            .bind(hold.expires_at)
+    })
     .execute(connection)
     .await?;
     Ok(())
 }
 
-/// Whether `execution_id` has a hold or a usage record.
-pub async fn execution_known(
+/// Deletes the holds of `ids` (settled or released), at most [`bulk::MAX_ROWS`], in one statement.
+pub async fn delete(
     connection: &mut AnyConnection,
-    execution_id: &ExecutionId,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT 1 WHERE EXISTS (SELECT 1 FROM holds WHERE execution_id = $1) \
-         OR EXISTS (SELECT 1 FROM usage_records WHERE execution_id = $1)",
-    )
-    .bind(execution_id.as_str())
-    .fetch_optional(connection)
-    .await?;
-    Ok(row.is_some())
-}
-
-/// Deletes the hold of `execution_id` and returns it.
-pub async fn take(
-    connection: &mut AnyConnection,
-    execution_id: &ExecutionId,
-) -> Result<Option<Hold>, sqlx::Error> {
-    sqlx::query(&format!(
-        "DELETE FROM holds WHERE execution_id = $1 RETURNING {COLUMNS}"
-    ))
-    .bind(execution_id.as_str())
-    .fetch_optional(connection)
-    .await?
-    .as_ref()
-    .map(from_row)
-    .transpose()
-}
-
-/// Deletes the hold of `execution_id` if it has expired at `now`, and returns it.
-pub async fn take_expired(
-    connection: &mut AnyConnection,
-    execution_id: &ExecutionId,
-    now: Millis,
-) -> Result<Option<Hold>, sqlx::Error> {
-    sqlx::query(&format!(
-        "DELETE FROM holds WHERE execution_id = $1 AND expires_at <= $2 RETURNING {COLUMNS}"
-    ))
-    .bind(execution_id.as_str())
-    .bind(now)
-    .fetch_optional(connection)
-    .await?
-    .as_ref()
-    .map(from_row)
-    .transpose()
+    ids: &[&ExecutionId],
+) -> Result<(), sqlx::Error> {
+    debug_assert!(ids.len() <= bulk::MAX_ROWS);
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "DELETE FROM holds WHERE execution_id IN ({})",
+        bulk::placeholders(bulk::slots(ids.len()), 1)
+    );
+    bulk::bind_padded(sqlx::query(&sql), ids, |query, id| query.bind(id.as_str()))
+        .execute(connection)
+        .await?;
+    Ok(())
 }
 
 /// Up to `limit` holds expired at `now`, oldest expiry first.

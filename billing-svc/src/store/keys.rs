@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::bulk;
 use crate::keys::{KeyType, Role};
 use crate::policy::Policy;
 use crate::time::Millis;
@@ -123,6 +124,27 @@ pub async fn by_id(
         .as_ref()
         .map(from_row)
         .transpose()
+}
+
+/// The keys `ids` (at most [`bulk::MAX_ROWS`]) in one statement; unknown ids are absent.
+pub async fn by_ids(
+    connection: &mut AnyConnection,
+    ids: &[&ApiKeyId],
+) -> Result<Vec<ApiKey>, sqlx::Error> {
+    debug_assert!(ids.len() <= bulk::MAX_ROWS);
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE id IN ({})",
+        bulk::placeholders(bulk::slots(ids.len()), 1)
+    );
+    bulk::bind_padded(sqlx::query(&sql), ids, |query, id| query.bind(id.as_str()))
+        .fetch_all(connection)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 /// Keys oldest first, of every account or of one; revoked ones only when asked.

@@ -5,13 +5,15 @@
 //! Each function runs one statement on the connection it is given; the ledger composes them into one
 //! write operation, run by [`Store::write`] in a [`Batch`]: either its own transaction (`naive`) or one
 //! group-committed transaction with other operations (`batched`, see [`group_commit`]). Every ledger
-//! operation starts with [`Batch::lock`], which locks the account row with an `UPDATE` (on PostgreSQL the
-//! row lock, on SQLite the database write lock) once per batch, so the checks that follow (available
-//! credit, caps, idempotency) cannot race with another writer of the same account.
+//! operation starts with [`Batch::lock`]: the account row is locked once per batch (on PostgreSQL the row
+//! lock, on SQLite the database write lock the batch takes when it begins), so the checks that follow
+//! (available credit, caps, idempotency) cannot race with another writer of the same account. The hot
+//! path's tables are read and written with one multi-row statement per table and batch ([`bulk`]).
 
 pub mod accounts;
 pub mod audit;
 mod batch;
+mod bulk;
 pub mod events;
 pub mod grants;
 mod group_commit;
@@ -32,7 +34,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Executor};
 
 use crate::error::BillingError;
-pub use batch::Batch;
+pub use batch::{Batch, ExecutionState, Prefetch};
 use group_commit::GroupCommit;
 use proto::ids::AccountId;
 
@@ -181,13 +183,37 @@ impl Store {
         T: Send + 'static,
         F: for<'b> FnOnce(&'b mut Batch) -> BoxFuture<'b, Result<T, BillingError>> + Send + 'static,
     {
+        self.write_prefetched(shard, Prefetch::default(), operation)
+            .await
+    }
+
+    /// [`Store::write`] for an operation that declares what it will read, so that its batch loads it in
+    /// bulk with every other operation's (the hot path: open, extend, settle).
+    pub async fn write_prefetched<T, F>(
+        &self,
+        shard: Shard<'_>,
+        prefetch: Prefetch,
+        operation: F,
+    ) -> Result<T, BillingError>
+    where
+        T: Send + 'static,
+        F: for<'b> FnOnce(&'b mut Batch) -> BoxFuture<'b, Result<T, BillingError>> + Send + 'static,
+    {
         if let Some(group_commit) = &self.group_commit {
-            return group_commit.write(shard.name(), operation).await;
+            return group_commit.write(shard.name(), prefetch, operation).await;
         }
         let mut batch = Batch::begin(&self.writer, self.backend).await?;
-        let value = operation(&mut batch).await?;
-        batch.commit().await?;
-        Ok(value)
+        batch.load(&prefetch).await?;
+        match operation(&mut batch).await {
+            Ok(value) => {
+                batch.commit().await?;
+                Ok(value)
+            }
+            Err(error) => {
+                batch.rollback().await?;
+                Err(error)
+            }
+        }
     }
 
     /// The pool for reads that need no transaction.

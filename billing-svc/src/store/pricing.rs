@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::bulk;
 use crate::money::Money;
 use crate::pricing::{DEFAULT_MODEL, Price};
 use crate::time::Millis;
@@ -45,21 +46,28 @@ pub async fn upsert(
     Ok(())
 }
 
-/// The rows that can price `model`: its own and the default's (see [`crate::pricing::effective`]).
-pub async fn of_model(
+/// The rows that can price each of `models` (at most [`bulk::MAX_ROWS`]): their own and the default's
+/// (see [`crate::pricing::effective`]), in one statement.
+pub async fn of_models(
     connection: &mut AnyConnection,
-    model: &str,
+    models: &[&str],
 ) -> Result<Vec<Price>, sqlx::Error> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM pricing WHERE model = $1 OR model = $2"
-    ))
-    .bind(model)
-    .bind(DEFAULT_MODEL)
-    .fetch_all(connection)
-    .await?
-    .iter()
-    .map(from_row)
-    .collect()
+    debug_assert!(models.len() <= bulk::MAX_ROWS);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM pricing WHERE model = $1 OR model IN ({})",
+        bulk::placeholders(bulk::slots(models.len().max(1)), 2)
+    );
+    let query = sqlx::query(&sql).bind(DEFAULT_MODEL);
+    let query = match models {
+        [] => query.bind(DEFAULT_MODEL),
+        models => bulk::bind_padded(query, models, |query, model| query.bind(*model)),
+    };
+    query
+        .fetch_all(connection)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 /// Every row, by model then effective time.

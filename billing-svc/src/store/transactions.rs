@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::bulk;
 use crate::money::Money;
 use crate::time::Millis;
 use proto::ids::{AccountId, ApiKeyId};
@@ -83,28 +84,37 @@ fn from_row(row: &AnyRow) -> Result<Transaction, sqlx::Error> {
     })
 }
 
-/// Inserts `transaction` (its `id` is ignored) and returns it with the id the database gave it.
+/// Inserts `transactions` with their ids (given by the batch), at most [`bulk::MAX_ROWS`], in one
+/// statement.
 pub async fn insert(
     connection: &mut AnyConnection,
-    transaction: &Transaction,
-) -> Result<Transaction, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "INSERT INTO transactions (account_id, api_key_id, type, amount, balance_after, total_spent_after, description, metadata, timestamp, idempotency_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
-    ))
-    .bind(transaction.account_id.as_str())
-    .bind(transaction.api_key_id.as_ref().map(ApiKeyId::as_str))
-    .bind(transaction.kind.as_str())
-    .bind(transaction.amount.nanos())
-    .bind(transaction.balance_after.nanos())
-    .bind(transaction.total_spent_after.nanos())
-    .bind(&transaction.description)
-    .bind(&transaction.metadata)
-    .bind(transaction.timestamp)
-    .bind(&transaction.idempotency_key)
-    .fetch_one(connection)
+    transactions: &[Transaction],
+) -> Result<(), sqlx::Error> {
+    debug_assert!(transactions.len() <= bulk::MAX_ROWS);
+    if transactions.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO transactions ({COLUMNS}) SELECT DISTINCT * FROM (VALUES {}) AS v WHERE true",
+        bulk::tuples(bulk::slots(transactions.len()), 11, 1)
+    );
+    bulk::bind_padded(sqlx::query(&sql), transactions, |query, transaction| {
+        query
+            .bind(transaction.id)
+            .bind(transaction.account_id.as_str())
+            .bind(transaction.api_key_id.as_ref().map(ApiKeyId::as_str))
+            .bind(transaction.kind.as_str())
+            .bind(transaction.amount.nanos())
+            .bind(transaction.balance_after.nanos())
+            .bind(transaction.total_spent_after.nanos())
+            .bind(&transaction.description)
+            .bind(&transaction.metadata)
+            .bind(transaction.timestamp)
+            .bind(&transaction.idempotency_key)
+    })
+    .execute(connection)
     .await?;
-    from_row(&row)
+    Ok(())
 }
 
 pub async fn by_idempotency_key(

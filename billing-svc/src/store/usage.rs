@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::bulk;
 use crate::keys::KeyType;
 use crate::money::Money;
 use crate::time::Millis;
@@ -109,44 +110,49 @@ fn from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
     })
 }
 
-/// Inserts `record` (its `id` is ignored) and returns it with its id.
+/// Inserts `records` with their ids (given by the batch), at most [`bulk::MAX_ROWS`], in one statement.
 pub async fn insert(
     connection: &mut AnyConnection,
-    record: &UsageRecord,
-) -> Result<UsageRecord, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "INSERT INTO usage_records (account_id, api_key_id, execution_id, session_id, workspace_id, timestamp, input_tokens, \
-         output_tokens, total_tokens, input_cost, output_cost, total_cost, charged, overage, model, duration_ms, status, \
-         endpoint, key_type, balance_after, total_spent_after, refunded_amount, started_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
-         RETURNING {COLUMNS}"
-    ))
-    .bind(record.account_id.as_str())
-    .bind(record.api_key_id.as_str())
-    .bind(record.execution_id.as_str())
-    .bind(&record.session_id)
-    .bind(&record.workspace_id)
-    .bind(record.timestamp)
-    .bind(record.input_tokens)
-    .bind(record.output_tokens)
-    .bind(record.total_tokens)
-    .bind(record.input_cost.nanos())
-    .bind(record.output_cost.nanos())
-    .bind(record.total_cost.nanos())
-    .bind(record.charged.nanos())
-    .bind(record.overage.nanos())
-    .bind(&record.model)
-    .bind(record.duration_ms)
-    .bind(record.status.as_str())
-    .bind(&record.endpoint)
-    .bind(record.key_type.as_str())
-    .bind(record.balance_after.map(Money::nanos))
-    .bind(record.total_spent_after.map(Money::nanos))
-    .bind(record.refunded_amount.map(Money::nanos))
-    .bind(record.started_at)
-    .fetch_one(connection)
+    records: &[UsageRecord],
+) -> Result<(), sqlx::Error> {
+    debug_assert!(records.len() <= bulk::MAX_ROWS);
+    if records.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO usage_records ({COLUMNS}) SELECT DISTINCT * FROM (VALUES {}) AS v WHERE true",
+        bulk::tuples(bulk::slots(records.len()), 24, 1)
+    );
+    bulk::bind_padded(sqlx::query(&sql), records, |query, record| {
+        query
+            .bind(record.id)
+            .bind(record.account_id.as_str())
+            .bind(record.api_key_id.as_str())
+            .bind(record.execution_id.as_str())
+            .bind(&record.session_id)
+            .bind(&record.workspace_id)
+            .bind(record.timestamp)
+            .bind(record.input_tokens)
+            .bind(record.output_tokens)
+            .bind(record.total_tokens)
+            .bind(record.input_cost.nanos())
+            .bind(record.output_cost.nanos())
+            .bind(record.total_cost.nanos())
+            .bind(record.charged.nanos())
+            .bind(record.overage.nanos())
+            .bind(&record.model)
+            .bind(record.duration_ms)
+            .bind(record.status.as_str())
+            .bind(&record.endpoint)
+            .bind(record.key_type.as_str())
+            .bind(record.balance_after.map(Money::nanos))
+            .bind(record.total_spent_after.map(Money::nanos))
+            .bind(record.refunded_amount.map(Money::nanos))
+            .bind(record.started_at)
+    })
+    .execute(connection)
     .await?;
-    from_row(&row)
+    Ok(())
 }
 
 pub async fn by_execution(

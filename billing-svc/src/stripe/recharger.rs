@@ -102,7 +102,7 @@ impl Recharger {
             .write(Shard::Recharges, move |batch| {
                 Box::pin(async move {
                     Ok(recharges::claim(
-                        batch.connection(),
+                        batch.connection().await?,
                         status,
                         changed_before,
                         now,

@@ -102,7 +102,9 @@ impl Webhooks {
         let stored = endpoint.clone();
         self.store
             .write(Shard::Webhooks, move |batch| {
-                Box::pin(async move { Ok(webhooks::insert(batch.connection(), &stored).await?) })
+                Box::pin(
+                    async move { Ok(webhooks::insert(batch.connection().await?, &stored).await?) },
+                )
             })
             .await?;
         tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
@@ -129,7 +131,7 @@ impl Webhooks {
             .write(Shard::Webhooks, move |batch| {
                 Box::pin(async move {
                     Ok(webhooks::delete(
-                        batch.connection(),
+                        batch.connection().await?,
                         &id,
                         account_id.as_ref(),
                         time::now_ms(),
@@ -213,7 +215,10 @@ impl Webhooks {
             .store
             .write(Shard::Webhooks, move |batch| {
                 Box::pin(async move {
-                    Ok(webhooks::claim_due(batch.connection(), now, now + lease, limit).await?)
+                    Ok(
+                        webhooks::claim_due(batch.connection().await?, now, now + lease, limit)
+                            .await?,
+                    )
                 })
             })
             .await?;
@@ -289,9 +294,9 @@ impl Webhooks {
         self.store
             .write(Shard::Webhooks, move |batch| {
                 Box::pin(async move {
-                    webhooks::save_progress(batch.connection(), &saved).await?;
-                    if let Some(event) = &disabled_event {
-                        events::insert(batch.connection(), event).await?;
+                    webhooks::save_progress(batch.connection().await?, &saved).await?;
+                    if let Some(event) = disabled_event {
+                        batch.emit(event);
                     }
                     Ok(())
                 })
@@ -303,7 +308,7 @@ impl Webhooks {
         self.store
             .write(Shard::Webhooks, move |batch| {
                 Box::pin(async move {
-                    Ok(webhooks::insert_attempt(batch.connection(), &attempt).await?)
+                    Ok(webhooks::insert_attempt(batch.connection().await?, &attempt).await?)
                 })
             })
             .await
