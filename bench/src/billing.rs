@@ -1,24 +1,20 @@
 //! billing-svc under test: started on a database with fresh secrets (and a write mode when it has the
 //! flag), keys created and credited through AdminService, and one settlement driven over `Meter`
-//! exactly as executor-svc drives it (open, wait for the hold, close, wait for the settlement).
+//! exactly as executor-svc drives it (open, wait for the hold, close, wait for the settlement), timed.
 
-use anyhow::{Context, bail};
+use anyhow::{Context, ensure};
 use futures::{StreamExt, TryStreamExt};
+use harness::grpc::{authed, bearer, connect};
+use harness::{Database, Launcher, MeterSession, ServiceProcess};
 use proto::billing::v1 as pb;
 use proto::billing::v1::admin_service_client::AdminServiceClient;
-use proto::billing::v1::meter_request::Message as In;
-use proto::billing::v1::meter_response::Message as Out;
 use proto::billing::v1::metering_service_client::MeteringServiceClient;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::config::WriteMode;
-use crate::database::BenchDatabase;
 use crate::load::Timing;
-use crate::process::{Launcher, ServiceProcess};
 
 /// Admin calls in flight while seeding keys: enough to fill a group-commit batch, few enough not to
 /// queue for seconds behind a naive writer.
@@ -46,7 +42,7 @@ impl Billing {
     /// Starts billing-svc on `database`; `write_mode` is passed only when given (the flag may not exist).
     pub async fn start(
         launcher: &Launcher,
-        database: &BenchDatabase,
+        database: &Database,
         write_mode: Option<WriteMode>,
     ) -> anyhow::Result<Billing> {
         let admin_key = format!("admin-{}", uuid::Uuid::new_v4().simple());
@@ -124,52 +120,23 @@ impl Billing {
     }
 
     pub async fn stop(self) {
-        self.process.stop().await;
-    }
-}
-
-/// A new HTTP/2 connection to the billing gRPC services at `url` (billing-svc, or the null server of the
-/// `transport` scenario).
-pub async fn connect(url: &str) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(url.to_string())?
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .with_context(|| format!("connect to billing at {url}"))
-}
-
-/// `Bearer <secret>` as gRPC metadata.
-pub fn bearer(secret: &str) -> anyhow::Result<MetadataValue<Ascii>> {
-    format!("Bearer {secret}")
-        .parse()
-        .context("a secret is printable ASCII")
-}
-
-fn authed<T>(bearer: &MetadataValue<Ascii>, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", bearer.clone());
-    request
-}
-
-fn request(message: In) -> pb::MeterRequest {
-    pb::MeterRequest {
-        message: Some(message),
+        self.process.kill().await;
     }
 }
 
 /// One execution on its own `Meter` stream: Open → Opened, then Close → Settled. Times the open (Open sent
 /// to Opened received, stream set-up included) and the settlement (Close sent to Settled received).
 pub async fn settle_once(
-    mut client: MeteringServiceClient<Channel>,
+    client: MeteringServiceClient<Channel>,
     service_bearer: &MetadataValue<Ascii>,
     key: &str,
     execution_id: String,
 ) -> anyhow::Result<Timing> {
-    let (requests, receiver) = mpsc::channel(2);
-    requests
-        .send(request(In::Open(pb::MeterOpen {
+    let opening = Instant::now();
+    let session = MeterSession::open(
+        client,
+        service_bearer,
+        pb::MeterOpen {
             api_key: key.to_string(),
             execution_id,
             model: "gpt-4o-mini".into(),
@@ -179,39 +146,19 @@ pub async fn settle_once(
             session_id: "bench".into(),
             endpoint: "/execute".into(),
             ..Default::default()
-        })))
-        .await
-        .context("queue Open")?;
-    let opening = Instant::now();
-    let mut responses = client
-        .meter(authed(service_bearer, ReceiverStream::new(receiver)))
-        .await
-        .context("Meter")?
-        .into_inner();
-    match responses.message().await.context("await Opened")? {
-        Some(pb::MeterResponse {
-            message: Some(Out::Opened(_)),
-        }) => {}
-        other => bail!("expected Opened, got {other:?}"),
-    }
+        },
+    )
+    .await?;
     let open = opening.elapsed();
 
     let closing = Instant::now();
-    requests
-        .send(request(In::Close(pb::MeterClose {
-            input_tokens: INPUT_TOKENS,
-            output_tokens: OUTPUT_TOKENS,
-            status: pb::UsageStatus::Completed.into(),
-            duration_ms: 1,
-        })))
-        .await
-        .context("queue Close")?;
-    match responses.message().await.context("await Settled")? {
-        Some(pb::MeterResponse {
-            message: Some(Out::Settled(settlement)),
-        }) if !settlement.replayed => {}
-        other => bail!("expected a first Settled, got {other:?}"),
-    }
+    let settlement = session
+        .close(INPUT_TOKENS, OUTPUT_TOKENS, pb::UsageStatus::Completed)
+        .await?;
+    ensure!(
+        !settlement.replayed,
+        "expected a first settlement, got a replayed one: {settlement:?}"
+    );
     Ok(Timing {
         first: open,
         second: Some(closing.elapsed()),

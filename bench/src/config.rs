@@ -5,9 +5,17 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
+use harness::{Backend, Cluster, KeptLogs, Launcher};
 
-use crate::process::Launcher;
 use crate::sqlite_hops::STATEMENTS_PER_CALL;
+
+/// How long a service may take to log `listening` (migrations on a fresh database included).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Log lines kept per service, to explain a failure without holding a whole run's logs in memory.
+const KEPT_LOG_LINES: usize = 20;
+/// How the names of the bench's PostgreSQL databases start (`bench_<uuid>`), to tell them apart on a
+/// cluster that outlives the run.
+pub const DATABASE_PREFIX: &str = "bench";
 
 /// Measures the billing platform by starting the real service binaries on loopback.
 ///
@@ -137,22 +145,6 @@ pub enum Scenario {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
 pub enum WriteMode {
     Batched,
     Naive,
@@ -181,6 +173,16 @@ pub enum PostgresSource {
     Throwaway { pg_bin_dir: PathBuf },
     /// Use the cluster at this URL.
     Existing { url: String },
+}
+
+impl PostgresSource {
+    /// The cluster: started now (throwaway), or the existing one.
+    pub fn open(&self) -> anyhow::Result<Cluster> {
+        match self {
+            PostgresSource::Throwaway { pg_bin_dir } => Cluster::throwaway(pg_bin_dir),
+            PostgresSource::Existing { url } => Ok(Cluster::existing(url.clone())),
+        }
+    }
 }
 
 /// Every bound of a run, after `--smoke` is applied.
@@ -286,6 +288,8 @@ impl Plan {
             rust_log: self.service_log.clone(),
             extra_env: self.service_env.clone(),
             echo_logs: self.echo_service_logs,
+            kept_logs: KeptLogs::Last(KEPT_LOG_LINES),
+            start_timeout: START_TIMEOUT,
         }
     }
 

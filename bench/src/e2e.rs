@@ -7,17 +7,16 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
+use harness::{Backend, Cluster, Database, ServiceProcess};
 use reqwest::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::billing::Billing;
-use crate::config::{Backend, Plan};
-use crate::database::BenchDatabase;
+use crate::config::{DATABASE_PREFIX, Plan};
 use crate::load::{self, Outcome, Timing};
-use crate::postgres::Cluster;
-use crate::process::ServiceProcess;
+use crate::probe::Probe;
 use crate::stats::Percentiles;
 
 /// The same short chat turn on both paths (the mock answers 16 tokens by default).
@@ -63,6 +62,11 @@ pub struct E2eRun {
     pub added_p99_ms: f64,
     /// `VmHWM` of each process at the end of both phases, in MiB.
     pub peak_rss_mb: BTreeMap<String, f64>,
+    /// CPU time of each platform service (billing-svc, executor-svc, gateway) over the gateway phase,
+    /// warm-up included, per `/execute` that succeeded in it, in ms.
+    pub cpu_ms_per_request: BTreeMap<String, f64>,
+    /// Their sum: what one request costs the platform.
+    pub platform_cpu_ms_per_request: f64,
 }
 
 /// The whole stack, each service a process on a free loopback port.
@@ -75,7 +79,7 @@ struct Stack {
 }
 
 impl Stack {
-    async fn start(plan: &Plan, database: &BenchDatabase) -> anyhow::Result<Stack> {
+    async fn start(plan: &Plan, database: &Database) -> anyhow::Result<Stack> {
         let launcher = plan.launcher();
         // The default write mode of billing-svc: what an operator runs.
         let billing = Billing::start(&launcher, database, None).await?;
@@ -121,6 +125,11 @@ impl Stack {
         })
     }
 
+    /// The platform's services (not the mock model), whose CPU a request costs.
+    fn platform(&self) -> [&ServiceProcess; 3] {
+        [&self.billing.process, &self.executor, &self.gateway]
+    }
+
     fn peak_rss_mb(&self) -> anyhow::Result<BTreeMap<String, f64>> {
         [
             &self.billing.process,
@@ -139,9 +148,9 @@ impl Stack {
     }
 
     async fn stop(self) {
-        self.gateway.stop().await;
-        self.executor.stop().await;
-        self.mock.stop().await;
+        self.gateway.kill().await;
+        self.executor.kill().await;
+        self.mock.kill().await;
         self.billing.stop().await;
     }
 }
@@ -225,7 +234,7 @@ pub async fn run(
     cluster: Option<&Cluster>,
     failures: &mut Vec<String>,
 ) -> anyhow::Result<E2eRun> {
-    let database = BenchDatabase::create(plan.e2e_backend, cluster).await?;
+    let database = Database::create(plan.e2e_backend, cluster, DATABASE_PREFIX).await?;
     let stack = Stack::start(plan, &database).await?;
     // Keep-alive pool as large as the concurrency, so no request waits for a connection or a handshake.
     let concurrency = usize::try_from(plan.e2e_concurrency).context("concurrency")?;
@@ -255,7 +264,22 @@ pub async fn run(
         plan.e2e_duration,
         plan.warmup
     );
+    let probes: Vec<(String, Probe)> = stack
+        .platform()
+        .into_iter()
+        .map(|process| {
+            let probe = Probe::start(vec![process.pid], false, plan.e2e_duration);
+            (process.name.clone(), probe)
+        })
+        .collect();
     let gateway = phase(plan, http, gateway_url, Some(key), gateway_body, "usage").await;
+    let requests = gateway.requests_total.max(1) as f64;
+    let mut cpu_ms_per_request = BTreeMap::new();
+    for (name, probe) in probes {
+        let cost = probe.finish().await;
+        cpu_ms_per_request.insert(name, cost.cpu_secs * 1000.0 / requests);
+    }
+    let platform_cpu_ms_per_request = cpu_ms_per_request.values().sum();
     let peak_rss_mb = stack.peak_rss_mb()?;
 
     for (name, phase) in [("direct", &direct), ("gateway", &gateway)] {
@@ -289,6 +313,8 @@ pub async fn run(
         direct,
         gateway,
         peak_rss_mb,
+        cpu_ms_per_request,
+        platform_cpu_ms_per_request,
     })
 }
 

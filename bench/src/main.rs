@@ -8,17 +8,16 @@
 //! sqlx's SQLite driver on its own (see `sqlite_hops`).
 
 mod billing;
+mod binaries;
 mod config;
-mod database;
 mod e2e;
 mod load;
-mod postgres;
 mod probe;
-mod process;
 mod report;
 mod settle;
 mod sqlite_hops;
 mod stats;
+mod targets;
 mod transport;
 
 use std::process::ExitCode;
@@ -26,8 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 
-use crate::config::{Args, Plan, Scenario};
-use crate::postgres::Cluster;
+use crate::config::{Args, Plan, PostgresSource, Scenario};
 use crate::report::{Machine, Report};
 
 fn main() -> ExitCode {
@@ -68,16 +66,17 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         .iter()
         .any(|scenario| matches!(scenario, Scenario::Settle | Scenario::E2e));
     let write_mode_flag = if needs_services {
-        process::check_binaries(&plan.bin_dir)?;
+        let launcher = plan.launcher();
+        binaries::check(&launcher)?;
         if !plan.smoke && !plan.bin_dir.ends_with("release") {
             eprintln!(
                 "bench: warning: the services in {} are not release builds; build them with `{}` and \
                  run `cargo run --release -p bench`",
                 plan.bin_dir.display(),
-                process::BUILD_COMMAND
+                binaries::BUILD_COMMAND
             );
         }
-        let write_mode_flag = process::billing_has_write_mode(&plan.bin_dir)?;
+        let write_mode_flag = binaries::billing_has_write_mode(&launcher)?;
         if !write_mode_flag {
             eprintln!(
                 "bench: billing-svc has no --write-mode flag: measuring its current path once (ratio n/a)"
@@ -88,7 +87,11 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         false
     };
     // The plan asks for a cluster only when a chosen scenario runs on PostgreSQL.
-    let cluster = plan.postgres.as_ref().map(Cluster::open).transpose()?;
+    let cluster = plan
+        .postgres
+        .as_ref()
+        .map(PostgresSource::open)
+        .transpose()?;
 
     let mut failures = Vec::new();
     let mut settle_runs = Vec::new();
@@ -132,6 +135,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         bin_dir: plan.bin_dir.display().to_string(),
         write_mode_flag,
         ratios: report::ratios(&settle_runs),
+        targets: targets::evaluate(&settle_runs, transport.as_ref(), e2e.as_ref()),
         settle: settle_runs,
         transport,
         e2e,

@@ -3,12 +3,14 @@
 use std::path::Path;
 
 use anyhow::Context;
+use harness::Backend;
 use serde::Serialize;
 
-use crate::config::{Backend, KeySet};
+use crate::config::KeySet;
 use crate::e2e::E2eRun;
 use crate::settle::SettleRun;
 use crate::sqlite_hops::{STATEMENTS_PER_CALL, SqliteHopsRun};
+use crate::targets::Target;
 use crate::transport::TransportRun;
 
 #[derive(Debug, Serialize)]
@@ -27,6 +29,8 @@ pub struct Report {
     pub e2e: Option<E2eRun>,
     /// One statement per call through sqlx's SQLite driver against `STATEMENTS_PER_CALL` per call.
     pub sqlite_hops: Option<SqliteHopsRun>,
+    /// The figures against their targets (ratios inside this run).
+    pub targets: Vec<Target>,
     /// Every failed check; the run exits non-zero when this is not empty.
     pub failures: Vec<String>,
 }
@@ -294,6 +298,16 @@ impl Report {
                 .map(|(name, mb)| format!("{name} {mb:.1}"))
                 .collect();
             println!("peak RSS (MB, VmHWM): {}", rss.join(", "));
+            let cpu: Vec<String> = e2e
+                .cpu_ms_per_request
+                .iter()
+                .map(|(name, ms)| format!("{name} {ms:.3}"))
+                .collect();
+            println!(
+                "CPU per /execute (ms, gateway phase with its warm-up): {}; platform {:.3}",
+                cpu.join(", "),
+                e2e.platform_cpu_ms_per_request
+            );
         }
         if let Some(run) = &self.sqlite_hops {
             println!(
@@ -323,6 +337,25 @@ impl Report {
                 or_na(run.wall_ratio, 1),
                 or_na(run.cpu_ratio, 1)
             );
+        }
+        if !self.targets.is_empty() {
+            println!(
+                "\ntargets (ratios inside this run)\n{:<52} {:>9} {:<12} met",
+                "figure", "value", "goal"
+            );
+            for target in &self.targets {
+                println!(
+                    "{:<52} {:>9} {:<12} {}",
+                    target.name,
+                    or_na(target.value, 3),
+                    target.goal,
+                    match target.met {
+                        Some(true) => "yes",
+                        Some(false) => "NO",
+                        None => "-",
+                    }
+                );
+            }
         }
         if self.failures.is_empty() {
             let mut held = Vec::new();

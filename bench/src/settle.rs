@@ -9,16 +9,15 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use harness::{Backend, Cluster, Database};
 use proto::billing::v1::metering_service_client::MeteringServiceClient;
 use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::billing::{self, Billing, Key};
-use crate::config::{Backend, KeySet, Plan, WriteMode};
-use crate::database::BenchDatabase;
+use crate::config::{DATABASE_PREFIX, KeySet, Plan, WriteMode};
 use crate::load;
-use crate::postgres::Cluster;
-use crate::probe::Probe;
+use crate::probe::{self, Probe};
 use crate::stats::Percentiles;
 
 /// Credit of the hot key: far more than `--max-settlements` executions cost (0.00375 USD each).
@@ -75,7 +74,7 @@ pub async fn run_backend(
     has_write_mode: bool,
     failures: &mut Vec<String>,
 ) -> anyhow::Result<Vec<SettleRun>> {
-    let database = BenchDatabase::create(backend, cluster).await?;
+    let database = Database::create(backend, cluster, DATABASE_PREFIX).await?;
     let modes: Vec<Option<WriteMode>> = if has_write_mode {
         plan.write_modes.iter().copied().map(Some).collect()
     } else {
@@ -172,7 +171,9 @@ fn probe_window(
 ) -> tokio::task::JoinHandle<(Probe, Option<Probe>)> {
     let billing_pid = target.billing.process.pid;
     let server = target.cluster.filter(|_| backend == Backend::Postgres);
-    let server_pids = server.and_then(Cluster::server_pids);
+    let server_pids = server
+        .and_then(Cluster::postmaster_pid)
+        .map(probe::with_children);
     let (warmup, window, count_fsyncs) = (plan.warmup, plan.duration, plan.count_fsyncs);
     tokio::spawn(async move {
         tokio::time::sleep(warmup).await;
@@ -280,10 +281,12 @@ pub async fn drive<P>(
 ) -> anyhow::Result<(load::Outcome, P)> {
     let mut clients = Vec::new();
     for _ in 0..plan.connections {
-        clients.push(MeteringServiceClient::new(billing::connect(url).await?));
+        clients.push(MeteringServiceClient::new(
+            harness::grpc::connect(url).await?,
+        ));
     }
     let clients = Arc::new(clients);
-    let service_bearer = billing::bearer(service_token)?;
+    let service_bearer = harness::grpc::bearer(service_token)?;
     let prefix = Arc::new(prefix);
     let probes = start_probes();
     let outcome = load::run(
@@ -311,7 +314,7 @@ pub async fn drive<P>(
 }
 
 /// The ledger invariants, then "each settlement received is recorded exactly once".
-async fn check(database: &BenchDatabase, run: &SettleRun, prefix: &str) -> anyhow::Result<()> {
+async fn check(database: &Database, run: &SettleRun, prefix: &str) -> anyhow::Result<()> {
     database.check_ledger_invariants().await?;
     database
         .check_usage_count(prefix, run.settlements_total)

@@ -16,11 +16,11 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use harness::Database;
 use serde::Serialize;
 use sqlx::{AnyConnection, Connection, Executor};
 
-use crate::config::{Backend, Plan};
-use crate::database::BenchDatabase;
+use crate::config::Plan;
 use crate::probe::Probe;
 
 /// Statements per call on the batched side; `--sqlite-hops-updates` is a multiple of it.
@@ -89,7 +89,11 @@ pub async fn run(plan: &Plan, failures: &mut Vec<String>) -> anyhow::Result<Sqli
 
 /// Runs both sides; returns the figures, the final counter and the updates made (warm-up included).
 async fn measure(updates: u64) -> anyhow::Result<(SqliteHopsRun, i64, u64)> {
-    let database = BenchDatabase::create(Backend::Sqlite, None).await?;
+    let database = Database::sqlite()?;
+    // The file's folder does not exist yet (billing-svc creates it when it opens a database).
+    let path = database.sqlite_path()?;
+    let folder = path.parent().context("a SQLite file is in a folder")?;
+    std::fs::create_dir_all(folder).context("create the sqlite-hops folder")?;
     let mut connection = AnyConnection::connect(&format!("{}?mode=rwc", database.url))
         .await
         .context("open the sqlite-hops database")?;
@@ -134,7 +138,6 @@ async fn measure(updates: u64) -> anyhow::Result<(SqliteHopsRun, i64, u64)> {
 
     connection.close().await?;
 
-    let path = database.sqlite_path()?;
     let (same_thread, counter) = timed(updates, 1, async {
         tokio::task::spawn_blocking(move || same_thread_updates(&path, updates))
             .await

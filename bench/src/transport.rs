@@ -22,7 +22,6 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::billing;
 use crate::config::Plan;
 use crate::probe::{self, Probe};
 use crate::settle;
@@ -184,7 +183,7 @@ impl NullServer {
         let url = format!("http://{}", listener.local_addr()?);
         let settled = Arc::new(AtomicU64::new(0));
         let service = NullMetering {
-            bearer: billing::bearer(service_token)?,
+            bearer: harness::grpc::bearer(service_token)?,
             settled: settled.clone(),
         };
         let (stop, stopped) = oneshot::channel();
@@ -439,6 +438,7 @@ mod tests {
     use proto::billing::v1::metering_service_client::MeteringServiceClient;
 
     use super::*;
+    use crate::billing;
 
     #[test]
     fn usd_prints_decimals_without_trailing_zeros() {
@@ -451,15 +451,15 @@ mod tests {
     #[tokio::test]
     async fn null_server_settles_and_counts_each_settlement() {
         let server = NullServer::start("token").unwrap();
-        let client = MeteringServiceClient::new(billing::connect(&server.url).await.unwrap());
-        let bearer = billing::bearer("token").unwrap();
+        let client = MeteringServiceClient::new(harness::grpc::connect(&server.url).await.unwrap());
+        let bearer = harness::grpc::bearer("token").unwrap();
 
         billing::settle_once(client.clone(), &bearer, "key", "run-1".into())
             .await
             .unwrap();
         let refused = billing::settle_once(
             client,
-            &billing::bearer("wrong").unwrap(),
+            &harness::grpc::bearer("wrong").unwrap(),
             "key",
             "run-2".into(),
         )

@@ -7,7 +7,7 @@ use proto::executor::v1::executor_service_client::ExecutorServiceClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 
-use crate::{Billing, ServiceProcess, TestDatabase};
+use crate::{Billing, ServiceProcess, TestDatabase, launcher};
 
 /// A running mock-model (see the `mock-model` crate for the model-name directives).
 pub struct MockModel {
@@ -16,7 +16,10 @@ pub struct MockModel {
 
 impl MockModel {
     pub async fn start() -> MockModel {
-        let process = ServiceProcess::start("mock-model", &["--listen", "127.0.0.1:0"], &[]).await;
+        let process =
+            ServiceProcess::start(launcher(), "mock-model", &["--listen", "127.0.0.1:0"], &[])
+                .await
+                .expect("start mock-model");
         MockModel { process }
     }
 
@@ -71,8 +74,14 @@ impl Executor {
             ("EXECUTOR_UPSTREAM_TIMEOUT_SECS", "10"),
         ];
         envs.extend_from_slice(extra_envs);
-        let process =
-            ServiceProcess::start("executor-svc", &["--listen", "127.0.0.1:0"], &envs).await;
+        let process = ServiceProcess::start(
+            launcher(),
+            "executor-svc",
+            &["--listen", "127.0.0.1:0"],
+            &envs,
+        )
+        .await
+        .expect("start executor-svc");
         Executor { process }
     }
 
@@ -98,6 +107,7 @@ pub async fn restart_billing_at(
     let mut args = vec!["--listen", addr];
     args.extend_from_slice(extra_args);
     let process = ServiceProcess::start(
+        launcher(),
         "billing-svc",
         &args,
         &[
@@ -106,7 +116,8 @@ pub async fn restart_billing_at(
             ("SERVICE_TOKEN", service_token.as_str()),
         ],
     )
-    .await;
+    .await
+    .expect("restart billing-svc");
     Billing {
         process,
         database,

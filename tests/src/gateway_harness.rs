@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::{Backend, Billing, ServiceProcess};
+use crate::{Backend, Billing, ServiceProcess, launcher};
 
 /// A running stack. Every process is killed when it is dropped.
 pub struct Stack {
@@ -99,8 +99,14 @@ impl Stack {
         executor_envs: &[(&str, &str)],
         gateway_envs: &[(&str, &str)],
     ) -> Stack {
-        let mock =
-            ServiceProcess::start("mock-model", &[], &[("MOCK_MODEL_LISTEN", "127.0.0.1:0")]).await;
+        let mock = ServiceProcess::start(
+            launcher(),
+            "mock-model",
+            &[],
+            &[("MOCK_MODEL_LISTEN", "127.0.0.1:0")],
+        )
+        .await
+        .expect("start mock-model");
         let spool = tempfile::tempdir().expect("spool dir");
         let billing_url = billing.url();
         let model_url = format!("{}/v1", mock.url());
@@ -112,15 +118,24 @@ impl Stack {
             ("EXECUTOR_SPOOL_PATH", spool_path.as_str()),
         ];
         envs.extend_from_slice(executor_envs);
-        let executor =
-            ServiceProcess::start("executor-svc", &["--listen", "127.0.0.1:0"], &envs).await;
+        let executor = ServiceProcess::start(
+            launcher(),
+            "executor-svc",
+            &["--listen", "127.0.0.1:0"],
+            &envs,
+        )
+        .await
+        .expect("start executor-svc");
         let executor_url = executor.url();
         let mut envs = vec![
             ("BILLING_URL", billing_url.as_str()),
             ("EXECUTOR_URL", executor_url.as_str()),
         ];
         envs.extend_from_slice(gateway_envs);
-        let gateway = ServiceProcess::start("gateway", &["--listen", "127.0.0.1:0"], &envs).await;
+        let gateway =
+            ServiceProcess::start(launcher(), "gateway", &["--listen", "127.0.0.1:0"], &envs)
+                .await
+                .expect("start gateway");
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()

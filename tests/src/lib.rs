@@ -1,55 +1,151 @@
-//! Test harness: starts the real service binaries as processes on loopback ports, with a fresh database
-//! each, and checks the ledger invariants straight in the database.
+//! The suites' side of the harness: the service binaries started as processes on loopback ports through
+//! the shared `harness` crate (processes, PostgreSQL clusters, databases and the ledger audit, the `Meter`
+//! driver), with a fresh database each, plus the clients and journeys the suites share.
 //!
-//! Binaries are taken from the cargo target directory (`cargo build --workspace --bins` first; the test
-//! script does it). Each service logs JSON lines on stdout (`LOG_FORMAT=json`) and announces its bound address
-//! with a `listening` event carrying an `addr` field; the harness waits for that line, so no sleeps and no
-//! fixed ports. Set `TEST_LOG=1` to see the services' logs.
+//! Binaries are taken from the cargo target directory this test binary was built into (`cargo build
+//! --workspace --bins` first; the test script does it). Each service logs JSON lines on stdout
+//! (`LOG_FORMAT=json`) and announces its bound address with a `listening` event carrying an `addr` field;
+//! the harness waits for that line, so no sleeps and no fixed ports. Set `TEST_LOG=1` to see the services'
+//! logs, `TEST_RUST_LOG` to change their filter (default `info`). PostgreSQL tests create their databases
+//! on the cluster of `TEST_POSTGRES_URL`, and a test that crashes its own cluster takes PostgreSQL's
+//! programs from `TEST_PG_BIN` (else from `PATH`); `scripts/test` sets both.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod database;
 pub mod docs_harness;
 mod executor_harness;
 pub mod fake_stripe;
 mod gateway_harness;
-mod metering;
-mod postgres_cluster;
-mod process;
 pub mod reliability;
 
-pub use database::{Backend, TestDatabase, assert_ledger_invariants};
 pub use executor_harness::{Executor, MockModel, restart_billing_at};
 pub use gateway_harness::{
     Answer, SseEvent, Stack, answer as gateway_answer, default_cost, parse_sse,
 };
-pub use metering::MeterSession;
-pub use postgres_cluster::PgCluster;
-pub use process::{ServiceProcess, binary_path};
+/// The harness's pieces, under the names the suites import them by.
+pub use harness::{Backend, Cluster, MeterSession, ServiceProcess};
 
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use harness::{Database, KeptLogs, Launcher};
 use proto::billing::v1 as pb;
 use proto::billing::v1::account_service_client::AccountServiceClient;
 use proto::billing::v1::admin_service_client::AdminServiceClient;
 use proto::billing::v1::metering_service_client::MeteringServiceClient;
 use tonic::transport::Channel;
 
-use std::time::Duration;
-
 /// How long a service may take to announce it is listening.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How the suites start services: the binaries next to this test binary's profile folder, every log line
+/// kept (tests assert on what a service logged), echoed with `TEST_LOG`.
+pub fn launcher() -> &'static Launcher {
+    static LAUNCHER: OnceLock<Launcher> = OnceLock::new();
+    LAUNCHER.get_or_init(|| Launcher {
+        bin_dir: harness::process::bin_dir_of_test_binary().expect("the target profile folder"),
+        rust_log: std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+        extra_env: Vec::new(),
+        echo_logs: std::env::var_os("TEST_LOG").is_some(),
+        kept_logs: KeptLogs::All,
+        start_timeout: START_TIMEOUT,
+    })
+}
+
+/// The path of the workspace binary `name`, built next to this test binary.
+pub fn binary_path(name: &str) -> PathBuf {
+    launcher()
+        .binary(name)
+        .unwrap_or_else(|error| panic!("{error:#}; scripts/test builds them"))
+}
+
+/// A database owned by one test: the harness's [`Database`] (derefs to it), made the suites' way, a fresh
+/// one per test, failing the test when that fails. billing-svc's ledger property test uses it too.
+pub struct TestDatabase(Database);
+
+impl TestDatabase {
+    /// A fresh database of `backend`: a SQLite file in a folder billing-svc must create, or a new
+    /// database on the cluster of `TEST_POSTGRES_URL`.
+    pub async fn create(backend: Backend) -> TestDatabase {
+        let cluster = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(Cluster::existing(postgres_admin_url())),
+        };
+        let database = Database::create(backend, cluster.as_ref(), DATABASE_PREFIX)
+            .await
+            .unwrap_or_else(|error| panic!("create a {} test database: {error:#}", backend.name()));
+        TestDatabase(database)
+    }
+
+    /// A new empty database on `cluster` (e.g. a test's private cluster).
+    pub async fn on_cluster(cluster: &Cluster) -> TestDatabase {
+        let database = Database::create(Backend::Postgres, Some(cluster), DATABASE_PREFIX)
+            .await
+            .unwrap_or_else(|error| panic!("create a database on the cluster: {error:#}"));
+        TestDatabase(database)
+    }
+
+    /// A database that already exists at `url` (another billing-svc's, or one a test prepared).
+    pub fn existing(backend: Backend, url: String) -> TestDatabase {
+        TestDatabase(Database::existing(backend, url))
+    }
+}
+
+impl Deref for TestDatabase {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        &self.0
+    }
+}
+
+/// How the names of the suites' PostgreSQL databases start (`t_<uuid>`).
+const DATABASE_PREFIX: &str = "t";
+
+/// The PostgreSQL cluster for tests. `scripts/test` starts one; without it the PostgreSQL variants fail
+/// loudly rather than pass silently.
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").expect(
+        "TEST_POSTGRES_URL is not set: run the suite with scripts/test, which starts a throwaway PostgreSQL",
+    )
+}
+
+/// PostgreSQL's bin folder for a test's private cluster: `TEST_PG_BIN` (scripts/test exports it), else
+/// the folder of the `initdb` on `PATH`.
+pub fn pg_bin_dir() -> PathBuf {
+    match std::env::var_os("TEST_PG_BIN") {
+        Some(dir) => PathBuf::from(dir),
+        None => harness::postgres::bin_dir_on_path().unwrap_or_else(|error| {
+            panic!("{error:#}: set TEST_PG_BIN to PostgreSQL's bin folder (scripts/test does)")
+        }),
+    }
+}
+
+/// The one ledger audit (`billing_svc::store::audit`, through the harness): panics with every violation.
+pub async fn assert_ledger_invariants(database: &Database) {
+    if let Err(error) = database.check_ledger_invariants().await {
+        panic!("{error:#}");
+    }
+}
+
+/// The gRPC status a service refused a harness call with; panics when the call failed otherwise (an
+/// answer out of protocol, a broken connection).
+pub fn grpc_status(error: anyhow::Error) -> tonic::Status {
+    error
+        .downcast::<tonic::Status>()
+        .unwrap_or_else(|error| panic!("not a refusal by the service: {error:#}"))
+}
+
 /// A bearer value for gRPC metadata.
 pub fn bearer(secret: &str) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
-    format!("Bearer {secret}").parse().expect("ascii secret")
+    harness::grpc::bearer(secret).expect("ascii secret")
 }
 
 /// Wraps a message in a request carrying `authorization: Bearer <secret>`.
 pub fn authed<T>(secret: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", bearer(secret));
-    request
+    harness::grpc::authed(&bearer(secret), message)
 }
 
 /// A running billing-svc with its own database, admin key and service token.
@@ -63,8 +159,7 @@ pub struct Billing {
 impl Billing {
     /// Starts billing-svc on a fresh database of `backend`, with `extra_args` appended (e.g. `--hold-ttl-secs`).
     pub async fn start(backend: Backend, extra_args: &[&str]) -> Billing {
-        let database = TestDatabase::create(backend).await;
-        Self::start_on(database, extra_args).await
+        Self::start_on(TestDatabase::create(backend).await, extra_args).await
     }
 
     /// Starts billing-svc on an existing database (e.g. to restart it on the same data).
@@ -84,6 +179,7 @@ impl Billing {
         let mut args = vec!["--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra_args);
         let process = ServiceProcess::start(
+            launcher(),
             "billing-svc",
             &args,
             &[
@@ -92,7 +188,8 @@ impl Billing {
                 ("SERVICE_TOKEN", service_token.as_str()),
             ],
         )
-        .await;
+        .await
+        .expect("start billing-svc");
         Billing {
             process,
             database,
@@ -172,17 +269,18 @@ impl Billing {
             .into_inner()
     }
 
-    /// Opens a metering stream for `execution_id` with the service token.
+    /// Opens a metering stream for `execution_id` with the service token; a refusal is an error holding
+    /// the service's status (see [`grpc_status`]).
     pub async fn open(
         &self,
         key: &str,
         execution_id: &str,
         input_tokens: u64,
         max_output_tokens: u64,
-    ) -> Result<MeterSession, tonic::Status> {
+    ) -> anyhow::Result<MeterSession> {
         MeterSession::open(
             self.metering().await,
-            &self.service_token,
+            &bearer(&self.service_token),
             pb::MeterOpen {
                 api_key: key.into(),
                 execution_id: execution_id.into(),

@@ -89,7 +89,10 @@ pub async fn grpc_channel(url: &str) -> Channel {
 
 /// The execution ids of every usage record, with how many records each has.
 pub async fn settled_executions(database: &TestDatabase) -> Vec<(String, i64)> {
-    let mut connection = database.connect().await;
+    let mut connection = database
+        .connect()
+        .await
+        .expect("connect to the test database");
     sqlx::query(
         "SELECT execution_id, CAST(COUNT(*) AS BIGINT) FROM usage_records GROUP BY execution_id",
     )
@@ -103,7 +106,10 @@ pub async fn settled_executions(database: &TestDatabase) -> Vec<(String, i64)> {
 
 /// What the ledger charged `api_key_id` and the overage it recorded, in USD.
 pub async fn charged_and_overage(database: &TestDatabase, api_key_id: &str) -> (Decimal, Decimal) {
-    let mut connection = database.connect().await;
+    let mut connection = database
+        .connect()
+        .await
+        .expect("connect to the test database");
     let row = sqlx::query(
         "SELECT CAST(COALESCE(SUM(charged), 0) AS BIGINT), CAST(COALESCE(SUM(overage), 0) AS BIGINT) \
          FROM usage_records WHERE api_key_id = $1",
@@ -118,7 +124,10 @@ pub async fn charged_and_overage(database: &TestDatabase, api_key_id: &str) -> (
 
 /// Rows in a table (a fixed name from the suites, never user input).
 pub async fn row_count(database: &TestDatabase, table: &str) -> i64 {
-    let mut connection = database.connect().await;
+    let mut connection = database
+        .connect()
+        .await
+        .expect("connect to the test database");
     sqlx::query_scalar(&format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table}"))
         .fetch_one(&mut connection)
         .await

@@ -120,7 +120,11 @@ async fn a_key_revoked_elsewhere_cannot_open_an_execution(backend: Backend) {
         .await
         .expect("settle");
     let ledger = || async {
-        let mut connection = first.database.connect().await;
+        let mut connection = first
+            .database
+            .connect()
+            .await
+            .expect("connect to the test database");
         sqlx::query_as::<_, (i64, i64)>(
             "SELECT (SELECT COUNT(*) FROM holds), (SELECT credits_balance FROM billing_accounts)",
         )
@@ -147,6 +151,7 @@ async fn a_key_revoked_elsewhere_cannot_open_an_execution(backend: Backend) {
     let Err(refused) = first.open(&key, "exec-after-revocation", 100, 50).await else {
         panic!("a revoked key opened an execution");
     };
+    let refused = tests::grpc_status(refused);
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     let (holds, balance_now) = ledger().await;
     assert_eq!(holds, 0, "no hold was placed");
@@ -180,7 +185,7 @@ async fn admin_and_metering_refuse_customer_keys(backend: Backend) {
         .expect_err("an unknown key on AdminService");
     let metering_with_customer = tests::MeterSession::open(
         billing.metering().await,
-        &key,
+        &tests::bearer(&key),
         pb::MeterOpen {
             api_key: key.clone(),
             execution_id: "e".into(),
@@ -190,6 +195,7 @@ async fn admin_and_metering_refuse_customer_keys(backend: Backend) {
     )
     .await
     .err()
+    .map(tests::grpc_status)
     .expect("a customer key on MeteringService");
     let settle_with_customer = billing
         .metering()

@@ -450,9 +450,10 @@ async fn usage_and_transactions_paginate_and_filter(backend: Backend) {
             endpoint: "/execute".into(),
             ..Default::default()
         };
-        let session = tests::MeterSession::open(session, &billing.service_token, open)
-            .await
-            .expect("open");
+        let session =
+            tests::MeterSession::open(session, &tests::bearer(&billing.service_token), open)
+                .await
+                .expect("open");
         session
             .close(100, 10, pb::UsageStatus::Completed)
             .await
@@ -749,7 +750,11 @@ async fn keys_are_listed_without_secrets_and_revoked(backend: Backend) {
     );
     assert_eq!(after.len(), 1);
     assert_eq!(unknown.code(), Code::NotFound);
-    let mut connection = billing.database.connect().await;
+    let mut connection = billing
+        .database
+        .connect()
+        .await
+        .expect("connect to the test database");
     let stored: Vec<String> = sqlx::query_scalar("SELECT key_hash FROM api_keys")
         .fetch_all(&mut connection)
         .await
@@ -790,7 +795,11 @@ async fn writes_survive_another_process_reading_the_database(backend: Backend) {
     reader.await.expect("reader");
 
     assert_eq!(billing.account_of(&key).await.credits_balance, "30");
-    let mut connection = billing.database.connect().await;
+    let mut connection = billing
+        .database
+        .connect()
+        .await
+        .expect("connect to the test database");
     let rows: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM transactions")
         .fetch_one(&mut connection)
         .await

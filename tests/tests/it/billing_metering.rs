@@ -24,7 +24,11 @@ fn refusal(status: &tonic::Status) -> (String, HashMap<String, String>) {
 }
 
 async fn holds_in_database(billing: &Billing) -> i64 {
-    let mut connection = billing.database.connect().await;
+    let mut connection = billing
+        .database
+        .connect()
+        .await
+        .expect("connect to the test database");
     sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM holds")
         .fetch_one(&mut connection)
         .await
@@ -39,6 +43,7 @@ async fn an_empty_account_is_refused_and_holds_nothing(backend: Backend) {
         .open(&key, "exec-empty", 100, 0)
         .await
         .err()
+        .map(tests::grpc_status)
         .expect("refused");
 
     let (reason, metadata) = refusal(&status);
@@ -62,6 +67,7 @@ async fn credit_for_the_input_but_not_a_minimal_output_is_refused(backend: Backe
         .open(&key, "exec-short", 1000, 0)
         .await
         .err()
+        .map(tests::grpc_status)
         .expect("refused");
 
     assert_eq!(refusal(&status).0, "insufficient_credits");
@@ -101,6 +107,7 @@ async fn daily_and_monthly_caps_refuse_with_their_reason(backend: Backend) {
         .open(&key, "exec-daily", 100, 0)
         .await
         .err()
+        .map(tests::grpc_status)
         .expect("over the daily cap");
     admin
         .set_limits(set_limits(None, Some("0.103")))
@@ -110,6 +117,7 @@ async fn daily_and_monthly_caps_refuse_with_their_reason(backend: Backend) {
         .open(&key, "exec-monthly", 100, 0)
         .await
         .err()
+        .map(tests::grpc_status)
         .expect("over the monthly cap");
     admin
         .set_limits(set_limits(Some("1"), Some("1")))
@@ -228,6 +236,7 @@ async fn closing_twice_settles_once(backend: Backend) {
         .open(&key, "exec-twice", 10, 0)
         .await
         .err()
+        .map(tests::grpc_status)
         .expect("a settled execution id is spent");
 
     assert!(!first.replayed);
@@ -314,11 +323,15 @@ async fn metering_rejects_protocol_and_input_errors(backend: Backend) {
         (open("e3", "m", u64::MAX), "absurd token count"),
     ];
     for (request, why) in cases {
-        let status =
-            tests::MeterSession::open(billing.metering().await, &billing.service_token, request)
-                .await
-                .err()
-                .unwrap_or_else(|| panic!("{why}: accepted"));
+        let status = tests::MeterSession::open(
+            billing.metering().await,
+            &tests::bearer(&billing.service_token),
+            request,
+        )
+        .await
+        .err()
+        .map(tests::grpc_status)
+        .unwrap_or_else(|| panic!("{why}: accepted"));
         assert_eq!(status.code(), Code::InvalidArgument, "{why}: {status:?}");
     }
     let mut metering = billing.metering().await;
@@ -364,10 +377,11 @@ async fn concurrent_executions_never_overspend(backend: Backend) {
     // One execution of 500 input + 400 output tokens costs 0.0075 + 0.018 = 0.0255: credit for about 40.
     billing.add_credits(&id, "1").await;
     let metering = billing.metering().await;
+    let service_bearer = tests::bearer(&billing.service_token);
 
     let runs = (0..EXECUTIONS).map(|n| {
         let client = metering.clone();
-        let (key, token) = (key.clone(), billing.service_token.clone());
+        let (key, token) = (key.clone(), service_bearer.clone());
         async move {
             let open = pb::MeterOpen {
                 api_key: key,
@@ -379,8 +393,11 @@ async fn concurrent_executions_never_overspend(backend: Backend) {
             };
             let mut session = match tests::MeterSession::open(client, &token, open).await {
                 Ok(session) => session,
-                Err(status) => {
-                    assert_eq!(refusal(&status).0, "insufficient_credits");
+                Err(error) => {
+                    assert_eq!(
+                        refusal(&tests::grpc_status(error)).0,
+                        "insufficient_credits"
+                    );
                     return None;
                 }
             };
@@ -427,7 +444,11 @@ async fn concurrent_executions_never_overspend(backend: Backend) {
     let account = billing.account_of(&key).await;
     assert_eq!(decimal(&account.total_spent), charged);
     assert_eq!(account.held_credits, "0");
-    let mut connection = billing.database.connect().await;
+    let mut connection = billing
+        .database
+        .connect()
+        .await
+        .expect("connect to the test database");
     let records: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM usage_records")
         .fetch_one(&mut connection)
         .await

@@ -166,6 +166,7 @@ async fn a_console_session_holds_on_every_gateway_replica_until_signed_out() {
     let billing_url = stack.billing.url();
     let executor_url = stack.executor.url();
     let second = tests::ServiceProcess::start(
+        tests::launcher(),
         "gateway",
         &["--listen", "127.0.0.1:0"],
         &[
@@ -173,7 +174,8 @@ async fn a_console_session_holds_on_every_gateway_replica_until_signed_out() {
             ("EXECUTOR_URL", executor_url.as_str()),
         ],
     )
-    .await;
+    .await
+    .expect("start a second gateway");
     let (_, key) = stack.create_key("console user", "standard").await;
     let (first, second_url) = (stack.gateway.url(), second.url());
     let mut visitor = Visitor::new();

@@ -97,7 +97,11 @@ async fn stream(
 }
 
 async fn usage_records(billing: &Billing) -> i64 {
-    let mut connection = billing.database.connect().await;
+    let mut connection = billing
+        .database
+        .connect()
+        .await
+        .expect("connect to the test database");
     sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM usage_records")
         .fetch_one(&mut connection)
         .await
@@ -491,7 +495,11 @@ async fn spooled_settlement_survives_an_executor_restart(backend: Backend) {
 
     let (_, database, addr, admin_key, service_token) =
         execution_outliving_billing(billing, &executor, &key).await;
-    let status = executor.process.terminate().await;
+    let status = executor
+        .process
+        .terminate()
+        .await
+        .expect("executor-svc stops after SIGTERM");
     assert!(status.success(), "graceful shutdown: {status:?}");
     let billing = restart_billing_at(database, &addr, admin_key, service_token, BILLING_ARGS).await;
     let _executor = Executor::start(&billing, &model, spool.path(), &[]).await;

@@ -692,6 +692,7 @@ async fn shutdown_lets_a_running_stream_finish() {
         text
     };
     let (status, text) = tokio::join!(gateway.terminate(), read_rest);
+    let status = status.expect("the gateway stops after SIGTERM");
     assert!(status.success(), "gateway exit: {status:?}");
     let events = tests::parse_sse(&text);
     let result = events

@@ -261,7 +261,11 @@ async fn two_processes_sweeping_one_database_expire_each_grant_once(backend: Bac
             .unwrap();
     }
     let expired = tests::eventually(Duration::from_secs(10), || async {
-        let mut connection = first.database.connect().await;
+        let mut connection = first
+            .database
+            .connect()
+            .await
+            .expect("connect to the test database");
         let count: i64 = sqlx::query_scalar(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM transactions WHERE type = 'credit_expiry'",
         )
@@ -273,7 +277,11 @@ async fn two_processes_sweeping_one_database_expire_each_grant_once(backend: Bac
     .await;
     assert!(expired);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut connection = first.database.connect().await;
+    let mut connection = first
+        .database
+        .connect()
+        .await
+        .expect("connect to the test database");
     let (count, total): (i64, i64) = sqlx::query_as(
         "SELECT CAST(COUNT(*) AS BIGINT), CAST(SUM(amount) AS BIGINT) FROM transactions \
          WHERE type = 'credit_expiry'",

@@ -19,8 +19,8 @@ use tests::reliability::{
     Delivery, execute_request, grpc_channel, run_execution, scaled, settled_executions,
 };
 use tests::{
-    Backend, Billing, Executor, MockModel, PgCluster, Stack, assert_ledger_invariants, eventually,
-    restart_billing_at,
+    Backend, Billing, Cluster, Executor, MockModel, Stack, TestDatabase, assert_ledger_invariants,
+    eventually, restart_billing_at,
 };
 use tonic::Code;
 
@@ -281,8 +281,12 @@ async fn executor_killed_with_a_pending_spool_replays_it_once_on_restart(backend
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_under_load_gives_503s_and_recovers_without_a_restart() {
     let outages = scaled(1, 3);
-    let cluster = PgCluster::start();
-    let billing = Billing::start_on(cluster.database().await, &["--hold-ttl-secs", "30"]).await;
+    let cluster = Cluster::throwaway(&tests::pg_bin_dir()).expect("start a private cluster");
+    let billing = Billing::start_on(
+        TestDatabase::on_cluster(&cluster).await,
+        &["--hold-ttl-secs", "30"],
+    )
+    .await;
     let stack = Arc::new(Stack::start_on(billing, &[("GATEWAY_BILLING_TIMEOUT_SECS", "20")]).await);
     let (key_id, key) = stack.create_key("pg-restart", "standard").await;
     stack.add_credits(&key_id, serde_json::json!(100)).await;
@@ -324,11 +328,11 @@ async fn postgres_restart_under_load_gives_503s_and_recovers_without_a_restart()
 
     for _ in 0..outages {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        cluster.crash();
+        cluster.crash().expect("crash the cluster");
         // Longer than billing-svc's 10 s pool acquire timeout: shorter outages are ridden out by waiting
         // for a connection, and clients see nothing at all.
         tokio::time::sleep(Duration::from_secs(12)).await;
-        cluster.start_again();
+        cluster.start_again().expect("start the cluster again");
     }
     // Recovery without restarting anything: a successful execution after the last outage.
     let recovered = eventually(Duration::from_secs(30), || async {

@@ -36,7 +36,11 @@ async fn database_contents(billing: &Billing) -> String {
             text
         }
         Backend::Postgres => {
-            let mut connection = billing.database.connect().await;
+            let mut connection = billing
+                .database
+                .connect()
+                .await
+                .expect("connect to the test database");
             let tables: Vec<String> = sqlx::query_scalar(
                 "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
                  WHERE table_schema = 'public'",

@@ -62,6 +62,7 @@ async fn oversized_messages_are_refused_and_write_nothing(backend: Backend) {
         .open(&key, &huge, 10, 10)
         .await
         .err()
+        .map(tests::grpc_status)
         .expect("too large");
 
     for status in [&key_refused, &credit_refused, &open_refused] {

@@ -235,7 +235,11 @@ async fn executor_bills_over_tls_to_billing_and_serves_tls_itself() {
         decimal(billing_block.balance_after.as_deref().expect("balance")),
         decimal("9.89692")
     );
-    let mut connection = billing.database.connect().await;
+    let mut connection = billing
+        .database
+        .connect()
+        .await
+        .expect("connect to the test database");
     let usage_records: i64 =
         sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM usage_records")
             .fetch_one(&mut connection)
@@ -246,6 +250,7 @@ async fn executor_bills_over_tls_to_billing_and_serves_tls_itself() {
     // The gateway reaches both over `https://` with the same CA: ready, and a REST execution is billed.
     let executor_url = https_url(&executor.process.addr);
     let gateway = ServiceProcess::start(
+        tests::launcher(),
         "gateway",
         &["--listen", "127.0.0.1:0"],
         &[
@@ -254,7 +259,8 @@ async fn executor_bills_over_tls_to_billing_and_serves_tls_itself() {
             ("TLS_CA_CERT", ca.as_str()),
         ],
     )
-    .await;
+    .await
+    .expect("start the gateway");
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()

@@ -511,7 +511,10 @@ async fn a_database_of_the_previous_release_upgrades_in_place(backend: Backend) 
         Backend::Postgres => {
             let database = TestDatabase::create(backend).await;
             let dump = std::fs::read_to_string(fixtures.join("billing-v1.postgres.sql")).unwrap();
-            let mut connection = database.connect().await;
+            let mut connection = database
+                .connect()
+                .await
+                .expect("connect to the test database");
             sqlx::raw_sql(&dump).execute(&mut connection).await.unwrap();
             (database, None)
         }
@@ -583,7 +586,11 @@ async fn a_database_of_the_previous_release_upgrades_in_place(backend: Backend) 
     // The open execution's hold (long expired) is released by the sweeper; the books balance throughout.
     assert_ledger_invariants(&billing.database).await;
     let released = tests::eventually(Duration::from_secs(10), || async {
-        let mut connection = billing.database.connect().await;
+        let mut connection = billing
+            .database
+            .connect()
+            .await
+            .expect("connect to the test database");
         let holds: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM holds")
             .fetch_one(&mut connection)
             .await
@@ -662,10 +669,11 @@ async fn key_limits_are_exact_across_three_replicas_on_one_postgresql() {
     let results = futures::future::join_all(opens).await;
     let (open, refused): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
     assert_eq!(open.len(), 2, "exactly the limit is in flight");
-    for refusal in &refused {
-        let Err(status) = refusal else { unreachable!() };
+    for refusal in refused {
+        let Err(error) = refusal else { unreachable!() };
+        let status = tests::grpc_status(error);
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-        assert_eq!(reason(status), "concurrency_limit_exceeded");
+        assert_eq!(reason(&status), "concurrency_limit_exceeded");
     }
     for session in open {
         session
@@ -697,9 +705,10 @@ async fn key_limits_are_exact_across_three_replicas_on_one_postgresql() {
     let results = futures::future::join_all(runs).await;
     let settled = results.iter().filter(|result| result.is_ok()).count();
     assert_eq!(settled, 3, "{results:?}");
-    for result in &results {
-        if let Err(status) = result {
-            assert_eq!(reason(status), "requests_per_minute_exceeded");
+    for result in results {
+        if let Err(error) = result {
+            let status = tests::grpc_status(error);
+            assert_eq!(reason(&status), "requests_per_minute_exceeded");
         }
     }
     assert_ledger_invariants(&replicas[0].database).await;
