@@ -129,7 +129,7 @@ pub async fn lock(
     };
     let sql = format!(
         "SELECT {COLUMNS} FROM billing_accounts WHERE id IN ({}) ORDER BY id {lock}",
-        bulk::placeholders(bulk::slots(ids.len()), 1)
+        bulk::placeholders(bulk::Style::of(connection), bulk::slots(ids.len()), 1)
     );
     bulk::bind_padded(sqlx::query(&sql), ids, |query, id| query.bind(id.as_str()))
         .fetch_all(connection)
@@ -191,7 +191,7 @@ pub async fn update_money(
          total_spent = v.total_spent, updated_at = v.updated_at, overage = v.overage, \
          low_balance_alerts = v.low_balance_alerts, auto_recharge = v.auto_recharge FROM v \
          WHERE billing_accounts.id = v.id",
-        bulk::tuples(bulk::slots(accounts.len()), 8, 1)
+        bulk::tuples(bulk::Style::of(connection), bulk::slots(accounts.len()), 8, 1)
     );
     let encoded: Vec<(&Account, String, Option<String>)> = accounts
         .iter()

@@ -132,7 +132,7 @@ pub async fn insert(connection: &mut AnyConnection, events: &[Event]) -> Result<
     // Not padded: `DISTINCT` could reorder the rows, and their order is the order of delivery.
     let sql = format!(
         "INSERT INTO events (id, account_id, type, data, created_at) VALUES {}",
-        bulk::tuples(events.len(), 5, 1)
+        bulk::tuples(bulk::Style::of(connection), events.len(), 5, 1)
     );
     let data: Vec<String> = events.iter().map(|event| event.data.to_string()).collect();
     let mut query = sqlx::query(&sql);

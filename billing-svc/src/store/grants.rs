@@ -57,6 +57,9 @@ pub struct CreditGrant {
     pub expired_at: Option<Millis>,
 }
 
+/// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).
+const TYPES: &str = "tttiiiiiii";
+
 const COLUMNS: &str = "id, account_id, category, amount, remaining, priority, expires_at, created_at, \
     transaction_id, expired_at";
 
@@ -88,10 +91,10 @@ pub async fn insert(
         return Ok(());
     }
     let sql = format!(
-        "INSERT INTO credit_grants ({COLUMNS}) SELECT DISTINCT * FROM (VALUES {}) AS v WHERE true",
-        bulk::tuples(bulk::slots(grants.len()), 10, 1)
+        "INSERT INTO credit_grants ({COLUMNS}) {}",
+        bulk::insert_rows(bulk::Style::of(connection), grants.len(), TYPES)
     );
-    bulk::bind_padded(sqlx::query(&sql), grants, |query, grant| {
+    bulk::bind_rows(sqlx::query(&sql), grants, TYPES, |query, grant| {
         query
             .bind(grant.id.as_str())
             .bind(grant.account_id.as_str())
@@ -123,7 +126,7 @@ pub async fn update_remaining(
         "WITH v (id, remaining, expired_at) AS (VALUES {}) \
          UPDATE credit_grants SET remaining = v.remaining, expired_at = v.expired_at FROM v \
          WHERE credit_grants.id = v.id",
-        bulk::tuples(bulk::slots(grants.len()), 3, 1)
+        bulk::tuples(bulk::Style::of(connection), bulk::slots(grants.len()), 3, 1)
     );
     bulk::bind_padded(sqlx::query(&sql), grants, |query, grant| {
         query
@@ -147,7 +150,7 @@ pub async fn live(
     }
     let sql = format!(
         "SELECT {COLUMNS} FROM credit_grants WHERE account_id IN ({}) AND remaining > 0",
-        bulk::placeholders(bulk::slots(accounts.len()), 1)
+        bulk::placeholders(bulk::Style::of(connection), bulk::slots(accounts.len()), 1)
     );
     bulk::bind_padded(sqlx::query(&sql), accounts, |query, id| {
         query.bind(id.as_str())
@@ -230,4 +233,14 @@ pub async fn expired(
         ))
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_has_a_type() {
+        assert_eq!(COLUMNS.split(',').count(), TYPES.len());
+    }
 }

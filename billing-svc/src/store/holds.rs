@@ -26,6 +26,9 @@ pub struct Hold {
     pub expires_at: Millis,
 }
 
+/// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).
+const TYPES: &str = "ttttiiiittttii";
+
 const COLUMNS: &str = "id, account_id, api_key_id, execution_id, amount, input_tokens, granted_output_tokens, max_output_tokens, \
     model, workspace_id, session_id, endpoint, started_at, expires_at";
 
@@ -106,14 +109,17 @@ pub async fn of_executions(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = bulk::placeholders(bulk::slots(ids.len()), 1);
+    let (style, slots) = (bulk::Style::of(connection), bulk::slots(ids.len()));
     // A settled execution is a row with no hold id; the other columns only need the hold row's types.
     let sql = format!(
-        "SELECT {COLUMNS} FROM holds WHERE execution_id IN ({list}) UNION ALL \
+        "SELECT {COLUMNS} FROM holds WHERE execution_id IN ({}) UNION ALL \
          SELECT NULL, account_id, api_key_id, execution_id, 0, 0, 0, 0, '', '', '', '', 0, 0 \
-         FROM usage_records WHERE execution_id IN ({list})"
+         FROM usage_records WHERE execution_id IN ({})",
+        bulk::placeholders(style, slots, 1),
+        bulk::placeholders(style, slots, slots + 1)
     );
     let query = bulk::bind_padded(sqlx::query(&sql), ids, |query, id| query.bind(id.as_str()));
+    let query = bulk::bind_padded(query, ids, |query, id| query.bind(id.as_str()));
     query
         .fetch_all(connection)
         .await?
@@ -141,15 +147,15 @@ pub async fn upsert(connection: &mut AnyConnection, holds: &[Hold]) -> Result<()
         return Ok(());
     }
     let sql = format!(
-        "INSERT INTO holds ({COLUMNS}) SELECT DISTINCT * FROM (VALUES {}) AS v WHERE true \
+        "INSERT INTO holds ({COLUMNS}) {} \
          ON CONFLICT (execution_id) DO UPDATE SET id = excluded.id, account_id = excluded.account_id, \
          api_key_id = excluded.api_key_id, amount = excluded.amount, input_tokens = excluded.input_tokens, \
          granted_output_tokens = excluded.granted_output_tokens, max_output_tokens = excluded.max_output_tokens, \
          model = excluded.model, workspace_id = excluded.workspace_id, session_id = excluded.session_id, \
          endpoint = excluded.endpoint, started_at = excluded.started_at, expires_at = excluded.expires_at",
-        bulk::tuples(bulk::slots(holds.len()), 14, 1)
+        bulk::insert_rows(bulk::Style::of(connection), holds.len(), TYPES)
     );
-    bulk::bind_padded(sqlx::query(&sql), holds, |query, hold| {
+    bulk::bind_rows(sqlx::query(&sql), holds, TYPES, |query, hold| {
         query
             .bind(&hold.id)
             .bind(hold.account_id.as_str())
@@ -182,7 +188,7 @@ pub async fn delete(
     }
     let sql = format!(
         "DELETE FROM holds WHERE execution_id IN ({})",
-        bulk::placeholders(bulk::slots(ids.len()), 1)
+        bulk::placeholders(bulk::Style::of(connection), bulk::slots(ids.len()), 1)
     );
     bulk::bind_padded(sqlx::query(&sql), ids, |query, id| query.bind(id.as_str()))
         .execute(connection)
@@ -206,4 +212,14 @@ pub async fn expired(
     .iter()
     .map(from_row)
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_has_a_type() {
+        assert_eq!(COLUMNS.split(',').count(), TYPES.len());
+    }
 }

@@ -137,7 +137,7 @@ pub async fn by_ids(
     }
     let sql = format!(
         "SELECT {COLUMNS} FROM api_keys WHERE id IN ({})",
-        bulk::placeholders(bulk::slots(ids.len()), 1)
+        bulk::placeholders(bulk::Style::of(connection), bulk::slots(ids.len()), 1)
     );
     bulk::bind_padded(sqlx::query(&sql), ids, |query, id| query.bind(id.as_str()))
         .fetch_all(connection)

@@ -53,9 +53,11 @@ pub async fn of_models(
     models: &[&str],
 ) -> Result<Vec<Price>, sqlx::Error> {
     debug_assert!(models.len() <= bulk::MAX_ROWS);
+    let style = bulk::Style::of(connection);
     let sql = format!(
-        "SELECT {COLUMNS} FROM pricing WHERE model = $1 OR model IN ({})",
-        bulk::placeholders(bulk::slots(models.len().max(1)), 2)
+        "SELECT {COLUMNS} FROM pricing WHERE model = {} OR model IN ({})",
+        bulk::placeholders(style, 1, 1),
+        bulk::placeholders(style, bulk::slots(models.len().max(1)), 2)
     );
     let query = sqlx::query(&sql).bind(DEFAULT_MODEL);
     let query = match models {

@@ -62,6 +62,9 @@ pub struct Transaction {
     pub idempotency_key: Option<String>,
 }
 
+/// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).
+const TYPES: &str = "itttiiittit";
+
 const COLUMNS: &str = "id, account_id, api_key_id, type, amount, balance_after, total_spent_after, description, metadata, timestamp, idempotency_key";
 
 fn from_row(row: &AnyRow) -> Result<Transaction, sqlx::Error> {
@@ -95,10 +98,10 @@ pub async fn insert(
         return Ok(());
     }
     let sql = format!(
-        "INSERT INTO transactions ({COLUMNS}) SELECT DISTINCT * FROM (VALUES {}) AS v WHERE true",
-        bulk::tuples(bulk::slots(transactions.len()), 11, 1)
+        "INSERT INTO transactions ({COLUMNS}) {}",
+        bulk::insert_rows(bulk::Style::of(connection), transactions.len(), TYPES)
     );
-    bulk::bind_padded(sqlx::query(&sql), transactions, |query, transaction| {
+    bulk::bind_rows(sqlx::query(&sql), transactions, TYPES, |query, transaction| {
         query
             .bind(transaction.id)
             .bind(transaction.account_id.as_str())
@@ -178,4 +181,14 @@ pub async fn spend_since(
     .fetch_one(connection)
     .await?;
     Ok(Money::from_nanos(-net))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_has_a_type() {
+        assert_eq!(COLUMNS.split(',').count(), TYPES.len());
+    }
 }

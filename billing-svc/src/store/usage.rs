@@ -68,6 +68,9 @@ pub struct UsageRecord {
     pub started_at: Option<Millis>,
 }
 
+/// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).
+const TYPES: &str = "itttttiiiiiiiiititttiiii";
+
 const COLUMNS: &str = "id, account_id, api_key_id, execution_id, session_id, workspace_id, timestamp, input_tokens, output_tokens, \
     total_tokens, input_cost, output_cost, total_cost, charged, overage, model, duration_ms, status, endpoint, key_type, \
     balance_after, total_spent_after, refunded_amount, started_at";
@@ -120,10 +123,10 @@ pub async fn insert(
         return Ok(());
     }
     let sql = format!(
-        "INSERT INTO usage_records ({COLUMNS}) SELECT DISTINCT * FROM (VALUES {}) AS v WHERE true",
-        bulk::tuples(bulk::slots(records.len()), 24, 1)
+        "INSERT INTO usage_records ({COLUMNS}) {}",
+        bulk::insert_rows(bulk::Style::of(connection), records.len(), TYPES)
     );
-    bulk::bind_padded(sqlx::query(&sql), records, |query, record| {
+    bulk::bind_rows(sqlx::query(&sql), records, TYPES, |query, record| {
         query
             .bind(record.id)
             .bind(record.account_id.as_str())
@@ -366,5 +369,15 @@ impl GroupBy {
             GroupBy::Model => "model",
             GroupBy::Workspace => "workspace_id",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_has_a_type() {
+        assert_eq!(COLUMNS.split(',').count(), TYPES.len());
     }
 }
