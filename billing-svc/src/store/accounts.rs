@@ -191,7 +191,12 @@ pub async fn update_money(
          total_spent = v.total_spent, updated_at = v.updated_at, overage = v.overage, \
          low_balance_alerts = v.low_balance_alerts, auto_recharge = v.auto_recharge FROM v \
          WHERE billing_accounts.id = v.id",
-        bulk::tuples(bulk::Style::of(connection), bulk::slots(accounts.len()), 8, 1)
+        bulk::tuples(
+            bulk::Style::of(connection),
+            bulk::slots(accounts.len()),
+            8,
+            1
+        )
     );
     let encoded: Vec<(&Account, String, Option<String>)> = accounts
         .iter()

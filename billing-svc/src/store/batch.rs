@@ -111,6 +111,7 @@ impl Layer {
         let mut statements = 0;
         let mut released = Vec::new();
         let mut placed = Vec::new();
+        let mut grown = Vec::new();
         for (id, execution) in &self.executions {
             let current = match &execution.state {
                 ExecutionState::Held(hold) => Some(&**hold),
@@ -118,7 +119,13 @@ impl Layer {
             };
             match (&execution.stored, current) {
                 (Some(_), None) => released.push(id),
-                (stored, Some(hold)) if stored.as_ref() != Some(hold) => placed.push(hold.clone()),
+                (None, Some(hold)) => placed.push(hold.clone()),
+                // Released and opened again with the same id in this transaction: a new hold.
+                (Some(stored), Some(hold)) if stored.id != hold.id => {
+                    released.push(id);
+                    placed.push(hold.clone());
+                }
+                (Some(stored), Some(hold)) if stored != hold => grown.push(hold),
                 _ => {}
             }
         }
@@ -127,7 +134,11 @@ impl Layer {
             statements += 1;
         }
         for chunk in placed.chunks(bulk::MAX_ROWS) {
-            holds::upsert(connection, chunk).await?;
+            holds::insert(connection, chunk).await?;
+            statements += 1;
+        }
+        for chunk in grown.chunks(bulk::MAX_ROWS) {
+            holds::update_grants(connection, chunk).await?;
             statements += 1;
         }
         for execution in self.executions.values_mut() {

@@ -139,20 +139,16 @@ pub async fn of_executions(
         .collect()
 }
 
-/// Writes `holds` (new ones, grown ones, and a new hold in place of a released one), at most
-/// [`bulk::MAX_ROWS`], in one statement.
-pub async fn upsert(connection: &mut AnyConnection, holds: &[Hold]) -> Result<(), sqlx::Error> {
+/// Inserts new `holds`, at most [`bulk::MAX_ROWS`], in one statement. An execution id that another
+/// transaction took meanwhile (possible only for ids reused across accounts, which lock different rows)
+/// violates the unique index and fails the statement, and with it the batch: a hold is never replaced.
+pub async fn insert(connection: &mut AnyConnection, holds: &[Hold]) -> Result<(), sqlx::Error> {
     debug_assert!(holds.len() <= bulk::MAX_ROWS);
     if holds.is_empty() {
         return Ok(());
     }
     let sql = format!(
-        "INSERT INTO holds ({COLUMNS}) {} \
-         ON CONFLICT (execution_id) DO UPDATE SET id = excluded.id, account_id = excluded.account_id, \
-         api_key_id = excluded.api_key_id, amount = excluded.amount, input_tokens = excluded.input_tokens, \
-         granted_output_tokens = excluded.granted_output_tokens, max_output_tokens = excluded.max_output_tokens, \
-         model = excluded.model, workspace_id = excluded.workspace_id, session_id = excluded.session_id, \
-         endpoint = excluded.endpoint, started_at = excluded.started_at, expires_at = excluded.expires_at",
+        "INSERT INTO holds ({COLUMNS}) {}",
         bulk::insert_rows(bulk::Style::of(connection), holds.len(), TYPES)
     );
     bulk::bind_rows(sqlx::query(&sql), holds, TYPES, |query, hold| {
@@ -170,6 +166,34 @@ pub async fn upsert(connection: &mut AnyConnection, holds: &[Hold]) -> Result<()
             .bind(&hold.session_id)
             .bind(&hold.endpoint)
             .bind(hold.started_at)
+            .bind(hold.expires_at)
+    })
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Writes what growing changed in `holds` (amount, grant, expiry), at most [`bulk::MAX_ROWS`], in one
+/// statement.
+pub async fn update_grants(
+    connection: &mut AnyConnection,
+    holds: &[&Hold],
+) -> Result<(), sqlx::Error> {
+    debug_assert!(holds.len() <= bulk::MAX_ROWS);
+    if holds.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "WITH v (id, amount, granted_output_tokens, expires_at) AS (VALUES {}) \
+         UPDATE holds SET amount = v.amount, granted_output_tokens = v.granted_output_tokens, \
+         expires_at = v.expires_at FROM v WHERE holds.id = v.id",
+        bulk::tuples(bulk::Style::of(connection), bulk::slots(holds.len()), 4, 1)
+    );
+    bulk::bind_padded(sqlx::query(&sql), holds, |query, hold| {
+        query
+            .bind(&hold.id)
+            .bind(hold.amount.nanos())
+            .bind(hold.granted_output_tokens)
             .bind(hold.expires_at)
     })
     .execute(connection)

@@ -101,20 +101,25 @@ pub async fn insert(
         "INSERT INTO transactions ({COLUMNS}) {}",
         bulk::insert_rows(bulk::Style::of(connection), transactions.len(), TYPES)
     );
-    bulk::bind_rows(sqlx::query(&sql), transactions, TYPES, |query, transaction| {
-        query
-            .bind(transaction.id)
-            .bind(transaction.account_id.as_str())
-            .bind(transaction.api_key_id.as_ref().map(ApiKeyId::as_str))
-            .bind(transaction.kind.as_str())
-            .bind(transaction.amount.nanos())
-            .bind(transaction.balance_after.nanos())
-            .bind(transaction.total_spent_after.nanos())
-            .bind(&transaction.description)
-            .bind(&transaction.metadata)
-            .bind(transaction.timestamp)
-            .bind(&transaction.idempotency_key)
-    })
+    bulk::bind_rows(
+        sqlx::query(&sql),
+        transactions,
+        TYPES,
+        |query, transaction| {
+            query
+                .bind(transaction.id)
+                .bind(transaction.account_id.as_str())
+                .bind(transaction.api_key_id.as_ref().map(ApiKeyId::as_str))
+                .bind(transaction.kind.as_str())
+                .bind(transaction.amount.nanos())
+                .bind(transaction.balance_after.nanos())
+                .bind(transaction.total_spent_after.nanos())
+                .bind(&transaction.description)
+                .bind(&transaction.metadata)
+                .bind(transaction.timestamp)
+                .bind(&transaction.idempotency_key)
+        },
+    )
     .execute(connection)
     .await?;
     Ok(())
