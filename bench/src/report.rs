@@ -70,18 +70,7 @@ impl Machine {
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map(|release| release.trim().to_string())
                 .unwrap_or_default(),
-            memory_mb: meminfo
-                .lines()
-                .find_map(|line| line.strip_prefix("MemTotal:"))
-                .and_then(|value| {
-                    value
-                        .trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-                .map_or(0, |kb| kb / 1024),
+            memory_mb: harness::kilobytes_field(&meminfo, "MemTotal:").map_or(0, |kb| kb / 1024),
         }
     }
 }

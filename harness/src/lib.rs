@@ -16,4 +16,4 @@ pub mod process;
 pub use database::{Backend, Database};
 pub use meter::MeterSession;
 pub use postgres::Cluster;
-pub use process::{KeptLogs, Launcher, ServiceProcess};
+pub use process::{KeptLogs, Launcher, ServiceProcess, kilobytes_field};

@@ -160,17 +160,7 @@ impl ServiceProcess {
     pub fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
             .with_context(|| format!("read /proc/{}/status of {}", self.pid, self.name))?;
-        let kilobytes = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|value| {
-                value
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
+        let kilobytes = kilobytes_field(&status, "VmHWM:")
             .with_context(|| format!("no VmHWM in /proc/{}/status", self.pid))?;
         Ok(kilobytes * 1024)
     }
@@ -249,6 +239,13 @@ fn listening_addr(line: &str) -> Option<String> {
         return None;
     }
     Some(fields.get("addr")?.as_str()?.to_string())
+}
+
+/// The value of a `Field:   1234 kB` line of a `/proc` file, in kB.
+pub fn kilobytes_field(text: &str, field: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 #[cfg(test)]
