@@ -129,6 +129,7 @@ impl Executor {
             input_only: true,
         };
         let session = self.open(open, &call.request_id).await?;
+        let session = self.refuse_without_spool(call, session, started_at).await?;
         let opened = session.opened.clone();
         let answer = self.llm.embed(&request.body).await;
         // The provider's count is the charge; without one, the local count of what it embedded.

@@ -38,6 +38,10 @@ pub enum ExecutorError {
     /// The model answered with an error (an HTTP error status, or an error event inside its stream).
     #[error("the model provider answered {}: {}", .0.http_status, .0.message)]
     Provider(ProviderError),
+    /// The settlement spool cannot be written (a full disk): a standard key's execution is refused, since
+    /// its settlement could be lost if billing-svc did not take it at the end.
+    #[error("the settlement spool cannot be written")]
+    SpoolUnwritable,
     /// A bug or an environment failure on our side; details are logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,6 +74,10 @@ impl From<ExecutorError> for Status {
                 Status::unavailable(format!("the model is unavailable: {message}"))
             }
             ExecutorError::Provider(error) => provider_status(error),
+            ExecutorError::SpoolUnwritable => Status::unavailable(
+                "executor-svc cannot write its settlement spool (is its disk full?); executions of \
+                 standard keys are refused until it can, retry later",
+            ),
             ExecutorError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 Status::internal("internal error")

@@ -388,7 +388,8 @@ impl Executor {
             input_only: false,
         };
         // The hold comes first: without it the model is never called.
-        let mut session = self.metering.open(open, &call.request_id).await?;
+        let session = self.metering.open(open, &call.request_id).await?;
+        let mut session = self.refuse_without_spool(call, session, started_at).await?;
         let opened = session.opened.clone();
         tracing::debug!(granted = opened.granted_output_tokens, held = %opened.held, "hold placed");
         let rate_limits = rate_limits(&opened);
@@ -514,6 +515,30 @@ impl Executor {
         request_id: &str,
     ) -> Result<MeterSession, ExecutorError> {
         self.metering.open(open, request_id).await
+    }
+
+    /// Refuses a standard key's execution, before the model is called, while the spool cannot be written:
+    /// if billing-svc did not take its settlement at the end, the settlement would live only in memory and
+    /// be lost on a restart. Its hold is settled at once with no tokens. Internal keys are never charged and
+    /// go ahead.
+    pub(crate) async fn refuse_without_spool(
+        &self,
+        call: &Call,
+        session: MeterSession,
+        started_at: SystemTime,
+    ) -> Result<MeterSession, ExecutorError> {
+        if self.spool.writable() || session.opened.key_type() == KeyType::Internal {
+            return Ok(session);
+        }
+        let opened = session.opened.clone();
+        let close = MeterClose {
+            input_tokens: 0,
+            output_tokens: 0,
+            status: UsageStatus::Failed.into(),
+            duration_ms: 0,
+        };
+        self.settle(call, &opened, session, close, started_at).await;
+        Err(ExecutorError::SpoolUnwritable)
     }
 
     /// Streams the model's answer to the sink, never past what the hold covers.

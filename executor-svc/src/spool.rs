@@ -6,11 +6,19 @@
 //! the call returns, so a response saying `PENDING` is only sent once the settlement is on disk. The file is
 //! compacted (rewritten with only what is pending) at start and emptied whenever nothing is pending. Only
 //! the key's id is stored, never the plain key.
+//!
+//! When a write fails (a full disk), the spool is unwritable: what could not be written stays pending in
+//! memory and is still replayed to billing-svc, nothing more is appended (a torn last line would swallow the
+//! next record), and executor-svc refuses new executions of standard keys ([`Spool::writable`]) rather than
+//! promise a settlement it could lose on a restart. The replay loop tries to write the whole pending set
+//! again (and a probe block, so that an empty spool proves there is room) until it succeeds, then the spool
+//! is writable again.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +32,9 @@ use crate::metering::Metering;
 use proto::ids::{ApiKeyId, ExecutionId};
 
 const FILE_NAME: &str = "settlements.jsonl";
+/// Written and removed to prove the disk has room again after a failed write.
+const PROBE_NAME: &str = "room.probe";
+const PROBE_BYTES: usize = 64 * 1024;
 /// First pause after a failed replay; it doubles up to the configured maximum.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
 
@@ -96,6 +107,8 @@ struct State {
 pub struct Spool {
     state: Arc<Mutex<State>>,
     added: Arc<Notify>,
+    /// Every pending settlement is on disk and the last write succeeded.
+    writable: Arc<AtomicBool>,
 }
 
 impl Spool {
@@ -115,7 +128,49 @@ impl Spool {
                 pending,
             })),
             added: Arc::new(Notify::new()),
+            writable: Arc::new(AtomicBool::new(true)),
         })
+    }
+
+    /// Whether a settlement handed to [`Spool::add`] now would be on disk when it returns.
+    pub fn writable(&self) -> bool {
+        self.writable.load(Ordering::Acquire)
+    }
+
+    fn unwritable(&self, error: &std::io::Error) {
+        if self.writable.swap(false, Ordering::AcqRel) {
+            tracing::error!(%error, "the spool cannot be written: standard-key executions are refused until it can");
+        }
+    }
+
+    /// When unwritable: writes every pending settlement again (atomically, as at start) and a probe block,
+    /// and becomes writable if both succeed. Returns whether the spool is writable.
+    pub async fn restore(&self) -> bool {
+        if self.writable() {
+            return true;
+        }
+        let state = self.state.clone();
+        let restored = tokio::task::spawn_blocking(move || {
+            let mut state = Self::lock(&state);
+            let file = rewrite(&state.path, state.pending.values())?;
+            probe_room(&state.path)?;
+            state.file = file;
+            Ok::<_, std::io::Error>(state.pending.len())
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|result| result);
+        match restored {
+            Ok(pending) => {
+                self.writable.store(true, Ordering::Release);
+                tracing::info!(pending, "the spool is writable again");
+                true
+            }
+            Err(error) => {
+                tracing::debug!(%error, "the spool is still not writable");
+                false
+            }
+        }
     }
 
     fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -126,15 +181,22 @@ impl Spool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writes a settlement durably. Even if the disk write fails it stays pending in memory and is replayed
-    /// while the process lives; the error is returned so the caller can log it.
+    /// Writes a settlement durably. If it cannot be written it stays pending in memory and is replayed
+    /// while the process lives, the spool becomes unwritable, and the error is returned so the caller can
+    /// log it.
     pub async fn add(&self, settlement: SpooledSettlement) -> std::io::Result<()> {
         let state = self.state.clone();
+        let writable = self.writable();
         let result = tokio::task::spawn_blocking(move || {
             let mut state = Self::lock(&state);
             state
                 .pending
                 .insert(settlement.execution_id.clone(), settlement.clone());
+            if !writable {
+                return Err(std::io::Error::other(
+                    "the spool is unwritable since an earlier write failed",
+                ));
+            }
             append(
                 &mut state.file,
                 &Record::Add {
@@ -143,17 +205,23 @@ impl Spool {
             )
         })
         .await
-        .map_err(std::io::Error::other)?;
+        .map_err(std::io::Error::other)
+        .and_then(|result| result);
         self.added.notify_one();
+        if let Err(error) = &result {
+            self.unwritable(error);
+        }
         result
     }
 
-    /// Records that billing-svc acknowledged a settlement.
+    /// Records that billing-svc acknowledged a settlement. While the spool is unwritable only memory
+    /// changes: the next successful [`Spool::restore`] writes what is still pending.
     pub async fn ack(&self, execution_id: ExecutionId) -> std::io::Result<()> {
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || {
+        let writable = self.writable();
+        let result = tokio::task::spawn_blocking(move || {
             let mut state = Self::lock(&state);
-            if state.pending.remove(&execution_id).is_none() {
+            if state.pending.remove(&execution_id).is_none() || !writable {
                 return Ok(());
             }
             if state.pending.is_empty() {
@@ -165,7 +233,12 @@ impl Spool {
             }
         })
         .await
-        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)
+        .and_then(|result| result);
+        if let Err(error) = &result {
+            self.unwritable(error);
+        }
+        result
     }
 
     /// What is waiting for billing-svc.
@@ -217,7 +290,8 @@ impl Spool {
     ) {
         let mut delay = FIRST_RETRY_DELAY;
         loop {
-            let wait = if self.flush(&metering).await {
+            let restored = self.restore().await;
+            let wait = if self.flush(&metering).await && restored {
                 delay = FIRST_RETRY_DELAY;
                 None
             } else {
@@ -246,6 +320,17 @@ fn append(file: &mut File, record: &Record) -> std::io::Result<()> {
     line.push(b'\n');
     file.write_all(&line)?;
     file.sync_data()
+}
+
+/// Writes and removes a block next to the spool file: fails when the disk has no room.
+fn probe_room(spool_file: &Path) -> std::io::Result<()> {
+    let probe = spool_file.with_file_name(PROBE_NAME);
+    let written = File::create(&probe).and_then(|mut file| {
+        file.write_all(&[0; PROBE_BYTES])?;
+        file.sync_all()
+    });
+    let removed = std::fs::remove_file(&probe);
+    written.and(removed)
 }
 
 /// Replays the file's records; a torn last line (a crash mid-append, before the caller got an answer) is

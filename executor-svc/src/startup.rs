@@ -22,6 +22,7 @@ use crate::llm::Llm;
 use crate::metering::Metering;
 use crate::spool::Spool;
 use crate::tokens;
+use tonic_health::server::HealthReporter;
 
 /// Why the service could not start or serve.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +148,11 @@ impl Application {
         health_reporter
             .set_serving::<ExecutorServiceServer<ExecutorGrpc>>()
             .await;
+        let readiness = tokio::spawn(report_spool_readiness(
+            self.spool.clone(),
+            health_reporter,
+            stop_replay.clone(),
+        ));
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::EXECUTOR_FILE_DESCRIPTOR_SET)
             .build_v1()?;
@@ -204,6 +210,7 @@ impl Application {
         }
         stop_replay.cancel();
         let _ = replayer.await;
+        let _ = readiness.await;
         let flush_time = self.billing_timeout.saturating_mul(2);
         match tokio::time::timeout(flush_time, self.spool.flush(&self.metering)).await {
             Ok(true) => {}
@@ -248,6 +255,36 @@ fn billing_channel(config: &Config) -> Result<Channel, StartupError> {
         })?;
     }
     Ok(endpoint.connect_lazy())
+}
+
+/// How often readiness follows the spool.
+const READINESS_PERIOD: Duration = Duration::from_millis(250);
+
+/// Reports ExecutorService as not serving (gRPC health, the readiness probe) while the spool cannot be
+/// written, and as serving again once it can, until `stop`.
+async fn report_spool_readiness(spool: Spool, reporter: HealthReporter, stop: CancellationToken) {
+    let mut ready = true;
+    let mut ticks = tokio::time::interval(READINESS_PERIOD);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let writable = spool.writable();
+        if writable == ready {
+            continue;
+        }
+        ready = writable;
+        if ready {
+            reporter
+                .set_serving::<ExecutorServiceServer<ExecutorGrpc>>()
+                .await;
+        } else {
+            reporter
+                .set_not_serving::<ExecutorServiceServer<ExecutorGrpc>>()
+                .await;
+        }
+    }
 }
 
 /// The server's TLS identity from EXECUTOR_TLS_CERT and EXECUTOR_TLS_KEY (validated as set together).

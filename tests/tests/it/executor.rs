@@ -9,11 +9,13 @@ use proto::billing::v1 as pb;
 use proto::executor::v1 as ex;
 use proto::executor::v1::execute_stream_response::Message as Event;
 use rust_decimal::Decimal;
+use tests::tmpfs::{Tmpfs, fill};
 use tests::{
     Backend, Billing, Executor, MockModel, assert_ledger_invariants, authed, eventually,
     restart_billing_at,
 };
 use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_types::StatusExt;
 
 /// Billing's hold TTL in these tests: short, so that abandoned holds go quickly.
@@ -619,6 +621,83 @@ async fn executor_reports_serving_on_grpc_health(backend: Backend) {
         answer.status(),
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
+}
+
+async fn executor_health(executor: &Executor) -> ServingStatus {
+    let channel = tonic::transport::Endpoint::from_shared(executor.process.url())
+        .expect("valid url")
+        .connect()
+        .await
+        .expect("connect");
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "executor.v1.ExecutorService".into(),
+        })
+        .await
+        .expect("health check")
+        .into_inner()
+        .status()
+}
+
+/// The spool's disk fills while billing-svc is down: the execution's settlement cannot be spooled, so it
+/// is answered pending and kept in memory (and still reaches billing-svc once it is back, once). While the
+/// spool cannot be written, new executions of standard keys are refused before the model is called and
+/// the executor reports not serving; once the disk has room again it serves and charges as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_disk_refuses_standard_executions_until_there_is_room() {
+    let Some(tmpfs) = Tmpfs::mount("1m") else {
+        return;
+    };
+    let billing = Billing::start(Backend::Sqlite, BILLING_ARGS).await;
+    let model = MockModel::start().await;
+    let executor = Executor::start(&billing, &model, &tmpfs.dir.path().join("spool"), &[]).await;
+    let (_, key) = funded_key(&billing, "10").await;
+    let filler = fill(tmpfs.dir.path());
+
+    let (_, database, addr, admin_key, service_token) =
+        execution_outliving_billing(billing, &executor, &key).await;
+    let billing = restart_billing_at(database, &addr, admin_key, service_token, BILLING_ARGS).await;
+    assert_charged_once(&billing, &key).await;
+
+    let refused = executor
+        .client()
+        .await
+        .execute(request(&key, "mock-tokens-5", "Hello"))
+        .await
+        .expect_err("refused while the spool cannot be written");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("spool"), "{refused:?}");
+    assert_eq!(executor_health(&executor).await, ServingStatus::NotServing);
+    let (_, internal_key) = billing.create_key(pb::KeyType::Internal).await;
+    executor
+        .client()
+        .await
+        .execute(request(&internal_key, "mock-tokens-5", "Hello"))
+        .await
+        .expect("internal keys are never charged: they run");
+
+    std::fs::remove_file(filler).expect("free the disk");
+    let serving = eventually(Duration::from_secs(15), || async {
+        executor_health(&executor).await == ServingStatus::Serving
+    })
+    .await;
+    assert!(serving, "the executor serves again once the spool has room");
+    let done = executor
+        .client()
+        .await
+        .execute(request(&key, "mock-tokens-5", "Hello"))
+        .await
+        .expect("runs again")
+        .into_inner();
+    assert_eq!(
+        billing_block(&done).status(),
+        ex::BillingStatus::Settled,
+        "{done:?}"
+    );
+    // The refused execution's hold was settled at once with no tokens: nothing was charged for it.
+    let account = billing.account_of(&key).await;
+    assert_eq!(decimal(&account.held_credits), Decimal::ZERO);
+    assert_ledger_invariants(&billing.database).await;
 }
 
 tests::backend_tests!(

@@ -7,13 +7,13 @@
 //! The disk-full and read-only cases mount a small tmpfs, which needs root (CI runs as root); elsewhere
 //! they say so and skip.
 
-use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
 use proto::billing::v1 as pb;
 use rust_decimal::Decimal;
-use tests::{Backend, Billing, TestDatabase, assert_ledger_invariants, authed, binary_path};
+use tests::tmpfs::{Tmpfs, fill};
+use tests::{Backend, Billing, assert_ledger_invariants, authed, binary_path};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic::Code;
 
@@ -109,65 +109,6 @@ async fn sqlite_locked_by_another_process_is_unavailable_and_writes_nothing() {
         .expect("works once the lock is gone");
     assert_eq!(balance(&billing, &key).await, Decimal::from(11));
     assert_ledger_invariants(&billing.database).await;
-}
-
-/// A small tmpfs, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (e.g. `4m`); None (with a note) when not root.
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().expect("mount point");
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !mounted {
-            eprintln!("skipped: mounting a tmpfs needs root");
-            return None;
-        }
-        Some(Tmpfs { dir })
-    }
-
-    fn remount(&self, mode: &str) {
-        let status = std::process::Command::new("mount")
-            .args(["-o", &format!("remount,{mode}")])
-            .arg(self.dir.path())
-            .status()
-            .expect("mount");
-        assert!(status.success(), "remount {mode}");
-    }
-
-    fn database(&self) -> TestDatabase {
-        TestDatabase::existing(
-            Backend::Sqlite,
-            format!("sqlite://{}/billing.db", self.dir.path().display()),
-        )
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-/// Fills the file system of `dir` to the last byte; returns the filler's path.
-fn fill(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("filler");
-    let mut file = std::fs::File::create(&path).expect("filler");
-    let chunk = vec![0u8; 16 * 1024];
-    while file.write_all(&chunk).is_ok() {}
-    let small = [0u8; 512];
-    while file.write_all(&small).is_ok() {}
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
