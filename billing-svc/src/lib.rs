@@ -2,7 +2,9 @@
 //! stream, over gRPC, on SQLite or PostgreSQL.
 
 pub mod alerts;
+pub mod audit_command;
 pub mod auto_recharge;
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod grants;

@@ -4,6 +4,7 @@
 
 mod anthropic_messages;
 mod auto_recharge;
+mod backup;
 mod billing_auth;
 mod billing_ledger;
 mod billing_metering;
