@@ -22,6 +22,8 @@ use crate::llm::Llm;
 use crate::metering::Metering;
 use crate::spool::Spool;
 use crate::tokens;
+use tonic::server::NamedService;
+use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 /// Why the service could not start or serve.
@@ -260,8 +262,8 @@ fn billing_channel(config: &Config) -> Result<Channel, StartupError> {
 /// How often readiness follows the spool.
 const READINESS_PERIOD: Duration = Duration::from_millis(250);
 
-/// Reports ExecutorService as not serving (gRPC health, the readiness probe) while the spool cannot be
-/// written, and as serving again once it can, until `stop`.
+/// Reports ExecutorService and the server as not serving (gRPC health: the gateway's `/readyz`, a load
+/// balancer's probe) while the spool cannot be written, and as serving again once it can, until `stop`.
 async fn report_spool_readiness(spool: Spool, reporter: HealthReporter, stop: CancellationToken) {
     let mut ready = true;
     let mut ticks = tokio::time::interval(READINESS_PERIOD);
@@ -275,15 +277,19 @@ async fn report_spool_readiness(spool: Spool, reporter: HealthReporter, stop: Ca
             continue;
         }
         ready = writable;
-        if ready {
-            reporter
-                .set_serving::<ExecutorServiceServer<ExecutorGrpc>>()
-                .await;
+        let status = if ready {
+            ServingStatus::Serving
         } else {
-            reporter
-                .set_not_serving::<ExecutorServiceServer<ExecutorGrpc>>()
-                .await;
-        }
+            ServingStatus::NotServing
+        };
+        // The service and the server as a whole (""), which the gateway's /readyz asks about.
+        reporter
+            .set_service_status(
+                <ExecutorServiceServer<ExecutorGrpc> as NamedService>::NAME,
+                status,
+            )
+            .await;
+        reporter.set_service_status("", status).await;
     }
 }
 

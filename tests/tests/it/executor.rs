@@ -623,7 +623,7 @@ async fn executor_reports_serving_on_grpc_health(backend: Backend) {
     );
 }
 
-async fn executor_health(executor: &Executor) -> ServingStatus {
+async fn executor_health(executor: &Executor, service: &str) -> ServingStatus {
     let channel = tonic::transport::Endpoint::from_shared(executor.process.url())
         .expect("valid url")
         .connect()
@@ -631,13 +631,16 @@ async fn executor_health(executor: &Executor) -> ServingStatus {
         .expect("connect");
     tonic_health::pb::health_client::HealthClient::new(channel)
         .check(tonic_health::pb::HealthCheckRequest {
-            service: "executor.v1.ExecutorService".into(),
+            service: service.into(),
         })
         .await
         .expect("health check")
         .into_inner()
         .status()
 }
+
+/// The executor's service and the server as a whole (what the gateway's `/readyz` asks).
+const EXECUTOR_SERVICES: [&str; 2] = ["executor.v1.ExecutorService", ""];
 
 /// The spool's disk fills while billing-svc is down: the execution's settlement cannot be spooled, so it
 /// is answered pending and kept in memory (and still reaches billing-svc once it is back, once). While the
@@ -667,7 +670,13 @@ async fn a_full_spool_disk_refuses_standard_executions_until_there_is_room() {
         .expect_err("refused while the spool cannot be written");
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     assert!(refused.message().contains("spool"), "{refused:?}");
-    assert_eq!(executor_health(&executor).await, ServingStatus::NotServing);
+    for service in EXECUTOR_SERVICES {
+        assert_eq!(
+            executor_health(&executor, service).await,
+            ServingStatus::NotServing,
+            "{service:?}"
+        );
+    }
     let (_, internal_key) = billing.create_key(pb::KeyType::Internal).await;
     executor
         .client()
@@ -678,7 +687,8 @@ async fn a_full_spool_disk_refuses_standard_executions_until_there_is_room() {
 
     std::fs::remove_file(filler).expect("free the disk");
     let serving = eventually(Duration::from_secs(15), || async {
-        executor_health(&executor).await == ServingStatus::Serving
+        executor_health(&executor, EXECUTOR_SERVICES[0]).await == ServingStatus::Serving
+            && executor_health(&executor, EXECUTOR_SERVICES[1]).await == ServingStatus::Serving
     })
     .await;
     assert!(serving, "the executor serves again once the spool has room");
