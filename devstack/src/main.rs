@@ -33,6 +33,8 @@ async fn main() -> anyhow::Result<()> {
         let _ = stack.stop().await;
         return Err(error);
     }
+    // Listening before saying "ready": a signal sent right after it stops the stack cleanly.
+    let first_signal = shutdown_signal();
     println!("{}", banner::render(&stack.endpoints, &secrets));
     tracing::info!(
         gateway = %stack.endpoints.gateway_url(),
@@ -43,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let failed_by_itself = tokio::select! {
-        () = shutdown_signal() => false,
+        () = first_signal => false,
         () = stack.exited() => true,
     };
     tracing::info!("stopping: gateway, executor-svc, mock model, billing-svc");

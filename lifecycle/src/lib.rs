@@ -18,31 +18,42 @@ pub fn init_logging(log_format: &str) {
     };
 }
 
-/// Resolves on SIGINT or SIGTERM. A signal that cannot be listened for is logged and never fires.
-pub async fn shutdown_signal() {
-    let interrupt = async {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first polled, so a signal sent as soon as the caller says it is ready (a supervisor stopping it right
+/// after the "ready" line) stops it cleanly instead of killing it. A signal that cannot be listened for is
+/// logged and never fires.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let listeners = {
+        use tokio::signal::unix::{SignalKind, signal};
+        [SignalKind::interrupt(), SignalKind::terminate()].map(|kind| {
+            signal(kind)
+                .inspect_err(|error| tracing::error!(%error, ?kind, "cannot listen for a signal"))
+                .ok()
+        })
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let [interrupt, terminate] = listeners;
+            let wait = |listener: Option<tokio::signal::unix::Signal>| async move {
+                match listener {
+                    Some(mut listener) => {
+                        listener.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {},
+                () = wait(terminate) => {},
+            }
+        }
+        #[cfg(not(unix))]
         if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
+            tracing::error!(%error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
+        tracing::info!("shutdown signal received");
     }
-    tracing::info!("shutdown signal received");
 }
