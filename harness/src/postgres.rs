@@ -89,6 +89,91 @@ impl Cluster {
         self.own()?.start()
     }
 
+    /// A hot standby of this throwaway cluster: a base backup streamed from it (`pg_basebackup -R`) and
+    /// started on its own free port, replicating. Make it synchronous with [`Cluster::require_standby`].
+    pub fn standby(&self) -> anyhow::Result<Cluster> {
+        let primary = self.own()?;
+        let dir = tempfile::Builder::new()
+            .prefix("harness-pg-standby.")
+            .tempdir()
+            .context("create a folder for the standby")?;
+        if primary.as_postgres {
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path()))?;
+        }
+        let port = free_port()?;
+        let standby = Throwaway {
+            pg_bin_dir: primary.pg_bin_dir.clone(),
+            data_dir: dir.path().join("data"),
+            port,
+            as_postgres: primary.as_postgres,
+            dir,
+        };
+        run(standby
+            .command("pg_basebackup")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .arg("-D")
+            .arg(&standby.data_dir)
+            .args(["-R", "--wal-method=stream", "--checkpoint=fast"]))?;
+        standby.start()?;
+        Ok(Cluster {
+            admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            throwaway: Some(standby),
+        })
+    }
+
+    /// Makes every commit wait until a standby has it (`synchronous_standby_names = '*'`,
+    /// `synchronous_commit = on`), so that what the primary acknowledged survives its loss.
+    pub async fn require_standby(&self) -> anyhow::Result<()> {
+        let mut connection = self.connect_admin().await?;
+        for statement in [
+            "ALTER SYSTEM SET synchronous_standby_names = '*'",
+            "SELECT pg_reload_conf()",
+        ] {
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .with_context(|| format!("{statement} on the primary"))?;
+        }
+        // Only once the standby streams as synchronous does a commit wait for it.
+        for _ in 0..100 {
+            let synchronous: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_replication WHERE sync_state = 'sync' AND state = 'streaming'",
+            )
+            .fetch_one(&mut connection)
+            .await
+            .context("read pg_stat_replication")?;
+            if synchronous > 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        bail!("no standby became synchronous within 10 s")
+    }
+
+    /// Promotes this standby to a primary and waits until it accepts writes.
+    pub fn promote(&self) -> anyhow::Result<()> {
+        let standby = self.own()?;
+        run(standby
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&standby.data_dir)
+            .args(["-w", "promote"]))
+    }
+
+    /// The loopback port the throwaway cluster listens on.
+    pub fn port(&self) -> Option<u16> {
+        self.throwaway.as_ref().map(|throwaway| throwaway.port)
+    }
+
     /// The postmaster's pid, when the harness started the cluster and it runs.
     pub fn postmaster_pid(&self) -> Option<u32> {
         let throwaway = self.throwaway.as_ref()?;

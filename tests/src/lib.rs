@@ -17,6 +17,7 @@ mod executor_harness;
 pub mod fake_stripe;
 mod gateway_harness;
 pub mod reliability;
+pub mod tcp_proxy;
 pub mod tmpfs;
 
 pub use executor_harness::{Executor, MockModel, restart_billing_at};

@@ -18,6 +18,7 @@ use rust_decimal::Decimal;
 use tests::reliability::{
     Delivery, execute_request, grpc_channel, run_execution, scaled, settled_executions,
 };
+use tests::tcp_proxy::TcpProxy;
 use tests::{
     Backend, Billing, Cluster, Executor, MockModel, Stack, TestDatabase, assert_ledger_invariants,
     eventually, restart_billing_at,
@@ -386,6 +387,133 @@ async fn postgres_restart_under_load_gives_503s_and_recovers_without_a_restart()
             .all(|id| settled.iter().any(|(s, _)| s == id))
     );
     assert_eq!(settled.len(), answered.len() + 1);
+    assert_ledger_invariants(&stack.billing.database).await;
+}
+
+/// PostgreSQL fails over under load: a primary with a synchronous standby (streaming replication,
+/// `synchronous_commit = on`), billing-svc connecting through an address the test moves (a TCP proxy, as
+/// a virtual IP would be). Under load through the gateway the primary is killed (`-m immediate`), the
+/// standby promoted and the address moved to it. Clients see only 200 and 503, billing-svc recovers
+/// without a restart, every answered execution is settled exactly once on the new primary (the
+/// executors' spools replay what could not be settled during the switch), the credit acknowledged before
+/// is there, and the audit holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_failover_to_a_synchronous_standby_keeps_every_acknowledged_write() {
+    let primary = Cluster::throwaway(&tests::pg_bin_dir()).expect("start the primary");
+    let primary_url = primary
+        .create_database("failover")
+        .await
+        .expect("create the database");
+    let standby = primary.standby().expect("start the standby");
+    primary
+        .require_standby()
+        .await
+        .expect("make the standby synchronous");
+    let proxy = TcpProxy::start(primary.port().expect("the primary's port")).await;
+    let (_, name) = primary_url.rsplit_once('/').expect("a database name");
+    let database = TestDatabase::existing(
+        Backend::Postgres,
+        format!("postgres://postgres@127.0.0.1:{}/{name}", proxy.port),
+    );
+    let billing = Billing::start_on(database, &["--hold-ttl-secs", "30"]).await;
+    let stack = Arc::new(Stack::start_on(billing, &[("GATEWAY_BILLING_TIMEOUT_SECS", "20")]).await);
+    let (key_id, key) = stack.create_key("failover", "standard").await;
+    stack.add_credits(&key_id, serde_json::json!(100)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (stack, key, stop) = (stack.clone(), key.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut statuses: HashMap<StatusCode, usize> = HashMap::new();
+                let mut answered = HashSet::new();
+                for round in 0..5_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let call = async {
+                        if (round + worker) % 3 == 0 {
+                            stack.get("/billing/account", &key).await
+                        } else {
+                            let body = serde_json::json!({"prompt": "Hello", "model": "mock-tokens-10-latency-5"});
+                            stack.post("/execute", &key, body).await
+                        }
+                    };
+                    let answer = tokio::time::timeout(Duration::from_secs(30), call)
+                        .await
+                        .expect("a request hung for 30 s");
+                    if answer.status == StatusCode::OK
+                        && let Some(id) = answer.json["executionId"].as_str()
+                    {
+                        answered.insert(id.to_string());
+                    }
+                    *statuses.entry(answer.status).or_default() += 1;
+                }
+                (statuses, answered)
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    primary.crash().expect("kill the primary");
+    standby.promote().expect("promote the standby");
+    proxy.switch(standby.port().expect("the standby's port"));
+    let recovered = eventually(Duration::from_secs(40), || async {
+        let body = serde_json::json!({"prompt": "Hello", "model": "mock"});
+        stack.post("/execute", &key, body).await.status == StatusCode::OK
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut statuses: HashMap<StatusCode, usize> = HashMap::new();
+    let mut answered = HashSet::new();
+    for worker in workers {
+        let (seen, ids) = worker.await.expect("worker");
+        for (status, count) in seen {
+            *statuses.entry(status).or_default() += count;
+        }
+        answered.extend(ids);
+    }
+    eprintln!(
+        "postgres failover: statuses {statuses:?}, {} executions answered",
+        answered.len()
+    );
+    assert!(
+        recovered,
+        "billing-svc recovered without a restart: {statuses:?}"
+    );
+    for status in statuses.keys() {
+        assert!(
+            [StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE].contains(status),
+            "unexpected {status}: {statuses:?}"
+        );
+    }
+    // Every answered execution (and the recovery probe's) settles once on the new primary.
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            let settled = settled_executions(&stack.billing.database).await;
+            answered
+                .iter()
+                .all(|id| settled.iter().any(|(s, _)| s == id))
+        })
+        .await,
+        "every answered execution is on the new primary"
+    );
+    let settled = settled_executions(&stack.billing.database).await;
+    for (execution_id, records) in &settled {
+        assert_eq!(*records, 1, "{execution_id} settled {records} times");
+    }
+    let mut connection = stack.billing.database.connect().await.expect("connect");
+    let credited: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM transactions WHERE amount > 0",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .expect("credits");
+    assert_eq!(
+        credited, 100_000_000_000,
+        "the credit acknowledged before is on the new primary"
+    );
     assert_ledger_invariants(&stack.billing.database).await;
 }
 
