@@ -308,6 +308,16 @@ pub fn http_mapping(code: Code) -> HttpMapping {
     }
 }
 
+/// Whether `status` was made by the client side from a broken connection (a replica killed or restarting
+/// mid-call), not sent by the service: tonic gives such a status the transport error as its source, and
+/// `UNKNOWN` or `INTERNAL` as its code, which would read as a 502 or a 500. Nothing about the request was
+/// wrong and the service is just unavailable, so it is answered as `UNAVAILABLE` (503). A status the
+/// service sent has no source and keeps its code.
+fn connection_broke(status: &tonic::Status) -> bool {
+    matches!(status.code(), Code::Unknown | Code::Internal)
+        && std::error::Error::source(status).is_some()
+}
+
 /// Whether a downstream's message may be shown to the client. Messages of server-side failures can carry
 /// internals (SQL, addresses); they are logged instead.
 fn message_is_public(code: Code) -> bool {
@@ -344,6 +354,16 @@ impl ApiError {
     }
 
     fn from_status(service: Service, status: tonic::Status) -> ApiError {
+        if connection_broke(&status) {
+            return ApiError::Downstream {
+                service,
+                status: tonic::Status::unavailable(format!(
+                    "the connection to {} broke: {}",
+                    service.name(),
+                    status.message()
+                )),
+            };
+        }
         if let Some(failure) = ProviderFailure::from_status(&status) {
             return ApiError::Provider(failure);
         }
@@ -717,6 +737,22 @@ mod tests {
                 http,
                 "{code:?} through ApiError"
             );
+        }
+    }
+
+    #[test]
+    fn a_broken_connection_is_503_and_a_status_the_service_sent_keeps_its_code() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset");
+        let broken = tonic::Status::from_error(Box::new(reset));
+        assert_eq!(broken.code(), Code::Unknown, "what tonic makes of it");
+        let (status, body) = body_of(ApiError::executor(broken));
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains(r#""code":"service_unavailable""#), "{body}");
+        for (sent, http) in [
+            (tonic::Status::unknown("the service said so"), 502),
+            (tonic::Status::internal("a bug"), 500),
+        ] {
+            assert_eq!(body_of(ApiError::executor(sent)).0, http);
         }
     }
 

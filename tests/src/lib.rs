@@ -17,8 +17,10 @@ mod executor_harness;
 pub mod fake_stripe;
 mod gateway_harness;
 pub mod reliability;
+pub mod replica;
 pub mod tcp_proxy;
 pub mod tmpfs;
+pub mod webhook_receiver;
 
 pub use executor_harness::{Executor, MockModel, restart_billing_at};
 pub use gateway_harness::{

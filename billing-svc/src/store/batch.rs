@@ -188,12 +188,20 @@ impl Layer {
             *changed = false;
             account.changed_grants.clear();
         }
-        // Events last: their order in the outbox is the order they were staged in.
-        for chunk in rows.events.chunks(bulk::MAX_ROWS) {
-            events::insert(connection, chunk).await?;
-            statements += 1;
-        }
+        // Events wait for the commit (see `write_events`); their order is the order they were staged in.
+        self.rows.events = rows.events;
         Ok(statements)
+    }
+
+    /// Writes the staged events to the outbox, last before the commit: [`events::insert_at_commit`]
+    /// keeps the outbox's order the order of the commits.
+    async fn write_events(
+        &mut self,
+        connection: &mut AnyConnection,
+        backend: Backend,
+    ) -> Result<u64, sqlx::Error> {
+        let staged = mem::take(&mut self.rows.events);
+        events::insert_at_commit(connection, backend, &staged).await
     }
 
     /// Takes `other` (a succeeded operation) in.
@@ -427,6 +435,10 @@ impl Batch {
         let operation = mem::take(&mut self.operation);
         self.batch.absorb(operation);
         self.statements += self.batch.write(&mut self.transaction).await?;
+        self.statements += self
+            .batch
+            .write_events(&mut self.transaction, self.backend)
+            .await?;
         sqlx::query("COMMIT")
             .execute(&mut *self.transaction)
             .await?;

@@ -5,7 +5,7 @@ use proto::ids::{AccountId, EventId};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::bulk;
+use super::{Backend, bulk};
 use crate::time::Millis;
 
 /// What happened.
@@ -123,12 +123,44 @@ fn from_row(row: &AnyRow) -> Result<Event, sqlx::Error> {
     })
 }
 
-/// Inserts `events` (at most [`bulk::MAX_ROWS`]) in one statement; their `seq` follows their order.
-pub async fn insert(connection: &mut AnyConnection, events: &[Event]) -> Result<(), sqlx::Error> {
-    debug_assert!(events.len() <= bulk::MAX_ROWS);
+/// The PostgreSQL advisory lock that orders the commits writing events (any constant unique to it).
+const OUTBOX_LOCK: i64 = 0x6f75_7462_6f78; // "outbox"
+
+/// Inserts `events` as the last writes of a transaction about to commit; returns the statements sent.
+///
+/// Deliveries read the outbox by `seq` and keep a cursor, so an event must never commit after one with a
+/// higher `seq` has been read: it would be behind the cursor, never delivered. `seq` is taken when a row
+/// is inserted, so with concurrent transactions (several writers, several replicas on PostgreSQL) a lower
+/// `seq` could commit later. On PostgreSQL the insert therefore first takes a transaction-scoped advisory
+/// lock, held until the commit, so transactions that write events commit one at a time in `seq` order;
+/// the lock is the last one such a transaction takes, so it adds no deadlock, and it is held only for the
+/// insert and the commit. SQLite has one writer at a time already.
+pub async fn insert_at_commit(
+    connection: &mut AnyConnection,
+    backend: Backend,
+    events: &[Event],
+) -> Result<u64, sqlx::Error> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
+    let mut statements = 0;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(OUTBOX_LOCK)
+            .execute(&mut *connection)
+            .await?;
+        statements += 1;
+    }
+    for chunk in events.chunks(bulk::MAX_ROWS) {
+        insert(&mut *connection, chunk).await?;
+        statements += 1;
+    }
+    Ok(statements)
+}
+
+/// Inserts `events` (at most [`bulk::MAX_ROWS`]) in one statement; their `seq` follows their order.
+async fn insert(connection: &mut AnyConnection, events: &[Event]) -> Result<(), sqlx::Error> {
+    debug_assert!(events.len() <= bulk::MAX_ROWS);
     // Not padded: `DISTINCT` could reorder the rows, and their order is the order of delivery.
     let sql = format!(
         "INSERT INTO events (id, account_id, type, data, created_at) VALUES {}",

@@ -16,6 +16,7 @@ mod gateway;
 mod grants;
 mod openai_fidelity;
 mod openai_responses;
+mod reliability_chaos;
 mod reliability_concurrency;
 mod reliability_faults;
 mod reliability_sqlite;

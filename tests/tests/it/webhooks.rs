@@ -4,12 +4,11 @@
 //! disabled and the operator's endpoint is told; a private target is refused by default; the operator can
 //! redeliver an event.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tests::docs_harness::docs_tools_bin;
+use tests::webhook_receiver::WebhookReceiver as Receiver;
 use tests::{Backend, Billing, Stack, assert_ledger_invariants, backend_tests, eventually};
 
 backend_tests!(
@@ -17,95 +16,6 @@ backend_tests!(
     an_endpoint_that_never_answers_is_disabled_and_the_operator_is_told,
     committed_events_are_delivered_after_billing_is_killed,
 );
-
-/// A receiver verifying each delivery with `standardwebhooks`: it answers 500 to its first `fail_first`
-/// requests, then 204, and writes one JSON line per request (`id`, `type`, `verified`, `answered`).
-const RECEIVER: &str = r#"
-import http.server, json, sys, threading
-from standardwebhooks.webhooks import Webhook
-
-secret_file, log_file, fail_first = sys.argv[1], sys.argv[2], int(sys.argv[3])
-lock, seen = threading.Lock(), [0]
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["content-length"]))
-        with lock:
-            seen[0] += 1
-            status = 500 if seen[0] <= fail_first else 204
-        try:
-            payload = Webhook(open(secret_file).read().strip()).verify(body, dict(self.headers))
-            verified = payload["id"] == self.headers["webhook-id"]
-        except Exception as error:
-            payload, verified = json.loads(body), False
-        with lock, open(log_file, "a") as log:
-            log.write(json.dumps({"id": payload["id"], "type": payload["type"], "verified": verified,
-                                  "answered": status, "data": payload["data"]}) + "\n")
-        self.send_response(status)
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-print(server.server_address[1], flush=True)
-server.serve_forever()
-"#;
-
-struct Receiver {
-    url: String,
-    secret_file: PathBuf,
-    log_file: PathBuf,
-    _process: tokio::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Receiver {
-    async fn start(fail_first: u32) -> Receiver {
-        use tokio::io::AsyncBufReadExt;
-        let dir = tempfile::tempdir().unwrap();
-        let (script, secret_file, log_file) = (
-            dir.path().join("receiver.py"),
-            dir.path().join("secret"),
-            dir.path().join("log.jsonl"),
-        );
-        std::fs::write(&script, RECEIVER).unwrap();
-        std::fs::write(&secret_file, "").unwrap();
-        let mut process = tokio::process::Command::new(docs_tools_bin().join("python3"))
-            .arg(&script)
-            .arg(&secret_file)
-            .arg(&log_file)
-            .arg(fail_first.to_string())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdout = process.stdout.take().unwrap();
-        let mut port = String::new();
-        tokio::io::BufReader::new(stdout)
-            .read_line(&mut port)
-            .await
-            .unwrap();
-        Receiver {
-            url: format!("http://127.0.0.1:{}/hook", port.trim()),
-            secret_file,
-            log_file,
-            _process: process,
-            _dir: dir,
-        }
-    }
-
-    fn trust(&self, secret: &str) {
-        std::fs::write(&self.secret_file, secret).unwrap();
-    }
-
-    fn received(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log_file)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-}
 
 /// billing-svc delivering quickly: loopback targets allowed, retries after 1 s, twice.
 async fn stack(backend: Backend) -> Stack {
@@ -367,4 +277,85 @@ async fn committed_events_are_delivered_after_billing_is_killed(backend: Backend
     );
     assert!(ok.iter().all(|entry| entry["verified"] == true));
     assert_ledger_invariants(&restarted.database).await;
+}
+
+/// Two billing-svc processes on one PostgreSQL database commit events out of their `seq` order: a credit
+/// on the first replica inserts its event and is held there for 1.5 s (a trigger the test adds sleeps
+/// after the insert), while a credit on the second replica commits at once. Deliveries keep a cursor in
+/// the outbox, so an event that commits after a later one was delivered would be skipped for ever; both
+/// must reach the operator's endpoint (the outbox's commit order, `events::insert_at_commit`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committed_after_a_later_one_is_still_delivered() {
+    use proto::billing::v1 as pb;
+    use tests::TestDatabase;
+
+    let args = [
+        "--webhook-allow-private-targets",
+        "--webhook-poll-interval-ms",
+        "10",
+        "--webhook-timeout-secs",
+        "2",
+    ];
+    let first = Billing::start(Backend::Postgres, &args).await;
+    let database = TestDatabase::existing(Backend::Postgres, first.database.url.clone());
+    let (admin_key, service_token) = (first.admin_key.clone(), first.service_token.clone());
+    let second = Billing::start_with(database, admin_key.clone(), service_token, &args).await;
+    let receiver = Receiver::start(0).await;
+    let endpoint = first
+        .admin()
+        .await
+        .create_webhook(tests::authed(
+            &admin_key,
+            pb::CreateWebhookRequest {
+                url: receiver.url.clone(),
+                event_types: vec!["credits.added".into()],
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    receiver.trust(endpoint.secret.as_deref().unwrap());
+    let (slow_key, _) = first.create_key(pb::KeyType::Standard).await;
+    let (fast_key, _) = first.create_key(pb::KeyType::Standard).await;
+    let mut connection = first.database.connect().await.unwrap();
+    let slow_account: String = sqlx::query_scalar("SELECT account_id FROM api_keys WHERE id = $1")
+        .bind(&slow_key)
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    // The slow account's events sleep inside their insert: their `seq` is taken, the commit is not.
+    for statement in [
+        format!(
+            "CREATE FUNCTION slow_event() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.account_id = '{slow_account}' THEN PERFORM pg_sleep(1.5); END IF; RETURN NEW; END $$"
+        ),
+        "CREATE TRIGGER slow_event AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION slow_event()"
+            .into(),
+    ] {
+        sqlx::query(&statement).execute(&mut connection).await.unwrap();
+    }
+
+    let slow = async { first.add_credits(&slow_key, "1").await };
+    let fast = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        second.add_credits(&fast_key, "2").await
+    };
+    futures::future::join(slow, fast).await;
+    let both = eventually(Duration::from_secs(10), || async {
+        receiver
+            .received()
+            .iter()
+            .filter(|entry| entry["answered"] == 204)
+            .count()
+            >= 2
+    })
+    .await;
+    let amounts: Vec<Value> = receiver
+        .received()
+        .into_iter()
+        .map(|entry| entry["data"]["amount"].clone())
+        .collect();
+    assert!(both, "both credits delivered, got {amounts:?}");
+    assert_eq!(amounts, vec![json!("1"), json!("2")], "in commit order");
+    assert_ledger_invariants(&first.database).await;
 }
