@@ -89,19 +89,35 @@ pub async fn grpc_channel(url: &str) -> Channel {
 
 /// The execution ids of every usage record, with how many records each has.
 pub async fn settled_executions(database: &TestDatabase) -> Vec<(String, i64)> {
+    per_execution(
+        database,
+        "SELECT execution_id, CAST(COUNT(*) AS BIGINT) FROM usage_records GROUP BY execution_id",
+    )
+    .await
+}
+
+/// The execution id of every usage record, with the total tokens it charged for.
+pub async fn settled_tokens(database: &TestDatabase) -> Vec<(String, i64)> {
+    per_execution(
+        database,
+        "SELECT execution_id, total_tokens FROM usage_records",
+    )
+    .await
+}
+
+/// The rows of `sql`, a query of usage records giving an execution id and a number.
+async fn per_execution(database: &TestDatabase, sql: &str) -> Vec<(String, i64)> {
     let mut connection = database
         .connect()
         .await
         .expect("connect to the test database");
-    sqlx::query(
-        "SELECT execution_id, CAST(COUNT(*) AS BIGINT) FROM usage_records GROUP BY execution_id",
-    )
-    .fetch_all(&mut connection)
-    .await
-    .expect("read usage records")
-    .into_iter()
-    .map(|row| (row.get::<String, _>(0), row.get::<i64, _>(1)))
-    .collect()
+    sqlx::query(sql)
+        .fetch_all(&mut connection)
+        .await
+        .expect("read usage records")
+        .into_iter()
+        .map(|row| (row.get::<String, _>(0), row.get::<i64, _>(1)))
+        .collect()
 }
 
 /// What the ledger charged `api_key_id` and the overage it recorded, in USD.

@@ -5,11 +5,13 @@
 //! and started again on the same port, as a receiver going down and up.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
 use crate::docs_harness::docs_tools_bin;
+use crate::eventually;
 
 /// The receiver. On start it ends the log's last line, which a kill may have torn.
 const RECEIVER: &str = r#"
@@ -123,6 +125,19 @@ impl WebhookReceiver {
     pub async fn start_again(&mut self) {
         self.stop().await;
         self.spawn(0).await;
+    }
+
+    /// The requests it answered with a 2xx (deliveries), in order.
+    pub fn delivered(&self) -> Vec<Value> {
+        self.received()
+            .into_iter()
+            .filter(|entry| entry["answered"] == 204)
+            .collect()
+    }
+
+    /// Waits up to `timeout` for at least `count` deliveries; whether they came.
+    pub async fn wait_for_deliveries(&self, count: usize, timeout: Duration) -> bool {
+        eventually(timeout, || async { self.delivered().len() >= count }).await
     }
 
     /// Every request received so far, in order.

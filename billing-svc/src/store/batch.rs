@@ -14,6 +14,8 @@
 //! state is dropped. An operation that needs a statement of its own (an idempotency lookup, spend under a
 //! cap, a key or price change) asks for [`Batch::connection`]: the batch first writes everything staged so
 //! far, so that the statement sees it, and opens a savepoint for the operation, rolled back if it fails.
+//! Events are the exception: they are written last, just before the commit, so that the outbox's order is
+//! the order of the commits ([`events::insert_at_commit`]).
 //! Everything remembered was read inside this transaction (accounts under their lock), so another
 //! billing-svc process writing the same database cannot make it stale.
 
@@ -375,8 +377,8 @@ impl Batch {
     }
 
     /// The transaction's connection, for a statement of the running operation. Everything staged so far
-    /// is written first, so that the statement sees it, and the operation gets a savepoint, so that its
-    /// failure undoes what it wrote.
+    /// is written first, so that the statement sees it (events excepted: they wait for the commit), and
+    /// the operation gets a savepoint, so that its failure undoes what it wrote.
     pub async fn connection(&mut self) -> Result<&mut AnyConnection, BillingError> {
         // The statement the caller is about to run.
         self.statements += 1;

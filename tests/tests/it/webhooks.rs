@@ -62,25 +62,16 @@ async fn deliveries_are_verified_by_standardwebhooks_and_retried_until_received(
         stack.add_credits(&id, json!(amount)).await;
     }
     // Three events; the first two requests fail, so the first event is delivered on its third attempt.
-    let delivered = eventually(Duration::from_secs(20), || async {
-        receiver
-            .received()
-            .iter()
-            .filter(|entry| entry["answered"] == 204)
-            .count()
-            >= 3
-    })
-    .await;
+    let delivered = receiver
+        .wait_for_deliveries(3, Duration::from_secs(20))
+        .await;
     assert!(delivered, "{:?}", receiver.received());
     let received = receiver.received();
     assert!(
         received.iter().all(|entry| entry["verified"] == true),
         "{received:?}"
     );
-    let ok: Vec<&Value> = received
-        .iter()
-        .filter(|entry| entry["answered"] == 204)
-        .collect();
+    let ok = receiver.delivered();
     let amounts: Vec<&str> = ok
         .iter()
         .map(|entry| entry["data"]["amount"].as_str().unwrap())
@@ -222,13 +213,7 @@ async fn committed_events_are_delivered_after_billing_is_killed(backend: Backend
     let endpoint = billing
         .account()
         .await
-        .create_webhook(tests::authed(
-            &key,
-            pb::CreateWebhookRequest {
-                url: receiver.url.clone(),
-                event_types: vec!["credits.added".into()],
-            },
-        ))
+        .create_webhook(credits_subscription(&receiver, &key))
         .await
         .unwrap()
         .into_inner();
@@ -250,22 +235,12 @@ async fn committed_events_are_delivered_after_billing_is_killed(backend: Backend
     );
 
     let restarted = Billing::start_with(database, admin_key, service_token, &args).await;
-    let delivered = eventually(Duration::from_secs(20), || async {
-        receiver
-            .received()
-            .iter()
-            .filter(|entry| entry["answered"] == 204)
-            .count()
-            >= 2
-    })
-    .await;
+    let delivered = receiver
+        .wait_for_deliveries(2, Duration::from_secs(20))
+        .await;
     assert!(delivered, "{:?}", receiver.received());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let ok: Vec<Value> = receiver
-        .received()
-        .into_iter()
-        .filter(|entry| entry["answered"] == 204)
-        .collect();
+    let ok = receiver.delivered();
     let amounts: Vec<&str> = ok
         .iter()
         .map(|entry| entry["data"]["amount"].as_str().unwrap())
@@ -304,13 +279,7 @@ async fn an_event_committed_after_a_later_one_is_still_delivered() {
     let endpoint = first
         .admin()
         .await
-        .create_webhook(tests::authed(
-            &admin_key,
-            pb::CreateWebhookRequest {
-                url: receiver.url.clone(),
-                event_types: vec!["credits.added".into()],
-            },
-        ))
+        .create_webhook(credits_subscription(&receiver, &admin_key))
         .await
         .unwrap()
         .into_inner();
@@ -341,15 +310,9 @@ async fn an_event_committed_after_a_later_one_is_still_delivered() {
         second.add_credits(&fast_key, "2").await
     };
     futures::future::join(slow, fast).await;
-    let both = eventually(Duration::from_secs(10), || async {
-        receiver
-            .received()
-            .iter()
-            .filter(|entry| entry["answered"] == 204)
-            .count()
-            >= 2
-    })
-    .await;
+    let both = receiver
+        .wait_for_deliveries(2, Duration::from_secs(10))
+        .await;
     let amounts: Vec<Value> = receiver
         .received()
         .into_iter()
@@ -358,4 +321,18 @@ async fn an_event_committed_after_a_later_one_is_still_delivered() {
     assert!(both, "both credits delivered, got {amounts:?}");
     assert_eq!(amounts, vec![json!("1"), json!("2")], "in commit order");
     assert_ledger_invariants(&first.database).await;
+}
+
+/// A request subscribing `receiver` to `credits.added`, authorised by `secret` (an owner or the admin key).
+fn credits_subscription(
+    receiver: &Receiver,
+    secret: &str,
+) -> tonic::Request<proto::billing::v1::CreateWebhookRequest> {
+    tests::authed(
+        secret,
+        proto::billing::v1::CreateWebhookRequest {
+            url: receiver.url.clone(),
+            event_types: vec!["credits.added".into()],
+        },
+    )
 }
