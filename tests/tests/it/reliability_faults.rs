@@ -277,6 +277,76 @@ async fn executor_killed_with_a_pending_spool_replays_it_once_on_restart(backend
     );
 }
 
+/// What clients of the gateway saw: how many answers of each status, and the ids of answered executions.
+#[derive(Default)]
+struct GatewaySeen {
+    statuses: HashMap<StatusCode, usize>,
+    answered: HashSet<String>,
+}
+
+/// Loops of requests through the gateway: `/execute` two rounds in three, `/billing/account` the third.
+struct GatewayLoad(Vec<tokio::task::JoinHandle<GatewaySeen>>);
+
+impl GatewayLoad {
+    /// Starts `workers` loops on `key`, each until `stop` or 5,000 rounds; a request that takes 30 s is
+    /// a hang and fails the test.
+    fn start(stack: &Arc<Stack>, key: &str, workers: usize, stop: &Arc<AtomicBool>) -> GatewayLoad {
+        let loops = (0..workers).map(|worker| {
+            let (stack, key, stop) = (stack.clone(), key.to_string(), stop.clone());
+            tokio::spawn(async move {
+                let mut seen = GatewaySeen::default();
+                for round in worker..worker + 5_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let call = async {
+                        if round % 3 == 0 {
+                            stack.get("/billing/account", &key).await
+                        } else {
+                            let body = serde_json::json!({"prompt": "Hello", "model": "mock-tokens-10-latency-5"});
+                            stack.post("/execute", &key, body).await
+                        }
+                    };
+                    let answer = tokio::time::timeout(Duration::from_secs(30), call)
+                        .await
+                        .expect("a request hung for 30 s");
+                    if answer.status == StatusCode::OK
+                        && let Some(id) = answer.json["executionId"].as_str()
+                    {
+                        seen.answered.insert(id.to_string());
+                    }
+                    *seen.statuses.entry(answer.status).or_default() += 1;
+                }
+                seen
+            })
+        });
+        GatewayLoad(loops.collect())
+    }
+
+    /// Waits for the loops (stopped by their flag) and adds up what they saw.
+    async fn finish(self) -> GatewaySeen {
+        let mut total = GatewaySeen::default();
+        for worker in self.0 {
+            let seen = worker.await.expect("a load loop");
+            for (status, count) in seen.statuses {
+                *total.statuses.entry(status).or_default() += count;
+            }
+            total.answered.extend(seen.answered);
+        }
+        total
+    }
+}
+
+/// Clients saw only 200 and 503: never a 500, a 502 or anything else.
+fn assert_only_ok_and_unavailable(statuses: &HashMap<StatusCode, usize>) {
+    for status in statuses.keys() {
+        assert!(
+            [StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE].contains(status),
+            "unexpected {status}: {statuses:?}"
+        );
+    }
+}
+
 /// PostgreSQL crashes (immediate stop) under load through the gateway and comes back: clients get 503
 /// (never a 500, never a hang), the services recover without a restart, and nothing is half-written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,39 +363,7 @@ async fn postgres_restart_under_load_gives_503s_and_recovers_without_a_restart()
     stack.add_credits(&key_id, serde_json::json!(100)).await;
     let stop = Arc::new(AtomicBool::new(false));
 
-    let workers = (0..6).map(|worker| {
-        let (stack, key, stop) = (stack.clone(), key.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut statuses: HashMap<StatusCode, usize> = HashMap::new();
-            let mut answered = HashSet::new();
-            let mut round = worker;
-            while !stop.load(Ordering::Relaxed) {
-                round += 1;
-                let call = async {
-                    if round % 3 == 0 {
-                        stack.get("/billing/account", &key).await
-                    } else {
-                        let body = serde_json::json!({"prompt": "Hello", "model": "mock-tokens-10-latency-5"});
-                        stack.post("/execute", &key, body).await
-                    }
-                };
-                let answer = tokio::time::timeout(Duration::from_secs(30), call)
-                    .await
-                    .expect("a request hung for 30 s");
-                if answer.status == StatusCode::OK
-                    && let Some(id) = answer.json["executionId"].as_str()
-                {
-                    answered.insert(id.to_string());
-                }
-                if answer.status.is_server_error() && answer.status != StatusCode::SERVICE_UNAVAILABLE {
-                    panic!("{} during the outage: {}", answer.status, answer.text);
-                }
-                *statuses.entry(answer.status).or_default() += 1;
-            }
-            (statuses, answered)
-        })
-    });
-    let workers: Vec<_> = workers.collect();
+    let load = GatewayLoad::start(&stack, &key, 6, &stop);
 
     for _ in 0..outages {
         tokio::time::sleep(Duration::from_millis(800)).await;
@@ -342,15 +380,7 @@ async fn postgres_restart_under_load_gives_503s_and_recovers_without_a_restart()
     })
     .await;
     stop.store(true, Ordering::Relaxed);
-    let mut statuses: HashMap<StatusCode, usize> = HashMap::new();
-    let mut answered = HashSet::new();
-    for worker in workers {
-        let (seen, ids) = worker.await.expect("worker");
-        for (status, count) in seen {
-            *statuses.entry(status).or_default() += count;
-        }
-        answered.extend(ids);
-    }
+    let GatewaySeen { statuses, answered } = load.finish().await;
     eprintln!(
         "postgres restart: statuses {statuses:?}, {} executions answered",
         answered.len()
@@ -360,12 +390,7 @@ async fn postgres_restart_under_load_gives_503s_and_recovers_without_a_restart()
         statuses.contains_key(&StatusCode::SERVICE_UNAVAILABLE),
         "the outage was seen as 503: {statuses:?}"
     );
-    for status in statuses.keys() {
-        assert!(
-            [StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE].contains(status),
-            "unexpected {status}: {statuses:?}"
-        );
-    }
+    assert_only_ok_and_unavailable(&statuses);
     // The recovery probe's execution is answered too; it is the only one not counted by a worker.
     let settled = settled_executions(&stack.billing.database).await;
     assert!(
@@ -421,38 +446,7 @@ async fn postgres_failover_to_a_synchronous_standby_keeps_every_acknowledged_wri
     stack.add_credits(&key_id, serde_json::json!(100)).await;
     let stop = Arc::new(AtomicBool::new(false));
 
-    let workers: Vec<_> = (0..4)
-        .map(|worker| {
-            let (stack, key, stop) = (stack.clone(), key.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut statuses: HashMap<StatusCode, usize> = HashMap::new();
-                let mut answered = HashSet::new();
-                for round in 0..5_000 {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let call = async {
-                        if (round + worker) % 3 == 0 {
-                            stack.get("/billing/account", &key).await
-                        } else {
-                            let body = serde_json::json!({"prompt": "Hello", "model": "mock-tokens-10-latency-5"});
-                            stack.post("/execute", &key, body).await
-                        }
-                    };
-                    let answer = tokio::time::timeout(Duration::from_secs(30), call)
-                        .await
-                        .expect("a request hung for 30 s");
-                    if answer.status == StatusCode::OK
-                        && let Some(id) = answer.json["executionId"].as_str()
-                    {
-                        answered.insert(id.to_string());
-                    }
-                    *statuses.entry(answer.status).or_default() += 1;
-                }
-                (statuses, answered)
-            })
-        })
-        .collect();
+    let load = GatewayLoad::start(&stack, &key, 4, &stop);
 
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     primary.crash().expect("kill the primary");
@@ -465,15 +459,7 @@ async fn postgres_failover_to_a_synchronous_standby_keeps_every_acknowledged_wri
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut statuses: HashMap<StatusCode, usize> = HashMap::new();
-    let mut answered = HashSet::new();
-    for worker in workers {
-        let (seen, ids) = worker.await.expect("worker");
-        for (status, count) in seen {
-            *statuses.entry(status).or_default() += count;
-        }
-        answered.extend(ids);
-    }
+    let GatewaySeen { statuses, answered } = load.finish().await;
     eprintln!(
         "postgres failover: statuses {statuses:?}, {} executions answered",
         answered.len()
@@ -482,12 +468,7 @@ async fn postgres_failover_to_a_synchronous_standby_keeps_every_acknowledged_wri
         recovered,
         "billing-svc recovered without a restart: {statuses:?}"
     );
-    for status in statuses.keys() {
-        assert!(
-            [StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE].contains(status),
-            "unexpected {status}: {statuses:?}"
-        );
-    }
+    assert_only_ok_and_unavailable(&statuses);
     // Every answered execution (and the recovery probe's) settles once on the new primary.
     assert!(
         eventually(Duration::from_secs(60), || async {
