@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use sqlx::{AnyConnection, Connection};
 
-use crate::store::audit;
+use crate::audit_command;
 
 /// Writes a consistent, audited copy of billing-svc's SQLite database.
 #[derive(Debug, Parser)]
@@ -110,20 +110,9 @@ async fn copy(source: &str, partial: &Path) -> anyhow::Result<()> {
 
 /// Runs the ledger audit on the copy: a backup that breaks an invariant is no backup.
 async fn check(partial: &Path) -> anyhow::Result<()> {
-    let mut connection = AnyConnection::connect(&format!("sqlite://{}?mode=ro", partial.display()))
+    audit_command::audit_database(&format!("sqlite://{}?mode=ro", partial.display()))
         .await
-        .with_context(|| format!("open the copy {}", partial.display()))?;
-    let violations = audit::audit(&mut connection)
-        .await
-        .context("audit the copy")?;
-    connection.close().await?;
-    if !violations.is_empty() {
-        bail!(
-            "the copy breaks the ledger's invariants, so it was not kept: {}",
-            violations.join("; ")
-        );
-    }
-    Ok(())
+        .with_context(|| format!("the copy {} was not kept", partial.display()))
 }
 
 fn remove_if_present(path: &Path) -> anyhow::Result<()> {

@@ -24,6 +24,12 @@ macro_rules! id {
             }
         }
 
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl From<String> for $name {
             fn from(id: String) -> $name {
                 $name(id)

@@ -119,24 +119,17 @@ pub async fn lock(
     backend: Backend,
     ids: &[&AccountId],
 ) -> Result<Vec<Account>, sqlx::Error> {
-    debug_assert!(ids.len() <= bulk::MAX_ROWS);
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
     let lock = match backend {
         Backend::Postgres => "FOR UPDATE",
         Backend::Sqlite => "",
     };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM billing_accounts WHERE id IN ({}) ORDER BY id {lock}",
-        bulk::placeholders(bulk::Style::of(connection), bulk::slots(ids.len()), 1)
-    );
-    bulk::bind_padded(sqlx::query(&sql), ids, |query, id| query.bind(id.as_str()))
-        .fetch_all(connection)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
+    bulk::fetch_in(connection, ids, |list| {
+        format!("SELECT {COLUMNS} FROM billing_accounts WHERE id IN ({list}) ORDER BY id {lock}")
+    })
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
 }
 
 pub async fn by_id(

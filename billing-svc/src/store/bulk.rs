@@ -11,7 +11,7 @@
 //! (`$n`) with `sqlite3_bind_parameter_name`, which scans the statement's list of names, so binding n
 //! numbered parameters costs O(n²): a third of billing-svc's CPU at 1,500 parameters per statement.
 
-use sqlx::any::AnyArguments;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, AnyConnection};
 
 /// A statement being bound.
@@ -117,6 +117,23 @@ pub fn bind_padded<'q, T>(
         query = bind(query, last);
     }
     query
+}
+
+/// Fetches the rows of the statement `sql` makes of an `IN` list of placeholders for `ids` (at most
+/// [`MAX_ROWS`], padded to [`slots`]), whose only parameters are `ids`; no ids, no statement.
+pub async fn fetch_in<I: AsRef<str>>(
+    connection: &mut AnyConnection,
+    ids: &[&I],
+    sql: impl FnOnce(&str) -> String,
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    debug_assert!(ids.len() <= MAX_ROWS);
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = sql(&placeholders(Style::of(connection), slots(ids.len()), 1));
+    bind_padded(sqlx::query(&sql), ids, |query, id| query.bind(id.as_ref()))
+        .fetch_all(connection)
+        .await
 }
 
 #[cfg(test)]

@@ -144,18 +144,11 @@ pub async fn live(
     connection: &mut AnyConnection,
     accounts: &[&AccountId],
 ) -> Result<Vec<CreditGrant>, sqlx::Error> {
-    debug_assert!(accounts.len() <= bulk::MAX_ROWS);
-    if accounts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT {COLUMNS} FROM credit_grants WHERE account_id IN ({}) AND remaining > 0",
-        bulk::placeholders(bulk::Style::of(connection), bulk::slots(accounts.len()), 1)
-    );
-    bulk::bind_padded(sqlx::query(&sql), accounts, |query, id| {
-        query.bind(id.as_str())
+    bulk::fetch_in(connection, accounts, |list| {
+        format!(
+            "SELECT {COLUMNS} FROM credit_grants WHERE account_id IN ({list}) AND remaining > 0"
+        )
     })
-    .fetch_all(connection)
     .await?
     .iter()
     .map(from_row)

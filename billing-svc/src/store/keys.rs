@@ -131,20 +131,13 @@ pub async fn by_ids(
     connection: &mut AnyConnection,
     ids: &[&ApiKeyId],
 ) -> Result<Vec<ApiKey>, sqlx::Error> {
-    debug_assert!(ids.len() <= bulk::MAX_ROWS);
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE id IN ({})",
-        bulk::placeholders(bulk::Style::of(connection), bulk::slots(ids.len()), 1)
-    );
-    bulk::bind_padded(sqlx::query(&sql), ids, |query, id| query.bind(id.as_str()))
-        .fetch_all(connection)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
+    bulk::fetch_in(connection, ids, |list| {
+        format!("SELECT {COLUMNS} FROM api_keys WHERE id IN ({list})")
+    })
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
 }
 
 /// Keys oldest first, of every account or of one; revoked ones only when asked.
