@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use serde_json::value::RawValue;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
 use crate::anthropic_error::AnthropicError;
@@ -12,34 +13,32 @@ use crate::error::ApiError;
 use crate::middleware::RequestId;
 use crate::openai_error::OpenAiError;
 
-/// A JSON body: 400 for a syntax error, 415 without `Content-Type: application/json`, 413 when too
-/// large, 422 when the JSON does not fit the expected shape.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object body: 400 for a syntax error, 415 without `Content-Type: application/json`, 413 when
+/// too large, 422 when it is not an object (serde's derived structs would read an array as the fields'
+/// values in order) or does not fit the expected shape.
+#[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-/// A JSON object body, for bodies whose fields are all optional: as [`JsonBody`], and an array (which
-/// serde's derived structs would read as the fields' values in order) is a 422 too.
-#[derive(Debug)]
-pub struct JsonObject<T>(pub T);
-
-impl<S, T> FromRequest<S> for JsonObject<T>
+impl<S, T> FromRequest<S> for JsonBody<T>
 where
     S: Send + Sync,
     T: serde::de::DeserializeOwned,
 {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<JsonObject<T>, ApiError> {
-        let JsonBody(object) =
-            JsonBody::<serde_json::Map<String, serde_json::Value>>::from_request(request, state)
-                .await?;
-        serde_json::from_value(serde_json::Value::Object(object))
-            .map(JsonObject)
-            .map_err(|error| ApiError::BodyRejected {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                message: error.to_string(),
-            })
+    async fn from_request(request: Request, state: &S) -> Result<JsonBody<T>, ApiError> {
+        // Checked for syntax only, not built into a tree: a prompt is read once, into `T`.
+        let axum::Json(raw) = axum::Json::<Box<RawValue>>::from_request(request, state).await?;
+        let unprocessable = |message: String| ApiError::BodyRejected {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message,
+        };
+        if !raw.get().starts_with('{') {
+            return Err(unprocessable("the body must be a JSON object".to_string()));
+        }
+        serde_json::from_str(raw.get())
+            .map(JsonBody)
+            .map_err(|error| unprocessable(error.to_string()))
     }
 }
 
@@ -168,4 +167,68 @@ pub fn header_text(
             })
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use axum::body::Body;
+
+    use super::*;
+    use crate::routes::execute::ExecuteBody;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Named {
+        name: String,
+    }
+
+    async fn read<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, (StatusCode, String)> {
+        let request = Request::builder()
+            .method("POST")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        match JsonBody::<T>::from_request(request, &()).await {
+            Ok(JsonBody(value)) => Ok(value),
+            Err(ApiError::BodyRejected { status, message }) => Err((status, message)),
+            Err(other) => panic!("unexpected rejection {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_must_be_an_object_of_the_expected_shape() {
+        let named: Named = read(" \n{\"name\": \"ops\"} ").await.unwrap();
+        assert_eq!(named.name, "ops");
+        // serde's derived struct would take ["ops"] as `name`.
+        for (body, status) in [
+            (r#"["ops"]"#, StatusCode::UNPROCESSABLE_ENTITY),
+            (r#""ops""#, StatusCode::UNPROCESSABLE_ENTITY),
+            (r#"{"name": 1}"#, StatusCode::UNPROCESSABLE_ENTITY),
+            (
+                r#"{"name": "ops", "extra": 1}"#,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (r#"{"name": "#, StatusCode::BAD_REQUEST),
+        ] {
+            let rejected = read::<Named>(body).await.unwrap_err();
+            assert_eq!(rejected.0, status, "{body}: {}", rejected.1);
+        }
+    }
+
+    #[tokio::test]
+    async fn each_message_of_a_conversation_must_be_an_object() {
+        let body: ExecuteBody = read(r#"{"messages": [{"role": "user", "content": "Hi"}]}"#)
+            .await
+            .unwrap();
+        assert_eq!(body.messages.map(|messages| messages.len()), Some(1));
+        let (status, message) = read::<ExecuteBody>(r#"{"messages": [["user", "Hi"]]}"#)
+            .await
+            .unwrap_err();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(message.contains("expected a JSON object"), "{message}");
+        let body: ExecuteBody = read(r#"{"prompt": "Hi", "messages": null}"#).await.unwrap();
+        assert!(body.messages.is_none());
+    }
 }

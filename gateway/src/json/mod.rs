@@ -55,20 +55,39 @@ impl ToSchema for Timestamp {
     }
 }
 
-/// Deserializes an optional nested object, refusing any other JSON value (serde's derived structs would
-/// also take an array of the fields' values). For `#[serde(default, deserialize_with = "...")]`.
+/// Reads `value` as `T` if it is a JSON object, refusing any other JSON value: serde's derived structs
+/// would also take an array of the fields' values, in order.
+fn from_object<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
+    match value {
+        Value::Object(_) => serde_json::from_value(value),
+        _ => Err(serde::de::Error::custom("expected a JSON object")),
+    }
+}
+
+/// Deserializes an optional nested object with [`from_object`]. For
+/// `#[serde(default, deserialize_with = "...")]`.
 pub fn optional_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::de::DeserializeOwned,
 {
-    match Option::<Value>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(value @ Value::Object(_)) => T::deserialize(value)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
-        Some(_) => Err(serde::de::Error::custom("expected a JSON object")),
-    }
+    Option::<Value>::deserialize(deserializer)?
+        .map(from_object)
+        .transpose()
+        .map_err(serde::de::Error::custom)
+}
+
+/// Deserializes an optional array of objects, each with [`from_object`]. For
+/// `#[serde(default, deserialize_with = "...")]`.
+pub fn optional_objects<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    Option::<Vec<Value>>::deserialize(deserializer)?
+        .map(|values| values.into_iter().map(from_object).collect())
+        .transpose()
+        .map_err(serde::de::Error::custom)
 }
 
 fn contract(service: Service, message: String) -> ApiError {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
-use crate::extract::{CallContext, JsonBody, JsonObject, PathParams, QueryParams};
+use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
 use crate::json::{
     Account, AccountPage, AccountWithKeys, Alerts, ApiKey, CreateWebhookBody, CreatedKey,
     EventPage, GrantCategory, GrantList, KeyList, KeyPolicy, KeyType, LedgerEntry, Price,
@@ -558,7 +558,7 @@ pub async fn update_key(
     State(state): State<AppState>,
     context: CallContext,
     PathParams(id): PathParams<String>,
-    JsonObject(body): JsonObject<UpdateKeyBody>,
+    JsonBody(body): JsonBody<UpdateKeyBody>,
 ) -> Result<Json<ApiKey>, ApiError> {
     let request = context.request(pb::UpdateKeyRequest {
         id,
@@ -601,7 +601,7 @@ pub async fn rotate_key(
     State(state): State<AppState>,
     context: CallContext,
     PathParams(id): PathParams<String>,
-    JsonObject(body): JsonObject<RotateKeyBody>,
+    JsonBody(body): JsonBody<RotateKeyBody>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let request = context.request(pb::RotateKeyRequest {
         id,

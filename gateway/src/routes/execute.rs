@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody};
 use crate::execution::{self, ExecutionEvent};
 use crate::extract::{CallContext, JsonBody, header_text};
-use crate::json::{ExecuteResult, ExecutionSummary};
+use crate::json::{ExecuteResult, ExecutionSummary, optional_objects};
 use crate::openapi::ExecutionErrors;
 use crate::state::AppState;
 
@@ -41,6 +41,7 @@ pub struct ExecuteBody {
     /// A single user prompt. Give exactly one of `prompt` and `messages`.
     pub prompt: Option<String>,
     /// A conversation.
+    #[serde(default, deserialize_with = "optional_objects")]
     pub messages: Option<Vec<ChatMessage>>,
     /// Default: the executor's configured model.
     pub model: Option<String>,

@@ -206,6 +206,16 @@ async fn customer_journey(backend: Backend) {
         )
         .await;
     assert_error(&too_precise, 422, "invalid_body");
+    // An array is not an object, though serde would read it as the fields in order (schemathesis found
+    // `["x"]` creating an account named "x").
+    let positional = stack
+        .post(
+            &format!("/billing/admin/{alice_id}/credits"),
+            &admin,
+            json!(["5"]),
+        )
+        .await;
+    assert_error(&positional, 422, "invalid_body");
     stack.add_credits(&bob_id, json!(1)).await;
 
     // Unary execution, with a request id carried through.
