@@ -7,9 +7,9 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use proto::executor::v1::executor_service_server::ExecutorService;
 use proto::executor::v1::{
-    Billing, BillingStatus, EmbedRequest, EmbedResponse, ExecuteRequest, ExecuteResponse,
-    ExecuteStreamResponse, FinishReason, ListModelsRequest, ListModelsResponse, Usage,
-    execute_stream_response,
+    Billing, BillingStatus, CountTokensRequest, CountTokensResponse, EmbedRequest, EmbedResponse,
+    ExecuteRequest, ExecuteResponse, ExecuteStreamResponse, FinishReason, ListModelsRequest,
+    ListModelsResponse, Usage, execute_stream_response,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -25,6 +25,7 @@ use crate::execution::{
     BillingView, Call, Costs, ExecutionRequest, Executor, Finish, Message, Outcome, Role, Shape,
     Sink, StreamEvent,
 };
+use crate::tokens;
 use proto::ids::ExecutionId;
 /// The longest idempotency key, workspace id, session id, endpoint or request id accepted.
 const MAX_ID_LENGTH: usize = 128;
@@ -146,6 +147,18 @@ impl ExecutorService for ExecutorGrpc {
     ) -> Result<Response<ListModelsResponse>, Status> {
         let models_json = self.executor.llm.models().await.map_err(Status::from)?;
         Ok(Response::new(ListModelsResponse { models_json }))
+    }
+
+    async fn count_tokens(
+        &self,
+        request: Request<CountTokensRequest>,
+    ) -> Result<Response<CountTokensResponse>, Status> {
+        let chat =
+            ChatRequest::from_json(&request.get_ref().chat_request_json, &self.defaults.model)
+                .map_err(Status::from)?;
+        let input_tokens =
+            tokens::prompt_tokens(&chat.model, chat.messages(), chat.body.get("tools"));
+        Ok(Response::new(CountTokensResponse { input_tokens }))
     }
 }
 

@@ -18,15 +18,18 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::error::ApiError;
-use crate::openai_error::OpenAiError;
+use crate::error_shape::ErrorShape;
 
 /// Client IPs tracked at most; past it, buckets that have refilled are forgotten.
 const MAX_TRACKED_CLIENTS: usize = 100_000;
 /// Accepted credentials remembered at most; past it, the memory starts afresh.
 const MAX_KNOWN_CREDENTIALS: usize = 100_000;
+
+/// The header Anthropic's clients send their key in.
+const API_KEY_HEADER: &str = "x-api-key";
 
 /// Routes served without a key.
 const UNAUTHENTICATED_ROUTES: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json"];
@@ -160,20 +163,17 @@ pub async fn limit_failed_auth(
     if !gated {
         return next.run(request).await;
     }
+    // Anthropic's clients send the key in `x-api-key`.
     let credential = request
         .headers()
         .get(AUTHORIZATION)
+        .or_else(|| request.headers().get(API_KEY_HEADER))
         .map(|value| limiter.hasher.hash_one(value.as_bytes()));
-    let openai_shape = request.uri().path().starts_with("/v1/");
     if let Some(wait) = limiter.check(ip, credential, Instant::now()) {
         let retry_after_secs = wait.as_secs().saturating_add(1);
         let error = ApiError::TooManyFailedAuthentications { retry_after_secs };
-        // Both shapes carry `Retry-After`.
-        return if openai_shape {
-            OpenAiError(error).into_response()
-        } else {
-            error.into_response()
-        };
+        // Every shape carries `Retry-After`.
+        return ErrorShape::of(request.uri().path()).respond(error);
     }
     let response = next.run(request).await;
     limiter.record(ip, credential, response.status(), Instant::now());

@@ -225,6 +225,10 @@ pub enum ApiError {
     #[error("method not allowed")]
     MethodNotAllowed,
 
+    /// A WebSocket upgrade on a route served over plain HTTP only (`GET /v1/responses`).
+    #[error("WebSocket upgrade refused")]
+    WebSocketNotServed,
+
     /// Too many failed authentications from the client's address (see [`crate::auth_limit`]).
     #[error("too many failed authentications; retry in {retry_after_secs} s")]
     TooManyFailedAuthentications { retry_after_secs: u64 },
@@ -544,6 +548,17 @@ impl ApiError {
                 "Method Not Allowed",
                 "method_not_allowed",
             ),
+            ApiError::WebSocketNotServed => {
+                message = Some(
+                    "this gateway serves the Responses API over HTTP only: POST /v1/responses (streamed as server-sent events)"
+                        .into(),
+                );
+                (
+                    StatusCode::UPGRADE_REQUIRED,
+                    "WebSocket Not Supported",
+                    "websocket_not_supported",
+                )
+            }
             ApiError::TooManyFailedAuthentications {
                 retry_after_secs: secs,
             } => {

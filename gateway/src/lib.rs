@@ -7,6 +7,7 @@ pub mod anthropic_error;
 pub mod auth_limit;
 pub mod config;
 pub mod error;
+pub mod error_shape;
 pub mod execution;
 pub mod extract;
 pub mod json;

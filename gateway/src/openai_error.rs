@@ -108,6 +108,44 @@ impl IntoResponse for OpenAiError {
     }
 }
 
+/// The errors of `/v1/responses`: OpenAI's shape, except that a refusal for credit or a spend cap is
+/// answered as OpenAI's own API answers an account without credit, 429 with type `insufficient_quota`
+/// (the code still names the reason, e.g. `insufficient_credits`), never retried (`x-should-retry: false`,
+/// no `Retry-After`). Codex, the Responses API's main client, retries a 402 five times but stops at once on
+/// that answer, printing "Quota exceeded. Check your plan and billing details." (DESIGN §15; the choice
+/// is in QUICK_START.md's agent section). The other OpenAI routes keep 402.
+#[derive(Debug)]
+pub struct ResponsesError(pub ApiError);
+
+impl From<ApiError> for ResponsesError {
+    fn from(error: ApiError) -> ResponsesError {
+        ResponsesError(error)
+    }
+}
+
+impl From<OpenAiError> for ResponsesError {
+    fn from(error: OpenAiError) -> ResponsesError {
+        ResponsesError(error.0)
+    }
+}
+
+impl IntoResponse for ResponsesError {
+    fn into_response(self) -> Response {
+        let credit = matches!(self.0, ApiError::CreditRefused { .. });
+        let (status, retry_after_secs, body) = OpenAiError(self.0).body();
+        if credit {
+            let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, None, body);
+            response.headers_mut().insert(
+                crate::error_shape::SHOULD_RETRY_HEADER,
+                axum::http::HeaderValue::from_static("false"),
+            );
+            response
+        } else {
+            error_response(status, retry_after_secs, body)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -20,6 +20,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/models"),
     ("POST", "/v1/responses"),
     ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
     ("GET", "/billing/account"),
     ("GET", "/billing/stats"),
     ("GET", "/billing/usage"),

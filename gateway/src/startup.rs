@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::routes::{self, method_not_allowed, route_not_found};
 use crate::state::AppState;
+use axum::routing::get;
 
 /// How long connecting to a downstream may take before the call fails with 503.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -180,10 +181,12 @@ pub fn app(config: &Config) -> Result<Router, StartupError> {
     // The web console: HTML pages under /console, not part of the REST API's OpenAPI document.
     let console = console::router(console::ConsoleState::new(state.billing.clone()));
     Ok(router
+        .route("/v1/responses", get(routes::openai::responses::websocket))
         .merge(console)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(crate::error_shape::retry_hint))
         .layer(axum::middleware::from_fn_with_state(
             limiter,
             crate::auth_limit::limit_failed_auth,

@@ -77,6 +77,15 @@ impl ApiError {
         }
     }
 
+    /// A parameter OpenAI does not know, refused as OpenAI refuses it.
+    pub fn unrecognized(param: &str) -> ApiError {
+        ApiError::InvalidRequest {
+            message: format!("Unrecognized request argument supplied: {param}"),
+            param: None,
+            code: None,
+        }
+    }
+
     pub fn empty_array(param: &str) -> ApiError {
         ApiError::InvalidRequest {
             message: format!(

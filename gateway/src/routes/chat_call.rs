@@ -17,6 +17,20 @@ use crate::routes::openai::billing::{billing_headers, chunk_billing, rate_limit_
 use crate::routes::openai::{SESSION_HEADER, WORKSPACE_HEADER};
 use crate::state::AppState;
 
+/// Names the hosted tools a translated request offered that the platform could not carry (DESIGN §15).
+pub const DROPPED_TOOLS_HEADER: &str = "x-dropped-tools";
+
+/// `x-dropped-tools: a, b` on `response` when a translation dropped tools.
+pub fn dropped_tools_header(dropped: &[String], response: &mut Response) {
+    if dropped.is_empty() {
+        return;
+    }
+    // Tool names come from the client's JSON: one that is not a valid header value is left out.
+    if let Ok(value) = HeaderValue::from_str(&dropped.join(", ")) {
+        response.headers_mut().insert(DROPPED_TOOLS_HEADER, value);
+    }
+}
+
 /// The execution of `chat_json` through `endpoint` (recorded on the usage record), with the optional
 /// `x-workspace-id`, `x-session-id` and `Idempotency-Key` headers.
 pub fn request(

@@ -14,7 +14,11 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use axum::http::Uri;
+use axum::response::Response;
+
 use crate::error::ApiError;
+use crate::error_shape::ErrorShape;
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
 
@@ -27,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(openai::models::models))
         .routes(routes!(openai::responses::responses))
         .routes(routes!(anthropic::messages::messages))
+        .routes(routes!(anthropic::messages::count_tokens))
         .routes(routes!(account::account))
         .routes(routes!(account::stats))
         .routes(routes!(account::usage))
@@ -67,12 +72,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::openapi_json))
 }
 
-/// Any path no route matches.
-pub async fn route_not_found() -> ApiError {
-    ApiError::RouteNotFound
+/// Any path no route matches, in the error shape of the API the path belongs to.
+pub async fn route_not_found(uri: Uri) -> Response {
+    ErrorShape::of(uri.path()).respond(ApiError::RouteNotFound)
 }
 
-/// A known path with a method it does not serve.
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+/// A known path with a method it does not serve, in the error shape of its API.
+pub async fn method_not_allowed(uri: Uri) -> Response {
+    ErrorShape::of(uri.path()).respond(ApiError::MethodNotAllowed)
 }

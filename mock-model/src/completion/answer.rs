@@ -300,7 +300,7 @@ mod tests {
                 parameters: None,
             },
         ];
-        let answer = Answer::ToolCalls(calls(&[&tools[0], &tools[1]], 1));
+        let answer = Answer::ToolCalls(calls(&[&tools[0], &tools[1]], 1, "Paris"));
         let Answer::ToolCalls(made) = &answer else {
             panic!()
         };
@@ -330,7 +330,7 @@ mod tests {
             name: "get_weather",
             parameters: Some(&parameters),
         };
-        let made = calls(&[&tool, &tool], 1);
+        let made = calls(&[&tool, &tool], 1, "Paris");
         let first = made[0].tokens();
         let (cut, reason) = Answer::ToolCalls(made).finish(Some(first + 1));
         assert_eq!(reason, FinishReason::Length);

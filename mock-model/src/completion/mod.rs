@@ -113,17 +113,22 @@ impl Plan {
             .or(behaviour.forced_usage.map(|usage| usage.completion_tokens))
             .unwrap_or(config.output_tokens)
             .min(MAX_OUTPUT_TOKENS);
+        let turn = request.turn();
         let to_call = tools::tools_to_call(
             &request.tools,
             request.tool_choice,
             request.parallel_tool_calls,
             behaviour.tool_calls,
-            request.last_role(),
+            turn,
         );
         let answer = match (behaviour.reply, request.format) {
             (Reply::Refuse, _) => Answer::Refusal(TokenPieces::from_text(REFUSAL.to_owned())),
             (Reply::Answer, _) if !to_call.is_empty() => {
-                Answer::ToolCalls(tools::calls(&to_call, serial))
+                let text = turn
+                    .prompt
+                    .and_then(tools::last_code_span)
+                    .unwrap_or(tools::STRING_ARGUMENT);
+                Answer::ToolCalls(tools::calls(&to_call, serial, text))
             }
             (Reply::Answer, ResponseFormat::Text) => {
                 Answer::Content(Content::Words { count: wanted })
@@ -249,7 +254,7 @@ mod tests {
         let tools = json!([{ "type": "function", "function": { "name": "lookup" } }]);
         let asked = plan(json!({
             "model": "mock", "tools": tools,
-            "messages": [{ "role": "user", "content": "Look it up" }],
+            "messages": [{ "role": "user", "content": "Use lookup, please" }],
         }));
         assert!(matches!(asked.answer, Answer::ToolCalls(ref calls) if calls.len() == 1));
         assert_eq!(asked.finish_reason, FinishReason::ToolCalls);

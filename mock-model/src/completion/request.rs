@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::completion::tools::{ParallelToolCalls, Tool, ToolChoice};
+use crate::completion::tools::{ParallelToolCalls, Tool, ToolChoice, Turn};
 use crate::error::ApiError;
 use crate::fields::Fields;
 
@@ -22,6 +22,21 @@ const ROLES: [&str; 6] = [
     "tool",
     "function",
 ];
+
+/// Parameters of Anthropic's Messages API that OpenAI refuses as unrecognized: a gateway that translates
+/// Anthropic requests must map or drop them before they reach a chat completions provider.
+const ANTHROPIC_ONLY: [&str; 7] = [
+    "thinking",
+    "context_management",
+    "output_config",
+    "output_format",
+    "system",
+    "stop_sequences",
+    "cache_control",
+];
+
+/// `reasoning_effort` values OpenAI's reasoning models accept.
+const REASONING_EFFORTS: [&str; 6] = ["none", "minimal", "low", "medium", "high", "xhigh"];
 
 /// What the mock reads from a chat completion request.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +92,12 @@ impl<'a> ChatRequest<'a> {
     pub fn parse(body: &'a Value) -> Result<ChatRequest<'a>, ApiError> {
         let fields = Fields::root(body)?;
         let model = ChatRequest::model(body)?;
+        if let Some(param) = ANTHROPIC_ONLY
+            .iter()
+            .find(|param| fields.get(param).is_some())
+        {
+            return Err(ApiError::unrecognized(param));
+        }
         let messages = fields
             .array("messages")?
             .ok_or_else(|| ApiError::missing("messages"))?;
@@ -97,6 +118,19 @@ impl<'a> ChatRequest<'a> {
                 ));
             }
         };
+        let reasoning_effort = fields.string("reasoning_effort")?;
+        if let Some(effort) = reasoning_effort.filter(|effort| !REASONING_EFFORTS.contains(effort))
+        {
+            return Err(ApiError::invalid_value(
+                "reasoning_effort",
+                format!(
+                    "Invalid value: '{effort}'. Supported values are: {}.",
+                    REASONING_EFFORTS
+                        .map(|effort| format!("'{effort}'"))
+                        .join(", ")
+                ),
+            ));
+        }
         let max_tokens = match fields.integer("max_completion_tokens", 1, u32::MAX.into())? {
             Some(limit) => Some(limit),
             None => fields.integer("max_tokens", 1, u32::MAX.into())?,
@@ -134,12 +168,34 @@ impl<'a> ChatRequest<'a> {
         })
     }
 
-    /// The role of the last message, if any.
-    pub fn last_role(&self) -> Option<&'a str> {
-        self.messages
-            .last()
-            .and_then(|message| message.get("role"))
-            .and_then(Value::as_str)
+    /// Where the conversation stands for tool calls: whether a tool result follows the last assistant
+    /// message, and the text of the last user message (its last text part).
+    pub fn turn(&self) -> Turn<'a> {
+        fn role(message: &Value) -> Option<&str> {
+            message.get("role").and_then(Value::as_str)
+        }
+        let since_assistant = self
+            .messages
+            .iter()
+            .rposition(|message| role(message) == Some("assistant"))
+            .map_or(self.messages, |at| &self.messages[at + 1..]);
+        let answered = since_assistant
+            .iter()
+            .any(|message| role(message) == Some("tool"));
+        let prompt = self
+            .messages
+            .iter()
+            .rev()
+            .find(|message| role(message) == Some("user"))
+            .and_then(|message| match message.get("content") {
+                Some(Value::String(text)) => Some(text.as_str()),
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .rev()
+                    .find_map(|part| part.get("text").and_then(Value::as_str)),
+                _ => None,
+            });
+        Turn { answered, prompt }
     }
 }
 

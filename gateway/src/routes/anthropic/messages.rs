@@ -5,11 +5,14 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
+use proto::billing::v1 as billing_pb;
+use proto::executor::v1 as pb;
 use serde_json::{Map, Value, json};
 
 use super::AnthropicJson;
@@ -58,20 +61,70 @@ pub async fn messages(
         );
     }
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let chat = translate::to_chat(body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
-    let request = chat_call::request(Value::Object(chat).to_string(), &headers, ENDPOINT)?;
-    if stream {
+    let translated =
+        translate::to_chat(body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
+    let request = chat_call::request(
+        Value::Object(translated.chat).to_string(),
+        &headers,
+        ENDPOINT,
+    )?;
+    let mut response = if stream {
         let (limits, events) = execution::start_stream(&state, &context, request).await?;
-        return Ok(chat_call::sse(limits.as_ref(), message_events(events)));
-    }
-    let finished = chat_call::run(&state, &context, request).await?;
-    let completion: Value = serde_json::from_str(&finished.completion)
-        .map_err(|_| ApiError::contract(Service::Executor, "a chat completion that is not JSON"))?;
-    let mut message = translate::to_message(&completion);
-    if finished.summary.finish_reason == FinishReason::CreditExhausted {
-        message["stop_reason"] = "max_tokens".into();
-    }
-    Ok((finished.headers, message.to_string()).into_response())
+        chat_call::sse(limits.as_ref(), message_events(events))
+    } else {
+        let finished = chat_call::run(&state, &context, request).await?;
+        let completion: Value = serde_json::from_str(&finished.completion).map_err(|_| {
+            ApiError::contract(Service::Executor, "a chat completion that is not JSON")
+        })?;
+        let mut message = translate::to_message(&completion);
+        if finished.summary.finish_reason == FinishReason::CreditExhausted {
+            message["stop_reason"] = "max_tokens".into();
+        }
+        (finished.headers, message.to_string()).into_response()
+    };
+    chat_call::dropped_tools_header(&translated.dropped_tools, &mut response);
+    Ok(response)
+}
+
+/// Anthropic's token counting: the prompt tokens of a Messages request (`max_tokens` not needed), as
+/// `{"input_tokens": N}`. The request is translated as `/v1/messages` translates it and counted by
+/// executor-svc as it counts a prompt to size a hold; it needs a valid key and is not billed.
+#[utoipa::path(
+    post,
+    path = "/v1/messages/count_tokens",
+    tag = "anthropic",
+    security(("bearer" = [])),
+    request_body(content = Object, description = "An Anthropic Messages request", content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{\"input_tokens\": N}`"),
+        AnthropicErrors,
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    AnthropicCallContext(context): AnthropicCallContext,
+    AnthropicJson(body): AnthropicJson<Map<String, Value>>,
+) -> Result<Response, AnthropicError> {
+    // The key is checked by billing-svc, as on every other route (counting needs no hold).
+    state
+        .account()
+        .get_account(context.request(billing_pb::GetAccountRequest {}))
+        .await
+        .map_err(ApiError::billing)?;
+    let translated =
+        translate::to_chat(body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
+    let mut call = context.request(pb::CountTokensRequest {
+        chat_request_json: Value::Object(translated.chat).to_string(),
+    });
+    call.set_timeout(state.executor_timeout);
+    let counted = state
+        .executor()
+        .count_tokens(call)
+        .await
+        .map_err(ApiError::executor)?
+        .into_inner();
+    Ok(Json(json!({"input_tokens": counted.input_tokens})).into_response())
 }
 
 /// The block being streamed.

@@ -1,15 +1,27 @@
 //! Anthropic's Messages API in and out of OpenAI's chat completions, which every upstream the executor
-//! speaks to understands (the field-by-field table is in QUICK_START.md's Anthropic section).
+//! speaks to understands (the field-by-field table is in QUICK_START.md's Anthropic section). Everything
+//! Anthropic accepts is accepted (DESIGN §15): what chat completions can express is mapped, what they cannot
+//! is dropped, and only a request that is malformed as Anthropic's API defines it is refused.
 //!
-//! Request: `system` becomes the first (system) message; text blocks become text parts; image blocks
-//! (base64 or URL) become `image_url` parts; an assistant's `tool_use` blocks become its `tool_calls`
-//! (`input` as the JSON `arguments`); a user's `tool_result` blocks become `tool` messages, before the rest of
-//! that user turn; `tools` (`input_schema`) become function tools; `tool_choice` `auto`/`any`/`tool`/`none`
-//! become `auto`/`required`/the named function/`none`, `disable_parallel_tool_use` becomes
-//! `parallel_tool_calls: false`; `stop_sequences` becomes `stop`; `metadata.user_id` becomes `user`;
-//! `max_tokens`, `temperature`, `top_p`, `top_k` and `stream` keep their names. Any other field is passed on
-//! unchanged. `thinking` blocks and a `thinking` setting have no chat equivalent and are refused with 400
-//! rather than silently dropped; so are `document` blocks.
+//! Request: `system` (a string or text blocks) becomes the first system message, and a `system` message
+//! inside `messages` a system message where it stands; text blocks become text parts; image blocks (base64
+//! or URL) become `image_url` parts; a base64 PDF `document` becomes a `file` part, a text or content
+//! `document` its text; an assistant's `tool_use` blocks become its `tool_calls` (`input` as the JSON
+//! `arguments`); a user's `tool_result` blocks become `tool` messages, before the rest of that user turn
+//! (images inside a result follow as a user message: a tool message holds text only); `thinking` and
+//! `redacted_thinking` blocks (an earlier answer's reasoning, signed for Anthropic) and the server tools'
+//! blocks are dropped; `cache_control` is dropped wherever it stands (chat providers cache prompts
+//! themselves). Client `tools` (`input_schema`) become function tools; server tools (`web_search_…`,
+//! `bash_…`, `code_execution_…`, any typed tool but `custom`) are dropped and named in `x-dropped-tools`;
+//! `tool_choice` `auto`/`any`/`tool`/`none` become `auto`/`required`/the named function/`none`,
+//! `disable_parallel_tool_use` becomes `parallel_tool_calls: false`; `stop_sequences` becomes `stop`;
+//! `metadata.user_id` becomes `user`; `thinking` becomes `reasoning_effort` (`enabled`: a `budget_tokens`
+//! under 4,096 `low`, under 16,384 `medium`, else `high`; `adaptive` `medium`; `disabled` nothing), and
+//! `output_config.effort` overrides it (`low`, `medium`, `high`; `max` is `high`); `output_config.format`
+//! (and the older `output_format`) of type `json_schema` becomes `response_format`; `context_management`,
+//! `service_tier`, `container` and `mcp_servers` are dropped (the client holds the whole conversation, and
+//! the platform runs no server-side tools); `max_tokens`, `temperature`, `top_p`, `top_k` and `stream` keep
+//! their names, and any field Anthropic does not define is passed on unchanged (a vendor's extension).
 //!
 //! Answer: the text becomes a `text` block, each tool call a `tool_use` block; `finish_reason` `stop`,
 //! `length`, `tool_calls`, `content_filter` become `stop_reason` `end_turn`, `max_tokens`, `tool_use`,
@@ -26,23 +38,49 @@ fn refuse<T>(reason: impl Into<String>) -> Result<T, Untranslatable> {
     Err(Untranslatable(reason.into()))
 }
 
+/// A translated request: the chat request, and the names of the server tools it could not carry.
+#[derive(Debug, PartialEq)]
+pub struct ChatRequest {
+    pub chat: Map<String, Value>,
+    pub dropped_tools: Vec<String>,
+}
+
+/// Top-level fields of Anthropic's API that chat completions have no place for (see the module docs).
+const DROPPED_FIELDS: &[&str] = &[
+    "context_management",
+    "service_tier",
+    "container",
+    "mcp_servers",
+];
+
+/// Content block types an Anthropic client may send back that chat completions have no place for: an
+/// earlier answer's reasoning and the server tools' calls and results.
+const DROPPED_BLOCKS: &[&str] = &[
+    "thinking",
+    "redacted_thinking",
+    "server_tool_use",
+    "web_search_tool_result",
+    "web_fetch_tool_result",
+    "code_execution_tool_result",
+    "bash_code_execution_tool_result",
+    "text_editor_code_execution_tool_result",
+    "mcp_tool_use",
+    "mcp_tool_result",
+    "container_upload",
+    "tool_search_tool_result",
+];
+
+/// Thinking budgets below these are `low`, then `medium`; at or above the second, `high` (DESIGN §15).
+const LOW_EFFORT_BELOW_BUDGET: u64 = 4_096;
+const MEDIUM_EFFORT_BELOW_BUDGET: u64 = 16_384;
+
 /// An Anthropic Messages request as an OpenAI chat completion request.
-pub fn to_chat(mut request: Map<String, Value>) -> Result<Map<String, Value>, Untranslatable> {
-    if request.contains_key("thinking") {
-        return refuse(
-            "`thinking` is not supported through this gateway's chat completions upstream",
-        );
-    }
+pub fn to_chat(mut request: Map<String, Value>) -> Result<ChatRequest, Untranslatable> {
     let mut chat = Map::new();
     let mut messages = Vec::new();
     match request.remove("system") {
         None | Some(Value::Null) => {}
-        Some(Value::String(text)) => messages.push(json!({"role": "system", "content": text})),
-        Some(Value::Array(blocks)) => {
-            let text = text_of(&blocks, "system")?;
-            messages.push(json!({"role": "system", "content": text}));
-        }
-        Some(_) => return refuse("`system` must be a string or text blocks"),
+        Some(system) => messages.push(system_message(&system)?),
     }
     let Some(Value::Array(turns)) = request.remove("messages") else {
         return refuse("`messages` must be an array");
@@ -54,24 +92,121 @@ pub fn to_chat(mut request: Map<String, Value>) -> Result<Map<String, Value>, Un
     if let Some(stop) = request.remove("stop_sequences") {
         chat.insert("stop".into(), stop);
     }
+    let mut dropped_tools = Vec::new();
     if let Some(tools) = request.remove("tools") {
-        chat.insert("tools".into(), translate_tools(tools)?);
+        let tools = translate_tools(tools, &mut dropped_tools)?;
+        if !tools.is_empty() {
+            chat.insert("tools".into(), Value::Array(tools));
+        }
     }
     if let Some(choice) = request.remove("tool_choice") {
-        let (choice, parallel) = translate_tool_choice(&choice)?;
-        chat.insert("tool_choice".into(), choice);
-        if let Some(parallel) = parallel {
-            chat.insert("parallel_tool_calls".into(), Value::Bool(parallel));
+        let (choice, parallel) = translate_tool_choice(&choice, &dropped_tools)?;
+        if !chat.contains_key("tools") && choice == "required" && !dropped_tools.is_empty() {
+            return refuse(
+                "`tool_choice` requires a tool, and only server tools this gateway cannot run were given",
+            );
+        }
+        // A choice among tools that were all dropped has nothing left to choose from.
+        if chat.contains_key("tools") || choice == "none" {
+            chat.insert("tool_choice".into(), choice);
+            if let Some(parallel) = parallel {
+                chat.insert("parallel_tool_calls".into(), Value::Bool(parallel));
+            }
         }
     }
     if let Some(Value::Object(mut metadata)) = request.remove("metadata")
         && let Some(user) = metadata.remove("user_id")
+        && !user.is_null()
     {
         chat.insert("user".into(), user);
     }
+    let thinking = request.remove("thinking");
+    let output_config = request.remove("output_config");
+    let output_format = request.remove("output_format");
+    if let Some(effort) = reasoning_effort(thinking.as_ref(), output_config.as_ref())? {
+        chat.insert("reasoning_effort".into(), effort.into());
+    }
+    let format = output_config
+        .as_ref()
+        .and_then(|config| config.get("format"))
+        .or(output_format.as_ref())
+        .filter(|format| !format.is_null());
+    if let Some(format) = format {
+        chat.insert("response_format".into(), response_format(format)?);
+    }
+    for field in DROPPED_FIELDS {
+        request.remove(*field);
+    }
     // `model`, `max_tokens`, `temperature`, `top_p`, `top_k`, `stream` and anything unknown keep their names.
     chat.extend(request);
-    Ok(chat)
+    Ok(ChatRequest {
+        chat,
+        dropped_tools,
+    })
+}
+
+/// The chat `reasoning_effort` of Anthropic's `thinking` and `output_config.effort` (see the module docs).
+fn reasoning_effort(
+    thinking: Option<&Value>,
+    output_config: Option<&Value>,
+) -> Result<Option<&'static str>, Untranslatable> {
+    let from_config = match output_config.map(|config| &config["effort"]) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(effort)) => Some(match effort.as_str() {
+            "low" => "low",
+            "medium" => "medium",
+            "high" | "max" => "high",
+            other => {
+                return refuse(format!(
+                    "`output_config.effort` {other:?} is not one of low, medium, high, max"
+                ));
+            }
+        }),
+        Some(_) => return refuse("`output_config.effort` must be a string"),
+    };
+    if from_config.is_some() {
+        return Ok(from_config);
+    }
+    let Some(thinking) = thinking.filter(|thinking| !thinking.is_null()) else {
+        return Ok(None);
+    };
+    match thinking["type"].as_str() {
+        Some("enabled") => match thinking["budget_tokens"].as_u64() {
+            Some(budget) if budget < LOW_EFFORT_BELOW_BUDGET => Ok(Some("low")),
+            Some(budget) if budget < MEDIUM_EFFORT_BELOW_BUDGET => Ok(Some("medium")),
+            Some(_) => Ok(Some("high")),
+            None => refuse(
+                "`thinking.budget_tokens`: a positive integer is required when thinking is enabled",
+            ),
+        },
+        Some("adaptive") => Ok(Some("medium")),
+        Some("disabled") => Ok(None),
+        _ => refuse("`thinking.type` must be enabled, adaptive or disabled"),
+    }
+}
+
+/// The chat `response_format` of Anthropic's structured output format.
+fn response_format(format: &Value) -> Result<Value, Untranslatable> {
+    match format["type"].as_str() {
+        Some("json_schema") => {
+            let mut schema = json!({"name": "output", "schema": format["schema"], "strict": true});
+            if let Some(name) = format.get("name").filter(|name| name.is_string()) {
+                schema["name"] = name.clone();
+            }
+            Ok(json!({"type": "json_schema", "json_schema": schema}))
+        }
+        _ => refuse("`output_config.format.type` must be json_schema"),
+    }
+}
+
+/// A system prompt (a string or text blocks) as a chat system message.
+fn system_message(system: &Value) -> Result<Value, Untranslatable> {
+    let text = match system {
+        Value::String(text) => text.clone(),
+        Value::Array(blocks) => text_of(blocks, "system")?,
+        _ => return refuse("`system` must be a string or text blocks"),
+    };
+    Ok(json!({"role": "system", "content": text}))
 }
 
 fn text_of(blocks: &[Value], field: &str) -> Result<String, Untranslatable> {
@@ -91,7 +226,11 @@ fn text_of(blocks: &[Value], field: &str) -> Result<String, Untranslatable> {
 fn translate_turn(turn: Value, messages: &mut Vec<Value>) -> Result<(), Untranslatable> {
     let role = match turn["role"].as_str() {
         Some(role @ ("user" | "assistant")) => role.to_string(),
-        _ => return refuse("each message's `role` must be `user` or `assistant`"),
+        Some("system") => {
+            messages.push(system_message(&turn["content"])?);
+            return Ok(());
+        }
+        _ => return refuse("each message's `role` must be `user`, `assistant` or `system`"),
     };
     let blocks = match &turn["content"] {
         Value::String(text) => {
@@ -107,23 +246,13 @@ fn translate_turn(turn: Value, messages: &mut Vec<Value>) -> Result<(), Untransl
         match block["type"].as_str() {
             Some("text") => parts.push(json!({"type": "text", "text": block["text"]})),
             Some("image") => parts.push(image_part(block)?),
+            Some("document") => parts.push(document_part(block)?),
             Some("tool_use") if role == "assistant" => tool_calls.push(json!({
                 "id": block["id"], "type": "function",
                 "function": {"name": block["name"], "arguments": block["input"].to_string()},
             })),
-            Some("tool_result") if role == "user" => {
-                let content = match &block["content"] {
-                    Value::String(text) => text.clone(),
-                    Value::Array(blocks) => text_of(blocks, "tool_result.content")?,
-                    Value::Null => String::new(),
-                    _ => {
-                        return refuse("a `tool_result`'s content must be a string or text blocks");
-                    }
-                };
-                messages.push(
-                    json!({"role": "tool", "tool_call_id": block["tool_use_id"], "content": content}),
-                );
-            }
+            Some("tool_result") if role == "user" => tool_result(block, messages)?,
+            Some(kind) if DROPPED_BLOCKS.contains(&kind) => {}
             Some(other) => {
                 return refuse(format!(
                     "`{other}` blocks are not supported in a {role} message"
@@ -137,6 +266,10 @@ fn translate_turn(turn: Value, messages: &mut Vec<Value>) -> Result<(), Untransl
             .iter()
             .filter_map(|part| part["text"].as_str())
             .collect();
+        if text.is_empty() && tool_calls.is_empty() {
+            // Only reasoning or server tool blocks: nothing chat completions can carry.
+            return Ok(());
+        }
         let mut message = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::from(text.join("")) }});
         if !tool_calls.is_empty() {
             message["tool_calls"] = Value::Array(tool_calls);
@@ -144,6 +277,47 @@ fn translate_turn(turn: Value, messages: &mut Vec<Value>) -> Result<(), Untransl
         messages.push(message);
     } else if !parts.is_empty() {
         messages.push(json!({"role": "user", "content": parts}));
+    }
+    Ok(())
+}
+
+/// A user's `tool_result` as a `tool` message; the images it holds follow as a user message.
+fn tool_result(block: &Value, messages: &mut Vec<Value>) -> Result<(), Untranslatable> {
+    let mut images = Vec::new();
+    let content = match &block["content"] {
+        Value::String(text) => text.clone(),
+        Value::Array(blocks) => {
+            let mut texts = Vec::new();
+            for inner in blocks {
+                match inner["type"].as_str() {
+                    Some("text") => {
+                        texts.push(inner["text"].as_str().unwrap_or_default().to_string())
+                    }
+                    Some("image") => images.push(image_part(inner)?),
+                    Some("document") => match document_part(inner)? {
+                        part if part["type"] == "text" => {
+                            texts.push(part["text"].as_str().unwrap_or_default().to_string());
+                        }
+                        part => images.push(part),
+                    },
+                    _ => {
+                        return refuse(
+                            "a `tool_result`'s content may hold text, image and document blocks",
+                        );
+                    }
+                }
+            }
+            texts.join("\n")
+        }
+        Value::Null => String::new(),
+        _ => {
+            return refuse("a `tool_result`'s content must be a string or blocks");
+        }
+    };
+    messages
+        .push(json!({"role": "tool", "tool_call_id": block["tool_use_id"], "content": content}));
+    if !images.is_empty() {
+        messages.push(json!({"role": "user", "content": images}));
     }
     Ok(())
 }
@@ -162,28 +336,66 @@ fn image_part(block: &Value) -> Result<Value, Untranslatable> {
     Ok(json!({"type": "image_url", "image_url": {"url": url}}))
 }
 
-fn translate_tools(tools: Value) -> Result<Value, Untranslatable> {
+/// A `document` block as a chat part: a base64 PDF as a `file` part, a text document as its text.
+fn document_part(block: &Value) -> Result<Value, Untranslatable> {
+    let source = &block["source"];
+    match source["type"].as_str() {
+        Some("base64") => {
+            let media_type = source["media_type"].as_str().unwrap_or("application/pdf");
+            let filename = block["title"].as_str().unwrap_or("document.pdf");
+            Ok(json!({"type": "file", "file": {
+                "filename": filename,
+                "file_data": format!("data:{media_type};base64,{}", source["data"].as_str().unwrap_or_default()),
+            }}))
+        }
+        Some("text") => Ok(json!({"type": "text", "text": source["data"]})),
+        Some("content") => match &source["content"] {
+            Value::String(text) => Ok(json!({"type": "text", "text": text})),
+            Value::Array(blocks) => {
+                Ok(json!({"type": "text", "text": text_of(blocks, "document.source.content")?}))
+            }
+            _ => refuse("a content document's `source.content` must be a string or text blocks"),
+        },
+        _ => refuse(
+            "a document's `source` must be base64, text or content (a URL or file id cannot be sent to a chat completions provider)",
+        ),
+    }
+}
+
+/// Client tools as chat function tools; server tools are dropped and their names kept in `dropped`.
+fn translate_tools(tools: Value, dropped: &mut Vec<String>) -> Result<Vec<Value>, Untranslatable> {
     let Value::Array(tools) = tools else {
         return refuse("`tools` must be an array");
     };
-    tools
-        .into_iter()
-        .map(|tool| {
-            let Some(name) = tool["name"].as_str() else {
-                return refuse("each tool needs a `name`");
-            };
-            let mut function = json!({"name": name, "parameters": tool.get("input_schema").cloned().unwrap_or(json!({"type": "object"}))});
-            if let Some(description) = tool.get("description") {
-                function["description"] = description.clone();
+    let mut functions = Vec::new();
+    for tool in tools {
+        let Some(name) = tool["name"].as_str() else {
+            return refuse("each tool needs a `name`");
+        };
+        match tool["type"].as_str() {
+            None | Some("custom") => {}
+            Some(_) => {
+                dropped.push(name.to_string());
+                continue;
             }
-            Ok(json!({"type": "function", "function": function}))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Value::Array)
+        }
+        let mut function = json!({"name": name, "parameters": tool.get("input_schema").cloned().unwrap_or(json!({"type": "object"}))});
+        for field in ["description", "strict"] {
+            if let Some(value) = tool.get(field).filter(|value| !value.is_null()) {
+                function[field] = value.clone();
+            }
+        }
+        functions.push(json!({"type": "function", "function": function}));
+    }
+    Ok(functions)
 }
 
-/// The chat `tool_choice`, and `parallel_tool_calls` when the choice says.
-fn translate_tool_choice(choice: &Value) -> Result<(Value, Option<bool>), Untranslatable> {
+/// The chat `tool_choice`, and `parallel_tool_calls` when the choice says. Naming a dropped server tool is
+/// refused: the answer could not honour it.
+fn translate_tool_choice(
+    choice: &Value,
+    dropped: &[String],
+) -> Result<(Value, Option<bool>), Untranslatable> {
     let parallel = choice["disable_parallel_tool_use"]
         .as_bool()
         .map(|disabled| !disabled);
@@ -191,7 +403,15 @@ fn translate_tool_choice(choice: &Value) -> Result<(Value, Option<bool>), Untran
         Some("auto") => json!("auto"),
         Some("any") => json!("required"),
         Some("none") => json!("none"),
-        Some("tool") => json!({"type": "function", "function": {"name": choice["name"]}}),
+        Some("tool") => {
+            let name = choice["name"].as_str().unwrap_or_default();
+            if dropped.iter().any(|tool| tool == name) {
+                return refuse(format!(
+                    "`tool_choice` requires the server tool {name:?}, which this gateway cannot run"
+                ));
+            }
+            json!({"type": "function", "function": {"name": name}})
+        }
         _ => return refuse("`tool_choice.type` must be auto, any, tool or none"),
     };
     Ok((chat, parallel))
@@ -292,7 +512,7 @@ mod tests {
                     {"type": "text", "text": "Thanks"}]},
             ],
         }));
-        let chat = to_chat(request).unwrap();
+        let chat = to_chat(request).unwrap().chat;
         assert_eq!(
             Value::Object(chat),
             json!({
@@ -312,15 +532,169 @@ mod tests {
     }
 
     #[test]
-    fn what_has_no_chat_equivalent_is_refused() {
+    fn malformed_requests_are_refused() {
         for request in [
-            json!({"messages": [], "thinking": {"type": "enabled", "budget_tokens": 1000}}),
-            json!({"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]}),
-            json!({"messages": [{"role": "system", "content": "x"}]}),
             json!({"messages": "hello"}),
+            json!({"messages": [{"role": "tool", "content": "x"}]}),
+            json!({"messages": [{"role": "user", "content": [{"type": "video"}]}]}),
+            json!({"messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}]}]}),
+            json!({"messages": [], "thinking": {"type": "enabled"}}),
+            json!({"messages": [], "thinking": {"type": "sometimes"}}),
+            json!({"messages": [], "output_config": {"effort": "extreme"}}),
+            json!({"messages": [], "output_config": {"format": {"type": "xml"}}}),
+            json!({"messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+                   "tool_choice": {"type": "tool", "name": "web_search"}}),
+            json!({"messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+                   "tool_choice": {"type": "any"}}),
         ] {
-            assert!(to_chat(object(request)).is_err());
+            assert!(to_chat(object(request.clone())).is_err(), "{request}");
         }
+    }
+
+    #[test]
+    fn thinking_and_output_effort_become_a_reasoning_effort() {
+        let cases = [
+            (
+                json!({"type": "enabled", "budget_tokens": 1024}),
+                Value::Null,
+                Some("low"),
+            ),
+            (
+                json!({"type": "enabled", "budget_tokens": 4095}),
+                Value::Null,
+                Some("low"),
+            ),
+            (
+                json!({"type": "enabled", "budget_tokens": 4096}),
+                Value::Null,
+                Some("medium"),
+            ),
+            (
+                json!({"type": "enabled", "budget_tokens": 16383}),
+                Value::Null,
+                Some("medium"),
+            ),
+            (
+                json!({"type": "enabled", "budget_tokens": 16384}),
+                Value::Null,
+                Some("high"),
+            ),
+            (
+                json!({"type": "enabled", "budget_tokens": 31999}),
+                Value::Null,
+                Some("high"),
+            ),
+            (json!({"type": "adaptive"}), Value::Null, Some("medium")),
+            (json!({"type": "disabled"}), Value::Null, None),
+            (Value::Null, Value::Null, None),
+            (
+                json!({"type": "adaptive"}),
+                json!({"effort": "low"}),
+                Some("low"),
+            ),
+            (
+                json!({"type": "enabled", "budget_tokens": 1024}),
+                json!({"effort": "max"}),
+                Some("high"),
+            ),
+            (Value::Null, json!({"effort": "medium"}), Some("medium")),
+            (json!({"type": "adaptive"}), json!({}), Some("medium")),
+        ];
+        for (thinking, output_config, effort) in cases {
+            let mut request = json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]});
+            if !thinking.is_null() {
+                request["thinking"] = thinking.clone();
+            }
+            if !output_config.is_null() {
+                request["output_config"] = output_config.clone();
+            }
+            let chat = to_chat(object(request)).unwrap().chat;
+            assert_eq!(
+                chat.get("reasoning_effort").and_then(Value::as_str),
+                effort,
+                "{thinking} {output_config}"
+            );
+            for field in ["thinking", "output_config"] {
+                assert!(
+                    !chat.contains_key(field),
+                    "{field} must not reach a chat provider"
+                );
+            }
+        }
+    }
+
+    /// What Claude Code sends (DESIGN §15): every field is mapped or dropped, none refused, and nothing
+    /// Anthropic-only reaches a chat completions provider.
+    #[test]
+    fn a_claude_code_request_is_mapped_or_dropped_never_refused() {
+        let request = object(json!({
+            "model": "claude-sonnet-4-5", "max_tokens": 32000, "stream": true,
+            "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
+                    {"type": "text", "text": "Fix the bug", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "Let me look.", "signature": "sig"},
+                    {"type": "redacted_thinking", "data": "abc"},
+                    {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "/a.rs"}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "is_error": false, "content": [
+                        {"type": "text", "text": "fn main() {}"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}}],
+                     "cache_control": {"type": "ephemeral"}}]},
+                {"role": "system", "content": "Summarise when done."},
+                {"role": "assistant", "content": [{"type": "thinking", "thinking": "", "signature": "s"}]},
+                {"role": "user", "content": [{"type": "document", "title": "spec.pdf",
+                    "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}},
+                    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}}]},
+            ],
+            "tools": [
+                {"name": "Read", "description": "Read a file", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}},
+                {"type": "web_search_20250305", "name": "web_search", "max_uses": 5},
+                {"type": "custom", "name": "Edit", "input_schema": {"type": "object"}, "strict": true},
+            ],
+            "tool_choice": {"type": "auto"},
+            "metadata": {"user_id": "user_abc_account__session_1"},
+            "thinking": {"type": "enabled", "budget_tokens": 31999},
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}},
+            "service_tier": "auto",
+            "vendor_extension": {"kept": true},
+        }));
+        let ChatRequest {
+            chat,
+            dropped_tools,
+        } = to_chat(request).unwrap();
+        assert_eq!(dropped_tools, ["web_search"]);
+        assert_eq!(
+            Value::Object(chat),
+            json!({
+                "model": "claude-sonnet-4-5", "max_tokens": 32000, "stream": true,
+                "messages": [
+                    {"role": "system", "content": "You are Claude Code."},
+                    {"role": "user", "content": [{"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
+                        {"type": "text", "text": "Fix the bug"}]},
+                    {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": "toolu_1", "type": "function", "function": {"name": "Read", "arguments": "{\"file_path\":\"/a.rs\"}"}}]},
+                    {"role": "tool", "tool_call_id": "toolu_1", "content": "fn main() {}"},
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}}]},
+                    {"role": "system", "content": "Summarise when done."},
+                    {"role": "user", "content": [
+                        {"type": "file", "file": {"filename": "spec.pdf", "file_data": "data:application/pdf;base64,JVBE"}},
+                        {"type": "text", "text": "notes"}]},
+                ],
+                "tools": [
+                    {"type": "function", "function": {"name": "Read", "description": "Read a file", "parameters": {"type": "object"}}},
+                    {"type": "function", "function": {"name": "Edit", "parameters": {"type": "object"}, "strict": true}},
+                ],
+                "tool_choice": "auto",
+                "user": "user_abc_account__session_1",
+                "reasoning_effort": "high",
+                "response_format": {"type": "json_schema", "json_schema": {"name": "output", "schema": {"type": "object"}, "strict": true}},
+                "vendor_extension": {"kept": true},
+            })
+        );
     }
 
     #[test]

@@ -15,12 +15,14 @@ use serde_json::{Map, Value, json};
 
 use super::OpenAiJson;
 use super::billing::chunk_billing;
-use super::responses_translate::{self as translate, function_item, message_item, response_id};
+use super::responses_translate::{
+    self as translate, ToolNames, ToolOrigin, call_item, custom_input, message_item, response_id,
+};
 use crate::error::{ApiError, Service};
 use crate::execution::{self, ExecutionEvent};
 use crate::extract::OpenAiCallContext;
 use crate::json::{ExecutionSummary, FinishReason};
-use crate::openai_error::OpenAiError;
+use crate::openai_error::{OpenAiError, ResponsesError};
 use crate::openapi::OpenAiErrors;
 use crate::routes::chat_call;
 use crate::state::AppState;
@@ -53,26 +55,45 @@ pub async fn responses(
     OpenAiCallContext(context): OpenAiCallContext,
     headers: HeaderMap,
     OpenAiJson(body): OpenAiJson<Map<String, Value>>,
-) -> Result<Response, OpenAiError> {
+) -> Result<Response, ResponsesError> {
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let chat = translate::to_chat(&body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
-    let request = chat_call::request(Value::Object(chat).to_string(), &headers, ENDPOINT)?;
-    if stream {
+    let translated =
+        translate::to_chat(&body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
+    let request = chat_call::request(
+        Value::Object(translated.chat).to_string(),
+        &headers,
+        ENDPOINT,
+    )?;
+    let mut response = if stream {
         let (limits, events) = execution::start_stream(&state, &context, request).await?;
-        return Ok(chat_call::sse(
+        chat_call::sse(
             limits.as_ref(),
-            response_events(events, body),
-        ));
-    }
-    let finished = chat_call::run(&state, &context, request).await?;
-    let completion: Value = serde_json::from_str(&finished.completion)
-        .map_err(|_| ApiError::contract(Service::Executor, "a chat completion that is not JSON"))?;
-    let answer = translate::to_response(
-        &completion,
-        &body,
-        finished.summary.finish_reason == FinishReason::CreditExhausted,
-    );
-    Ok((finished.headers, answer.to_string()).into_response())
+            response_events(events, body, translated.tools),
+        )
+    } else {
+        let finished = chat_call::run(&state, &context, request).await?;
+        let completion: Value = serde_json::from_str(&finished.completion).map_err(|_| {
+            ApiError::contract(Service::Executor, "a chat completion that is not JSON")
+        })?;
+        let answer = translate::to_response(
+            &completion,
+            &body,
+            &translated.tools,
+            finished.summary.finish_reason == FinishReason::CreditExhausted,
+        );
+        (finished.headers, answer.to_string()).into_response()
+    };
+    chat_call::dropped_tools_header(&translated.dropped_tools, &mut response);
+    Ok(response)
+}
+
+/// `GET /v1/responses`, the WebSocket mode of the Responses API that Codex tries first when a provider
+/// says it supports WebSockets: refused with 426 Upgrade Required (OpenAI's error shape, `x-should-retry:
+/// false`), the one answer on which Codex falls back to `POST /v1/responses` at once (it retries 404, 405
+/// and 501 seven times). No key is needed to learn that. Not an operation of the REST API, so not in
+/// `/openapi.json`.
+pub async fn websocket() -> OpenAiError {
+    OpenAiError(ApiError::WebSocketNotServed)
 }
 
 /// An output item being streamed.
@@ -82,9 +103,9 @@ enum Item {
         id: String,
         text: String,
     },
-    Function {
+    Call {
         call_id: String,
-        name: String,
+        origin: ToolOrigin,
         arguments: String,
     },
 }
@@ -93,6 +114,8 @@ enum Item {
 #[derive(Debug)]
 struct ResponseStream {
     request: Map<String, Value>,
+    /// What each chat function name stands for in the request.
+    tool_names: ToolNames,
     id: String,
     model: Value,
     created_at: u64,
@@ -109,9 +132,10 @@ struct ResponseStream {
 type Out = Vec<(&'static str, Value)>;
 
 impl ResponseStream {
-    fn new(request: Map<String, Value>) -> ResponseStream {
+    fn new(request: Map<String, Value>, tool_names: ToolNames) -> ResponseStream {
         ResponseStream {
             request,
+            tool_names,
             id: String::new(),
             model: Value::Null,
             created_at: SystemTime::now()
@@ -161,11 +185,11 @@ impl ResponseStream {
     fn item_json(&self, item: &Item, status: &str) -> Value {
         match item {
             Item::Message { id, text } => message_item(id, text, false, status),
-            Item::Function {
+            Item::Call {
                 call_id,
-                name,
+                origin,
                 arguments,
-            } => function_item(call_id, name, arguments, status),
+            } => call_item(call_id, origin, arguments, status),
         }
     }
 
@@ -191,15 +215,34 @@ impl ResponseStream {
                     json!({"item_id": id, "output_index": index, "content_index": 0, "part": part}),
                 );
             }
-            Item::Function {
+            Item::Call {
                 call_id,
-                name,
+                origin: ToolOrigin::Function { name, .. },
                 arguments,
             } => self.emit(
                 out,
                 "response.function_call_arguments.done",
                 json!({"item_id": format!("fc_{call_id}"), "output_index": index, "arguments": arguments, "name": name}),
             ),
+            // A custom tool's input is the string inside the chat arguments: it is whole only now.
+            Item::Call {
+                call_id,
+                origin: ToolOrigin::Custom { .. },
+                arguments,
+            } => {
+                let item_id = format!("ctc_{call_id}");
+                let input = custom_input(arguments);
+                self.emit(
+                    out,
+                    "response.custom_tool_call_input.delta",
+                    json!({"item_id": item_id, "output_index": index, "delta": input}),
+                );
+                self.emit(
+                    out,
+                    "response.custom_tool_call_input.done",
+                    json!({"item_id": item_id, "output_index": index, "input": input}),
+                );
+            }
         }
         let done = self.item_json(&item, "completed");
         self.emit(
@@ -220,7 +263,7 @@ impl ResponseStream {
                 added["content"] = json!([]);
                 added
             }
-            Item::Function { .. } => added,
+            Item::Call { .. } => added,
         };
         self.items.push(item.clone());
         self.open = true;
@@ -273,7 +316,7 @@ impl ResponseStream {
                     whole.push_str(text);
                     id.clone()
                 }
-                Item::Function { .. } => String::new(),
+                Item::Call { .. } => String::new(),
             };
             self.emit(
                 &mut out,
@@ -286,12 +329,11 @@ impl ResponseStream {
             let index = match self.tools.get(&position) {
                 Some(index) => *index,
                 None => {
-                    let item = Item::Function {
+                    let item = Item::Call {
                         call_id: call["id"].as_str().unwrap_or_default().to_string(),
-                        name: call["function"]["name"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
+                        origin: self
+                            .tool_names
+                            .origin(call["function"]["name"].as_str().unwrap_or_default()),
                         arguments: String::new(),
                     };
                     let index = self.open_item(item, &mut out);
@@ -303,22 +345,25 @@ impl ResponseStream {
                 .as_str()
                 .filter(|arguments| !arguments.is_empty())
             {
-                let item_id = match &mut self.items[index] {
-                    Item::Function {
+                match &mut self.items[index] {
+                    Item::Call {
                         call_id,
+                        origin,
                         arguments: whole,
-                        ..
                     } => {
                         whole.push_str(arguments);
-                        format!("fc_{call_id}")
+                        // A custom tool's input is streamed when the call closes (see `close`).
+                        if let ToolOrigin::Function { .. } = origin {
+                            let item_id = format!("fc_{call_id}");
+                            self.emit(
+                                &mut out,
+                                "response.function_call_arguments.delta",
+                                json!({"item_id": item_id, "output_index": index, "delta": arguments}),
+                            );
+                        }
                     }
-                    Item::Message { .. } => String::new(),
-                };
-                self.emit(
-                    &mut out,
-                    "response.function_call_arguments.delta",
-                    json!({"item_id": item_id, "output_index": index, "delta": arguments}),
-                );
+                    Item::Message { .. } => {}
+                }
             }
         }
         if let Some(finish) = choice["finish_reason"].as_str() {
@@ -388,8 +433,9 @@ fn event((name, data): (&'static str, Value)) -> Result<Event, Infallible> {
 fn response_events(
     events: impl Stream<Item = ExecutionEvent> + Send + 'static,
     request: Map<String, Value>,
+    tool_names: ToolNames,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    let mut translator = ResponseStream::new(request);
+    let mut translator = ResponseStream::new(request, tool_names);
     events.flat_map(move |step| {
         let out = match step {
             ExecutionEvent::Chunk(json) => match serde_json::from_str::<Value>(&json) {
