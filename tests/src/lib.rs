@@ -12,6 +12,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod agent_clis;
 pub mod docs_harness;
 mod executor_harness;
 pub mod fake_stripe;

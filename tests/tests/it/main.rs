@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agent_clis;
 mod anthropic_messages;
 mod auto_recharge;
 mod backup;

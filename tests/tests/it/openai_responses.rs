@@ -1,7 +1,8 @@
 //! OpenAI's Responses API (DESIGN §14) through the official OpenAI Python SDK, unchanged client code against
 //! `base_url = <gateway>/v1`: `responses.create` non-streamed and streamed and `responses.stream`, with a
 //! function tool and its output sent back; usage and exact costs; credit running out mid-stream ends the
-//! stream with `response.incomplete`; errors in OpenAI's shape (401, 402, 404, 429 with `Retry-After`).
+//! stream with `response.incomplete` (`credit_exhausted`); errors in OpenAI's shape (401; no credit as
+//! OpenAI's 429 `insufficient_quota`, never retried; 404; 429 with `Retry-After`).
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -47,8 +48,9 @@ except openai.AuthenticationError as error:
     errors["401"] = error.status_code
 try:
     openai.OpenAI(base_url=base, api_key=broke, max_retries=0).responses.create(model="mock", input="x")
-except openai.APIStatusError as error:
-    errors["402"] = [error.status_code, error.code]
+except openai.RateLimitError as error:
+    errors["no_credit"] = [error.status_code, error.type, error.code,
+                           error.response.headers.get("x-should-retry"), error.response.headers.get("retry-after")]
 try:
     client.responses.create(model="mock-fail-404", input="x")
 except openai.NotFoundError as error:
@@ -126,7 +128,17 @@ async fn the_official_openai_sdk_speaks_the_responses_api(backend: Backend) {
     assert_eq!(result["final_status"], "completed");
     let errors = &result["errors"];
     assert_eq!(errors["401"], 401);
-    assert_eq!(errors["402"], json!([402, "insufficient_credits"]));
+    // OpenAI's own answer for an account without credit, on which Codex stops at once (DESIGN §15).
+    assert_eq!(
+        errors["no_credit"],
+        json!([
+            429,
+            "insufficient_quota",
+            "insufficient_credits",
+            "false",
+            null
+        ])
+    );
     assert_eq!(errors["404"], 404);
     assert!(errors["429"].is_string(), "{errors}");
     assert!(
@@ -170,10 +182,7 @@ async fn credit_running_out_ends_a_responses_stream_as_incomplete(backend: Backe
     );
     let response = &last.json()["response"];
     assert_eq!(response["status"], "incomplete");
-    assert_eq!(
-        response["incomplete_details"]["reason"],
-        "max_output_tokens"
-    );
+    assert_eq!(response["incomplete_details"]["reason"], "credit_exhausted");
     assert_eq!(response["billing"]["cut_off"], "credit_exhausted");
     let output = response["usage"]["output_tokens"].as_u64().unwrap();
     assert!(output > 0 && output < 3000, "{response}");

@@ -16,7 +16,8 @@ use serde_json::{Map, Value, json};
 use super::OpenAiJson;
 use super::billing::chunk_billing;
 use super::responses_translate::{
-    self as translate, ToolNames, ToolOrigin, call_item, custom_input, message_item, response_id,
+    self as translate, Status, ToolNames, ToolOrigin, call_item, custom_input, message_item,
+    response_id,
 };
 use crate::error::{ApiError, Service};
 use crate::execution::{self, ExecutionEvent};
@@ -157,15 +158,14 @@ impl ResponseStream {
         out.push((kind, data));
     }
 
-    fn snapshot(&self, output: Vec<Value>, incomplete: bool, in_progress: bool) -> Value {
+    fn snapshot(&self, output: Vec<Value>, status: Status) -> Value {
         translate::response(
             &self.id,
             self.created_at,
             &self.model,
             &self.request,
             output,
-            incomplete,
-            in_progress,
+            status,
         )
     }
 
@@ -176,9 +176,9 @@ impl ResponseStream {
         self.started = true;
         self.id = response_id(completion_id);
         self.model = model.clone();
-        let created = self.snapshot(Vec::new(), false, true);
+        let created = self.snapshot(Vec::new(), Status::InProgress);
         self.emit(out, "response.created", json!({"response": created}));
-        let progress = self.snapshot(Vec::new(), false, true);
+        let progress = self.snapshot(Vec::new(), Status::InProgress);
         self.emit(out, "response.in_progress", json!({"response": progress}));
     }
 
@@ -380,14 +380,16 @@ impl ResponseStream {
             &mut out,
         );
         self.close(&mut out);
-        let incomplete = summary.finish_reason == FinishReason::CreditExhausted
-            || self.finish_reason.as_deref() == Some("length");
+        let status = Status::of_end(
+            summary.finish_reason == FinishReason::CreditExhausted,
+            self.finish_reason.as_deref(),
+        );
         let output = self
             .items
             .iter()
             .map(|item| self.item_json(item, "completed"))
             .collect();
-        let mut response = self.snapshot(output, incomplete, false);
+        let mut response = self.snapshot(output, status);
         response["usage"] = match serde_json::from_str::<Value>(usage_chunk) {
             Ok(chunk) if chunk["usage"].is_object() => translate::usage(&chunk["usage"]),
             _ => translate::usage(&json!({
@@ -403,10 +405,9 @@ impl ResponseStream {
         ) {
             response["billing"] = serde_json::to_value(billing).unwrap_or(Value::Null);
         }
-        let kind = if incomplete {
-            "response.incomplete"
-        } else {
-            "response.completed"
+        let kind = match status {
+            Status::Incomplete(_) => "response.incomplete",
+            Status::Completed | Status::InProgress => "response.completed",
         };
         self.emit(&mut out, kind, json!({"response": response}));
         out

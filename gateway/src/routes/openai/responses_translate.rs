@@ -23,8 +23,9 @@
 //!
 //! Answer: the text becomes a `message` item with an `output_text` part (a refusal, a `refusal` part),
 //! each tool call a `function_call` item (with its `namespace` when it was flattened) or, for a custom
-//! tool, a `custom_tool_call` item with the `input` string; `finish_reason: length` (or a credit cut-off)
-//! makes the response `incomplete` with `incomplete_details.reason: max_output_tokens`; `usage` becomes
+//! tool, a `custom_tool_call` item with the `input` string; `finish_reason: length` makes the response
+//! `incomplete` with `incomplete_details.reason: max_output_tokens`, a credit cut-off with
+//! `credit_exhausted`; `usage` becomes
 //! `input_tokens`, `output_tokens`, `total_tokens` with their details.
 
 use serde_json::{Map, Value, json};
@@ -486,6 +487,55 @@ pub fn usage(chat_usage: &Value) -> Value {
     })
 }
 
+/// Where a response stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    InProgress,
+    Completed,
+    /// Ended early: the provider stopped at the output limit (`max_output_tokens`), or credit or a spend
+    /// cap ended the answer (`credit_exhausted`, the reason the billing figures give too; Codex prints
+    /// "Incomplete response returned, reason: credit_exhausted").
+    Incomplete(IncompleteReason),
+}
+
+/// Why a response is `incomplete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncompleteReason {
+    MaxOutputTokens,
+    CreditExhausted,
+}
+
+impl Status {
+    /// The end of an answer: cut off by credit, or by the provider's `length` finish.
+    pub fn of_end(cut_off: bool, finish_reason: Option<&str>) -> Status {
+        match (cut_off, finish_reason) {
+            (true, _) => Status::Incomplete(IncompleteReason::CreditExhausted),
+            (false, Some("length")) => Status::Incomplete(IncompleteReason::MaxOutputTokens),
+            (false, _) => Status::Completed,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Status::InProgress => "in_progress",
+            Status::Completed => "completed",
+            Status::Incomplete(_) => "incomplete",
+        }
+    }
+
+    fn details(self) -> Value {
+        match self {
+            Status::InProgress | Status::Completed => Value::Null,
+            Status::Incomplete(IncompleteReason::MaxOutputTokens) => {
+                json!({"reason": "max_output_tokens"})
+            }
+            Status::Incomplete(IncompleteReason::CreditExhausted) => {
+                json!({"reason": "credit_exhausted"})
+            }
+        }
+    }
+}
+
 /// The response object around `output`: the request's settings echoed as the Responses API does.
 pub fn response(
     id: &str,
@@ -493,18 +543,12 @@ pub fn response(
     model: &Value,
     request: &Map<String, Value>,
     output: Vec<Value>,
-    incomplete: bool,
-    in_progress: bool,
+    status: Status,
 ) -> Value {
-    let status = match (in_progress, incomplete) {
-        (true, _) => "in_progress",
-        (false, true) => "incomplete",
-        (false, false) => "completed",
-    };
     let field = |name: &str, default: Value| request.get(name).cloned().unwrap_or(default);
     json!({
-        "id": id, "object": "response", "created_at": created_at, "status": status, "error": null,
-        "incomplete_details": if incomplete && !in_progress { json!({"reason": "max_output_tokens"}) } else { Value::Null },
+        "id": id, "object": "response", "created_at": created_at, "status": status.name(), "error": null,
+        "incomplete_details": status.details(),
         "instructions": field("instructions", Value::Null), "max_output_tokens": field("max_output_tokens", Value::Null),
         "model": model, "output": output,
         "parallel_tool_calls": field("parallel_tool_calls", Value::Bool(true)),
@@ -599,15 +643,13 @@ pub fn to_response(
             "completed",
         ));
     }
-    let incomplete = cut_off || choice["finish_reason"] == "length";
     let mut response = response(
         &id,
         completion["created"].as_u64().unwrap_or(0),
         &completion["model"],
         request,
         output,
-        incomplete,
-        false,
+        Status::of_end(cut_off, choice["finish_reason"].as_str()),
     );
     response["usage"] = usage(&completion["usage"]);
     response
