@@ -200,3 +200,218 @@ async fn credit_running_out_ends_a_message_stream_cleanly(backend: Backend) {
     assert!(account.json["creditsBalance"].as_f64().unwrap() >= 0.0);
     assert_ledger_invariants(&stack.billing.database).await;
 }
+
+/// Posts `body` to `path` the way Anthropic's SDKs do: the key in `x-api-key`, `anthropic-version` and an
+/// `anthropic-beta` header.
+async fn anthropic_post(stack: &Stack, path: &str, key: &str, body: &Value) -> tests::Answer {
+    let response = stack
+        .http
+        .post(stack.url(path))
+        .header("x-api-key", key)
+        .header("anthropic-version", "2023-06-01")
+        .header(
+            "anthropic-beta",
+            "context-management-2025-06-27,interleaved-thinking-2025-05-14",
+        )
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    tests::gateway_answer(response).await
+}
+
+async fn last_upstream_request(stack: &Stack) -> Value {
+    let recorded: Value = stack
+        .http
+        .get(format!("{}/requests/last", stack.mock.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    recorded["body"].clone()
+}
+
+fn assert_anthropic_refusal(answer: &tests::Answer, status: u16, kind: &str) {
+    assert_eq!(answer.status.as_u16(), status, "{}", answer.text);
+    assert_eq!(answer.json["type"], "error", "{}", answer.text);
+    assert_eq!(answer.json["error"]["type"], kind, "{}", answer.text);
+    assert_eq!(
+        answer.header("x-should-retry"),
+        Some("false"),
+        "a {status} is final: {:?}",
+        answer.headers
+    );
+}
+
+/// What Claude Code sends (DESIGN §15) is accepted, mapped for a chat completions provider, streamed and not;
+/// count_tokens counts what a call is then charged for, unbilled; every refusal under `/v1/messages` is in
+/// Anthropic's shape and says not to retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_requests_are_mapped_and_refusals_are_final() {
+    let billing = tests::Billing::start(Backend::Sqlite, &[]).await;
+    let stack = Stack::start_on(
+        billing,
+        &[
+            ("GATEWAY_AUTH_FAILURE_BURST", "3"),
+            ("GATEWAY_AUTH_FAILURE_REFILL_PER_MIN", "1"),
+        ],
+    )
+    .await;
+    let key = stack.funded_key("claude code", "10").await;
+    let mut request = json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 2000,
+        "system": [{"type": "text", "text": "You are a coding agent.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "What is the weather in Paris?", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "system", "content": "Answer briefly."},
+        ],
+        "tools": [
+            {"name": "get_weather", "description": "Weather of a city", "cache_control": {"type": "ephemeral"},
+             "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+            {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
+        ],
+        "thinking": {"type": "enabled", "budget_tokens": 20000},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "medium"},
+        "metadata": {"user_id": "{\"device_id\":\"d\",\"session_id\":\"s\"}"},
+    });
+    for stream in [false, true] {
+        request["stream"] = json!(stream);
+        let answer = anthropic_post(&stack, "/v1/messages?beta=true", &key, &request).await;
+        assert_eq!(answer.status, reqwest::StatusCode::OK, "{}", answer.text);
+        assert_eq!(answer.header("x-dropped-tools"), Some("web_search"));
+        let upstream = last_upstream_request(&stack).await;
+        assert_eq!(
+            upstream["reasoning_effort"], "medium",
+            "output_config wins over thinking"
+        );
+        for field in [
+            "thinking",
+            "context_management",
+            "output_config",
+            "system",
+            "metadata",
+        ] {
+            assert!(
+                upstream.get(field).is_none(),
+                "{field} reached the provider: {upstream}"
+            );
+        }
+        let roles: Vec<&str> = upstream["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|message| message["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["system", "user", "system"]);
+        assert_eq!(upstream["tools"].as_array().unwrap().len(), 1, "{upstream}");
+        assert!(
+            !upstream.to_string().contains("cache_control"),
+            "{upstream}"
+        );
+        let tool_use = if stream {
+            let events = answer.events();
+            let last = events
+                .iter()
+                .rev()
+                .find(|event| event.event.as_deref() == Some("message_delta"))
+                .unwrap();
+            assert_eq!(
+                last.json()["delta"]["stop_reason"],
+                "tool_use",
+                "{}",
+                answer.text
+            );
+            events
+                .iter()
+                .find(|event| event.json()["content_block"]["type"] == "tool_use")
+                .map(|event| event.json()["content_block"]["name"].clone())
+        } else {
+            assert_eq!(answer.json["stop_reason"], "tool_use", "{}", answer.text);
+            Some(answer.json["content"][0]["name"].clone())
+        };
+        assert_eq!(tool_use, Some(json!("get_weather")), "{}", answer.text);
+    }
+
+    // count_tokens: the prompt tokens the next call is charged for, and nothing is billed for counting.
+    let before = stack.get("/billing/account", &key).await.json;
+    let mut counted_request = request.clone();
+    counted_request
+        .as_object_mut()
+        .unwrap()
+        .remove("max_tokens");
+    counted_request.as_object_mut().unwrap().remove("stream");
+    let counted = anthropic_post(&stack, "/v1/messages/count_tokens", &key, &counted_request).await;
+    assert_eq!(counted.status, reqwest::StatusCode::OK, "{}", counted.text);
+    let input_tokens = counted.json["input_tokens"].as_u64().unwrap();
+    let after = stack.get("/billing/account", &key).await.json;
+    assert_eq!(before["creditsBalance"], after["creditsBalance"]);
+    let usage = stack.get("/billing/usage", &key).await.json;
+    assert_eq!(
+        usage["records"].as_array().unwrap().len(),
+        2,
+        "counting is not a call"
+    );
+    assert_eq!(usage["records"][0]["inputTokens"], input_tokens, "{usage}");
+
+    // Refusals: Anthropic's shape under /v1/messages, final.
+    let missing_key = stack
+        .http
+        .post(stack.url("/v1/messages/count_tokens"))
+        .header("content-type", "application/json")
+        .body(counted_request.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_anthropic_refusal(
+        &tests::gateway_answer(missing_key).await,
+        401,
+        "authentication_error",
+    );
+    let unknown = anthropic_post(&stack, "/v1/messages/batches", &key, &json!({})).await;
+    assert_anthropic_refusal(&unknown, 404, "not_found_error");
+    let (_, broke) = stack.create_key("broke", "standard").await;
+    request["stream"] = json!(false);
+    let refused = anthropic_post(&stack, "/v1/messages", &broke, &request).await;
+    assert_anthropic_refusal(&refused, 402, "billing_error");
+    assert!(
+        refused.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Credit"),
+        "{}",
+        refused.text
+    );
+    let malformed = anthropic_post(
+        &stack,
+        "/v1/messages",
+        &key,
+        &json!({"model": "m", "max_tokens": 5, "messages": "hi"}),
+    )
+    .await;
+    assert_anthropic_refusal(&malformed, 400, "invalid_request_error");
+    // The missing key above took one of the three failed attempts allowed.
+    for _ in 0..2 {
+        let guess = anthropic_post(&stack, "/v1/messages", "tb_prod_guess", &request).await;
+        assert_anthropic_refusal(&guess, 401, "authentication_error");
+    }
+    // The failed-authentication limiter answers in Anthropic's shape too, and may be retried later.
+    let throttled = anthropic_post(&stack, "/v1/messages", "tb_prod_guess", &request).await;
+    assert_eq!(
+        throttled.status,
+        reqwest::StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        throttled.text
+    );
+    assert_eq!(
+        throttled.json["error"]["type"], "rate_limit_error",
+        "{}",
+        throttled.text
+    );
+    assert!(throttled.header("retry-after").is_some());
+    assert_eq!(throttled.header("x-should-retry"), None);
+    assert_ledger_invariants(&stack.billing.database).await;
+}

@@ -195,3 +195,167 @@ async fn credit_running_out_ends_a_responses_stream_as_incomplete(backend: Backe
     assert!(account.json["creditsBalance"].as_f64().unwrap() >= 0.0);
     assert_ledger_invariants(&stack.billing.database).await;
 }
+
+fn assert_openai_refusal(answer: &tests::Answer, status: u16, code: &str) {
+    assert_eq!(answer.status.as_u16(), status, "{}", answer.text);
+    assert_eq!(answer.json["error"]["code"], code, "{}", answer.text);
+    assert_eq!(
+        answer.header("x-should-retry"),
+        Some("false"),
+        "a {status} is final: {:?}",
+        answer.headers
+    );
+}
+
+/// Codex's tools (DESIGN §15): a namespace's function is called back under its namespace, a custom tool
+/// as a `custom_tool_call`, streamed and not; hosted tools are dropped and named; its WebSocket attempt is
+/// refused with 426; refusals under `/v1` are OpenAI's shape and final.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_tools_are_served_and_refusals_are_final() {
+    let stack = Stack::start(Backend::Sqlite).await;
+    let key = stack.funded_key("codex", "10").await;
+    let tools = json!([
+        {"type": "function", "name": "exec_command", "parameters": {"type": "object",
+            "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}},
+        {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents", "tools": [
+            {"type": "function", "name": "close_agent", "parameters": {"type": "object",
+                "properties": {"target": {"type": "string"}}, "required": ["target"]}}]},
+        {"type": "custom", "name": "apply_patch", "description": "Edit files.",
+            "format": {"type": "grammar", "syntax": "lark", "definition": "start: begin_patch hunk+ end_patch"}},
+        {"type": "web_search", "external_web_access": false},
+    ]);
+    let cases = [
+        (
+            "Call close_agent on `agent-7`",
+            "function_call",
+            "close_agent",
+        ),
+        (
+            "Use apply_patch: `*** Begin Patch\n*** End Patch\n`",
+            "custom_tool_call",
+            "apply_patch",
+        ),
+    ];
+    for stream in [false, true] {
+        for (prompt, item_type, name) in cases {
+            let body = json!({"model": "gpt-5.5", "stream": stream, "store": false, "tools": tools,
+                "tool_choice": "auto", "include": ["reasoning.encrypted_content"], "prompt_cache_key": "k",
+                "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]}]});
+            let answer = stack.post("/v1/responses", &key, body).await;
+            assert_eq!(answer.status, reqwest::StatusCode::OK, "{}", answer.text);
+            assert_eq!(answer.header("x-dropped-tools"), Some("web_search"));
+            let response = if stream {
+                let events = answer.events();
+                let done: Vec<Value> = events
+                    .iter()
+                    .filter(|event| event.event.as_deref() == Some("response.output_item.done"))
+                    .map(|event| event.json()["item"].clone())
+                    .collect();
+                assert_eq!(done.len(), 1, "{}", answer.text);
+                if item_type == "custom_tool_call" {
+                    let input: Vec<Value> = events
+                        .iter()
+                        .filter(|event| {
+                            event.event.as_deref() == Some("response.custom_tool_call_input.done")
+                        })
+                        .map(|event| event.json()["input"].clone())
+                        .collect();
+                    assert_eq!(
+                        input,
+                        [json!("*** Begin Patch\n*** End Patch\n")],
+                        "{}",
+                        answer.text
+                    );
+                }
+                events.last().unwrap().json()["response"].clone()
+            } else {
+                answer.json.clone()
+            };
+            let item = &response["output"][0];
+            assert_eq!(item["type"], item_type, "{response}");
+            assert_eq!(item["name"], name, "{response}");
+            match item_type {
+                "function_call" => {
+                    assert_eq!(item["namespace"], "multi_agent_v1", "{response}");
+                    assert_eq!(item["arguments"], "{\"target\":\"agent-7\"}", "{response}");
+                }
+                _ => assert_eq!(
+                    item["input"], "*** Begin Patch\n*** End Patch\n",
+                    "{response}"
+                ),
+            }
+        }
+    }
+    let upstream: Value = stack
+        .http
+        .get(format!("{}/requests/last", stack.mock.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = upstream["body"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| tool["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["exec_command", "multi_agent_v1__close_agent", "apply_patch"]
+    );
+
+    // Codex's WebSocket attempt: 426, on which it falls back to HTTP at once.
+    let websocket = stack
+        .http
+        .get(stack.url("/v1/responses"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_openai_refusal(
+        &tests::gateway_answer(websocket).await,
+        426,
+        "websocket_not_supported",
+    );
+
+    // A tool_choice that needs a dropped hosted tool cannot be honoured.
+    let hosted = stack
+        .post("/v1/responses", &key, json!({"model": "m", "input": "x", "tools": tools, "tool_choice": {"type": "web_search"}}))
+        .await;
+    assert_openai_refusal(&hosted, 400, "invalid_request");
+    let unknown = stack
+        .post("/v1/responses/resp_1/cancel", &key, json!({}))
+        .await;
+    assert_openai_refusal(&unknown, 404, "route_not_found");
+    assert_eq!(unknown.json["error"]["type"], "invalid_request_error");
+    let (_, broke) = stack.create_key("broke", "standard").await;
+    let chat = stack
+        .post(
+            "/v1/chat/completions",
+            &broke,
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_openai_refusal(&chat, 402, "insufficient_credits");
+    let responses = stack
+        .post("/v1/responses", &broke, json!({"model": "m", "input": "x"}))
+        .await;
+    assert_openai_refusal(&responses, 429, "insufficient_credits");
+    assert_eq!(responses.json["error"]["type"], "insufficient_quota");
+    assert_eq!(responses.header("retry-after"), None);
+    let unauthenticated = stack
+        .post(
+            "/v1/responses",
+            "tb_prod_wrong",
+            json!({"model": "m", "input": "x"}),
+        )
+        .await;
+    assert_openai_refusal(&unauthenticated, 401, "invalid_api_key");
+    assert_ledger_invariants(&stack.billing.database).await;
+}

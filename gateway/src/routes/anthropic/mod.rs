@@ -1,6 +1,7 @@
 //! Anthropic's API on top of the platform, so Anthropic SDKs (and Claude Code) work unchanged with
-//! `base_url = <gateway>` and a `tb_` key in `x-api-key`: [`messages`], translated to and from chat
-//! completions by [`translate`]. Errors use Anthropic's shape ([`crate::anthropic_error`]).
+//! `base_url = <gateway>` and a `tb_` key in `x-api-key`: [`messages`] (and its unbilled `count_tokens`),
+//! translated to and from chat completions by [`translate`]. Errors use Anthropic's shape
+//! ([`crate::anthropic_error`]) everywhere under `/v1/messages` ([`crate::error_shape`]).
 
 pub mod messages;
 pub mod translate;

@@ -459,3 +459,100 @@ fn response_events(
         futures::stream::iter(out.into_iter().map(event))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::json::{Billing, Usage};
+
+    fn chunk(delta: Value, finish: Option<&str>) -> Value {
+        json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    }
+
+    /// A streamed answer calling a namespaced function and a custom tool comes out as Codex reads it: a
+    /// `function_call` with its `namespace` whose arguments stream as deltas, and a `custom_tool_call` whose
+    /// input arrives whole when the call closes; a credit cut-off ends it `incomplete` (`credit_exhausted`).
+    #[test]
+    fn namespaced_and_custom_calls_stream_as_their_items() {
+        let request = json!({"model": "m", "input": "x", "tools": [
+            {"type": "namespace", "name": "agents", "tools": [{"type": "function", "name": "close", "parameters": {}}]},
+            {"type": "custom", "name": "apply_patch"},
+        ]});
+        let translated = translate::to_chat(request.as_object().unwrap()).unwrap();
+        let mut stream =
+            ResponseStream::new(request.as_object().unwrap().clone(), translated.tools);
+        let mut events = Vec::new();
+        for chunk in [
+            chunk(
+                json!({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "agents__close", "arguments": "{\"id\":"}}]}),
+                None,
+            ),
+            chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "7}"}}]}),
+                None,
+            ),
+            chunk(
+                json!({"tool_calls": [{"index": 1, "id": "call_2", "function": {"name": "apply_patch", "arguments": "{\"input\":\"*** Begin"}}]}),
+                None,
+            ),
+            chunk(
+                json!({"tool_calls": [{"index": 1, "function": {"arguments": " Patch\"}"}}]}),
+                Some("tool_calls"),
+            ),
+        ] {
+            events.extend(stream.chunk(&chunk));
+        }
+        let summary = ExecutionSummary {
+            usage: Usage {
+                input_tokens: 10,
+                output_tokens: 5,
+                total_tokens: 15,
+                input_cost: None,
+                output_cost: None,
+                total_cost: Some("0.01".parse().unwrap()),
+            },
+            billing: Some(Billing::Settled {
+                balance_after: "0".parse().unwrap(),
+                total_spent: "0.01".parse().unwrap(),
+            }),
+            finish_reason: FinishReason::CreditExhausted,
+            execution_id: "exec-1".into(),
+            model: "m".into(),
+        };
+        events.extend(stream.done("", &summary));
+        let names: Vec<&str> = events.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.custom_tool_call_input.delta",
+                "response.custom_tool_call_input.done",
+                "response.output_item.done",
+                "response.incomplete",
+            ]
+        );
+        let added = &events[2].1["item"];
+        assert_eq!(
+            (&added["name"], &added["namespace"]),
+            (&json!("close"), &json!("agents"))
+        );
+        assert_eq!(events[5].1["arguments"], "{\"id\":7}");
+        assert_eq!(events[9].1["input"], "*** Begin Patch");
+        let custom = &events[10].1["item"];
+        assert_eq!(custom["type"], "custom_tool_call");
+        assert_eq!(custom["input"], "*** Begin Patch");
+        let response = &events[11].1["response"];
+        assert_eq!(response["incomplete_details"]["reason"], "credit_exhausted");
+        assert_eq!(response["output"][0]["namespace"], "agents");
+        assert_eq!(response["output"][1]["call_id"], "call_2");
+    }
+}
