@@ -15,7 +15,9 @@
 //! `bash_…`, `code_execution_…`, any typed tool but `custom`) are dropped and named in `x-dropped-tools`;
 //! `tool_choice` `auto`/`any`/`tool`/`none` become `auto`/`required`/the named function/`none`,
 //! `disable_parallel_tool_use` becomes `parallel_tool_calls: false`; `stop_sequences` becomes `stop`;
-//! `metadata.user_id` becomes `user`; `thinking` becomes `reasoning_effort` (`enabled`: a `budget_tokens`
+//! `metadata.user_id` becomes `user` (as it is when it is a short plain id, else as its SHA-256 in hex:
+//! OpenAI takes at most 64 characters and some providers only `[A-Za-z0-9_-]`, while Claude Code sends a
+//! JSON object of about 150; the hash keeps one user one id); `thinking` becomes `reasoning_effort` (`enabled`: a `budget_tokens`
 //! under 4,096 `low`, under 16,384 `medium`, else `high`; `adaptive` `medium`; `disabled` nothing), and
 //! `output_config.effort` overrides it (`low`, `medium`, `high`; `max` is `high`); `output_config.format`
 //! (and the older `output_format`) of type `json_schema` becomes `response_format`; `context_management`,
@@ -29,6 +31,7 @@
 //! `cache_read_input_tokens`).
 
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 /// A request that cannot be translated, with the reason.
 #[derive(Debug, PartialEq, Eq)]
@@ -115,10 +118,9 @@ pub fn to_chat(mut request: Map<String, Value>) -> Result<ChatRequest, Untransla
         }
     }
     if let Some(Value::Object(mut metadata)) = request.remove("metadata")
-        && let Some(user) = metadata.remove("user_id")
-        && !user.is_null()
+        && let Some(Value::String(user)) = metadata.remove("user_id")
     {
-        chat.insert("user".into(), user);
+        chat.insert("user".into(), chat_user(&user).into());
     }
     let thinking = request.remove("thinking");
     let output_config = request.remove("output_config");
@@ -143,6 +145,19 @@ pub fn to_chat(mut request: Map<String, Value>) -> Result<ChatRequest, Untransla
         chat,
         dropped_tools,
     })
+}
+
+/// The longest `user` OpenAI's chat completions take.
+const MAX_CHAT_USER_CHARS: usize = 64;
+
+/// The chat `user` for an Anthropic `metadata.user_id` (see the module docs).
+fn chat_user(user_id: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if !user_id.is_empty() && user_id.len() <= MAX_CHAT_USER_CHARS && user_id.chars().all(plain) {
+        user_id.to_string()
+    } else {
+        hex::encode(Sha256::digest(user_id.as_bytes()))
+    }
 }
 
 /// The chat `reasoning_effort` of Anthropic's `thinking` and `output_config.effort` (see the module docs).
@@ -655,7 +670,7 @@ mod tests {
                 {"type": "custom", "name": "Edit", "input_schema": {"type": "object"}, "strict": true},
             ],
             "tool_choice": {"type": "auto"},
-            "metadata": {"user_id": "user_abc_account__session_1"},
+            "metadata": {"user_id": "{\"device_id\":\"ca40\",\"account_uuid\":\"\",\"session_id\":\"d129\"}"},
             "thinking": {"type": "enabled", "budget_tokens": 31999},
             "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
             "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}},
@@ -689,7 +704,7 @@ mod tests {
                     {"type": "function", "function": {"name": "Edit", "parameters": {"type": "object"}, "strict": true}},
                 ],
                 "tool_choice": "auto",
-                "user": "user_abc_account__session_1",
+                "user": hex::encode(Sha256::digest(b"{\"device_id\":\"ca40\",\"account_uuid\":\"\",\"session_id\":\"d129\"}")),
                 "reasoning_effort": "high",
                 "response_format": {"type": "json_schema", "json_schema": {"name": "output", "schema": {"type": "object"}, "strict": true}},
                 "vendor_extension": {"kept": true},
