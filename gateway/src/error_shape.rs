@@ -1,10 +1,10 @@
-//! Which error shape a path answers in, and the retry hint of the model APIs (DESIGN §15).
+//! Which error shape a path answers in, and the retry hint of the model APIs (QUICK_START.md §6).
 //!
 //! Under `/v1/messages` (its sub-routes and unknown paths below it included) errors are Anthropic's
 //! ([`crate::anthropic_error`]); under every other `/v1/` path OpenAI's ([`crate::openai_error`]); elsewhere
-//! the platform's own (DESIGN §7). The answers that no code path of a handler produces — the failed
-//! authentication limiter, an unknown route, a method a route does not serve — go through [`ErrorShape`]
-//! too, so an SDK always finds the shape it parses.
+//! the platform's own REST shape. The answers that no code path of a handler produces — the failed
+//! authentication limiter, an unknown route, a method a route does not serve — go through [`ErrorShape`] too,
+//! so an SDK always finds the shape it parses.
 //!
 //! On the model APIs every refusal that cannot succeed when repeated (400, 401, 402, 403, 404, 405, 409, 413,
 //! 422) carries `x-should-retry: false`: the Stainless-generated SDKs of OpenAI and Anthropic, and the agents
@@ -26,7 +26,7 @@ pub const SHOULD_RETRY_HEADER: HeaderName = HeaderName::from_static("x-should-re
 /// The error body a path answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorShape {
-    /// `{"error": "<Title>", "code", "details"}` (DESIGN §7).
+    /// `{"error": "<Title>", "code", "details"}`, the REST API's.
     Platform,
     /// `{"error": {"message", "type", "param", "code"}}`.
     OpenAi,

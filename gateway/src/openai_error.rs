@@ -108,12 +108,12 @@ impl IntoResponse for OpenAiError {
     }
 }
 
-/// The errors of `/v1/responses`: OpenAI's shape, except that a refusal for credit or a spend cap is
-/// answered as OpenAI's own API answers an account without credit, 429 with type `insufficient_quota`
-/// (the code still names the reason, e.g. `insufficient_credits`), never retried (`x-should-retry: false`,
-/// no `Retry-After`). Codex, the Responses API's main client, retries a 402 five times but stops at once on
-/// that answer, printing "Quota exceeded. Check your plan and billing details." (DESIGN §15; the choice
-/// is in QUICK_START.md's agent section). The other OpenAI routes keep 402.
+/// The errors of `/v1/responses`: OpenAI's shape, except that a refusal for credit or a spend cap is answered
+/// as OpenAI's own API answers an account without credit, 429 with type `insufficient_quota` (the code still
+/// names the reason, e.g. `insufficient_credits`), never retried (`x-should-retry: false`, no `Retry-After`).
+/// Codex, the Responses API's main client, retries a 402 five times but stops at once on that answer,
+/// printing "Quota exceeded. Check your plan and billing details." (the choice, and what each agent prints,
+/// are in QUICK_START.md §6). The other OpenAI routes keep 402.
 #[derive(Debug)]
 pub struct ResponsesError(pub ApiError);
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -18,7 +19,6 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::routes::{self, method_not_allowed, route_not_found};
 use crate::state::AppState;
-use axum::routing::get;
 
 /// How long connecting to a downstream may take before the call fails with 503.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -181,6 +181,7 @@ pub fn app(config: &Config) -> Result<Router, StartupError> {
     // The web console: HTML pages under /console, not part of the REST API's OpenAPI document.
     let console = console::router(console::ConsoleState::new(state.billing.clone()));
     Ok(router
+        // Codex's WebSocket attempt, refused so it falls back at once; not an operation of /openapi.json.
         .route("/v1/responses", get(routes::openai::responses::websocket))
         .merge(console)
         .fallback(route_not_found)

@@ -1,7 +1,7 @@
-//! The real coding-agent CLIs, run as their users run them: Claude Code (`claude -p`) and Codex (`codex exec`)
-//! from npm, pinned in `tests/agents/package-lock.json` and installed by `scripts/test` into `target/agents`
-//! (or the folder `AGENT_CLIS` names). Each run gets an empty environment but `PATH`, its own `HOME` and
-//! the variables the test gives, no standard input, and is killed after [`CLI_TIMEOUT`].
+//! The real coding-agent CLIs, run as their users run them: Claude Code (`claude -p`) and Codex (`codex
+//! exec`) from npm, pinned in `tests/agents/package-lock.json` and installed by `scripts/test` into
+//! `target/agents` (or the folder `AGENT_CLIS` names). Each run gets an empty environment but `PATH`, its own
+//! `HOME` and the variables the test gives, no standard input, and is killed after [`CLI_TIMEOUT`].
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};

@@ -17,7 +17,7 @@ use crate::routes::openai::billing::{billing_headers, chunk_billing, rate_limit_
 use crate::routes::openai::{SESSION_HEADER, WORKSPACE_HEADER};
 use crate::state::AppState;
 
-/// Names the hosted tools a translated request offered that the platform could not carry (DESIGN §15).
+/// Names the hosted tools a translated request offered that the platform could not carry (QUICK_START.md §6).
 pub const DROPPED_TOOLS_HEADER: &str = "x-dropped-tools";
 
 /// `x-dropped-tools: a, b` on `response` when a translation dropped tools.

@@ -10,12 +10,11 @@ pub mod openai;
 pub mod ops;
 pub mod stripe;
 
+use axum::http::Uri;
+use axum::response::Response;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-use axum::http::Uri;
-use axum::response::Response;
 
 use crate::error::ApiError;
 use crate::error_shape::ErrorShape;

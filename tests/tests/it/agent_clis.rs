@@ -1,8 +1,8 @@
-//! The real Claude Code and Codex CLIs through the gateway (DESIGN §15), set up exactly as QUICK_START.md §6
-//! says and with no workaround flag or variable: a text answer; a tool round trip (the mock model calls a
-//! tool the CLI declares because the prompt names it, the CLI runs it, the answer follows); usage records
-//! exact and nothing held afterwards; a revoked key, a key without credit and a credit cut-off each end the
-//! CLI within 10 s with words that say why.
+//! The real Claude Code and Codex CLIs through the gateway (QUICK_START.md §6), set up exactly as
+//! QUICK_START.md §6 says and with no workaround flag or variable: a text answer; a tool round trip (the mock
+//! model calls a tool the CLI declares because the prompt names it, the CLI runs it, the answer follows);
+//! usage records exact and nothing held afterwards; a revoked key, a key without credit and a credit cut-off
+//! each end the CLI within 10 s with words that say why.
 //!
 //! The only settings added to the documented ones keep the CLIs on 127.0.0.1, as every test here must:
 //! Claude Code's `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1` (no telemetry, no title call to the model)

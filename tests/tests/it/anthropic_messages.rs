@@ -246,9 +246,9 @@ fn assert_anthropic_refusal(answer: &tests::Answer, status: u16, kind: &str) {
     );
 }
 
-/// What Claude Code sends (DESIGN §15) is accepted, mapped for a chat completions provider, streamed and not;
-/// count_tokens counts what a call is then charged for, unbilled; every refusal under `/v1/messages` is in
-/// Anthropic's shape and says not to retry.
+/// What Claude Code sends (QUICK_START.md §6) is accepted, mapped for a chat completions provider, streamed
+/// and not; count_tokens counts what a call is then charged for, unbilled; every refusal under `/v1/messages`
+/// is in Anthropic's shape and says not to retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_code_requests_are_mapped_and_refusals_are_final() {
     let billing = tests::Billing::start(Backend::Sqlite, &[]).await;

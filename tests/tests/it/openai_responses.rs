@@ -128,7 +128,7 @@ async fn the_official_openai_sdk_speaks_the_responses_api(backend: Backend) {
     assert_eq!(result["final_status"], "completed");
     let errors = &result["errors"];
     assert_eq!(errors["401"], 401);
-    // OpenAI's own answer for an account without credit, on which Codex stops at once (DESIGN §15).
+    // OpenAI's own answer for an account without credit, on which Codex stops at once (QUICK_START.md §6).
     assert_eq!(
         errors["no_credit"],
         json!([
@@ -207,9 +207,9 @@ fn assert_openai_refusal(answer: &tests::Answer, status: u16, code: &str) {
     );
 }
 
-/// Codex's tools (DESIGN §15): a namespace's function is called back under its namespace, a custom tool
-/// as a `custom_tool_call`, streamed and not; hosted tools are dropped and named; its WebSocket attempt is
-/// refused with 426; refusals under `/v1` are OpenAI's shape and final.
+/// Codex's tools (QUICK_START.md §6): a namespace's function is called back under its namespace, a custom
+/// tool as a `custom_tool_call`, streamed and not; hosted tools are dropped and named; its WebSocket attempt
+/// is refused with 426; refusals under `/v1` are OpenAI's shape and final.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_tools_are_served_and_refusals_are_final() {
     let stack = Stack::start(Backend::Sqlite).await;

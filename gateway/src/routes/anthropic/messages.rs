@@ -32,10 +32,10 @@ const ENDPOINT: &str = "/v1/messages";
 
 /// Anthropic's Messages API: the key in `x-api-key` (or `Authorization: Bearer`), `anthropic-version`,
 /// `anthropic-beta` and `?beta=true` accepted. The body and answers are Anthropic's (`message`, or its stream
-/// events `message_start`, `content_block_start` / `_delta` / `_stop`, `message_delta`, `message_stop`); errors
-/// are Anthropic's `{"type": "error", "error": {"type", "message"}}` (402 `billing_error` when credit or a cap
-/// refuses), with `x-should-retry: false` when repeating cannot help. Translated to a chat completion
-/// upstream: every field Anthropic accepts is mapped or dropped, never refused (`thinking` becomes
+/// events `message_start`, `content_block_start` / `_delta` / `_stop`, `message_delta`, `message_stop`);
+/// errors are Anthropic's `{"type": "error", "error": {"type", "message"}}` (402 `billing_error` when credit
+/// or a cap refuses), with `x-should-retry: false` when repeating cannot help. Translated to a chat
+/// completion upstream: every field Anthropic accepts is mapped or dropped, never refused (`thinking` becomes
 /// `reasoning_effort`; server tools are dropped and named in `x-dropped-tools`; see [`translate`]);
 /// `x-billing-*` headers and a `billing` object on `message_delta` carry the platform's figures, and
 /// `stop_reason: "max_tokens"` with `x-billing-cut-off: credit_exhausted` says credit ended the answer.

@@ -1,7 +1,7 @@
-//! Anthropic's Messages API in and out of OpenAI's chat completions, which every upstream the executor
-//! speaks to understands (the field-by-field table is in QUICK_START.md's Anthropic section). Everything
-//! Anthropic accepts is accepted (DESIGN §15): what chat completions can express is mapped, what they cannot
-//! is dropped, and only a request that is malformed as Anthropic's API defines it is refused.
+//! Anthropic's Messages API in and out of OpenAI's chat completions, which every upstream the executor speaks
+//! to understands (the field-by-field table is in QUICK_START.md's Anthropic section). Everything Anthropic
+//! accepts is accepted (QUICK_START.md §6): what chat completions can express is mapped, what they cannot is
+//! dropped, and only a request that is malformed as Anthropic's API defines it is refused.
 //!
 //! Request: `system` (a string or text blocks) becomes the first system message, and a `system` message
 //! inside `messages` a system message where it stands; text blocks become text parts; image blocks (base64
@@ -17,13 +17,14 @@
 //! `disable_parallel_tool_use` becomes `parallel_tool_calls: false`; `stop_sequences` becomes `stop`;
 //! `metadata.user_id` becomes `user` (as it is when it is a short plain id, else as its SHA-256 in hex:
 //! OpenAI takes at most 64 characters and some providers only `[A-Za-z0-9_-]`, while Claude Code sends a
-//! JSON object of about 150; the hash keeps one user one id); `thinking` becomes `reasoning_effort` (`enabled`: a `budget_tokens`
-//! under 4,096 `low`, under 16,384 `medium`, else `high`; `adaptive` `medium`; `disabled` nothing), and
-//! `output_config.effort` overrides it (`low`, `medium`, `high`; `max` is `high`); `output_config.format`
-//! (and the older `output_format`) of type `json_schema` becomes `response_format`; `context_management`,
-//! `service_tier`, `container` and `mcp_servers` are dropped (the client holds the whole conversation, and
-//! the platform runs no server-side tools); `max_tokens`, `temperature`, `top_p`, `top_k` and `stream` keep
-//! their names, and any field Anthropic does not define is passed on unchanged (a vendor's extension).
+//! JSON object of about 150; the hash keeps one user one id); `thinking` becomes `reasoning_effort`
+//! (`enabled`: a `budget_tokens` under 4,096 `low`, under 16,384 `medium`, else `high`; `adaptive`
+//! `medium`; `disabled` nothing), and `output_config.effort` overrides it (`low`, `medium`, `high`; `max`
+//! is `high`); `output_config.format` (and the older `output_format`) of type `json_schema` becomes
+//! `response_format`; `context_management`, `service_tier`, `container` and `mcp_servers` are dropped (the
+//! client holds the whole conversation, and the platform runs no server-side tools); `max_tokens`,
+//! `temperature`, `top_p`, `top_k` and `stream` keep their names, and any field Anthropic does not define
+//! is passed on unchanged (a vendor's extension).
 //!
 //! Answer: the text becomes a `text` block, each tool call a `tool_use` block; `finish_reason` `stop`,
 //! `length`, `tool_calls`, `content_filter` become `stop_reason` `end_turn`, `max_tokens`, `tool_use`,
@@ -73,7 +74,7 @@ const DROPPED_BLOCKS: &[&str] = &[
     "tool_search_tool_result",
 ];
 
-/// Thinking budgets below these are `low`, then `medium`; at or above the second, `high` (DESIGN §15).
+/// Thinking budgets below these are `low`, then `medium`; at or above the second, `high` (QUICK_START.md §6).
 const LOW_EFFORT_BELOW_BUDGET: u64 = 4_096;
 const MEDIUM_EFFORT_BELOW_BUDGET: u64 = 16_384;
 
@@ -109,8 +110,9 @@ pub fn to_chat(mut request: Map<String, Value>) -> Result<ChatRequest, Untransla
                 "`tool_choice` requires a tool, and only server tools this gateway cannot run were given",
             );
         }
-        // A choice among tools that were all dropped has nothing left to choose from.
-        if chat.contains_key("tools") || choice == "none" {
+        // A choice among tools that were all dropped has nothing left to choose from (and chat providers
+        // refuse `tool_choice` and `parallel_tool_calls` without `tools`).
+        if chat.contains_key("tools") {
             chat.insert("tool_choice".into(), choice);
             if let Some(parallel) = parallel {
                 chat.insert("parallel_tool_calls".into(), Value::Bool(parallel));
@@ -567,6 +569,27 @@ mod tests {
     }
 
     #[test]
+    fn server_tools_alone_leave_no_tools_and_no_choice() {
+        for choice in [
+            json!({"type": "auto", "disable_parallel_tool_use": true}),
+            json!({"type": "none"}),
+        ] {
+            let request = object(
+                json!({"messages": [{"role": "user", "content": "Hi"}], "tool_choice": choice,
+                "tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+            );
+            let ChatRequest {
+                chat,
+                dropped_tools,
+            } = to_chat(request).unwrap();
+            assert_eq!(dropped_tools, ["web_search"]);
+            for field in ["tools", "tool_choice", "parallel_tool_calls"] {
+                assert!(!chat.contains_key(field), "{field}");
+            }
+        }
+    }
+
+    #[test]
     fn thinking_and_output_effort_become_a_reasoning_effort() {
         let cases = [
             (
@@ -638,8 +661,8 @@ mod tests {
         }
     }
 
-    /// What Claude Code sends (DESIGN §15): every field is mapped or dropped, none refused, and nothing
-    /// Anthropic-only reaches a chat completions provider.
+    /// What Claude Code sends (QUICK_START.md §6): every field is mapped or dropped, none refused, and
+    /// nothing Anthropic-only reaches a chat completions provider.
     #[test]
     fn a_claude_code_request_is_mapped_or_dropped_never_refused() {
         let request = object(json!({

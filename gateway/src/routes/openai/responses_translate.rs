@@ -1,15 +1,15 @@
 //! OpenAI's Responses API in and out of chat completions, which every upstream the executor speaks to
 //! understands (the field-by-field table is in QUICK_START.md's Responses section).
 //!
-//! Request: `instructions` becomes the first (system) message; `input` as a string becomes one user
-//! message; input items: messages (`input_text` / `output_text` parts become text, `input_image` becomes an
+//! Request: `instructions` becomes the first (system) message; `input` as a string becomes one user message;
+//! input items: messages (`input_text` / `output_text` parts become text, `input_image` becomes an
 //! `image_url` part; role `developer` becomes `system`), `function_call` items become the assistant's
 //! `tool_calls` (a call inside a namespace under its flattened name), `custom_tool_call` items become calls
 //! of the flattened custom tool with `{"input": …}`, `function_call_output` and `custom_tool_call_output`
 //! items become `tool` messages, `additional_tools` items add their tools, `reasoning` items and the records
 //! of hosted tools (`web_search_call`, …) are dropped (chat completions cannot take them back). Tools
-//! (DESIGN §15): `function` tools become chat function tools; a `namespace`'s functions are flattened to
-//! `<namespace>__<name>`; a `custom` (freeform) tool becomes a function taking one string, `input`, whose
+//! (QUICK_START.md §6): `function` tools become chat function tools; a `namespace`'s functions are flattened
+//! to `<namespace>__<name>`; a `custom` (freeform) tool becomes a function taking one string, `input`, whose
 //! description carries the tool's grammar; hosted tools (`web_search`, `file_search`, `tool_search`,
 //! `computer_use_preview`, `code_interpreter`, `image_generation`, `mcp`, `local_shell`, …) are dropped and
 //! named in `x-dropped-tools`, and a `tool_choice` that requires one is refused. `tool_choice` keeps its
@@ -177,6 +177,9 @@ pub fn to_chat(request: &Map<String, Value>) -> Result<ChatRequest, Untranslatab
     }
     if !tools.functions.is_empty() {
         chat.insert("tools".into(), Value::Array(tools.functions));
+    } else if !tools.dropped.is_empty() {
+        // Chat providers refuse `parallel_tool_calls` without `tools`.
+        request.remove("parallel_tool_calls");
     }
     if let Some(limit) = request.remove("max_output_tokens")
         && !limit.is_null()
@@ -364,7 +367,12 @@ impl Tools {
         let name = tool["name"].as_str();
         match (tool["type"].as_str(), name) {
             (Some("function"), Some(name)) => {
-                let mut function = json!({"name": flat_name(namespace, name), "parameters": tool.get("parameters").cloned().unwrap_or(json!({"type": "object"}))});
+                let parameters = tool
+                    .get("parameters")
+                    .cloned()
+                    .unwrap_or(json!({"type": "object"}));
+                let mut function =
+                    json!({"name": flat_name(namespace, name), "parameters": parameters});
                 for field in ["description", "strict"] {
                     if let Some(value) = tool.get(field).filter(|value| !value.is_null()) {
                         function[field] = value.clone();
@@ -718,7 +726,7 @@ mod tests {
         }
     }
 
-    /// What Codex sends (DESIGN §15): function, namespace, custom and hosted tools, tools added by an
+    /// What Codex sends (QUICK_START.md §6): function, namespace, custom and hosted tools, tools added by an
     /// `additional_tools` item, its earlier calls of each kind and their outputs.
     #[test]
     fn codex_tools_and_items_become_chat_tools_and_messages() {
