@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -637,6 +637,9 @@ pub struct ErrorDescription {
     /// Sent as `Retry-After` (whole seconds).
     pub retry_after_secs: Option<u64>,
 }
+
+/// The retry hint the OpenAI and Anthropic SDKs read before their own rules (see [`crate::error_shape`]).
+pub const SHOULD_RETRY_HEADER: HeaderName = HeaderName::from_static("x-should-retry");
 
 /// `status` with a `Retry-After` header when there is one to send, and `body` as JSON.
 pub fn error_response(

@@ -12,16 +12,13 @@
 //! Code retries a revoked key for minutes. 429 and 5xx keep their `Retry-After` and are left retryable.
 
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::anthropic_error::AnthropicError;
-use crate::error::ApiError;
+use crate::error::{ApiError, SHOULD_RETRY_HEADER};
 use crate::openai_error::OpenAiError;
-
-/// The retry hint the OpenAI and Anthropic SDKs read before their own rules.
-pub const SHOULD_RETRY_HEADER: HeaderName = HeaderName::from_static("x-should-retry");
 
 /// The error body a path answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

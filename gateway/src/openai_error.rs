@@ -3,12 +3,12 @@
 //! `type`, `code` and `param`); the platform's own errors are typed by their status.
 
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, error_response};
+use crate::error::{ApiError, SHOULD_RETRY_HEADER, error_response};
 
 /// The same errors in OpenAI's shape.
 #[derive(Debug)]
@@ -135,10 +135,9 @@ impl IntoResponse for ResponsesError {
         let (status, retry_after_secs, body) = OpenAiError(self.0).body();
         if credit {
             let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, None, body);
-            response.headers_mut().insert(
-                crate::error_shape::SHOULD_RETRY_HEADER,
-                axum::http::HeaderValue::from_static("false"),
-            );
+            response
+                .headers_mut()
+                .insert(SHOULD_RETRY_HEADER, HeaderValue::from_static("false"));
             response
         } else {
             error_response(status, retry_after_secs, body)
