@@ -44,6 +44,18 @@ impl Answer {
     pub fn events(&self) -> Vec<SseEvent> {
         parse_sse(&self.text)
     }
+
+    /// Panics unless the answer is `status` marked `x-should-retry: false`: a model API's refusal that
+    /// repeating cannot change, on which SDKs and agents stop at once.
+    pub fn assert_final(&self, status: u16) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(
+            self.header("x-should-retry"),
+            Some("false"),
+            "a {status} is final: {:?}",
+            self.headers
+        );
+    }
 }
 
 /// One server-sent event: its `event:` name (None for unnamed events) and its `data:`.
@@ -181,6 +193,20 @@ impl Stack {
     pub async fn post(&self, path: &str, bearer: &str, body: Value) -> Answer {
         self.call(Method::POST, path, Some(bearer), Some(body))
             .await
+    }
+
+    /// The body of the last request the mock model received (`GET /requests/last`).
+    pub async fn last_upstream_request(&self) -> Value {
+        let recorded: Value = self
+            .http
+            .get(format!("{}/requests/last", self.mock.url()))
+            .send()
+            .await
+            .expect("GET /requests/last")
+            .json()
+            .await
+            .expect("a recorded request");
+        recorded["body"].clone()
     }
 
     /// Creates a key through `POST /admin/keys`; returns `(id, plain key)`.

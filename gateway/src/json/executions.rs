@@ -141,6 +141,35 @@ pub struct ExecutionSummary {
     pub model: String,
 }
 
+#[cfg(test)]
+impl ExecutionSummary {
+    /// A settled execution of 10 input and 5 output tokens costing 0.01, ended by `finish_reason`: what the
+    /// stream translators' tests end their streams with.
+    pub fn settled_for_test(finish_reason: FinishReason) -> ExecutionSummary {
+        let usd = |text: &str| {
+            text.parse()
+                .unwrap_or_else(|_| unreachable!("a decimal literal"))
+        };
+        ExecutionSummary {
+            usage: Usage {
+                input_tokens: 10,
+                output_tokens: 5,
+                total_tokens: 15,
+                input_cost: None,
+                output_cost: None,
+                total_cost: Some(usd("0.01")),
+            },
+            billing: Some(Billing::Settled {
+                balance_after: usd("1"),
+                total_spent: usd("0.01"),
+            }),
+            finish_reason,
+            execution_id: "exec-1".into(),
+            model: "m".into(),
+        }
+    }
+}
+
 /// A finished execution and its text.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -105,6 +105,16 @@ async fn credit_for_a_cut_off(stack: &Stack, key: &str) -> Decimal {
     input_cost + CUT_OFF_MARGIN.parse::<Decimal>().unwrap()
 }
 
+/// The one call of `key` was stopped by credit, settled, and nothing is held; the ledger audit holds.
+async fn assert_cut_off_settled(stack: &Stack, key: &str) {
+    let records = usage_records(stack, key).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["status"], "stopped_by_credit", "{records:?}");
+    let account = stack.get("/billing/account", key).await;
+    assert_eq!(account.json["heldCredits"], 0, "{}", account.text);
+    assert_ledger_invariants(&stack.billing.database).await;
+}
+
 fn read_file(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name))
         .unwrap_or_else(|error| panic!("{name} was not written by the agent's tool: {error}"))
@@ -155,16 +165,7 @@ async fn claude_code_works_through_the_gateway_unchanged() {
         "{}",
         text.printed()
     );
-    let request: Value = stack
-        .http
-        .get(format!("{}/requests/last", stack.mock.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let upstream = &request["body"];
+    let upstream = stack.last_upstream_request().await;
     assert!(
         upstream["reasoning_effort"].is_string(),
         "thinking mapped: {upstream}"
@@ -242,14 +243,7 @@ async fn claude_code_works_through_the_gateway_unchanged() {
         )
         .await;
     cut.assert_stopped_saying("a credit cut-off", STOPS_WITHIN, &["credit"]);
-    let low_records = usage_records(&stack, &low).await;
-    assert_eq!(
-        low_records[0]["status"], "stopped_by_credit",
-        "{low_records:?}"
-    );
-    let account = stack.get("/billing/account", &low).await;
-    assert_eq!(account.json["heldCredits"], 0, "{}", account.text);
-    assert_ledger_invariants(&stack.billing.database).await;
+    assert_cut_off_settled(&stack, &low).await;
 }
 
 struct Codex {
@@ -400,12 +394,5 @@ async fn codex_works_through_the_gateway_unchanged() {
         )
         .await;
     cut.assert_stopped_saying("a credit cut-off", STOPS_WITHIN, &["credit_exhausted"]);
-    let low_records = usage_records(&stack, &low).await;
-    assert_eq!(
-        low_records[0]["status"], "stopped_by_credit",
-        "{low_records:?}"
-    );
-    let account = stack.get("/billing/account", &low).await;
-    assert_eq!(account.json["heldCredits"], 0, "{}", account.text);
-    assert_ledger_invariants(&stack.billing.database).await;
+    assert_cut_off_settled(&stack, &low).await;
 }

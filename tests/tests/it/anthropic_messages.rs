@@ -221,29 +221,10 @@ async fn anthropic_post(stack: &Stack, path: &str, key: &str, body: &Value) -> t
     tests::gateway_answer(response).await
 }
 
-async fn last_upstream_request(stack: &Stack) -> Value {
-    let recorded: Value = stack
-        .http
-        .get(format!("{}/requests/last", stack.mock.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    recorded["body"].clone()
-}
-
 fn assert_anthropic_refusal(answer: &tests::Answer, status: u16, kind: &str) {
-    assert_eq!(answer.status.as_u16(), status, "{}", answer.text);
+    answer.assert_final(status);
     assert_eq!(answer.json["type"], "error", "{}", answer.text);
     assert_eq!(answer.json["error"]["type"], kind, "{}", answer.text);
-    assert_eq!(
-        answer.header("x-should-retry"),
-        Some("false"),
-        "a {status} is final: {:?}",
-        answer.headers
-    );
 }
 
 /// What Claude Code sends (QUICK_START.md §6) is accepted, mapped for a chat completions provider, streamed
@@ -283,7 +264,7 @@ async fn claude_code_requests_are_mapped_and_refusals_are_final() {
         let answer = anthropic_post(&stack, "/v1/messages?beta=true", &key, &request).await;
         assert_eq!(answer.status, reqwest::StatusCode::OK, "{}", answer.text);
         assert_eq!(answer.header("x-dropped-tools"), Some("web_search"));
-        let upstream = last_upstream_request(&stack).await;
+        let upstream = stack.last_upstream_request().await;
         assert_eq!(
             upstream["reasoning_effort"], "medium",
             "output_config wins over thinking"

@@ -29,17 +29,6 @@ async fn chat(stack: &Stack, key: &str, body: Value) -> Answer {
     stack.post("/v1/chat/completions", key, body).await
 }
 
-/// The last request mock-model received.
-async fn last_upstream_request(stack: &Stack) -> Value {
-    let response = stack
-        .http
-        .get(format!("{}/requests/last", stack.mock.url()))
-        .send()
-        .await
-        .unwrap();
-    response.json::<Value>().await.unwrap()["body"].clone()
-}
-
 /// The chunks of a streamed chat answer (without `[DONE]`), checking it ends with `[DONE]`.
 fn chunks(answer: &Answer) -> Vec<Value> {
     let events = answer.events();
@@ -96,7 +85,7 @@ async fn request_fields_reach_the_provider_unchanged(backend: Backend) {
         }
         let answer = chat(&stack, &key, sent.clone()).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-        let upstream = last_upstream_request(&stack).await;
+        let upstream = stack.last_upstream_request().await;
         for (field, value) in sent.as_object().unwrap() {
             if field != "stream" {
                 assert_eq!(&upstream[field], value, "`{field}` (stream: {stream})");
@@ -259,7 +248,7 @@ async fn embeddings_are_billed_on_input_tokens(backend: Backend) {
     assert_eq!(data.len(), 2);
     assert_eq!(data[1]["index"], 1);
     assert_eq!(data[0]["embedding"].as_array().unwrap().len(), 8);
-    let upstream = last_upstream_request(&stack).await;
+    let upstream = stack.last_upstream_request().await;
     assert_eq!(upstream, body);
     let input_tokens = answer.json["usage"]["prompt_tokens"].as_u64().unwrap();
     assert!(input_tokens > 0);

@@ -321,7 +321,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::json::{Billing, Usage};
 
     #[test]
     fn chunks_become_typed_blocks_in_order() {
@@ -337,23 +336,7 @@ mod tests {
         for chunk in &chunks {
             names.extend(stream.chunk(chunk).into_iter().map(|(name, _)| name));
         }
-        let summary = ExecutionSummary {
-            usage: Usage {
-                input_tokens: 10,
-                output_tokens: 5,
-                total_tokens: 15,
-                input_cost: None,
-                output_cost: None,
-                total_cost: Some("0.01".parse().unwrap()),
-            },
-            billing: Some(Billing::Settled {
-                balance_after: "1".parse().unwrap(),
-                total_spent: "0.01".parse().unwrap(),
-            }),
-            finish_reason: FinishReason::Stop,
-            execution_id: "exec-1".into(),
-            model: "m".into(),
-        };
+        let summary = ExecutionSummary::settled_for_test(FinishReason::Stop);
         let end = stream.done("", &summary);
         names.extend(end.iter().map(|(name, _)| *name));
         assert_eq!(

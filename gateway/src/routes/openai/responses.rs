@@ -465,7 +465,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::json::{Billing, Usage};
 
     fn chunk(delta: Value, finish: Option<&str>) -> Value {
         json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
@@ -504,23 +503,7 @@ mod tests {
         ] {
             events.extend(stream.chunk(&chunk));
         }
-        let summary = ExecutionSummary {
-            usage: Usage {
-                input_tokens: 10,
-                output_tokens: 5,
-                total_tokens: 15,
-                input_cost: None,
-                output_cost: None,
-                total_cost: Some("0.01".parse().unwrap()),
-            },
-            billing: Some(Billing::Settled {
-                balance_after: "0".parse().unwrap(),
-                total_spent: "0.01".parse().unwrap(),
-            }),
-            finish_reason: FinishReason::CreditExhausted,
-            execution_id: "exec-1".into(),
-            model: "m".into(),
-        };
+        let summary = ExecutionSummary::settled_for_test(FinishReason::CreditExhausted);
         events.extend(stream.done("", &summary));
         let names: Vec<&str> = events.iter().map(|(name, _)| *name).collect();
         assert_eq!(
