@@ -6,19 +6,25 @@
 //!
 //! | directive | effect |
 //! |---|---|
-//! | `tokens-<n>` | emit `n` output tokens (still capped by the request's `max_tokens`); in JSON mode, `n` words inside the object |
+//! | `tokens-<n>` | emit `n` output tokens (still capped by the request's `max_tokens`); in JSON mode, `n` words inside the object; a Messages thinking block comes on top |
 //! | `latency-<ms>` | wait `ms` milliseconds before each streamed token (once per token position, whatever `n`) |
-//! | `usage-<prompt>-<completion>` | report exactly these usage figures; emits `completion` tokens unless `tokens-<n>` says otherwise |
-//! | `fail-<status>` | answer HTTP `status` (e.g. 500, 429) with OpenAI's error body for it, before any token |
-//! | `abort-<n>` | stream `n` tokens, then break the connection without a usage chunk |
-//! | `abortusage-<n>` | stream `n` tokens and the usage chunk, then break the connection without `[DONE]` |
+//! | `usage-<prompt>-<completion>` | report exactly these usage figures (Messages: `input_tokens` and `output_tokens`, no cache read or write); emits `completion` tokens unless `tokens-<n>` says otherwise |
+//! | `fail-<status>` | answer HTTP `status` (e.g. 500, 429) with the API's error body for it, before any token (see below) |
+//! | `abort-<n>` | stream `n` tokens, then break the connection without a usage chunk (Messages: without `message_delta`) |
+//! | `abortusage-<n>` | stream `n` tokens and the usage chunk (Messages: `message_delta`), then break the connection without `[DONE]` (`message_stop`) |
 //! | `streamerror-<n>` | stream `n` tokens, then one SSE `error` event, then end the body cleanly (no `[DONE]`, no usage); HTTP 500 when not streamed |
 //! | `stall-<ms>` | wait `ms` milliseconds before answering at all (status and headers included) |
-//! | `parallel` | with tools, call every tool at once (one call per tool) unless `parallel_tool_calls` is false |
-//! | `refuse` | answer a refusal (`message.refusal`) instead of content or tool calls |
+//! | `parallel` | with tools, call every tool at once (one call per tool) unless `parallel_tool_calls` is false (Messages: `disable_parallel_tool_use`) |
+//! | `refuse` | answer a refusal (`message.refusal`; Messages: the refusal as text with `stop_reason: "refusal"`) instead of content or tool calls |
 //!
-//! `fail-<status>` and `stall-<ms>` also apply to `POST /v1/embeddings`. When `fail`, `abort`, `abortusage`
-//! and `streamerror` are combined, the last one in the name wins.
+//! `fail-<status>` and `stall-<ms>` also apply to `POST /v1/embeddings` and `POST /v1/messages/count_tokens`.
+//! When `fail`, `abort`, `abortusage` and `streamerror` are combined, the last one in the name wins.
+//!
+//! On `/v1/messages` the bodies are Anthropic's (see [`crate::messages::error`]): 400 `invalid_request_error`,
+//! 401 `authentication_error`, 402 `billing_error`, 403 `permission_error`, 404 `not_found_error`, 413
+//! `request_too_large`, 429 `rate_limit_error` with `retry-after`, 500 (and other 5xx) `api_error`, 504
+//! `timeout_error`, 503 and 529 `overloaded_error`; `streamerror-<n>` sends
+//! `event: error` / `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`.
 //!
 //! Example: `mock-usage-6548-108` reports 6,548 prompt and 108 completion tokens.
 

@@ -6,6 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::fields::{Expected, FieldError, JsonType};
+
 /// Seconds a rate-limited client is told to wait (`Retry-After`).
 const RETRY_AFTER_SECS: &str = "2";
 
@@ -59,6 +61,10 @@ impl ApiError {
     }
 
     pub fn invalid_type(param: &str, expected: &str, got: &Value) -> ApiError {
+        ApiError::wrong_type(param, expected, JsonType::of(got))
+    }
+
+    fn wrong_type(param: &str, expected: &str, got: JsonType) -> ApiError {
         ApiError::InvalidRequest {
             message: format!(
                 "Invalid type for '{param}': expected {expected}, but got {} instead.",
@@ -97,8 +103,8 @@ impl ApiError {
         }
     }
 
-    /// An integer or an array length outside `min..=max`.
-    pub fn out_of_range(param: &str, min: i128, max: i128, got: i128) -> ApiError {
+    /// A number or an array length outside `min..=max`.
+    pub fn out_of_range(param: &str, min: f64, max: f64, got: f64) -> ApiError {
         let (what, code, bound) = if got < min {
             (
                 "below minimum",
@@ -118,6 +124,40 @@ impl ApiError {
             ),
             param: Some(param.into()),
             code: Some(code),
+        }
+    }
+}
+
+/// OpenAI's words for a malformed member.
+impl From<FieldError> for ApiError {
+    fn from(error: FieldError) -> ApiError {
+        match error {
+            FieldError::BodyNotAnObject => ApiError::InvalidRequest {
+                message: "The request body must be a JSON object.".into(),
+                param: None,
+                code: None,
+            },
+            FieldError::WrongType {
+                param,
+                expected,
+                got,
+            } => {
+                let expected = match expected {
+                    Expected::Boolean => "a boolean",
+                    Expected::String => "a string",
+                    Expected::Array => "an array",
+                    Expected::Object => "an object",
+                    Expected::Integer => "an integer",
+                    Expected::Number => "a number",
+                };
+                ApiError::wrong_type(&param, expected, got)
+            }
+            FieldError::OutOfRange {
+                param,
+                min,
+                max,
+                got,
+            } => ApiError::out_of_range(&param, min, max, got),
         }
     }
 }
@@ -217,14 +257,14 @@ pub fn body(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) 
 }
 
 /// How OpenAI names a JSON type in its messages.
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(number) if number.is_i64() || number.is_u64() => "an integer",
-        Value::Number(_) => "a decimal",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+fn json_type(got: JsonType) -> &'static str {
+    match got {
+        JsonType::Null => "null",
+        JsonType::Boolean => "a boolean",
+        JsonType::Integer => "an integer",
+        JsonType::Decimal => "a decimal",
+        JsonType::String => "a string",
+        JsonType::Array => "an array",
+        JsonType::Object => "an object",
     }
 }

@@ -1,32 +1,40 @@
-//! `mock-model`: a deterministic, OpenAI-compatible model provider for tests, demos and load tests. It
-//! behaves like a real provider where clients have gone wrong before: tool calls, `n` choices, JSON mode,
-//! logprobs, refusals, honest token counts, OpenAI's error bodies and mid-stream errors.
+//! `mock-model`: a deterministic model provider for tests, demos and load tests, speaking OpenAI's chat
+//! completions and Anthropic's Messages API natively. It behaves like a real provider where clients have
+//! gone wrong before: tool calls, `n` choices, JSON mode, logprobs, refusals, thinking blocks with
+//! signatures, prompt caching, honest token counts, each API's error bodies and mid-stream errors.
 //!
 //! Routes:
 //!
 //! | route | what |
 //! |---|---|
 //! | `POST /v1/chat/completions` | chat completions, streamed as SSE or whole: see [`completion`] |
+//! | `POST /v1/messages` (also `?beta=true`) | Anthropic's Messages, streamed as SSE or whole, with thinking and prompt caching: see [`messages`] |
+//! | `POST /v1/messages/count_tokens` | `{"input_tokens": n}`, the prompt as `/v1/messages` counts it: see [`messages`] |
 //! | `POST /v1/embeddings` | deterministic unit vectors: see [`embeddings`] |
 //! | `GET /v1/models` | the listed models: see [`models`] |
-//! | `GET /requests/last`, `GET /requests` | the last request bodies to `/v1/*`: see [`recording`] |
-//! | `GET /stats` | `{"requests": n, "embeddings": m}`, requests received since start |
+//! | `GET /requests/last`, `GET /requests` | the last request bodies POSTed to `/v1/*`: see [`recording`] |
+//! | `GET /stats` | requests received since start, per route: see [`status`] |
 //! | `GET /healthz` | `ok` |
 //!
 //! Per-request behaviour (length, latency, forced usage, tool fan-out, refusals, injected failures and
-//! stalls) is chosen by the model name: see [`behaviour`]. Nothing sleeps unless a latency or a stall is
+//! stalls) is chosen by the model name, the same way on both APIs: see [`behaviour`]. What an answer says
+//! is planned once for both ([`answer`], [`tools`]); prompts are counted by one rule ([`prompt`]). Nothing sleeps unless a latency or a stall is
 //! asked for, so it stays out of the way under load.
 
+pub mod answer;
 pub mod behaviour;
 pub mod completion;
 pub mod config;
 pub mod embeddings;
 pub mod error;
 mod fields;
+pub mod messages;
 pub mod models;
+pub mod prompt;
 pub mod recording;
 pub mod status;
 pub mod tokens;
+pub mod tools;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +47,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use config::Config;
+use messages::cache::PromptCache;
 use recording::Recorder;
 
 /// The largest request body accepted (images and audio travel inline as base64).
@@ -50,9 +59,15 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Chat completion requests received, malformed and failed ones included.
     pub chat_completions: Arc<AtomicU64>,
+    /// Messages requests received (`POST /v1/messages`), malformed and failed ones included.
+    pub messages: Arc<AtomicU64>,
+    /// Token counting requests received (`POST /v1/messages/count_tokens`).
+    pub count_tokens: Arc<AtomicU64>,
     /// Embedding requests received, malformed and failed ones included.
     pub embeddings: Arc<AtomicU64>,
     pub recorder: Arc<Recorder>,
+    /// The prompt prefixes Messages requests cached.
+    pub prompt_cache: Arc<PromptCache>,
 }
 
 impl AppState {
@@ -60,8 +75,11 @@ impl AppState {
         AppState {
             config: Arc::new(config),
             chat_completions: Arc::new(AtomicU64::new(0)),
+            messages: Arc::new(AtomicU64::new(0)),
+            count_tokens: Arc::new(AtomicU64::new(0)),
             embeddings: Arc::new(AtomicU64::new(0)),
             recorder: Arc::new(Recorder::default()),
+            prompt_cache: Arc::new(PromptCache::default()),
         }
     }
 }
@@ -70,6 +88,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(completion::PATH, post(completion::chat_completions))
+        .route(messages::PATH, post(messages::messages))
+        .route(messages::COUNT_TOKENS_PATH, post(messages::count_tokens))
         .route(embeddings::PATH, post(embeddings::embeddings))
         .route("/v1/models", get(models::models))
         .route("/requests/last", get(recording::last))

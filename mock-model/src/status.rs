@@ -11,11 +11,17 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// `GET /stats`: `{"requests": n, "embeddings": m}`: chat completion and embedding requests received since
-/// start, malformed and failed ones included.
+/// `GET /stats`: requests received since start, malformed and failed ones included:
+/// `{"requests", "chat_completions", "messages", "count_tokens", "embeddings"}`, where `requests` counts the
+/// model calls of either API (`chat_completions` + `messages`; token counts and embeddings apart).
 pub async fn stats(State(state): State<AppState>) -> Json<Value> {
+    let chat_completions = state.chat_completions.load(Ordering::Relaxed);
+    let messages = state.messages.load(Ordering::Relaxed);
     Json(json!({
-        "requests": state.chat_completions.load(Ordering::Relaxed),
+        "requests": chat_completions + messages,
+        "chat_completions": chat_completions,
+        "messages": messages,
+        "count_tokens": state.count_tokens.load(Ordering::Relaxed),
         "embeddings": state.embeddings.load(Ordering::Relaxed),
     }))
 }

@@ -518,3 +518,404 @@ async fn a_stall_holds_back_even_the_status_line() {
         "mock-stall-60"
     );
 }
+
+// Anthropic's Messages API.
+
+async fn messages(app: &Router, body: Value) -> Answer {
+    post(app, "/v1/messages", body.to_string()).await
+}
+
+impl Answer {
+    /// Anthropic's SSE events: `(event, data)`.
+    fn anthropic_events(&self) -> Vec<(String, Value)> {
+        std::str::from_utf8(&self.body)
+            .unwrap()
+            .split("\n\n")
+            .filter(|event| !event.is_empty())
+            .map(|event| {
+                let (name, data) = event.split_once('\n').expect("an event and a data line");
+                let name = name.strip_prefix("event: ").expect("an event line");
+                let data = data.strip_prefix("data: ").expect("a data line");
+                let data: Value = serde_json::from_str(data).unwrap();
+                assert_eq!(data["type"], name, "the data's type names the event");
+                (name.to_owned(), data)
+            })
+            .collect()
+    }
+}
+
+/// The text of the `delta.<member>`s of the deltas of block `index`.
+fn deltas(events: &[(String, Value)], index: u64, member: &str) -> String {
+    events
+        .iter()
+        .filter(|(name, data)| name == "content_block_delta" && data["index"] == json!(index))
+        .filter_map(|(_, data)| data["delta"][member].as_str())
+        .collect()
+}
+
+fn names(events: &[(String, Value)]) -> Vec<&str> {
+    events.iter().map(|(name, _)| name.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_message_answers_in_words_whole_and_streamed() {
+    let app = app();
+    let body = |stream: bool| {
+        json!({ "model": "claude-mock-tokens-3", "max_tokens": 1024, "stream": stream,
+                "messages": [{ "role": "user", "content": "Hello world" }] })
+    };
+    let whole = messages(&app, body(false)).await;
+    assert_eq!(whole.status, StatusCode::OK);
+    let input_tokens = 3 + 3 + tok("user") + tok("Hello world");
+    assert_eq!(
+        whole.json(),
+        json!({ "id": "msg_mock_1", "type": "message", "role": "assistant", "model": "claude-mock-tokens-3",
+                "content": [{ "type": "text", "text": " The quick brown" }],
+                "stop_reason": "end_turn", "stop_sequence": null,
+                "usage": { "input_tokens": input_tokens, "cache_creation_input_tokens": 0,
+                           "cache_read_input_tokens": 0,
+                           "cache_creation": { "ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0 },
+                           "output_tokens": 3, "service_tier": "standard" } })
+    );
+
+    let streamed = post(&app, "/v1/messages?beta=true", body(true).to_string()).await;
+    assert_eq!(streamed.headers[header::CONTENT_TYPE], "text/event-stream");
+    let events = streamed.anthropic_events();
+    assert_eq!(
+        names(&events),
+        [
+            "message_start",
+            "ping",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let start = &events[0].1["message"];
+    assert_eq!(start["id"], "msg_mock_2");
+    assert_eq!(start["content"], json!([]));
+    assert_eq!(start["usage"]["input_tokens"], json!(input_tokens));
+    assert_eq!(start["usage"]["output_tokens"], json!(1));
+    assert_eq!(
+        events[2].1["content_block"],
+        json!({ "type": "text", "text": "" })
+    );
+    assert_eq!(deltas(&events, 0, "text"), " The quick brown");
+    assert_eq!(
+        events[7].1,
+        json!({ "type": "message_delta", "delta": { "stop_reason": "end_turn", "stop_sequence": null },
+                "usage": { "input_tokens": input_tokens, "cache_creation_input_tokens": 0,
+                           "cache_read_input_tokens": 0, "output_tokens": 3 } })
+    );
+}
+
+#[tokio::test]
+async fn a_streamed_tool_use_reassembles_to_the_unstreamed_input() {
+    let app = app();
+    let tools = json!([
+        { "name": "get_weather", "input_schema": { "type": "object",
+          "properties": { "city": { "type": "string" }, "days": { "type": "integer" } } } },
+        { "name": "get_time", "input_schema": { "type": "object",
+          "properties": { "timezone": { "type": "string", "enum": ["UTC", "CET"] } } } },
+        { "type": "web_search_20250305", "name": "web_search", "max_uses": 3 },
+    ]);
+    let body = |stream: bool| {
+        json!({ "model": "mock-parallel", "max_tokens": 1024, "stream": stream, "tools": tools,
+                "messages": [{ "role": "user", "content": "Weather and time?" }] })
+    };
+    let whole = messages(&app, body(false)).await.json();
+    assert_eq!(whole["stop_reason"], "tool_use");
+    assert_eq!(
+        whole["content"],
+        json!([
+            { "type": "tool_use", "id": "toolu_mock_1_0", "name": "get_weather", "input": { "city": "Paris", "days": 1 } },
+            { "type": "tool_use", "id": "toolu_mock_1_1", "name": "get_time", "input": { "timezone": "UTC" } },
+        ])
+    );
+
+    let events = messages(&app, body(true)).await.anthropic_events();
+    let starts: Vec<&Value> = events
+        .iter()
+        .filter(|(name, _)| name == "content_block_start")
+        .map(|(_, data)| data)
+        .collect();
+    assert_eq!(
+        starts[1]["content_block"],
+        json!({ "type": "tool_use", "id": "toolu_mock_2_1", "name": "get_time", "input": {} })
+    );
+    for index in 0..2 {
+        let input: Value = serde_json::from_str(&deltas(&events, index, "partial_json")).unwrap();
+        assert_eq!(input, whole["content"][index as usize]["input"]);
+    }
+    let stops = events
+        .iter()
+        .filter(|(name, _)| name == "content_block_stop")
+        .count();
+    assert_eq!(stops, 2);
+    let delta = &events[events.len() - 2].1;
+    assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+    assert_eq!(
+        delta["usage"]["output_tokens"],
+        whole["usage"]["output_tokens"]
+    );
+
+    let answered = messages(
+        &app,
+        json!({ "model": "mock", "max_tokens": 1024, "tools": tools, "messages": [
+            { "role": "user", "content": "Weather in Paris?" },
+            { "role": "assistant", "content": [{ "type": "tool_use", "id": "toolu_1", "name": "get_weather",
+              "input": { "city": "Paris" } }] },
+            { "role": "user", "content": [{ "type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny" }] },
+        ] }),
+    )
+    .await
+    .json();
+    assert_eq!(answered["stop_reason"], "end_turn");
+    assert_eq!(answered["content"][0]["type"], "text");
+}
+
+#[tokio::test]
+async fn thinking_comes_first_with_its_signature() {
+    let app = app();
+    let body = |stream: bool| {
+        json!({ "model": "mock-tokens-2", "max_tokens": 2048, "stream": stream,
+                "thinking": { "type": "enabled", "budget_tokens": 1024 },
+                "messages": [{ "role": "user", "content": "Hi" }] })
+    };
+    let whole = messages(&app, body(false)).await.json();
+    let thinking = &whole["content"][0];
+    assert_eq!(thinking["type"], "thinking");
+    let text = thinking["thinking"].as_str().unwrap();
+    let signature = thinking["signature"].as_str().unwrap();
+    assert!(!text.is_empty() && !signature.is_empty());
+    assert_eq!(
+        whole["content"][1],
+        json!({ "type": "text", "text": " The quick" })
+    );
+    assert_eq!(whole["usage"]["output_tokens"], json!(tok(text) + 2));
+
+    let events = messages(&app, body(true)).await.anthropic_events();
+    assert_eq!(
+        events[2].1["content_block"],
+        json!({ "type": "thinking", "thinking": "", "signature": "" })
+    );
+    assert_eq!(deltas(&events, 0, "thinking"), text);
+    assert_eq!(deltas(&events, 0, "signature"), signature);
+    let signature_at = events
+        .iter()
+        .position(|(_, data)| data["delta"]["type"] == "signature_delta")
+        .unwrap();
+    assert_eq!(
+        events[signature_at + 1].1,
+        json!({ "type": "content_block_stop", "index": 0 })
+    );
+    assert_eq!(events[signature_at + 2].1["content_block"]["type"], "text");
+    assert_eq!(deltas(&events, 1, "text"), " The quick");
+
+    let adaptive = messages(
+        &app,
+        json!({ "model": "mock", "max_tokens": 50, "thinking": { "type": "adaptive" },
+                "messages": [{ "role": "user", "content": "Hi" }] }),
+    )
+    .await
+    .json();
+    assert_eq!(adaptive["content"][0]["signature"], signature);
+    let disabled = messages(
+        &app,
+        json!({ "model": "mock", "max_tokens": 50, "thinking": { "type": "disabled" },
+                "messages": [{ "role": "user", "content": "Hi" }] }),
+    )
+    .await
+    .json();
+    assert_eq!(disabled["content"][0]["type"], "text");
+}
+
+#[tokio::test]
+async fn the_same_prompt_twice_writes_the_cache_then_reads_it() {
+    let app = app();
+    let body = |stream: bool| {
+        json!({ "model": "mock", "max_tokens": 100, "stream": stream,
+                "system": [{ "type": "text", "text": "You are a meticulous assistant who answers briefly.",
+                             "cache_control": { "type": "ephemeral", "ttl": "1h" } }],
+                "messages": [{ "role": "user", "content": [
+                    { "type": "text", "text": "Summarise the plot of Hamlet.", "cache_control": { "type": "ephemeral" } },
+                ] }] })
+    };
+    let system = 3 + tok("system") + tok("You are a meticulous assistant who answers briefly.");
+    let user = 3 + tok("user") + tok("Summarise the plot of Hamlet.");
+
+    let first = messages(&app, body(false)).await.json();
+    assert_eq!(first["usage"]["input_tokens"], json!(3));
+    assert_eq!(first["usage"]["cache_read_input_tokens"], json!(0));
+    assert_eq!(
+        first["usage"]["cache_creation_input_tokens"],
+        json!(system + user)
+    );
+    assert_eq!(
+        first["usage"]["cache_creation"],
+        json!({ "ephemeral_5m_input_tokens": user, "ephemeral_1h_input_tokens": system })
+    );
+
+    let second = messages(&app, body(true)).await.anthropic_events();
+    let start_usage = &second[0].1["message"]["usage"];
+    assert_eq!(start_usage["input_tokens"], json!(3));
+    assert_eq!(start_usage["cache_read_input_tokens"], json!(system + user));
+    assert_eq!(start_usage["cache_creation_input_tokens"], json!(0));
+    let delta_usage = &second[second.len() - 2].1["usage"];
+    assert_eq!(delta_usage["cache_read_input_tokens"], json!(system + user));
+
+    let counted = post(&app, "/v1/messages/count_tokens", body(false).to_string()).await;
+    assert_eq!(counted.status, StatusCode::OK);
+    assert_eq!(counted.json(), json!({ "input_tokens": 3 + system + user }));
+    let third = messages(&app, body(false)).await.json();
+    assert_eq!(
+        third["usage"]["cache_read_input_tokens"],
+        json!(system + user),
+        "count_tokens neither reads nor writes the cache"
+    );
+}
+
+#[tokio::test]
+async fn count_tokens_counts_the_prompt_as_chat_completions_would() {
+    let app = app();
+    let counted = post(
+        &app,
+        "/v1/messages/count_tokens",
+        json!({ "model": "mock", "system": "Be brief.",
+                "messages": [{ "role": "user", "content": "Hello world" }] })
+        .to_string(),
+    )
+    .await
+    .json();
+    let chat = chat(
+        &app,
+        json!({ "model": "mock", "messages": [{ "role": "system", "content": "Be brief." },
+                                              { "role": "user", "content": "Hello world" }] }),
+    )
+    .await
+    .json();
+    assert_eq!(counted["input_tokens"], chat["usage"]["prompt_tokens"]);
+    assert_eq!(
+        get(&app, "/requests/last").await.json()["path"],
+        "/v1/chat/completions"
+    );
+    let stats = get(&app, "/stats").await.json();
+    assert_eq!(
+        stats,
+        json!({ "requests": 1, "chat_completions": 1, "messages": 0, "count_tokens": 1, "embeddings": 0 })
+    );
+}
+
+#[tokio::test]
+async fn messages_failures_have_anthropics_error_bodies() {
+    let app = app();
+    let user = json!([{ "role": "user", "content": "Hi" }]);
+    let limited = messages(
+        &app,
+        json!({ "model": "mock-fail-429", "max_tokens": 5, "messages": user }),
+    )
+    .await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers[header::RETRY_AFTER], "2");
+    assert_eq!(limited.json()["type"], "error");
+    assert_eq!(limited.json()["error"]["type"], "rate_limit_error");
+
+    let overloaded = messages(
+        &app,
+        json!({ "model": "mock-fail-529", "max_tokens": 5, "messages": user }),
+    )
+    .await;
+    assert_eq!(overloaded.status.as_u16(), 529);
+    assert_eq!(
+        overloaded.json(),
+        json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } })
+    );
+    for (status, kind) in [
+        (401, "authentication_error"),
+        (403, "permission_error"),
+        (404, "not_found_error"),
+        (500, "api_error"),
+    ] {
+        let failed = messages(
+            &app,
+            json!({ "model": format!("mock-fail-{status}"), "max_tokens": 5, "messages": user }),
+        )
+        .await;
+        assert_eq!(failed.status.as_u16(), status);
+        assert_eq!(failed.json()["error"]["type"], kind, "{status}");
+    }
+
+    let no_max_tokens = messages(&app, json!({ "model": "mock", "messages": user })).await;
+    assert_eq!(no_max_tokens.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        no_max_tokens.json(),
+        json!({ "type": "error", "error": { "type": "invalid_request_error", "message": "max_tokens: Field required" } })
+    );
+    let openai_only = messages(
+        &app,
+        json!({ "model": "mock", "max_tokens": 5, "messages": user, "reasoning_effort": "high" }),
+    )
+    .await;
+    assert_eq!(openai_only.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        openai_only.json()["error"]["message"],
+        "reasoning_effort: Extra inputs are not permitted"
+    );
+
+    let stream_error = messages(
+        &app,
+        json!({ "model": "mock-streamerror-2", "max_tokens": 5, "stream": true, "messages": user }),
+    )
+    .await;
+    assert_eq!(stream_error.status, StatusCode::OK);
+    let events = stream_error.anthropic_events();
+    assert_eq!(deltas(&events, 0, "text"), " The quick");
+    assert_eq!(
+        events.last().unwrap(),
+        &(
+            "error".to_owned(),
+            json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } })
+        )
+    );
+    assert!(!names(&events).contains(&"message_stop"));
+    let unstreamed = messages(
+        &app,
+        json!({ "model": "mock-streamerror-2", "max_tokens": 5, "messages": user }),
+    )
+    .await;
+    assert_eq!(unstreamed.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(unstreamed.json()["error"]["type"], "api_error");
+
+    let stats = get(&app, "/stats").await.json();
+    assert_eq!(stats["messages"], json!(10));
+    assert_eq!(stats["requests"], json!(10));
+}
+
+#[tokio::test]
+async fn messages_are_recorded_whole_and_refusals_stop_with_refusal() {
+    let app = app();
+    let raw = r#"{"model":"mock-refuse","max_tokens":100,"messages":[{"role":"user","content":"Hi"}],
+                  "metadata":{"user_id":"u1"},"x_vendor":{"deep":[1,2.50]}}"#;
+    let answer = post(&app, "/v1/messages", raw).await.json();
+    assert_eq!(answer["stop_reason"], "refusal");
+    assert_eq!(
+        answer["content"][0]["text"],
+        "I'm sorry, I can't help with that."
+    );
+    let last = get(&app, "/requests/last").await.json();
+    assert_eq!(last["path"], "/v1/messages");
+    assert_eq!(last["body"], serde_json::from_str::<Value>(raw).unwrap());
+
+    let cut = messages(
+        &app,
+        json!({ "model": "mock", "max_tokens": 4, "messages": [{ "role": "user", "content": "Hi" }] }),
+    )
+    .await
+    .json();
+    assert_eq!(cut["stop_reason"], "max_tokens");
+    assert_eq!(cut["usage"]["output_tokens"], json!(4));
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::completion::answer::WORDS;
+use crate::answer::WORDS;
 
 /// The log probability of every chosen token.
 pub const CHOSEN_LOGPROB: f64 = -0.5;

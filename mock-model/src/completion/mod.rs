@@ -3,16 +3,13 @@
 //!
 //! The body is read as JSON and recorded whole (see [`crate::recording`]) before anything else; the
 //! model name's directives (see [`crate::behaviour`]) then stall or fail the request before the rest of the
-//! body is checked (see [`request`]). Prompt tokens follow [`prompt`]; what each choice says and how it is
-//! counted follows [`answer`]. With `n` choices every choice says the same, prompt tokens are counted once
+//! body is checked (see [`request`]). Prompt tokens follow [`crate::prompt`]; what each choice says and
+//! how it is counted follows [`crate::answer`]. With `n` choices every choice says the same, prompt tokens are counted once
 //! and completion tokens are the sum over the choices.
 
-pub mod answer;
 pub mod logprobs;
-pub mod prompt;
 pub mod request;
 mod stream;
-pub mod tools;
 mod whole;
 
 use std::sync::Arc;
@@ -25,13 +22,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::behaviour::{Behaviour, Failure, Reply, UsageReported};
+use crate::answer::{Answer, Ask, FinishReason};
+use crate::behaviour::{Behaviour, Failure, UsageReported};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::tokens::TokenPieces;
-use answer::{Answer, Content, FinishReason};
-pub use answer::{MAX_OUTPUT_TOKENS, REFUSAL, WORDS};
-use request::{ChatRequest, Logprobs, ResponseFormat, Streaming};
+use crate::prompt;
+use crate::tools::CallIds;
+use request::{ChatRequest, Logprobs, Streaming};
 
 /// The route, as recorded.
 pub const PATH: &str = "/v1/chat/completions";
@@ -108,34 +105,20 @@ enum Ending {
 
 impl Plan {
     fn new(config: &Config, request: &ChatRequest<'_>, behaviour: Behaviour, serial: u64) -> Plan {
-        let wanted = behaviour
-            .output_tokens
-            .or(behaviour.forced_usage.map(|usage| usage.completion_tokens))
-            .unwrap_or(config.output_tokens)
-            .min(MAX_OUTPUT_TOKENS);
-        let turn = request.turn();
-        let to_call = tools::tools_to_call(
-            &request.tools,
-            request.tool_choice,
-            request.parallel_tool_calls,
-            behaviour.tool_calls,
-            turn,
-        );
-        let answer = match (behaviour.reply, request.format) {
-            (Reply::Refuse, _) => Answer::Refusal(TokenPieces::from_text(REFUSAL.to_owned())),
-            (Reply::Answer, _) if !to_call.is_empty() => {
-                let text = turn
-                    .prompt
-                    .and_then(tools::last_code_span)
-                    .unwrap_or(tools::STRING_ARGUMENT);
-                Answer::ToolCalls(tools::calls(&to_call, serial, text))
-            }
-            (Reply::Answer, ResponseFormat::Text) => {
-                Answer::Content(Content::Words { count: wanted })
-            }
-            (Reply::Answer, ResponseFormat::Json) => Answer::Content(Content::json_object(wanted)),
+        let ask = Ask {
+            tools: &request.tools,
+            tool_choice: request.tool_choice,
+            parallel_tool_calls: request.parallel_tool_calls,
+            turn: request.turn(),
+            format: request.format,
+            max_tokens: request.max_tokens,
         };
-        let (answer, finish_reason) = answer.finish(request.max_tokens);
+        let (answer, finish_reason) = Answer::plan(
+            &ask,
+            &behaviour,
+            config.output_tokens,
+            CallIds::chat(serial),
+        );
         let events = answer.events();
         let ending = match (behaviour.failure, request.stream) {
             (
@@ -208,6 +191,7 @@ impl Plan {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::answer::{Content, REFUSAL};
     use crate::tokens;
     use clap::Parser;
 

@@ -3,9 +3,10 @@
 
 use serde_json::Value;
 
-use crate::completion::tools::{ParallelToolCalls, Tool, ToolChoice, Turn};
+use crate::answer::Format;
 use crate::error::ApiError;
 use crate::fields::Fields;
+use crate::tools::{ParallelToolCalls, Tool, ToolChoice, Turn};
 
 /// Most choices one request may ask for (`n`), as OpenAI allows.
 pub const MAX_CHOICES: i64 = 128;
@@ -53,7 +54,8 @@ pub struct ChatRequest<'a> {
     pub tools_json: Option<&'a Value>,
     pub tool_choice: ToolChoice<'a>,
     pub parallel_tool_calls: ParallelToolCalls,
-    pub format: ResponseFormat,
+    /// `response_format`: `json_object` or `json_schema` ask for a JSON object.
+    pub format: Format,
     pub logprobs: Logprobs,
 }
 
@@ -62,14 +64,6 @@ pub struct ChatRequest<'a> {
 pub enum Streaming {
     No,
     Yes { include_usage: bool },
-}
-
-/// `response_format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponseFormat {
-    Text,
-    /// `json_object` or `json_schema`: the content is a JSON object.
-    Json,
 }
 
 /// `logprobs` and `top_logprobs`.
@@ -349,18 +343,18 @@ fn parse_tool_choice<'a>(
     }
 }
 
-fn parse_response_format(format: Option<Fields<'_>>) -> Result<ResponseFormat, ApiError> {
+fn parse_response_format(format: Option<Fields<'_>>) -> Result<Format, ApiError> {
     let Some(format) = format else {
-        return Ok(ResponseFormat::Text);
+        return Ok(Format::Text);
     };
     match format.string("type")? {
-        Some("text") => Ok(ResponseFormat::Text),
-        Some("json_object") => Ok(ResponseFormat::Json),
+        Some("text") => Ok(Format::Text),
+        Some("json_object") => Ok(Format::Json),
         Some("json_schema") => {
             format
                 .object("json_schema")?
                 .ok_or_else(|| ApiError::missing("response_format.json_schema"))?;
-            Ok(ResponseFormat::Json)
+            Ok(Format::Json)
         }
         Some(other) => Err(ApiError::invalid_value(
             "response_format.type",
@@ -394,7 +388,7 @@ mod tests {
         assert_eq!(request.choices, 1);
         assert_eq!(request.max_tokens, None);
         assert_eq!(request.tool_choice, ToolChoice::Auto);
-        assert_eq!(request.format, ResponseFormat::Text);
+        assert_eq!(request.format, Format::Text);
         assert_eq!(request.logprobs, Logprobs::Off);
     }
 
@@ -512,7 +506,7 @@ mod tests {
         assert_eq!(request.choices, 3);
         assert_eq!(request.tool_choice, ToolChoice::Function("f"));
         assert_eq!(request.parallel_tool_calls, ParallelToolCalls::Disallowed);
-        assert_eq!(request.format, ResponseFormat::Json);
+        assert_eq!(request.format, Format::Json);
         assert_eq!(request.logprobs, Logprobs::On { top: 2 });
     }
 }

@@ -15,9 +15,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::answer::{Answer, Event};
 use super::request::Logprobs;
 use super::{Ending, Plan, SYSTEM_FINGERPRINT, logprobs};
+use crate::answer::{Answer, Event};
 use crate::behaviour::UsageReported;
 
 /// How long an injected mid-stream failure waits for the chunks before it to reach the client.

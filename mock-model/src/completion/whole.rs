@@ -7,9 +7,9 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::answer::Answer;
 use super::request::Logprobs;
 use super::{Plan, SYSTEM_FINGERPRINT, logprobs};
+use crate::answer::Answer;
 
 pub fn response(plan: &Plan) -> Response {
     let message = message(&plan.answer);

@@ -1,20 +1,29 @@
-//! What every choice of a completion says: words, a JSON object, a refusal or tool calls, cut to the
-//! request's `max_tokens`, and how that output splits into streamed pieces of one token each.
+//! What an answer says, for both APIs (chat completions' choices and Messages' content blocks): words, a
+//! JSON object, a refusal or tool calls, cut to the request's `max_tokens`, and how that output splits into
+//! streamed pieces of one token each. [`Answer::plan`] decides it from what the request asks ([`Ask`]) and
+//! the model name's directives, the same way whichever API asked.
+//!
+//! - Length: `tokens-<n>`, else the completion figure of `usage-<p>-<c>`, else the configured default,
+//!   at most [`MAX_OUTPUT_TOKENS`].
+//! - Precedence: the `refuse` directive, else tool calls when [`crate::tools::tools_to_call`] picks any
+//!   (string arguments filled with the last `code span` of the user's last words, else
+//!   [`crate::tools::STRING_ARGUMENT`]), else words or a JSON object as the request's [`Format`] says.
 //!
 //! - Words: output token `i` is `WORDS[i % 10]`; every word is exactly one `cl100k_base` token, so a client
 //!   counting the streamed text with tiktoken finds the reported completion tokens.
 //! - JSON mode (`response_format` `json_object`/`json_schema`): `{"answer":"<the words>"}`, counted with
 //!   tiktoken over the whole text; the requested length is the number of words inside.
 //! - Refusal (`refuse` directive): [`REFUSAL`], counted with tiktoken.
-//! - Tool calls (see [`super::tools`]): `tok(name) + tok(arguments)` per call.
+//! - Tool calls (see [`crate::tools`]): `tok(name) + tok(arguments)` per call.
 //!
 //! A `max_tokens` below the output's tokens cuts it at a piece boundary (JSON then stops being valid, tool
 //! arguments too, and calls that no longer fit are dropped) and the finish reason becomes `length`.
 
 use std::borrow::Cow;
 
-use crate::completion::tools::ToolCall;
+use crate::behaviour::{Behaviour, Reply};
 use crate::tokens::{Piece, TokenPieces};
+use crate::tools::{self, CallIds, ParallelToolCalls, Tool, ToolCall, ToolChoice, Turn};
 
 /// The words output tokens cycle through; each is one `cl100k_base` token.
 pub const WORDS: [&str; 10] = [
@@ -26,6 +35,27 @@ pub const REFUSAL: &str = "I'm sorry, I can't help with that.";
 
 /// The most output tokens (words) one completion produces, whatever it asks for.
 pub const MAX_OUTPUT_TOKENS: u32 = 100_000;
+
+/// The form a content answer takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Words of the [`WORDS`] cycle.
+    Text,
+    /// A JSON object (`response_format` `json_object`/`json_schema`, or Anthropic's `output_config.format`).
+    Json,
+}
+
+/// What a request asks of its answer, read alike from a chat completion or a Messages request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ask<'r, 'a> {
+    pub tools: &'r [Tool<'a>],
+    pub tool_choice: ToolChoice<'a>,
+    pub parallel_tool_calls: ParallelToolCalls,
+    pub turn: Turn<'a>,
+    pub format: Format,
+    /// The output tokens the answer may use.
+    pub max_tokens: Option<u32>,
+}
 
 /// The content of a choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +172,42 @@ pub enum Event<'a> {
 }
 
 impl Answer {
+    /// What the model answers to `ask` under the name's `behaviour` (see the module docs), cut to
+    /// `ask.max_tokens`; `default_tokens` is the length when nothing else says.
+    pub fn plan(
+        ask: &Ask<'_, '_>,
+        behaviour: &Behaviour,
+        default_tokens: u32,
+        ids: CallIds,
+    ) -> (Answer, FinishReason) {
+        let wanted = behaviour
+            .output_tokens
+            .or(behaviour.forced_usage.map(|usage| usage.completion_tokens))
+            .unwrap_or(default_tokens)
+            .min(MAX_OUTPUT_TOKENS);
+        let to_call = tools::tools_to_call(
+            ask.tools,
+            ask.tool_choice,
+            ask.parallel_tool_calls,
+            behaviour.tool_calls,
+            ask.turn,
+        );
+        let answer = match (behaviour.reply, ask.format) {
+            (Reply::Refuse, _) => Answer::Refusal(TokenPieces::from_text(REFUSAL.to_owned())),
+            (Reply::Answer, _) if !to_call.is_empty() => {
+                let text = ask
+                    .turn
+                    .prompt
+                    .and_then(tools::last_code_span)
+                    .unwrap_or(tools::STRING_ARGUMENT);
+                Answer::ToolCalls(tools::calls(&to_call, ids, text))
+            }
+            (Reply::Answer, Format::Text) => Answer::Content(Content::Words { count: wanted }),
+            (Reply::Answer, Format::Json) => Answer::Content(Content::json_object(wanted)),
+        };
+        answer.finish(ask.max_tokens)
+    }
+
     /// Cuts the answer to `max_tokens` and says how it finished.
     pub fn finish(mut self, max_tokens: Option<u32>) -> (Answer, FinishReason) {
         let cut = match (&mut self, max_tokens) {
@@ -254,8 +320,8 @@ fn truncate_calls(calls: &mut Vec<ToolCall>, budget: u32) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::completion::tools::{Tool, calls};
     use crate::tokens;
+    use crate::tools::{Tool, calls};
     use serde_json::json;
 
     #[test]
@@ -300,7 +366,7 @@ mod tests {
                 parameters: None,
             },
         ];
-        let answer = Answer::ToolCalls(calls(&[&tools[0], &tools[1]], 1, "Paris"));
+        let answer = Answer::ToolCalls(calls(&[&tools[0], &tools[1]], CallIds::chat(1), "Paris"));
         let Answer::ToolCalls(made) = &answer else {
             panic!()
         };
@@ -330,7 +396,7 @@ mod tests {
             name: "get_weather",
             parameters: Some(&parameters),
         };
-        let made = calls(&[&tool, &tool], 1, "Paris");
+        let made = calls(&[&tool, &tool], CallIds::chat(1), "Paris");
         let first = made[0].tokens();
         let (cut, reason) = Answer::ToolCalls(made).finish(Some(first + 1));
         assert_eq!(reason, FinishReason::Length);

@@ -1,6 +1,7 @@
 //! Prompt tokens of a chat request: OpenAI's cookbook rule over `cl100k_base`, extended to content parts,
 //! tool calls and tool definitions. Another service estimates prompts with this same rule, so keep the two
-//! in step.
+//! in step. Anthropic's Messages requests are counted with this rule too, over their chat equivalent (see
+//! [`crate::messages::prompt`]), through [`message_tokens`], [`tool_call_tokens`] and [`tools_tokens`].
 //!
 //! With `tok(s)` = `cl100k_base.encode_ordinary(s).len()`:
 //!
@@ -40,30 +41,52 @@ pub const TOKENS_PER_NON_TEXT_PART: u64 = 765;
 
 /// Prompt tokens of `messages` and the request's `tools` field (see the module docs for the rule).
 pub fn prompt_tokens(messages: &[Value], tools: Option<&Value>) -> u32 {
-    let count = |text: &str| tokens::count(text) as u64;
     let mut total = REPLY_PRIMING_TOKENS;
     for message in messages {
-        total += message_tokens(message, count);
+        total += chat_message_tokens(message);
     }
     if let Some(tools) = tools.filter(|tools| !tools.is_null()) {
-        match serde_json::to_string(tools) {
-            Ok(json) => total += count(&json),
-            Err(error) => tracing::warn!(%error, "tools do not serialise; not counted"),
-        }
+        total += tools_tokens(tools);
     }
     u32::try_from(total).unwrap_or(u32::MAX)
 }
 
-fn message_tokens(message: &Value, count: impl Fn(&str) -> u64) -> u64 {
-    let text_of = |key: &str| message.get(key).and_then(Value::as_str).unwrap_or("");
-    let (text, non_text_parts) = content_text(message.get("content").unwrap_or(&Value::Null));
-    let mut total = TOKENS_PER_MESSAGE
-        + count(text_of("role"))
-        + count(&text)
-        + TOKENS_PER_NON_TEXT_PART * non_text_parts;
-    if let Some(name) = message.get("name").and_then(Value::as_str) {
+/// `tok(compact JSON of the tools array)`.
+pub fn tools_tokens(tools: &Value) -> u64 {
+    match serde_json::to_string(tools) {
+        Ok(json) => u64::from(tokens::count(&json)),
+        Err(error) => {
+            tracing::warn!(%error, "tools do not serialise; not counted");
+            0
+        }
+    }
+}
+
+/// One message's tokens, its tool calls left out: `3 + tok(role) + tok(text) + 765 × non-text parts`, and
+/// `1 + tok(name)` with a name.
+pub fn message_tokens(role: &str, text: &str, non_text_parts: u64, name: Option<&str>) -> u64 {
+    let count = |text: &str| u64::from(tokens::count(text));
+    let mut total =
+        TOKENS_PER_MESSAGE + count(role) + count(text) + TOKENS_PER_NON_TEXT_PART * non_text_parts;
+    if let Some(name) = name {
         total += TOKENS_PER_NAME + count(name);
     }
+    total
+}
+
+/// One tool call's tokens: `tok(name) + tok(arguments)`.
+pub fn tool_call_tokens(name: &str, arguments: &str) -> u64 {
+    u64::from(tokens::count(name)) + u64::from(tokens::count(arguments))
+}
+
+fn chat_message_tokens(message: &Value) -> u64 {
+    let (text, non_text_parts) = content_text(message.get("content").unwrap_or(&Value::Null));
+    let mut total = message_tokens(
+        message.get("role").and_then(Value::as_str).unwrap_or(""),
+        &text,
+        non_text_parts,
+        message.get("name").and_then(Value::as_str),
+    );
     for call in message
         .get("tool_calls")
         .and_then(Value::as_array)
@@ -71,7 +94,7 @@ fn message_tokens(message: &Value, count: impl Fn(&str) -> u64) -> u64 {
     {
         let function = call.get("function").unwrap_or(&Value::Null);
         let field = |key: &str| function.get(key).and_then(Value::as_str).unwrap_or("");
-        total += count(field("name")) + count(field("arguments"));
+        total += tool_call_tokens(field("name"), field("arguments"));
     }
     total
 }

@@ -1,6 +1,10 @@
 //! Tool calls: whether an answer calls tools, which ones, and the arguments it makes up from each tool's
 //! JSON schema.
 //!
+//! The rules are the same for chat completions and Anthropic's Messages (`tool_choice` `any` is
+//! `required`, `{"type":"tool","name":…}` a named function, `disable_parallel_tool_use` is
+//! `parallel_tool_calls: false`, a `tool_result` block is a `tool` result).
+//!
 //! An answer calls tools when the request offers a non-empty `tools` array, `tool_choice` is not `"none"`
 //! and no `tool` result follows the last assistant message (after a result the model answers in words,
 //! even when the client adds text of its own after the result, as coding agents do). Which tools, like a
@@ -67,6 +71,32 @@ impl ToolCall {
     /// Completion tokens of the call: its name and its arguments.
     pub fn tokens(&self) -> u32 {
         self.name_tokens.saturating_add(self.arguments.tokens())
+    }
+}
+
+/// How the calls of one answer are named: `<prefix>_<serial>_<index>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallIds {
+    pub prefix: &'static str,
+    /// The request's number since start, per API.
+    pub serial: u64,
+}
+
+impl CallIds {
+    /// Chat completions' `call_mock_<serial>_<index>`.
+    pub fn chat(serial: u64) -> CallIds {
+        CallIds {
+            prefix: "call_mock",
+            serial,
+        }
+    }
+
+    /// Messages' `toolu_mock_<serial>_<index>`.
+    pub fn messages(serial: u64) -> CallIds {
+        CallIds {
+            prefix: "toolu_mock",
+            serial,
+        }
     }
 }
 
@@ -169,14 +199,13 @@ pub fn last_code_span(prompt: &str) -> Option<&str> {
     spans.nth(complete.checked_sub(1)?)
 }
 
-/// The calls of completion `serial` to `tools`, ids `call_mock_<serial>_<index>`; string arguments are
-/// `text` (see the module docs).
-pub fn calls(tools: &[&Tool<'_>], serial: u64, text: &str) -> Vec<ToolCall> {
+/// The calls of one answer to `tools`, named by `ids`; string arguments are `text` (see the module docs).
+pub fn calls(tools: &[&Tool<'_>], ids: CallIds, text: &str) -> Vec<ToolCall> {
     tools
         .iter()
         .enumerate()
         .map(|(index, tool)| ToolCall {
-            id: format!("call_mock_{serial}_{index}"),
+            id: format!("{}_{}_{index}", ids.prefix, ids.serial),
             name: tool.name.to_owned(),
             name_tokens: tokens::count(tool.name),
             arguments: TokenPieces::from_text(arguments(tool.parameters, text)),
@@ -337,7 +366,12 @@ mod tests {
         let parameters = json!({ "properties": {
             "city": { "type": "string" }, "days": { "type": "integer" }, "tags": { "type": "array" },
         } });
-        let call = calls(&[&tool("get_weather", &parameters)], 7, STRING_ARGUMENT).remove(0);
+        let call = calls(
+            &[&tool("get_weather", &parameters)],
+            CallIds::chat(7),
+            STRING_ARGUMENT,
+        )
+        .remove(0);
         let text = arguments(Some(&parameters), STRING_ARGUMENT);
         assert_eq!(call.id, "call_mock_7_0");
         assert_eq!(call.arguments.text(), text);
