@@ -361,6 +361,8 @@ async fn answer(
             status: close.status,
             duration_ms: close.duration_ms,
             started_at: None,
+            provider: close.provider.clone(),
+            attempts: close.attempts,
         }));
         // Counted before it is queued, so that the count is complete once the client holds the answer.
         settled.fetch_add(1, Ordering::Relaxed);
@@ -410,6 +412,8 @@ fn settlement(request: pb::SettleRequest) -> pb::Settlement {
         key_type: pb::KeyType::Internal.into(),
         timestamp: Some(Default::default()),
         refunded_amount: None,
+        provider: request.provider,
+        attempts: request.attempts,
     };
     // Set through the fields, so that the harness needs no prost-types of its own.
     if let (Some(timestamp), Ok(now)) = (

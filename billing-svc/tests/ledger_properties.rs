@@ -214,6 +214,8 @@ impl World {
             status: UsageStatus::Completed,
             duration_ms: 1,
             started_at: None,
+            provider: String::new(),
+            attempts: 1,
         }
     }
 

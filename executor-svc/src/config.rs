@@ -88,6 +88,11 @@ pub struct Config {
     #[arg(long, env = "OPENAI_BASE_URL")]
     pub openai_base_url: Option<String>,
 
+    /// TOML file of model providers and routes (PROVIDERS.md); without it, the one provider of
+    /// OPENAI_BASE_URL / OPENAI_API_KEY (or the mock model) serves every model.
+    #[arg(long, env = "PROVIDERS_FILE")]
+    pub providers_file: Option<PathBuf>,
+
     /// The local mock model, used when neither OPENAI_API_KEY nor OPENAI_BASE_URL is set.
     #[arg(
         long,

@@ -116,6 +116,8 @@ impl Executor {
         let started_at = SystemTime::now();
         let clock = Instant::now();
         let call = &request.call;
+        // A model no route serves is refused before anything is held.
+        self.providers.check_routed(&call.model)?;
         let estimated_input_tokens = input_tokens(&call.model, request.body.get("input"));
         let open = MeterOpen {
             api_key: call.api_key.expose().to_string(),
@@ -131,28 +133,32 @@ impl Executor {
         let session = self.open(open, &call.request_id).await?;
         let session = self.refuse_without_spool(call, session, started_at).await?;
         let opened = session.opened.clone();
-        let answer = self.llm.embed(&request.body).await;
+        let answer = self.providers.embed(&call.model, &request.body).await;
         // The provider's count is the charge; without one, the local count of what it embedded.
-        let (input_tokens, status) = match &answer {
-            Ok(response) => {
-                let reported = serde_json::from_str::<Value>(response.get())
+        let (input_tokens, status, provider, attempts) = match &answer {
+            Ok(embedded) => {
+                let reported = serde_json::from_str::<Value>(embedded.answer.get())
                     .ok()
                     .and_then(|response| response.get("usage")?.get("prompt_tokens")?.as_u64());
                 (
                     reported.unwrap_or(estimated_input_tokens),
                     UsageStatus::Completed,
+                    embedded.provider.clone(),
+                    embedded.attempts,
                 )
             }
-            Err(_) => (0, UsageStatus::Failed),
+            Err(not_served) => (0, UsageStatus::Failed, String::new(), not_served.attempts),
         };
         let close = MeterClose {
             input_tokens,
             output_tokens: 0,
             status: status.into(),
             duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+            provider,
+            attempts,
         };
         let charged = self.settle(call, &opened, session, close, started_at).await;
-        let response = answer?;
+        let response = answer.map_err(ExecutorError::from)?.answer;
         Ok(EmbedOutcome {
             execution_id: call.execution_id.clone(),
             response: response.get().to_string(),

@@ -38,6 +38,12 @@ pub enum ExecutorError {
     /// The model answered with an error (an HTTP error status, or an error event inside its stream).
     #[error("the model provider answered {}: {}", .0.http_status, .0.message)]
     Provider(ProviderError),
+    /// No route of `PROVIDERS_FILE` serves the model.
+    #[error("no route serves the model {0:?}")]
+    ModelNotRouted(String),
+    /// The provider is at its `max_concurrent`.
+    #[error("the provider {0:?} is at its max_concurrent")]
+    ProviderBusy(String),
     /// The settlement spool cannot be written (a full disk): a standard key's execution is refused, since
     /// its settlement could be lost if billing-svc did not take it at the end.
     #[error("the settlement spool cannot be written")]
@@ -45,6 +51,27 @@ pub enum ExecutorError {
     /// A bug or an environment failure on our side; details are logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ExecutorError {
+    /// Whether a call that failed this way before the provider's first chunk goes to the route's next
+    /// provider: the provider could not be reached, did not answer in time, was busy or rate-limited, or
+    /// failed on its side. A refusal of the request itself would be the same anywhere.
+    pub fn tries_next_provider(&self) -> bool {
+        match self {
+            ExecutorError::UpstreamTimeout(_)
+            | ExecutorError::UpstreamUnavailable(_)
+            | ExecutorError::ProviderBusy(_) => true,
+            ExecutorError::Provider(error) => error.http_status == 429 || error.http_status >= 500,
+            ExecutorError::MissingApiKey
+            | ExecutorError::InvalidRequest(_)
+            | ExecutorError::BillingRefused(_)
+            | ExecutorError::BillingUnavailable(_)
+            | ExecutorError::ModelNotRouted(_)
+            | ExecutorError::SpoolUnwritable
+            | ExecutorError::Internal(_) => false,
+        }
+    }
 }
 
 impl From<ExecutorError> for Status {
@@ -74,6 +101,13 @@ impl From<ExecutorError> for Status {
                 Status::unavailable(format!("the model is unavailable: {message}"))
             }
             ExecutorError::Provider(error) => provider_status(error),
+            ExecutorError::ModelNotRouted(model) => Status::not_found(format!(
+                "no provider serves the model {model:?} (see the operator's PROVIDERS_FILE routes)"
+            )),
+            ExecutorError::ProviderBusy(provider) => Status::unavailable(format!(
+                "every provider of this model is busy (the last, {provider:?}, is at its max_concurrent); \
+                 retry later"
+            )),
             ExecutorError::SpoolUnwritable => Status::unavailable(
                 "executor-svc cannot write its settlement spool (is its disk full?); executions of \
                  standard keys are refused until it can, retry later",

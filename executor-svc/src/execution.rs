@@ -25,8 +25,9 @@ use crate::answer::{self, Answer, Ending, ProviderUsage};
 use crate::chat::ChatRequest;
 use crate::config::Secret;
 use crate::error::ExecutorError;
-use crate::llm::{ChatStream, Llm};
+use crate::llm::ChatStream;
 use crate::metering::{MeterSession, Metering};
+use crate::providers::{Providers, Served};
 use crate::spool::{Spool, SpooledSettlement};
 use crate::tokens;
 use proto::ids::{ApiKeyId, ExecutionId};
@@ -241,7 +242,7 @@ pub struct Limits {
 
 /// Runs executions.
 pub struct Executor {
-    pub(crate) llm: Llm,
+    pub(crate) providers: Providers,
     metering: Metering,
     spool: Spool,
     limits: Limits,
@@ -269,6 +270,10 @@ struct Generation {
     first_choice_finish: Option<String>,
     /// The provider started answering (so it may bill the call even if it is cut short).
     upstream_answered: bool,
+    /// The provider that served the call (empty when none did).
+    provider: String,
+    /// Providers asked.
+    attempts: u32,
 }
 
 /// The hold as known from billing's answers.
@@ -319,14 +324,14 @@ pub(crate) struct Charge {
 
 impl Executor {
     pub fn new(
-        llm: Llm,
+        providers: Providers,
         metering: Metering,
         spool: Spool,
         limits: Limits,
         tasks: TaskTracker,
     ) -> Executor {
         Executor {
-            llm,
+            providers,
             metering,
             spool,
             limits,
@@ -371,6 +376,8 @@ impl Executor {
         let started_at = SystemTime::now();
         let clock = Instant::now();
         let call = &request.call;
+        // A model no route serves is refused before anything is held.
+        self.providers.check_routed(&call.model)?;
         let estimated_input_tokens = tokens::prompt_tokens(
             &call.model,
             request.chat.messages(),
@@ -421,6 +428,8 @@ impl Executor {
             output_tokens,
             status: status.into(),
             duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+            provider: std::mem::take(&mut generation.provider),
+            attempts: generation.attempts,
         };
         let charged = self.settle(call, &opened, session, close, started_at).await;
 
@@ -464,7 +473,7 @@ impl Executor {
         close: MeterClose,
         started_at: SystemTime,
     ) -> Charge {
-        let settlement: Option<Settlement> = match session.close(close).await {
+        let settlement: Option<Settlement> = match session.close(close.clone()).await {
             Ok(settlement) => Some(settlement),
             Err(not_settled) => {
                 tracing::warn!(%not_settled, "billing-svc did not settle; spooling the settlement");
@@ -481,6 +490,8 @@ impl Executor {
                     status: close.status().as_str_name().to_string(),
                     duration_ms: close.duration_ms,
                     started_at_unix_nanos: SpooledSettlement::started_at(started_at),
+                    provider: close.provider.clone(),
+                    attempts: close.attempts,
                 };
                 if let Err(error) = self.spool.add(spooled).await {
                     tracing::error!(%error, "cannot write the spool; the settlement is kept in memory only");
@@ -536,6 +547,8 @@ impl Executor {
             output_tokens: 0,
             status: UsageStatus::Failed.into(),
             duration_ms: 0,
+            provider: String::new(),
+            attempts: 0,
         };
         self.settle(call, &opened, session, close, started_at).await;
         Err(ExecutorError::SpoolUnwritable)
@@ -558,9 +571,16 @@ impl Executor {
             final_grant: false,
         };
         let mut stream: ChatStream = tokio::select! {
-            started = self.llm.stream(&request.chat.body) => match started {
-                Ok(stream) => stream,
-                Err(error) => return (generation, End::Failed(error)),
+            started = self.providers.stream(model, &request.chat.body) => match started {
+                Ok(Served { stream, provider, attempts }) => {
+                    generation.provider = provider;
+                    generation.attempts = attempts;
+                    stream
+                }
+                Err(not_served) => {
+                    generation.attempts = not_served.attempts;
+                    return (generation, End::Failed(not_served.error));
+                }
             },
             () = sink.client_gone() => return (generation, End::ClientGone),
         };
@@ -666,6 +686,8 @@ impl Generation {
             usage_chunk: None,
             first_choice_finish: None,
             upstream_answered: false,
+            provider: String::new(),
+            attempts: 0,
         }
     }
 }

@@ -145,7 +145,12 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         _request: Request<ListModelsRequest>,
     ) -> Result<Response<ListModelsResponse>, Status> {
-        let models_json = self.executor.llm.models().await.map_err(Status::from)?;
+        let models_json = self
+            .executor
+            .providers
+            .models()
+            .await
+            .map_err(Status::from)?;
         Ok(Response::new(ListModelsResponse { models_json }))
     }
 

@@ -1,10 +1,11 @@
-//! executor-svc: runs prompts against an OpenAI-compatible model (async-openai), metered live against
-//! billing-svc over the `Meter` stream, with a durable spool so that no settlement is ever lost.
+//! executor-svc: runs prompts against the model providers its routes name (OpenAI-compatible APIs through
+//! async-openai), metered live against billing-svc over the `Meter` stream, with a durable spool so that no
+//! settlement is ever lost.
 //!
 //! Where things are: [`config`] (flags and env), [`startup`] (lifecycle), [`grpc`] (wire ↔ domain),
 //! [`chat`] (the chat request carried to the provider), [`execution`] (one execution, open to settle),
 //! [`answer`] (the provider's chunks and the completion assembled from them), [`embeddings`],
-//! [`llm`] (the model), [`metering`] (billing's stream), [`spool`] (settlements waiting for billing),
+//! [`providers`] (providers, routes and fallback), [`llm`] (one OpenAI-compatible provider), [`metering`] (billing's stream), [`spool`] (settlements waiting for billing),
 //! [`tokens`] (local counts), [`error`] (the one error type and its gRPC statuses).
 
 pub mod answer;
@@ -16,6 +17,7 @@ pub mod execution;
 pub mod grpc;
 pub mod llm;
 pub mod metering;
+pub mod providers;
 pub mod spool;
 pub mod startup;
 pub mod tokens;

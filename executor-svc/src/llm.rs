@@ -22,7 +22,11 @@ use futures::StreamExt;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::config::ModelEndpoint;
+use std::collections::BTreeMap;
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::config::Secret;
 use crate::error::ExecutorError;
 
 /// How long the provider's model list is reused before it is asked again.
@@ -124,14 +128,33 @@ fn retry_after_secs(headers: &reqwest::header::HeaderMap) -> Option<u64> {
 struct ErrorAnswer(ProviderError);
 
 impl Llm {
-    pub fn new(endpoint: &ModelEndpoint, timeout: Duration) -> Llm {
+    /// The OpenAI-compatible API at `base_url`, with `api_key` (empty: none) and `headers` on every request.
+    /// The headers were checked when the providers were read; one that is not valid is left out.
+    pub fn new(
+        base_url: &str,
+        api_key: &Secret,
+        headers: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Llm {
         // Every field is set here so that no OPENAI_* variable is read by the crate's defaults.
         let config = OpenAIConfig::new()
-            .with_api_base(endpoint.base_url.clone())
-            .with_api_key(endpoint.api_key.expose().to_string())
+            .with_api_base(base_url.to_string())
+            .with_api_key(api_key.expose().to_string())
             .with_org_id("")
             .with_project_id("");
-        let http = reqwest::Client::new();
+        let mut default_headers = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                reqwest::header::HeaderValue::from_str(value),
+            ) {
+                default_headers.insert(name, value);
+            }
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(default_headers)
+            .build()
+            .unwrap_or_default();
         let service = tower::service_fn(move |factory: HttpRequestFactory| {
             let http = http.clone();
             async move {
@@ -151,18 +174,24 @@ impl Llm {
         }
     }
 
-    /// Starts a streamed chat completion of `body` (which must ask for a stream with usage); fails when the
-    /// provider refuses it or does not answer in time.
+    /// Starts a streamed chat completion of `body` (which must ask for a stream with usage) and waits for its
+    /// first chunk; fails when the provider refuses it or does not answer in time, so that a caller can
+    /// still try another provider before anything reached its client.
     pub async fn stream(&self, body: &Map<String, Value>) -> Result<ChatStream, ExecutorError> {
         let chat = self.client.chat();
-        let stream = tokio::time::timeout(self.timeout, chat.create_stream_byot(body))
+        let inner = tokio::time::timeout(self.timeout, chat.create_stream_byot(body))
             .await
             .map_err(|_| ExecutorError::UpstreamTimeout(self.timeout))?
             .map_err(upstream_error)?;
-        Ok(ChatStream {
-            inner: stream,
+        let mut stream = ChatStream {
+            inner,
             timeout: self.timeout,
-        })
+            first: None,
+            _slot: None,
+        };
+        let first = stream.next().await?;
+        stream.first = Some(first);
+        Ok(stream)
     }
 
     /// Creates embeddings; answers the provider's JSON as it sent it.
@@ -200,11 +229,24 @@ impl Llm {
 pub struct ChatStream {
     inner: StreamResponse<Box<RawValue>>,
     timeout: Duration,
+    /// The first chunk (or the end), read when the stream started.
+    first: Option<Option<Box<RawValue>>>,
+    /// The provider's call slot, given back when the stream is dropped.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl ChatStream {
+    /// The stream holding the provider's call slot for as long as it lives.
+    pub fn holding(mut self, slot: Option<OwnedSemaphorePermit>) -> ChatStream {
+        self._slot = slot;
+        self
+    }
+
     /// The next chunk's JSON text, `None` at the end of the answer. Cancel-safe.
     pub async fn next(&mut self) -> Result<Option<Box<RawValue>>, ExecutorError> {
+        if let Some(first) = self.first.take() {
+            return Ok(first);
+        }
         let item = tokio::time::timeout(self.timeout, self.inner.next())
             .await
             .map_err(|_| ExecutorError::UpstreamTimeout(self.timeout))?;

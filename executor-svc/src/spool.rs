@@ -55,6 +55,20 @@ pub struct SpooledSettlement {
     pub duration_ms: u64,
     /// The Open time, so that the replay is priced as the execution was.
     pub started_at_unix_nanos: u64,
+    /// The provider that served the call and the providers asked; lines an executor wrote before routes
+    /// existed were served by its one provider, `default`, asked once.
+    #[serde(default = "provider_before_routes")]
+    pub provider: String,
+    #[serde(default = "attempts_before_routes")]
+    pub attempts: u32,
+}
+
+fn provider_before_routes() -> String {
+    crate::providers::DEFAULT_PROVIDER.to_string()
+}
+
+fn attempts_before_routes() -> u32 {
+    1
 }
 
 impl SpooledSettlement {
@@ -79,6 +93,8 @@ impl SpooledSettlement {
                 .unwrap_or(UsageStatus::Unspecified)
                 .into(),
             duration_ms: self.duration_ms,
+            provider: self.provider.clone(),
+            attempts: self.attempts,
             started_at: Some(prost_types::Timestamp {
                 seconds: i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),
                 nanos: i32::try_from(nanos % 1_000_000_000).unwrap_or(0),
@@ -407,6 +423,8 @@ mod tests {
             status: UsageStatus::Completed.as_str_name().into(),
             duration_ms: 12,
             started_at_unix_nanos: 1_700_000_000_123_456_789,
+            provider: "default".into(),
+            attempts: 1,
         }
     }
 

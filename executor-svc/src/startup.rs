@@ -18,8 +18,8 @@ use tonic::transport::{
 use crate::config::{Config, ConfigError};
 use crate::execution::{Executor, Limits};
 use crate::grpc::{Defaults, ExecutorGrpc};
-use crate::llm::Llm;
 use crate::metering::Metering;
+use crate::providers::{Providers, ProvidersError};
 use crate::spool::Spool;
 use crate::tokens;
 use tonic::server::NamedService;
@@ -41,6 +41,8 @@ pub enum StartupError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Providers(#[from] ProvidersError),
     #[error("invalid BILLING_URL: {0}")]
     BillingUrl(tonic::transport::Error),
     #[error("reflection service: {0}")]
@@ -90,9 +92,20 @@ impl Application {
             source,
         })?;
 
-        let endpoint = config.model_endpoint();
-        tracing::info!(kind = ?endpoint.kind, base_url = %endpoint.base_url, "model endpoint");
-        let llm = Llm::new(&endpoint, config.upstream_timeout());
+        let providers = match &config.providers_file {
+            Some(path) => {
+                let providers = Providers::load(path, config.upstream_timeout(), |name| {
+                    std::env::var(name).ok()
+                })?;
+                tracing::info!(file = %path.display(), providers = ?providers.names(), "model providers");
+                providers
+            }
+            None => {
+                let endpoint = config.model_endpoint();
+                tracing::info!(kind = ?endpoint.kind, base_url = %endpoint.base_url, "model endpoint");
+                Providers::single(&endpoint, config.upstream_timeout())
+            }
+        };
 
         // Building the tokenizer tables takes a moment; do it before the first request waits for it.
         tokio::task::spawn_blocking(tokens::warm_up)
@@ -104,7 +117,7 @@ impl Application {
             progress_interval_tokens: u64::from(config.progress_interval_tokens),
         };
         let executor = Arc::new(Executor::new(
-            llm,
+            providers,
             metering.clone(),
             spool.clone(),
             limits,

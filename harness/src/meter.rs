@@ -82,6 +82,7 @@ impl MeterSession {
                 output_tokens,
                 status: status.into(),
                 duration_ms: DURATION_MS,
+                ..Default::default()
             })))
             .await
             .context("queue Close")?;

@@ -15,6 +15,7 @@
 pub mod agent_clis;
 pub mod docs_harness;
 mod executor_harness;
+pub mod failing_provider;
 pub mod fake_stripe;
 mod gateway_harness;
 pub mod reliability;

@@ -119,6 +119,8 @@ impl MeteringService for MeteringApi {
                 status: usage_status_from_pb(request.status)?,
                 duration_ms: request.duration_ms,
                 started_at: timestamp("started_at", request.started_at.as_ref())?,
+                provider: request.provider,
+                attempts: request.attempts,
             })
             .await?;
         Ok(Response::new(settlement_to_pb(&settlement)))
@@ -242,6 +244,8 @@ async fn serve_meter(
                         status: usage_status_from_pb(close.status)?,
                         duration_ms: close.duration_ms,
                         started_at: Some(started_at),
+                        provider: close.provider.clone(),
+                        attempts: close.attempts,
                     })
                     .await?;
                 let _ = sender

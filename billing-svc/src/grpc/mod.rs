@@ -509,6 +509,8 @@ fn usage_to_pb(record: &UsageRecord) -> pb::UsageRecord {
         key_type: key_type_to_pb(record.key_type).into(),
         timestamp: Some(time::to_timestamp(record.timestamp)),
         refunded_amount: record.refunded_amount.map(|amount| amount.to_string()),
+        provider: record.provider.clone(),
+        attempts: u32::try_from(record.attempts).unwrap_or(u32::MAX),
     }
 }
 

@@ -92,7 +92,13 @@ pub struct SettleRequest {
     pub duration_ms: u64,
     /// Prices are those effective at this time; default: the hold's start, else now.
     pub started_at: Option<Millis>,
+    /// The provider that served the call (empty: none did), and the providers asked.
+    pub provider: String,
+    pub attempts: u32,
 }
+
+/// The longest provider name recorded.
+const MAX_PROVIDER_CHARS: usize = 128;
 
 /// The result of a settlement, identical on every replay.
 #[derive(Debug, Clone)]
@@ -447,6 +453,12 @@ impl Ledger {
             &request.session_id,
             &request.endpoint,
         )?;
+        if request.provider.chars().count() > MAX_PROVIDER_CHARS {
+            return Err(BillingError::invalid("provider", "too long"));
+        }
+        if request.provider.chars().count() > MAX_PROVIDER_CHARS {
+            return Err(BillingError::invalid("provider", "too long"));
+        }
         let ceiling = self.settings.max_execution_tokens;
         let input_tokens = tokens("input_tokens", request.input_tokens, ceiling)?;
         let output_tokens = tokens("output_tokens", request.output_tokens, ceiling)?;
@@ -580,6 +592,8 @@ impl Ledger {
                 total_spent_after,
                 refunded_amount: None,
                 started_at: Some(started_at),
+                provider: request.provider.clone(),
+                attempts: i64::from(request.attempts),
             })
             .await?;
         if charged.is_positive() {

@@ -66,14 +66,17 @@ pub struct UsageRecord {
     pub refunded_amount: Option<Money>,
     /// When the execution opened (its hold's start); absent on records made before it was kept.
     pub started_at: Option<Millis>,
+    /// The provider that served the call, and how many providers were asked.
+    pub provider: String,
+    pub attempts: i64,
 }
 
 /// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).
-const TYPES: &str = "itttttiiiiiiiiititttiiii";
+const TYPES: &str = "itttttiiiiiiiiititttiiiiti";
 
 const COLUMNS: &str = "id, account_id, api_key_id, execution_id, session_id, workspace_id, timestamp, input_tokens, output_tokens, \
     total_tokens, input_cost, output_cost, total_cost, charged, overage, model, duration_ms, status, endpoint, key_type, \
-    balance_after, total_spent_after, refunded_amount, started_at";
+    balance_after, total_spent_after, refunded_amount, started_at, provider, attempts";
 
 fn decode_error(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
@@ -110,6 +113,8 @@ fn from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
         total_spent_after: total_spent_after.map(Money::from_nanos),
         refunded_amount: refunded.map(Money::from_nanos),
         started_at: row.try_get(23)?,
+        provider: row.try_get(24)?,
+        attempts: row.try_get(25)?,
     })
 }
 
@@ -152,6 +157,8 @@ pub async fn insert(
             .bind(record.total_spent_after.map(Money::nanos))
             .bind(record.refunded_amount.map(Money::nanos))
             .bind(record.started_at)
+            .bind(&record.provider)
+            .bind(record.attempts)
     })
     .execute(connection)
     .await?;

@@ -315,6 +315,8 @@ pub async fn usage_csv(
         "timestamp",
         "model",
         "endpoint",
+        "provider",
+        "attempts",
         "status",
         "api_key_id",
         "workspace_id",
@@ -327,15 +329,18 @@ pub async fn usage_csv(
     for record in &records {
         let timestamp = time(record.timestamp.as_ref()).unwrap_or_default();
         let status = enum_name(record.status().as_str_name(), "USAGE_STATUS_");
-        let (input, output) = (
+        let (input, output, attempts) = (
             record.input_tokens.to_string(),
             record.output_tokens.to_string(),
+            record.attempts.to_string(),
         );
         csv.row([
             (record.id.as_str(), false),
             (timestamp.as_str(), false),
             (record.model.as_str(), true),
             (record.endpoint.as_str(), true),
+            (record.provider.as_str(), true),
+            (attempts.as_str(), false),
             (status.as_str(), false),
             (record.api_key_id.as_str(), false),
             (record.workspace_id.as_str(), true),

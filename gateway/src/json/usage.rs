@@ -60,6 +60,11 @@ pub struct UsageRecord {
     pub status: UsageStatus,
     /// e.g. `/execute` or `/v1/chat/completions`.
     pub endpoint: String,
+    /// The provider that served the call: a name of the executor's `PROVIDERS_FILE`, `default` without
+    /// one (PROVIDERS.md).
+    pub provider: String,
+    /// How many providers were asked for it, the one that served included (more than 1 after a fallback).
+    pub attempts: u32,
     pub key_type: KeyType,
     pub timestamp: Timestamp,
     /// Null unless refunded.
@@ -96,6 +101,8 @@ impl TryFrom<billing_pb::UsageRecord> for UsageRecord {
             total_tokens: record.total_tokens,
             duration_ms: record.duration_ms,
             endpoint: record.endpoint,
+            provider: record.provider,
+            attempts: record.attempts,
         })
     }
 }

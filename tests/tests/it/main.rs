@@ -17,6 +17,7 @@ mod gateway;
 mod grants;
 mod openai_fidelity;
 mod openai_responses;
+mod providers;
 mod reliability_chaos;
 mod reliability_concurrency;
 mod reliability_faults;

@@ -88,13 +88,22 @@ pub async fn responses(
     Ok(response)
 }
 
-/// `GET /v1/responses`, the WebSocket mode of the Responses API that Codex tries first when a provider
-/// says it supports WebSockets: refused with 426 Upgrade Required (OpenAI's error shape, `x-should-retry:
-/// false`), the one answer on which Codex falls back to `POST /v1/responses` at once (it retries 404, 405
-/// and 501 seven times). No key is needed to learn that. Not an operation of the REST API, so not in
-/// `/openapi.json`.
-pub async fn websocket() -> OpenAiError {
-    OpenAiError(ApiError::WebSocketNotServed)
+/// `GET /v1/responses` asking for a WebSocket (`Upgrade: websocket`), the Responses API's WebSocket mode
+/// that Codex tries first when a provider says it supports WebSockets: refused with 426 Upgrade Required
+/// (OpenAI's error shape, `x-should-retry: false`), the one answer on which Codex falls back to `POST
+/// /v1/responses` at once (it retries 404, 405 and 501 seven times). No key is needed to learn that. A GET
+/// without the upgrade is what it is on every route that does not serve it: 405. Not an operation of the
+/// REST API, so not in `/openapi.json`.
+pub async fn websocket(headers: HeaderMap) -> OpenAiError {
+    let upgrade = headers
+        .get(axum::http::header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
+    OpenAiError(if upgrade {
+        ApiError::WebSocketNotServed
+    } else {
+        ApiError::MethodNotAllowed
+    })
 }
 
 /// An output item being streamed.
