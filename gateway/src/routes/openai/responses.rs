@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
@@ -92,18 +92,21 @@ pub async fn responses(
 /// that Codex tries first when a provider says it supports WebSockets: refused with 426 Upgrade Required
 /// (OpenAI's error shape, `x-should-retry: false`), the one answer on which Codex falls back to `POST
 /// /v1/responses` at once (it retries 404, 405 and 501 seven times). No key is needed to learn that. A GET
-/// without the upgrade is what it is on every route that does not serve it: 405. Not an operation of the
-/// REST API, so not in `/openapi.json`.
-pub async fn websocket(headers: HeaderMap) -> OpenAiError {
+/// without the upgrade is what it is on every route that does not serve it: 405 with `Allow: POST`. Not an
+/// operation of the REST API, so not in `/openapi.json`.
+pub async fn websocket(headers: HeaderMap) -> Response {
     let upgrade = headers
-        .get(axum::http::header::UPGRADE)
+        .get(header::UPGRADE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
-    OpenAiError(if upgrade {
-        ApiError::WebSocketNotServed
-    } else {
-        ApiError::MethodNotAllowed
-    })
+    if upgrade {
+        return OpenAiError(ApiError::WebSocketNotServed).into_response();
+    }
+    let mut response = OpenAiError(ApiError::MethodNotAllowed).into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
 }
 
 /// An output item being streamed.
