@@ -1,4 +1,4 @@
-//! The model provider, through async-openai's bring-your-own-types calls: the client's JSON goes out as it
+//! One OpenAI-compatible model provider, through async-openai's bring-your-own-types calls: the client's JSON goes out as it
 //! is and the provider's JSON comes back as it is, so no field is lost in a translation.
 //!
 //! Every chat call is made in streaming mode with `stream_options.include_usage`, for unary executions too:
@@ -10,6 +10,7 @@
 //! would multiply the client's own retries), and a provider's error answer keeps its HTTP status, body and
 //! `Retry-After`, which async-openai's own error type would drop.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,9 +22,6 @@ use async_openai::types::stream::StreamResponse;
 use futures::StreamExt;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-
-use std::collections::BTreeMap;
-
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::Secret;
@@ -34,7 +32,7 @@ const MODELS_CACHE_TTL: Duration = Duration::from_secs(60);
 /// The longest provider error message passed on (a provider's 4xx body can be anything).
 const MAX_ERROR_MESSAGE_CHARS: usize = 2_000;
 
-/// The model provider.
+/// One OpenAI-compatible model provider.
 pub struct Llm {
     client: Client<OpenAIConfig>,
     timeout: Duration,
