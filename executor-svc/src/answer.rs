@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::llm::ProviderError;
+use crate::upstream::ProviderError;
 
 /// The HTTP status given to an error event inside a stream that names none.
 const STREAM_ERROR_STATUS: u16 = 502;

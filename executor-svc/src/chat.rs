@@ -2,6 +2,8 @@
 //! fields the platform controls set (`model` when absent, `stream`, `stream_options.include_usage`), and
 //! what metering reads from it (model, number of choices, output limit).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
 use crate::error::ExecutorError;
@@ -27,6 +29,39 @@ pub struct ChatRequest {
     /// The client's output limit per choice (`max_completion_tokens`, else `max_tokens`); `None` = the
     /// provider's default. Never lowered: billing cuts the stream off when credit runs out instead.
     pub max_output_tokens: Option<u32>,
+    /// `/v1/messages`: the client's own Messages request, for an Anthropic provider (PROVIDERS.md).
+    pub messages_request: Option<MessagesRequest>,
+}
+
+/// A client's Anthropic Messages request, passed to an Anthropic provider unchanged but for `stream` and the
+/// route's `upstream_model`.
+#[derive(Debug, Clone)]
+pub struct MessagesRequest {
+    pub body: Map<String, Value>,
+    /// The client's `anthropic-version` and `anthropic-beta`.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl MessagesRequest {
+    /// Reads the client's Messages body; its model must be the translated request's, whose route serves it.
+    pub fn from_json(
+        text: &str,
+        headers: &std::collections::HashMap<String, String>,
+        model: &str,
+    ) -> Result<MessagesRequest, ExecutorError> {
+        let Ok(Value::Object(mut body)) = serde_json::from_str::<Value>(text) else {
+            return Err(ExecutorError::InvalidRequest(
+                "the Messages request must be a JSON object".into(),
+            ));
+        };
+        body.insert("model".into(), Value::String(model.to_string()));
+        let headers = headers
+            .iter()
+            .filter(|(name, _)| crate::anthropic::PASSED_HEADERS.contains(&name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        Ok(MessagesRequest { body, headers })
+    }
 }
 
 impl ChatRequest {
@@ -92,6 +127,7 @@ impl ChatRequest {
             model,
             choices,
             max_output_tokens,
+            messages_request: None,
         })
     }
 
@@ -119,6 +155,7 @@ impl ChatRequest {
             model,
             choices: 1,
             max_output_tokens: Some(max_output_tokens),
+            messages_request: None,
         }
     }
 

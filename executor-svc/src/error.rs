@@ -6,7 +6,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::llm::ProviderError;
+use crate::upstream::ProviderError;
 
 /// The `google.rpc.ErrorInfo` domain of the provider's own errors.
 pub const PROVIDER_ERROR_DOMAIN: &str = "provider";
@@ -41,6 +41,9 @@ pub enum ExecutorError {
     /// No route of `PROVIDERS_FILE` serves the model.
     #[error("no route serves the model {0:?}")]
     ModelNotRouted(String),
+    /// The provider speaks Anthropic's Messages API, which has no embeddings.
+    #[error("the provider {0:?} (Anthropic's Messages API) serves no embeddings")]
+    EmbeddingsNotServed(String),
     /// The provider is at its `max_concurrent`.
     #[error("the provider {0:?} is at its max_concurrent")]
     ProviderBusy(String),
@@ -61,7 +64,8 @@ impl ExecutorError {
         match self {
             ExecutorError::UpstreamTimeout(_)
             | ExecutorError::UpstreamUnavailable(_)
-            | ExecutorError::ProviderBusy(_) => true,
+            | ExecutorError::ProviderBusy(_)
+            | ExecutorError::EmbeddingsNotServed(_) => true,
             ExecutorError::Provider(error) => error.http_status == 429 || error.http_status >= 500,
             ExecutorError::MissingApiKey
             | ExecutorError::InvalidRequest(_)
@@ -103,6 +107,9 @@ impl From<ExecutorError> for Status {
             ExecutorError::Provider(error) => provider_status(error),
             ExecutorError::ModelNotRouted(model) => Status::not_found(format!(
                 "no provider serves the model {model:?} (see the operator's PROVIDERS_FILE routes)"
+            )),
+            ExecutorError::EmbeddingsNotServed(provider) => Status::invalid_argument(format!(
+                "this model's provider {provider:?} speaks Anthropic's Messages API, which has no embeddings"
             )),
             ExecutorError::ProviderBusy(provider) => Status::unavailable(format!(
                 "every provider of this model is busy (the last, {provider:?}, is at its max_concurrent); \

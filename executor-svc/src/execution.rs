@@ -22,14 +22,16 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::answer::{self, Answer, Ending, ProviderUsage};
+use crate::anthropic::events::{self, Message as MessageAnswer};
+use crate::anthropic::translate::finish_reason;
 use crate::chat::ChatRequest;
 use crate::config::Secret;
 use crate::error::ExecutorError;
-use crate::llm::ChatStream;
 use crate::metering::{MeterSession, Metering};
 use crate::providers::{Providers, Served};
 use crate::spool::{Spool, SpooledSettlement};
 use crate::tokens;
+use crate::upstream::{Upstream, Wire};
 use proto::ids::{ApiKeyId, ExecutionId};
 
 /// Who wrote a chat message.
@@ -73,7 +75,8 @@ pub struct Call {
 pub enum Shape {
     /// The first choice's text (`/execute`'s simple shape).
     Text,
-    /// The provider's own JSON: chunks as it sent them, or the assembled `chat.completion`.
+    /// The provider's own JSON: chunks (or, natively from an Anthropic provider, events) as it sent them,
+    /// or the assembled `chat.completion` (or Anthropic `message`).
     ChatCompletion,
 }
 
@@ -117,6 +120,10 @@ pub struct Outcome {
     pub chat_completion: Option<String>,
     /// Streamed [`Shape::ChatCompletion`] calls: the provider's usage chunk as it sent it.
     pub usage_chunk: Option<String>,
+    /// Unary calls served natively by an Anthropic provider: its answer as a `message`.
+    pub message: Option<String>,
+    /// Streams served natively by an Anthropic provider: its `message_delta` event, held back.
+    pub usage_event: Option<String>,
     pub input_tokens: u64,
     pub output_tokens: u64,
     /// As billing-svc recorded them; `None` while the settlement is pending.
@@ -142,6 +149,8 @@ pub enum StreamEvent {
     Delta(String),
     /// [`Shape::ChatCompletion`]: a provider chunk as it sent it.
     Chunk(String),
+    /// [`Shape::ChatCompletion`] served natively by an Anthropic provider: one of its events as it sent it.
+    Event(String),
     /// First, when the key has per-minute limits: where it stands against them.
     Limits(RateLimits),
     Done(Box<Result<Outcome, ExecutorError>>),
@@ -184,6 +193,7 @@ impl Sink {
     async fn deliver(
         &mut self,
         shape: Shape,
+        wire: Wire,
         chunk: &RawValue,
         first_choice_text: Option<&str>,
     ) -> Result<(), ClientGone> {
@@ -191,9 +201,12 @@ impl Sink {
             (Sink::Unary(reply), _, _) if reply.is_closed() => return Err(ClientGone),
             (Sink::Unary(_), _, _) | (Sink::Stream(_), Shape::Text, None) => return Ok(()),
             (Sink::Stream(events), Shape::ChatCompletion, _) => {
-                events
-                    .send(StreamEvent::Chunk(chunk.get().to_string()))
-                    .await
+                let item = chunk.get().to_string();
+                let event = match wire {
+                    Wire::ChatChunks => StreamEvent::Chunk(item),
+                    Wire::MessageEvents => StreamEvent::Event(item),
+                };
+                events.send(event).await
             }
             (Sink::Stream(events), Shape::Text, Some(text)) => {
                 events.send(StreamEvent::Delta(text.to_string())).await
@@ -260,7 +273,16 @@ enum End {
 
 /// What generation produced.
 struct Generation {
+    /// What the provider's items are, once one answered.
+    wire: Option<Wire>,
     answer: Answer,
+    /// The answer as Anthropic events tell it (native calls).
+    message: MessageAnswer,
+    /// Native calls: the provider's `message_delta`, held back.
+    usage_event: Option<String>,
+    /// Native calls: the prompt tokens `message_start` reported (cache reads and writes included), charged
+    /// rather than the local estimate when the answer ends before its final usage.
+    reported_input_tokens: Option<u64>,
     /// The first choice's text.
     output: String,
     /// Output tokens counted locally over every choice, as delivered.
@@ -405,10 +427,9 @@ impl Executor {
         }
 
         let assemble = sink.is_unary() && request.shape == Shape::ChatCompletion;
-        let (mut generation, end) = self
-            .generate(request, &mut session, sink, Answer::new(assemble))
-            .await;
+        let (mut generation, end) = self.generate(request, &mut session, sink, assemble).await;
         if matches!(end, End::StoppedByCredit)
+            && generation.wire == Some(Wire::ChatChunks)
             && let Some(last) = generation.answer.cut_off_chunk()
         {
             sink.made_chunk(request.shape, last).await;
@@ -440,13 +461,19 @@ impl Executor {
             Finish::CreditExhausted => Ending::CutOff,
             Finish::Stop | Finish::Length => Ending::Whole,
         };
-        let chat_completion = assemble.then(|| {
-            let charged = ProviderUsage {
-                input_tokens,
-                output_tokens,
-            };
+        let charged_usage = ProviderUsage {
+            input_tokens,
+            output_tokens,
+        };
+        let native = generation.wire == Some(Wire::MessageEvents);
+        let chat_completion = (assemble && !native).then(|| {
             std::mem::take(&mut generation.answer)
-                .completion(ending, charged)
+                .completion(ending, charged_usage)
+                .to_string()
+        });
+        let message = (assemble && native).then(|| {
+            std::mem::take(&mut generation.message)
+                .message(ending, charged_usage)
                 .to_string()
         });
         Ok(Outcome {
@@ -455,6 +482,8 @@ impl Executor {
             output: generation.output,
             chat_completion,
             usage_chunk: generation.usage_chunk,
+            message,
+            usage_event: generation.usage_event,
             input_tokens,
             output_tokens,
             costs: charged.costs,
@@ -560,18 +589,18 @@ impl Executor {
         request: &ExecutionRequest,
         session: &mut MeterSession,
         sink: &mut Sink,
-        answer: Answer,
+        assemble: bool,
     ) -> (Generation, End) {
         let model = &request.call.model;
-        let mut generation = Generation::new(answer);
+        let mut generation = Generation::new(assemble);
         let mut hold = Hold {
             granted: session.opened.granted_output_tokens,
             outstanding: 0,
             last_reported: 0,
             final_grant: false,
         };
-        let mut stream: ChatStream = tokio::select! {
-            started = self.providers.stream(model, &request.chat.body) => match started {
+        let mut stream: Upstream = tokio::select! {
+            started = self.providers.stream(model, &request.chat) => match started {
                 Ok(Served { stream, provider, attempts }) => {
                     generation.provider = provider;
                     generation.attempts = attempts;
@@ -585,6 +614,7 @@ impl Executor {
             () = sink.client_gone() => return (generation, End::ClientGone),
         };
         generation.upstream_answered = true;
+        generation.wire = Some(stream.wire);
         loop {
             tokio::select! {
                 biased;
@@ -603,36 +633,62 @@ impl Executor {
                             return (generation, End::Failed(error));
                         }
                     };
-                    let reading = match answer::read(&chunk) {
-                        Ok(reading) => reading,
-                        Err(error) => return (generation, End::Failed(ExecutorError::Provider(error))),
+                    let (generated, text, finish) = match stream.wire {
+                        Wire::ChatChunks => {
+                            let reading = match answer::read(&chunk) {
+                                Ok(reading) => reading,
+                                Err(error) => return (generation, End::Failed(ExecutorError::Provider(error))),
+                            };
+                            if reading.usage.is_some() {
+                                generation.provider_usage = reading.usage;
+                            }
+                            if reading.usage_only {
+                                generation.usage_chunk = Some(raw.get().to_string());
+                                generation.answer.absorb(chunk);
+                                continue;
+                            }
+                            let generated = tokens::chunk_output_tokens(model, &chunk);
+                            (generated, reading.first_choice_text, reading.first_choice_finish)
+                        }
+                        Wire::MessageEvents => {
+                            generation.message.absorb(&chunk);
+                            let usage = generation.message.usage();
+                            if events::held_back(&chunk) {
+                                // `message_delta` carries the final usage: the charge from now on.
+                                if chunk["type"] == "message_delta" {
+                                    generation.provider_usage = usage.map(|usage| usage.charged());
+                                    generation.usage_event = Some(raw.get().to_string());
+                                    generation.first_choice_finish = generation.message.stop_reason().map(|reason| finish_reason(reason).to_string());
+                                }
+                                continue;
+                            }
+                            if chunk["type"] == "message_start" {
+                                generation.reported_input_tokens = usage.map(|usage| usage.charged().input_tokens);
+                            }
+                            let generated = events::generated(&chunk);
+                            let count = generated.output.iter().map(|text| tokens::text_tokens(model, text)).sum::<u64>();
+                            (count, generated.text.map(str::to_string), None)
+                        }
                     };
-                    if reading.usage.is_some() {
-                        generation.provider_usage = reading.usage;
-                    }
-                    if reading.usage_only {
-                        generation.usage_chunk = Some(raw.get().to_string());
-                        generation.answer.absorb(chunk);
-                        continue;
-                    }
-                    let needed = generation.output_tokens + tokens::chunk_output_tokens(model, &chunk);
+                    let needed = generation.output_tokens + generated;
                     match self.cover(session, sink, &mut hold, needed).await {
                         Cover::Covered => {}
                         // Dropping the stream on return cancels the upstream request at once.
                         Cover::Exhausted => return (generation, End::StoppedByCredit),
                         Cover::ClientGone => return (generation, End::ClientGone),
                     }
-                    let text = reading.first_choice_text.as_deref();
-                    if sink.deliver(request.shape, &raw, text).await.is_err() {
+                    if sink.deliver(request.shape, stream.wire, &raw, text.as_deref()).await.is_err() {
                         return (generation, End::ClientGone);
                     }
                     if let Some(text) = text {
-                        generation.output.push_str(text);
+                        generation.output.push_str(&text);
                     }
-                    if reading.first_choice_finish.is_some() {
-                        generation.first_choice_finish = reading.first_choice_finish;
+                    if finish.is_some() {
+                        generation.first_choice_finish = finish;
                     }
-                    generation.answer.absorb(chunk);
+                    if stream.wire == Wire::ChatChunks {
+                        generation.answer.absorb(chunk);
+                    }
                     generation.output_tokens = needed;
                     let due = needed - hold.last_reported >= self.limits.progress_interval_tokens;
                     if due && !hold.final_grant && session.report_progress(needed) {
@@ -677,9 +733,14 @@ impl Executor {
 }
 
 impl Generation {
-    fn new(answer: Answer) -> Generation {
+    /// `assemble`: keep the whole answer (unary calls).
+    fn new(assemble: bool) -> Generation {
         Generation {
-            answer,
+            wire: None,
+            answer: Answer::new(assemble),
+            message: MessageAnswer::new(assemble),
+            usage_event: None,
+            reported_input_tokens: None,
             output: String::new(),
             output_tokens: 0,
             provider_usage: None,
@@ -697,7 +758,8 @@ impl Generation {
 /// - The provider reported usage: that usage, whatever happened (a failed or cut-off call it billed).
 /// - Completed without a usage report: local counts (prompt estimate, tiktoken over every choice's output).
 /// - Stopped by credit or cancelled by the client after the provider started answering: local counts of
-///   what was generated and delivered (the provider bills a cancelled call for what it produced).
+///   what was generated and delivered (the provider bills a cancelled call for what it produced), with the
+///   prompt tokens an Anthropic provider reported at the start in place of the estimate.
 /// - Failed without a usage report, or cancelled before any answer: nothing, the provider did not bill it.
 fn charge(
     generation: &Generation,
@@ -724,7 +786,10 @@ fn charge(
             (estimated_input_tokens, generation.output_tokens, status)
         }
         End::StoppedByCredit | End::ClientGone if generation.upstream_answered => {
-            (estimated_input_tokens, generation.output_tokens, status)
+            let input_tokens = generation
+                .reported_input_tokens
+                .unwrap_or(estimated_input_tokens);
+            (input_tokens, generation.output_tokens, status)
         }
         End::StoppedByCredit | End::ClientGone | End::Failed(_) => (0, 0, status),
     }
@@ -741,7 +806,7 @@ mod tests {
             output_tokens: 3,
             provider_usage: usage,
             upstream_answered: answered,
-            ..Generation::new(Answer::new(false))
+            ..Generation::new(false)
         }
     }
 

@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status};
 
-use crate::chat::{ChatRequest, MAX_MESSAGES, model_name};
+use crate::chat::{ChatRequest, MAX_MESSAGES, MessagesRequest, model_name};
 use crate::config::Secret;
 use crate::embeddings::{self, EmbedOutcome};
 use crate::error::ExecutorError;
@@ -106,6 +106,9 @@ impl ExecutorService for ExecutorGrpc {
             }),
             StreamEvent::Chunk(json) => Ok(ExecuteStreamResponse {
                 message: Some(execute_stream_response::Message::ChunkJson(json)),
+            }),
+            StreamEvent::Event(json) => Ok(ExecuteStreamResponse {
+                message: Some(execute_stream_response::Message::MessageEventJson(json)),
             }),
             StreamEvent::Limits(limits) => Ok(ExecuteStreamResponse {
                 message: Some(execute_stream_response::Message::RateLimits(limits)),
@@ -236,6 +239,8 @@ fn to_response(outcome: Outcome, output: OutputField) -> ExecuteResponse {
         finish_reason: finish_reason.into(),
         chat_completion_json: outcome.chat_completion.unwrap_or_default(),
         usage_chunk_json: outcome.usage_chunk.unwrap_or_default(),
+        message_json: outcome.message.unwrap_or_default(),
+        usage_event_json: outcome.usage_event.unwrap_or_default(),
         rate_limits: outcome.rate_limits,
     }
 }
@@ -259,10 +264,20 @@ fn parse(
                     "with `chat_request_json`, leave `prompt`, `messages`, `model` and `max_tokens` unset".into(),
                 ));
             }
-            (
-                ChatRequest::from_json(json, &defaults.model)?,
-                Shape::ChatCompletion,
-            )
+            let mut chat = ChatRequest::from_json(json, &defaults.model)?;
+            if let Some(messages) = &request.messages_request_json {
+                chat.messages_request = Some(MessagesRequest::from_json(
+                    messages,
+                    &request.anthropic_headers,
+                    &chat.model,
+                )?);
+            }
+            (chat, Shape::ChatCompletion)
+        }
+        None if request.messages_request_json.is_some() => {
+            return Err(ExecutorError::InvalidRequest(
+                "`messages_request_json` needs its translation in `chat_request_json`".into(),
+            ));
         }
         None => (simple_chat(request, defaults)?, Shape::Text),
     };

@@ -14,20 +14,25 @@
 //! tried; never once the provider's first chunk has arrived, so nothing a client received is ever sent
 //! twice. A provider at its `max_concurrent` is passed over like one that answered 429.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::anthropic::Anthropic;
+use crate::chat::ChatRequest;
 use crate::config::{ModelEndpoint, Secret};
 use crate::error::ExecutorError;
-use crate::llm::{ChatStream, Llm};
+use crate::openai::OpenAi;
+use crate::upstream::Upstream;
 
 /// The name of the one provider used without `PROVIDERS_FILE`, recorded on its usage records.
 pub const DEFAULT_PROVIDER: &str = "default";
@@ -97,9 +102,15 @@ pub enum ProvidersError {
 /// One upstream.
 pub struct Provider {
     pub name: String,
-    llm: Llm,
+    api: Api,
     /// Calls in flight at most, when the operator set a limit.
     slots: Option<Arc<Semaphore>>,
+}
+
+/// The API a provider speaks, with its client.
+enum Api {
+    OpenAi(OpenAi),
+    Anthropic(Anthropic),
 }
 
 /// Which providers serve the models matching a pattern.
@@ -118,9 +129,9 @@ pub struct Providers {
     routes: Vec<Route>,
 }
 
-/// A chat stream and who serves it.
+/// A provider's answer and who serves it.
 pub struct Served {
-    pub stream: ChatStream,
+    pub stream: Upstream,
     /// The provider that answered.
     pub provider: String,
     /// Providers asked, the one that answered included.
@@ -153,12 +164,12 @@ impl Providers {
         Providers {
             providers: vec![Provider {
                 name: DEFAULT_PROVIDER.to_string(),
-                llm: Llm::new(
+                api: Api::OpenAi(OpenAi::new(
                     &endpoint.base_url,
                     &endpoint.api_key,
                     &BTreeMap::new(),
                     timeout,
-                ),
+                )),
                 slots: None,
             }],
             routes: vec![Route {
@@ -251,31 +262,30 @@ impl Providers {
         order
     }
 
-    /// `body` as the provider is asked for it: the route's `upstream_model` in place of the client's name.
-    fn body_for<'b>(
-        route: &Route,
-        body: &'b Map<String, Value>,
-    ) -> std::borrow::Cow<'b, Map<String, Value>> {
-        match &route.upstream_model {
-            None => std::borrow::Cow::Borrowed(body),
-            Some(upstream) => {
-                let mut renamed = body.clone();
-                renamed.insert("model".into(), Value::String(upstream.clone()));
-                std::borrow::Cow::Owned(renamed)
-            }
-        }
-    }
-
-    /// Starts a streamed chat completion of `body` for `model`, falling back along its route until a provider
-    /// sends its first chunk (see the module docs).
-    pub async fn stream(
-        &self,
-        model: &str,
-        body: &Map<String, Value>,
-    ) -> Result<Served, NotServed> {
+    /// Starts the model's answer to `chat` for `model`, falling back along its route until a provider
+    /// sends its first item (see the module docs). An OpenAI-compatible provider gets the chat request; an
+    /// Anthropic one the client's own Messages request when there is one (the native pass-through of
+    /// `/v1/messages`), else the chat request translated.
+    pub async fn stream(&self, model: &str, chat: &ChatRequest) -> Result<Served, NotServed> {
         let (stream, provider, attempts) = self
-            .in_route_order(model, body, async |llm, body, slot| {
-                Ok(llm.stream(body).await?.holding(slot))
+            .in_route_order(model, |provider, upstream_model, slot| {
+                Box::pin(async move {
+                    let stream = match (&provider.api, &chat.messages_request) {
+                        (Api::OpenAi(openai), _) => {
+                            openai.stream(&renamed(&chat.body, upstream_model)).await?
+                        }
+                        (Api::Anthropic(anthropic), Some(native)) => {
+                            let body = renamed(&native.body, upstream_model);
+                            anthropic.stream(&body, &native.headers).await?
+                        }
+                        (Api::Anthropic(anthropic), None) => {
+                            anthropic
+                                .chat_stream(&renamed(&chat.body, upstream_model))
+                                .await?
+                        }
+                    };
+                    Ok(stream.holding(slot))
+                })
             })
             .await?;
         Ok(Served {
@@ -285,14 +295,22 @@ impl Providers {
         })
     }
 
-    /// Creates embeddings for `model`, falling back along its route like [`Providers::stream`].
+    /// Creates embeddings for `model`, falling back along its route like [`Providers::stream`]; an
+    /// Anthropic provider (no embeddings API) is passed over.
     pub async fn embed(
         &self,
         model: &str,
         body: &Map<String, Value>,
     ) -> Result<Embedded, NotServed> {
         let (answer, provider, attempts) = self
-            .in_route_order(model, body, async |llm, body, _slot| llm.embed(body).await)
+            .in_route_order(model, |provider, upstream_model, _slot| {
+                Box::pin(async move {
+                    let Api::OpenAi(openai) = &provider.api else {
+                        return Err(ExecutorError::EmbeddingsNotServed(provider.name.clone()));
+                    };
+                    openai.embed(&renamed(body, upstream_model)).await
+                })
+            })
             .await?;
         Ok(Embedded {
             answer,
@@ -303,21 +321,19 @@ impl Providers {
 
     /// `call` on the providers of `model`'s route in order until one succeeds or fails in a way another
     /// provider would not change; what it made, the provider's name and the providers asked. `call` gets the
-    /// provider's call slot to hold for as long as its answer lives.
-    async fn in_route_order<T>(
-        &self,
+    /// route's `upstream_model`, and the provider's call slot to hold for as long as its answer lives.
+    async fn in_route_order<'a, T>(
+        &'a self,
         model: &str,
-        body: &Map<String, Value>,
-        call: impl AsyncFn(
-            &Llm,
-            &Map<String, Value>,
+        call: impl Fn(
+            &'a Provider,
+            Option<&'a str>,
             Option<OwnedSemaphorePermit>,
-        ) -> Result<T, ExecutorError>,
+        ) -> BoxFuture<'a, Result<T, ExecutorError>>,
     ) -> Result<(T, String, u32), NotServed> {
         let route = self
             .route_of(model)
             .map_err(|error| NotServed { error, attempts: 0 })?;
-        let body = Providers::body_for(route, body);
         let mut last_error = ExecutorError::ModelNotRouted(model.to_string());
         let mut asked = 0;
         for index in self.attempts(route) {
@@ -327,7 +343,7 @@ impl Providers {
                 last_error = ExecutorError::ProviderBusy(provider.name.clone());
                 continue;
             };
-            match call(&provider.llm, &body, slot).await {
+            match call(provider, route.upstream_model.as_deref(), slot).await {
                 Ok(made) => return Ok((made, provider.name.clone(), asked)),
                 Err(error) if error.tries_next_provider() => {
                     tracing::warn!(provider = %provider.name, %error, "provider failed before its first chunk; trying the next");
@@ -371,7 +387,12 @@ impl Providers {
             }
             for index in &route.providers {
                 if !lists.contains_key(index) {
-                    match self.providers[*index].llm.models().await {
+                    let provider = &self.providers[*index];
+                    let models = match &provider.api {
+                        Api::OpenAi(openai) => openai.models().await,
+                        Api::Anthropic(anthropic) => anthropic.models(&provider.name).await,
+                    };
+                    match models {
                         Ok(text) => {
                             let data = serde_json::from_str::<Value>(&text)
                                 .ok()
@@ -439,17 +460,6 @@ fn provider(
             "provider {name:?}: {message}"
         )))
     };
-    match entry.kind {
-        ProviderKind::Openai => {}
-        ProviderKind::Anthropic => {
-            return invalid(
-                "kind \"anthropic\" (Anthropic's native Messages API) is not served yet; connect Anthropic \
-                 through its OpenAI-compatible endpoint: kind = \"openai\", base_url = \
-                 \"https://api.anthropic.com/v1\""
-                    .into(),
-            );
-        }
-    }
     let base_url = entry.base_url.trim().trim_end_matches('/').to_string();
     if !(base_url.starts_with("http://") || base_url.starts_with("https://"))
         || base_url.parse::<tonic::transport::Uri>().is_err()
@@ -488,7 +498,14 @@ fn provider(
         }
     }
     Ok(Provider {
-        llm: Llm::new(&base_url, &api_key, &entry.headers, timeout),
+        api: match entry.kind {
+            ProviderKind::Openai => {
+                Api::OpenAi(OpenAi::new(&base_url, &api_key, &entry.headers, timeout))
+            }
+            ProviderKind::Anthropic => {
+                Api::Anthropic(Anthropic::new(&base_url, &api_key, &entry.headers, timeout))
+            }
+        },
         name,
         slots,
     })
@@ -533,6 +550,21 @@ fn route(entry: RouteEntry, providers: &[Provider]) -> Result<Route, ProvidersEr
         upstream_model: entry.upstream_model,
         weights: entry.weights,
     })
+}
+
+/// `body` as the provider is asked for it: the route's `upstream_model` in place of the client's name.
+fn renamed<'b>(
+    body: &'b Map<String, Value>,
+    upstream_model: Option<&str>,
+) -> Cow<'b, Map<String, Value>> {
+    match upstream_model {
+        None => Cow::Borrowed(body),
+        Some(upstream) => {
+            let mut renamed = body.clone();
+            renamed.insert("model".into(), Value::String(upstream.to_string()));
+            Cow::Owned(renamed)
+        }
+    }
 }
 
 fn is_glob(pattern: &str) -> bool {
@@ -647,7 +679,7 @@ mod tests {
         assert_eq!(route.upstream_model.as_deref(), Some("gpt-4o-2024-08-06"));
         let body: Map<String, Value> = serde_json::from_str(r#"{"model": "gpt-4o"}"#).unwrap();
         assert_eq!(
-            Providers::body_for(route, &body)["model"],
+            renamed(&body, route.upstream_model.as_deref())["model"],
             "gpt-4o-2024-08-06"
         );
         assert_eq!(providers.route_of("llama3.1").unwrap().providers, [1]);
@@ -668,7 +700,7 @@ mod tests {
     #[test]
     fn mistakes_are_named_at_start() {
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-        let cases: [Case<'_>; 9] = [
+        let cases: [Case<'_>; 8] = [
             (TWO, &[], "OPENAI_KEY is not set"),
             (
                 &TWO.replace("\"local\"]", "\"nope\"]"),
@@ -679,14 +711,6 @@ mod tests {
                 &TWO.replace("name = \"local\"", "name = \"openai\""),
                 &[("OPENAI_KEY", "k")],
                 "unique",
-            ),
-            (
-                &TWO.replace(
-                    "kind = \"openai\"\n        base_url = \"http://",
-                    "kind = \"anthropic\"\n        base_url = \"http://",
-                ),
-                &[("OPENAI_KEY", "k")],
-                "not served yet",
             ),
             (
                 &TWO.replace("http://127.0.0.1:11434/v1", "localhost:11434"),

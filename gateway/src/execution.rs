@@ -18,6 +18,8 @@ pub enum ExecutionEvent {
     Delta(String),
     /// A provider chunk as it sent it (chat requests given as JSON).
     Chunk(String),
+    /// An Anthropic provider's event as it sent it (`/v1/messages` served natively).
+    Event(String),
     /// The end: usage, billing and finish reason (its `output` is empty).
     Done(Box<ExecuteResponse>),
     /// The stream broke after it started; nothing follows.
@@ -97,6 +99,9 @@ async fn next_event(state: StreamState) -> Option<(ExecutionEvent, StreamState)>
         Ok(Some(ExecuteStreamResponse {
             message: Some(Message::ChunkJson(json)),
         })) => Some((ExecutionEvent::Chunk(json), Some((None, stream)))),
+        Ok(Some(ExecuteStreamResponse {
+            message: Some(Message::MessageEventJson(json)),
+        })) => Some((ExecutionEvent::Event(json), Some((None, stream)))),
         Ok(Some(ExecuteStreamResponse {
             message: Some(Message::Done(done)),
         })) => Some((ExecutionEvent::Done(Box::new(done)), None)),

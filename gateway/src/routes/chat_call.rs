@@ -48,10 +48,13 @@ pub fn request(
     })
 }
 
-/// A non-streamed execution's end: the provider's completion JSON, the summary, and the headers to answer
-/// with (billing figures, the key's rate limits, `Content-Type: application/json`).
+/// A non-streamed execution's end: the provider's completion JSON (or, served natively by an Anthropic
+/// provider, its `message` JSON), the summary, and the headers to answer with (billing figures, the key's
+/// rate limits, `Content-Type: application/json`).
 pub struct Finished {
     pub completion: String,
+    /// Set instead of `completion` when an Anthropic provider answered a `/v1/messages` call natively.
+    pub message: Option<String>,
     pub summary: ExecutionSummary,
     pub headers: HeaderMap,
 }
@@ -64,7 +67,8 @@ pub async fn run(
 ) -> Result<Finished, ApiError> {
     let mut response = execution::run(state, context, request).await?;
     let completion = std::mem::take(&mut response.chat_completion_json);
-    if completion.is_empty() {
+    let message = Some(std::mem::take(&mut response.message_json)).filter(|json| !json.is_empty());
+    if completion.is_empty() && message.is_none() {
         return Err(ApiError::contract(
             Service::Executor,
             "a chat completion without its JSON",
@@ -85,6 +89,7 @@ pub async fn run(
     );
     Ok(Finished {
         completion,
+        message,
         summary,
         headers,
     })

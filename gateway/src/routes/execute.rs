@@ -123,6 +123,8 @@ pub async fn execute(
         idempotency_key: header_text(&headers, IDEMPOTENCY_KEY_HEADER)?,
         endpoint: ENDPOINT.to_string(),
         chat_request_json: None,
+        messages_request_json: None,
+        anthropic_headers: Default::default(),
     };
     if stream {
         // `/execute` is the platform's own shape: OpenAI's rate-limit headers are for `/v1`.
@@ -168,7 +170,7 @@ fn sse_events(
                 vec![event("error", &ExecuteStreamEvent::Error(error.body().1))]
             }
             // Provider chunks belong to chat requests given as JSON; `/execute` never sends one.
-            ExecutionEvent::Chunk(_) => Vec::new(),
+            ExecutionEvent::Chunk(_) | ExecutionEvent::Event(_) => Vec::new(),
         };
         futures::stream::iter(out.into_iter().map(Ok))
     })

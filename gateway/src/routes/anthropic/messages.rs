@@ -20,7 +20,7 @@ use super::translate::{self, message_id, stop_reason};
 use crate::anthropic_error::AnthropicError;
 use crate::error::{ApiError, Service};
 use crate::execution::{self, ExecutionEvent};
-use crate::extract::AnthropicCallContext;
+use crate::extract::{AnthropicCallContext, header_text};
 use crate::json::{ExecutionSummary, FinishReason};
 use crate::openapi::AnthropicErrors;
 use crate::routes::chat_call;
@@ -29,6 +29,8 @@ use crate::state::AppState;
 
 /// The endpoint recorded on usage records.
 const ENDPOINT: &str = "/v1/messages";
+/// The client's headers an Anthropic provider receives as they came (PROVIDERS.md).
+const PASSED_HEADERS: [&str; 2] = ["anthropic-version", "anthropic-beta"];
 
 /// Anthropic's Messages API: the key in `x-api-key` (or `Authorization: Bearer`), `anthropic-version`,
 /// `anthropic-beta` and `?beta=true` accepted. The body and answers are Anthropic's (`message`, or its stream
@@ -63,28 +65,48 @@ pub async fn messages(
         );
     }
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let native_body = Value::Object(body.clone()).to_string();
     let translated =
         translate::to_chat(body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
-    let request = chat_call::request(
+    let mut request = chat_call::request(
         Value::Object(translated.chat).to_string(),
         &headers,
         ENDPOINT,
     )?;
-    let mut response = if stream {
+    request.messages_request_json = Some(native_body);
+    for name in PASSED_HEADERS {
+        if let Some(value) = header_text(&headers, name)? {
+            request.anthropic_headers.insert(name.to_string(), value);
+        }
+    }
+    // Tools are dropped only on the way to an OpenAI-compatible provider; an Anthropic one gets them all.
+    let (mut response, translated_answer) = if stream {
         let (limits, events) = execution::start_stream(&state, &context, request).await?;
-        chat_call::sse(limits.as_ref(), message_events(events))
+        let mut events = Box::pin(events.peekable());
+        let native = matches!(events.as_mut().peek().await, Some(ExecutionEvent::Event(_)));
+        (chat_call::sse(limits.as_ref(), message_events(events)), !native)
     } else {
         let finished = chat_call::run(&state, &context, request).await?;
-        let completion: Value = serde_json::from_str(&finished.completion).map_err(|_| {
-            ApiError::contract(Service::Executor, "a chat completion that is not JSON")
-        })?;
-        let mut message = translate::to_message(&completion);
-        if finished.summary.finish_reason == FinishReason::CreditExhausted {
+        let cut_off = finished.summary.finish_reason == FinishReason::CreditExhausted;
+        let (mut message, native) = match &finished.message {
+            Some(message) => (serde_json::from_str::<Value>(message).map_err(|_| {
+                ApiError::contract(Service::Executor, "a message that is not JSON")
+            })?, true),
+            None => {
+                let completion: Value = serde_json::from_str(&finished.completion).map_err(|_| {
+                    ApiError::contract(Service::Executor, "a chat completion that is not JSON")
+                })?;
+                (translate::to_message(&completion), false)
+            }
+        };
+        if cut_off {
             message["stop_reason"] = "max_tokens".into();
         }
-        (finished.headers, message.to_string()).into_response()
+        ((finished.headers, message.to_string()).into_response(), !native)
     };
-    chat_call::dropped_tools_header(&translated.dropped_tools, &mut response);
+    if translated_answer {
+        chat_call::dropped_tools_header(&translated.dropped_tools, &mut response);
+    }
     Ok(response)
 }
 
@@ -147,9 +169,17 @@ struct MessageStream {
     /// Block index of each chat tool call index.
     tools: HashMap<u64, usize>,
     finish_reason: Option<String>,
+    /// The provider's own events pass through (an Anthropic provider): the held-back `message_delta`
+    /// comes in the final message.
+    native: bool,
 }
 
+/// Events to send: the SSE event name and the data.
 type Out = Vec<(&'static str, Value)>;
+
+/// The event name of an event passed on as the provider sent it: the name is its `type`, as in Anthropic's
+/// own streams (unknown event types included).
+const NAMED_BY_TYPE: &str = "";
 
 impl MessageStream {
     fn start(&mut self, id: &str, model: &Value, out: &mut Out) {
@@ -243,7 +273,26 @@ impl MessageStream {
         out
     }
 
-    fn done(&mut self, usage_chunk: &str, summary: &ExecutionSummary) -> Out {
+    /// An Anthropic provider's event, passed on as it came; the blocks it opens and closes are followed so
+    /// that a stream cut off by billing still closes its last block.
+    fn event(&mut self, event: Value) -> Out {
+        self.native = true;
+        match event["type"].as_str() {
+            Some("message_start") => self.started = true,
+            Some("content_block_start") => {
+                let index = event["index"].as_u64().unwrap_or(0) as usize;
+                self.open = Some(Open::Text(index));
+                self.blocks = self.blocks.max(index + 1);
+            }
+            Some("content_block_stop") => self.open = None,
+            _ => {}
+        }
+        vec![(NAMED_BY_TYPE, event)]
+    }
+
+    /// The end: the provider's `message_delta` (native) or one made from the chat usage, with the billing
+    /// figures, then `message_stop`.
+    fn done(&mut self, usage_chunk: &str, usage_event: &str, summary: &ExecutionSummary) -> Out {
         let mut out = Vec::new();
         self.start(
             &summary.execution_id,
@@ -251,20 +300,28 @@ impl MessageStream {
             &mut out,
         );
         self.close(&mut out);
-        let usage = match serde_json::from_str::<Value>(usage_chunk) {
-            Ok(chunk) if chunk["usage"].is_object() => translate::usage(&chunk["usage"]),
+        let cut_off = summary.finish_reason == FinishReason::CreditExhausted;
+        let charged = json!({"input_tokens": summary.usage.input_tokens, "output_tokens": summary.usage.output_tokens});
+        let mut delta = match serde_json::from_str::<Value>(usage_event) {
+            Ok(event) if self.native && event.is_object() => event,
+            _ if self.native => json!({
+                "type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": charged,
+            }),
             _ => {
-                json!({"input_tokens": summary.usage.input_tokens, "output_tokens": summary.usage.output_tokens})
+                let usage = match serde_json::from_str::<Value>(usage_chunk) {
+                    Ok(chunk) if chunk["usage"].is_object() => translate::usage(&chunk["usage"]),
+                    _ => charged,
+                };
+                json!({
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason(self.finish_reason.as_deref()), "stop_sequence": null},
+                    "usage": usage,
+                })
             }
         };
-        let stop = if summary.finish_reason == FinishReason::CreditExhausted {
-            "max_tokens"
-        } else {
-            stop_reason(self.finish_reason.as_deref())
-        };
-        let mut delta = json!({
-            "type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": usage,
-        });
+        if cut_off {
+            delta["delta"]["stop_reason"] = "max_tokens".into();
+        }
         let billing: Option<ChunkBilling> = chunk_billing(
             summary.usage.total_cost,
             summary.billing.as_ref(),
@@ -280,6 +337,10 @@ impl MessageStream {
 }
 
 fn event((name, data): (&'static str, Value)) -> Result<Event, Infallible> {
+    let name = match name {
+        NAMED_BY_TYPE => data["type"].as_str().unwrap_or("message").to_string(),
+        name => name.to_string(),
+    };
     Ok(Event::default().event(name).data(data.to_string()))
 }
 
@@ -302,11 +363,19 @@ fn message_events(
                     "a provider chunk that is not JSON",
                 )),
             },
+            ExecutionEvent::Event(json) => match serde_json::from_str::<Value>(&json) {
+                Ok(event) => translator.event(event),
+                Err(_) => error_event(ApiError::contract(
+                    Service::Executor,
+                    "a provider event that is not JSON",
+                )),
+            },
             ExecutionEvent::Delta(_) => Vec::new(),
             ExecutionEvent::Done(mut done) => {
                 let usage_chunk = std::mem::take(&mut done.usage_chunk_json);
+                let usage_event = std::mem::take(&mut done.usage_event_json);
                 match ExecutionSummary::try_from(*done) {
-                    Ok(summary) => translator.done(&usage_chunk, &summary),
+                    Ok(summary) => translator.done(&usage_chunk, &usage_event, &summary),
                     Err(error) => error_event(error),
                 }
             }
@@ -337,7 +406,7 @@ mod tests {
             names.extend(stream.chunk(chunk).into_iter().map(|(name, _)| name));
         }
         let summary = ExecutionSummary::settled_for_test(FinishReason::Stop);
-        let end = stream.done("", &summary);
+        let end = stream.done("", "", &summary);
         names.extend(end.iter().map(|(name, _)| *name));
         assert_eq!(
             names,

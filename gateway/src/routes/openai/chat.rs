@@ -229,7 +229,8 @@ fn chunk_events(
         let out = match step {
             ExecutionEvent::Chunk(json) => vec![Event::default().data(json)],
             // Text deltas belong to `/execute`'s shape; a chat stream never carries them.
-            ExecutionEvent::Delta(_) => Vec::new(),
+            // Only `/v1/messages` asks for Anthropic events.
+            ExecutionEvent::Delta(_) | ExecutionEvent::Event(_) => Vec::new(),
             ExecutionEvent::Done(mut done) => {
                 let usage_chunk = std::mem::take(&mut done.usage_chunk_json);
                 match ExecutionSummary::try_from(*done) {

@@ -458,7 +458,8 @@ fn response_events(
                     "a provider chunk that is not JSON",
                 )),
             },
-            ExecutionEvent::Delta(_) => Vec::new(),
+            // Only `/v1/messages` asks for Anthropic events.
+            ExecutionEvent::Delta(_) | ExecutionEvent::Event(_) => Vec::new(),
             ExecutionEvent::Done(mut done) => {
                 let usage_chunk = std::mem::take(&mut done.usage_chunk_json);
                 match ExecutionSummary::try_from(*done) {

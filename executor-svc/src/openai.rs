@@ -3,7 +3,7 @@
 //!
 //! Every chat call is made in streaming mode with `stream_options.include_usage`, for unary executions too:
 //! the output can then be metered and cut off the same way, and the provider's final usage chunk is the
-//! authoritative charge. Dropping a [`ChatStream`] cancels the upstream HTTP request.
+//! authoritative charge; the chunks come as an [`Upstream`] of [`Wire::ChatChunks`].
 //!
 //! The HTTP stack is ours (async-openai's middleware hook): it never retries, so a provider's 429 reaches
 //! the client with its `Retry-After` and the client's SDK decides (retrying inside the executor as well
@@ -18,106 +18,22 @@ use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
-use async_openai::types::stream::StreamResponse;
 use futures::StreamExt;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::Secret;
 use crate::error::ExecutorError;
+use crate::upstream::{ProviderError, Upstream, Wire, truncate};
 
 /// How long the provider's model list is reused before it is asked again.
 const MODELS_CACHE_TTL: Duration = Duration::from_secs(60);
-/// The longest provider error message passed on (a provider's 4xx body can be anything).
-const MAX_ERROR_MESSAGE_CHARS: usize = 2_000;
 
 /// One OpenAI-compatible model provider.
-pub struct Llm {
+pub struct OpenAi {
     client: Client<OpenAIConfig>,
     timeout: Duration,
     models: Mutex<Option<(Instant, String)>>,
-}
-
-/// An error answer of the provider, as it meant it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderError {
-    /// The provider's HTTP status (502 for an error event inside a stream that names none).
-    pub http_status: u16,
-    pub message: String,
-    /// OpenAI's `type`, e.g. `invalid_request_error`.
-    pub kind: Option<String>,
-    pub code: Option<String>,
-    pub param: Option<String>,
-    /// From the provider's `Retry-After` (or `retry-after-ms`, rounded up) header.
-    pub retry_after_secs: Option<u64>,
-}
-
-impl ProviderError {
-    /// Reads an OpenAI error object `{message, type, code, param}`; `None` when it is not one.
-    pub fn from_error_object(http_status: u16, error: &Value) -> Option<ProviderError> {
-        let text = |name: &str| match error.get(name) {
-            Some(Value::String(text)) => Some(text.clone()),
-            Some(Value::Number(number)) => Some(number.to_string()),
-            _ => None,
-        };
-        let message = match error {
-            Value::String(message) => message.clone(),
-            Value::Object(_) => text("message")?,
-            _ => return None,
-        };
-        Some(ProviderError {
-            http_status,
-            message: truncate(message),
-            kind: text("type"),
-            code: text("code"),
-            param: text("param"),
-            retry_after_secs: None,
-        })
-    }
-
-    async fn from_response(response: reqwest::Response) -> ProviderError {
-        let http_status = response.status().as_u16();
-        let retry_after_secs = retry_after_secs(response.headers());
-        let body = response.bytes().await.unwrap_or_default();
-        let parsed = serde_json::from_slice::<Value>(&body).ok();
-        let error = parsed
-            .as_ref()
-            .and_then(|body| body.get("error"))
-            .and_then(|error| ProviderError::from_error_object(http_status, error));
-        let mut error = error.unwrap_or_else(|| ProviderError {
-            http_status,
-            message: if http_status >= 500 {
-                format!("the model provider failed (HTTP {http_status})")
-            } else {
-                truncate(String::from_utf8_lossy(&body).trim().to_string())
-            },
-            kind: None,
-            code: None,
-            param: None,
-            retry_after_secs: None,
-        });
-        error.retry_after_secs = retry_after_secs;
-        error
-    }
-}
-
-fn truncate(mut message: String) -> String {
-    if let Some((index, _)) = message.char_indices().nth(MAX_ERROR_MESSAGE_CHARS) {
-        message.truncate(index);
-    }
-    message
-}
-
-/// `Retry-After` in whole seconds (an HTTP date is not used: providers send seconds), or OpenAI's
-/// `retry-after-ms` rounded up.
-fn retry_after_secs(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
-    if let Some(secs) = text("retry-after").and_then(|value| value.parse::<u64>().ok()) {
-        return Some(secs);
-    }
-    let millis = text("retry-after-ms")?.parse::<u64>().ok()?;
-    Some(millis.div_ceil(1000))
 }
 
 /// The provider's error answer, carried through async-openai as its boxed middleware error.
@@ -125,7 +41,7 @@ fn retry_after_secs(headers: &reqwest::header::HeaderMap) -> Option<u64> {
 #[error("the provider answered HTTP {}", .0.http_status)]
 struct ErrorAnswer(ProviderError);
 
-impl Llm {
+impl OpenAi {
     /// The OpenAI-compatible API at `base_url`, with `api_key` (empty: none) and `headers` on every request.
     /// The headers were checked when the providers were read; one that is not valid is left out.
     pub fn new(
@@ -133,7 +49,7 @@ impl Llm {
         api_key: &Secret,
         headers: &BTreeMap<String, String>,
         timeout: Duration,
-    ) -> Llm {
+    ) -> OpenAi {
         // Every field is set here so that no OPENAI_* variable is read by the crate's defaults.
         let config = OpenAIConfig::new()
             .with_api_base(base_url.to_string())
@@ -165,7 +81,7 @@ impl Llm {
                 Err(OpenAIError::Boxed(Box::new(error)))
             }
         });
-        Llm {
+        OpenAi {
             client: Client::with_config(config).with_http_service(service),
             timeout,
             models: Mutex::new(None),
@@ -175,21 +91,15 @@ impl Llm {
     /// Starts a streamed chat completion of `body` (which must ask for a stream with usage) and waits for its
     /// first chunk; fails when the provider refuses it or does not answer in time, so that a caller can
     /// still try another provider before anything reached its client.
-    pub async fn stream(&self, body: &Map<String, Value>) -> Result<ChatStream, ExecutorError> {
+    pub async fn stream(&self, body: &Map<String, Value>) -> Result<Upstream, ExecutorError> {
         let chat = self.client.chat();
-        let inner = tokio::time::timeout(self.timeout, chat.create_stream_byot(body))
+        let chunks = tokio::time::timeout(self.timeout, chat.create_stream_byot(body))
             .await
             .map_err(|_| ExecutorError::UpstreamTimeout(self.timeout))?
             .map_err(upstream_error)?;
-        let mut stream = ChatStream {
-            inner,
-            timeout: self.timeout,
-            first: None,
-            _slot: None,
-        };
-        let first = stream.next().await?;
-        stream.first = Some(first);
-        Ok(stream)
+        let chunks =
+            chunks.map(|chunk: Result<Box<RawValue>, OpenAIError>| chunk.map_err(upstream_error));
+        Upstream::start(Wire::ChatChunks, chunks.boxed(), self.timeout).await
     }
 
     /// Creates embeddings; answers the provider's JSON as it sent it.
@@ -219,36 +129,6 @@ impl Llm {
             *cached = Some((Instant::now(), list.clone()));
         }
         Ok(list)
-    }
-}
-
-/// A streamed answer: the provider's chunks as it sent them. `next` waits at most the configured timeout
-/// for each chunk.
-pub struct ChatStream {
-    inner: StreamResponse<Box<RawValue>>,
-    timeout: Duration,
-    /// The first chunk (or the end), read when the stream started.
-    first: Option<Option<Box<RawValue>>>,
-    /// The provider's call slot, given back when the stream is dropped.
-    _slot: Option<OwnedSemaphorePermit>,
-}
-
-impl ChatStream {
-    /// The stream holding the provider's call slot for as long as it lives.
-    pub fn holding(mut self, slot: Option<OwnedSemaphorePermit>) -> ChatStream {
-        self._slot = slot;
-        self
-    }
-
-    /// The next chunk's JSON text, `None` at the end of the answer. Cancel-safe.
-    pub async fn next(&mut self) -> Result<Option<Box<RawValue>>, ExecutorError> {
-        if let Some(first) = self.first.take() {
-            return Ok(first);
-        }
-        let item = tokio::time::timeout(self.timeout, self.inner.next())
-            .await
-            .map_err(|_| ExecutorError::UpstreamTimeout(self.timeout))?;
-        item.transpose().map_err(upstream_error)
     }
 }
 
@@ -290,47 +170,5 @@ fn upstream_error(error: OpenAIError) -> ExecutorError {
         OpenAIError::FileSaveError(message) | OpenAIError::FileReadError(message) => {
             ExecutorError::Internal(message)
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn openai_error_objects_are_read_whole() {
-        let error = json!({"message": "Invalid value", "type": "invalid_request_error", "param": "messages", "code": "invalid_value"});
-        assert_eq!(
-            ProviderError::from_error_object(400, &error),
-            Some(ProviderError {
-                http_status: 400,
-                message: "Invalid value".into(),
-                kind: Some("invalid_request_error".into()),
-                code: Some("invalid_value".into()),
-                param: Some("messages".into()),
-                retry_after_secs: None,
-            })
-        );
-        let numeric = json!({"message": "slow down", "code": 429});
-        assert_eq!(
-            ProviderError::from_error_object(429, &numeric)
-                .unwrap()
-                .code
-                .as_deref(),
-            Some("429")
-        );
-        assert!(ProviderError::from_error_object(500, &json!(42)).is_none());
-    }
-
-    #[test]
-    fn retry_after_is_read_in_seconds_or_milliseconds() {
-        let mut headers = reqwest::header::HeaderMap::new();
-        assert_eq!(retry_after_secs(&headers), None);
-        headers.insert("retry-after-ms", "1500".parse().unwrap());
-        assert_eq!(retry_after_secs(&headers), Some(2));
-        headers.insert("retry-after", "7".parse().unwrap());
-        assert_eq!(retry_after_secs(&headers), Some(7));
     }
 }
