@@ -15,6 +15,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Serialize;
@@ -110,18 +111,22 @@ struct Usage {
 }
 
 /// The handler.
-pub async fn embeddings(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn embeddings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     state.embeddings.fetch_add(1, Ordering::Relaxed);
-    match respond(&state, &body).await {
+    match respond(&state, &headers, &body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn respond(state: &AppState, body: &[u8]) -> Result<Response, ApiError> {
+async fn respond(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     let body: Arc<Value> =
         Arc::new(serde_json::from_slice(body).map_err(|_| ApiError::unparsable_body())?);
-    state.recorder.record(PATH, Arc::clone(&body));
+    state.recorder.record(PATH, headers, Arc::clone(&body));
     let model = Fields::root(&body)?
         .string("model")?
         .ok_or_else(|| ApiError::missing("model"))?;

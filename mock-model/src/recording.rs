@@ -1,14 +1,15 @@
-//! The bodies of the last requests to `/v1/*`, so tests can assert what a client really sent
+//! The bodies and headers of the last requests to `/v1/*`, so tests can assert what a client really sent
 //! (`GET /requests/last`, `GET /requests`).
 //!
-//! Bodies are kept as parsed, unknown fields included, in a ring of [`CAPACITY`] entries; a body that is not
-//! JSON is not kept.
+//! Bodies are kept as parsed, unknown fields included, with the request's headers (lower-case names, values
+//! as text; this is a test double, so keys are kept as sent), in a ring of [`CAPACITY`] entries; a body that
+//! is not JSON is not kept.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
@@ -23,6 +24,7 @@ pub const CAPACITY: usize = 64;
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub path: &'static str,
+    pub headers: Arc<BTreeMap<String, String>>,
     pub body: Arc<Value>,
 }
 
@@ -30,6 +32,7 @@ pub struct Recorded {
 #[derive(Serialize)]
 struct RecordedView<'a> {
     path: &'a str,
+    headers: &'a BTreeMap<String, String>,
     body: &'a Value,
 }
 
@@ -37,6 +40,7 @@ impl Recorded {
     fn view(&self) -> RecordedView<'_> {
         RecordedView {
             path: self.path,
+            headers: &self.headers,
             body: &self.body,
         }
     }
@@ -49,7 +53,16 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn record(&self, path: &'static str, body: Arc<Value>) {
+    pub fn record(&self, path: &'static str, headers: &HeaderMap, body: Arc<Value>) {
+        let headers = Arc::new(
+            headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    (name.as_str().to_string(), value)
+                })
+                .collect(),
+        );
         let evicted = {
             let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
             let evicted = if ring.len() == CAPACITY {
@@ -57,7 +70,11 @@ impl Recorder {
             } else {
                 None
             };
-            ring.push_back(Recorded { path, body });
+            ring.push_back(Recorded {
+                path,
+                headers,
+                body,
+            });
             debug_assert!(ring.len() <= CAPACITY);
             evicted
         };
@@ -77,7 +94,8 @@ impl Recorder {
     }
 }
 
-/// `GET /requests/last`: `{"path": "/v1/chat/completions", "body": {...}}`, 404 when nothing was recorded.
+/// `GET /requests/last`: `{"path": "/v1/chat/completions", "headers": {...}, "body": {...}}`, 404 when
+/// nothing was recorded.
 pub async fn last(State(state): State<AppState>) -> Response {
     match state.recorder.last() {
         Some(recorded) => json_response(&recorded.view()),
@@ -88,7 +106,7 @@ pub async fn last(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `GET /requests`: `{"object": "list", "data": [{"path", "body"}, ...]}`, oldest first.
+/// `GET /requests`: `{"object": "list", "data": [{"path", "headers", "body"}, ...]}`, oldest first.
 pub async fn all(State(state): State<AppState>) -> Response {
     #[derive(Serialize)]
     struct List<'a> {
@@ -124,7 +142,12 @@ mod tests {
         let recorder = Recorder::default();
         assert!(recorder.last().is_none());
         for index in 0..CAPACITY + 5 {
-            recorder.record("/v1/embeddings", Arc::new(json!({ "index": index })));
+            let headers = HeaderMap::new();
+            recorder.record(
+                "/v1/embeddings",
+                &headers,
+                Arc::new(json!({ "index": index })),
+            );
         }
         let all = recorder.all();
         assert_eq!(all.len(), CAPACITY);

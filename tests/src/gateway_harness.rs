@@ -18,6 +18,15 @@ pub struct Stack {
     _spool: tempfile::TempDir,
 }
 
+/// The API the stack's mock model is spoken to in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpstreamApi {
+    /// Chat completions (`OPENAI_BASE_URL`), the devstack's setup.
+    OpenAi,
+    /// Anthropic's Messages API, natively.
+    Anthropic,
+}
+
 /// One HTTP answer, its body kept as text (to check how numbers are written) and parsed.
 #[derive(Debug)]
 pub struct Answer {
@@ -111,6 +120,23 @@ impl Stack {
         executor_envs: &[(&str, &str)],
         gateway_envs: &[(&str, &str)],
     ) -> Stack {
+        Self::start_full(billing, UpstreamApi::OpenAi, executor_envs, gateway_envs).await
+    }
+
+    /// The stack with its mock model connected as a native Anthropic provider (`kind = "anthropic"` in a
+    /// `PROVIDERS_FILE` routing every model to it, as PROVIDERS.md shows), its key `sk-ant-mock` in
+    /// `MOCK_ANTHROPIC_API_KEY`.
+    pub async fn start_anthropic(backend: Backend) -> Stack {
+        let billing = Billing::start(backend, &[]).await;
+        Self::start_full(billing, UpstreamApi::Anthropic, &[], &[]).await
+    }
+
+    async fn start_full(
+        billing: Billing,
+        upstream: UpstreamApi,
+        executor_envs: &[(&str, &str)],
+        gateway_envs: &[(&str, &str)],
+    ) -> Stack {
         let mock = ServiceProcess::start(
             launcher(),
             "mock-model",
@@ -129,6 +155,17 @@ impl Stack {
             ("OPENAI_BASE_URL", model_url.as_str()),
             ("EXECUTOR_SPOOL_PATH", spool_path.as_str()),
         ];
+        let providers_path = spool.path().join("providers.toml").display().to_string();
+        if upstream == UpstreamApi::Anthropic {
+            let file = format!(
+                "[[providers]]\nname = \"anthropic\"\nkind = \"anthropic\"\nbase_url = \"{}\"\n\
+                 api_key_env = \"MOCK_ANTHROPIC_API_KEY\"\n\n[[routes]]\nmodel = \"*\"\nproviders = [\"anthropic\"]\n",
+                mock.url()
+            );
+            std::fs::write(&providers_path, file).expect("write the providers file");
+            envs.push(("PROVIDERS_FILE", providers_path.as_str()));
+            envs.push(("MOCK_ANTHROPIC_API_KEY", "sk-ant-mock"));
+        }
         envs.extend_from_slice(executor_envs);
         let executor = ServiceProcess::start(
             launcher(),
@@ -197,6 +234,11 @@ impl Stack {
 
     /// The body of the last request the mock model received (`GET /requests/last`).
     pub async fn last_upstream_request(&self) -> Value {
+        self.last_upstream_call().await["body"].clone()
+    }
+
+    /// The last request the mock model received: `{"path", "headers", "body"}`.
+    pub async fn last_upstream_call(&self) -> Value {
         let recorded: Value = self
             .http
             .get(format!("{}/requests/last", self.mock.url()))
@@ -206,7 +248,7 @@ impl Stack {
             .json()
             .await
             .expect("a recorded request");
-        recorded["body"].clone()
+        recorded
     }
 
     /// Creates a key through `POST /admin/keys`; returns `(id, plain key)`.

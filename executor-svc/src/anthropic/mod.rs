@@ -107,7 +107,6 @@ impl Anthropic {
         if !self.api_key.expose().is_empty() {
             set("x-api-key", self.api_key.expose());
         }
-        drop(set);
         if !headers.contains_key("anthropic-version") {
             headers.insert(
                 "anthropic-version",

@@ -106,6 +106,11 @@ pub fn to_messages(body: &Map<String, Value>) -> Result<Map<String, Value>, Exec
                 ));
             }
             "modalities" | "audio" => {}
+            "functions" | "function_call" => {
+                return Err(invalid(
+                    "the legacy `functions` are not served by an Anthropic provider; use `tools`",
+                ));
+            }
             dropped if DROPPED_FIELDS.contains(&dropped) => {}
             // temperature, top_p, top_k and anything else: carried as they are.
             _ => {

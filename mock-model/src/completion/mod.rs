@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -37,18 +38,27 @@ pub const PATH: &str = "/v1/chat/completions";
 pub const SYSTEM_FINGERPRINT: &str = "fp_mock";
 
 /// The handler.
-pub async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let serial = state.chat_completions.fetch_add(1, Ordering::Relaxed) + 1;
-    match respond(&state, serial, &body).await {
+    match respond(&state, serial, &headers, &body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn respond(state: &AppState, serial: u64, body: &[u8]) -> Result<Response, ApiError> {
+async fn respond(
+    state: &AppState,
+    serial: u64,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let body: Arc<Value> =
         Arc::new(serde_json::from_slice(body).map_err(|_| ApiError::unparsable_body())?);
-    state.recorder.record(PATH, Arc::clone(&body));
+    state.recorder.record(PATH, headers, Arc::clone(&body));
     let model = ChatRequest::model(&body)?;
     let behaviour = Behaviour::from_model(model);
     tracing::debug!(model, serial, "chat completion");

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -60,19 +61,23 @@ pub const PATH: &str = "/v1/messages";
 pub const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
 
 /// `POST /v1/messages`.
-pub async fn messages(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let serial = state.messages.fetch_add(1, Ordering::Relaxed) + 1;
-    match respond(&state, serial, &body).await {
+    match respond(&state, serial, &headers, &body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
 /// `POST /v1/messages/count_tokens`.
-pub async fn count_tokens(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     state.count_tokens.fetch_add(1, Ordering::Relaxed);
     let counted = async {
-        let body = receive(&state, COUNT_TOKENS_PATH, &body).await?;
+        let body = receive(&state, COUNT_TOKENS_PATH, &headers, &body).await?;
         let request = MessagesRequest::parse(&body, Purpose::CountTokens)?;
         Ok::<_, AnthropicError>(Prompt::new(&request).tokens())
     };
@@ -86,12 +91,13 @@ pub async fn count_tokens(State(state): State<AppState>, body: Bytes) -> Respons
 async fn receive(
     state: &AppState,
     path: &'static str,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Arc<Value>, AnthropicError> {
     let body: Arc<Value> = Arc::new(serde_json::from_slice(body).map_err(|_| {
         AnthropicError::invalid("There was an error parsing the body: it is not valid JSON.")
     })?);
-    state.recorder.record(path, Arc::clone(&body));
+    state.recorder.record(path, headers, Arc::clone(&body));
     let behaviour = Behaviour::from_model(MessagesRequest::model(&body)?);
     if let Some(stall_ms) = behaviour.stall_ms {
         tokio::time::sleep(Duration::from_millis(stall_ms)).await;
@@ -102,8 +108,13 @@ async fn receive(
     Ok(body)
 }
 
-async fn respond(state: &AppState, serial: u64, body: &[u8]) -> Result<Response, AnthropicError> {
-    let body = receive(state, PATH, body).await?;
+async fn respond(
+    state: &AppState,
+    serial: u64,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, AnthropicError> {
+    let body = receive(state, PATH, headers, body).await?;
     let request = MessagesRequest::parse(&body, Purpose::Message)?;
     let behaviour = Behaviour::from_model(request.model);
     tracing::debug!(model = request.model, serial, "message");

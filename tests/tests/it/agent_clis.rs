@@ -246,6 +246,71 @@ async fn claude_code_works_through_the_gateway_unchanged() {
     assert_cut_off_settled(&stack, &low).await;
 }
 
+/// Claude Code against a native Anthropic provider (PROVIDERS.md): its requests reach the provider as it
+/// sent them (thinking, context management, cache breakpoints, its system prompt), the provider's thinking
+/// blocks and tool calls come back unchanged, and usage is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_code_works_through_a_native_anthropic_route() {
+    let stack = Stack::start_anthropic(Backend::Sqlite).await;
+    let claude = Claude {
+        stack: &stack,
+        dir: tempfile::tempdir().unwrap(),
+        home: tempfile::tempdir().unwrap(),
+    };
+    let credit = Decimal::from(20);
+    let (_, key) = key_with_credit(&stack, "claude-native", credit).await;
+
+    let text = claude.run(&key, &["-p", "say hello in five words"]).await;
+    text.assert_success("claude -p (text, native)");
+    assert!(
+        text.stdout.contains("The quick brown fox"),
+        "{}",
+        text.printed()
+    );
+    let upstream = stack.last_upstream_call().await;
+    assert_eq!(upstream["path"], "/v1/messages");
+    let body = &upstream["body"];
+    assert!(
+        body["system"].is_array(),
+        "the system prompt passes: {body}"
+    );
+    assert!(
+        body.get("reasoning_effort").is_none(),
+        "nothing is translated: {body}"
+    );
+    assert!(
+        upstream["headers"]["anthropic-beta"].is_string(),
+        "Claude Code's betas pass: {upstream}"
+    );
+
+    let tool = claude
+        .run(
+            &key,
+            &[
+                "-p",
+                "Use the Bash tool to run `echo native-ok > made-natively.txt`",
+                "--allowedTools",
+                "Bash",
+            ],
+        )
+        .await;
+    tool.assert_success("claude -p (Bash tool, native)");
+    assert_eq!(
+        read_file(claude.dir.path(), "made-natively.txt"),
+        "native-ok\n"
+    );
+    let records = assert_usage_exact(&stack, &key, credit, "/v1/messages").await;
+    assert_eq!(
+        records as u64,
+        upstream_calls(&stack).await,
+        "one record per model call"
+    );
+    assert!(
+        records >= 3,
+        "text, tool call, answer after the result: {records}"
+    );
+}
+
 struct Codex {
     dir: tempfile::TempDir,
     home: tempfile::TempDir,

@@ -2,7 +2,8 @@
 //! against `base_url = <gateway>`: text, a tool call and its result, streams with `messages.stream`, usage
 //! and exact costs; credit running out mid-stream ends the stream cleanly with `stop_reason: max_tokens`;
 //! errors come in Anthropic's shape (401, 402, 403 for a model the key's policy does not allow, 404, 429 with
-//! `Retry-After`).
+//! `Retry-After`). The SDK script runs twice: translated to an OpenAI-compatible provider, and passed
+//! through to a native Anthropic one.
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -74,7 +75,18 @@ print(json.dumps({
 "#;
 
 async fn the_official_anthropic_sdk_works_unchanged(backend: Backend) {
-    let stack = Stack::start(backend).await;
+    the_sdk_script_passes(Stack::start(backend).await).await;
+}
+
+/// The same script against a native Anthropic provider (PROVIDERS.md): the requests pass through, the
+/// answers come back as the provider sent them, and the platform's refusals stay the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_anthropic_sdk_works_through_a_native_provider() {
+    let stack = Stack::start_anthropic(Backend::Sqlite).await;
+    the_sdk_script_passes(stack).await;
+}
+
+async fn the_sdk_script_passes(stack: Stack) {
     let key = stack.funded_key("anthropic", "50").await;
     let (_, broke) = stack.create_key("no credit", "standard").await;
     // A key whose policy allows only the model `mock` (DESIGN §9).

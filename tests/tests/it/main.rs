@@ -4,6 +4,7 @@
 
 mod agent_clis;
 mod anthropic_messages;
+mod anthropic_providers;
 mod auto_recharge;
 mod backup;
 mod billing_auth;

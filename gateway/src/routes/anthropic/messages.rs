@@ -84,25 +84,35 @@ pub async fn messages(
         let (limits, events) = execution::start_stream(&state, &context, request).await?;
         let mut events = Box::pin(events.peekable());
         let native = matches!(events.as_mut().peek().await, Some(ExecutionEvent::Event(_)));
-        (chat_call::sse(limits.as_ref(), message_events(events)), !native)
+        (
+            chat_call::sse(limits.as_ref(), message_events(events)),
+            !native,
+        )
     } else {
         let finished = chat_call::run(&state, &context, request).await?;
         let cut_off = finished.summary.finish_reason == FinishReason::CreditExhausted;
         let (mut message, native) = match &finished.message {
-            Some(message) => (serde_json::from_str::<Value>(message).map_err(|_| {
-                ApiError::contract(Service::Executor, "a message that is not JSON")
-            })?, true),
+            Some(message) => (
+                serde_json::from_str::<Value>(message).map_err(|_| {
+                    ApiError::contract(Service::Executor, "a message that is not JSON")
+                })?,
+                true,
+            ),
             None => {
-                let completion: Value = serde_json::from_str(&finished.completion).map_err(|_| {
-                    ApiError::contract(Service::Executor, "a chat completion that is not JSON")
-                })?;
+                let completion: Value =
+                    serde_json::from_str(&finished.completion).map_err(|_| {
+                        ApiError::contract(Service::Executor, "a chat completion that is not JSON")
+                    })?;
                 (translate::to_message(&completion), false)
             }
         };
         if cut_off {
             message["stop_reason"] = "max_tokens".into();
         }
-        ((finished.headers, message.to_string()).into_response(), !native)
+        (
+            (finished.headers, message.to_string()).into_response(),
+            !native,
+        )
     };
     if translated_answer {
         chat_call::dropped_tools_header(&translated.dropped_tools, &mut response);
