@@ -76,6 +76,24 @@ impl ExecutorError {
             | ExecutorError::Internal(_) => false,
         }
     }
+
+    /// Whether a provider failing this way is down (unreachable, too slow, failing on its side), as
+    /// opposed to busy, rate-limited or refusing the request.
+    pub fn means_provider_down(&self) -> bool {
+        match self {
+            ExecutorError::UpstreamTimeout(_) | ExecutorError::UpstreamUnavailable(_) => true,
+            ExecutorError::Provider(error) => error.http_status >= 500,
+            ExecutorError::MissingApiKey
+            | ExecutorError::InvalidRequest(_)
+            | ExecutorError::BillingRefused(_)
+            | ExecutorError::BillingUnavailable(_)
+            | ExecutorError::ModelNotRouted(_)
+            | ExecutorError::EmbeddingsNotServed(_)
+            | ExecutorError::ProviderBusy(_)
+            | ExecutorError::SpoolUnwritable
+            | ExecutorError::Internal(_) => false,
+        }
+    }
 }
 
 impl From<ExecutorError> for Status {

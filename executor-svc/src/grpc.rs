@@ -9,7 +9,8 @@ use proto::executor::v1::executor_service_server::ExecutorService;
 use proto::executor::v1::{
     Billing, BillingStatus, CountTokensRequest, CountTokensResponse, EmbedRequest, EmbedResponse,
     ExecuteRequest, ExecuteResponse, ExecuteStreamResponse, FinishReason, ListModelsRequest,
-    ListModelsResponse, Usage, execute_stream_response,
+    ListModelsResponse, ListProvidersRequest, ListProvidersResponse, Usage,
+    execute_stream_response,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -167,6 +168,30 @@ impl ExecutorService for ExecutorGrpc {
         let input_tokens =
             tokens::prompt_tokens(&chat.model, chat.messages(), chat.body.get("tools"));
         Ok(Response::new(CountTokensResponse { input_tokens }))
+    }
+
+    async fn list_providers(
+        &self,
+        _request: Request<ListProvidersRequest>,
+    ) -> Result<Response<ListProvidersResponse>, Status> {
+        let providers = &self.executor.providers;
+        let statuses = providers
+            .status()
+            .into_iter()
+            .map(|status| proto::executor::v1::ProviderStatus {
+                name: status.name,
+                kind: status.kind.to_string(),
+                up: status.up,
+                attempts: status.attempts,
+                failures: status.failures,
+                fallbacks: status.fallbacks,
+                first_item_seconds_sum: status.first_item_seconds_sum,
+            })
+            .collect();
+        Ok(Response::new(ListProvidersResponse {
+            providers: statuses,
+            unserved_routes: providers.unserved_routes(),
+        }))
     }
 }
 

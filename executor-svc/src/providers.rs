@@ -18,7 +18,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use rand::Rng;
@@ -105,6 +106,35 @@ pub struct Provider {
     api: Api,
     /// Calls in flight at most, when the operator set a limit.
     slots: Option<Arc<Semaphore>>,
+    health: Health,
+}
+
+/// Failed attempts in a row, the provider down each time, after which a provider counts as down.
+const DOWN_AFTER_FAILURES: u64 = 3;
+
+/// What this executor saw of a provider since it started (see [`ProviderStatus`]).
+#[derive(Debug, Default)]
+struct Health {
+    attempts: AtomicU64,
+    failures: AtomicU64,
+    fallbacks: AtomicU64,
+    first_item_micros: AtomicU64,
+    /// Attempts in a row that failed with the provider down; 0 after a success.
+    down_in_a_row: AtomicU64,
+}
+
+/// A provider's health, for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderStatus {
+    pub name: String,
+    pub kind: &'static str,
+    /// Not down: fewer than [`DOWN_AFTER_FAILURES`] attempts in a row failed with the provider down.
+    pub up: bool,
+    pub attempts: u64,
+    pub failures: u64,
+    pub fallbacks: u64,
+    /// Time to the first item, summed over successful attempts.
+    pub first_item_seconds_sum: f64,
 }
 
 /// The API a provider speaks, with its client.
@@ -171,6 +201,7 @@ impl Providers {
                     timeout,
                 )),
                 slots: None,
+                health: Health::default(),
             }],
             routes: vec![Route {
                 pattern: "*".into(),
@@ -336,17 +367,25 @@ impl Providers {
             .map_err(|error| NotServed { error, attempts: 0 })?;
         let mut last_error = ExecutorError::ModelNotRouted(model.to_string());
         let mut asked = 0;
-        for index in self.attempts(route) {
+        let order = self.attempts(route);
+        let count = order.len();
+        for (position, index) in order.into_iter().enumerate() {
             let provider = &self.providers[index];
             asked += 1;
             let Some(slot) = provider.slot() else {
                 last_error = ExecutorError::ProviderBusy(provider.name.clone());
                 continue;
             };
-            match call(provider, route.upstream_model.as_deref(), slot).await {
+            let started = Instant::now();
+            let result = call(provider, route.upstream_model.as_deref(), slot).await;
+            provider.health.record(&result, started.elapsed());
+            match result {
                 Ok(made) => return Ok((made, provider.name.clone(), asked)),
                 Err(error) if error.tries_next_provider() => {
                     tracing::warn!(provider = %provider.name, %error, "provider failed before its first chunk; trying the next");
+                    if position + 1 < count {
+                        provider.health.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    }
                     last_error = error;
                 }
                 Err(error) => {
@@ -430,6 +469,25 @@ impl Providers {
         Ok(serde_json::json!({"object": "list", "data": listed}).to_string())
     }
 
+    /// Each provider's health, in the file's order.
+    pub fn status(&self) -> Vec<ProviderStatus> {
+        self.providers.iter().map(Provider::status).collect()
+    }
+
+    /// The routes (their patterns) none of whose providers is up.
+    pub fn unserved_routes(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .filter(|route| {
+                !route
+                    .providers
+                    .iter()
+                    .any(|index| self.providers[*index].health.is_up())
+            })
+            .map(|route| route.pattern.clone())
+            .collect()
+    }
+
     /// The providers' names, for logs.
     pub fn names(&self) -> Vec<&str> {
         self.providers
@@ -439,7 +497,52 @@ impl Providers {
     }
 }
 
+impl Health {
+    /// Counts an attempt that ended with `result` after `elapsed`.
+    fn record<T>(&self, result: &Result<T, ExecutorError>, elapsed: Duration) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(_) => {
+                let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+                self.first_item_micros.fetch_add(micros, Ordering::Relaxed);
+                self.down_in_a_row.store(0, Ordering::Relaxed);
+            }
+            Err(error) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                if error.means_provider_down() {
+                    self.down_in_a_row.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.down_in_a_row.store(0, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn is_up(&self) -> bool {
+        self.down_in_a_row.load(Ordering::Relaxed) < DOWN_AFTER_FAILURES
+    }
+}
+
 impl Provider {
+    fn status(&self) -> ProviderStatus {
+        let health = &self.health;
+        ProviderStatus {
+            name: self.name.clone(),
+            kind: match self.api {
+                Api::OpenAi(_) => "openai",
+                Api::Anthropic(_) => "anthropic",
+            },
+            up: health.is_up(),
+            attempts: health.attempts.load(Ordering::Relaxed),
+            failures: health.failures.load(Ordering::Relaxed),
+            fallbacks: health.fallbacks.load(Ordering::Relaxed),
+            first_item_seconds_sum: Duration::from_micros(
+                health.first_item_micros.load(Ordering::Relaxed),
+            )
+            .as_secs_f64(),
+        }
+    }
+
     /// A call slot: `None` when the provider is at its `max_concurrent`; always one without a limit.
     fn slot(&self) -> Option<Option<OwnedSemaphorePermit>> {
         match &self.slots {
@@ -508,6 +611,7 @@ fn provider(
         },
         name,
         slots,
+        health: Health::default(),
     })
 }
 

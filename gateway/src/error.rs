@@ -216,6 +216,8 @@ pub enum ApiError {
     NotReady {
         billing: &'static str,
         executor: &'static str,
+        /// Routes (their model pattern) none of whose providers is up.
+        unserved_routes: Vec<String>,
     },
 
     /// A failure of the gateway itself.
@@ -529,9 +531,19 @@ impl ApiError {
                 (StatusCode::UNAUTHORIZED, "Unauthorized", "unauthorized")
             }
             ApiError::RouteNotFound => (StatusCode::NOT_FOUND, "Not Found", "route_not_found"),
-            ApiError::NotReady { billing, executor } => {
+            ApiError::NotReady {
+                billing,
+                executor,
+                unserved_routes,
+            } => {
                 details.insert("billing".into(), Value::from(*billing));
                 details.insert("executor".into(), Value::from(*executor));
+                if !unserved_routes.is_empty() {
+                    details.insert(
+                        "unservedRoutes".into(),
+                        Value::from(unserved_routes.clone()),
+                    );
+                }
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Service Unavailable",

@@ -243,5 +243,156 @@ async fn routes_reach_their_providers_and_fall_back_before_the_first_chunk() {
         "{}",
         models.text
     );
+
+    // A route all of whose providers are down: the call fails with the last provider's error and costs
+    // nothing. After three such calls both count as down, `/readyz` names the route, and `/metrics` shows
+    // each provider's attempts, failures and fallbacks.
+    assert_eq!(
+        stack.get("/readyz", &key).await.status,
+        reqwest::StatusCode::OK
+    );
+    for _ in 0..3 {
+        let down = chat(&stack, &key, "all-down", false).await;
+        assert!(down.status.is_server_error(), "{}", down.text);
+    }
+    let ready = stack.get("/readyz", &key).await;
+    assert_eq!(
+        ready.status,
+        reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.text
+    );
+    assert_eq!(
+        ready.json["details"]["unservedRoutes"],
+        json!(["all-down"]),
+        "{}",
+        ready.text
+    );
+    let metrics = stack.get("/metrics", &key).await;
+    for line in [
+        r#"executor_provider_up{provider="broken",kind="openai"} 0"#,
+        r#"executor_provider_up{provider="mock-b",kind="openai"} 1"#,
+        r#"executor_provider_attempts_total{provider="broken",kind="openai"} 4"#,
+        r#"executor_provider_fallbacks_total{provider="broken",kind="openai"} 4"#,
+        r#"executor_provider_failures_total{provider="dead",kind="openai"} 4"#,
+        // Last in "all-down", it hands nothing on there.
+        r#"executor_provider_fallbacks_total{provider="dead",kind="openai"} 1"#,
+        r#"executor_provider_fallbacks_total{provider="mock-a",kind="openai"} 0"#,
+    ] {
+        assert!(metrics.text.contains(line), "{line}\n{}", metrics.text);
+    }
+    let after: Decimal = stack.get("/billing/account", &key).await.json["creditsBalance"]
+        .to_string()
+        .parse()
+        .unwrap();
+    assert_eq!(after, balance, "a call no provider served costs nothing");
+    assert_ledger_invariants(&stack.billing.database).await;
+}
+
+/// Fallback reaches across kinds: a `/v1/messages` call whose first provider fails goes to an Anthropic
+/// provider natively, or to an OpenAI-compatible one translated, whichever is next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_fall_back_across_provider_kinds() {
+    let a = MockModel::start().await;
+    let b = MockModel::start().await;
+    let broken = FailingProvider::start(500).await;
+    let dead = dead_port().await;
+    let file = format!(
+        r#"
+[[providers]]
+name = "broken"
+kind = "openai"
+base_url = "{broken}"
+
+[[providers]]
+name = "claude-a"
+kind = "anthropic"
+base_url = "{a}"
+
+[[providers]]
+name = "dead-claude"
+kind = "anthropic"
+base_url = "{dead}"
+
+[[providers]]
+name = "mock-b"
+kind = "openai"
+base_url = "{b}"
+
+[[routes]]
+model = "claude-fallback"
+providers = ["broken", "claude-a"]
+
+[[routes]]
+model = "claude-mixed"
+providers = ["dead-claude", "mock-b"]
+"#,
+        broken = broken.base_url,
+        a = a.base_url(),
+        b = b.base_url(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("providers.toml");
+    std::fs::write(&path, file).unwrap();
+    let path = path.display().to_string();
+    let billing = Billing::start(Backend::Sqlite, &[]).await;
+    let stack = Stack::start_with(billing, &[("PROVIDERS_FILE", path.as_str())], &[]).await;
+    let key = stack.funded_key("kinds", "10").await;
+    let ask = |model: &str, stream: bool| {
+        json!({"model": model, "max_tokens": 2000, "stream": stream,
+            "messages": [{"role": "user", "content": "Hello"}],
+            "thinking": {"type": "enabled", "budget_tokens": 1024}})
+    };
+
+    // broken (500) → claude-a, natively: the thinking block comes back.
+    let native = stack
+        .post("/v1/messages", &key, ask("claude-fallback", false))
+        .await;
+    assert_eq!(native.status, reqwest::StatusCode::OK, "{}", native.text);
+    assert_eq!(
+        native.json["content"][0]["type"], "thinking",
+        "{}",
+        native.text
+    );
+    assert_eq!(broken.requests(), 1);
+    // dead-claude (no answer) → mock-b, translated: thinking became reasoning_effort.
+    let translated = stack
+        .post("/v1/messages", &key, ask("claude-mixed", true))
+        .await;
+    assert_eq!(
+        translated.status,
+        reqwest::StatusCode::OK,
+        "{}",
+        translated.text
+    );
+    let events = translated.events();
+    assert_eq!(
+        events.last().unwrap().event.as_deref(),
+        Some("message_stop")
+    );
+    assert!(last_request_model(&b, &stack.http).await == "claude-mixed");
+    assert_eq!((a.requests().await, b.requests().await), (1, 1));
+
+    let usage = stack.get("/billing/usage", &key).await;
+    let mut records = usage.json["records"].as_array().unwrap().clone();
+    records.reverse();
+    let served: Vec<(&str, u64)> = records
+        .iter()
+        .map(|record| {
+            (
+                record["provider"].as_str().unwrap(),
+                record["attempts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(served, [("claude-a", 2), ("mock-b", 2)]);
+    for record in &records {
+        let cost: Decimal = record["totalCost"].to_string().parse().unwrap();
+        let (input, output) = (
+            record["inputTokens"].as_u64().unwrap(),
+            record["outputTokens"].as_u64().unwrap(),
+        );
+        assert_eq!(cost, default_cost(input, output), "{record}");
+    }
     assert_ledger_invariants(&stack.billing.database).await;
 }
