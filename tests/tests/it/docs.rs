@@ -1,6 +1,7 @@
 //! The documentation is tested like code: the examples of QUICK_START.md and API_KEY_MANAGEMENT.md run
 //! against a real stack, README.md's commands and configuration table match the binaries, the local
-//! stack (`cargo run -p devstack`) starts, bills a call and stops cleanly, and docker-compose.yml is valid
+//! stack (`cargo run -p devstack`) starts, bills a call and stops cleanly, PROVIDERS.md's two-provider
+//! setup runs on it, and docker-compose.yml is valid
 //! Compose that sets only variables its services read.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,7 +75,12 @@ fn readme_starts_with_the_local_stack_and_names_the_ci_test_command() {
 /// Every relative link of the Markdown documents points at a file of the workspace.
 #[test]
 fn document_links_resolve() {
-    for document in ["README.md", "QUICK_START.md", "API_KEY_MANAGEMENT.md"] {
+    for document in [
+        "README.md",
+        "QUICK_START.md",
+        "API_KEY_MANAGEMENT.md",
+        "PROVIDERS.md",
+    ] {
         let markdown = read_workspace_file(document);
         for target in markdown
             .split("](")
@@ -234,6 +240,110 @@ async fn devstack_runs_the_whole_stack_bills_a_call_and_stops_on_ctrl_c() {
         stopped_services(&lines),
         ["gateway", "executor-svc", "mock-model", "billing-svc"]
     );
+}
+
+/// PROVIDERS.md's two-provider setup on the devstack, its file as the page shows it (the mock model's
+/// port aside): a Claude model is passed through to the Anthropic side, another model goes to the
+/// OpenAI-compatible side, and the usage records name each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_providers_page_two_provider_setup_runs_on_the_devstack() {
+    let page = read_workspace_file("PROVIDERS.md");
+    let file = code_blocks(&page)
+        .into_iter()
+        .filter(|block| block.info == "toml")
+        .map(|block| block.code)
+        .find(|code| code.contains("mock-anthropic"))
+        .expect("PROVIDERS.md shows the devstack's two providers");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let file = file.replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("providers.toml");
+    std::fs::write(&path, file).expect("write providers.toml");
+    let path = path.display().to_string();
+    let mock_listen = format!("127.0.0.1:{port}");
+    let admin = "local-admin-key-0123456789";
+    let mut envs = FREE_PORTS[..3].to_vec();
+    envs.extend([
+        ("MOCK_MODEL_LISTEN", mock_listen.as_str()),
+        ("PROVIDERS_FILE", path.as_str()),
+        ("ADMIN_API_KEY", admin),
+    ]);
+    let devstack = DevStack::start(dir.path(), &envs).await;
+    let gateway = devstack.ready_field("gateway");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post = |path: &str, bearer: &str, body: serde_json::Value| {
+        http.post(format!("{gateway}{path}"))
+            .bearer_auth(bearer)
+            .json(&body)
+            .send()
+    };
+    let created: serde_json::Value = post(
+        "/admin/keys",
+        admin,
+        serde_json::json!({"name": "two providers", "keyType": "standard"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let (id, key) = (
+        created["id"].as_str().unwrap(),
+        created["key"].as_str().unwrap(),
+    );
+    let funded = post(
+        &format!("/billing/admin/{id}/credits"),
+        admin,
+        serde_json::json!({"amount": "5"}),
+    )
+    .await
+    .unwrap();
+    assert!(funded.status().is_success());
+
+    let native: serde_json::Value = post(
+        "/v1/messages",
+        key,
+        serde_json::json!({"model": "claude-sonnet-4-5", "max_tokens": 2000,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "messages": [{"role": "user", "content": "Hello"}]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(native["content"][0]["type"], "thinking", "{native}");
+    assert!(native["content"][0]["signature"].is_string(), "{native}");
+    let chat = post(
+        "/v1/chat/completions",
+        key,
+        serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}),
+    )
+    .await
+    .unwrap();
+    assert!(chat.status().is_success());
+    let usage: serde_json::Value = http
+        .get(format!("{gateway}/billing/usage"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let providers: Vec<&str> = usage["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|record| record["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(providers, ["mock-anthropic", "mock-openai"], "{usage}");
+    let (status, _) = devstack.signal("TERM").await;
+    assert!(status.success(), "devstack exited with {status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
