@@ -1,12 +1,12 @@
 //! One provider speaking Anthropic's native Messages API (`kind = "anthropic"` in PROVIDERS.md).
 //!
 //! The client is a small layer over reqwest rather than an Anthropic crate: the executor must pass the
-//! client's request through byte for byte (thinking, `cache_control`, documents, server tools, betas not yet
-//! released) and read the answer's events as JSON with every unknown field kept, while a typed SDK would
-//! drop or refuse what its types do not know; the crates available for Anthropic are community-kept, lag the
-//! API, and would bring a second HTTP stack. Here only the three things the platform needs are typed: the
-//! URL and headers, the SSE framing (`eventsource-stream`, the parser async-openai uses), and the
-//! handful of event fields metering reads ([`events`]).
+//! client's request through field for field, numbers as written (thinking, `cache_control`, documents,
+//! server tools, betas not yet released), and read the answer's events as JSON with every unknown field
+//! kept, while a typed SDK would drop or refuse what its types do not know; the crates available for
+//! Anthropic are community-kept, lag the API, and would bring a second HTTP stack. Only what the platform
+//! needs is typed: the URL and headers, the SSE framing (`eventsource-stream`, the parser async-openai
+//! uses), and the handful of event fields metering reads ([`events`]).
 //!
 //! Calls are always streamed (`"stream": true` upstream, unary executions too), as for OpenAI-compatible
 //! providers: the output is metered and cut off the same way, and the usage of `message_start` and

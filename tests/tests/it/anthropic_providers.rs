@@ -68,8 +68,10 @@ async fn messages_pass_through_to_an_anthropic_provider_unchanged() {
     let stack = Stack::start_anthropic(Backend::Sqlite).await;
     let key = stack.funded_key("native", "10").await;
 
-    // Unary: the request reaches the provider as sent (but `stream`, which the platform controls).
-    let request = claude_request(false);
+    // Unary: the request reaches the provider as sent (but `stream`, which the platform controls), numbers
+    // as written.
+    let mut request = claude_request(false);
+    request["top_p"] = serde_json::from_str("0.990").unwrap();
     let first = messages(&stack, &key, &request).await;
     assert_eq!(first.status, reqwest::StatusCode::OK, "{}", first.text);
     let upstream = stack.last_upstream_call().await;
@@ -77,6 +79,10 @@ async fn messages_pass_through_to_an_anthropic_provider_unchanged() {
     let mut expected = request.clone();
     expected["stream"] = json!(true);
     assert_eq!(upstream["body"], expected);
+    assert!(
+        upstream["body"].to_string().contains(r#""top_p":0.990"#),
+        "{upstream}"
+    );
     let headers = &upstream["headers"];
     assert_eq!(headers["anthropic-version"], "2023-06-01");
     assert_eq!(headers["anthropic-beta"], "context-management-2025-06-27");
