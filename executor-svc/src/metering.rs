@@ -229,6 +229,10 @@ impl MeterSession {
                     Ok(Some(MeterResponse {
                         message: Some(Inbound::Settled(settlement)),
                     })) => {
+                        // Read the stream to its end (billing-svc's trailers follow at once): a stream
+                        // dropped unfinished is reset, and h2 closes the whole connection, every
+                        // execution on it failing, after 1,024 such resets (BENCHMARKS.md, issue 24).
+                        let _ = self.inbound.message().await;
                         return Ok(settlement);
                     }
                     Ok(Some(MeterResponse {
