@@ -363,6 +363,7 @@ async fn answer(
             started_at: None,
             provider: close.provider.clone(),
             attempts: close.attempts,
+            classes: close.classes,
         }));
         // Counted before it is queued, so that the count is complete once the client holds the answer.
         settled.fetch_add(1, Ordering::Relaxed);
@@ -383,6 +384,14 @@ fn seed_price() -> pb::Price {
         output_price_per_1k: "0.045".to_string(),
         // The seed row is effective from the epoch, the default timestamp.
         effective_from: Some(Default::default()),
+        base_cached_input_price_per_1k: "0.01".to_string(),
+        base_cache_write_price_per_1k: "0.01".to_string(),
+        base_cache_write_1h_price_per_1k: "0.01".to_string(),
+        base_audio_input_price_per_1k: "0.01".to_string(),
+        base_audio_output_price_per_1k: "0.03".to_string(),
+        request_fee: "0".to_string(),
+        account_id: String::new(),
+        ended: false,
     }
 }
 
@@ -414,6 +423,13 @@ fn settlement(request: pb::SettleRequest) -> pb::Settlement {
         refunded_amount: None,
         provider: request.provider,
         attempts: request.attempts,
+        classes: request.classes,
+        request_fee: "0".to_string(),
+        provider_cost: Some(usd(input_nanos
+            .saturating_add(output_nanos)
+            .saturating_mul(2)
+            / 3)),
+        discount_percent: "0".to_string(),
     };
     // Set through the fields, so that the harness needs no prost-types of its own.
     if let (Some(timestamp), Ok(now)) = (

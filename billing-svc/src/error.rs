@@ -99,6 +99,9 @@ pub enum BillingError {
     },
     #[error("model {model:?} is not allowed for this API key")]
     ModelNotAllowed { model: String },
+    /// No price row prices the model (none of its own, no `*`): refused before anything is held.
+    #[error("model {model:?} has no price: the operator has not priced it")]
+    ModelNotPriced { model: String },
 
     #[error("idempotency key already used with a different request")]
     IdempotencyConflict,
@@ -182,6 +185,9 @@ impl BillingError {
             BillingError::ModelNotAllowed { model } => {
                 Some(("model_not_allowed", vec![("model", model.clone())]))
             }
+            BillingError::ModelNotPriced { model } => {
+                Some(("model_not_priced", vec![("model", model.clone())]))
+            }
             BillingError::InvalidSignature => Some(("invalid_signature", Vec::new())),
             BillingError::PaymentsNotConfigured => Some(("payments_not_configured", Vec::new())),
             _ => None,
@@ -204,7 +210,7 @@ impl BillingError {
             | BillingError::InvalidSignature => Code::InvalidArgument,
             BillingError::PaymentsNotConfigured => Code::Unavailable,
             BillingError::PaymentProvider(_) => Code::Unavailable,
-            BillingError::NotFound(_) => Code::NotFound,
+            BillingError::NotFound(_) | BillingError::ModelNotPriced { .. } => Code::NotFound,
             BillingError::InsufficientCredits { .. }
             | BillingError::DailyLimitExceeded { .. }
             | BillingError::MonthlyLimitExceeded { .. }

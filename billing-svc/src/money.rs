@@ -140,14 +140,22 @@ impl FromStr for Money {
     }
 }
 
-/// The cost of `tokens` tokens at `price_per_1k` dollars per 1,000 tokens, times `markup`.
+/// The cost of token classes, each `(tokens, price per 1,000 tokens)`, times `multiplier` (the markup, less
+/// any volume discount).
 ///
-/// This is the only place where money is rounded: the exact product `tokens × price × markup / 1000` is
-/// rounded to the nearest nano-dollar, halves away from zero. `None` when the result does not fit.
-pub fn token_cost(tokens: u64, price_per_1k: Money, markup: Decimal) -> Option<Money> {
-    let exact = Decimal::from(tokens)
-        .checked_mul(price_per_1k.decimal())?
-        .checked_mul(markup)?
+/// This is the only place where money is rounded: the exact sum `Σ tokens × price × multiplier / 1000` is
+/// rounded once to the nearest nano-dollar, halves away from zero (BILLING.md, "Rounding"). `None` when the
+/// result does not fit.
+pub fn token_cost(classes: &[(u64, Money)], multiplier: Decimal) -> Option<Money> {
+    let mut sum = Decimal::ZERO;
+    for (tokens, price_per_1k) in classes {
+        if *tokens == 0 {
+            continue;
+        }
+        sum = sum.checked_add(Decimal::from(*tokens).checked_mul(price_per_1k.decimal())?)?;
+    }
+    let exact = sum
+        .checked_mul(multiplier)?
         .checked_div(Decimal::from(1000))?;
     let rounded = exact.round_dp_with_strategy(SCALE, RoundingStrategy::MidpointAwayFromZero);
     Money::from_decimal(rounded).ok()
@@ -166,8 +174,8 @@ mod tests {
     #[test]
     fn seed_example_is_exact() {
         let markup = Decimal::from_str("1.5").unwrap();
-        let input = token_cost(6548, money("0.01"), markup).unwrap();
-        let output = token_cost(108, money("0.03"), markup).unwrap();
+        let input = token_cost(&[(6548, money("0.01"))], markup).unwrap();
+        let output = token_cost(&[(108, money("0.03"))], markup).unwrap();
         assert_eq!(input.to_string(), "0.09822");
         assert_eq!(output.to_string(), "0.00486");
         let total = input.checked_add(output).unwrap();
@@ -182,12 +190,12 @@ mod tests {
     fn rounding_is_half_away_from_zero_at_the_nano_dollar() {
         // 1 token at 0.000000001 per 1k = 0.000000000001: rounds down to zero.
         assert_eq!(
-            token_cost(1, money("0.000000001"), Decimal::ONE).unwrap(),
+            token_cost(&[(1, money("0.000000001"))], Decimal::ONE).unwrap(),
             Money::ZERO
         );
         // 500 tokens at 0.000000001 per 1k = 0.0000000005: a half, rounds up to one nano-dollar.
         assert_eq!(
-            token_cost(500, money("0.000000001"), Decimal::ONE)
+            token_cost(&[(500, money("0.000000001"))], Decimal::ONE)
                 .unwrap()
                 .nanos(),
             1

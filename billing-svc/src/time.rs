@@ -43,6 +43,18 @@ pub fn day_start(ms: Millis) -> Millis {
     ms - ms.rem_euclid(86_400_000)
 }
 
+/// `YYYY-MM-DD` of the UTC day `days` days after 1970-01-01 (as [`crate::store::usage::GroupBy::Day`]
+/// groups); the text as given when it is no number.
+pub fn day_name(days: &str) -> String {
+    days.parse::<i64>()
+        .ok()
+        .and_then(|days| DateTime::<Utc>::from_timestamp_millis(days.checked_mul(86_400_000)?))
+        .map_or_else(
+            || days.to_string(),
+            |day| day.format("%Y-%m-%d").to_string(),
+        )
+}
+
 /// Start of the UTC month containing `ms`.
 pub fn month_start(ms: Millis) -> Millis {
     let date = DateTime::<Utc>::from_timestamp_millis(ms)

@@ -14,6 +14,7 @@ use billing_svc::ledger::{Caller, GrantTerms, NewKey};
 use billing_svc::ledger::{Grant, Ledger, LedgerSettings, OpenRequest, OutputKind, SettleRequest};
 use billing_svc::money::Money;
 use billing_svc::policy::Policy;
+use billing_svc::pricing::TokenClasses;
 use billing_svc::store::grants::Category;
 use billing_svc::store::usage::UsageStatus;
 use billing_svc::store::{Store, WriteMode, WriteSettings};
@@ -216,6 +217,7 @@ impl World {
             started_at: None,
             provider: String::new(),
             attempts: 1,
+            classes: TokenClasses::default(),
         }
     }
 

@@ -27,11 +27,75 @@ const REPLACED_STRINGS: [&str; 8] = [
     "finish_reason",
 ];
 
-/// Usage as the provider reported it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Usage as the provider reported it: the whole prompt, the whole output, and the token classes inside them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProviderUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    pub classes: TokenClasses,
+}
+
+/// Token classes inside a usage's input and output (BILLING.md, "Token classes"), as billing-svc prices
+/// them; the spool keeps them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenClasses {
+    pub cached_input: u64,
+    /// Every cache write, 1 h ones included.
+    pub cache_write: u64,
+    pub cache_write_1h: u64,
+    pub reasoning: u64,
+    pub audio_input: u64,
+    pub audio_output: u64,
+}
+
+impl ProviderUsage {
+    /// The usage with its classes cut to fit inside its totals (input classes within the prompt, in the
+    /// order cache reads, cache writes, audio; output classes within the output), so that a provider
+    /// reporting more of a class than of the whole never makes billing-svc refuse the settlement.
+    pub fn fitted(mut self) -> ProviderUsage {
+        let classes = &mut self.classes;
+        let mut input_left = self.input_tokens;
+        for class in [
+            &mut classes.cached_input,
+            &mut classes.cache_write,
+            &mut classes.audio_input,
+        ] {
+            *class = (*class).min(input_left);
+            input_left -= *class;
+        }
+        classes.cache_write_1h = classes.cache_write_1h.min(classes.cache_write);
+        let mut output_left = self.output_tokens;
+        for class in [&mut classes.reasoning, &mut classes.audio_output] {
+            *class = (*class).min(output_left);
+            output_left -= *class;
+        }
+        self
+    }
+}
+
+impl TokenClasses {
+    /// Classes as sent to billing-svc (absent: none).
+    pub fn from_pb(classes: Option<&proto::billing::v1::TokenClasses>) -> TokenClasses {
+        classes.map_or_else(TokenClasses::default, |classes| TokenClasses {
+            cached_input: classes.cached_input_tokens,
+            cache_write: classes.cache_write_tokens,
+            cache_write_1h: classes.cache_write_1h_tokens,
+            reasoning: classes.reasoning_tokens,
+            audio_input: classes.audio_input_tokens,
+            audio_output: classes.audio_output_tokens,
+        })
+    }
+
+    pub fn to_pb(self) -> proto::billing::v1::TokenClasses {
+        proto::billing::v1::TokenClasses {
+            cached_input_tokens: self.cached_input,
+            cache_write_tokens: self.cache_write,
+            cache_write_1h_tokens: self.cache_write_1h,
+            reasoning_tokens: self.reasoning,
+            audio_input_tokens: self.audio_input,
+            audio_output_tokens: self.audio_output,
+        }
+    }
 }
 
 /// What one chunk says.
@@ -88,11 +152,30 @@ pub fn read(chunk: &Value) -> Result<Reading, ProviderError> {
     Ok(reading)
 }
 
+/// A chat usage object: `prompt_tokens`, `completion_tokens`, and the classes of OpenAI's details
+/// (`prompt_tokens_details.cached_tokens` / `audio_tokens`, `completion_tokens_details.reasoning_tokens` /
+/// `audio_tokens`) and, from an Anthropic provider translated, its cache writes
+/// (`cache_creation_input_tokens`, `cache_creation.ephemeral_1h_input_tokens`).
 fn provider_usage(usage: &Value) -> Option<ProviderUsage> {
-    Some(ProviderUsage {
+    let count = |path: &[&str]| {
+        path.iter()
+            .try_fold(usage, |value, name| value.get(name))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    let usage = ProviderUsage {
         input_tokens: usage.get("prompt_tokens")?.as_u64()?,
         output_tokens: usage.get("completion_tokens")?.as_u64()?,
-    })
+        classes: TokenClasses {
+            cached_input: count(&["prompt_tokens_details", "cached_tokens"]),
+            cache_write: count(&["cache_creation_input_tokens"]),
+            cache_write_1h: count(&["cache_creation", "ephemeral_1h_input_tokens"]),
+            reasoning: count(&["completion_tokens_details", "reasoning_tokens"]),
+            audio_input: count(&["prompt_tokens_details", "audio_tokens"]),
+            audio_output: count(&["completion_tokens_details", "audio_tokens"]),
+        },
+    };
+    Some(usage.fitted())
 }
 
 /// The answer so far: the top-level fields and, when assembling, every choice.
@@ -358,7 +441,8 @@ mod tests {
                 Ending::Whole,
                 ProviderUsage {
                     input_tokens: 0,
-                    output_tokens: 0
+                    output_tokens: 0,
+                    ..ProviderUsage::default()
                 }
             ),
             json!({
@@ -398,6 +482,7 @@ mod tests {
         let charged = ProviderUsage {
             input_tokens: 9,
             output_tokens: 1,
+            ..ProviderUsage::default()
         };
         let completion = unary.completion(Ending::CutOff, charged);
         assert_eq!(completion["choices"][0]["finish_reason"], "length");
@@ -417,7 +502,8 @@ mod tests {
             reading.usage,
             Some(ProviderUsage {
                 input_tokens: 3,
-                output_tokens: 4
+                output_tokens: 4,
+                ..ProviderUsage::default()
             })
         );
         let text = read(&chunk(

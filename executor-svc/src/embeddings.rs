@@ -156,6 +156,7 @@ impl Executor {
             duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
             provider,
             attempts,
+            classes: None,
         };
         let charged = self.settle(call, &opened, session, close, started_at).await;
         let response = answer.map_err(ExecutorError::from)?.answer;

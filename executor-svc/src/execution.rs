@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::answer::{self, Answer, Ending, ProviderUsage};
+use crate::answer::{self, Answer, Ending, ProviderUsage, TokenClasses};
 use crate::anthropic::events::{self, Message as MessageAnswer};
 use crate::anthropic::translate::finish_reason;
 use crate::chat::ChatRequest;
@@ -435,8 +435,13 @@ impl Executor {
             sink.made_chunk(request.shape, last).await;
         }
 
-        let (input_tokens, output_tokens, status) =
+        let (charged_usage, status) =
             charge(&generation, &end, estimated_input_tokens, &call.model);
+        let ProviderUsage {
+            input_tokens,
+            output_tokens,
+            classes,
+        } = charged_usage;
         let finish = match &end {
             End::StoppedByCredit => Finish::CreditExhausted,
             End::Completed if generation.first_choice_finish.as_deref() == Some("length") => {
@@ -451,6 +456,7 @@ impl Executor {
             duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
             provider: std::mem::take(&mut generation.provider),
             attempts: generation.attempts,
+            classes: Some(classes.to_pb()),
         };
         let charged = self.settle(call, &opened, session, close, started_at).await;
 
@@ -460,10 +466,6 @@ impl Executor {
         let ending = match finish {
             Finish::CreditExhausted => Ending::CutOff,
             Finish::Stop | Finish::Length => Ending::Whole,
-        };
-        let charged_usage = ProviderUsage {
-            input_tokens,
-            output_tokens,
         };
         let native = generation.wire == Some(Wire::MessageEvents);
         let chat_completion = (assemble && !native).then(|| {
@@ -521,6 +523,7 @@ impl Executor {
                     started_at_unix_nanos: SpooledSettlement::started_at(started_at),
                     provider: close.provider.clone(),
                     attempts: close.attempts,
+                    classes: TokenClasses::from_pb(close.classes.as_ref()),
                 };
                 if let Err(error) = self.spool.add(spooled).await {
                     tracing::error!(%error, "cannot write the spool; the settlement is kept in memory only");
@@ -578,6 +581,7 @@ impl Executor {
             duration_ms: 0,
             provider: String::new(),
             attempts: 0,
+            classes: None,
         };
         self.settle(call, &opened, session, close, started_at).await;
         Err(ExecutorError::SpoolUnwritable)
@@ -766,7 +770,7 @@ fn charge(
     end: &End,
     estimated_input_tokens: u64,
     model: &str,
-) -> (u64, u64, UsageStatus) {
+) -> (ProviderUsage, UsageStatus) {
     let status = match end {
         End::Completed => UsageStatus::Completed,
         End::StoppedByCredit => UsageStatus::StoppedByCredit,
@@ -774,8 +778,13 @@ fn charge(
         End::Failed(_) => UsageStatus::Failed,
     };
     if let Some(usage) = generation.provider_usage {
-        return (usage.input_tokens, usage.output_tokens, status);
+        return (usage, status);
     }
+    let local = |input_tokens| ProviderUsage {
+        input_tokens,
+        output_tokens: generation.output_tokens,
+        ..ProviderUsage::default()
+    };
     match end {
         End::Completed => {
             tracing::warn!(
@@ -783,15 +792,17 @@ fn charge(
                 model,
                 "the provider reported no usage; charging local token counts"
             );
-            (estimated_input_tokens, generation.output_tokens, status)
+            (local(estimated_input_tokens), status)
         }
         End::StoppedByCredit | End::ClientGone if generation.upstream_answered => {
             let input_tokens = generation
                 .reported_input_tokens
                 .unwrap_or(estimated_input_tokens);
-            (input_tokens, generation.output_tokens, status)
+            (local(input_tokens), status)
         }
-        End::StoppedByCredit | End::ClientGone | End::Failed(_) => (0, 0, status),
+        End::StoppedByCredit | End::ClientGone | End::Failed(_) => {
+            (ProviderUsage::default(), status)
+        }
     }
 }
 
@@ -810,20 +821,33 @@ mod tests {
         }
     }
 
+    fn tokens(input_tokens: u64, output_tokens: u64) -> ProviderUsage {
+        ProviderUsage {
+            input_tokens,
+            output_tokens,
+            ..ProviderUsage::default()
+        }
+    }
+
     #[test]
     fn provider_usage_is_charged_whatever_the_end() {
         let usage = ProviderUsage {
             input_tokens: 6548,
             output_tokens: 108,
+            classes: TokenClasses {
+                cached_input: 6000,
+                reasoning: 50,
+                ..TokenClasses::default()
+            },
         };
         let failed = End::Failed(ExecutorError::UpstreamUnavailable("broken".into()));
         assert_eq!(
             charge(&generation(Some(usage), true), &failed, 9, "mock"),
-            (6548, 108, UsageStatus::Failed)
+            (usage, UsageStatus::Failed)
         );
         assert_eq!(
             charge(&generation(Some(usage), true), &End::Completed, 9, "mock"),
-            (6548, 108, UsageStatus::Completed)
+            (usage, UsageStatus::Completed)
         );
     }
 
@@ -832,27 +856,27 @@ mod tests {
         let failed = End::Failed(ExecutorError::UpstreamUnavailable("500".into()));
         assert_eq!(
             charge(&generation(None, false), &failed, 9, "mock"),
-            (0, 0, UsageStatus::Failed)
+            (tokens(0, 0), UsageStatus::Failed)
         );
         assert_eq!(
             charge(&generation(None, true), &failed, 9, "mock"),
-            (0, 0, UsageStatus::Failed)
+            (tokens(0, 0), UsageStatus::Failed)
         );
         assert_eq!(
             charge(&generation(None, false), &End::ClientGone, 9, "mock"),
-            (0, 0, UsageStatus::Cancelled)
+            (tokens(0, 0), UsageStatus::Cancelled)
         );
         assert_eq!(
             charge(&generation(None, true), &End::ClientGone, 9, "mock"),
-            (9, 3, UsageStatus::Cancelled)
+            (tokens(9, 3), UsageStatus::Cancelled)
         );
         assert_eq!(
             charge(&generation(None, true), &End::StoppedByCredit, 9, "mock"),
-            (9, 3, UsageStatus::StoppedByCredit)
+            (tokens(9, 3), UsageStatus::StoppedByCredit)
         );
         assert_eq!(
             charge(&generation(None, true), &End::Completed, 9, "mock"),
-            (9, 3, UsageStatus::Completed)
+            (tokens(9, 3), UsageStatus::Completed)
         );
     }
 }

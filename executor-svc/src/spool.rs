@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
+use crate::answer::TokenClasses;
 use crate::metering::Metering;
 use proto::ids::{ApiKeyId, ExecutionId};
 
@@ -61,6 +62,9 @@ pub struct SpooledSettlement {
     pub provider: String,
     #[serde(default = "attempts_before_routes")]
     pub attempts: u32,
+    /// The token classes; lines written before classes were kept have none.
+    #[serde(default)]
+    pub classes: TokenClasses,
 }
 
 fn provider_before_routes() -> String {
@@ -95,6 +99,7 @@ impl SpooledSettlement {
             duration_ms: self.duration_ms,
             provider: self.provider.clone(),
             attempts: self.attempts,
+            classes: Some(self.classes.to_pb()),
             started_at: Some(prost_types::Timestamp {
                 seconds: i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),
                 nanos: i32::try_from(nanos % 1_000_000_000).unwrap_or(0),
@@ -425,6 +430,10 @@ mod tests {
             started_at_unix_nanos: 1_700_000_000_123_456_789,
             provider: "default".into(),
             attempts: 1,
+            classes: TokenClasses {
+                cached_input: 6000,
+                ..TokenClasses::default()
+            },
         }
     }
 

@@ -188,6 +188,10 @@ pub enum ApiError {
     #[error("model {model:?} not allowed for this key")]
     ModelNotAllowed { model: String },
 
+    /// No price row prices the model: refused before anything was held (BILLING.md, "Prices").
+    #[error("model {model:?} has no price")]
+    ModelNotPriced { model: String },
+
     /// The model provider answered with an error (passed on as it meant it).
     #[error("the model provider answered {}: {}", .0.http_status, .0.message)]
     Provider(ProviderFailure),
@@ -388,13 +392,17 @@ impl ApiError {
                 _ => {}
             }
         }
-        if status.code() == Code::PermissionDenied
-            && let Some(info) = status.get_details_error_info()
-            && info.reason == "model_not_allowed"
-        {
-            return ApiError::ModelNotAllowed {
-                model: info.metadata.get("model").cloned().unwrap_or_default(),
-            };
+        if let Some(info) = status.get_details_error_info() {
+            let model = || info.metadata.get("model").cloned().unwrap_or_default();
+            match (status.code(), info.reason.as_str()) {
+                (Code::PermissionDenied, "model_not_allowed") => {
+                    return ApiError::ModelNotAllowed { model: model() };
+                }
+                (Code::NotFound, "model_not_priced") => {
+                    return ApiError::ModelNotPriced { model: model() };
+                }
+                _ => {}
+            }
         }
         ApiError::Downstream { service, status }
     }
@@ -480,6 +488,17 @@ impl ApiError {
                     StatusCode::FORBIDDEN,
                     "Model Not Allowed",
                     "model_not_allowed",
+                )
+            }
+            ApiError::ModelNotPriced { model } => {
+                message = Some(format!(
+                    "the model {model:?} has no price: the operator has not priced it yet"
+                ));
+                details.insert("model".into(), Value::from(model.clone()));
+                (
+                    StatusCode::NOT_FOUND,
+                    "Model Not Priced",
+                    "model_not_priced",
                 )
             }
             ApiError::InvalidSignature => {

@@ -6,7 +6,7 @@ use proto::billing::v1::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
 
 use super::{
-    account_to_pb, alerts_to_pb, authorize_customer, auto_recharge_to_pb, endpoint_to_pb,
+    Audience, account_to_pb, alerts_to_pb, authorize_customer, auto_recharge_to_pb, endpoint_to_pb,
     endpoints_to_pb, event_type_filter, events_to_pb, grant_to_pb, key_filter, key_spend_to_pb,
     money, range, stats_to_pb, thresholds, totals_to_pb, transaction_to_pb,
     transaction_type_from_pb, usage_to_pb,
@@ -235,7 +235,11 @@ impl AccountService for AccountApi {
         let (from, to) = range(request.range.as_ref())?;
         let view = View::of_caller(&key, key_filter(request.api_key_id));
         let stats = self.ledger.stats(&view, from, to).await?;
-        Ok(Response::new(stats_to_pb(&stats, Some(&key.id))))
+        Ok(Response::new(stats_to_pb(
+            &stats,
+            Some(&key.id),
+            Audience::Customer,
+        )))
     }
 
     async fn list_usage(
@@ -259,7 +263,11 @@ impl AccountService for AccountApi {
             .list_usage(&view, filter, request.limit, request.cursor.as_deref())
             .await?;
         Ok(Response::new(pb::ListUsageResponse {
-            records: page.items.iter().map(usage_to_pb).collect(),
+            records: page
+                .items
+                .iter()
+                .map(|record| usage_to_pb(record, Audience::Customer))
+                .collect(),
             next_cursor: page.next_cursor,
         }))
     }
@@ -296,7 +304,7 @@ impl AccountService for AccountApi {
                 .iter()
                 .map(|(workspace_id, totals)| pb::WorkspaceUsage {
                     workspace_id: workspace_id.clone(),
-                    totals: Some(totals_to_pb(totals)),
+                    totals: Some(totals_to_pb(totals, Audience::Customer)),
                 })
                 .collect(),
         }))

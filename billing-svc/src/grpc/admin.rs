@@ -2,17 +2,20 @@
 
 use proto::billing::v1 as pb;
 use proto::billing::v1::admin_service_server::AdminService;
+use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 
 use super::{
-    account_to_pb, alerts_to_pb, api_key_to_pb, attempt_to_pb, authorize_admin, endpoint_to_pb,
-    endpoints_to_pb, event_type_filter, events_to_pb, grant_terms_from_pb, grant_to_pb,
-    key_spend_to_pb, key_type_from_pb, money, optional_money, policy_from_pb, price_to_pb, range,
-    role_from_pb, stats_to_pb, thresholds, timestamp, transaction_to_pb,
+    Audience, account_to_pb, alerts_to_pb, api_key_to_pb, attempt_to_pb, authorize_admin,
+    endpoint_to_pb, endpoints_to_pb, event_type_filter, events_to_pb, grant_terms_from_pb,
+    grant_to_pb, key_spend_to_pb, key_type_from_pb, money, optional_money, policy_from_pb,
+    price_to_pb, range, role_from_pb, stats_to_pb, thresholds, timestamp, transaction_to_pb,
 };
 use crate::config::Secret;
+use crate::error::BillingError;
 use crate::ledger::{CreatedKey, KeyChange, Ledger, LedgerWrite, NewKey, View};
-use crate::pricing::{self, Price};
+use crate::money::Money;
+use crate::pricing::{self, ClassPrices, Price};
 use crate::sessions::Sessions;
 use crate::store::accounts::Account;
 use crate::time;
@@ -310,7 +313,11 @@ impl AdminService for AdminApi {
             .ledger
             .stats(&View::account(account_id), from, to)
             .await?;
-        Ok(Response::new(stats_to_pb(&stats, key_id.as_ref())))
+        Ok(Response::new(stats_to_pb(
+            &stats,
+            key_id.as_ref(),
+            Audience::Operator,
+        )))
     }
 
     async fn set_price(
@@ -319,21 +326,104 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::Price>, Status> {
         self.authorize(&request).await?;
         let request = request.into_inner();
+        let input = money("base_input_price_per_1k", &request.base_input_price_per_1k)?;
+        let output = money(
+            "base_output_price_per_1k",
+            &request.base_output_price_per_1k,
+        )?;
+        let defaults = ClassPrices::of(input, output);
+        let cache_write = optional_money(
+            "base_cache_write_price_per_1k",
+            request.base_cache_write_price_per_1k.as_deref(),
+        )?
+        .unwrap_or(defaults.cache_write);
+        let base = ClassPrices {
+            cached_input: optional_money(
+                "base_cached_input_price_per_1k",
+                request.base_cached_input_price_per_1k.as_deref(),
+            )?
+            .unwrap_or(defaults.cached_input),
+            cache_write,
+            cache_write_1h: optional_money(
+                "base_cache_write_1h_price_per_1k",
+                request.base_cache_write_1h_price_per_1k.as_deref(),
+            )?
+            .unwrap_or(cache_write),
+            audio_input: optional_money(
+                "base_audio_input_price_per_1k",
+                request.base_audio_input_price_per_1k.as_deref(),
+            )?
+            .unwrap_or(defaults.audio_input),
+            audio_output: optional_money(
+                "base_audio_output_price_per_1k",
+                request.base_audio_output_price_per_1k.as_deref(),
+            )?
+            .unwrap_or(defaults.audio_output),
+            ..defaults
+        };
         let price = Price {
             model: request.model,
-            base_input_per_1k: money("base_input_price_per_1k", &request.base_input_price_per_1k)?,
-            base_output_per_1k: money(
-                "base_output_price_per_1k",
-                &request.base_output_price_per_1k,
-            )?,
+            account_id: request
+                .account_id
+                .filter(|id| !id.is_empty())
+                .map(AccountId::from),
+            base,
+            request_fee: optional_money("request_fee", request.request_fee.as_deref())?
+                .unwrap_or(Money::ZERO),
             markup: pricing::parse_markup(
                 request.markup.as_deref().unwrap_or(pricing::DEFAULT_MARKUP),
             )?,
             effective_from: timestamp("effective_from", request.effective_from.as_ref())?
                 .unwrap_or_else(time::now_ms),
+            ended: false,
         };
         let price = self.ledger.set_price(price).await?;
         Ok(Response::new(price_to_pb(&price)))
+    }
+
+    async fn end_price(
+        &self,
+        request: Request<pb::EndPriceRequest>,
+    ) -> Result<Response<pb::Price>, Status> {
+        self.authorize(&request).await?;
+        let request = request.into_inner();
+        let account_id = request
+            .account_id
+            .filter(|id| !id.is_empty())
+            .map(AccountId::from);
+        let ended = self.ledger.end_price(request.model, account_id).await?;
+        Ok(Response::new(price_to_pb(&ended)))
+    }
+
+    async fn update_account(
+        &self,
+        request: Request<pb::UpdateAccountRequest>,
+    ) -> Result<Response<pb::Account>, Status> {
+        self.authorize(&request).await?;
+        let request = request.into_inner();
+        let mut account = self
+            .ledger
+            .account(&AccountId::from(request.account_id.clone()))
+            .await?;
+        if let Some(tiers) = request.discount_tiers {
+            let tiers = tiers
+                .tiers
+                .iter()
+                .map(|tier| {
+                    Ok(pricing::DiscountTier {
+                        from_monthly_spend: money("from_monthly_spend", &tier.from_monthly_spend)?,
+                        percent_off: Decimal::from_str_exact(tier.percent_off.trim()).map_err(
+                            |_| BillingError::invalid("percent_off", "must be a decimal number"),
+                        )?,
+                    })
+                })
+                .collect::<Result<Vec<_>, BillingError>>()?;
+            account = self
+                .ledger
+                .set_discount_tiers(&request.account_id, tiers)
+                .await?;
+        }
+        Ok(Response::new(account_to_pb(&account, None)))
     }
 
     async fn list_grants(

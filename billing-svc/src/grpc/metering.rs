@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{
-    authorize_service, key_type_to_pb, price_to_pb, settlement_to_pb, timestamp,
+    authorize_service, classes_from_pb, key_type_to_pb, price_to_pb, settlement_to_pb, timestamp,
     usage_status_from_pb,
 };
 use crate::config::Secret;
@@ -121,6 +121,7 @@ impl MeteringService for MeteringApi {
                 started_at: timestamp("started_at", request.started_at.as_ref())?,
                 provider: request.provider,
                 attempts: request.attempts,
+                classes: classes_from_pb(request.classes.as_ref()),
             })
             .await?;
         Ok(Response::new(settlement_to_pb(&settlement)))
@@ -246,6 +247,7 @@ async fn serve_meter(
                         started_at: Some(started_at),
                         provider: close.provider.clone(),
                         attempts: close.attempts,
+                        classes: classes_from_pb(close.classes.as_ref()),
                     })
                     .await?;
                 let _ = sender

@@ -23,7 +23,7 @@ use crate::keys::{self, KeyType, Role};
 use crate::ledger::{AutoRechargeView, Caller, GrantTerms, KeySpend, Ledger};
 use crate::money::Money;
 use crate::policy::Policy;
-use crate::pricing::Price;
+use crate::pricing::{Price, TokenClasses};
 use crate::sessions::Sessions;
 use crate::store::accounts::Account;
 use crate::store::events::{Event, EventType};
@@ -296,6 +296,14 @@ fn account_to_pb(account: &Account, key: Option<&ApiKey>) -> pb::Account {
         daily_limit: account.daily_limit.map(|limit| limit.to_string()),
         monthly_limit: account.monthly_limit.map(|limit| limit.to_string()),
         overage: account.overage.to_string(),
+        discount_tiers: account
+            .discount_tiers
+            .iter()
+            .map(|tier| pb::DiscountTier {
+                from_monthly_spend: tier.from_monthly_spend.to_string(),
+                percent_off: tier.percent_off.normalize().to_string(),
+            })
+            .collect(),
         low_balance_alerts: account
             .low_balance
             .iter()
@@ -485,7 +493,38 @@ fn transaction_to_pb(transaction: &Transaction) -> pb::Transaction {
     }
 }
 
-fn usage_to_pb(record: &UsageRecord) -> pb::UsageRecord {
+/// Who reads money figures: the operator (AdminService, and executor-svc over MeteringService) sees each
+/// record's provider cost and margin; a customer does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    Operator,
+    Customer,
+}
+
+fn classes_to_pb(classes: &TokenClasses) -> pb::TokenClasses {
+    pb::TokenClasses {
+        cached_input_tokens: classes.cached_input,
+        cache_write_tokens: classes.cache_write,
+        cache_write_1h_tokens: classes.cache_write_1h,
+        reasoning_tokens: classes.reasoning,
+        audio_input_tokens: classes.audio_input,
+        audio_output_tokens: classes.audio_output,
+    }
+}
+
+/// Token classes as sent (absent: none).
+fn classes_from_pb(classes: Option<&pb::TokenClasses>) -> TokenClasses {
+    classes.map_or_else(TokenClasses::default, |classes| TokenClasses {
+        cached_input: classes.cached_input_tokens,
+        cache_write: classes.cache_write_tokens,
+        cache_write_1h: classes.cache_write_1h_tokens,
+        reasoning: classes.reasoning_tokens,
+        audio_input: classes.audio_input_tokens,
+        audio_output: classes.audio_output_tokens,
+    })
+}
+
+fn usage_to_pb(record: &UsageRecord, audience: Audience) -> pb::UsageRecord {
     let count = |value: i64| u64::try_from(value).unwrap_or(0);
     pb::UsageRecord {
         id: record.id.to_string(),
@@ -511,46 +550,85 @@ fn usage_to_pb(record: &UsageRecord) -> pb::UsageRecord {
         refunded_amount: record.refunded_amount.map(|amount| amount.to_string()),
         provider: record.provider.clone(),
         attempts: u32::try_from(record.attempts).unwrap_or(u32::MAX),
+        classes: Some(classes_to_pb(&record.classes)),
+        request_fee: record.request_fee.to_string(),
+        provider_cost: match audience {
+            Audience::Operator => record.provider_cost.map(|cost| cost.to_string()),
+            Audience::Customer => None,
+        },
+        discount_percent: record.discount_percent.normalize().to_string(),
     }
 }
 
-fn totals_to_pb(totals: &Totals) -> pb::UsageTotals {
+fn totals_to_pb(totals: &Totals, audience: Audience) -> pb::UsageTotals {
     let count = |value: i64| u64::try_from(value).unwrap_or(0);
+    let operator = |money: Money| match audience {
+        Audience::Operator => money.to_string(),
+        Audience::Customer => String::new(),
+    };
     pb::UsageTotals {
         requests: count(totals.requests),
         input_tokens: count(totals.input_tokens),
         output_tokens: count(totals.output_tokens),
         total_tokens: count(totals.total_tokens),
         total_cost: totals.total_cost.to_string(),
+        provider_cost: operator(totals.provider_cost),
+        margin: operator(totals.margin),
+        classes: Some(classes_to_pb(&totals.classes)),
     }
 }
 
 fn price_to_pb(price: &Price) -> pb::Price {
+    let base = &price.base;
     pb::Price {
         model: price.model.clone(),
-        base_input_price_per_1k: price.base_input_per_1k.to_string(),
-        base_output_price_per_1k: price.base_output_per_1k.to_string(),
+        base_input_price_per_1k: base.input.to_string(),
+        base_output_price_per_1k: base.output.to_string(),
         markup: price.markup.normalize().to_string(),
         input_price_per_1k: price.input_per_1k().normalize().to_string(),
         output_price_per_1k: price.output_per_1k().normalize().to_string(),
         effective_from: Some(time::to_timestamp(price.effective_from)),
+        base_cached_input_price_per_1k: base.cached_input.to_string(),
+        base_cache_write_price_per_1k: base.cache_write.to_string(),
+        base_cache_write_1h_price_per_1k: base.cache_write_1h.to_string(),
+        base_audio_input_price_per_1k: base.audio_input.to_string(),
+        base_audio_output_price_per_1k: base.audio_output.to_string(),
+        request_fee: price.request_fee.to_string(),
+        account_id: price
+            .account_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        ended: price.ended,
     }
 }
 
 /// Statistics, reported for `api_key_id` (the calling or named key; empty when the account was named).
-fn stats_to_pb(stats: &crate::ledger::Stats, api_key_id: Option<&ApiKeyId>) -> pb::Stats {
+fn stats_to_pb(
+    stats: &crate::ledger::Stats,
+    api_key_id: Option<&ApiKeyId>,
+    audience: Audience,
+) -> pb::Stats {
     pb::Stats {
         api_key_id: api_key_id.map(ToString::to_string).unwrap_or_default(),
         account_id: stats.account.id.to_string(),
-        totals: Some(totals_to_pb(&stats.totals)),
-        today: Some(totals_to_pb(&stats.today)),
-        this_month: Some(totals_to_pb(&stats.this_month)),
+        totals: Some(totals_to_pb(&stats.totals, audience)),
+        today: Some(totals_to_pb(&stats.today, audience)),
+        this_month: Some(totals_to_pb(&stats.this_month, audience)),
         by_model: stats
             .by_model
             .iter()
             .map(|(model, totals)| pb::ModelUsage {
                 model: model.clone(),
-                totals: Some(totals_to_pb(totals)),
+                totals: Some(totals_to_pb(totals, audience)),
+            })
+            .collect(),
+        by_day: stats
+            .by_day
+            .iter()
+            .map(|(day, totals)| pb::DayUsage {
+                day: day.clone(),
+                totals: Some(totals_to_pb(totals, audience)),
             })
             .collect(),
         credits_balance: stats.account.credits_balance.to_string(),
@@ -560,7 +638,7 @@ fn stats_to_pb(stats: &crate::ledger::Stats, api_key_id: Option<&ApiKeyId>) -> p
 
 fn settlement_to_pb(settlement: &crate::ledger::Settlement) -> pb::Settlement {
     pb::Settlement {
-        usage: Some(usage_to_pb(&settlement.usage)),
+        usage: Some(usage_to_pb(&settlement.usage, Audience::Operator)),
         balance_after: settlement
             .usage
             .balance_after

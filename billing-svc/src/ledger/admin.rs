@@ -579,6 +579,29 @@ impl Ledger {
             .await
     }
 
+    /// Replaces the volume tiers of the account `id` names (BILLING.md, "Volume tiers").
+    #[tracing::instrument(skip(self, tiers), err)]
+    pub async fn set_discount_tiers(
+        &self,
+        id: &str,
+        tiers: Vec<pricing::DiscountTier>,
+    ) -> Result<Account, BillingError> {
+        let tiers = pricing::validate_tiers(tiers)?;
+        let (account_id, _) = self.resolve(id).await?;
+        self.store
+            .write(Shard::Account(&account_id.clone()), move |batch| {
+                Box::pin(async move {
+                    let mut account = batch.lock(&account_id).await?;
+                    account.discount_tiers = tiers;
+                    account.updated_at = time::now_ms();
+                    accounts::set_discount_tiers(batch.connection().await?, &account).await?;
+                    batch.save(&account);
+                    Ok(account)
+                })
+            })
+            .await
+    }
+
     /// Replaces the `balance.low` thresholds of the account `id` names (a key id: its account); each starts
     /// armed when the balance is at or above it.
     #[tracing::instrument(skip(self, thresholds), err)]
@@ -617,13 +640,29 @@ impl Ledger {
             }
             price.effective_from = now;
         }
-        for (field, base) in [
-            ("base_input_price_per_1k", price.base_input_per_1k),
-            ("base_output_price_per_1k", price.base_output_per_1k),
+        let base = &price.base;
+        for (field, amount) in [
+            ("base_input_price_per_1k", base.input),
+            ("base_output_price_per_1k", base.output),
+            ("base_cached_input_price_per_1k", base.cached_input),
+            ("base_cache_write_price_per_1k", base.cache_write),
+            ("base_cache_write_1h_price_per_1k", base.cache_write_1h),
+            ("base_audio_input_price_per_1k", base.audio_input),
+            ("base_audio_output_price_per_1k", base.audio_output),
+            ("request_fee", price.request_fee),
         ] {
-            if base.is_negative() {
+            if amount.is_negative() {
                 return Err(BillingError::invalid(field, "must not be negative"));
             }
+        }
+        if let Some(account_id) = &price.account_id {
+            if price.model == pricing::DEFAULT_MODEL {
+                return Err(BillingError::invalid(
+                    "account_id",
+                    "an account price names a model, not \"*\"; give the account discountTiers for a discount on every model",
+                ));
+            }
+            self.account(account_id).await?;
         }
         let stored = price.clone();
         self.store
@@ -635,6 +674,44 @@ impl Ledger {
             })
             .await?;
         Ok(price)
+    }
+
+    /// Ends the price of `model` (the account's own when `account_id` is given, else the global row) from
+    /// now on, by adding an ended row: the next level down prices the model (BILLING.md, "Prices"), or
+    /// nothing does and calls are refused with `model_not_priced`. `NotFound` when no such price is in
+    /// effect.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn end_price(
+        &self,
+        model: String,
+        account_id: Option<AccountId>,
+    ) -> Result<Price, BillingError> {
+        pricing::validate_model(&model)?;
+        let now = time::now_ms();
+        let rows = self.list_prices().await?;
+        let current = rows
+            .iter()
+            .filter(|row| {
+                row.model == model && row.account_id == account_id && row.effective_from <= now
+            })
+            .max_by_key(|row| row.effective_from)
+            .filter(|row| !row.ended)
+            .ok_or(BillingError::NotFound("price in effect"))?;
+        let ended = Price {
+            effective_from: now,
+            ended: true,
+            ..current.clone()
+        };
+        let stored = ended.clone();
+        self.store
+            .write(Shard::Prices, move |batch| {
+                Box::pin(async move {
+                    batch.forget_prices();
+                    Ok(store::pricing::upsert(batch.connection().await?, &stored, now).await?)
+                })
+            })
+            .await?;
+        Ok(ended)
     }
 
     pub async fn list_prices(&self) -> Result<Vec<Price>, BillingError> {

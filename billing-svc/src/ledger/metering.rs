@@ -2,6 +2,7 @@
 //! stop), settle (usage record + deduction + balance + hold release, once per execution id), and the
 //! release of expired holds.
 
+use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::{
@@ -10,11 +11,11 @@ use super::{
 use crate::error::BillingError;
 use crate::keys::KeyType;
 use crate::money::Money;
-use crate::pricing::{self, Price};
+use crate::pricing::{self, Price, TokenClasses, TokenUsage};
 use crate::store::events::EventType;
 use crate::store::holds::{self, Hold};
 use crate::store::keys::ApiKey;
-use crate::store::transactions::TransactionType;
+use crate::store::transactions::{self, TransactionType};
 use crate::store::usage::{self, UsageRecord, UsageStatus};
 use crate::store::{Batch, ExecutionState, Prefetch, Shard};
 use crate::time::{self, Millis};
@@ -95,6 +96,8 @@ pub struct SettleRequest {
     /// The provider that served the call (empty: none did), and the providers asked.
     pub provider: String,
     pub attempts: u32,
+    /// The token classes inside `input_tokens` and `output_tokens`.
+    pub classes: TokenClasses,
 }
 
 /// The longest provider name recorded.
@@ -212,14 +215,14 @@ impl Ledger {
             return Err(BillingError::ExecutionExists);
         }
         let rates = Self::admit(batch, &key, request, now).await?;
-        let price = batch.price(&request.model, now).await?;
+        let price = batch.price(&account.id, &request.model, now).await?;
 
         let (amount, granted) = match key.key_type {
             // Internal keys are never charged: no money is held and nothing limits the output.
             KeyType::Internal => (Money::ZERO, max_output),
             KeyType::Standard => {
-                let input_cost = price.input_cost(request.estimated_input_tokens)?;
-                let minimal = price.output_cost(settings.min_output_tokens.min(max_output))?;
+                let input_cost = price.hold_input_cost(request.estimated_input_tokens)?;
+                let minimal = price.hold_output_cost(settings.min_output_tokens.min(max_output))?;
                 let needed = input_cost
                     .checked_add(minimal)
                     .ok_or(BillingError::Overflow)?;
@@ -234,7 +237,7 @@ impl Ledger {
                 let first_chunk = settings.hold_chunk_tokens.min(max_output);
                 let granted = price.affordable_output_tokens(budget, first_chunk);
                 let amount = input_cost
-                    .checked_add(price.output_cost(granted)?)
+                    .checked_add(price.hold_output_cost(granted)?)
                     .ok_or(BillingError::Overflow)?;
                 (amount, granted)
             }
@@ -376,9 +379,11 @@ impl Ledger {
         let mut stop_reason = None;
         let key = batch.key(api_key_id).await?;
         if wants_more && key.key_type == KeyType::Standard {
-            let price = batch.price(&hold.model, hold.started_at).await?;
+            let price = batch
+                .price(account_id, &hold.model, hold.started_at)
+                .await?;
             let headroom = Ledger::headroom(batch, &account, Some(&key), now).await?;
-            let held_for_output = price.output_cost(granted)?;
+            let held_for_output = price.hold_output_cost(granted)?;
             let budget = held_for_output
                 .checked_add(headroom.amount)
                 .ok_or(BillingError::Overflow)?;
@@ -388,7 +393,7 @@ impl Ledger {
             let new_grant = price.affordable_output_tokens(budget, target).max(granted);
             if new_grant > granted {
                 let delta = price
-                    .output_cost(new_grant)?
+                    .hold_output_cost(new_grant)?
                     .checked_sub(held_for_output)
                     .ok_or(BillingError::Overflow)?;
                 hold.amount = hold
@@ -456,9 +461,12 @@ impl Ledger {
         if request.provider.chars().count() > MAX_PROVIDER_CHARS {
             return Err(BillingError::invalid("provider", "too long"));
         }
-        if request.provider.chars().count() > MAX_PROVIDER_CHARS {
-            return Err(BillingError::invalid("provider", "too long"));
+        TokenUsage {
+            input: request.input_tokens,
+            output: request.output_tokens,
+            classes: request.classes,
         }
+        .validate()?;
         let ceiling = self.settings.max_execution_tokens;
         let input_tokens = tokens("input_tokens", request.input_tokens, ceiling)?;
         let output_tokens = tokens("output_tokens", request.output_tokens, ceiling)?;
@@ -530,8 +538,26 @@ impl Ledger {
             .map(|hold| hold.started_at)
             .or(request.started_at)
             .unwrap_or(now);
-        let price = batch.price(&request.model, started_at).await?;
-        let cost = price.cost(request.input_tokens, request.output_tokens)?;
+        let price = batch.price(&account.id, &request.model, started_at).await?;
+        // The volume tier reached by the month's settled spend so far (BILLING.md, "Volume tiers").
+        let percent_off = if account.discount_tiers.is_empty() {
+            Decimal::ZERO
+        } else {
+            let month_spend = transactions::spend_since(
+                batch.connection().await?,
+                &account.id,
+                None,
+                time::month_start(now),
+            )
+            .await?;
+            pricing::percent_off(&account.discount_tiers, month_spend)
+        };
+        let usage = TokenUsage {
+            input: request.input_tokens,
+            output: request.output_tokens,
+            classes: request.classes,
+        };
+        let cost = price.cost(&usage, percent_off)?;
         let charged = match key_type {
             KeyType::Standard => cost.total,
             KeyType::Internal => Money::ZERO,
@@ -594,6 +620,10 @@ impl Ledger {
                 started_at: Some(started_at),
                 provider: request.provider.clone(),
                 attempts: i64::from(request.attempts),
+                classes: request.classes,
+                request_fee: cost.request_fee,
+                provider_cost: Some(cost.provider),
+                discount_percent: percent_off,
             })
             .await?;
         if charged.is_positive() {

@@ -30,6 +30,8 @@ pub struct Stats {
     pub today: Totals,
     pub this_month: Totals,
     pub by_model: Vec<(String, Totals)>,
+    /// `YYYY-MM-DD` (UTC), oldest first.
+    pub by_day: Vec<(String, Totals)>,
 }
 
 /// `0` means the default page size; above the maximum is refused rather than silently cut.
@@ -184,6 +186,11 @@ impl Ledger {
             today: usage::totals(&mut connection, id, &today).await?,
             this_month: usage::totals(&mut connection, id, &this_month).await?,
             by_model: usage::totals_by(&mut connection, id, &ranged, GroupBy::Model).await?,
+            by_day: usage::totals_by(&mut connection, id, &ranged, GroupBy::Day)
+                .await?
+                .into_iter()
+                .map(|(days, totals)| (time::day_name(&days), totals))
+                .collect(),
             account,
         })
     }

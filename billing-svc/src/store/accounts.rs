@@ -1,5 +1,6 @@
 //! SQL of `billing_accounts`.
 
+use rust_decimal::Decimal;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -7,6 +8,7 @@ use super::{Backend, bulk};
 use crate::alerts::{self, LowBalance};
 use crate::auto_recharge::{self, AutoRecharge};
 use crate::money::Money;
+use crate::pricing::DiscountTier;
 use crate::store::grants::CreditGrant;
 use crate::time::Millis;
 use proto::ids::AccountId;
@@ -27,6 +29,8 @@ pub struct Account {
     pub auto_recharge: Option<AutoRecharge>,
     pub daily_limit: Option<Money>,
     pub monthly_limit: Option<Money>,
+    /// Volume discounts, lowest threshold first (BILLING.md, "Volume tiers").
+    pub discount_tiers: Vec<DiscountTier>,
     pub created_at: Millis,
     pub updated_at: Millis,
     /// The grants that still hold credit: loaded with the lock ([`crate::store::Batch::lock`]), empty on
@@ -50,6 +54,7 @@ impl Account {
             auto_recharge: None,
             daily_limit: None,
             monthly_limit: None,
+            discount_tiers: Vec::new(),
             created_at: now,
             updated_at: now,
             grants: Vec::new(),
@@ -68,7 +73,7 @@ impl Account {
 }
 
 const COLUMNS: &str = "id, name, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, \
-    updated_at, overage, low_balance_alerts, auto_recharge";
+    updated_at, overage, low_balance_alerts, auto_recharge, discount_tiers";
 
 fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
     let daily: Option<i64> = row.try_get(5)?;
@@ -91,9 +96,60 @@ fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
             .map(|text| auto_recharge::from_json(&text))
             .transpose()
             .map_err(|error| sqlx::Error::Decode(format!("auto_recharge: {error}").into()))?,
+        discount_tiers: tiers_from_json(&row.try_get::<String, _>(12)?)
+            .map_err(|error| sqlx::Error::Decode(format!("discount_tiers: {error}").into()))?,
         grants: Vec::new(),
         changed_grants: Vec::new(),
     })
+}
+
+/// Tiers as stored: `[{"fromMonthlySpend": "1000", "percentOff": "10"}]`.
+pub fn tiers_to_json(tiers: &[DiscountTier]) -> String {
+    let tiers: Vec<serde_json::Value> = tiers
+        .iter()
+        .map(|tier| {
+            serde_json::json!({
+                "fromMonthlySpend": tier.from_monthly_spend.to_string(),
+                "percentOff": tier.percent_off.to_string(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(tiers).to_string()
+}
+
+fn tiers_from_json(text: &str) -> Result<Vec<DiscountTier>, String> {
+    if text == "[]" {
+        return Ok(Vec::new());
+    }
+    let tiers: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|error| error.to_string())?;
+    tiers
+        .iter()
+        .map(|tier| {
+            let field = |name: &str| tier[name].as_str().ok_or(format!("{name} missing"));
+            Ok(DiscountTier {
+                from_monthly_spend: field("fromMonthlySpend")?
+                    .parse()
+                    .map_err(|error| format!("fromMonthlySpend {error}"))?,
+                percent_off: Decimal::from_str_exact(field("percentOff")?)
+                    .map_err(|error| format!("percentOff {error}"))?,
+            })
+        })
+        .collect()
+}
+
+/// Replaces the account's volume tiers.
+pub async fn set_discount_tiers(
+    connection: &mut AnyConnection,
+    account: &Account,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE billing_accounts SET discount_tiers = $1, updated_at = $2 WHERE id = $3")
+        .bind(tiers_to_json(&account.discount_tiers))
+        .bind(account.updated_at)
+        .bind(account.id.as_str())
+        .execute(connection)
+        .await?;
+    Ok(())
 }
 
 pub async fn insert(connection: &mut AnyConnection, account: &Account) -> Result<(), sqlx::Error> {

@@ -503,14 +503,22 @@ impl Batch {
         self.keys.remove(id);
     }
 
-    /// The price of `model` effective at `at`; its rows are read once per batch.
-    pub async fn price(&mut self, model: &str, at: Millis) -> Result<Price, BillingError> {
+    /// The price of `model` for `account` effective at `at` (see [`crate::pricing::effective`]); its rows are
+    /// read once per batch. `ModelNotPriced` when no row prices it.
+    pub async fn price(
+        &mut self,
+        account: &AccountId,
+        model: &str,
+        at: Millis,
+    ) -> Result<Price, BillingError> {
         if !self.priced.contains(model) {
             self.load_prices(&[model]).await?;
         }
-        crate::pricing::effective(&self.prices, model, at)
+        crate::pricing::effective(&self.prices, account, model, at)
             .cloned()
-            .ok_or(BillingError::NotFound("price"))
+            .ok_or_else(|| BillingError::ModelNotPriced {
+                model: model.to_string(),
+            })
     }
 
     /// Forgets every price row read, after an operation that wrote one.

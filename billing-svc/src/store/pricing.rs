@@ -1,53 +1,87 @@
-//! SQL of `pricing`: price rows per model (or `*`), each effective from a time on.
+//! SQL of `pricing`: price rows per model (or `*`), global or for one account, each effective from a time on
+//! (BILLING.md, "Prices"). Every class price is stored resolved, in nano-dollars per 1,000 tokens.
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::bulk;
 use crate::money::Money;
-use crate::pricing::{DEFAULT_MODEL, Price};
+use crate::pricing::{ClassPrices, DEFAULT_MODEL, Price};
 use crate::time::Millis;
+use proto::ids::AccountId;
 
-const COLUMNS: &str =
-    "model, base_input_price_per_1k, base_output_price_per_1k, markup, effective_from";
+const COLUMNS: &str = "model, account_id, base_input_price_per_1k, base_output_price_per_1k, \
+    base_cached_input_price_per_1k, base_cache_write_price_per_1k, base_cache_write_1h_price_per_1k, \
+    base_audio_input_price_per_1k, base_audio_output_price_per_1k, request_fee, markup, effective_from, ended";
 
 fn from_row(row: &AnyRow) -> Result<Price, sqlx::Error> {
-    let markup: String = row.try_get(3)?;
+    let account: String = row.try_get(1)?;
+    let nanos =
+        |index: usize| -> Result<Money, sqlx::Error> { Ok(Money::from_nanos(row.try_get(index)?)) };
+    let markup: String = row.try_get(10)?;
+    let ended: i64 = row.try_get(12)?;
     Ok(Price {
         model: row.try_get(0)?,
-        base_input_per_1k: Money::from_nanos(row.try_get(1)?),
-        base_output_per_1k: Money::from_nanos(row.try_get(2)?),
+        account_id: (!account.is_empty()).then(|| AccountId::from(account)),
+        base: ClassPrices {
+            input: nanos(2)?,
+            output: nanos(3)?,
+            cached_input: nanos(4)?,
+            cache_write: nanos(5)?,
+            cache_write_1h: nanos(6)?,
+            audio_input: nanos(7)?,
+            audio_output: nanos(8)?,
+        },
+        request_fee: nanos(9)?,
         markup: crate::pricing::parse_markup(&markup)
             .map_err(|_| sqlx::Error::Decode(format!("bad markup {markup:?}").into()))?,
-        effective_from: row.try_get(4)?,
+        effective_from: row.try_get(11)?,
+        ended: ended != 0,
     })
 }
 
-/// Inserts a row, replacing one of the same model and effective time.
+/// Inserts a row, replacing one of the same model, account and effective time.
 pub async fn upsert(
     connection: &mut AnyConnection,
     price: &Price,
     now: Millis,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO pricing (model, base_input_price_per_1k, base_output_price_per_1k, markup, effective_from, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (model, effective_from) DO UPDATE SET base_input_price_per_1k = excluded.base_input_price_per_1k, \
-         base_output_price_per_1k = excluded.base_output_price_per_1k, markup = excluded.markup, created_at = excluded.created_at",
-    )
+    let base = &price.base;
+    sqlx::query(&format!(
+        "INSERT INTO pricing ({COLUMNS}, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (model, account_id, effective_from) DO UPDATE SET \
+         base_input_price_per_1k = excluded.base_input_price_per_1k, \
+         base_output_price_per_1k = excluded.base_output_price_per_1k, \
+         base_cached_input_price_per_1k = excluded.base_cached_input_price_per_1k, \
+         base_cache_write_price_per_1k = excluded.base_cache_write_price_per_1k, \
+         base_cache_write_1h_price_per_1k = excluded.base_cache_write_1h_price_per_1k, \
+         base_audio_input_price_per_1k = excluded.base_audio_input_price_per_1k, \
+         base_audio_output_price_per_1k = excluded.base_audio_output_price_per_1k, \
+         request_fee = excluded.request_fee, markup = excluded.markup, ended = excluded.ended, \
+         created_at = excluded.created_at"
+    ))
     .bind(&price.model)
-    .bind(price.base_input_per_1k.nanos())
-    .bind(price.base_output_per_1k.nanos())
+    .bind(price.account_id.as_ref().map_or("", AccountId::as_str))
+    .bind(base.input.nanos())
+    .bind(base.output.nanos())
+    .bind(base.cached_input.nanos())
+    .bind(base.cache_write.nanos())
+    .bind(base.cache_write_1h.nanos())
+    .bind(base.audio_input.nanos())
+    .bind(base.audio_output.nanos())
+    .bind(price.request_fee.nanos())
     .bind(price.markup.to_string())
     .bind(price.effective_from)
+    .bind(i64::from(price.ended))
     .bind(now)
     .execute(connection)
     .await?;
     Ok(())
 }
 
-/// The rows that can price each of `models` (at most [`bulk::MAX_ROWS`]): their own and the default's
-/// (see [`crate::pricing::effective`]), in one statement.
+/// The rows that can price each of `models` (at most [`bulk::MAX_ROWS`]) for any account: their own (global
+/// and accounts') and the default's (see [`crate::pricing::effective`]), in one statement.
 pub async fn of_models(
     connection: &mut AnyConnection,
     models: &[&str],
@@ -72,10 +106,10 @@ pub async fn of_models(
         .collect()
 }
 
-/// Every row, by model then effective time.
+/// Every row, by model, account (global first) then effective time.
 pub async fn list(connection: &mut AnyConnection) -> Result<Vec<Price>, sqlx::Error> {
     sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM pricing ORDER BY model, effective_from"
+        "SELECT {COLUMNS} FROM pricing ORDER BY model, account_id, effective_from"
     ))
     .fetch_all(connection)
     .await?

@@ -6,8 +6,10 @@ use sqlx::{AnyConnection, Row};
 use super::bulk;
 use crate::keys::KeyType;
 use crate::money::Money;
+use crate::pricing::TokenClasses;
 use crate::time::Millis;
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
+use rust_decimal::Decimal;
 
 /// How an execution ended (stored as text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,14 +71,24 @@ pub struct UsageRecord {
     /// The provider that served the call, and how many providers were asked.
     pub provider: String,
     pub attempts: i64,
+    /// The token classes inside `input_tokens` and `output_tokens`.
+    pub classes: TokenClasses,
+    /// Inside `total_cost`.
+    pub request_fee: Money,
+    /// The usage at base prices; absent on records made before it was kept.
+    pub provider_cost: Option<Money>,
+    /// The volume tier's percent off (0: none).
+    pub discount_percent: Decimal,
 }
 
 /// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).
-const TYPES: &str = "itttttiiiiiiiiititttiiiiti";
+const TYPES: &str = "itttttiiiiiiiiititttiiiitiiiiiiiiit";
 
 const COLUMNS: &str = "id, account_id, api_key_id, execution_id, session_id, workspace_id, timestamp, input_tokens, output_tokens, \
     total_tokens, input_cost, output_cost, total_cost, charged, overage, model, duration_ms, status, endpoint, key_type, \
-    balance_after, total_spent_after, refunded_amount, started_at, provider, attempts";
+    balance_after, total_spent_after, refunded_amount, started_at, provider, attempts, cached_input_tokens, \
+    cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, audio_input_tokens, audio_output_tokens, request_fee, \
+    provider_cost, discount_percent";
 
 fn decode_error(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
@@ -88,6 +100,11 @@ fn from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
     let balance_after: Option<i64> = row.try_get(20)?;
     let total_spent_after: Option<i64> = row.try_get(21)?;
     let refunded: Option<i64> = row.try_get(22)?;
+    let count = |index: usize| -> Result<u64, sqlx::Error> {
+        Ok(u64::try_from(row.try_get::<i64, _>(index)?).unwrap_or(0))
+    };
+    let provider_cost: Option<i64> = row.try_get(33)?;
+    let discount: String = row.try_get(34)?;
     Ok(UsageRecord {
         id: row.try_get(0)?,
         account_id: AccountId::from(row.try_get::<String, _>(1)?),
@@ -115,6 +132,18 @@ fn from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
         started_at: row.try_get(23)?,
         provider: row.try_get(24)?,
         attempts: row.try_get(25)?,
+        classes: TokenClasses {
+            cached_input: count(26)?,
+            cache_write: count(27)?,
+            cache_write_1h: count(28)?,
+            reasoning: count(29)?,
+            audio_input: count(30)?,
+            audio_output: count(31)?,
+        },
+        request_fee: Money::from_nanos(row.try_get(32)?),
+        provider_cost: provider_cost.map(Money::from_nanos),
+        discount_percent: Decimal::from_str_exact(&discount)
+            .map_err(|_| decode_error("discount percent", &discount))?,
     })
 }
 
@@ -159,10 +188,24 @@ pub async fn insert(
             .bind(record.started_at)
             .bind(&record.provider)
             .bind(record.attempts)
+            .bind(stored(record.classes.cached_input))
+            .bind(stored(record.classes.cache_write))
+            .bind(stored(record.classes.cache_write_1h))
+            .bind(stored(record.classes.reasoning))
+            .bind(stored(record.classes.audio_input))
+            .bind(stored(record.classes.audio_output))
+            .bind(record.request_fee.nanos())
+            .bind(record.provider_cost.map(Money::nanos))
+            .bind(record.discount_percent.to_string())
     })
     .execute(connection)
     .await?;
     Ok(())
+}
+
+/// A token count as stored (counts are checked against the token ceiling before they get here).
+fn stored(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 pub async fn by_execution(
@@ -306,19 +349,41 @@ pub struct Totals {
     pub output_tokens: i64,
     pub total_tokens: i64,
     pub total_cost: Money,
+    /// Over the records that keep a provider cost.
+    pub provider_cost: Money,
+    /// `total_cost` of the records that keep a provider cost, less their provider cost.
+    pub margin: Money,
+    pub classes: TokenClasses,
 }
 
 const SUMS: &str = "CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
     CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), \
-    CAST(COALESCE(SUM(total_cost), 0) AS BIGINT)";
+    CAST(COALESCE(SUM(total_cost), 0) AS BIGINT), CAST(COALESCE(SUM(provider_cost), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(CASE WHEN provider_cost IS NULL THEN 0 ELSE total_cost - provider_cost END), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(cached_input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(cache_write_1h_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(audio_input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(audio_output_tokens), 0) AS BIGINT)";
 
 fn totals_from_row(row: &AnyRow, first: usize) -> Result<Totals, sqlx::Error> {
+    let count = |index: usize| -> Result<u64, sqlx::Error> {
+        Ok(u64::try_from(row.try_get::<i64, _>(first + index)?).unwrap_or(0))
+    };
     Ok(Totals {
         requests: row.try_get(first)?,
         input_tokens: row.try_get(first + 1)?,
         output_tokens: row.try_get(first + 2)?,
         total_tokens: row.try_get(first + 3)?,
         total_cost: Money::from_nanos(row.try_get(first + 4)?),
+        provider_cost: Money::from_nanos(row.try_get(first + 5)?),
+        margin: Money::from_nanos(row.try_get(first + 6)?),
+        classes: TokenClasses {
+            cached_input: count(7)?,
+            cache_write: count(8)?,
+            cache_write_1h: count(9)?,
+            reasoning: count(10)?,
+            audio_input: count(11)?,
+            audio_output: count(12)?,
+        },
     })
 }
 
@@ -339,16 +404,16 @@ pub async fn totals(
     totals_from_row(&row, 0)
 }
 
-/// Totals per value of `column` (`model` or `workspace_id`), ordered by that value.
+/// Totals per value of `column` (model, workspace or UTC day), ordered by that value.
 pub async fn totals_by(
     connection: &mut AnyConnection,
     account_id: &AccountId,
     filter: &UsageFilter,
     column: GroupBy,
 ) -> Result<Vec<(String, Totals)>, sqlx::Error> {
-    let column = column.as_str();
+    let group = column.as_str();
     sqlx::query(&format!(
-        "SELECT {column}, {SUMS} FROM usage_records WHERE {FILTER} GROUP BY {column} ORDER BY {column}"
+        "SELECT {group}, {SUMS} FROM usage_records WHERE {FILTER} GROUP BY {group} ORDER BY {group}"
     ))
     .bind(account_id.as_str())
     .bind(filter.api_key_id.as_ref().map_or("", ApiKeyId::as_str))
@@ -359,7 +424,13 @@ pub async fn totals_by(
     .fetch_all(connection)
     .await?
     .iter()
-    .map(|row| Ok((row.try_get(0)?, totals_from_row(row, 1)?)))
+    .map(|row| {
+        let group = match column {
+            GroupBy::Day => row.try_get::<i64, _>(0)?.to_string(),
+            GroupBy::Model | GroupBy::Workspace => row.try_get(0)?,
+        };
+        Ok((group, totals_from_row(row, 1)?))
+    })
     .collect()
 }
 
@@ -368,6 +439,8 @@ pub async fn totals_by(
 pub enum GroupBy {
     Model,
     Workspace,
+    /// The UTC day, as days since 1970-01-01 (the group's text is that number).
+    Day,
 }
 
 impl GroupBy {
@@ -375,6 +448,7 @@ impl GroupBy {
         match self {
             GroupBy::Model => "model",
             GroupBy::Workspace => "workspace_id",
+            GroupBy::Day => "CAST(timestamp / 86400000 AS BIGINT)",
         }
     }
 }

@@ -554,7 +554,7 @@ pub async fn set_price(
             base_input_price_per_1k: form.input.trim().to_string(),
             base_output_price_per_1k: form.output.trim().to_string(),
             markup: forms::optional(&form.markup),
-            effective_from: None,
+            ..Default::default()
         }))
         .await?;
     Ok(Redirect::to("/console/admin/prices?done=price").into_response())

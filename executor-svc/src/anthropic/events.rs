@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::answer::{Ending, ProviderUsage};
+use crate::answer::{Ending, ProviderUsage, TokenClasses};
 
 /// Usage as the provider reported it, in its token classes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct MessagesUsage {
     pub input_tokens: u64,
     pub cache_read_input_tokens: u64,
     pub cache_creation_input_tokens: u64,
+    /// Of the cache writes, those for one hour (`cache_creation.ephemeral_1h_input_tokens`).
+    pub cache_creation_1h_input_tokens: u64,
     pub output_tokens: u64,
 }
 
@@ -37,16 +39,30 @@ impl MessagesUsage {
             &mut self.cache_creation_input_tokens,
         );
         read("output_tokens", &mut self.output_tokens);
+        if let Some(count) = usage
+            .get("cache_creation")
+            .and_then(|split| split.get("ephemeral_1h_input_tokens"))
+            .and_then(Value::as_u64)
+        {
+            self.cache_creation_1h_input_tokens = count;
+        }
     }
 
-    /// The charge: the whole prompt as input, and the output.
+    /// The charge: the whole prompt as input (cache reads and writes are its classes), and the output.
     pub fn charged(&self) -> ProviderUsage {
         ProviderUsage {
             input_tokens: self.input_tokens
                 + self.cache_read_input_tokens
                 + self.cache_creation_input_tokens,
             output_tokens: self.output_tokens,
+            classes: TokenClasses {
+                cached_input: self.cache_read_input_tokens,
+                cache_write: self.cache_creation_input_tokens,
+                cache_write_1h: self.cache_creation_1h_input_tokens,
+                ..TokenClasses::default()
+            },
         }
+        .fitted()
     }
 }
 
@@ -286,6 +302,7 @@ mod tests {
                 input_tokens: 12,
                 cache_read_input_tokens: 3000,
                 cache_creation_input_tokens: 500,
+                cache_creation_1h_input_tokens: 0,
                 output_tokens: 42
             })
         );
@@ -293,13 +310,19 @@ mod tests {
             message.usage().unwrap().charged(),
             ProviderUsage {
                 input_tokens: 3512,
-                output_tokens: 42
+                output_tokens: 42,
+                classes: TokenClasses {
+                    cached_input: 3000,
+                    cache_write: 500,
+                    ..TokenClasses::default()
+                },
             }
         );
         assert_eq!(message.stop_reason(), Some("tool_use"));
         let charged = ProviderUsage {
             input_tokens: 0,
             output_tokens: 0,
+            ..ProviderUsage::default()
         };
         let answer = message.message(Ending::Whole, charged);
         assert_eq!(
@@ -325,6 +348,7 @@ mod tests {
         let charged = ProviderUsage {
             input_tokens: 3512,
             output_tokens: 5,
+            ..ProviderUsage::default()
         };
         let answer = message.message(Ending::CutOff, charged);
         assert_eq!(answer["stop_reason"], "max_tokens");

@@ -392,6 +392,7 @@ impl ToChunks {
                         "prompt_tokens_details": {"cached_tokens": usage.cache_read_input_tokens},
                         "cache_read_input_tokens": usage.cache_read_input_tokens,
                         "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+                        "cache_creation": {"ephemeral_1h_input_tokens": usage.cache_creation_1h_input_tokens},
                     }}),
                 ]
             }

@@ -200,6 +200,8 @@ pub struct Account {
     pub daily_limit: Option<Usd>,
     /// Cap on spend per UTC month; null = no cap.
     pub monthly_limit: Option<Usd>,
+    /// Volume discounts, lowest threshold first; empty = list prices.
+    pub discount_tiers: Vec<super::prices::DiscountTier>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -223,6 +225,11 @@ impl TryFrom<billing_pb::Account> for Account {
             overage: money(b, "overage", &account.overage)?,
             daily_limit: optional_money(b, "daily_limit", account.daily_limit.as_deref())?,
             monthly_limit: optional_money(b, "monthly_limit", account.monthly_limit.as_deref())?,
+            discount_tiers: account
+                .discount_tiers
+                .into_iter()
+                .map(super::prices::DiscountTier::from_wire)
+                .collect::<Result<_, _>>()?,
             created_at: time("account.created_at", account.created_at)?,
             updated_at: time("account.updated_at", account.updated_at)?,
             api_key_id: Some(account.api_key_id).filter(|id| !id.is_empty()),

@@ -36,6 +36,36 @@ impl UsageStatus {
     }
 }
 
+/// Token counts by class inside `inputTokens` and `outputTokens` (BILLING.md, "Token classes").
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenClasses {
+    /// Prompt tokens read from the provider's prompt cache.
+    pub cached_input_tokens: u64,
+    /// Prompt tokens written to the cache, all lifetimes.
+    pub cache_write_tokens: u64,
+    /// Of `cacheWriteTokens`, those written for one hour.
+    #[serde(rename = "cacheWrite1hTokens")]
+    pub cache_write_1h_tokens: u64,
+    /// Output tokens spent reasoning (priced as output).
+    pub reasoning_tokens: u64,
+    pub audio_input_tokens: u64,
+    pub audio_output_tokens: u64,
+}
+
+impl TokenClasses {
+    fn from_wire(classes: Option<billing_pb::TokenClasses>) -> TokenClasses {
+        classes.map_or_else(TokenClasses::default, |classes| TokenClasses {
+            cached_input_tokens: classes.cached_input_tokens,
+            cache_write_tokens: classes.cache_write_tokens,
+            cache_write_1h_tokens: classes.cache_write_1h_tokens,
+            reasoning_tokens: classes.reasoning_tokens,
+            audio_input_tokens: classes.audio_input_tokens,
+            audio_output_tokens: classes.audio_output_tokens,
+        })
+    }
+}
+
 /// One settled execution.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -49,9 +79,19 @@ pub struct UsageRecord {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub total_tokens: u64,
+    #[serde(flatten)]
+    pub classes: TokenClasses,
     pub input_cost: Usd,
     pub output_cost: Usd,
+    /// The price row's fee per call, inside `totalCost` (= `inputCost` + `outputCost` + `requestFee`).
+    pub request_fee: Usd,
     pub total_cost: Usd,
+    /// The same usage at base prices, no markup, fee or discount: what the provider bills. Operator views
+    /// only; absent on records made before it was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_cost: Option<Usd>,
+    /// The volume tier's percent off that applied (0: none).
+    pub discount_percent: Usd,
     /// Taken from the balance: `totalCost` for standard keys, 0 for internal ones.
     pub charged: Usd,
     /// By how much the charge exceeded the execution's hold.
@@ -82,6 +122,10 @@ impl TryFrom<billing_pb::UsageRecord> for UsageRecord {
             input_cost: money(b, "input_cost", &record.input_cost)?,
             output_cost: money(b, "output_cost", &record.output_cost)?,
             total_cost: money(b, "total_cost", &record.total_cost)?,
+            request_fee: money(b, "request_fee", &record.request_fee)?,
+            provider_cost: optional_money(b, "provider_cost", record.provider_cost.as_deref())?,
+            discount_percent: money(b, "discount_percent", &record.discount_percent)?,
+            classes: TokenClasses::from_wire(record.classes),
             charged: money(b, "charged", &record.charged)?,
             overage: money(b, "overage", &record.overage)?,
             refunded_amount: optional_money(
@@ -115,8 +159,16 @@ pub struct UsageTotals {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub total_tokens: u64,
-    /// Cost of the usage, charged or not.
+    #[serde(flatten)]
+    pub classes: TokenClasses,
+    /// Cost of the usage, charged or not: the revenue.
     pub total_cost: Usd,
+    /// Operator views only: the usage at base prices (over the records that keep it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_cost: Option<Usd>,
+    /// Operator views only: `totalCost − providerCost` over the records that keep a provider cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub margin: Option<Usd>,
 }
 
 impl TryFrom<Option<billing_pb::UsageTotals>> for UsageTotals {
@@ -130,6 +182,15 @@ impl TryFrom<Option<billing_pb::UsageTotals>> for UsageTotals {
             output_tokens: totals.output_tokens,
             total_tokens: totals.total_tokens,
             total_cost: money(Service::Billing, "total_cost", &totals.total_cost)?,
+            provider_cost: Some(totals.provider_cost.as_str())
+                .filter(|cost| !cost.is_empty())
+                .map(|cost| money(Service::Billing, "provider_cost", cost))
+                .transpose()?,
+            margin: Some(totals.margin.as_str())
+                .filter(|margin| !margin.is_empty())
+                .map(|margin| money(Service::Billing, "margin", margin))
+                .transpose()?,
+            classes: TokenClasses::from_wire(totals.classes),
         })
     }
 }
@@ -138,6 +199,14 @@ impl TryFrom<Option<billing_pb::UsageTotals>> for UsageTotals {
 #[serde(rename_all = "camelCase")]
 pub struct ModelUsage {
     pub model: String,
+    pub totals: UsageTotals,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DayUsage {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
     pub totals: UsageTotals,
 }
 
@@ -154,6 +223,8 @@ pub struct Stats {
     pub this_month: UsageTotals,
     /// Over the requested range, by model name.
     pub by_model: Vec<ModelUsage>,
+    /// Over the requested range, by UTC day with usage, oldest first.
+    pub by_day: Vec<DayUsage>,
     pub credits_balance: Usd,
     pub total_spent: Usd,
 }
@@ -174,6 +245,16 @@ impl TryFrom<billing_pb::Stats> for Stats {
                     Ok(ModelUsage {
                         totals: entry.totals.try_into()?,
                         model: entry.model,
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
+            by_day: stats
+                .by_day
+                .into_iter()
+                .map(|entry| {
+                    Ok(DayUsage {
+                        totals: entry.totals.try_into()?,
+                        day: entry.day,
                     })
                 })
                 .collect::<Result<_, ApiError>>()?,

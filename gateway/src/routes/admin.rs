@@ -13,8 +13,9 @@ use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
 use crate::json::{
     Account, AccountPage, AccountWithKeys, Alerts, ApiKey, CreateWebhookBody, CreatedKey,
-    EventPage, GrantCategory, GrantList, KeyList, KeyPolicy, KeyType, LedgerEntry, Price,
-    PriceList, Redelivery, Role, Stats, Timestamp, WebhookEndpoint, WebhookList, optional_object,
+    DiscountTier, EventPage, GrantCategory, GrantList, KeyList, KeyPolicy, KeyType, LedgerEntry,
+    Price, PriceList, Redelivery, Role, Stats, Timestamp, WebhookEndpoint, WebhookList,
+    optional_object,
 };
 use crate::money::Usd;
 use crate::openapi::AdminErrors;
@@ -394,10 +395,25 @@ pub struct SetPriceBody {
     pub base_input_price_per_1k: Usd,
     /// USD per 1,000 output tokens before markup, >= 0.
     pub base_output_price_per_1k: Usd,
-    /// Multiplier > 0; default 1.5.
+    /// Prompt-cache reads, USD per 1,000 before markup; default: the input price.
+    pub base_cached_input_price_per_1k: Option<Usd>,
+    /// Prompt-cache writes (5 minutes); default: the input price.
+    pub base_cache_write_price_per_1k: Option<Usd>,
+    /// Prompt-cache writes for one hour; default: the cache-write price.
+    #[serde(rename = "baseCacheWrite1hPricePer1k")]
+    pub base_cache_write_1h_price_per_1k: Option<Usd>,
+    /// Default: the input price.
+    pub base_audio_input_price_per_1k: Option<Usd>,
+    /// Default: the output price.
+    pub base_audio_output_price_per_1k: Option<Usd>,
+    /// USD per call, no markup; default 0.
+    pub request_fee: Option<Usd>,
+    /// Multiplier > 0; default 1.5 (the seed's).
     pub markup: Option<Usd>,
     /// Default: now. Executions settled from then on use this row; recorded costs never change.
     pub effective_from: Option<Timestamp>,
+    /// This account's own price for the model (not `*`), which wins over the global row.
+    pub account_id: Option<String>,
 }
 
 /// Adds a price row for a model (or `*`).
@@ -421,6 +437,13 @@ pub async fn set_price(
         base_output_price_per_1k: body.base_output_price_per_1k.to_wire(),
         markup: body.markup.map(Usd::to_wire),
         effective_from: body.effective_from.map(|t| t.0),
+        base_cached_input_price_per_1k: body.base_cached_input_price_per_1k.map(Usd::to_wire),
+        base_cache_write_price_per_1k: body.base_cache_write_price_per_1k.map(Usd::to_wire),
+        base_cache_write_1h_price_per_1k: body.base_cache_write_1h_price_per_1k.map(Usd::to_wire),
+        base_audio_input_price_per_1k: body.base_audio_input_price_per_1k.map(Usd::to_wire),
+        base_audio_output_price_per_1k: body.base_audio_output_price_per_1k.map(Usd::to_wire),
+        request_fee: body.request_fee.map(Usd::to_wire),
+        account_id: body.account_id,
     });
     let price = state
         .admin()
@@ -429,6 +452,86 @@ pub async fn set_price(
         .map_err(ApiError::billing)?
         .into_inner();
     Ok((StatusCode::CREATED, Json(price.try_into()?)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EndPriceQuery {
+    /// End this account's own price for the model; absent: the global row.
+    pub account_id: Option<String>,
+}
+
+/// Ends a model's price from now on (BILLING.md, "Prices"): the next level down prices it (an account's
+/// own row falls back to the global one, a model's row to `*`), or nothing does and its calls are refused
+/// with 404 `model_not_priced` before any hold. A model name with `/` is written `%2F`. 404 when no price
+/// of it is in effect.
+#[utoipa::path(
+    delete,
+    path = "/admin/prices/{model}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("model" = String, Path, description = "A model name, or `*`"), EndPriceQuery),
+    responses((status = 200, body = Price, description = "The row that ends the price"), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(model = %model))]
+pub async fn end_price(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(model): PathParams<String>,
+    QueryParams(query): QueryParams<EndPriceQuery>,
+) -> Result<Json<Price>, ApiError> {
+    let request = context.request(pb::EndPriceRequest {
+        model,
+        account_id: query.account_id,
+    });
+    let price = state
+        .admin()
+        .end_price(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(price.try_into()?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateAccountBody {
+    /// Replaces the account's volume tiers (BILLING.md, "Volume tiers"); `[]` removes them; absent keeps
+    /// them. At most 16, thresholds distinct.
+    pub discount_tiers: Option<Vec<DiscountTier>>,
+}
+
+/// Changes an account's settings: its volume tiers.
+#[utoipa::path(
+    patch,
+    path = "/admin/accounts/{accountId}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("accountId" = String, Path, description = "The account's id")),
+    request_body = UpdateAccountBody,
+    responses((status = 200, body = Account), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(account_id = %account_id))]
+pub async fn update_account(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(account_id): PathParams<String>,
+    JsonBody(body): JsonBody<UpdateAccountBody>,
+) -> Result<Json<Account>, ApiError> {
+    let request = context.request(pb::UpdateAccountRequest {
+        account_id,
+        discount_tiers: body.discount_tiers.map(|tiers| pb::DiscountTiers {
+            tiers: tiers.iter().map(DiscountTier::to_wire).collect(),
+        }),
+    });
+    let account = state
+        .admin()
+        .update_account(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(account.try_into()?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

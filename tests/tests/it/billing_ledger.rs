@@ -371,7 +371,7 @@ async fn a_price_change_never_alters_a_recorded_cost(backend: Backend) {
                 base_input_price_per_1k: "0.02".into(),
                 base_output_price_per_1k: "0.06".into(),
                 markup: Some("2".into()),
-                effective_from: None,
+                ..Default::default()
             },
         ))
         .await
@@ -397,6 +397,7 @@ async fn a_price_change_never_alters_a_recorded_cost(backend: Backend) {
                     seconds: 1_000_000,
                     nanos: 0,
                 }),
+                ..Default::default()
             },
         ))
         .await
