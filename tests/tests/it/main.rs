@@ -18,6 +18,7 @@ mod gateway;
 mod grants;
 mod openai_fidelity;
 mod openai_responses;
+mod price_book;
 mod providers;
 mod reliability_chaos;
 mod reliability_concurrency;
