@@ -551,6 +551,62 @@ mod tests {
         assert!(bad("-1", 10) && bad("1", 0) && bad("1", 101));
     }
 
+    proptest::proptest! {
+        /// For random class mixes and prices, the cost is one exact sum rounded once: the same whatever
+        /// the order of the classes, never below the provider cost at a markup of at least 1, and the
+        /// total is exactly its sides and fee.
+        #[test]
+        fn the_cost_of_a_class_mix_does_not_depend_on_their_order(
+            tokens in proptest::collection::vec(0..2_000_000u64, 7),
+            prices in proptest::collection::vec(0..100_000_000i64, 7),
+            markup_thousandths in 1_000..3_000i64,
+            fee in 0..10_000_000i64,
+            rotation in 0..7usize,
+        ) {
+            let nanos = |index: usize| Money::from_nanos(prices[index]);
+            let price = Price {
+                base: ClassPrices {
+                    input: nanos(0),
+                    output: nanos(1),
+                    cached_input: nanos(2),
+                    cache_write: nanos(3),
+                    cache_write_1h: nanos(4),
+                    audio_input: nanos(5),
+                    audio_output: nanos(6),
+                },
+                request_fee: Money::from_nanos(fee),
+                markup: Decimal::new(markup_thousandths, 3),
+                ..seed_price()
+            };
+            let usage = TokenUsage {
+                input: tokens[0] + tokens[2] + tokens[3] + tokens[4] + tokens[5],
+                output: tokens[1] + tokens[6],
+                classes: TokenClasses {
+                    cached_input: tokens[2],
+                    cache_write: tokens[3] + tokens[4],
+                    cache_write_1h: tokens[4],
+                    reasoning: tokens[1] / 2,
+                    audio_input: tokens[5],
+                    audio_output: tokens[6],
+                },
+            };
+            let cost = price.cost(&usage, Decimal::ZERO).unwrap();
+            let mut input_side = price.input_classes(&usage).to_vec();
+            let count = input_side.len();
+            input_side.rotate_left(rotation % count);
+            let rotated = money::token_cost(&input_side, price.markup).unwrap();
+            proptest::prop_assert_eq!(rotated, cost.input);
+            let mut reversed = price.output_classes(&usage).to_vec();
+            reversed.reverse();
+            proptest::prop_assert_eq!(money::token_cost(&reversed, price.markup).unwrap(), cost.output);
+            proptest::prop_assert_eq!(
+                cost.total,
+                cost.input.checked_add(cost.output).unwrap().checked_add(cost.request_fee).unwrap()
+            );
+            proptest::prop_assert!(cost.input.checked_add(cost.output).unwrap() >= cost.provider);
+        }
+    }
+
     #[test]
     fn markups_are_checked() {
         for bad in ["0", "-1", "1000.1", "abc", "0.0000000001"] {

@@ -53,6 +53,9 @@ enum Step {
         execution: u8,
         input: u64,
         output: u64,
+        /// Shares (per mille) of the input read from and written to the cache, and of the output spent
+        /// reasoning: at the seed's price every class costs its side's price, so the charge must not move.
+        classes: (u64, u64, u64),
     },
     Retry {
         execution: u8,
@@ -92,11 +95,18 @@ fn step() -> impl Strategy<Value = Step> {
             }
         }),
         (0..8u8, 0..3_000u64).prop_map(|(execution, output)| Step::Progress { execution, output }),
-        (0..8u8, 0..20_000u64, 0..3_000u64).prop_map(|(execution, input, output)| Step::Close {
-            execution,
-            input,
-            output
-        }),
+        (
+            0..8u8,
+            0..20_000u64,
+            0..3_000u64,
+            (0..=600u64, 0..=400u64, 0..=1000u64)
+        )
+            .prop_map(|(execution, input, output, classes)| Step::Close {
+                execution,
+                input,
+                output,
+                classes,
+            }),
         (0..8u8).prop_map(|execution| Step::Retry { execution }),
         (0..8u8, any::<bool>()).prop_map(|(execution, all)| Step::Refund { execution, all }),
         Just(Step::Expire),
@@ -377,11 +387,19 @@ impl World {
                 execution,
                 input,
                 output,
+                classes: (cached, written, reasoning),
             } => {
                 let Some(model) = self.executions.get(&execution).cloned() else {
                     return;
                 };
-                let request = self.settle_request(execution, model.key, input, output);
+                let mut request = self.settle_request(execution, model.key, input, output);
+                request.classes = TokenClasses {
+                    cached_input: input * cached / 1000,
+                    cache_write: input * written / 1000,
+                    cache_write_1h: input * written / 2000,
+                    reasoning: output * reasoning / 1000,
+                    ..TokenClasses::default()
+                };
                 let settlement = self.ledger.settle(&request).await.expect("settle");
                 if model.settled.is_some() {
                     assert!(settlement.replayed, "a second close must replay");

@@ -41,14 +41,34 @@ pub const TOKENS_PER_NON_TEXT_PART: u64 = 765;
 
 /// Prompt tokens of `messages` and the request's `tools` field (see the module docs for the rule).
 pub fn prompt_tokens(messages: &[Value], tools: Option<&Value>) -> u32 {
-    let mut total = REPLY_PRIMING_TOKENS;
-    for message in messages {
-        total += chat_message_tokens(message);
+    PromptParts::new(messages, tools).tokens()
+}
+
+/// A chat prompt counted part by part: what [`prompt_tokens`] sums, kept apart so that the tokens of
+/// each prefix of the prompt can be told (see [`crate::completion::cache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptParts {
+    /// The `tools` field's tokens (0 without it).
+    pub tools: u64,
+    /// Each message's tokens, in order.
+    pub messages: Vec<u64>,
+}
+
+impl PromptParts {
+    pub fn new(messages: &[Value], tools: Option<&Value>) -> PromptParts {
+        PromptParts {
+            tools: tools
+                .filter(|tools| !tools.is_null())
+                .map_or(0, tools_tokens),
+            messages: messages.iter().map(chat_message_tokens).collect(),
+        }
     }
-    if let Some(tools) = tools.filter(|tools| !tools.is_null()) {
-        total += tools_tokens(tools);
+
+    /// The whole prompt's tokens: the parts and the reply priming.
+    pub fn tokens(&self) -> u32 {
+        let total = REPLY_PRIMING_TOKENS + self.tools + self.messages.iter().sum::<u64>();
+        u32::try_from(total).unwrap_or(u32::MAX)
     }
-    u32::try_from(total).unwrap_or(u32::MAX)
 }
 
 /// `tok(compact JSON of the tools array)`.

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::reasoning::ReasoningEffort;
 use crate::answer::Format;
 use crate::error::ApiError;
 use crate::fields::Fields;
@@ -36,9 +37,6 @@ const ANTHROPIC_ONLY: [&str; 7] = [
     "cache_control",
 ];
 
-/// `reasoning_effort` values OpenAI's reasoning models accept.
-const REASONING_EFFORTS: [&str; 6] = ["none", "minimal", "low", "medium", "high", "xhigh"];
-
 /// What the mock reads from a chat completion request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest<'a> {
@@ -57,6 +55,7 @@ pub struct ChatRequest<'a> {
     /// `response_format`: `json_object` or `json_schema` ask for a JSON object.
     pub format: Format,
     pub logprobs: Logprobs,
+    pub reasoning_effort: Option<ReasoningEffort>,
 }
 
 /// Whether and how the answer is streamed.
@@ -112,19 +111,20 @@ impl<'a> ChatRequest<'a> {
                 ));
             }
         };
-        let reasoning_effort = fields.string("reasoning_effort")?;
-        if let Some(effort) = reasoning_effort.filter(|effort| !REASONING_EFFORTS.contains(effort))
-        {
-            return Err(ApiError::invalid_value(
-                "reasoning_effort",
-                format!(
-                    "Invalid value: '{effort}'. Supported values are: {}.",
-                    REASONING_EFFORTS
-                        .map(|effort| format!("'{effort}'"))
-                        .join(", ")
-                ),
-            ));
-        }
+        let reasoning_effort = match fields.string("reasoning_effort")? {
+            Some(effort) => Some(ReasoningEffort::parse(effort).ok_or_else(|| {
+                ApiError::invalid_value(
+                    "reasoning_effort",
+                    format!(
+                        "Invalid value: '{effort}'. Supported values are: {}.",
+                        ReasoningEffort::ALL
+                            .map(|effort| format!("'{}'", effort.as_str()))
+                            .join(", ")
+                    ),
+                )
+            })?),
+            None => None,
+        };
         let max_tokens = match fields.integer("max_completion_tokens", 1, u32::MAX.into())? {
             Some(limit) => Some(limit),
             None => fields.integer("max_tokens", 1, u32::MAX.into())?,
@@ -159,6 +159,7 @@ impl<'a> ChatRequest<'a> {
             parallel_tool_calls,
             format: parse_response_format(fields.object("response_format")?)?,
             logprobs,
+            reasoning_effort,
         })
     }
 
@@ -390,6 +391,7 @@ mod tests {
         assert_eq!(request.tool_choice, ToolChoice::Auto);
         assert_eq!(request.format, Format::Text);
         assert_eq!(request.logprobs, Logprobs::Off);
+        assert_eq!(request.reasoning_effort, None);
     }
 
     #[test]
@@ -473,6 +475,11 @@ mod tests {
                 "response_format.type",
             ),
             (
+                "unknown reasoning effort",
+                json!({ "model": "m", "messages": user, "reasoning_effort": "max" }),
+                "reasoning_effort",
+            ),
+            (
                 "top_logprobs too big",
                 json!({ "model": "m", "messages": user, "logprobs": true, "top_logprobs": 21 }),
                 "top_logprobs",
@@ -493,7 +500,7 @@ mod tests {
             "tool_choice": { "type": "function", "function": { "name": "f" } },
             "parallel_tool_calls": false,
             "response_format": { "type": "json_schema", "json_schema": { "name": "x", "schema": {} } },
-            "logprobs": true, "top_logprobs": 2,
+            "logprobs": true, "top_logprobs": 2, "reasoning_effort": "medium",
         });
         let request = ChatRequest::parse(&body).unwrap();
         assert_eq!(
@@ -508,5 +515,6 @@ mod tests {
         assert_eq!(request.parallel_tool_calls, ParallelToolCalls::Disallowed);
         assert_eq!(request.format, Format::Json);
         assert_eq!(request.logprobs, Logprobs::On { top: 2 });
+        assert_eq!(request.reasoning_effort, Some(ReasoningEffort::Medium));
     }
 }

@@ -1,9 +1,9 @@
 //! Prompt caching as Anthropic does it, in memory: what a request reads from the cache, what it writes,
 //! and what it pays in full.
 //!
-//! The cache holds keys of prompt prefixes (see [`super::prompt::Boundary`]), at most [`CAPACITY`], each
-//! alive for its TTL (`5m` by default, `1h` when the breakpoint says) after it was last written or read;
-//! when full, the expired entries go first, then the least recently used one.
+//! The cache keeps keys of prompt prefixes (see [`super::prompt::Boundary`]) in a
+//! [`PrefixCache`](crate::prefix_cache::PrefixCache), bounded and forgetting the least recently used,
+//! each alive for its TTL (`5m` by default, `1h` when the breakpoint says) after it was last written or read.
 //!
 //! For a request whose prompt carries `cache_control` breakpoints (the last one at boundary `L`):
 //! 1. read: the longest prefix ending at a boundary up to `L` whose key is cached counts as
@@ -17,34 +17,10 @@
 //! prefix the first time and reads it the second. Unlike Anthropic, any prefix is cached, however short
 //! (Anthropic caches from 1,024 tokens on), so tests need no long prompts.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::prompt::{Boundary, Prompt};
-
-/// The most prefixes kept.
-pub const CAPACITY: usize = 1_000;
-
-/// The SHA-256 of a prompt prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Key(pub [u8; 32]);
-
-/// `cache_control.ttl`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ttl {
-    FiveMinutes,
-    OneHour,
-}
-
-impl Ttl {
-    pub fn duration(self) -> Duration {
-        match self {
-            Ttl::FiveMinutes => Duration::from_secs(5 * 60),
-            Ttl::OneHour => Duration::from_secs(60 * 60),
-        }
-    }
-}
+use crate::prefix_cache::{PrefixCache, Ttl};
 
 /// How a request's prompt tokens split.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,25 +42,10 @@ impl PromptUsage {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    expires_at: Instant,
-    /// What a read extends its life by.
-    ttl: Ttl,
-    /// When it was last written or read, in uses of the cache.
-    last_used: u64,
-}
-
-#[derive(Debug, Default)]
-struct Entries {
-    map: HashMap<Key, Entry>,
-    uses: u64,
-}
-
-/// The bounded cache of prompt prefixes, shared by every request.
+/// The prompt prefixes Messages requests cached, shared by every request.
 #[derive(Debug, Default)]
 pub struct PromptCache {
-    entries: Mutex<Entries>,
+    prefixes: PrefixCache,
 }
 
 impl PromptCache {
@@ -102,7 +63,7 @@ impl PromptCache {
             };
         };
         let candidates = &boundaries[..=last];
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = self.prefixes.lock();
         let hit = candidates
             .iter()
             .rposition(|boundary| entries.read(boundary.key, now));
@@ -113,53 +74,6 @@ impl PromptCache {
         }
         drop(entries);
         split(prompt, candidates, hit, total)
-    }
-}
-
-impl Entries {
-    /// Whether `key` is cached and alive; a hit is used again and lives a TTL more.
-    fn read(&mut self, key: Key, now: Instant) -> bool {
-        self.uses += 1;
-        let uses = self.uses;
-        match self.map.get_mut(&key) {
-            Some(entry) if entry.expires_at > now => {
-                entry.expires_at = entry.expires_at.max(now + entry.ttl.duration());
-                entry.last_used = uses;
-                true
-            }
-            Some(_) | None => false,
-        }
-    }
-
-    fn write(&mut self, key: Key, ttl: Ttl, now: Instant) {
-        self.uses += 1;
-        if !self.map.contains_key(&key) && self.map.len() >= CAPACITY {
-            self.map.retain(|_, entry| entry.expires_at > now);
-            if self.map.len() >= CAPACITY
-                && let Some(oldest) = self
-                    .map
-                    .iter()
-                    .min_by_key(|(_, entry)| entry.last_used)
-                    .map(|(key, _)| *key)
-            {
-                self.map.remove(&oldest);
-            }
-        }
-        let expires_at = now + ttl.duration();
-        let entry = self.map.entry(key).or_insert(Entry {
-            expires_at,
-            ttl,
-            last_used: self.uses,
-        });
-        if entry.expires_at <= now {
-            // An expired entry is written afresh.
-            entry.ttl = ttl;
-        } else if ttl == Ttl::OneHour {
-            entry.ttl = Ttl::OneHour;
-        }
-        entry.expires_at = entry.expires_at.max(expires_at);
-        entry.last_used = self.uses;
-        debug_assert!(self.map.len() <= CAPACITY);
     }
 }
 
@@ -205,6 +119,7 @@ mod tests {
     use crate::messages::prompt::Position;
     use crate::messages::request::{MessagesRequest, Purpose};
     use serde_json::{Value, json};
+    use std::time::Duration;
 
     fn cached(text: &str, ttl: &str) -> Value {
         json!({ "type": "text", "text": text, "cache_control": { "type": "ephemeral", "ttl": ttl } })
@@ -299,24 +214,5 @@ mod tests {
         let (later, _) = usage(&cache, &body, now + Duration::from_secs(6 * 60));
         assert_eq!(later.read, 0);
         assert!(later.written_5m > 0);
-    }
-
-    #[test]
-    fn the_cache_keeps_at_most_its_capacity_forgetting_the_least_recently_used() {
-        let mut entries = Entries::default();
-        let now = Instant::now();
-        let key = |index: usize| {
-            let mut bytes = [0u8; 32];
-            bytes[..8].copy_from_slice(&(index as u64).to_le_bytes());
-            Key(bytes)
-        };
-        for index in 0..CAPACITY {
-            entries.write(key(index), Ttl::FiveMinutes, now);
-        }
-        assert!(entries.read(key(0), now));
-        entries.write(key(CAPACITY), Ttl::FiveMinutes, now);
-        assert_eq!(entries.map.len(), CAPACITY);
-        assert!(entries.read(key(0), now), "recently read, kept");
-        assert!(!entries.read(key(1), now), "least recently used, forgotten");
     }
 }

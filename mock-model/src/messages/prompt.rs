@@ -28,12 +28,10 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
-
-use super::cache::{Key, Ttl};
 use super::request::{MessagesRequest, block_type};
+use crate::prefix_cache::{Key, PrefixHasher, Ttl};
 use crate::prompt::{REPLY_PRIMING_TOKENS, message_tokens, tool_call_tokens, tools_tokens};
+use serde_json::{Map, Value, json};
 
 /// Where a prefix of the prompt ends: after an item, in prompt order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,16 +107,11 @@ impl<'r, 'a> Prompt<'r, 'a> {
 
     /// Every place a cached prefix may end, in prompt order, with its key.
     pub fn boundaries(&self) -> Vec<Boundary> {
-        let mut hasher = Sha256::new();
-        hash_part(
-            &mut hasher,
-            "model",
-            &Value::String(self.request.model.into()),
-        );
+        let mut hasher = PrefixHasher::new(self.request.model);
         let mut boundaries = Vec::new();
-        let mut mark = |hasher: &Sha256, at: Position, item: &Value| {
+        let mut mark = |hasher: &PrefixHasher, at: Position, item: &Value| {
             boundaries.push(Boundary {
-                key: Key(hasher.clone().finalize().into()),
+                key: hasher.key(),
                 at,
                 breakpoint: breakpoint(item),
             });
@@ -154,26 +147,19 @@ impl<'r, 'a> Prompt<'r, 'a> {
     }
 }
 
-/// Feeds one item to the prefix hash: its kind, then its JSON without `cache_control`.
-fn hash_part(hasher: &mut Sha256, kind: &str, item: &Value) {
-    hasher.update(kind.as_bytes());
-    hasher.update([0]);
-    let json = match item {
+/// Feeds one item to the prefix hash without its `cache_control`.
+fn hash_part(hasher: &mut PrefixHasher, kind: &str, item: &Value) {
+    match item {
         Value::Object(members) if members.contains_key("cache_control") => {
             let kept: Map<String, Value> = members
                 .iter()
                 .filter(|(key, _)| *key != "cache_control")
                 .map(|(key, value)| (key.clone(), value.clone()))
                 .collect();
-            serde_json::to_vec(&kept)
+            hasher.push(kind, &Value::Object(kept));
         }
-        other => serde_json::to_vec(other),
-    };
-    match json {
-        Ok(bytes) => hasher.update(&bytes),
-        Err(error) => tracing::warn!(%error, "prompt item does not serialise; not hashed"),
+        other => hasher.push(kind, other),
     }
-    hasher.update([0]);
 }
 
 /// The TTL of an item's `cache_control`, if it carries one (checked by the request already).

@@ -185,9 +185,20 @@ async fn every_token_class_is_priced_at_its_own_rate(backend: Backend) {
         assert_eq!(dec(&record.input_cost), input, "{}", shape.name);
         assert_eq!(dec(&record.output_cost), output, "{}", shape.name);
         assert_eq!(dec(&record.request_fee), dec("0.001"), "{}", shape.name);
-        assert_eq!(dec(&record.total_cost), input + output + dec("0.001"), "{}", shape.name);
-        let at_base = side(&shape.input_side, Decimal::ONE) + side(&shape.output_side, Decimal::ONE);
-        assert_eq!(record.provider_cost.as_deref().map(dec), Some(at_base), "{}", shape.name);
+        assert_eq!(
+            dec(&record.total_cost),
+            input + output + dec("0.001"),
+            "{}",
+            shape.name
+        );
+        let at_base =
+            side(&shape.input_side, Decimal::ONE) + side(&shape.output_side, Decimal::ONE);
+        assert_eq!(
+            record.provider_cost.as_deref().map(dec),
+            Some(at_base),
+            "{}",
+            shape.name
+        );
         assert_eq!(record.classes, Some(shape.classes), "{}", shape.name);
         revenue += dec(&record.total_cost);
         provider += at_base;
@@ -234,7 +245,10 @@ async fn every_token_class_is_priced_at_its_own_rate(backend: Backend) {
     assert_eq!(totals.classes.unwrap().cached_input_tokens, 31_536);
     assert_eq!(stats.by_model[0].model, "claude-sonnet-4-5");
     assert_eq!(stats.by_day.len(), 1);
-    assert_eq!(dec(&stats.by_day[0].totals.as_ref().unwrap().margin), revenue - provider);
+    assert_eq!(
+        dec(&stats.by_day[0].totals.as_ref().unwrap().margin),
+        revenue - provider
+    );
     let mine = billing
         .account()
         .await
@@ -252,7 +266,12 @@ async fn every_token_class_is_priced_at_its_own_rate(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    assert!(usage.records.iter().all(|record| record.provider_cost.is_none()));
+    assert!(
+        usage
+            .records
+            .iter()
+            .all(|record| record.provider_cost.is_none())
+    );
     assert_ledger_invariants(&billing.database).await;
 }
 
@@ -276,24 +295,36 @@ async fn an_accounts_own_price_wins_and_ended_rows_fall_back(backend: Backend) {
     assert_eq!(own.account_id, a_account);
     let cost = |record: pb::UsageRecord| dec(&record.total_cost);
     let none = pb::TokenClasses::default();
-    assert_eq!(cost(settle(&billing, &a_id, "a-1", "m", (1000, 1000), none).await), dec("0.003"));
-    assert_eq!(cost(settle(&billing, &b_id, "b-1", "m", (1000, 1000), none).await), dec("0.006"));
+    assert_eq!(
+        cost(settle(&billing, &a_id, "a-1", "m", (1000, 1000), none).await),
+        dec("0.003")
+    );
+    assert_eq!(
+        cost(settle(&billing, &b_id, "b-1", "m", (1000, 1000), none).await),
+        dec("0.006")
+    );
 
     // An account price for "*" is refused: tiers are the account-wide discount.
     let star = billing
         .admin()
         .await
-        .set_price(authed(&billing.admin_key, pb::SetPriceRequest {
-            model: "*".into(),
-            ..plain("0.001", "0.001", Some(&a_account))
-        }))
+        .set_price(authed(
+            &billing.admin_key,
+            pb::SetPriceRequest {
+                model: "*".into(),
+                ..plain("0.001", "0.001", Some(&a_account))
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(star.code(), tonic::Code::InvalidArgument);
 
     // Ending the account's row: the global row prices it again; ending that: the seed's "*".
     assert!(end_price(&billing, "m", Some(&a_account)).await.ended);
-    assert_eq!(cost(settle(&billing, &a_id, "a-2", "m", (1000, 1000), none).await), dec("0.006"));
+    assert_eq!(
+        cost(settle(&billing, &a_id, "a-2", "m", (1000, 1000), none).await),
+        dec("0.006")
+    );
     end_price(&billing, "m", None).await;
     assert_eq!(
         cost(settle(&billing, &a_id, "a-3", "m", (1000, 1000), none).await),
@@ -303,17 +334,24 @@ async fn an_accounts_own_price_wins_and_ended_rows_fall_back(backend: Backend) {
     let again = billing
         .admin()
         .await
-        .end_price(authed(&billing.admin_key, pb::EndPriceRequest {
-            model: "m".into(),
-            account_id: None,
-        }))
+        .end_price(authed(
+            &billing.admin_key,
+            pb::EndPriceRequest {
+                model: "m".into(),
+                account_id: None,
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(again.code(), tonic::Code::NotFound);
 
     // With "*" ended, an unpriced model is refused at open, before anything is held.
     end_price(&billing, "*", None).await;
-    let refused = billing.open(&a_key, "unpriced-1", 100, 100).await.err().expect("refused");
+    let refused = billing
+        .open(&a_key, "unpriced-1", 100, 100)
+        .await
+        .err()
+        .expect("refused");
     let status = tests::grpc_status(refused);
     assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
     assert!(status.message().contains("test-model"), "{status:?}");
@@ -339,21 +377,24 @@ async fn volume_tiers_switch_at_the_threshold_and_reset_with_the_month(backend: 
     let updated = billing
         .admin()
         .await
-        .update_account(authed(&billing.admin_key, pb::UpdateAccountRequest {
-            account_id: account_id.clone(),
-            discount_tiers: Some(pb::DiscountTiers {
-                tiers: vec![
-                    pb::DiscountTier {
-                        from_monthly_spend: "0.2".into(),
-                        percent_off: "25".into(),
-                    },
-                    pb::DiscountTier {
-                        from_monthly_spend: "0.1".into(),
-                        percent_off: "10".into(),
-                    },
-                ],
-            }),
-        }))
+        .update_account(authed(
+            &billing.admin_key,
+            pb::UpdateAccountRequest {
+                account_id: account_id.clone(),
+                discount_tiers: Some(pb::DiscountTiers {
+                    tiers: vec![
+                        pb::DiscountTier {
+                            from_monthly_spend: "0.2".into(),
+                            percent_off: "25".into(),
+                        },
+                        pb::DiscountTier {
+                            from_monthly_spend: "0.1".into(),
+                            percent_off: "10".into(),
+                        },
+                    ],
+                }),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -362,7 +403,10 @@ async fn volume_tiers_switch_at_the_threshold_and_reset_with_the_month(backend: 
     // The seed's price: 6,548 / 108 tokens cost 0.10308.
     let call = |n: u32| format!("tier-{n}");
     let first = settle(&billing, &key_id, &call(1), "m", (6548, 108), none).await;
-    assert_eq!((dec(&first.total_cost), first.discount_percent.as_str()), (dec("0.10308"), "0"));
+    assert_eq!(
+        (dec(&first.total_cost), first.discount_percent.as_str()),
+        (dec("0.10308"), "0")
+    );
     // 0.10308 spent: the 10 % tier applies to the next call, exactly 90 % of each side.
     let second = settle(&billing, &key_id, &call(2), "m", (6548, 108), none).await;
     assert_eq!(second.discount_percent, "10");
@@ -383,21 +427,27 @@ async fn volume_tiers_switch_at_the_threshold_and_reset_with_the_month(backend: 
         .await
         .unwrap();
     let fifth = settle(&billing, &key_id, &call(5), "m", (6548, 108), none).await;
-    assert_eq!((dec(&fifth.total_cost), fifth.discount_percent.as_str()), (dec("0.10308"), "0"));
+    assert_eq!(
+        (dec(&fifth.total_cost), fifth.discount_percent.as_str()),
+        (dec("0.10308"), "0")
+    );
 
     // Bad tiers are refused with the field named.
     let bad = billing
         .admin()
         .await
-        .update_account(authed(&billing.admin_key, pb::UpdateAccountRequest {
-            account_id,
-            discount_tiers: Some(pb::DiscountTiers {
-                tiers: vec![pb::DiscountTier {
-                    from_monthly_spend: "1".into(),
-                    percent_off: "120".into(),
-                }],
-            }),
-        }))
+        .update_account(authed(
+            &billing.admin_key,
+            pb::UpdateAccountRequest {
+                account_id,
+                discount_tiers: Some(pb::DiscountTiers {
+                    tiers: vec![pb::DiscountTier {
+                        from_monthly_spend: "1".into(),
+                        percent_off: "120".into(),
+                    }],
+                }),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
@@ -424,14 +474,26 @@ async fn an_unpriced_model_is_refused_on_every_api_before_any_hold() {
         )
         .await;
     assert_eq!(set.status, reqwest::StatusCode::CREATED, "{}", set.text);
-    assert_eq!(set.json["markup"], 1.5, "the seed's default markup, said so");
+    assert_eq!(
+        set.json["markup"], 1.5,
+        "the seed's default markup, said so"
+    );
     assert_eq!(set.json["inputPricePer1k"].to_string(), "0.0045");
-    assert_eq!(set.json["baseAudioOutputPricePer1k"].to_string(), "0.015", "defaults to output");
+    assert_eq!(
+        set.json["baseAudioOutputPricePer1k"].to_string(),
+        "0.015",
+        "defaults to output"
+    );
     assert_eq!(set.json["ended"], false);
 
     // End the seed's "*": a model with no row of its own is now refused everywhere.
     let ended = stack
-        .call(reqwest::Method::DELETE, "/admin/prices/%2A", Some(&admin), None)
+        .call(
+            reqwest::Method::DELETE,
+            "/admin/prices/%2A",
+            Some(&admin),
+            None,
+        )
         .await;
     assert_eq!(ended.status, reqwest::StatusCode::OK, "{}", ended.text);
     assert_eq!(ended.json["ended"], true);
@@ -441,8 +503,14 @@ async fn an_unpriced_model_is_refused_on_every_api_before_any_hold() {
             "/v1/chat/completions",
             json!({"model": "gpt-unpriced", "messages": [{"role": "user", "content": "hi"}]}),
         ),
-        ("/v1/responses", json!({"model": "gpt-unpriced", "input": "hi"})),
-        ("/v1/embeddings", json!({"model": "gpt-unpriced", "input": "hi"})),
+        (
+            "/v1/responses",
+            json!({"model": "gpt-unpriced", "input": "hi"}),
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "gpt-unpriced", "input": "hi"}),
+        ),
         (
             "/v1/messages",
             json!({"model": "gpt-unpriced", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}),
@@ -450,19 +518,37 @@ async fn an_unpriced_model_is_refused_on_every_api_before_any_hold() {
     ];
     for (path, body) in calls {
         let refused = stack.post(path, &key, body).await;
-        assert_eq!(refused.status, reqwest::StatusCode::NOT_FOUND, "{path}: {}", refused.text);
+        assert_eq!(
+            refused.status,
+            reqwest::StatusCode::NOT_FOUND,
+            "{path}: {}",
+            refused.text
+        );
         let code = match path {
             "/v1/messages" => refused.json["error"]["type"].clone(),
             path if path.starts_with("/v1/") => refused.json["error"]["code"].clone(),
             _ => refused.json["code"].clone(),
         };
-        let expected = if path == "/v1/messages" { "not_found_error" } else { "model_not_priced" };
+        let expected = if path == "/v1/messages" {
+            "not_found_error"
+        } else {
+            "model_not_priced"
+        };
         assert_eq!(code, expected, "{path}: {}", refused.text);
-        assert!(refused.text.contains("gpt-unpriced"), "{path}: {}", refused.text);
+        assert!(
+            refused.text.contains("gpt-unpriced"),
+            "{path}: {}",
+            refused.text
+        );
     }
     let account = stack.get("/billing/account", &key).await;
     assert_eq!(account.json["heldCredits"], 0);
     let usage = stack.get("/billing/usage", &key).await;
-    assert_eq!(usage.json["records"].as_array().unwrap().len(), 0, "{}", usage.text);
+    assert_eq!(
+        usage.json["records"].as_array().unwrap().len(),
+        0,
+        "{}",
+        usage.text
+    );
     assert_ledger_invariants(&stack.billing.database).await;
 }
