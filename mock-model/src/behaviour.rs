@@ -8,7 +8,8 @@
 //! |---|---|
 //! | `tokens-<n>` | emit `n` output tokens (still capped by the request's `max_tokens`); in JSON mode, `n` words inside the object; a Messages thinking block comes on top |
 //! | `latency-<ms>` | wait `ms` milliseconds before each streamed token (once per token position, whatever `n`) |
-//! | `usage-<prompt>-<completion>` | report exactly these usage figures (Messages: `input_tokens` and `output_tokens`, no cache read or write); emits `completion` tokens unless `tokens-<n>` says otherwise |
+//! | `usage-<prompt>-<completion>` | report exactly these usage figures, with 0 cached and 0 reasoning tokens and the prompt cache neither read nor written (Messages: `input_tokens` and `output_tokens`, no cache read or write); emits `completion` tokens unless `tokens-<n>` says otherwise |
+//! | `cached-<n>` | chat completions: report `prompt_tokens_details.cached_tokens` = min(`n`, prompt tokens) instead of what the prompt cache says, which is neither read nor written (combines with `usage-<p>-<c>`); Messages ignores it |
 //! | `fail-<status>` | answer HTTP `status` (e.g. 500, 429) with the API's error body for it, before any token (see below) |
 //! | `abort-<n>` | stream `n` tokens, then break the connection without a usage chunk (Messages: without `message_delta`) |
 //! | `abortusage-<n>` | stream `n` tokens and the usage chunk (Messages: `message_delta`), then break the connection without `[DONE]` (`message_stop`) |
@@ -26,7 +27,8 @@
 //! `timeout_error`, 503 and 529 `overloaded_error`; `streamerror-<n>` sends
 //! `event: error` / `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`.
 //!
-//! Example: `mock-usage-6548-108` reports 6,548 prompt and 108 completion tokens.
+//! Example: `mock-usage-6548-108` reports 6,548 prompt and 108 completion tokens;
+//! `mock-usage-6548-108-cached-2048` reports 2,048 of the 6,548 prompt tokens as cached.
 
 /// What one request asks of the mock.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,6 +36,8 @@ pub struct Behaviour {
     pub output_tokens: Option<u32>,
     pub token_latency_ms: Option<u64>,
     pub forced_usage: Option<ForcedUsage>,
+    /// `cached_tokens` to report instead of the prompt cache's (chat completions).
+    pub forced_cached_tokens: Option<u32>,
     pub failure: Option<Failure>,
     /// Wait before answering at all.
     pub stall_ms: Option<u64>,
@@ -112,6 +116,10 @@ impl Behaviour {
                         });
                     }
                 }
+                "cached" => {
+                    behaviour.forced_cached_tokens =
+                        small(index + 1).or(behaviour.forced_cached_tokens)
+                }
                 "fail" => {
                     if let Some(status) =
                         number(index + 1).and_then(|value| u16::try_from(value).ok())
@@ -165,6 +173,8 @@ mod tests {
             "streamerror-x",
             "parallels",
             "refused",
+            "cached",
+            "cached-many",
         ] {
             assert_eq!(
                 Behaviour::from_model(model),
@@ -206,6 +216,25 @@ mod tests {
                 after_tokens: 7,
                 usage_reported: UsageReported::No
             })
+        );
+    }
+
+    #[test]
+    fn cached_tokens_are_forced_alone_or_with_forced_usage() {
+        assert_eq!(
+            Behaviour::from_model("mock-cached-1024").forced_cached_tokens,
+            Some(1024)
+        );
+        assert_eq!(
+            Behaviour::from_model("mock-usage-6548-108-cached-2048"),
+            Behaviour {
+                forced_usage: Some(ForcedUsage {
+                    prompt_tokens: 6548,
+                    completion_tokens: 108
+                }),
+                forced_cached_tokens: Some(2048),
+                ..Behaviour::default()
+            }
         );
     }
 

@@ -7,7 +7,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /v1/chat/completions` | chat completions, streamed as SSE or whole: see [`completion`] |
+//! | `POST /v1/chat/completions` | chat completions, streamed as SSE or whole, with OpenAI's automatic prompt caching (`cached_tokens`) and reasoning tokens: see [`completion`] |
 //! | `POST /v1/messages` (also `?beta=true`) | Anthropic's Messages, streamed as SSE or whole, with thinking and prompt caching: see [`messages`] |
 //! | `POST /v1/messages/count_tokens` | `{"input_tokens": n}`, the prompt as `/v1/messages` counts it: see [`messages`] |
 //! | `POST /v1/embeddings` | deterministic unit vectors: see [`embeddings`] |
@@ -16,10 +16,12 @@
 //! | `GET /stats` | requests received since start, per route: see [`status`] |
 //! | `GET /healthz` | `ok` |
 //!
-//! Per-request behaviour (length, latency, forced usage, tool fan-out, refusals, injected failures and
-//! stalls) is chosen by the model name, the same way on both APIs: see [`behaviour`]. What an answer says
-//! is planned once for both ([`answer`], [`tools`]); prompts are counted by one rule ([`prompt`]). Nothing sleeps unless a latency or a stall is
-//! asked for, so it stays out of the way under load.
+//! Per-request behaviour (length, latency, forced usage and cached tokens, tool fan-out, refusals,
+//! injected failures and stalls) is chosen by the model name, the same way on both APIs: see
+//! [`behaviour`]. What an answer says is planned once for both ([`answer`], [`tools`]); prompts are
+//! counted by one rule ([`prompt`]); each API's prompt cache keeps its prefix keys in a [`prefix_cache`]
+//! of its own. Nothing sleeps unless a latency or a stall is asked for, so it stays out of the way under
+//! load.
 
 pub mod answer;
 pub mod behaviour;
@@ -30,6 +32,7 @@ pub mod error;
 mod fields;
 pub mod messages;
 pub mod models;
+pub mod prefix_cache;
 pub mod prompt;
 pub mod recording;
 pub mod status;
@@ -46,6 +49,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+use completion::cache::ChatPromptCache;
 pub use config::Config;
 use messages::cache::PromptCache;
 use recording::Recorder;
@@ -68,6 +72,8 @@ pub struct AppState {
     pub recorder: Arc<Recorder>,
     /// The prompt prefixes Messages requests cached.
     pub prompt_cache: Arc<PromptCache>,
+    /// The prompt prefixes chat completion requests cached.
+    pub chat_prompt_cache: Arc<ChatPromptCache>,
 }
 
 impl AppState {
@@ -80,6 +86,7 @@ impl AppState {
             embeddings: Arc::new(AtomicU64::new(0)),
             recorder: Arc::new(Recorder::default()),
             prompt_cache: Arc::new(PromptCache::default()),
+            chat_prompt_cache: Arc::new(ChatPromptCache::default()),
         }
     }
 }

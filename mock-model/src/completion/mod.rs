@@ -4,17 +4,35 @@
 //! The body is read as JSON and recorded whole (see [`crate::recording`]) before anything else; the
 //! model name's directives (see [`crate::behaviour`]) then stall or fail the request before the rest of the
 //! body is checked (see [`request`]). Prompt tokens follow [`crate::prompt`]; what each choice says and
-//! how it is counted follows [`crate::answer`]. With `n` choices every choice says the same, prompt tokens are counted once
-//! and completion tokens are the sum over the choices.
+//! how it is counted follows [`crate::answer`]. With `n` choices every choice says the same, prompt tokens
+//! are counted once and completion tokens are the sum over the choices.
+//!
+//! `usage` = `{prompt_tokens, completion_tokens, total_tokens, prompt_tokens_details: {cached_tokens,
+//! audio_tokens: 0}, completion_tokens_details: {reasoning_tokens, audio_tokens: 0,
+//! accepted_prediction_tokens: 0, rejected_prediction_tokens: 0}}`, the same streamed (in the usage chunk)
+//! and whole:
+//! - `cached_tokens`: the prompt's prefix read from the automatic prompt cache, as OpenAI caches prompts
+//!   of 1,024 tokens or more: 0 the first time, then the longest cached prefix (at a message boundary) in
+//!   whole 128-token blocks, 1,024, 1,152, …, never more than `prompt_tokens` (see [`cache`]);
+//! - `reasoning_tokens`: with `reasoning_effort`, the share of `completion_tokens` reported as thought
+//!   (`none` and `minimal` 0 %, `low` 25 %, `medium` 50 %, `high` 75 %, `xhigh` 90 %, rounded down; see
+//!   [`reasoning`]), inside `completion_tokens` as OpenAI counts it; the answer's text and
+//!   `completion_tokens` are the same as without `reasoning_effort`; 0 without it.
+//!
+//! `usage-<p>-<c>` reports `p` and `c` with 0 cached and 0 reasoning tokens, and neither reads nor writes
+//! the cache; `cached-<n>` reports `cached_tokens` = min(`n`, `prompt_tokens`) instead of the cache's
+//! figure, forced usage or not (see [`crate::behaviour`]).
 
+pub mod cache;
 pub mod logprobs;
+pub mod reasoning;
 pub mod request;
 mod stream;
 mod whole;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -27,8 +45,9 @@ use crate::answer::{Answer, Ask, FinishReason};
 use crate::behaviour::{Behaviour, Failure, UsageReported};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::prompt;
 use crate::tools::CallIds;
+use cache::{ChatPrompt, ChatPromptCache};
+use reasoning::ReasoningEffort;
 use request::{ChatRequest, Logprobs, Streaming};
 
 /// The route, as recorded.
@@ -69,7 +88,13 @@ async fn respond(
         return Err(ApiError::injected(status));
     }
     let request = ChatRequest::parse(&body)?;
-    let plan = Plan::new(&state.config, &request, behaviour, serial);
+    let plan = Plan::new(
+        &state.config,
+        &state.chat_prompt_cache,
+        &request,
+        behaviour,
+        serial,
+    );
     match request.stream {
         Streaming::Yes { .. } => Ok(stream::response(plan)),
         Streaming::No => match plan.ending {
@@ -92,8 +117,12 @@ struct Plan {
     finish_reason: FinishReason,
     choices: u32,
     prompt_tokens: u32,
+    /// `prompt_tokens_details.cached_tokens`, at most `prompt_tokens`.
+    cached_tokens: u32,
     /// Reported completion tokens; `None` = the tokens actually emitted.
     forced_completion_tokens: Option<u32>,
+    /// What sets `reasoning_tokens`; `None` reports 0 (no `reasoning_effort`, or forced usage).
+    reasoning_effort: Option<ReasoningEffort>,
     token_latency: Duration,
     logprobs: Logprobs,
     ending: Ending,
@@ -114,7 +143,13 @@ enum Ending {
 }
 
 impl Plan {
-    fn new(config: &Config, request: &ChatRequest<'_>, behaviour: Behaviour, serial: u64) -> Plan {
+    fn new(
+        config: &Config,
+        cache: &ChatPromptCache,
+        request: &ChatRequest<'_>,
+        behaviour: Behaviour,
+        serial: u64,
+    ) -> Plan {
         let ask = Ask {
             tools: &request.tools,
             tool_choice: request.tool_choice,
@@ -151,6 +186,7 @@ impl Plan {
                 include_usage: false,
             },
         };
+        let (prompt_tokens, cached_tokens) = prompt_usage(cache, request, behaviour);
         Plan {
             id: format!("chatcmpl-mock-{serial}"),
             model: request.model.to_owned(),
@@ -160,11 +196,13 @@ impl Plan {
             answer,
             finish_reason,
             choices: request.choices,
-            prompt_tokens: behaviour.forced_usage.map_or_else(
-                || prompt::prompt_tokens(request.messages, request.tools_json),
-                |usage| usage.prompt_tokens,
-            ),
+            prompt_tokens,
+            cached_tokens,
             forced_completion_tokens: behaviour.forced_usage.map(|usage| usage.completion_tokens),
+            reasoning_effort: match behaviour.forced_usage {
+                Some(_) => None,
+                None => request.reasoning_effort,
+            },
             token_latency: Duration::from_millis(
                 behaviour
                     .token_latency_ms
@@ -182,19 +220,42 @@ impl Plan {
                 .tokens_of_first(events)
                 .saturating_mul(self.choices)
         });
+        let reasoning = self
+            .reasoning_effort
+            .map_or(0, |effort| effort.reasoning_tokens(completion));
         json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion,
             "total_tokens": u64::from(self.prompt_tokens) + u64::from(completion),
-            "prompt_tokens_details": { "cached_tokens": 0, "audio_tokens": 0 },
+            "prompt_tokens_details": { "cached_tokens": self.cached_tokens, "audio_tokens": 0 },
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": reasoning,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
             },
         })
     }
+}
+
+/// `prompt_tokens` and `cached_tokens`: forced by the model name, else counted and read from the cache
+/// (see the module docs).
+fn prompt_usage(
+    cache: &ChatPromptCache,
+    request: &ChatRequest<'_>,
+    behaviour: Behaviour,
+) -> (u32, u32) {
+    let (prompt_tokens, cached_tokens) = match (behaviour.forced_usage, behaviour.forced_cached_tokens)
+    {
+        (Some(usage), forced_cached) => (usage.prompt_tokens, forced_cached.unwrap_or(0)),
+        (None, Some(forced_cached)) => (ChatPrompt::new(request).tokens(), forced_cached),
+        (None, None) => {
+            let prompt = ChatPrompt::new(request);
+            (prompt.tokens(), cache.apply(&prompt, Instant::now()))
+        }
+    };
+    let cached_tokens = cached_tokens.min(prompt_tokens);
+    (prompt_tokens, cached_tokens)
 }
 
 #[cfg(test)]
@@ -206,9 +267,17 @@ mod tests {
     use clap::Parser;
 
     fn plan(body: Value) -> Plan {
+        plan_with(&ChatPromptCache::default(), body)
+    }
+
+    fn plan_with(cache: &ChatPromptCache, body: Value) -> Plan {
         let config = Config::parse_from(["mock-model"]);
         let request = ChatRequest::parse(&body).unwrap();
-        Plan::new(&config, &request, Behaviour::from_model(request.model), 1)
+        Plan::new(&config, cache, &request, Behaviour::from_model(request.model), 1)
+    }
+
+    fn usage(plan: &Plan) -> Value {
+        plan.usage(plan.answer.events())
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The documentation is tested like code: the examples of QUICK_START.md and API_KEY_MANAGEMENT.md run
 //! against a real stack, README.md's commands and configuration table match the binaries, the local
 //! stack (`cargo run -p devstack`) starts, bills a call and stops cleanly, PROVIDERS.md's two-provider
-//! setup runs on it, and docker-compose.yml is valid
+//! setup runs on it, BILLING.md's worked examples are what billing-svc charges, and docker-compose.yml is valid
 //! Compose that sets only variables its services read.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +45,101 @@ async fn quick_start_examples_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_key_management_examples_run() {
     run_examples_of("API_KEY_MANAGEMENT.md").await;
+}
+
+/// BILLING.md's worked examples: each price is set and each usage settled on a real billing-svc, and every
+/// figure the page shows is what billing-svc charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_worked_examples_are_what_billing_charges() {
+    use proto::billing::v1 as pb;
+    let page = read_workspace_file("BILLING.md");
+    let examples: Vec<serde_json::Value> = code_blocks(&page)
+        .into_iter()
+        .filter(|block| block.info == "json" && block.code.contains("\"charge\""))
+        .map(|block| serde_json::from_str(&block.code).expect("a worked example is JSON"))
+        .collect();
+    assert_eq!(examples.len(), 3, "BILLING.md shows three worked examples");
+    let billing = tests::Billing::start(Backend::Sqlite, &[]).await;
+    let (key_id, _) = billing.create_key(pb::KeyType::Standard).await;
+    billing.add_credits(&key_id, "10").await;
+    let text = |value: &serde_json::Value| value.as_number().map(ToString::to_string);
+    for (index, example) in examples.iter().enumerate() {
+        let price = &example["price"];
+        let field = |name: &str| text(&price[name]);
+        let model = price["model"].as_str().unwrap().to_string();
+        billing
+            .admin()
+            .await
+            .set_price(tests::authed(
+                &billing.admin_key,
+                pb::SetPriceRequest {
+                    model: model.clone(),
+                    base_input_price_per_1k: field("baseInputPricePer1k").unwrap(),
+                    base_output_price_per_1k: field("baseOutputPricePer1k").unwrap(),
+                    base_cached_input_price_per_1k: field("baseCachedInputPricePer1k"),
+                    base_cache_write_price_per_1k: field("baseCacheWritePricePer1k"),
+                    base_cache_write_1h_price_per_1k: field("baseCacheWrite1hPricePer1k"),
+                    request_fee: field("requestFee"),
+                    markup: field("markup"),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("set the example's price");
+        let usage = &example["usage"];
+        let count = |name: &str| usage[name].as_u64().unwrap_or(0);
+        let mut request = tonic::Request::new(pb::SettleRequest {
+            api_key_id: key_id.clone(),
+            execution_id: format!("billing-example-{index}"),
+            model,
+            input_tokens: count("inputTokens"),
+            output_tokens: count("outputTokens"),
+            status: pb::UsageStatus::Completed.into(),
+            classes: Some(pb::TokenClasses {
+                cached_input_tokens: count("cachedInputTokens"),
+                cache_write_tokens: count("cacheWriteTokens"),
+                cache_write_1h_tokens: count("cacheWrite1hTokens"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", tests::bearer(&billing.service_token));
+        let record = billing
+            .metering()
+            .await
+            .settle(request)
+            .await
+            .expect("settle the example's usage")
+            .into_inner()
+            .usage
+            .unwrap();
+        let decimal = |value: &str| value.parse::<rust_decimal::Decimal>().unwrap();
+        let charge = &example["charge"];
+        let expected = |name: &str| decimal(&text(&charge[name]).unwrap());
+        assert_eq!(
+            decimal(&record.input_cost),
+            expected("inputCost"),
+            "example {index}"
+        );
+        assert_eq!(
+            decimal(&record.output_cost),
+            expected("outputCost"),
+            "example {index}"
+        );
+        assert_eq!(
+            decimal(&record.total_cost),
+            expected("totalCost"),
+            "example {index}"
+        );
+        assert_eq!(
+            record.provider_cost.as_deref().map(decimal),
+            Some(expected("providerCost")),
+            "example {index}"
+        );
+    }
+    tests::assert_ledger_invariants(&billing.database).await;
 }
 
 #[test]
