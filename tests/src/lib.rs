@@ -97,6 +97,38 @@ impl TestDatabase {
     pub fn existing(backend: Backend, url: String) -> TestDatabase {
         TestDatabase(Database::existing(backend, url))
     }
+
+    /// A database as an earlier release left it, rebuilt from `tests/fixtures/<name>.<backend>.sql` (a
+    /// `sqlite3 .dump` or a `pg_dump --inserts`), with the folder of a SQLite file (kept as long as it is).
+    pub async fn from_fixture(
+        backend: Backend,
+        name: &str,
+    ) -> (TestDatabase, Option<tempfile::TempDir>) {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let dump = std::fs::read_to_string(fixtures.join(format!("{name}.{}.sql", backend.name())))
+            .unwrap_or_else(|error| panic!("fixture {name}: {error}"));
+        let (database, dir) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a folder for the fixture");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("billing.db").display()
+                );
+                (TestDatabase::existing(backend, url), Some(dir))
+            }
+            Backend::Postgres => (TestDatabase::create(backend).await, None),
+        };
+        let mut connection = database
+            .connect()
+            .await
+            .expect("connect to the fixture's database");
+        sqlx::raw_sql(&dump)
+            .execute(&mut connection)
+            .await
+            .unwrap_or_else(|error| panic!("load fixture {name}: {error}"));
+        sqlx::Connection::close(connection).await.expect("close");
+        (database, dir)
+    }
 }
 
 impl Deref for TestDatabase {

@@ -11,11 +11,14 @@
 
 use rust_decimal::Decimal;
 use serde_json::json;
-use tests::{Backend, Billing, Stack, assert_ledger_invariants, authed, backend_tests, bearer};
+use tests::{
+    Backend, Billing, Stack, TestDatabase, assert_ledger_invariants, authed, backend_tests, bearer,
+};
 
 use proto::billing::v1 as pb;
 
 backend_tests!(
+    a_database_of_the_release_before_the_price_book_upgrades_in_place,
     every_token_class_is_priced_at_its_own_rate,
     an_accounts_own_price_wins_and_ended_rows_fall_back,
     volume_tiers_switch_at_the_threshold_and_reset_with_the_month,
@@ -551,4 +554,131 @@ async fn an_unpriced_model_is_refused_on_every_api_before_any_hold() {
         usage.text
     );
     assert_ledger_invariants(&stack.billing.database).await;
+}
+
+/// The fixtures made by the release before the price book (tests/fixtures/make-v9-fixture.sh against its
+/// services, then `sqlite3 … .dump` and `pg_dump --inserts`): carol with 5 USD, a gpt-4o-mini price row
+/// (0.00015 / 0.0006, markup 1.2) beside the seed's `*`, a chat completion, an `/execute` call of 6,548 /
+/// 108 tokens, an embedding, a refund, a daily cap and a low-balance alert. After the upgrade every row
+/// keeps its meaning: the price rows price every new class at their defaults, old records have no classes
+/// and no provider cost, the balance is unchanged, and new calls are priced by class.
+async fn a_database_of_the_release_before_the_price_book_upgrades_in_place(backend: Backend) {
+    let (database, _dir) = TestDatabase::from_fixture(backend, "billing-v9").await;
+    let billing = Billing::start_on(database, &[]).await;
+    let mut admin = billing.admin().await;
+    let prices = admin
+        .list_prices(authed(&billing.admin_key, pb::ListPricesRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .prices;
+    assert_eq!(prices.len(), 2, "{prices:?}");
+    let mini = prices
+        .iter()
+        .find(|price| price.model == "gpt-4o-mini")
+        .unwrap();
+    assert_eq!(
+        (
+            mini.base_cached_input_price_per_1k.as_str(),
+            mini.base_cache_write_price_per_1k.as_str(),
+            mini.base_cache_write_1h_price_per_1k.as_str(),
+            mini.base_audio_input_price_per_1k.as_str(),
+            mini.base_audio_output_price_per_1k.as_str(),
+            mini.request_fee.as_str(),
+            mini.account_id.as_str(),
+            mini.ended,
+        ),
+        (
+            "0.00015", "0.00015", "0.00015", "0.00015", "0.0006", "0", "", false
+        )
+    );
+    let keys = admin
+        .list_keys(authed(
+            &billing.admin_key,
+            pb::ListKeysRequest {
+                include_revoked: true,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    let carol = keys.iter().find(|key| key.name == "fixture carol").unwrap();
+    let view = admin
+        .get_account(authed(
+            &billing.admin_key,
+            pb::GetAccountAdminRequest {
+                account_id: carol.account_id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let account = view.account.unwrap();
+    let balance_before = dec(&account.credits_balance);
+    assert!(account.discount_tiers.is_empty());
+    let stats = admin
+        .get_account_stats(authed(
+            &billing.admin_key,
+            pb::GetAccountStatsRequest {
+                api_key_id: carol.id.clone(),
+                range: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let totals = stats.totals.unwrap();
+    assert_eq!(totals.requests, 3);
+    // Old records keep no provider cost: none is counted, and no margin is claimed for them.
+    assert_eq!(
+        (dec(&totals.provider_cost), dec(&totals.margin)),
+        (Decimal::ZERO, Decimal::ZERO)
+    );
+    assert_eq!(totals.classes.unwrap(), pb::TokenClasses::default());
+    let seed_call = stats
+        .by_model
+        .iter()
+        .find(|entry| entry.model == "mock-usage-6548-108")
+        .unwrap();
+    assert_eq!(
+        dec(&seed_call.totals.as_ref().unwrap().total_cost),
+        dec("0.10308")
+    );
+
+    // A new call on the upgraded database is priced by class, at the upgraded row.
+    let record = settle(
+        &billing,
+        &carol.id,
+        "after-upgrade",
+        "gpt-4o-mini",
+        (24_000, 800),
+        pb::TokenClasses {
+            cached_input_tokens: 22_528,
+            ..Default::default()
+        },
+    )
+    .await;
+    // The cached tokens default to the input price on an upgraded row: 24,000 × 0.00015 × 1.2 / 1000.
+    assert_eq!(dec(&record.input_cost), dec("0.00432"));
+    assert_eq!(dec(&record.output_cost), dec("0.000576"));
+    let after = billing
+        .admin()
+        .await
+        .get_account(authed(
+            &billing.admin_key,
+            pb::GetAccountAdminRequest {
+                account_id: carol.account_id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(
+        dec(&after.credits_balance),
+        balance_before - dec(&record.total_cost)
+    );
+    assert_ledger_invariants(&billing.database).await;
 }

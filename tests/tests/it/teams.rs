@@ -8,7 +8,6 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use tests::{
     Backend, Billing, Stack, TestDatabase, assert_ledger_invariants, backend_tests, bearer,
 };
@@ -492,33 +491,7 @@ fn rfc3339_in(secs: u64) -> String {
 /// alice (standard) with 10 USD bought, -0.5 adjusted, two executions settled, one refunded 0.01, a daily
 /// cap of 8 and an execution left open; bob (internal) with one execution.
 async fn a_database_of_the_previous_release_upgrades_in_place(backend: Backend) {
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let (database, _dir) = match backend {
-        Backend::Sqlite => {
-            // The file as the previous release left it, rebuilt from its `.dump`.
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("billing.db").display()
-            );
-            let dump = std::fs::read_to_string(fixtures.join("billing-v1.sqlite.sql")).unwrap();
-            sqlx::any::install_default_drivers();
-            let mut connection = sqlx::AnyConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(&dump).execute(&mut connection).await.unwrap();
-            connection.close().await.unwrap();
-            (TestDatabase::existing(backend, url), Some(dir))
-        }
-        Backend::Postgres => {
-            let database = TestDatabase::create(backend).await;
-            let dump = std::fs::read_to_string(fixtures.join("billing-v1.postgres.sql")).unwrap();
-            let mut connection = database
-                .connect()
-                .await
-                .expect("connect to the test database");
-            sqlx::raw_sql(&dump).execute(&mut connection).await.unwrap();
-            (database, None)
-        }
-    };
+    let (database, _dir) = TestDatabase::from_fixture(backend, "billing-v1").await;
     let billing = Billing::start_on(database, &["--hold-sweep-interval-ms", "50"]).await;
     let mut admin = billing.admin().await;
     let keys = admin
