@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `tokens-<n>` | emit `n` output tokens (still capped by the request's `max_tokens`); in JSON mode, `n` words inside the object; a Messages thinking block comes on top |
 //! | `latency-<ms>` | wait `ms` milliseconds before each streamed token (once per token position, whatever `n`) |
-//! | `usage-<prompt>-<completion>` | report exactly these usage figures, with 0 cached and 0 reasoning tokens and the prompt cache neither read nor written (Messages: `input_tokens` and `output_tokens`, no cache read or write); emits `completion` tokens unless `tokens-<n>` says otherwise |
+//! | `usage-<prompt>-<completion>` | report exactly these usage figures (chat completions: 0 cached tokens unless `cached-<n>`, 0 reasoning tokens, the prompt cache neither read nor written; Messages: `input_tokens` and `output_tokens`, no cache read or write); emits `completion` tokens unless `tokens-<n>` says otherwise |
 //! | `cached-<n>` | chat completions: report `prompt_tokens_details.cached_tokens` = min(`n`, prompt tokens) instead of what the prompt cache says, which is neither read nor written (combines with `usage-<p>-<c>`); Messages ignores it |
 //! | `fail-<status>` | answer HTTP `status` (e.g. 500, 429) with the API's error body for it, before any token (see below) |
 //! | `abort-<n>` | stream `n` tokens, then break the connection without a usage chunk (Messages: without `message_delta`) |

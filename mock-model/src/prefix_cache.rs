@@ -183,7 +183,10 @@ mod tests {
     fn keys_depend_on_the_model_and_every_item_fed() {
         let mut hasher = PrefixHasher::new("m");
         let empty = hasher.key();
-        hasher.push("message", &serde_json::json!({ "role": "user", "content": "Hi" }));
+        hasher.push(
+            "message",
+            &serde_json::json!({ "role": "user", "content": "Hi" }),
+        );
         assert_ne!(hasher.key(), empty);
         assert_ne!(PrefixHasher::new("n").key(), empty);
         assert_eq!(PrefixHasher::new("m").key(), empty);

@@ -300,6 +300,46 @@ async fn n_choices_stream_interleaved_and_sum_their_usage() {
 }
 
 #[tokio::test]
+async fn a_long_prompt_is_cached_the_second_time_streamed_or_not() {
+    let app = app();
+    let body = |stream: bool| {
+        let mut body = json!({ "model": "mock-tokens-8", "reasoning_effort": "medium", "messages": [
+            { "role": "system", "content": " You answer from the manual.".repeat(250) },
+            { "role": "user", "content": "How do I reset it?" },
+        ] });
+        if stream {
+            body["stream"] = json!(true);
+            body["stream_options"] = json!({ "include_usage": true });
+        }
+        body
+    };
+
+    let first = chat(&app, body(false)).await.json()["usage"].clone();
+    assert_eq!(first["prompt_tokens_details"]["cached_tokens"], json!(0));
+    assert_eq!(first["completion_tokens"], json!(8));
+    assert_eq!(
+        first["completion_tokens_details"]["reasoning_tokens"],
+        json!(4)
+    );
+
+    let streamed = chat(&app, body(true)).await.events();
+    let streamed = streamed[streamed.len() - 2]["usage"].clone();
+    let cached = streamed["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(cached >= 1_024 && cached.is_multiple_of(128), "{cached}");
+    assert!(cached <= streamed["prompt_tokens"].as_u64().unwrap());
+    assert_eq!(streamed["prompt_tokens"], first["prompt_tokens"]);
+    assert_eq!(
+        streamed["completion_tokens_details"]["reasoning_tokens"],
+        json!(4)
+    );
+
+    let whole = chat(&app, body(false)).await.json()["usage"].clone();
+    assert_eq!(whole, streamed, "the same usage streamed or whole");
+}
+
+#[tokio::test]
 async fn a_plain_completion_is_sixteen_words_by_default() {
     let app = app();
     let whole = chat(

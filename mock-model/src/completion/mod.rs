@@ -245,16 +245,22 @@ fn prompt_usage(
     request: &ChatRequest<'_>,
     behaviour: Behaviour,
 ) -> (u32, u32) {
-    let (prompt_tokens, cached_tokens) = match (behaviour.forced_usage, behaviour.forced_cached_tokens)
-    {
-        (Some(usage), forced_cached) => (usage.prompt_tokens, forced_cached.unwrap_or(0)),
-        (None, Some(forced_cached)) => (ChatPrompt::new(request).tokens(), forced_cached),
-        (None, None) => {
+    let (prompt_tokens, cached_tokens) = match behaviour.forced_usage {
+        Some(usage) => (usage.prompt_tokens, 0),
+        None => {
             let prompt = ChatPrompt::new(request);
-            (prompt.tokens(), cache.apply(&prompt, Instant::now()))
+            let cached_tokens = match behaviour.forced_cached_tokens {
+                // The forced figure stands in for the cache, which is left alone.
+                Some(_) => 0,
+                None => cache.apply(&prompt, Instant::now()),
+            };
+            (prompt.tokens(), cached_tokens)
         }
     };
-    let cached_tokens = cached_tokens.min(prompt_tokens);
+    let cached_tokens = behaviour
+        .forced_cached_tokens
+        .unwrap_or(cached_tokens)
+        .min(prompt_tokens);
     (prompt_tokens, cached_tokens)
 }
 
@@ -273,7 +279,13 @@ mod tests {
     fn plan_with(cache: &ChatPromptCache, body: Value) -> Plan {
         let config = Config::parse_from(["mock-model"]);
         let request = ChatRequest::parse(&body).unwrap();
-        Plan::new(&config, cache, &request, Behaviour::from_model(request.model), 1)
+        Plan::new(
+            &config,
+            cache,
+            &request,
+            Behaviour::from_model(request.model),
+            1,
+        )
     }
 
     fn usage(plan: &Plan) -> Value {
@@ -285,7 +297,7 @@ mod tests {
         let messages = json!([{ "role": "user", "content": "Hello world" }]);
         let one = plan(json!({ "model": "mock-tokens-5", "messages": messages }));
         let three = plan(json!({ "model": "mock-tokens-5", "messages": messages, "n": 3 }));
-        let usage = three.usage(three.answer.events());
+        let usage = usage(&three);
         assert_eq!(usage["prompt_tokens"], json!(9));
         assert_eq!(usage["completion_tokens"], json!(15));
         assert_eq!(usage["total_tokens"], json!(24));
@@ -296,12 +308,12 @@ mod tests {
     }
 
     #[test]
-    fn forced_usage_is_reported_as_is() {
+    fn forced_usage_is_reported_as_is_with_no_cached_or_reasoning_tokens() {
         let plan = plan(json!({
-            "model": "mock-usage-6548-108", "n": 2,
+            "model": "mock-usage-6548-108", "n": 2, "reasoning_effort": "high",
             "messages": [{ "role": "user", "content": "Hi" }],
         }));
-        let usage = plan.usage(plan.answer.events());
+        let usage = usage(&plan);
         assert_eq!(
             (
                 usage["prompt_tokens"].clone(),
@@ -309,7 +321,92 @@ mod tests {
             ),
             (json!(6548), json!(108))
         );
+        assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], json!(0));
+        assert_eq!(
+            usage["completion_tokens_details"]["reasoning_tokens"],
+            json!(0)
+        );
         assert_eq!(plan.answer.events(), 108);
+    }
+
+    #[test]
+    fn the_same_long_request_twice_reports_its_cached_prefix_the_second_time() {
+        let cache = ChatPromptCache::default();
+        let body = json!({ "model": "mock", "messages": [
+            { "role": "system", "content": " cat".repeat(1_300) },
+            { "role": "user", "content": "Hi" },
+        ] });
+        let first = usage(&plan_with(&cache, body.clone()));
+        let second = usage(&plan_with(&cache, body));
+        assert_eq!(first["prompt_tokens_details"]["cached_tokens"], json!(0));
+        let cached = second["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap();
+        assert!(cached >= 1_024 && cached.is_multiple_of(128), "{cached}");
+        assert!(cached <= second["prompt_tokens"].as_u64().unwrap());
+        assert_eq!(first["prompt_tokens"], second["prompt_tokens"]);
+    }
+
+    #[test]
+    fn the_cached_directive_forces_cached_tokens_up_to_the_prompt() {
+        let hi = json!([{ "role": "user", "content": "Hi" }]);
+        let cases = [
+            ("mock-cached-5", 8, 5),
+            ("mock-cached-100", 8, 8),
+            ("mock-usage-6548-108-cached-2048", 6548, 2048),
+            ("mock-cached-9000-usage-6548-108", 6548, 6548),
+        ];
+        for (model, prompt_tokens, cached_tokens) in cases {
+            let cache = ChatPromptCache::default();
+            for call in ["first", "second"] {
+                let usage = usage(&plan_with(
+                    &cache,
+                    json!({ "model": model, "messages": hi }),
+                ));
+                assert_eq!(usage["prompt_tokens"], json!(prompt_tokens), "{model}");
+                assert_eq!(
+                    usage["prompt_tokens_details"]["cached_tokens"],
+                    json!(cached_tokens),
+                    "{model}, {call} call"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reasoning_tokens_are_a_share_of_the_unchanged_completion_by_effort() {
+        let hi = json!([{ "role": "user", "content": "Hi" }]);
+        let without = plan(json!({ "model": "mock-tokens-10", "n": 2, "messages": hi }));
+        assert_eq!(
+            usage(&without)["completion_tokens_details"]["reasoning_tokens"],
+            json!(0)
+        );
+        let cases = [
+            ("none", 0),
+            ("minimal", 0),
+            ("low", 5),
+            ("medium", 10),
+            ("high", 15),
+        ];
+        for (effort, reasoning_tokens) in cases {
+            let plan = plan(json!({ "model": "mock-tokens-10", "n": 2, "messages": hi,
+                "reasoning_effort": effort }));
+            let usage = usage(&plan);
+            assert_eq!(usage["completion_tokens"], json!(20), "{effort}");
+            assert_eq!(
+                usage["completion_tokens_details"]["reasoning_tokens"],
+                json!(reasoning_tokens),
+                "{effort}"
+            );
+            assert_eq!(plan.answer, without.answer, "{effort}: the same answer");
+        }
+        let cut = plan(json!({ "model": "mock-tokens-7", "messages": hi,
+            "reasoning_effort": "high" }));
+        assert_eq!(
+            usage(&cut)["completion_tokens_details"]["reasoning_tokens"],
+            json!(5),
+            "75 % of 7, rounded down"
+        );
     }
 
     #[test]

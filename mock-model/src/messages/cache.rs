@@ -1,9 +1,9 @@
 //! Prompt caching as Anthropic does it, in memory: what a request reads from the cache, what it writes,
 //! and what it pays in full.
 //!
-//! The cache keeps keys of prompt prefixes (see [`super::prompt::Boundary`]) in a
-//! [`PrefixCache`](crate::prefix_cache::PrefixCache), bounded and forgetting the least recently used,
-//! each alive for its TTL (`5m` by default, `1h` when the breakpoint says) after it was last written or read.
+//! The cache keeps keys of prompt prefixes (see [`super::prompt::Boundary`]) in a [`PrefixCache`], bounded
+//! and forgetting the least recently used, each alive for its TTL (`5m` by default, `1h` when the
+//! breakpoint says) after it was last written or read.
 //!
 //! For a request whose prompt carries `cache_control` breakpoints (the last one at boundary `L`):
 //! 1. read: the longest prefix ending at a boundary up to `L` whose key is cached counts as
