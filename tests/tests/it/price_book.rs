@@ -682,3 +682,75 @@ async fn a_database_of_the_release_before_the_price_book_upgrades_in_place(backe
     );
     assert_ledger_invariants(&billing.database).await;
 }
+
+/// Token classes reported by a real provider exchange reach the price book end to end: Claude Code-like
+/// requests with cache breakpoints (5 min and 1 h) sent twice to a native Anthropic provider write the
+/// cache, then read it; each record carries the classes, and its cost is each class at its own price. The
+/// operator's stats show provider cost and margin; the customer's do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classes_reported_by_the_provider_are_priced_end_to_end() {
+    let stack = Stack::start_anthropic(Backend::Sqlite).await;
+    let admin = stack.billing.admin_key.clone();
+    let set = stack
+        .post(
+            "/admin/prices",
+            &admin,
+            json!({"model": "claude-sonnet-4-5", "baseInputPricePer1k": 0.003, "baseOutputPricePer1k": 0.015,
+                "baseCachedInputPricePer1k": 0.0003, "baseCacheWritePricePer1k": 0.00375,
+                "baseCacheWrite1hPricePer1k": 0.006, "markup": 1.2}),
+        )
+        .await;
+    assert_eq!(set.status, reqwest::StatusCode::CREATED, "{}", set.text);
+    let key = stack.funded_key("classes", "5").await;
+    let request = json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 200,
+        "system": [{"type": "text", "text": "You are terse and exact in every answer.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "say hello in five words", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+        ]}],
+    });
+    for _ in 0..2 {
+        let answer = stack.post("/v1/messages", &key, request.clone()).await;
+        assert_eq!(answer.status, reqwest::StatusCode::OK, "{}", answer.text);
+    }
+    let usage = stack.get("/billing/usage", &key).await;
+    let mut records = usage.json["records"].as_array().unwrap().clone();
+    records.reverse();
+    let count = |record: &serde_json::Value, name: &str| record[name].as_u64().unwrap();
+    let (write, read) = (&records[0], &records[1]);
+    assert!(count(write, "cacheWriteTokens") > 0 && count(write, "cacheWrite1hTokens") > 0, "{write}");
+    assert_eq!(count(write, "cachedInputTokens"), 0);
+    assert!(count(read, "cachedInputTokens") > 0, "{read}");
+    assert_eq!(count(read, "cacheWriteTokens"), 0, "{read}");
+    for record in &records {
+        let writes = count(record, "cacheWriteTokens");
+        let writes_1h = count(record, "cacheWrite1hTokens");
+        let cached = count(record, "cachedInputTokens");
+        let plain = count(record, "inputTokens") - cached - writes;
+        let input = side(
+            &[(plain, "0.003"), (cached, "0.0003"), (writes - writes_1h, "0.00375"), (writes_1h, "0.006")],
+            dec("1.2"),
+        );
+        let output = side(&[(count(record, "outputTokens"), "0.015")], dec("1.2"));
+        assert_eq!(dec(&record["inputCost"].to_string()), input, "{record}");
+        assert_eq!(dec(&record["totalCost"].to_string()), input + output, "{record}");
+        assert!(record.get("providerCost").is_none(), "a customer sees no provider cost");
+    }
+    // The operator's stats: revenue, provider cost and margin; the customer's: revenue only.
+    let account_id = stack.get("/billing/account", &key).await.json["accountId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let operator = stack.get(&format!("/billing/admin/{account_id}/stats"), &admin).await;
+    assert_eq!(operator.status, reqwest::StatusCode::OK, "{}", operator.text);
+    let totals = &operator.json["totals"];
+    let revenue = dec(&totals["totalCost"].to_string());
+    let provider = dec(&totals["providerCost"].to_string());
+    assert_eq!(dec(&totals["margin"].to_string()), revenue - provider);
+    assert!(provider > Decimal::ZERO && provider < revenue, "{}", operator.text);
+    assert_eq!(operator.json["byDay"].as_array().unwrap().len(), 1, "{}", operator.text);
+    let customer = stack.get("/billing/stats", &key).await;
+    assert!(customer.json["totals"].get("providerCost").is_none(), "{}", customer.text);
+    assert!(customer.json["totals"].get("margin").is_none(), "{}", customer.text);
+    assert_ledger_invariants(&stack.billing.database).await;
+}
