@@ -718,7 +718,10 @@ async fn classes_reported_by_the_provider_are_priced_end_to_end() {
     records.reverse();
     let count = |record: &serde_json::Value, name: &str| record[name].as_u64().unwrap();
     let (write, read) = (&records[0], &records[1]);
-    assert!(count(write, "cacheWriteTokens") > 0 && count(write, "cacheWrite1hTokens") > 0, "{write}");
+    assert!(
+        count(write, "cacheWriteTokens") > 0 && count(write, "cacheWrite1hTokens") > 0,
+        "{write}"
+    );
     assert_eq!(count(write, "cachedInputTokens"), 0);
     assert!(count(read, "cachedInputTokens") > 0, "{read}");
     assert_eq!(count(read, "cacheWriteTokens"), 0, "{read}");
@@ -728,29 +731,130 @@ async fn classes_reported_by_the_provider_are_priced_end_to_end() {
         let cached = count(record, "cachedInputTokens");
         let plain = count(record, "inputTokens") - cached - writes;
         let input = side(
-            &[(plain, "0.003"), (cached, "0.0003"), (writes - writes_1h, "0.00375"), (writes_1h, "0.006")],
+            &[
+                (plain, "0.003"),
+                (cached, "0.0003"),
+                (writes - writes_1h, "0.00375"),
+                (writes_1h, "0.006"),
+            ],
             dec("1.2"),
         );
         let output = side(&[(count(record, "outputTokens"), "0.015")], dec("1.2"));
         assert_eq!(dec(&record["inputCost"].to_string()), input, "{record}");
-        assert_eq!(dec(&record["totalCost"].to_string()), input + output, "{record}");
-        assert!(record.get("providerCost").is_none(), "a customer sees no provider cost");
+        assert_eq!(
+            dec(&record["totalCost"].to_string()),
+            input + output,
+            "{record}"
+        );
+        assert!(
+            record.get("providerCost").is_none(),
+            "a customer sees no provider cost"
+        );
     }
     // The operator's stats: revenue, provider cost and margin; the customer's: revenue only.
     let account_id = stack.get("/billing/account", &key).await.json["accountId"]
         .as_str()
         .unwrap()
         .to_string();
-    let operator = stack.get(&format!("/billing/admin/{account_id}/stats"), &admin).await;
-    assert_eq!(operator.status, reqwest::StatusCode::OK, "{}", operator.text);
+    let operator = stack
+        .get(&format!("/billing/admin/{account_id}/stats"), &admin)
+        .await;
+    assert_eq!(
+        operator.status,
+        reqwest::StatusCode::OK,
+        "{}",
+        operator.text
+    );
     let totals = &operator.json["totals"];
     let revenue = dec(&totals["totalCost"].to_string());
     let provider = dec(&totals["providerCost"].to_string());
     assert_eq!(dec(&totals["margin"].to_string()), revenue - provider);
-    assert!(provider > Decimal::ZERO && provider < revenue, "{}", operator.text);
-    assert_eq!(operator.json["byDay"].as_array().unwrap().len(), 1, "{}", operator.text);
+    assert!(
+        provider > Decimal::ZERO && provider < revenue,
+        "{}",
+        operator.text
+    );
+    assert_eq!(
+        operator.json["byDay"].as_array().unwrap().len(),
+        1,
+        "{}",
+        operator.text
+    );
     let customer = stack.get("/billing/stats", &key).await;
-    assert!(customer.json["totals"].get("providerCost").is_none(), "{}", customer.text);
-    assert!(customer.json["totals"].get("margin").is_none(), "{}", customer.text);
+    assert!(
+        customer.json["totals"].get("providerCost").is_none(),
+        "{}",
+        customer.text
+    );
+    assert!(
+        customer.json["totals"].get("margin").is_none(),
+        "{}",
+        customer.text
+    );
+    assert_ledger_invariants(&stack.billing.database).await;
+}
+
+/// OpenAI's classes end to end: a long prompt sent twice is read from the mock's automatic prompt cache the
+/// second time (`prompt_tokens_details.cached_tokens`, in 128-token blocks from 1,024 on), and a call with
+/// `reasoning_effort` reports reasoning tokens inside its output; each is priced at its class's price.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_cached_and_reasoning_tokens_are_priced_end_to_end() {
+    let stack = Stack::start(Backend::Sqlite).await;
+    let admin = stack.billing.admin_key.clone();
+    // OpenAI's gpt-4o-mini list prices: input 0.15, cached input 0.075, output 0.60 per million.
+    let set = stack
+        .post(
+            "/admin/prices",
+            &admin,
+            json!({"model": "gpt-4o-mini", "baseInputPricePer1k": 0.00015,
+                "baseCachedInputPricePer1k": 0.000075, "baseOutputPricePer1k": 0.0006, "markup": 1.2}),
+        )
+        .await;
+    assert_eq!(set.status, reqwest::StatusCode::CREATED, "{}", set.text);
+    let key = stack.funded_key("openai classes", "5").await;
+    let long = "The ledger keeps every cent exact and every record settled once. ".repeat(120);
+    let request = json!({"model": "gpt-4o-mini", "reasoning_effort": "high",
+        "messages": [{"role": "system", "content": long}, {"role": "user", "content": "Hello"}]});
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let answer = stack
+            .post("/v1/chat/completions", &key, request.clone())
+            .await;
+        assert_eq!(answer.status, reqwest::StatusCode::OK, "{}", answer.text);
+        answers.push(answer.json["usage"].clone());
+    }
+    assert_eq!(answers[0]["prompt_tokens_details"]["cached_tokens"], 0);
+    let cached = answers[1]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(cached >= 1024 && cached % 128 == 0, "{}", answers[1]);
+    let usage = stack.get("/billing/usage", &key).await;
+    let mut records = usage.json["records"].as_array().unwrap().clone();
+    records.reverse();
+    let count = |record: &serde_json::Value, name: &str| record[name].as_u64().unwrap();
+    assert_eq!(count(&records[1], "cachedInputTokens"), cached);
+    for (record, reported) in records.iter().zip(&answers) {
+        let reasoning = reported["completion_tokens_details"]["reasoning_tokens"]
+            .as_u64()
+            .unwrap();
+        assert!(reasoning > 0, "{reported}");
+        assert_eq!(count(record, "reasoningTokens"), reasoning, "{record}");
+        let cached = count(record, "cachedInputTokens");
+        let input = side(
+            &[
+                (count(record, "inputTokens") - cached, "0.00015"),
+                (cached, "0.000075"),
+            ],
+            dec("1.2"),
+        );
+        // Reasoning is output, priced as output.
+        let output = side(&[(count(record, "outputTokens"), "0.0006")], dec("1.2"));
+        assert_eq!(dec(&record["inputCost"].to_string()), input, "{record}");
+        assert_eq!(dec(&record["outputCost"].to_string()), output, "{record}");
+    }
+    assert!(
+        dec(&records[1]["inputCost"].to_string()) < dec(&records[0]["inputCost"].to_string()),
+        "the cached prompt costs less"
+    );
     assert_ledger_invariants(&stack.billing.database).await;
 }
