@@ -1,6 +1,6 @@
 //! The web console (DESIGN §13): server-rendered pages for customers (their balance, usage, transactions,
 //! grants, workspaces, keys, webhooks, alerts and auto-recharge) and for the operator (accounts and keys,
-//! credits, caps, prices, events), mounted by the gateway under `/console/`.
+//! credits, caps, volume tiers, revenue and margin, prices, events), mounted by the gateway under `/console/`.
 //!
 //! It reads and writes only through billing-svc's gRPC, like the rest of the gateway, with the caller's
 //! console session as bearer ([`session`]). Pages are HTML rendered on the server from templates embedded in
@@ -94,6 +94,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: ConsoleState) -> Router<S
             post(operator::set_limits),
         )
         .route(
+            "/console/admin/accounts/{id}/tiers",
+            post(operator::set_tiers),
+        )
+        .route(
             "/console/admin/keys/{id}",
             get(operator::key_page).post(operator::update_key),
         )
@@ -109,6 +113,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: ConsoleState) -> Router<S
             "/console/admin/prices",
             get(operator::prices).post(operator::set_price),
         )
+        .route("/console/admin/prices/end", post(operator::end_price))
         .route("/console/admin/events", get(operator::events))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

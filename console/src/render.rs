@@ -157,3 +157,88 @@ pub fn error_page(status: StatusCode, message: &str) -> Result<Html<String>, Pag
         }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles() {
+        let mut environment = Environment::new();
+        environment.add_filter("when", when);
+        for (name, source) in TEMPLATES {
+            environment
+                .add_template(name, source)
+                .unwrap_or_else(|error| panic!("{name}: {error}"));
+        }
+    }
+
+    fn render(template: &str, data: serde_json::Value) -> String {
+        ENVIRONMENT
+            .get_template(template)
+            .and_then(|template| {
+                template.render(context! {
+                    viewer => template_value(&json!({"operator": true, "csrf": "c"})),
+                    title => "t",
+                    active => "accounts",
+                    data => template_value(&data),
+                })
+            })
+            .unwrap_or_else(|error| panic!("{template}: {error:#}"))
+    }
+
+    #[test]
+    fn an_unknown_provider_cost_or_margin_is_a_dash_and_a_zero_stays_zero() {
+        let html = render(
+            "admin_account.html",
+            json!({
+                "account": {"id": "acct"},
+                "range": {"from": "2025-01-01", "to": "2025-01-31"},
+                "totals": {"requests": 2, "revenue": "1.5", "provider_cost": null, "margin": null},
+                "models": [
+                    {"model": "old", "requests": 1, "tokens": 10, "revenue": "1", "provider_cost": null, "margin": null},
+                    {"model": "free", "requests": 1, "tokens": 10, "revenue": "0.5", "provider_cost": "0", "margin": "0.5"},
+                ],
+                "days": [],
+                "tier_rows": [{"from": "", "percent": ""}],
+            }),
+        );
+        assert!(
+            html.contains(r#"data-testid="provider-cost" class="unknown">—"#),
+            "{html}"
+        );
+        assert!(html.contains(r#"data-testid="margin" class="unknown">—"#));
+        assert!(html.contains(r#"data-col="provider-cost">0</td>"#));
+        assert!(html.contains(r#"num unknown" data-col="margin">—</td>"#));
+        assert!(html.contains("No volume tiers"));
+    }
+
+    #[test]
+    fn the_price_book_shows_base_and_charged_prices_and_ends_only_rows_in_effect() {
+        let price = |status: &str, ended: bool| {
+            json!({
+                "model": "gpt-4o", "account": "",
+                "base": {"input": "0.002", "output": "0.008", "cached_input": "0.001", "cache_write": "0.002",
+                         "cache_write_1h": "0.002", "audio_input": "0.002", "audio_output": "0.008"},
+                "request_fee": "0", "markup": "1.5", "charged": {"input": "0.003", "output": "0.012"},
+                "effective_from": "2025-01-01T00:00:00Z", "status": status, "ended": ended,
+            })
+        };
+        let html = render(
+            "admin_prices.html",
+            json!({
+                "prices": [price("replaced", false), price("in effect", false), price("ended", true)],
+                "default_in_effect": true,
+                "default_markup": "1.5",
+            }),
+        );
+        assert_eq!(
+            html.matches(r#"action="/console/admin/prices/end""#)
+                .count(),
+            1
+        );
+        assert!(html.contains(r#"data-col="charged-input">0.003</td>"#));
+        assert!(html.contains("<strong>ended</strong>"));
+        assert!(html.contains("every model without a row of its own"));
+    }
+}

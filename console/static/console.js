@@ -2,6 +2,9 @@
 // - Times: each <time datetime> is shown in the viewer's time zone; UTC stays in its title (on hover).
 // - Copy buttons: data-copy="<id>" copies that element's text.
 // - Forms with data-confirm ask before they are sent.
+// - Price form: each <output data-charged="<field>"> shows that base price × the markup as it is typed,
+//   exactly (decimal arithmetic, as billing-svc computes it); a field with data-star-warning shows that
+//   warning while it holds "*".
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("time[datetime]").forEach(function (node) {
@@ -26,4 +29,43 @@ document.addEventListener("DOMContentLoaded", function () {
       if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
     });
   });
+  document.querySelectorAll("output[data-charged]").forEach(function (output) {
+    var base = document.getElementById(output.getAttribute("data-charged"));
+    var markup = document.getElementById("markup");
+    if (!base || !markup) { return; }
+    var update = function () {
+      var factor = markup.value.trim() === "" ? markup.getAttribute("data-default") : markup.value;
+      var product = times(decimal(base.value), decimal(factor));
+      output.textContent = product === null ? "—" : product;
+    };
+    base.addEventListener("input", update);
+    markup.addEventListener("input", update);
+    update();
+  });
+  document.querySelectorAll("input[data-star-warning]").forEach(function (field) {
+    var warning = document.getElementById(field.getAttribute("data-star-warning"));
+    if (!warning) { return; }
+    var update = function () { warning.hidden = field.value.trim() !== "*"; };
+    field.addEventListener("input", update);
+    update();
+  });
 });
+
+// A decimal as typed ("0.002", "1.5") as its digits and scale, or null.
+function decimal(text) {
+  var match = /^\s*([0-9]+)(?:\.([0-9]+))?\s*$/.exec(text || "");
+  if (!match) { return null; }
+  var fraction = match[2] || "";
+  return { digits: BigInt(match[1] + fraction), scale: fraction.length };
+}
+
+// The exact product of two decimals without trailing zeros ("0.002" × "2" = "0.004", "2" × "1.5" = "3"),
+// written as billing-svc writes a charged price; null when either is not a decimal.
+function times(a, b) {
+  if (a === null || b === null) { return null; }
+  var scale = a.scale + b.scale;
+  var text = (a.digits * b.digits).toString();
+  if (scale === 0) { return text; }
+  text = text.padStart(scale + 1, "0");
+  return (text.slice(0, -scale) + "." + text.slice(-scale)).replace(/0+$/, "").replace(/\.$/, "");
+}

@@ -1,6 +1,7 @@
 // The console in a real browser (Debian's Chromium driven by playwright-core): the operator's and the
-// customer's journeys of DESIGN §13, axe-core on every screen, screenshots at 375 px and 1440 px, and the
-// security checks (CSRF, cookie flags, CSP, no key in any URL). Started by tests/tests/it/console.rs, which
+// customer's journeys of DESIGN §13 (with the price book of §17: base and charged prices, class prices and
+// a request fee, ending a row, volume tiers, revenue / provider cost / margin), axe-core on every screen,
+// screenshots at 375 px and 1440 px, and the security checks (CSRF, cookie flags, CSP, no key in any URL). Started by tests/tests/it/console.rs, which
 // passes the stack in the environment and checks the services' logs afterwards.
 //
 // Env: GATEWAY (base URL), ADMIN_KEY, SCREENSHOTS (folder), CHROMIUM (default /usr/bin/chromium).
@@ -100,6 +101,15 @@ function today(offsetDays = 0) {
 }
 
 const result = {};
+// A model the mock reports 1,000 prompt tokens (400 of them read from the cache) and 1,000 completion
+// tokens for; the operator prices it for the journey's account alone, with a cached-input price and a fee.
+const CACHED_MODEL = "mock-usage-1000-1000-cached-400";
+
+// The text of each cell of a table row, by its data-col.
+async function cells(row) {
+  return row.evaluate((tr) => Object.fromEntries([...tr.querySelectorAll("[data-col]")]
+    .map((cell) => [cell.getAttribute("data-col"), cell.textContent.trim()])));
+}
 
 // --- The operator -------------------------------------------------------------------------------
 {
@@ -156,6 +166,19 @@ const result = {};
   await page.waitForLoadState();
   check((await page.getByRole("status").textContent()).includes("Caps saved"), "caps saved");
   check((await page.getByTestId("balance").textContent()).trim() === "9.75 USD", "the operator sees 9.75 USD");
+
+  // A volume tier: 10 % off from 100 USD of spend in the month; the page reads it back from billing-svc.
+  check(await page.getByTestId("no-tiers").isVisible(), "no tiers at first");
+  await page.getByLabel("Tier 1: from monthly spend (USD)").fill("100");
+  await page.getByLabel("Tier 1: percent off").fill("10");
+  await page.getByRole("button", { name: "Save tiers" }).click();
+  await page.waitForLoadState();
+  check((await page.getByRole("status").textContent()).includes("Volume tiers saved"), "tiers saved");
+  const tierCells = await page.getByTestId("tiers").locator("tbody td").allTextContents();
+  check(JSON.stringify(tierCells) === JSON.stringify(["100", "10 %"]), `the tier is shown: ${tierCells}`);
+  check((await page.getByLabel("Tier 1: from monthly spend (USD)").inputValue()) === "100", "the form holds the tier");
+  const tiersApi = await api("GET", `/admin/accounts/${result.accountId}`, ADMIN_KEY);
+  check(/"discountTiers":\[\{"fromMonthlySpend":"?100"?,"percentOff":"?10"?\}\]/.test(tiersApi.text), `the API has the tier: ${tiersApi.text}`);
   await screen(page, "operator-account");
 
   // The key's policy: a rate limit and an allow-list.
@@ -163,7 +186,7 @@ const result = {};
   await page.waitForLoadState();
   await screen(page, "operator-key-policy");
   await page.getByLabel("Requests per minute").fill("100");
-  await page.getByLabel("Allowed models (comma-separated)").fill("mock-usage-1000-1000, mock");
+  await page.getByLabel("Allowed models (comma-separated)").fill(`mock-usage-1000-1000, ${CACHED_MODEL}, mock`);
   await page.getByRole("button", { name: "Save key" }).click();
   await page.waitForLoadState();
   check((await page.getByRole("status").textContent()).includes("Key saved"), "policy saved");
@@ -175,7 +198,54 @@ const result = {};
   const wrong = await page.request.post(`${accountUrl}/credits`, { form: { amount: "100", csrf: "0".repeat(64) } });
   check(wrong.status() === 403, `a credit with a wrong CSRF token: ${wrong.status()}`);
 
+  // The price book: the seed's `*` row, and the warning about it.
   await page.goto(`${GATEWAY}/console/admin/prices`);
+  check((await page.locator("#default-warning").textContent()).includes("every model without a row of its own"), "the * row's warning");
+  check(await page.locator('tr[data-model="*"][data-status="in effect"]').count() === 1, "the seed's * row is in effect");
+  // Typing `*` as the model warns that the row would price every unlisted model.
+  const modelField = page.getByLabel("Model", { exact: true });
+  await modelField.fill("*");
+  check(await page.locator("#star-warning").isVisible(), "the form warns about *");
+  // An account's own price with a cached-input price and a request fee: the charged prices (base × markup)
+  // appear beside the base prices as they are typed.
+  await modelField.fill(CACHED_MODEL);
+  check(!(await page.locator("#star-warning").isVisible()), "no * warning for a named model");
+  await page.getByLabel("Account id (optional)").fill(result.accountId);
+  await page.getByLabel("Base input per 1k").fill("0.002");
+  await page.getByLabel("Base output per 1k").fill("0.004");
+  check((await page.locator("#charged_input").textContent()) === "0.003", "charged input at the default markup 1.5");
+  await page.getByLabel("Markup (default 1.5)").fill("2");
+  check((await page.locator("#charged_input").textContent()) === "0.004", "charged input = 0.002 × 2");
+  check((await page.locator("#charged_output").textContent()) === "0.008", "charged output = 0.004 × 2");
+  await page.getByLabel("Cached input (cache reads)").fill("0.0005");
+  await page.getByLabel("Request fee (USD per call, no markup)").fill("0.0001");
+  await screen(page, "operator-price-form");
+  await page.getByRole("button", { name: "Save price" }).click();
+  await page.waitForLoadState();
+  // (The charged prices are <output> elements, which are status regions too: the notice is found by class.)
+  check((await page.locator("p.notice").textContent()).includes("Price saved"), "price saved");
+  check((await page.getByTestId("saved-charged-input").textContent()) === "0.004", "the notice says the charged input price");
+  const own = await cells(page.locator(`tr[data-model="${CACHED_MODEL}"][data-account="${result.accountId}"]`));
+  const expected = { "base-input": "0.002", "base-output": "0.004", "base-cached-input": "0.0005", "base-cache-write": "0.002",
+                     "base-cache-write-1h": "0.002", "base-audio-input": "0.002", "base-audio-output": "0.004",
+                     "request-fee": "0.0001", markup: "2", "charged-input": "0.004", "charged-output": "0.008", status: "in effect" };
+  check(JSON.stringify(own) === JSON.stringify(expected), `base and charged prices side by side: ${JSON.stringify(own)}`);
+
+  // A global price set without a markup (1.5, the seed's), then ended: its row is marked ended.
+  await page.getByLabel("Model", { exact: true }).fill("journey-retired");
+  await page.getByLabel("Base input per 1k").fill("1");
+  await page.getByLabel("Base output per 1k").fill("2");
+  await page.getByRole("button", { name: "Save price" }).click();
+  await page.waitForLoadState();
+  const retired = await cells(page.locator('tr[data-model="journey-retired"][data-status="in effect"]'));
+  check(retired.markup === "1.5" && retired["charged-input"] === "1.5" && retired["charged-output"] === "3", `default markup: ${JSON.stringify(retired)}`);
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.getByRole("button", { name: "End price of journey-retired for all accounts" }).click();
+  await page.waitForLoadState();
+  check((await page.locator("p.notice").textContent()).includes("Price ended"), "price ended");
+  check((await page.locator('tr[data-model="journey-retired"][data-status="ended"]').textContent()).includes("ended"), "the ended row is marked ended");
+  check(await page.locator('tr[data-model="journey-retired"][data-status="in effect"]').count() === 0, "no journey-retired price in effect");
+  check(await page.getByRole("button", { name: "End price of journey-retired" }).count() === 0, "nothing left to end");
   await screen(page, "operator-prices");
   await page.goto(`${GATEWAY}/console/admin/events?account_id=${result.accountId}`);
   check(await page.getByText("credits.added").first().isVisible(), "events list the credits");
@@ -233,6 +303,34 @@ const result = {};
   check(csvSum > 0n, "the calls were charged");
   result.csvRows = rows.length;
   result.csvSumNanos = csvSum.toString();
+  // The first export's columns keep their places; the token classes and the request fee come after them;
+  // provider cost and margin are the operator's and never appear.
+  check(header.slice(0, 14).join(",") === "id,timestamp,model,endpoint,provider,attempts,status,api_key_id,workspace_id,input_tokens,output_tokens,total_cost,charged,refunded_amount",
+        `the CSV's first columns: ${header.slice(0, 14)}`);
+  check(header.slice(14).join(",") === "cached_input_tokens,cache_write_tokens,cache_write_1h_tokens,reasoning_tokens,audio_input_tokens,audio_output_tokens,request_fee",
+        `the CSV's new columns at the end: ${header.slice(14)}`);
+  check(!header.some((name) => /provider_cost|margin/.test(name)), `no operator figures in the CSV: ${header}`);
+
+  // A call of the model priced for this account: 400 cached prompt tokens and the request fee show in the
+  // class columns, and nothing on the page speaks of provider cost or margin.
+  const cachedCall = await api("POST", "/v1/chat/completions", result.key,
+    { model: CACHED_MODEL, messages: [{ role: "user", content: "hello cache" }] });
+  check(cachedCall.status === 200, `cached call: ${cachedCall.text}`);
+  const cachedUsage = await api("GET", "/billing/usage?limit=1000", result.key);
+  const cachedRecord = cachedUsage.json.records.find((record) => record.model === CACHED_MODEL);
+  check(cachedRecord, `the cached call's record: ${cachedUsage.text}`);
+  await page.goto(`${GATEWAY}/console/usage`);
+  for (const name of ["Cached input", "Cache write", "Cache write 1 h", "Reasoning", "Audio in", "Audio out", "Request fee (USD)"]) {
+    check(await page.getByRole("columnheader", { name, exact: true }).isVisible(), `the usage table has the column ${name}`);
+  }
+  const cachedRow = await cells(page.locator(`tr[data-record="${cachedRecord.id}"]`));
+  check(cachedRow.cached_input_tokens === "400" && cachedRow.request_fee === "0.0001" && cachedRow.reasoning_tokens === "0",
+        `the cached call's classes: ${JSON.stringify(cachedRow)}`);
+  check(nanos(cachedRow.charged) === nanos(String(cachedRecord.charged)) && nanos(cachedRow.charged) > 0n,
+        `the cached call's charge ${cachedRow.charged} = the API's ${cachedRecord.charged}`);
+  const usageText = await page.locator("main").innerText();
+  check(!/provider cost|margin/i.test(usageText), "the customer's usage page shows no provider cost or margin");
+  await screen(page, "customer-usage-classes");
 
   await page.goto(`${GATEWAY}/console/transactions`);
   await page.getByLabel("Type").selectOption("usage_deduction");
@@ -275,6 +373,31 @@ const result = {};
   check(revoked.status === 200 || revoked.status === 204, `revoked: ${revoked.text}`);
   await page.goto(`${GATEWAY}/console/usage`);
   check(page.url().endsWith("/console/sign-in"), `the revoked key's session is refused, at ${page.url()}`);
+  await context.close();
+}
+
+// --- The operator sees revenue, provider cost and margin ------------------------------------------------
+{
+  const { context, page } = await newPage();
+  await signIn(page, ADMIN_KEY);
+  await page.goto(`${GATEWAY}/console/admin/accounts/${result.accountId}`);
+  const stats = (await api("GET", `/billing/admin/${result.accountId}/stats`, ADMIN_KEY)).json;
+  const usd = async (testId) => (await page.getByTestId(testId).textContent()).trim().replace(/ USD$/, "");
+  check(nanos(await usd("revenue")) === nanos(String(stats.totals.totalCost)), `revenue ${await usd("revenue")} = ${stats.totals.totalCost}`);
+  check(nanos(await usd("provider-cost")) === nanos(String(stats.totals.providerCost)), `provider cost ${await usd("provider-cost")} = ${stats.totals.providerCost}`);
+  check(nanos(await usd("margin")) === nanos(String(stats.totals.margin)), `margin ${await usd("margin")} = ${stats.totals.margin}`);
+  check(nanos(await usd("margin")) > 0n, "the markup leaves a margin");
+  for (const model of stats.byModel) {
+    const row = await cells(page.getByTestId("margin-by-model").locator(`tr[data-model="${model.model}"]`));
+    check(nanos(row.revenue) === nanos(String(model.totals.totalCost)) && nanos(row["provider-cost"]) === nanos(String(model.totals.providerCost))
+          && nanos(row.margin) === nanos(String(model.totals.margin)), `${model.model}: ${JSON.stringify(row)} = ${JSON.stringify(model.totals)}`);
+  }
+  check(stats.byModel.length === 2, `two models were called: ${stats.byModel.map((model) => model.model)}`);
+  const days = await Promise.all((await page.getByTestId("margin-by-day").locator("tbody tr").all()).map(cells));
+  const daySum = (column) => days.reduce((sum, day) => sum + nanos(day[column]), 0n);
+  check(days.length >= 1 && daySum("revenue") === nanos(String(stats.totals.totalCost)) && daySum("margin") === nanos(String(stats.totals.margin)),
+        `the days add up to the totals: ${JSON.stringify(days)}`);
+  await screen(page, "operator-account-margins");
   await context.close();
 }
 

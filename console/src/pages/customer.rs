@@ -112,22 +112,8 @@ impl UsageFilter {
     /// Defaults to the last 30 UTC days.
     fn read(query: &UsageQuery) -> Result<UsageFilter, PageError> {
         let today = Utc::now().date_naive();
-        let from = match forms::optional(&query.from) {
-            Some(text) => forms::day("From", &text)?,
-            None => today - Duration::days(29),
-        };
-        let to = match forms::optional(&query.to) {
-            Some(text) => forms::day("To", &text)?,
-            None => today,
-        };
-        if from > to {
-            return Err(PageError::Invalid("From must not be after To".to_string()));
-        }
-        if (to - from).num_days() > 366 {
-            return Err(PageError::Invalid(
-                "the range may be at most a year".to_string(),
-            ));
-        }
+        let (from, to) =
+            forms::day_range(&query.from, &query.to, today - Duration::days(29), today)?;
         Ok(UsageFilter {
             from,
             to,
@@ -253,10 +239,18 @@ pub async fn usage(
         .records
         .iter()
         .map(|record| {
+            let classes = record.classes.unwrap_or_default();
             json!({
                 "id": record.id, "timestamp": time(record.timestamp.as_ref()), "model": record.model,
                 "endpoint": record.endpoint, "status": enum_name(record.status().as_str_name(), "USAGE_STATUS_"),
                 "input_tokens": record.input_tokens, "output_tokens": record.output_tokens,
+                "cached_input_tokens": classes.cached_input_tokens,
+                "cache_write_tokens": classes.cache_write_tokens,
+                "cache_write_1h_tokens": classes.cache_write_1h_tokens,
+                "reasoning_tokens": classes.reasoning_tokens,
+                "audio_input_tokens": classes.audio_input_tokens,
+                "audio_output_tokens": classes.audio_output_tokens,
+                "request_fee": zero_if_empty(&record.request_fee),
                 "charged": record.charged,
             })
         })
@@ -296,6 +290,71 @@ pub async fn usage_chart(
         .into_response())
 }
 
+/// A decimal of billing-svc, `0` when a record made before the field was kept leaves it empty.
+fn zero_if_empty(text: &str) -> &str {
+    if text.is_empty() { "0" } else { text }
+}
+
+/// The usage CSV's columns. The first fourteen are those of the first export and keep their places, so a
+/// spreadsheet built on them still reads the same cells; later columns are only ever added at the end.
+/// Provider cost, margin and the volume tier are the operator's figures and never appear here.
+const USAGE_CSV_COLUMNS: &[&str] = &[
+    "id",
+    "timestamp",
+    "model",
+    "endpoint",
+    "provider",
+    "attempts",
+    "status",
+    "api_key_id",
+    "workspace_id",
+    "input_tokens",
+    "output_tokens",
+    "total_cost",
+    "charged",
+    "refunded_amount",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "audio_input_tokens",
+    "audio_output_tokens",
+    "request_fee",
+];
+
+/// One usage record as a row of [`USAGE_CSV_COLUMNS`]: each field's text, and whether it is free text.
+fn usage_csv_row(record: &pb::UsageRecord) -> Vec<(String, bool)> {
+    let classes = record.classes.unwrap_or_default();
+    let figure = |text: &str| (text.to_string(), false);
+    let count = |count: u64| (count.to_string(), false);
+    let free_text = |text: &str| (text.to_string(), true);
+    let row = vec![
+        figure(&record.id),
+        figure(&time(record.timestamp.as_ref()).unwrap_or_default()),
+        free_text(&record.model),
+        free_text(&record.endpoint),
+        free_text(&record.provider),
+        count(record.attempts.into()),
+        figure(&enum_name(record.status().as_str_name(), "USAGE_STATUS_")),
+        figure(&record.api_key_id),
+        free_text(&record.workspace_id),
+        count(record.input_tokens),
+        count(record.output_tokens),
+        figure(&record.total_cost),
+        figure(&record.charged),
+        figure(record.refunded_amount.as_deref().unwrap_or("")),
+        count(classes.cached_input_tokens),
+        count(classes.cache_write_tokens),
+        count(classes.cache_write_1h_tokens),
+        count(classes.reasoning_tokens),
+        count(classes.audio_input_tokens),
+        count(classes.audio_output_tokens),
+        figure(zero_if_empty(&record.request_fee)),
+    ];
+    debug_assert_eq!(row.len(), USAGE_CSV_COLUMNS.len());
+    row
+}
+
 /// Every call of the filter as CSV, with the same figures as `GET /billing/usage`.
 pub async fn usage_csv(
     State(state): State<ConsoleState>,
@@ -310,46 +369,13 @@ pub async fn usage_csv(
             "more than {CSV_ROWS} calls in this range: export a shorter range"
         )));
     }
-    let mut csv = Csv::new(&[
-        "id",
-        "timestamp",
-        "model",
-        "endpoint",
-        "provider",
-        "attempts",
-        "status",
-        "api_key_id",
-        "workspace_id",
-        "input_tokens",
-        "output_tokens",
-        "total_cost",
-        "charged",
-        "refunded_amount",
-    ]);
+    let mut csv = Csv::new(USAGE_CSV_COLUMNS);
     for record in &records {
-        let timestamp = time(record.timestamp.as_ref()).unwrap_or_default();
-        let status = enum_name(record.status().as_str_name(), "USAGE_STATUS_");
-        let (input, output, attempts) = (
-            record.input_tokens.to_string(),
-            record.output_tokens.to_string(),
-            record.attempts.to_string(),
+        let row = usage_csv_row(record);
+        csv.row(
+            row.iter()
+                .map(|(text, free_text)| (text.as_str(), *free_text)),
         );
-        csv.row([
-            (record.id.as_str(), false),
-            (timestamp.as_str(), false),
-            (record.model.as_str(), true),
-            (record.endpoint.as_str(), true),
-            (record.provider.as_str(), true),
-            (attempts.as_str(), false),
-            (status.as_str(), false),
-            (record.api_key_id.as_str(), false),
-            (record.workspace_id.as_str(), true),
-            (input.as_str(), false),
-            (output.as_str(), false),
-            (record.total_cost.as_str(), false),
-            (record.charged.as_str(), false),
-            (record.refunded_amount.as_deref().unwrap_or(""), false),
-        ]);
     }
     Ok(csv.download(&format!("usage-{}-{}.csv", filter.from, filter.to)))
 }
@@ -733,4 +759,69 @@ pub async fn top_up(
         .await?
         .into_inner();
     Ok(Redirect::to(&session.checkout_url).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_csv_keeps_its_first_columns_and_adds_the_classes_at_the_end() {
+        let first_export = [
+            "id",
+            "timestamp",
+            "model",
+            "endpoint",
+            "provider",
+            "attempts",
+            "status",
+            "api_key_id",
+            "workspace_id",
+            "input_tokens",
+            "output_tokens",
+            "total_cost",
+            "charged",
+            "refunded_amount",
+        ];
+        assert_eq!(&USAGE_CSV_COLUMNS[..first_export.len()], first_export);
+        assert!(
+            USAGE_CSV_COLUMNS
+                .iter()
+                .all(|column| !column.contains("provider_cost") && !column.contains("margin")),
+            "a customer's export never holds the operator's figures"
+        );
+
+        let record = pb::UsageRecord {
+            id: "7".to_string(),
+            model: "gpt-4o".to_string(),
+            input_tokens: 1000,
+            output_tokens: 200,
+            charged: "0.0123".to_string(),
+            classes: Some(pb::TokenClasses {
+                cached_input_tokens: 400,
+                cache_write_tokens: 100,
+                cache_write_1h_tokens: 50,
+                reasoning_tokens: 80,
+                audio_input_tokens: 0,
+                audio_output_tokens: 0,
+            }),
+            request_fee: "0.001".to_string(),
+            provider_cost: Some("0.006".to_string()),
+            ..Default::default()
+        };
+        let row = usage_csv_row(&record);
+        let texts: Vec<&str> = row.iter().map(|(text, _)| text.as_str()).collect();
+        assert_eq!(texts.len(), USAGE_CSV_COLUMNS.len());
+        assert_eq!(
+            texts[first_export.len()..],
+            ["400", "100", "50", "80", "0", "0", "0.001"]
+        );
+        assert!(!texts.contains(&"0.006"), "no provider cost: {texts:?}");
+    }
+
+    #[test]
+    fn a_record_made_before_the_request_fee_was_kept_shows_a_fee_of_zero() {
+        let row = usage_csv_row(&pb::UsageRecord::default());
+        assert_eq!(row.last().map(|(text, _)| text.as_str()), Some("0"));
+    }
 }

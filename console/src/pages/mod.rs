@@ -140,6 +140,8 @@ pub fn notice(done: Option<&str>) -> Option<&'static str> {
         "key" => "Key saved.",
         "revoked" => "Key revoked.",
         "price" => "Price saved.",
+        "ended" => "Price ended.",
+        "tiers" => "Volume tiers saved.",
         "alerts" => "Alerts saved.",
         "recharge" => "Auto-recharge saved.",
         "account" => "Account created.",

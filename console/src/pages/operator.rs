@@ -1,17 +1,24 @@
 //! The operator's pages (DESIGN §13): accounts and their keys (create, shown once with a copy button, rotate,
-//! revoke), credits (add with category and expiry, adjust, refund a call), caps, any account's usage,
-//! prices, and events with their deliveries.
+//! revoke), credits (add with category and expiry, adjust, refund a call), caps, volume tiers, any account's
+//! revenue, provider cost and margin by model and by day, the price book (DESIGN §17: base and charged
+//! prices, set, end), and events with their deliveries.
+//!
+//! Provider cost and margin come only from AdminService, which fills them; they are the operator's figures
+//! and no customer page shows them.
+
+use std::collections::HashMap;
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Datelike;
 use proto::billing::v1 as pb;
 use proto::billing::v1::admin_service_client::AdminServiceClient;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-use super::{account, by_model, grant, key_spend, notice, time};
+use super::{account, grant, key_spend, notice, time};
 use crate::ConsoleState;
 use crate::error::PageError;
 use crate::forms;
@@ -22,6 +29,10 @@ use crate::session::Viewer;
 const ROTATION_GRACE_SECS: u64 = 86_400;
 /// Accounts read at most by a search.
 const SEARCHED_ACCOUNTS: usize = 5_000;
+/// Volume tiers an account may have (billing-svc refuses more).
+const MAX_TIERS: usize = 16;
+/// Empty rows the tiers form offers beyond the account's tiers.
+const BLANK_TIER_ROWS: usize = 3;
 
 fn client(state: &ConsoleState) -> AdminServiceClient<Channel> {
     AdminServiceClient::new(state.billing.clone())
@@ -108,19 +119,63 @@ pub async fn create_account(
     .into_response())
 }
 
+/// An account page's query: the notice after a form, and the UTC days of its revenue and margin.
 #[derive(Debug, Deserialize, Default)]
-pub struct DoneQuery {
+pub struct AccountQuery {
     done: Option<String>,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
 }
 
-/// One account: figures, keys, credit forms, caps, grants and this month's usage.
+/// Revenue (the usage's total cost), provider cost and margin of a set of calls, as AdminService gives them.
+/// An empty provider cost or margin (records made before provider cost was kept) is shown as unknown, never
+/// as zero.
+fn margins(totals: Option<&pb::UsageTotals>) -> Value {
+    let totals = totals.cloned().unwrap_or_default();
+    let known = |text: String| (!text.is_empty()).then_some(text);
+    json!({
+        "requests": totals.requests,
+        "tokens": totals.total_tokens,
+        "revenue": if totals.total_cost.is_empty() { "0".to_string() } else { totals.total_cost },
+        "provider_cost": known(totals.provider_cost),
+        "margin": known(totals.margin),
+    })
+}
+
+/// An account's volume tiers as shown, and the rows of the form that replaces them: its tiers, then a few
+/// empty rows, at most [`MAX_TIERS`].
+fn tiers(account: &pb::Account) -> (Vec<Value>, Vec<Value>) {
+    let shown: Vec<Value> = account
+        .discount_tiers
+        .iter()
+        .map(|tier| json!({"from": tier.from_monthly_spend, "percent": tier.percent_off}))
+        .collect();
+    let blanks = (shown.len() + BLANK_TIER_ROWS).min(MAX_TIERS) - shown.len().min(MAX_TIERS);
+    let rows = shown
+        .iter()
+        .cloned()
+        .chain(std::iter::repeat_n(
+            json!({"from": "", "percent": ""}),
+            blanks,
+        ))
+        .collect();
+    (shown, rows)
+}
+
+/// One account: figures, keys, credit forms, caps, volume tiers, grants, and revenue, provider cost and
+/// margin by model and by UTC day over a range of days (this month by default).
 pub async fn account_page(
     State(state): State<ConsoleState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    Query(query): Query<DoneQuery>,
+    Query(query): Query<AccountQuery>,
 ) -> Result<Response, PageError> {
     viewer.require_operator()?;
+    let today = chrono::Utc::now().date_naive();
+    let first_of_month = today.with_day(1).unwrap_or(today);
+    let (from, to) = forms::day_range(&query.from, &query.to, first_of_month, today)?;
     let mut admin = client(&state);
     let with_keys = admin
         .get_account(viewer.request(pb::GetAccountAdminRequest {
@@ -139,16 +194,45 @@ pub async fn account_page(
     let stats = admin
         .get_account_stats(viewer.request(pb::GetAccountStatsRequest {
             api_key_id: id.clone(),
-            range: None,
+            range: Some(pb::TimeRange {
+                from: Some(forms::start_of(from)),
+                to: Some(forms::end_of(to)),
+            }),
         }))
         .await?
         .into_inner();
+    let models: Vec<Value> = stats
+        .by_model
+        .iter()
+        .map(|model| {
+            let mut row = margins(model.totals.as_ref());
+            row["model"] = model.model.clone().into();
+            row
+        })
+        .collect();
+    // Newest day first, as the usage page lists days.
+    let days: Vec<Value> = stats
+        .by_day
+        .iter()
+        .rev()
+        .map(|day| {
+            let mut row = margins(day.totals.as_ref());
+            row["day"] = day.day.clone().into();
+            row
+        })
+        .collect();
+    let (shown_tiers, tier_rows) = tiers(&account_pb);
     let data = json!({
         "notice": notice(query.done.as_deref()),
         "account": account(&account_pb),
         "keys": with_keys.keys.iter().map(key_spend).collect::<Vec<_>>(),
         "grants": grants.grants.iter().map(grant).collect::<Vec<_>>(),
-        "models": by_model(&stats),
+        "range": {"from": from.to_string(), "to": to.to_string()},
+        "models": models,
+        "days": days,
+        "totals": margins(stats.totals.as_ref()),
+        "tiers": shown_tiers,
+        "tier_rows": tier_rows,
     });
     let title = if account_pb.name.is_empty() {
         "Account".to_string()
@@ -156,6 +240,76 @@ pub async fn account_page(
         format!("Account {}", account_pb.name)
     };
     Ok(page("admin_account.html", &viewer, &title, "accounts", data)?.into_response())
+}
+
+/// Replaces the account's volume tiers with the form's rows (DESIGN §17); rows left empty are dropped, so a
+/// form with every row empty removes them. The fields come as pairs in the page's order (`from_monthly_spend`
+/// then `percent_off`, one pair per row), so they are read as a list rather than a struct.
+pub async fn set_tiers(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let csrf = fields
+        .iter()
+        .find(|(name, _)| name == "csrf")
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_default();
+    viewer.check_csrf(csrf)?;
+    viewer.require_operator()?;
+    let tiers = discount_tiers(&fields)?;
+    client(&state)
+        .update_account(viewer.request(pb::UpdateAccountRequest {
+            account_id: id.clone(),
+            discount_tiers: Some(pb::DiscountTiers { tiers }),
+        }))
+        .await?;
+    Ok(back_to(&id, "tiers"))
+}
+
+/// The tiers the form's rows describe, in the page's order.
+fn discount_tiers(fields: &[(String, String)]) -> Result<Vec<pb::DiscountTier>, PageError> {
+    let column = |field: &str| -> Vec<&str> {
+        fields
+            .iter()
+            .filter(|(name, _)| name == field)
+            .map(|(_, value)| value.trim())
+            .collect()
+    };
+    let (spends, percents) = (column("from_monthly_spend"), column("percent_off"));
+    if spends.len() != percents.len() {
+        return Err(PageError::Invalid(
+            "each tier needs a monthly spend and a percent off".to_string(),
+        ));
+    }
+    if spends.len() > MAX_TIERS + BLANK_TIER_ROWS {
+        return Err(PageError::Invalid(format!(
+            "an account may have at most {MAX_TIERS} tiers"
+        )));
+    }
+    let mut tiers = Vec::new();
+    for (row, (spend, percent)) in spends.into_iter().zip(percents).enumerate() {
+        match (spend.is_empty(), percent.is_empty()) {
+            (true, true) => continue,
+            (false, false) => tiers.push(pb::DiscountTier {
+                from_monthly_spend: spend.to_string(),
+                percent_off: percent.trim_end_matches('%').trim().to_string(),
+            }),
+            _ => {
+                return Err(PageError::Invalid(format!(
+                    "tier {}: enter both the monthly spend and the percent off, or neither",
+                    row + 1
+                )));
+            }
+        }
+    }
+    if tiers.len() > MAX_TIERS {
+        return Err(PageError::Invalid(format!(
+            "an account may have at most {MAX_TIERS} tiers"
+        )));
+    }
+    Ok(tiers)
 }
 
 /// A key's policy as typed (DESIGN §9): every field optional.
@@ -506,39 +660,190 @@ pub async fn set_limits(
     Ok(back_to(&id, "limits"))
 }
 
-/// Current and future prices.
+/// Where a price row stands among the rows of its model and account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PriceStatus {
+    /// The newest row that has started, and it prices calls: it can be ended.
+    InEffect,
+    /// A row that ends the model's price (for its account) from its time on.
+    Ended,
+    /// An older row, followed by a newer price or an end.
+    Replaced,
+    /// A row whose time has not come yet.
+    Scheduled,
+}
+
+impl PriceStatus {
+    fn name(self) -> &'static str {
+        match self {
+            PriceStatus::InEffect => "in effect",
+            PriceStatus::Ended => "ended",
+            PriceStatus::Replaced => "replaced",
+            PriceStatus::Scheduled => "scheduled",
+        }
+    }
+}
+
+/// A moment as comparable seconds and nanoseconds (a missing one counts as the earliest).
+fn moment(at: Option<&prost_types::Timestamp>) -> (i64, i32) {
+    at.map_or((i64::MIN, 0), |at| (at.seconds, at.nanos))
+}
+
+/// The status of each row of `prices` at `now`: per model and account, the newest row that has started is
+/// the one in effect, unless it is an end (the rule billing-svc's `EndPrice` applies; on a tie of times the
+/// row listed last wins, as there).
+fn price_statuses(prices: &[pb::Price], now: (i64, i32)) -> Vec<PriceStatus> {
+    let mut newest: HashMap<(&str, &str), usize> = HashMap::new();
+    for (index, row) in prices.iter().enumerate() {
+        let at = moment(row.effective_from.as_ref());
+        if at > now {
+            continue;
+        }
+        let slot = newest
+            .entry((row.model.as_str(), row.account_id.as_str()))
+            .or_insert(index);
+        if moment(prices[*slot].effective_from.as_ref()) <= at {
+            *slot = index;
+        }
+    }
+    prices
+        .iter()
+        .enumerate()
+        .map(|(index, row)| {
+            let key = (row.model.as_str(), row.account_id.as_str());
+            if row.ended {
+                PriceStatus::Ended
+            } else if moment(row.effective_from.as_ref()) > now {
+                PriceStatus::Scheduled
+            } else if newest.get(&key) == Some(&index) {
+                PriceStatus::InEffect
+            } else {
+                PriceStatus::Replaced
+            }
+        })
+        .collect()
+}
+
+/// A price row as the page shows it: base prices (before markup), the prices charged (after), its status.
+fn price_row(price: &pb::Price, status: PriceStatus) -> Value {
+    json!({
+        "model": price.model, "account": price.account_id,
+        "base": {
+            "input": price.base_input_price_per_1k, "output": price.base_output_price_per_1k,
+            "cached_input": price.base_cached_input_price_per_1k,
+            "cache_write": price.base_cache_write_price_per_1k,
+            "cache_write_1h": price.base_cache_write_1h_price_per_1k,
+            "audio_input": price.base_audio_input_price_per_1k,
+            "audio_output": price.base_audio_output_price_per_1k,
+        },
+        "request_fee": if price.request_fee.is_empty() { "0" } else { price.request_fee.as_str() },
+        "markup": price.markup,
+        "charged": {"input": price.input_price_per_1k, "output": price.output_price_per_1k},
+        "effective_from": time(price.effective_from.as_ref()),
+        "status": status.name(),
+        "ended": price.ended,
+    })
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct PricesQuery {
+    done: Option<String>,
+    /// The model and account of the row just saved or ended, to show it in the notice.
+    model: Option<String>,
+    #[serde(default)]
+    account_id: String,
+}
+
+/// The price book: every row with its base prices (before markup) beside the prices charged (after), which
+/// rows are in effect, ended, replaced or scheduled, an End button on each row in effect, and the form that
+/// sets a price.
 pub async fn prices(
     State(state): State<ConsoleState>,
     viewer: Viewer,
-    Query(query): Query<DoneQuery>,
+    Query(query): Query<PricesQuery>,
 ) -> Result<Response, PageError> {
     viewer.require_operator()?;
     let list = client(&state)
         .list_prices(viewer.request(pb::ListPricesRequest {}))
         .await?
         .into_inner();
+    let now = chrono::Utc::now();
+    let statuses = price_statuses(
+        &list.prices,
+        (
+            now.timestamp(),
+            i32::try_from(now.timestamp_subsec_nanos()).unwrap_or(0),
+        ),
+    );
     let rows: Vec<Value> = list
         .prices
         .iter()
-        .map(|price| {
-            json!({
-                "model": price.model, "input": price.input_price_per_1k, "output": price.output_price_per_1k,
-                "markup": price.markup, "effective_from": time(price.effective_from.as_ref()),
-            })
-        })
+        .zip(&statuses)
+        .map(|(price, status)| price_row(price, *status))
         .collect();
-    let data = json!({"prices": rows, "notice": notice(query.done.as_deref())});
+    let default_in_effect = list
+        .prices
+        .iter()
+        .zip(&statuses)
+        .any(|(price, status)| price.model == "*" && *status == PriceStatus::InEffect);
+    // The notice names the row just saved or ended as billing-svc lists it (the newest of its model and
+    // account): what the page says comes from the price book, not from the link.
+    let changed = query.model.as_deref().and_then(|model| {
+        list.prices
+            .iter()
+            .zip(&statuses)
+            .filter(|(price, _)| price.model == model && price.account_id == query.account_id)
+            .max_by_key(|(price, _)| moment(price.effective_from.as_ref()))
+            .map(|(price, status)| price_row(price, *status))
+    });
+    let data = json!({
+        "prices": rows,
+        "default_in_effect": default_in_effect,
+        "done": query.done.as_deref().filter(|done| ["price", "ended"].contains(done)),
+        "changed": changed,
+        "notice": notice(query.done.as_deref()),
+        "default_markup": DEFAULT_MARKUP,
+    });
     Ok(page("admin_prices.html", &viewer, "Prices", "prices", data)?.into_response())
 }
 
+/// The markup billing-svc applies when a price row is set without one (the seed's, DESIGN §2).
+const DEFAULT_MARKUP: &str = "1.5";
+
+/// A price row as typed (DESIGN §17): the base prices before markup; the class prices, the request fee,
+/// the markup and the account are optional (billing-svc fills the defaults).
 #[derive(Debug, Deserialize)]
 pub struct PriceForm {
     csrf: String,
     model: String,
+    #[serde(default)]
+    account_id: String,
     input: String,
     output: String,
     #[serde(default)]
+    cached_input: String,
+    #[serde(default)]
+    cache_write: String,
+    #[serde(default)]
+    cache_write_1h: String,
+    #[serde(default)]
+    audio_input: String,
+    #[serde(default)]
+    audio_output: String,
+    #[serde(default)]
+    request_fee: String,
+    #[serde(default)]
     markup: String,
+}
+
+/// The prices page, its notice naming the row of `model` and `account_id`.
+fn back_to_prices(done: &str, model: &str, account_id: Option<&str>) -> Response {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("done", done)
+        .append_pair("model", model)
+        .append_pair("account_id", account_id.unwrap_or(""))
+        .finish();
+    Redirect::to(&format!("/console/admin/prices?{query}")).into_response()
 }
 
 pub async fn set_price(
@@ -548,16 +853,54 @@ pub async fn set_price(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
-    client(&state)
+    let saved = client(&state)
         .set_price(viewer.request(pb::SetPriceRequest {
             model: form.model.trim().to_string(),
             base_input_price_per_1k: form.input.trim().to_string(),
             base_output_price_per_1k: form.output.trim().to_string(),
             markup: forms::optional(&form.markup),
-            ..Default::default()
+            effective_from: None,
+            base_cached_input_price_per_1k: forms::optional(&form.cached_input),
+            base_cache_write_price_per_1k: forms::optional(&form.cache_write),
+            base_cache_write_1h_price_per_1k: forms::optional(&form.cache_write_1h),
+            base_audio_input_price_per_1k: forms::optional(&form.audio_input),
+            base_audio_output_price_per_1k: forms::optional(&form.audio_output),
+            request_fee: forms::optional(&form.request_fee),
+            account_id: forms::optional(&form.account_id),
+        }))
+        .await?
+        .into_inner();
+    Ok(back_to_prices(
+        "price",
+        &saved.model,
+        Some(saved.account_id.as_str()),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EndPriceForm {
+    csrf: String,
+    model: String,
+    #[serde(default)]
+    account_id: String,
+}
+
+/// Ends a price in effect from now on (`EndPrice`): the next level down prices the model, or nothing does.
+pub async fn end_price(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Form(form): Form<EndPriceForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    let account_id = forms::optional(&form.account_id);
+    client(&state)
+        .end_price(viewer.request(pb::EndPriceRequest {
+            model: form.model.clone(),
+            account_id: account_id.clone(),
         }))
         .await?;
-    Ok(Redirect::to("/console/admin/prices?done=price").into_response())
+    Ok(back_to_prices("ended", &form.model, account_id.as_deref()))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -607,4 +950,76 @@ pub async fn events(
         "events": rows, "next": list.next_cursor, "account_id": query.account_id, "type": query.kind,
     });
     Ok(page("admin_events.html", &viewer, "Events", "events", data)?.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(model: &str, account: &str, seconds: i64, ended: bool) -> pb::Price {
+        pb::Price {
+            model: model.to_string(),
+            account_id: account.to_string(),
+            effective_from: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+            ended,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_newest_started_row_of_each_model_and_account_is_in_effect() {
+        let prices = [
+            row("*", "", 10, false),
+            row("gpt-4o", "", 10, false),
+            row("gpt-4o", "", 20, false),
+            row("gpt-4o", "", 90, false),
+            row("gpt-4o", "acct", 10, false),
+            row("gpt-4o", "acct", 30, true),
+            row("old", "", 10, false),
+            row("old", "", 40, true),
+        ];
+        let statuses = price_statuses(&prices, (50, 0));
+        use PriceStatus::*;
+        assert_eq!(
+            statuses,
+            [
+                InEffect, Replaced, InEffect, Scheduled, Replaced, Ended, Replaced, Ended
+            ]
+        );
+    }
+
+    #[test]
+    fn tier_rows_left_empty_are_ignored() {
+        let fields = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .flat_map(|(from, percent)| {
+                    [
+                        ("from_monthly_spend".to_string(), from.to_string()),
+                        ("percent_off".to_string(), percent.to_string()),
+                    ]
+                })
+                .collect()
+        };
+        let tiers = discount_tiers(&fields(&[("100", "5"), ("", ""), (" 1000 ", "10 %")]))
+            .expect("two tiers");
+        let read: Vec<(&str, &str)> = tiers
+            .iter()
+            .map(|tier| (tier.from_monthly_spend.as_str(), tier.percent_off.as_str()))
+            .collect();
+        assert_eq!(read, [("100", "5"), ("1000", "10")]);
+
+        let none = discount_tiers(&fields(&[("", ""), ("", "")])).expect("no tiers");
+        assert!(none.is_empty(), "every row empty removes the tiers");
+
+        for (pairs, why) in [
+            (&[("100", "")][..], "a threshold without a percent"),
+            (&[("", "5")][..], "a percent without a threshold"),
+        ] {
+            assert!(
+                matches!(discount_tiers(&fields(pairs)), Err(PageError::Invalid(_))),
+                "{why} is refused"
+            );
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! The web console (DESIGN §13) in a real browser: Debian's Chromium driven by playwright-core runs
 //! tests/browser/journey.mjs against the whole stack: the operator creates an account and a key (shown once),
-//! adds promotional and paid credit and sets caps; the customer signs in with that key, sees the API's
-//! balance, makes calls, sees them in the chart and the table, filters, downloads CSVs whose rows and sums
-//! equal the API's, signs out; a revoked key's session is refused; a member cannot open owner pages; forms
+//! adds promotional and paid credit, sets caps and a volume tier, sets prices (base and charged side by side,
+//! a cached-input price and a request fee) and ends one; the customer signs in with that key, sees the API's
+//! balance, makes calls, sees them in the chart and the table (token classes and fee, no provider cost),
+//! filters, downloads CSVs whose rows and sums equal the API's, signs out; the operator sees revenue, provider
+//! cost and margin by model and by day; a revoked key's session is refused; a member cannot open owner pages; forms
 //! without their CSRF token are refused; the cookie flags and the CSP are checked; axe-core finds no serious
 //! or critical violation on any screen; screenshots at 375 px and 1440 px go to target/console-screenshots/.
 //! Afterwards no key appears in any URL the browser visited nor in any service's log.
@@ -55,7 +57,7 @@ async fn the_console_serves_operators_and_customers_in_a_real_browser() {
         .map(|json| serde_json::from_str(json).expect("the journey's result"))
         .expect("the journey printed its result");
     let screens = result["screens"].as_array().expect("screens").len();
-    assert!(screens >= 15, "every screen was checked: {screens}");
+    assert!(screens >= 20, "every screen was checked: {screens}");
 
     // No key in any log line of any service.
     let keys = [
