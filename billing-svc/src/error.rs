@@ -55,6 +55,10 @@ pub enum BillingError {
     UnknownKey,
     #[error("API key revoked")]
     KeyRevoked,
+    /// An operation on a key (rotate, update) that names a revoked key: the key's state, not the caller's
+    /// credentials.
+    #[error("the key is revoked: a revoked key cannot be rotated or changed")]
+    TargetKeyRevoked,
     #[error("API key expired")]
     KeyExpired,
     #[error("console session ended or expired: sign in again")]
@@ -188,6 +192,7 @@ impl BillingError {
             BillingError::ModelNotPriced { model } => {
                 Some(("model_not_priced", vec![("model", model.clone())]))
             }
+            BillingError::TargetKeyRevoked => Some(("key_revoked", Vec::new())),
             BillingError::InvalidSignature => Some(("invalid_signature", Vec::new())),
             BillingError::PaymentsNotConfigured => Some(("payments_not_configured", Vec::new())),
             _ => None,
@@ -220,6 +225,7 @@ impl BillingError {
             | BillingError::ExecutionExists
             | BillingError::AlreadyRefunded => Code::AlreadyExists,
             BillingError::RefundExceedsCharge { .. }
+            | BillingError::TargetKeyRevoked
             | BillingError::NoSavedCard
             | BillingError::NothingToRefund
             | BillingError::WouldOverdraw => Code::FailedPrecondition,

@@ -188,6 +188,10 @@ pub enum ApiError {
     #[error("model {model:?} not allowed for this key")]
     ModelNotAllowed { model: String },
 
+    /// An operation on a key (rotate, update) named a revoked key.
+    #[error("the key is revoked")]
+    KeyRevoked,
+
     /// No price row prices the model: refused before anything was held (BILLING.md, "Prices").
     #[error("model {model:?} has no price")]
     ModelNotPriced { model: String },
@@ -401,6 +405,7 @@ impl ApiError {
                 (Code::NotFound, "model_not_priced") => {
                     return ApiError::ModelNotPriced { model: model() };
                 }
+                (Code::FailedPrecondition, "key_revoked") => return ApiError::KeyRevoked,
                 _ => {}
             }
         }
@@ -490,6 +495,11 @@ impl ApiError {
                     "model_not_allowed",
                 )
             }
+            ApiError::KeyRevoked => {
+                message =
+                    Some("the key is revoked: a revoked key cannot be rotated or changed".into());
+                (StatusCode::CONFLICT, "Key Revoked", "key_revoked")
+            }
             ApiError::ModelNotPriced { model } => {
                 message = Some(format!(
                     "the model {model:?} has no price: the operator has not priced it yet"
@@ -512,8 +522,9 @@ impl ApiError {
                     "invalid_signature",
                 )
             }
+            // Not a fault of the service: this platform takes no payments (as a missing route would say).
             ApiError::PaymentsNotConfigured => (
-                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::NOT_FOUND,
                 "Payments Not Configured",
                 "payments_not_configured",
             ),

@@ -326,6 +326,9 @@ impl Ledger {
             policy.validate()?;
         }
         let mut key = self.key(id).await?;
+        if key.revoked_at.is_some() {
+            return Err(BillingError::TargetKeyRevoked);
+        }
         if let Some(name) = change.name {
             key.name = name;
         }
@@ -367,7 +370,7 @@ impl Ledger {
         }
         let key = self.key(id).await?;
         if key.revoked_at.is_some() {
-            return Err(BillingError::KeyRevoked);
+            return Err(BillingError::TargetKeyRevoked);
         }
         let generated = keys::generate(&key.prefix);
         let now = time::now_ms();

@@ -475,7 +475,7 @@ pub struct Checkout {
     pub session_id: String,
 }
 
-/// Starts a top-up through Stripe Checkout (owner keys only); 503 `payments_not_configured` without
+/// Starts a top-up through Stripe Checkout (owner keys only); 404 `payments_not_configured` without
 /// Stripe settings.
 #[utoipa::path(
     post,
@@ -510,7 +510,7 @@ pub async fn checkout(
 }
 
 /// Sets auto-recharge (owner keys only). Turning it on needs a card saved by a Checkout payment (409
-/// otherwise); 503 `payments_not_configured` without Stripe settings.
+/// otherwise); 404 `payments_not_configured` without Stripe settings.
 #[utoipa::path(
     put,
     path = "/billing/auto-recharge",

@@ -392,6 +392,46 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period_only(backend: Backen
         tonic::Code::Unauthenticated
     );
     assert_eq!(chat(&stack, &newest, "mock").await.status, StatusCode::OK);
+
+    // A revoked key cannot be rotated or changed: 409 `key_revoked`, the key's state, never a 401 that
+    // would read as the operator's own credentials refused (gRPC: FAILED_PRECONDITION).
+    let revoked = admin(&stack, Method::DELETE, &format!("/admin/keys/{id}"), None).await;
+    assert!(revoked.status.is_success(), "{}", revoked.text);
+    for (method, path, body) in [
+        (Method::POST, format!("/admin/keys/{id}/rotate"), json!({})),
+        (
+            Method::PATCH,
+            format!("/admin/keys/{id}"),
+            json!({"name": "renamed"}),
+        ),
+    ] {
+        let refused = admin(&stack, method, &path, Some(body)).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::CONFLICT,
+            "{path}: {}",
+            refused.text
+        );
+        assert_eq!(
+            refused.json["code"], "key_revoked",
+            "{path}: {}",
+            refused.text
+        );
+    }
+    let status = stack
+        .billing
+        .admin()
+        .await
+        .rotate_key(tests::authed(
+            &stack.billing.admin_key,
+            proto::billing::v1::RotateKeyRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
     assert_ledger_invariants(&stack.billing.database).await;
 }
 
