@@ -6,10 +6,10 @@ use proto::billing::v1::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
 
 use super::{
-    Audience, account_to_pb, alerts_to_pb, authorize_customer, auto_recharge_to_pb, endpoint_to_pb,
-    endpoints_to_pb, event_type_filter, events_to_pb, grant_to_pb, key_filter, key_spend_to_pb,
-    money, range, stats_to_pb, thresholds, totals_to_pb, transaction_to_pb,
-    transaction_type_from_pb, usage_to_pb,
+    Audience, account_price_to_pb, account_to_pb, alerts_to_pb, authorize_customer,
+    auto_recharge_to_pb, endpoint_to_pb, endpoints_to_pb, event_type_filter, events_to_pb,
+    grant_to_pb, key_filter, key_spend_to_pb, money, range, stats_to_pb, thresholds, totals_to_pb,
+    transaction_to_pb, transaction_type_from_pb, usage_filter, usage_to_pb,
 };
 use crate::auto_recharge::Settings;
 use crate::error::BillingError;
@@ -17,7 +17,6 @@ use crate::keys::Role;
 use crate::ledger::{Ledger, View};
 use crate::sessions::Sessions;
 use crate::store::keys::ApiKey;
-use crate::store::usage::UsageFilter;
 use crate::stripe::StripeApi;
 use crate::webhooks::Webhooks;
 
@@ -59,13 +58,6 @@ impl AccountApi {
                 .key,
         )
     }
-}
-
-/// An optional filter: absent or empty means "any"; otherwise bounded printable text.
-fn filter_text(field: &'static str, value: Option<String>) -> Result<String, BillingError> {
-    let value = value.unwrap_or_default();
-    crate::ledger::validate_text(field, &value, 200)?;
-    Ok(value)
 }
 
 #[tonic::async_trait]
@@ -248,16 +240,8 @@ impl AccountService for AccountApi {
     ) -> Result<Response<pb::ListUsageResponse>, Status> {
         let key = self.caller(&request).await?;
         let request = request.into_inner();
-        let (from, to) = range(request.range.as_ref())?;
-        let (from, to) = crate::ledger::range(from, to)?;
-        let view = View::of_caller(&key, key_filter(request.api_key_id));
-        let filter = UsageFilter {
-            api_key_id: None,
-            from,
-            to,
-            workspace_id: filter_text("workspace_id", request.workspace_id)?,
-            model: filter_text("model", request.model)?,
-        };
+        let (filter, only_key) = usage_filter(&request, None)?;
+        let view = View::of_caller(&key, only_key);
         let page = self
             .ledger
             .list_usage(&view, filter, request.limit, request.cursor.as_deref())
@@ -269,6 +253,17 @@ impl AccountService for AccountApi {
                 .map(|record| usage_to_pb(record, Audience::Customer))
                 .collect(),
             next_cursor: page.next_cursor,
+        }))
+    }
+
+    async fn list_prices(
+        &self,
+        request: Request<pb::ListAccountPricesRequest>,
+    ) -> Result<Response<pb::ListAccountPricesResponse>, Status> {
+        let key = self.caller(&request).await?;
+        let prices = self.ledger.prices_for(&key.account_id).await?;
+        Ok(Response::new(pb::ListAccountPricesResponse {
+            prices: prices.iter().map(account_price_to_pb).collect(),
         }))
     }
 

@@ -9,7 +9,8 @@ use super::{
     Audience, account_to_pb, alerts_to_pb, api_key_to_pb, attempt_to_pb, authorize_admin,
     endpoint_to_pb, endpoints_to_pb, event_type_filter, events_to_pb, grant_terms_from_pb,
     grant_to_pb, key_spend_to_pb, key_type_from_pb, money, optional_money, policy_from_pb,
-    price_to_pb, range, role_from_pb, stats_to_pb, thresholds, timestamp, transaction_to_pb,
+    price_to_pb, range, role_from_pb, stats_to_pb, thresholds, timestamp, totals_to_pb,
+    transaction_to_pb, transaction_type_from_pb, usage_filter, usage_status_from_pb, usage_to_pb,
 };
 use crate::config::Secret;
 use crate::error::BillingError;
@@ -424,6 +425,111 @@ impl AdminService for AdminApi {
                 .await?;
         }
         Ok(Response::new(account_to_pb(&account, None)))
+    }
+
+    async fn list_account_usage(
+        &self,
+        request: Request<pb::ListAccountUsageRequest>,
+    ) -> Result<Response<pb::ListUsageResponse>, Status> {
+        self.authorize(&request).await?;
+        let request = request.into_inner();
+        let query = request.query.unwrap_or_default();
+        let status = match pb::UsageStatus::try_from(request.status) {
+            Ok(pb::UsageStatus::Unspecified) => None,
+            Ok(_) | Err(_) => Some(usage_status_from_pb(request.status)?),
+        };
+        let (filter, only_key) = usage_filter(&query, status)?;
+        let view = View {
+            account_id: self
+                .ledger
+                .account(&AccountId::from(request.account_id))
+                .await?
+                .id,
+            api_key_id: only_key,
+        };
+        let page = self
+            .ledger
+            .list_usage(&view, filter, query.limit, query.cursor.as_deref())
+            .await?;
+        Ok(Response::new(pb::ListUsageResponse {
+            records: page
+                .items
+                .iter()
+                .map(|record| usage_to_pb(record, Audience::Operator))
+                .collect(),
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    async fn list_account_transactions(
+        &self,
+        request: Request<pb::ListAccountTransactionsRequest>,
+    ) -> Result<Response<pb::ListTransactionsResponse>, Status> {
+        self.authorize(&request).await?;
+        let request = request.into_inner();
+        let query = request.query.unwrap_or_default();
+        let kind = transaction_type_from_pb(query.r#type)?;
+        let view = View {
+            account_id: self
+                .ledger
+                .account(&AccountId::from(request.account_id))
+                .await?
+                .id,
+            api_key_id: request
+                .api_key_id
+                .filter(|id| !id.is_empty())
+                .map(ApiKeyId::from),
+        };
+        let page = self
+            .ledger
+            .list_transactions(&view, kind, query.limit, query.cursor.as_deref())
+            .await?;
+        Ok(Response::new(pb::ListTransactionsResponse {
+            transactions: page.items.iter().map(transaction_to_pb).collect(),
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    async fn get_platform_stats(
+        &self,
+        request: Request<pb::GetPlatformStatsRequest>,
+    ) -> Result<Response<pb::PlatformStats>, Status> {
+        self.authorize(&request).await?;
+        let request = request.into_inner();
+        let (from, to) = range(request.range.as_ref())?;
+        let stats = self
+            .ledger
+            .platform_stats(from, to, request.top_accounts)
+            .await?;
+        let totals = |totals| Some(totals_to_pb(totals, Audience::Operator));
+        Ok(Response::new(pb::PlatformStats {
+            totals: totals(&stats.totals),
+            by_day: stats
+                .by_day
+                .iter()
+                .map(|(day, day_totals)| pb::DayUsage {
+                    day: day.clone(),
+                    totals: totals(day_totals),
+                })
+                .collect(),
+            by_model: stats
+                .by_model
+                .iter()
+                .map(|(model, model_totals)| pb::ModelUsage {
+                    model: model.clone(),
+                    totals: totals(model_totals),
+                })
+                .collect(),
+            top_accounts: stats
+                .top_accounts
+                .iter()
+                .map(|(id, name, account_totals)| pb::AccountUsage {
+                    account_id: id.to_string(),
+                    name: name.clone(),
+                    totals: totals(account_totals),
+                })
+                .collect(),
+        }))
     }
 
     async fn list_grants(

@@ -30,7 +30,7 @@ use crate::store::events::{Event, EventType};
 use crate::store::grants::{Category, CreditGrant};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{Transaction, TransactionType};
-use crate::store::usage::{Totals, UsageRecord, UsageStatus};
+use crate::store::usage::{Totals, UsageFilter, UsageRecord, UsageStatus};
 use crate::store::webhooks::{Attempt, Endpoint};
 use crate::time::{self, Millis};
 use crate::webhooks::Webhooks;
@@ -248,6 +248,49 @@ fn policy_from_pb(policy: pb::KeyPolicy) -> Result<(Policy, Option<Millis>), Bil
 }
 
 /// An optional key id filter of a usage read.
+/// An optional filter: absent or empty means "any"; otherwise bounded printable text.
+fn filter_text(field: &'static str, value: Option<&str>) -> Result<String, BillingError> {
+    let value = value.unwrap_or_default().to_string();
+    crate::ledger::validate_text(field, &value, 200)?;
+    Ok(value)
+}
+
+/// The filters of a usage listing (customer or operator), and the key it names if any.
+fn usage_filter(
+    request: &pb::ListUsageRequest,
+    status: Option<UsageStatus>,
+) -> Result<(UsageFilter, Option<ApiKeyId>), BillingError> {
+    let (from, to) = range(request.range.as_ref())?;
+    let (from, to) = crate::ledger::range(from, to)?;
+    let filter = UsageFilter {
+        api_key_id: None,
+        from,
+        to,
+        workspace_id: filter_text("workspace_id", request.workspace_id.as_deref())?,
+        model: filter_text("model", request.model.as_deref())?,
+        status,
+    };
+    Ok((filter, key_filter(request.api_key_id.clone())))
+}
+
+/// What an account pays for a model: each class price after markup, and the fee.
+fn account_price_to_pb(price: &Price) -> pb::AccountPrice {
+    let charged = |base: Money| (base.decimal() * price.markup).normalize().to_string();
+    let base = &price.base;
+    pb::AccountPrice {
+        model: price.model.clone(),
+        input_price_per_1k: charged(base.input),
+        output_price_per_1k: charged(base.output),
+        cached_input_price_per_1k: charged(base.cached_input),
+        cache_write_price_per_1k: charged(base.cache_write),
+        cache_write_1h_price_per_1k: charged(base.cache_write_1h),
+        audio_input_price_per_1k: charged(base.audio_input),
+        audio_output_price_per_1k: charged(base.audio_output),
+        request_fee: price.request_fee.to_string(),
+        effective_from: Some(time::to_timestamp(price.effective_from)),
+    }
+}
+
 fn key_filter(id: Option<String>) -> Option<ApiKeyId> {
     id.filter(|id| !id.is_empty()).map(ApiKeyId::from)
 }

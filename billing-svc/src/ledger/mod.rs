@@ -19,7 +19,7 @@ pub use limits::{RateStatus, Window};
 
 pub use metering::{Grant, OpenRequest, Opened, OutputKind, SettleRequest, Settlement};
 pub use payments::{AutoRechargeView, StripePayment};
-pub use queries::{Page, Stats, View, range};
+pub use queries::{MAX_TOP_ACCOUNTS, Page, PlatformStats, Stats, View, range};
 
 use serde_json::json;
 

@@ -3,12 +3,13 @@
 use super::Ledger;
 use crate::error::BillingError;
 use crate::keys::Role;
+use crate::pricing::Price;
 use crate::store::accounts::{self, Account};
 use crate::store::events::{self, Event, EventType};
 use crate::store::grants::{self, CreditGrant};
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
-use crate::store::usage::{self, GroupBy, Totals, UsageFilter, UsageRecord};
+use crate::store::usage::{self, GroupBy, Scope, Totals, UsageFilter, UsageRecord};
 use crate::time::{self, Millis};
 use proto::ids::{AccountId, ApiKeyId};
 
@@ -182,11 +183,16 @@ impl Ledger {
         };
         let id = &view.account_id;
         Ok(Stats {
-            totals: usage::totals(&mut connection, id, &ranged).await?,
-            today: usage::totals(&mut connection, id, &today).await?,
-            this_month: usage::totals(&mut connection, id, &this_month).await?,
-            by_model: usage::totals_by(&mut connection, id, &ranged, GroupBy::Model).await?,
-            by_day: usage::totals_by(&mut connection, id, &ranged, GroupBy::Day)
+            totals: usage::totals(&mut connection, Scope::Account(id, &ranged)).await?,
+            today: usage::totals(&mut connection, Scope::Account(id, &today)).await?,
+            this_month: usage::totals(&mut connection, Scope::Account(id, &this_month)).await?,
+            by_model: usage::totals_by(
+                &mut connection,
+                Scope::Account(id, &ranged),
+                GroupBy::Model,
+            )
+            .await?,
+            by_day: usage::totals_by(&mut connection, Scope::Account(id, &ranged), GroupBy::Day)
                 .await?
                 .into_iter()
                 .map(|(days, totals)| (time::day_name(&days), totals))
@@ -258,10 +264,93 @@ impl Ledger {
         let mut connection = self.store.reader().acquire().await?;
         Ok(usage::totals_by(
             &mut connection,
-            &view.account_id,
-            &filter,
+            Scope::Account(&view.account_id, &filter),
             GroupBy::Workspace,
         )
         .await?)
     }
+
+    /// Every account's usage in a range (all time without one): totals, by UTC day, by model, and the `top`
+    /// accounts by revenue (at most [`MAX_TOP_ACCOUNTS`]).
+    pub async fn platform_stats(
+        &self,
+        from: Option<Millis>,
+        to: Option<Millis>,
+        top: u32,
+    ) -> Result<PlatformStats, BillingError> {
+        let (from, to) = range(from, to)?;
+        let top = match top {
+            0 => DEFAULT_TOP_ACCOUNTS,
+            top if top as usize > MAX_TOP_ACCOUNTS => {
+                return Err(BillingError::invalid(
+                    "top_accounts",
+                    format!("at most {MAX_TOP_ACCOUNTS}"),
+                ));
+            }
+            top => top as usize,
+        };
+        let scope = Scope::Platform { from, to };
+        let mut connection = self.store.reader().acquire().await?;
+        let mut accounts = usage::totals_by(&mut connection, scope, GroupBy::Account).await?;
+        accounts
+            .sort_by(|(a_id, a), (b_id, b)| b.total_cost.cmp(&a.total_cost).then(a_id.cmp(b_id)));
+        accounts.truncate(top);
+        let mut top_accounts = Vec::with_capacity(accounts.len());
+        for (id, totals) in accounts {
+            let id = AccountId::from(id);
+            let name = accounts::by_id(&mut connection, &id)
+                .await?
+                .map(|account| account.name)
+                .unwrap_or_default();
+            top_accounts.push((id, name, totals));
+        }
+        Ok(PlatformStats {
+            totals: usage::totals(&mut connection, scope).await?,
+            by_day: usage::totals_by(&mut connection, scope, GroupBy::Day)
+                .await?
+                .into_iter()
+                .map(|(days, totals)| (time::day_name(&days), totals))
+                .collect(),
+            by_model: usage::totals_by(&mut connection, scope, GroupBy::Model).await?,
+            top_accounts,
+        })
+    }
+
+    /// The prices `account_id` pays now: for each model a row prices for it (its own rows, the global
+    /// ones, `*`), the row in effect (see [`crate::pricing::effective`]), by model name.
+    pub async fn prices_for(&self, account_id: &AccountId) -> Result<Vec<Price>, BillingError> {
+        let now = time::now_ms();
+        let mut connection = self.store.reader().acquire().await?;
+        let rows = crate::store::pricing::list(&mut connection).await?;
+        let mut models: Vec<&str> = rows
+            .iter()
+            .filter(|row| row.account_id.as_ref().is_none_or(|own| own == account_id))
+            .map(|row| row.model.as_str())
+            .collect();
+        models.sort_unstable();
+        models.dedup();
+        Ok(models
+            .into_iter()
+            .filter_map(|model| {
+                crate::pricing::effective(&rows, account_id, model, now)
+                    // A model whose own rows ended is priced by "*", listed once under its own name.
+                    .filter(|price| price.model == model)
+            })
+            .cloned()
+            .collect())
+    }
+}
+
+/// How many top accounts the platform stats give by default, and at most.
+const DEFAULT_TOP_ACCOUNTS: usize = 10;
+pub const MAX_TOP_ACCOUNTS: usize = 100;
+
+/// Every account's usage (see [`Ledger::platform_stats`]).
+#[derive(Debug, Clone)]
+pub struct PlatformStats {
+    pub totals: Totals,
+    pub by_day: Vec<(String, Totals)>,
+    pub by_model: Vec<(String, Totals)>,
+    /// Account id, name and totals, highest revenue first.
+    pub top_accounts: Vec<(AccountId, String, Totals)>,
 }

@@ -299,6 +299,8 @@ pub struct UsageFilter {
     pub to: Millis,
     pub workspace_id: String,
     pub model: String,
+    /// Only records that ended this way.
+    pub status: Option<UsageStatus>,
 }
 
 impl UsageFilter {
@@ -313,7 +315,59 @@ impl UsageFilter {
 }
 
 const FILTER: &str = "account_id = $1 AND ($2 = '' OR api_key_id = $2) AND timestamp >= $3 \
-    AND timestamp < $4 AND ($5 = '' OR workspace_id = $5) AND ($6 = '' OR model = $6)";
+    AND timestamp < $4 AND ($5 = '' OR workspace_id = $5) AND ($6 = '' OR model = $6) \
+    AND ($7 = '' OR status = $7)";
+
+/// Every account's records in a time range.
+const PLATFORM_FILTER: &str = "timestamp >= $1 AND timestamp < $2";
+
+/// Whose records a query sums: one account's, filtered, or every account's in a time range.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    Account(&'a AccountId, &'a UsageFilter),
+    Platform { from: Millis, to: Millis },
+}
+
+impl Scope<'_> {
+    fn filter(self) -> &'static str {
+        match self {
+            Scope::Account(..) => FILTER,
+            Scope::Platform { .. } => PLATFORM_FILTER,
+        }
+    }
+
+    fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        match self {
+            Scope::Account(account_id, filter) => bind_filter(query, account_id, filter),
+            Scope::Platform { from, to } => query.bind(from).bind(to),
+        }
+    }
+}
+
+/// Binds [`FILTER`]'s `$1` to `$7`.
+fn bind_filter<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    account_id: &AccountId,
+    filter: &UsageFilter,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(account_id.as_str().to_string())
+        .bind(
+            filter
+                .api_key_id
+                .as_ref()
+                .map_or("", ApiKeyId::as_str)
+                .to_string(),
+        )
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.workspace_id.clone())
+        .bind(filter.model.clone())
+        .bind(filter.status.map_or("", UsageStatus::as_str))
+}
 
 /// Newest first, ids below `before`, at most `limit` rows.
 pub async fn list(
@@ -323,22 +377,17 @@ pub async fn list(
     before: i64,
     limit: i64,
 ) -> Result<Vec<UsageRecord>, sqlx::Error> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM usage_records WHERE {FILTER} AND id < $7 ORDER BY id DESC LIMIT $8"
-    ))
-    .bind(account_id.as_str())
-    .bind(filter.api_key_id.as_ref().map_or("", ApiKeyId::as_str))
-    .bind(filter.from)
-    .bind(filter.to)
-    .bind(&filter.workspace_id)
-    .bind(&filter.model)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(connection)
-    .await?
-    .iter()
-    .map(from_row)
-    .collect()
+    let sql = format!(
+        "SELECT {COLUMNS} FROM usage_records WHERE {FILTER} AND id < $8 ORDER BY id DESC LIMIT $9"
+    );
+    bind_filter(sqlx::query(&sql), account_id, filter)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(connection)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 /// Sums over a set of records.
@@ -389,49 +438,37 @@ fn totals_from_row(row: &AnyRow, first: usize) -> Result<Totals, sqlx::Error> {
 
 pub async fn totals(
     connection: &mut AnyConnection,
-    account_id: &AccountId,
-    filter: &UsageFilter,
+    scope: Scope<'_>,
 ) -> Result<Totals, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {SUMS} FROM usage_records WHERE {FILTER}"))
-        .bind(account_id.as_str())
-        .bind(filter.api_key_id.as_ref().map_or("", ApiKeyId::as_str))
-        .bind(filter.from)
-        .bind(filter.to)
-        .bind(&filter.workspace_id)
-        .bind(&filter.model)
-        .fetch_one(connection)
-        .await?;
+    let sql = format!("SELECT {SUMS} FROM usage_records WHERE {}", scope.filter());
+    let row = scope.bind(sqlx::query(&sql)).fetch_one(connection).await?;
     totals_from_row(&row, 0)
 }
 
-/// Totals per value of `column` (model, workspace or UTC day), ordered by that value.
+/// Totals per value of `column` (model, workspace, UTC day or account), ordered by that value.
 pub async fn totals_by(
     connection: &mut AnyConnection,
-    account_id: &AccountId,
-    filter: &UsageFilter,
+    scope: Scope<'_>,
     column: GroupBy,
 ) -> Result<Vec<(String, Totals)>, sqlx::Error> {
     let group = column.as_str();
-    sqlx::query(&format!(
-        "SELECT {group}, {SUMS} FROM usage_records WHERE {FILTER} GROUP BY {group} ORDER BY {group}"
-    ))
-    .bind(account_id.as_str())
-    .bind(filter.api_key_id.as_ref().map_or("", ApiKeyId::as_str))
-    .bind(filter.from)
-    .bind(filter.to)
-    .bind(&filter.workspace_id)
-    .bind(&filter.model)
-    .fetch_all(connection)
-    .await?
-    .iter()
-    .map(|row| {
-        let group = match column {
-            GroupBy::Day => row.try_get::<i64, _>(0)?.to_string(),
-            GroupBy::Model | GroupBy::Workspace => row.try_get(0)?,
-        };
-        Ok((group, totals_from_row(row, 1)?))
-    })
-    .collect()
+    let sql = format!(
+        "SELECT {group}, {SUMS} FROM usage_records WHERE {} GROUP BY {group} ORDER BY {group}",
+        scope.filter()
+    );
+    scope
+        .bind(sqlx::query(&sql))
+        .fetch_all(connection)
+        .await?
+        .iter()
+        .map(|row| {
+            let group = match column {
+                GroupBy::Day => row.try_get::<i64, _>(0)?.to_string(),
+                GroupBy::Model | GroupBy::Workspace | GroupBy::Account => row.try_get(0)?,
+            };
+            Ok((group, totals_from_row(row, 1)?))
+        })
+        .collect()
 }
 
 /// The columns usage can be grouped by.
@@ -441,6 +478,7 @@ pub enum GroupBy {
     Workspace,
     /// The UTC day, as days since 1970-01-01 (the group's text is that number).
     Day,
+    Account,
 }
 
 impl GroupBy {
@@ -449,6 +487,7 @@ impl GroupBy {
             GroupBy::Model => "model",
             GroupBy::Workspace => "workspace_id",
             GroupBy::Day => "CAST(timestamp / 86400000 AS BIGINT)",
+            GroupBy::Account => "account_id",
         }
     }
 }

@@ -129,3 +129,79 @@ impl DiscountTier {
         }
     }
 }
+
+/// What the calling account pays for a model: USD per 1,000 tokens of each class after markup (before any
+/// volume tier), and per call.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountPrice {
+    /// A model name, or `*` for every model without a row of its own.
+    pub model: String,
+    pub input_price_per_1k: Usd,
+    pub output_price_per_1k: Usd,
+    pub cached_input_price_per_1k: Usd,
+    pub cache_write_price_per_1k: Usd,
+    #[serde(rename = "cacheWrite1hPricePer1k")]
+    pub cache_write_1h_price_per_1k: Usd,
+    pub audio_input_price_per_1k: Usd,
+    pub audio_output_price_per_1k: Usd,
+    pub request_fee: Usd,
+    pub effective_from: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountPriceList {
+    pub prices: Vec<AccountPrice>,
+}
+
+impl TryFrom<billing_pb::ListAccountPricesResponse> for AccountPriceList {
+    type Error = ApiError;
+
+    fn try_from(list: billing_pb::ListAccountPricesResponse) -> Result<AccountPriceList, ApiError> {
+        let b = Service::Billing;
+        let prices = list
+            .prices
+            .into_iter()
+            .map(|price| {
+                Ok(AccountPrice {
+                    input_price_per_1k: money(b, "input_price_per_1k", &price.input_price_per_1k)?,
+                    output_price_per_1k: money(
+                        b,
+                        "output_price_per_1k",
+                        &price.output_price_per_1k,
+                    )?,
+                    cached_input_price_per_1k: money(
+                        b,
+                        "cached_input_price_per_1k",
+                        &price.cached_input_price_per_1k,
+                    )?,
+                    cache_write_price_per_1k: money(
+                        b,
+                        "cache_write_price_per_1k",
+                        &price.cache_write_price_per_1k,
+                    )?,
+                    cache_write_1h_price_per_1k: money(
+                        b,
+                        "cache_write_1h_price_per_1k",
+                        &price.cache_write_1h_price_per_1k,
+                    )?,
+                    audio_input_price_per_1k: money(
+                        b,
+                        "audio_input_price_per_1k",
+                        &price.audio_input_price_per_1k,
+                    )?,
+                    audio_output_price_per_1k: money(
+                        b,
+                        "audio_output_price_per_1k",
+                        &price.audio_output_price_per_1k,
+                    )?,
+                    request_fee: money(b, "request_fee", &price.request_fee)?,
+                    effective_from: time("account_price.effective_from", price.effective_from)?,
+                    model: price.model,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?;
+        Ok(AccountPriceList { prices })
+    }
+}

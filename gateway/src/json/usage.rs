@@ -1,7 +1,7 @@
 //! Usage records, their totals and statistics.
 
 use proto::billing::v1 as billing_pb;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::*;
@@ -9,7 +9,7 @@ use crate::error::{ApiError, Service};
 use crate::money::Usd;
 
 /// How an execution ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UsageStatus {
     Completed,
@@ -22,6 +22,15 @@ pub enum UsageStatus {
 }
 
 impl UsageStatus {
+    pub fn to_wire(self) -> billing_pb::UsageStatus {
+        match self {
+            UsageStatus::Completed => billing_pb::UsageStatus::Completed,
+            UsageStatus::StoppedByCredit => billing_pb::UsageStatus::StoppedByCredit,
+            UsageStatus::Cancelled => billing_pb::UsageStatus::Cancelled,
+            UsageStatus::Failed => billing_pb::UsageStatus::Failed,
+        }
+    }
+
     fn from_wire(value: billing_pb::UsageStatus) -> Result<UsageStatus, ApiError> {
         match value {
             billing_pb::UsageStatus::Completed => Ok(UsageStatus::Completed),
@@ -319,6 +328,68 @@ impl TryFrom<billing_pb::ListUsageResponse> for UsagePage {
                 .map(TryInto::try_into)
                 .collect::<Result<_, _>>()?,
             next_cursor: response.next_cursor,
+        })
+    }
+}
+
+/// The usage of one account, named.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountUsage {
+    pub account_id: String,
+    pub name: String,
+    pub totals: UsageTotals,
+}
+
+/// Every account's usage over a range, with provider cost and margin (the operator's overview).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformStats {
+    pub totals: UsageTotals,
+    /// By UTC day with usage, oldest first.
+    pub by_day: Vec<DayUsage>,
+    pub by_model: Vec<ModelUsage>,
+    /// Highest revenue first.
+    pub top_accounts: Vec<AccountUsage>,
+}
+
+impl TryFrom<billing_pb::PlatformStats> for PlatformStats {
+    type Error = ApiError;
+
+    fn try_from(stats: billing_pb::PlatformStats) -> Result<PlatformStats, ApiError> {
+        Ok(PlatformStats {
+            totals: stats.totals.try_into()?,
+            by_day: stats
+                .by_day
+                .into_iter()
+                .map(|entry| {
+                    Ok(DayUsage {
+                        totals: entry.totals.try_into()?,
+                        day: entry.day,
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
+            by_model: stats
+                .by_model
+                .into_iter()
+                .map(|entry| {
+                    Ok(ModelUsage {
+                        totals: entry.totals.try_into()?,
+                        model: entry.model,
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
+            top_accounts: stats
+                .top_accounts
+                .into_iter()
+                .map(|entry| {
+                    Ok(AccountUsage {
+                        totals: entry.totals.try_into()?,
+                        account_id: entry.account_id,
+                        name: entry.name,
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
         })
     }
 }

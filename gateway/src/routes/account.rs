@@ -11,9 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::ApiError;
 use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
 use crate::json::{
-    Account, Alerts, AutoRecharge, AutoRechargeBody, CreateWebhookBody, EventPage, GrantList,
-    KeySpendList, Stats, Timestamp, TransactionPage, TransactionType, UsagePage, WebhookEndpoint,
-    WebhookList, WorkspaceList,
+    Account, AccountPriceList, Alerts, AutoRecharge, AutoRechargeBody, CreateWebhookBody,
+    EventPage, GrantList, KeySpendList, Stats, Timestamp, TransactionPage, TransactionType,
+    UsagePage, WebhookEndpoint, WebhookList, WorkspaceList,
 };
 use crate::money::Usd;
 use crate::openapi::{CustomerErrors, CustomerWriteErrors};
@@ -63,7 +63,7 @@ pub fn time_range(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<pb::
 }
 
 /// `limit` is optional (billing's default, 100) and else 1..=1000.
-fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(0),
         Some(limit) if (1..=MAX_PAGE_LIMIT).contains(&limit) => Ok(limit),
@@ -176,6 +176,29 @@ pub async fn usage(
         .map_err(ApiError::billing)?
         .into_inner();
     Ok(Json(page.try_into()?))
+}
+
+/// The prices the caller's account pays, per model in effect now: each class per 1,000 tokens after markup
+/// (before any volume tier) and the request fee. `*` prices every model without a row of its own.
+#[utoipa::path(
+    get,
+    path = "/billing/prices",
+    tag = "billing",
+    security(("bearer" = [])),
+    responses((status = 200, body = AccountPriceList), CustomerErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn prices(
+    State(state): State<AppState>,
+    context: CallContext,
+) -> Result<Json<AccountPriceList>, ApiError> {
+    let list = state
+        .account()
+        .list_prices(context.request(pb::ListAccountPricesRequest {}))
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(list.try_into()?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -14,12 +14,12 @@ use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
 use crate::json::{
     Account, AccountPage, AccountWithKeys, Alerts, ApiKey, CreateWebhookBody, CreatedKey,
     DiscountTier, EventPage, GrantCategory, GrantList, KeyList, KeyPolicy, KeyType, LedgerEntry,
-    Price, PriceList, Redelivery, Role, Stats, Timestamp, WebhookEndpoint, WebhookList,
-    optional_object,
+    PlatformStats, Price, PriceList, Redelivery, Role, Stats, Timestamp, TransactionPage,
+    TransactionType, UsagePage, UsageStatus, WebhookEndpoint, WebhookList, optional_object,
 };
 use crate::money::Usd;
 use crate::openapi::AdminErrors;
-use crate::routes::account::{RangeQuery, time_range};
+use crate::routes::account::{RangeQuery, page_limit, time_range};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -328,6 +328,171 @@ pub async fn set_limits(
         .map_err(ApiError::billing)?
         .into_inner();
     Ok(Json(account.try_into()?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountUsageQuery {
+    /// Page size, 1..=1000; default 100.
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Inclusive lower bound, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<Timestamp>,
+    /// Exclusive upper bound, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<Timestamp>,
+    pub workspace_id: Option<String>,
+    pub model: Option<String>,
+    /// Only this key's records (a key of the account).
+    pub api_key_id: Option<String>,
+    /// Only records that ended this way.
+    #[param(inline)]
+    pub status: Option<UsageStatus>,
+}
+
+/// One account's usage records, newest first, cursor paginated, with each call's usage id, key, endpoint,
+/// provider, tokens by class, costs, provider cost and duration.
+#[utoipa::path(
+    get,
+    path = "/admin/accounts/{accountId}/usage",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("accountId" = String, Path, description = "The account's id"), AccountUsageQuery),
+    responses((status = 200, body = UsagePage), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(account_id = %account_id))]
+pub async fn account_usage(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(account_id): PathParams<String>,
+    QueryParams(query): QueryParams<AccountUsageQuery>,
+) -> Result<Json<UsagePage>, ApiError> {
+    let request = context.request(pb::ListAccountUsageRequest {
+        account_id,
+        query: Some(pb::ListUsageRequest {
+            limit: page_limit(query.limit)?,
+            cursor: query.cursor,
+            range: time_range(query.from, query.to),
+            workspace_id: query.workspace_id,
+            model: query.model,
+            api_key_id: query.api_key_id,
+        }),
+        status: query
+            .status
+            .map_or(pb::UsageStatus::Unspecified, UsageStatus::to_wire)
+            .into(),
+    });
+    let page = state
+        .admin()
+        .list_account_usage(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(page.try_into()?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountTransactionQuery {
+    /// Page size, 1..=1000; default 100.
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only transactions of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type", inline)]
+    pub kind: Option<TransactionType>,
+    /// Only this key's rows (a key of the account).
+    pub api_key_id: Option<String>,
+}
+
+/// One account's ledger, newest first, cursor paginated.
+#[utoipa::path(
+    get,
+    path = "/admin/accounts/{accountId}/transactions",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("accountId" = String, Path, description = "The account's id"), AccountTransactionQuery),
+    responses((status = 200, body = TransactionPage), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(account_id = %account_id))]
+pub async fn account_transactions(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(account_id): PathParams<String>,
+    QueryParams(query): QueryParams<AccountTransactionQuery>,
+) -> Result<Json<TransactionPage>, ApiError> {
+    let kind = query
+        .kind
+        .map_or(pb::TransactionType::Unspecified, TransactionType::to_wire);
+    let request = context.request(pb::ListAccountTransactionsRequest {
+        account_id,
+        query: Some(pb::ListTransactionsRequest {
+            limit: page_limit(query.limit)?,
+            cursor: query.cursor,
+            r#type: kind.into(),
+        }),
+        api_key_id: query.api_key_id,
+    });
+    let page = state
+        .admin()
+        .list_account_transactions(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(page.try_into()?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformStatsQuery {
+    /// Inclusive lower bound, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<Timestamp>,
+    /// Exclusive upper bound, RFC 3339.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<Timestamp>,
+    /// How many top accounts, 1..=100; default 10.
+    pub top_accounts: Option<u32>,
+}
+
+/// Revenue, provider cost and margin over every account: totals, by UTC day, by model, and the top
+/// accounts by revenue.
+#[utoipa::path(
+    get,
+    path = "/admin/stats",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(PlatformStatsQuery),
+    responses((status = 200, body = PlatformStats), AdminErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn platform_stats(
+    State(state): State<AppState>,
+    context: CallContext,
+    QueryParams(query): QueryParams<PlatformStatsQuery>,
+) -> Result<Json<PlatformStats>, ApiError> {
+    if query.top_accounts == Some(0) {
+        return Err(ApiError::InvalidRequest(
+            "`topAccounts` must be between 1 and 100".into(),
+        ));
+    }
+    let request = context.request(pb::GetPlatformStatsRequest {
+        range: time_range(query.from, query.to),
+        top_accounts: query.top_accounts.unwrap_or(0),
+    });
+    let stats = state
+        .admin()
+        .get_platform_stats(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(stats.try_into()?))
 }
 
 /// Any account's stats over `[from, to)`.

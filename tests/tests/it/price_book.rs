@@ -858,3 +858,138 @@ async fn openai_cached_and_reasoning_tokens_are_priced_end_to_end() {
     );
     assert_ledger_invariants(&stack.billing.database).await;
 }
+
+/// The operator's views of money (issue 26): one account's calls (filtered by key, model and status, each
+/// with its provider cost) and ledger rows, the overview over every account with the top accounts by
+/// revenue; and the customer's own price list, charged prices only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_sees_each_accounts_calls_ledger_and_the_overview() {
+    let stack = Stack::start(Backend::Sqlite).await;
+    let admin = stack.billing.admin_key.clone();
+    let big = stack.funded_key("big spender", "5").await;
+    let small = stack.funded_key("small spender", "5").await;
+    let chat =
+        |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "Hello"}]});
+    for _ in 0..3 {
+        let answer = stack
+            .post("/v1/chat/completions", &big, chat("mock-usage-2000-500"))
+            .await;
+        assert_eq!(answer.status, reqwest::StatusCode::OK, "{}", answer.text);
+    }
+    let failed = stack
+        .post("/v1/chat/completions", &big, chat("mock-fail-500"))
+        .await;
+    assert!(failed.status.is_server_error(), "{}", failed.text);
+    stack
+        .post("/v1/chat/completions", &small, chat("mock-usage-10-10"))
+        .await;
+    let account = stack.get("/billing/account", &big).await;
+    let (account_id, key_id) = (
+        account.json["accountId"].as_str().unwrap().to_string(),
+        account.json["apiKeyId"].as_str().unwrap().to_string(),
+    );
+
+    let calls = stack
+        .get(
+            &format!("/admin/accounts/{account_id}/usage?status=completed&model=mock-usage-2000-500&apiKeyId={key_id}"),
+            &admin,
+        )
+        .await;
+    assert_eq!(calls.status, reqwest::StatusCode::OK, "{}", calls.text);
+    let records = calls.json["records"].as_array().unwrap();
+    assert_eq!(records.len(), 3, "{}", calls.text);
+    for record in records {
+        assert_eq!(record["status"], "completed");
+        assert!(record["providerCost"].is_number(), "{record}");
+        assert!(record["durationMs"].is_number() && record["endpoint"] == "/v1/chat/completions");
+    }
+    let failed_calls = stack
+        .get(
+            &format!("/admin/accounts/{account_id}/usage?status=failed"),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        failed_calls.json["records"].as_array().unwrap().len(),
+        1,
+        "{}",
+        failed_calls.text
+    );
+    let ledger = stack
+        .get(
+            &format!("/admin/accounts/{account_id}/transactions?type=usage_deduction"),
+            &admin,
+        )
+        .await;
+    assert_eq!(ledger.status, reqwest::StatusCode::OK, "{}", ledger.text);
+    assert_eq!(
+        ledger.json["transactions"].as_array().unwrap().len(),
+        3,
+        "{}",
+        ledger.text
+    );
+    // A customer key is refused on the operator's routes.
+    let refused = stack
+        .get(&format!("/admin/accounts/{account_id}/usage"), &big)
+        .await;
+    assert_eq!(
+        refused.status,
+        reqwest::StatusCode::FORBIDDEN,
+        "{}",
+        refused.text
+    );
+
+    let overview = stack.get("/admin/stats?topAccounts=5", &admin).await;
+    assert_eq!(
+        overview.status,
+        reqwest::StatusCode::OK,
+        "{}",
+        overview.text
+    );
+    let top = overview.json["topAccounts"].as_array().unwrap();
+    assert_eq!(top.len(), 2, "{}", overview.text);
+    assert_eq!(top[0]["name"], "big spender");
+    let revenue = |totals: &serde_json::Value| dec(&totals["totalCost"].to_string());
+    assert_eq!(
+        revenue(&overview.json["totals"]),
+        revenue(&top[0]["totals"]) + revenue(&top[1]["totals"])
+    );
+    let totals = &overview.json["totals"];
+    assert_eq!(
+        dec(&totals["margin"].to_string()),
+        revenue(totals) - dec(&totals["providerCost"].to_string())
+    );
+    assert_eq!(overview.json["byDay"].as_array().unwrap().len(), 1);
+
+    // The customer's price list: what it pays, never the base price or the markup.
+    stack
+        .post(
+            "/admin/prices",
+            &admin,
+            json!({"model": "gpt-4o-mini", "baseInputPricePer1k": 0.00015, "baseOutputPricePer1k": 0.0006,
+                "baseCachedInputPricePer1k": 0.000075, "markup": 1.2, "accountId": account_id}),
+        )
+        .await;
+    let prices = stack.get("/billing/prices", &big).await;
+    assert_eq!(prices.status, reqwest::StatusCode::OK, "{}", prices.text);
+    let list = prices.json["prices"].as_array().unwrap();
+    let mini = list
+        .iter()
+        .find(|price| price["model"] == "gpt-4o-mini")
+        .unwrap();
+    assert_eq!(mini["inputPricePer1k"].to_string(), "0.00018");
+    assert_eq!(mini["cachedInputPricePer1k"].to_string(), "0.00009");
+    assert!(mini.get("markup").is_none() && mini.get("baseInputPricePer1k").is_none());
+    assert!(list.iter().any(|price| price["model"] == "*"));
+    let others = stack.get("/billing/prices", &small).await;
+    assert!(
+        !others.json["prices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|price| price["model"] == "gpt-4o-mini"),
+        "another account's own price is not listed: {}",
+        others.text
+    );
+    assert_ledger_invariants(&stack.billing.database).await;
+}
