@@ -1,10 +1,16 @@
 //! What can go wrong on a page, and how each is shown: a signed-out visitor goes to the sign-in page, a
 //! refusal from billing-svc is shown in words with the matching HTTP status, never a 500 for what a visitor
 //! sent.
+//!
+//! Only the session's own check (`ConsoleService/CurrentSession`, made for every page by
+//! [`crate::session::Viewer`]) can end a session: a refusal of any other call, whatever its code, is about what
+//! that call asked (a revoked key cannot be rotated: FAILED_PRECONDITION with reason `key_revoked`) and is
+//! shown on the page, the visitor still signed in.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::render;
 use crate::session;
@@ -32,16 +38,40 @@ pub enum PageError {
 }
 
 impl From<tonic::Status> for PageError {
+    /// A refusal of a page's call is shown on the page; it never ends the session (see the module's notes).
     fn from(status: tonic::Status) -> PageError {
+        PageError::Api(status)
+    }
+}
+
+impl PageError {
+    /// The refusal of the session's own check: UNAUTHENTICATED ends the session, anything else is shown.
+    pub fn from_session_check(status: tonic::Status) -> PageError {
         match status.code() {
             Code::Unauthenticated => PageError::SignedOut,
             _ => PageError::Api(status),
         }
     }
-}
 
-impl PageError {
-    fn status(&self) -> StatusCode {
+    /// billing-svc refused to change a key because it is revoked (FAILED_PRECONDITION, reason `key_revoked`).
+    pub fn is_key_revoked(&self) -> bool {
+        match self {
+            PageError::Api(status) => {
+                status.code() == Code::FailedPrecondition
+                    && status
+                        .get_details_error_info()
+                        .is_some_and(|info| info.reason == "key_revoked")
+            }
+            PageError::SignedOut
+            | PageError::Forbidden(_)
+            | PageError::Csrf
+            | PageError::Invalid(_)
+            | PageError::Render(_) => false,
+        }
+    }
+
+    /// The HTTP status the page is answered with.
+    pub fn http_status(&self) -> StatusCode {
         match self {
             PageError::SignedOut => StatusCode::SEE_OTHER,
             PageError::Forbidden(_) | PageError::Csrf => StatusCode::FORBIDDEN,
@@ -76,7 +106,7 @@ impl IntoResponse for PageError {
         if let PageError::Render(error) = &self {
             tracing::error!(error = ?error, "console page failed to render");
         }
-        let status = self.status();
+        let status = self.http_status();
         let message = self.to_string();
         match render::error_page(status, &message) {
             Ok(page) => (status, page).into_response(),

@@ -14,7 +14,10 @@ mod error;
 mod forms;
 mod pages;
 mod render;
+mod reveal;
 mod session;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -28,11 +31,16 @@ pub use error::PageError;
 pub struct ConsoleState {
     /// The gateway's channel to billing-svc.
     billing: Channel,
+    /// Secrets waiting for the one page that shows them ([`reveal`]).
+    reveals: Arc<reveal::Reveals>,
 }
 
 impl ConsoleState {
     pub fn new(billing: Channel) -> ConsoleState {
-        ConsoleState { billing }
+        ConsoleState {
+            billing,
+            reveals: Arc::default(),
+        }
     }
 }
 
@@ -96,6 +104,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: ConsoleState) -> Router<S
         .route(
             "/console/admin/accounts/{id}/tiers",
             post(operator::set_tiers),
+        )
+        .route(
+            "/console/admin/new-key/{reference}",
+            get(operator::key_shown_once),
         )
         .route(
             "/console/admin/keys/{id}",

@@ -16,6 +16,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("sign_in.html", include_str!("../templates/sign_in.html")),
     ("error.html", include_str!("../templates/error.html")),
+    ("refused.html", include_str!("../templates/refused.html")),
+    (
+        "key_state.html",
+        include_str!("../templates/key_state.html"),
+    ),
     ("overview.html", include_str!("../templates/overview.html")),
     ("usage.html", include_str!("../templates/usage.html")),
     (
@@ -65,6 +70,7 @@ static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
         }
     }
     environment.add_filter("when", when);
+    environment.add_filter("utc_day", utc_day);
     environment
 });
 
@@ -90,6 +96,39 @@ fn when(value: Option<String>) -> Value {
         escape(&text),
         escape(&short),
         escape(&short)
+    ))
+}
+
+/// An expiry set as a UTC day (a grant's, a key's: the form's "Expires (UTC day)", stored as the start of that
+/// day) as that UTC date, labelled UTC; `data-utc` keeps the console's script from moving it into the
+/// viewer's time zone, where the day would read as the evening before in the Americas. A moment that is not
+/// the start of a day keeps its time, still in UTC.
+fn utc_day(value: Option<String>) -> Value {
+    let Some(text) = value.filter(|text| !text.is_empty()) else {
+        return Value::from("—");
+    };
+    let shown = match chrono::DateTime::parse_from_rfc3339(&text) {
+        Ok(at) => {
+            let at = at.with_timezone(&chrono::Utc);
+            if at.time() == chrono::NaiveTime::MIN {
+                format!("{} (UTC)", at.format("%Y-%m-%d"))
+            } else {
+                format!("{} UTC", at.format("%Y-%m-%d %H:%M:%S"))
+            }
+        }
+        Err(_) => text.clone(),
+    };
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    Value::from_safe_string(format!(
+        r#"<time datetime="{}" data-utc title="{}">{}</time>"#,
+        escape(&text),
+        escape(&shown),
+        escape(&shown)
     ))
 }
 
@@ -166,6 +205,7 @@ mod tests {
     fn every_template_compiles() {
         let mut environment = Environment::new();
         environment.add_filter("when", when);
+        environment.add_filter("utc_day", utc_day);
         for (name, source) in TEMPLATES {
             environment
                 .add_template(name, source)
@@ -185,6 +225,45 @@ mod tests {
                 })
             })
             .unwrap_or_else(|error| panic!("{template}: {error:#}"))
+    }
+
+    #[test]
+    fn a_utc_day_expiry_is_shown_as_its_utc_date_and_not_localised() {
+        let html = utc_day(Some("2025-01-31T00:00:00Z".to_string())).to_string();
+        assert_eq!(
+            html,
+            r#"<time datetime="2025-01-31T00:00:00Z" data-utc title="2025-01-31 (UTC)">2025-01-31 (UTC)</time>"#
+        );
+        let later = utc_day(Some("2025-01-31T16:30:00Z".to_string())).to_string();
+        assert!(later.contains(">2025-01-31 16:30:00 UTC<"), "{later}");
+        assert_eq!(utc_day(None).to_string(), "—");
+    }
+
+    #[test]
+    fn a_revoked_key_is_shown_revoked_with_no_actions() {
+        let key = |state: &str| {
+            json!({"id": state, "name": state, "hint": "tb_…", "role": "owner", "spent_today": "0",
+                   "spent_this_month": "0", "policy": "none", "state": state, "live": state == "live",
+                   "revoked_at": "2025-01-02T03:04:05Z", "expires_at": "2025-01-01T00:00:00Z"})
+        };
+        let html = render(
+            "admin_account.html",
+            json!({
+                "account": {"id": "acct"},
+                "keys": [key("live"), key("revoked"), key("expired")],
+                "range": {"from": "2025-01-01", "to": "2025-01-31"},
+                "totals": {"requests": 0, "revenue": "0"},
+                "models": [], "days": [], "tier_rows": [],
+            }),
+        );
+        assert_eq!(html.matches("/rotate").count(), 1, "{html}");
+        assert_eq!(html.matches("/revoke").count(), 1);
+        assert!(html.contains("<strong>revoked</strong> <time"));
+        assert!(
+            html.contains(
+                "<strong>expired</strong> <time datetime=\"2025-01-01T00:00:00Z\" data-utc"
+            )
+        );
     }
 
     #[test]

@@ -101,7 +101,8 @@ impl FromRequestParts<ConsoleState> for Viewer {
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(PageError::SignedOut)?;
         let session = ConsoleServiceClient::new(state.billing.clone())
             .current_session(bearer_request(&token, pb::CurrentSessionRequest {}))
-            .await?
+            .await
+            .map_err(PageError::from_session_check)?
             .into_inner();
         Ok(Viewer {
             token,
@@ -282,6 +283,7 @@ pub async fn sign_out(
     viewer.check_csrf(&form.csrf)?;
     ConsoleServiceClient::new(state.billing.clone())
         .sign_out(viewer.request(pb::SignOutRequest {}))
-        .await?;
+        .await
+        .map_err(PageError::from_session_check)?;
     Ok(([clear_cookie()], Redirect::to("/console/sign-in")).into_response())
 }

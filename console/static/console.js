@@ -1,5 +1,6 @@
 // The console's only script (progressive enhancement: every page works without it).
-// - Times: each <time datetime> is shown in the viewer's time zone; UTC stays in its title (on hover).
+// - Times: each <time datetime> is shown in the viewer's time zone, naming the zone; UTC stays in its title
+//   (on hover). A <time data-utc> (an expiry set as a UTC day) stays as written, in UTC.
 // - Copy buttons: data-copy="<id>" copies that element's text.
 // - Forms with data-confirm ask before they are sent.
 // - Price form: each <output data-charged="<field>"> shows that base price × the markup as it is typed,
@@ -7,11 +8,12 @@
 //   warning while it holds "*".
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
-  document.querySelectorAll("time[datetime]").forEach(function (node) {
+  document.querySelectorAll("time[datetime]:not([data-utc])").forEach(function (node) {
     var at = new Date(node.getAttribute("datetime"));
     if (!isNaN(at.getTime())) {
       node.textContent = at.toLocaleString(undefined, {
-        year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit"
+        year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+        timeZoneName: "short"
       });
     }
   });

@@ -147,6 +147,15 @@ async function cells(row) {
   check(key.startsWith("tb_prod_"), `the key is shown once: ${key.slice(0, 8)}…`);
   await screen(page, "operator-key-created");
   result.key = key;
+  // Post/redirect/get: the key's page was reached by a redirect holding no secret; reloading it makes no
+  // second key and does not show the key again.
+  check(!page.url().includes(key) && /\/console\/admin\/new-key\/[0-9a-f]+$/.test(page.url()), `the key's page: ${page.url()}`);
+  await page.reload();
+  await page.waitForLoadState();
+  check(await page.getByTestId("key-gone").isVisible(), "a reload says the key was shown once");
+  check(!(await page.content()).includes(key), "a reload does not show the key again");
+  await page.goto(accountUrl);
+  check(await page.locator("tr[data-key]").count() === 1, "the reload created no second key");
 
   // Promotional credit with an expiry, paid credit, caps.
   await page.goto(accountUrl);
@@ -156,6 +165,8 @@ async function cells(row) {
   await page.getByRole("button", { name: "Add credits" }).click();
   await page.waitForLoadState();
   check((await page.getByRole("status").textContent()).includes("Credits added"), "promotional credit added");
+  // An expiry set as a UTC day is shown as that UTC date, labelled UTC, whatever the viewer's time zone.
+  check(await page.getByText(`${today(30)} (UTC)`, { exact: true }).first().isVisible(), "the grant's expiry is its UTC day");
   await page.locator("#credit_amount").fill("8.25");
   await page.locator("#category").selectOption("paid");
   await page.getByRole("button", { name: "Add credits" }).click();
@@ -191,6 +202,43 @@ async function cells(row) {
   await page.waitForLoadState();
   check((await page.getByRole("status").textContent()).includes("Key saved"), "policy saved");
   check(await page.getByText("100 req/min").isVisible(), "the key's policy is shown");
+
+  // A key revoked in one tab, then rotated from another tab's stale page: billing-svc refuses (409,
+  // key_revoked), the page says so in words, the operator stays signed in, and the key is listed as revoked
+  // with nothing left to do to it.
+  await page.locator("#key_name").fill("scratch");
+  await page.getByRole("button", { name: "Create key" }).click();
+  await page.waitForLoadState();
+  check((await page.getByTestId("new-key").textContent()).trim().startsWith("tb_prod_"), "a second key");
+  await page.goto(accountUrl);
+  const other = await context.newPage();
+  other.on("framenavigated", (frame) => { if (frame === other.mainFrame()) { visited.push(frame.url()); } });
+  await other.goto(accountUrl);
+  other.once("dialog", (dialog) => dialog.accept());
+  await other.getByRole("button", { name: "Revoke scratch" }).click();
+  await other.waitForLoadState();
+  check((await other.getByRole("status").textContent()).includes("Key revoked"), "key revoked");
+  const revokedRow = other.locator('tr[data-state="revoked"]');
+  check(await revokedRow.count() === 1, "the revoked key is listed as revoked");
+  check(/revoked\s+\S/.test((await revokedRow.locator('[data-col="state"]').textContent()).trim()), "revoked with its date");
+  check(await revokedRow.locator("button, a").count() === 0, "no actions on a revoked key");
+  await other.close();
+  page.once("dialog", (dialog) => dialog.accept());
+  const [rotated] = await Promise.all([
+    page.waitForResponse((response) => response.url().endsWith("/rotate")),
+    page.getByRole("button", { name: "Rotate scratch" }).click(),
+  ]);
+  await page.waitForLoadState();
+  check(rotated.status() === 409, `rotating a revoked key: ${rotated.status()}`);
+  check((await page.getByTestId("refusal").textContent()).includes("revoked"), "the refusal in words");
+  check(await page.getByRole("button", { name: "Sign out" }).isVisible(), "still signed in on the refusal");
+  await screen(page, "operator-key-revoked-refusal");
+  await page.goto(accountUrl);
+  check(page.url().startsWith(accountUrl), `the operator is still signed in: ${page.url()}`);
+  check(await page.locator('tr[data-state="revoked"] button').count() === 0, "still no actions on the revoked key");
+  check(await page.locator('tr[data-state="live"]').count() === 1, "the other key is live");
+  const editRevoked = await page.request.get(`${GATEWAY}/console/admin/keys/${await page.locator('tr[data-state="revoked"]').getAttribute("data-key")}?account_id=${result.accountId}`);
+  check(editRevoked.status() === 409, `editing a revoked key: ${editRevoked.status()}`);
 
   // Any form without its CSRF token is refused.
   const forged = await page.request.post(`${accountUrl}/credits`, { form: { amount: "100" } });
@@ -404,10 +452,18 @@ async function cells(row) {
 // --- A member key cannot open owner pages ------------------------------------------------------------
 {
   const member = await api("POST", "/admin/keys", ADMIN_KEY,
-    { name: "intern", keyType: "standard", accountId: result.accountId, role: "member" });
+    { name: "intern", keyType: "standard", accountId: result.accountId, role: "member",
+      policy: { dailyLimit: "1.25", monthlyLimit: "7" } });
   check(member.status === 201, `member key: ${member.text}`);
   const { context, page } = await newPage();
   await signIn(page, member.json.key);
+  // A member's overview: its own spend against its own caps, the account's caps apart.
+  const spentToday = (await page.getByTestId("spent-today").textContent()).trim();
+  const spentMonth = (await page.getByTestId("spent-month").textContent()).trim();
+  check(/^[0-9.]+ USD of this key's 1\.25 USD daily cap$/.test(spentToday), `the member's own daily cap: ${spentToday}`);
+  check(/^[0-9.]+ USD of this key's 7 USD monthly cap$/.test(spentMonth), `the member's own monthly cap: ${spentMonth}`);
+  check((await page.getByTestId("account-daily-cap").textContent()).includes("5 USD"), "the account's daily cap apart");
+  await screen(page, "member-overview");
   check(!(await page.getByRole("link", { name: "Keys" }).count()), "no Keys link for a member");
   for (const path of ["keys", "webhooks", "settings"]) {
     const response = await page.goto(`${GATEWAY}/console/${path}`);
@@ -419,9 +475,10 @@ async function cells(row) {
 }
 
 await browser.close();
-// The refusals the journey provoked (a wrong key: 401; a member's pages: 403) are logged by the browser too;
+// The refusals the journey provoked (a wrong key: 401; a member's pages: 403; rotating a revoked key: 409)
+// are logged by the browser too;
 // anything else (a CSP violation, a missing asset, a script error) fails.
-const unexpected = consoleErrors.filter((text) => !/status of 40[13] /.test(text));
+const unexpected = consoleErrors.filter((text) => !/status of 40[139] /.test(text));
 check(unexpected.length === 0, `browser console errors: ${JSON.stringify(unexpected)}`);
 for (const url of visited) {
   check(!url.includes(result.key) && !url.includes(ADMIN_KEY) && !url.includes(result.memberKey), `a key in the URL ${url}`);

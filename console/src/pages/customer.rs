@@ -44,6 +44,18 @@ fn this_month() -> pb::TimeRange {
     }
 }
 
+/// Whether this viewer can top up here: an owner, with payments configured.
+async fn payments_configured(state: &ConsoleState, viewer: &Viewer) -> Result<bool, PageError> {
+    if !viewer.owner() {
+        return Ok(false);
+    }
+    Ok(client(state)
+        .get_auto_recharge(viewer.request(pb::GetAutoRechargeRequest {}))
+        .await?
+        .into_inner()
+        .payments_configured)
+}
+
 /// The overview: balance, holds, spend against the caps, a low-balance warning and top-up.
 pub async fn overview(
     State(state): State<ConsoleState>,
@@ -62,14 +74,19 @@ pub async fn overview(
         }))
         .await?
         .into_inner();
-    let payments = if viewer.owner() {
+    let payments = payments_configured(&state, &viewer).await?;
+    // A member's spend is its key's: shown against the key's own caps (its policy), beside the account's.
+    // (`ListKeys` answers a member with itself alone.)
+    let own_key = if viewer.owner() {
+        None
+    } else {
         billing
-            .get_auto_recharge(viewer.request(pb::GetAutoRechargeRequest {}))
+            .list_keys(viewer.request(pb::ListAccountKeysRequest {}))
             .await?
             .into_inner()
-            .payments_configured
-    } else {
-        false
+            .keys
+            .first()
+            .map(key_spend)
     };
     let decimal = |text: &str| text.parse::<Decimal>().unwrap_or_default();
     let available = decimal(&account_pb.credits_balance) - decimal(&account_pb.held_credits);
@@ -86,6 +103,7 @@ pub async fn overview(
         "models": by_model(&stats),
         "low": low,
         "payments": payments,
+        "own_key": own_key,
     });
     Ok(page("overview.html", &viewer, "Overview", "overview", data)?.into_response())
 }
@@ -513,7 +531,11 @@ pub async fn grants(
         }))
         .await?
         .into_inner();
-    let data = json!({"grants": list.grants.iter().map(grant).collect::<Vec<_>>()});
+    let payments = payments_configured(&state, &viewer).await?;
+    let data = json!({
+        "grants": list.grants.iter().map(grant).collect::<Vec<_>>(),
+        "payments": payments,
+    });
     Ok(page("grants.html", &viewer, "Grants", "grants", data)?.into_response())
 }
 
@@ -586,13 +608,28 @@ async fn webhooks_page(
     page("webhooks.html", viewer, "Webhooks", "webhooks", data)
 }
 
-/// The account's webhook endpoints (owners).
+#[derive(Debug, Deserialize, Default)]
+pub struct WebhooksQuery {
+    /// The one-time reference of a signing secret just made ([`crate::reveal`]).
+    shown: Option<String>,
+}
+
+/// The account's webhook endpoints (owners), and once, right after one was added, its signing secret.
 pub async fn webhooks(
     State(state): State<ConsoleState>,
     viewer: Viewer,
+    Query(query): Query<WebhooksQuery>,
 ) -> Result<Response, PageError> {
     viewer.require_owner()?;
-    Ok(webhooks_page(&state, &viewer, None).await?.into_response())
+    let created = query.shown.as_deref().map(|reference| {
+        state
+            .reveals
+            .take(&viewer.csrf, reference)
+            .unwrap_or_else(|| json!({"gone": true}))
+    });
+    Ok(webhooks_page(&state, &viewer, created)
+        .await?
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -603,7 +640,8 @@ pub struct WebhookForm {
     event_types: String,
 }
 
-/// Adds an endpoint and shows its signing secret once.
+/// Adds an endpoint and sends the browser to the page that shows its signing secret once (post/redirect/get:
+/// the URL holds only a one-time reference).
 pub async fn create_webhook(
     State(state): State<ConsoleState>,
     viewer: Viewer,
@@ -619,9 +657,8 @@ pub async fn create_webhook(
         .await?
         .into_inner();
     let shown = json!({"url": created.url, "secret": created.secret});
-    Ok(webhooks_page(&state, &viewer, Some(shown))
-        .await?
-        .into_response())
+    let reference = state.reveals.put(&viewer.csrf, shown);
+    Ok(Redirect::to(&format!("/console/webhooks?shown={reference}")).into_response())
 }
 
 /// Removes an endpoint.

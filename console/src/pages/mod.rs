@@ -111,13 +111,56 @@ pub fn key_spend(spend: &pb::KeySpend) -> Value {
             rules.push(format!("models: {}", models.models.join(", ")));
         }
     }
+    let state = KeyState::of(&key, Utc::now());
     json!({
         "id": key.id, "name": key.name, "hint": key.hint,
         "role": enum_name(key.role().as_str_name(), "ROLE_"),
         "spent_today": spend.spent_today, "spent_this_month": spend.spent_this_month,
         "expires_at": time(key.expires_at.as_ref()), "created_at": time(key.created_at.as_ref()),
+        "revoked_at": time(key.revoked_at.as_ref()),
+        "state": state.name(),
+        "live": state == KeyState::Live,
         "policy": if rules.is_empty() { "none".to_string() } else { rules.join("; ") },
+        "daily_limit": policy.as_ref().and_then(|policy| policy.daily_limit.clone()),
+        "monthly_limit": policy.as_ref().and_then(|policy| policy.monthly_limit.clone()),
     })
+}
+
+/// Whether a key still works: a revoked or expired key is listed as such, with nothing left to do to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Live,
+    Revoked,
+    Expired,
+}
+
+impl KeyState {
+    pub fn of(key: &pb::ApiKey, now: DateTime<Utc>) -> KeyState {
+        let passed = |at: Option<&prost_types::Timestamp>| {
+            at.is_some_and(|at| (at.seconds, at.nanos) <= (now.timestamp(), 0))
+        };
+        if key.revoked_at.is_some() {
+            KeyState::Revoked
+        } else if passed(key.expires_at.as_ref())
+            || passed(
+                key.policy
+                    .as_ref()
+                    .and_then(|policy| policy.expires_at.as_ref()),
+            )
+        {
+            KeyState::Expired
+        } else {
+            KeyState::Live
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            KeyState::Live => "live",
+            KeyState::Revoked => "revoked",
+            KeyState::Expired => "expired",
+        }
+    }
 }
 
 pub fn account(account: &pb::Account) -> Value {

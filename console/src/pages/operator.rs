@@ -394,7 +394,7 @@ pub async fn create_key(
         }))
         .await?
         .into_inner();
-    key_shown_once(&viewer, &id, &created, "New key")
+    Ok(reveal_key(&state, &viewer, &id, &created, "New key"))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -421,7 +421,10 @@ pub async fn key_page(
         .iter()
         .filter_map(|spend| spend.api_key.as_ref())
         .find(|key| key.id == id)
-        .ok_or_else(|| PageError::Invalid(format!("no live key {id} in this account")))?;
+        .ok_or_else(|| PageError::Invalid(format!("no key {id} in this account")))?;
+    if super::KeyState::of(key, chrono::Utc::now()) == super::KeyState::Revoked {
+        return key_refused_page(&viewer, &query.account_id);
+    }
     let policy = key.policy.clone().unwrap_or_default();
     let data = json!({
         "account_id": query.account_id, "id": key.id, "name": key.name, "hint": key.hint,
@@ -465,24 +468,29 @@ pub async fn update_key(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
-    client(&state)
+    let updated = client(&state)
         .update_key(viewer.request(pb::UpdateKeyRequest {
             id,
             name: forms::optional(&form.name),
             role: role(&form.role)?.into(),
             policy: Some(form.policy.policy()?),
         }))
-        .await?;
-    Ok(back_to(&form.account_id, "key"))
+        .await;
+    match updated {
+        Ok(_) => Ok(back_to(&form.account_id, "key")),
+        Err(status) => key_refused(&viewer, &form.account_id, status),
+    }
 }
 
-/// The page that shows a key's secret, once.
-fn key_shown_once(
+/// Keeps a new key's secret for its one page and sends the browser there (post/redirect/get: reloading that
+/// page never makes another key). The URL holds only a one-time reference, never the key.
+fn reveal_key(
+    state: &ConsoleState,
     viewer: &Viewer,
     account_id: &str,
     created: &pb::CreateKeyResponse,
     title: &str,
-) -> Result<Response, PageError> {
+) -> Response {
     let key = created.api_key.clone().unwrap_or_default();
     let account_name = created
         .account
@@ -491,8 +499,57 @@ fn key_shown_once(
         .unwrap_or_default();
     let data = json!({
         "key": created.key, "name": key.name, "account_id": account_id, "account_name": account_name,
+        "title": title,
     });
-    Ok(page("admin_key_created.html", viewer, title, "accounts", data)?.into_response())
+    let reference = state.reveals.put(&viewer.csrf, data);
+    Redirect::to(&format!("/console/admin/new-key/{reference}")).into_response()
+}
+
+/// The page that shows a key's secret, once: a reload (or another session) finds it gone.
+pub async fn key_shown_once(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Path(reference): Path<String>,
+) -> Result<Response, PageError> {
+    viewer.require_operator()?;
+    let Some(data) = state.reveals.take(&viewer.csrf, &reference) else {
+        let data = json!({"gone": true});
+        return Ok(page(
+            "admin_key_created.html",
+            &viewer,
+            "Key shown",
+            "accounts",
+            data,
+        )?
+        .into_response());
+    };
+    let title = data["title"].as_str().unwrap_or("New key").to_string();
+    Ok(page("admin_key_created.html", &viewer, &title, "accounts", data)?.into_response())
+}
+
+/// A refusal about the key the operator acted on (a revoked key cannot be rotated or changed), shown in words
+/// on a page of the console: the operator stays signed in.
+fn key_refused(
+    viewer: &Viewer,
+    account_id: &str,
+    status: tonic::Status,
+) -> Result<Response, PageError> {
+    let error = PageError::from(status);
+    if !error.is_key_revoked() {
+        return Err(error);
+    }
+    key_refused_page(viewer, account_id)
+}
+
+/// The page that says a key is revoked (409), in the console's layout.
+fn key_refused_page(viewer: &Viewer, account_id: &str) -> Result<Response, PageError> {
+    let data = json!({
+        "message": "This key is revoked: a revoked key cannot be rotated or changed.",
+        "back": format!("/console/admin/accounts/{}", url::form_urlencoded::byte_serialize(account_id.as_bytes()).collect::<String>()),
+        "back_label": "Back to the account",
+    });
+    let html = page("refused.html", viewer, "Key revoked", "accounts", data)?;
+    Ok((axum::http::StatusCode::CONFLICT, html).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -515,9 +572,17 @@ pub async fn rotate_key(
             id,
             grace_period_secs: Some(ROTATION_GRACE_SECS),
         }))
-        .await?
-        .into_inner();
-    key_shown_once(&viewer, &form.account_id, &rotated, "Rotated key")
+        .await;
+    match rotated {
+        Ok(rotated) => Ok(reveal_key(
+            &state,
+            &viewer,
+            &form.account_id,
+            &rotated.into_inner(),
+            "Rotated key",
+        )),
+        Err(status) => key_refused(&viewer, &form.account_id, status),
+    }
 }
 
 pub async fn revoke_key(

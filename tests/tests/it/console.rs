@@ -4,9 +4,12 @@
 //! a cached-input price and a request fee) and ends one; the customer signs in with that key, sees the API's
 //! balance, makes calls, sees them in the chart and the table (token classes and fee, no provider cost),
 //! filters, downloads CSVs whose rows and sums equal the API's, signs out; the operator sees revenue, provider
-//! cost and margin by model and by day; a revoked key's session is refused; a member cannot open owner pages; forms
-//! without their CSRF token are refused; the cookie flags and the CSP are checked; axe-core finds no serious
-//! or critical violation on any screen; screenshots at 375 px and 1440 px go to target/console-screenshots/.
+//! cost and margin by model and by day; reloading the page of a new key makes no second key; a key revoked in
+//! one tab and rotated from another is refused in words (409) with the operator still signed in, and is listed
+//! as revoked with no actions; a revoked key's session is refused; a member's overview shows its own caps and
+//! it cannot open owner pages; forms without their CSRF token are refused; the cookie flags and the CSP are
+//! checked; axe-core finds no serious or critical violation on any screen; screenshots at 375 px and 1440 px
+//! go to target/console-screenshots/.
 //! Afterwards no key appears in any URL the browser visited nor in any service's log.
 
 use std::path::PathBuf;
