@@ -1,6 +1,7 @@
 //! The web console (DESIGN §13): server-rendered pages for customers (their balance, usage, transactions,
-//! grants, workspaces, keys, webhooks, alerts and auto-recharge) and for the operator (accounts and keys,
-//! credits, caps, volume tiers, revenue and margin, prices, events), mounted by the gateway under `/console/`.
+//! grants, workspaces, prices, keys, webhooks, alerts and auto-recharge) and for the operator (an overview of
+//! revenue and margin, accounts and keys, their calls and ledger, credits and refunds, caps, volume tiers,
+//! prices, events), mounted by the gateway under `/console/`.
 //!
 //! It reads and writes only through billing-svc's gRPC, like the rest of the gateway, with the caller's
 //! console session as bearer ([`session`]). Pages are HTML rendered on the server from templates embedded in
@@ -72,10 +73,12 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: ConsoleState) -> Router<S
             "/console/webhooks/{id}/delete",
             post(customer::delete_webhook),
         )
+        .route("/console/prices", get(customer::prices))
         .route("/console/settings", get(customer::settings))
         .route("/console/alerts", post(customer::set_alerts))
         .route("/console/auto-recharge", post(customer::set_auto_recharge))
         .route("/console/top-up", post(customer::top_up))
+        .route("/console/admin/overview", get(operator::overview))
         .route(
             "/console/admin/accounts",
             get(operator::accounts).post(operator::create_account),

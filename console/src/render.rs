@@ -55,6 +55,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         "admin_prices.html",
         include_str!("../templates/admin_prices.html"),
     ),
+    ("prices.html", include_str!("../templates/prices.html")),
+    (
+        "admin_overview.html",
+        include_str!("../templates/admin_overview.html"),
+    ),
     (
         "admin_events.html",
         include_str!("../templates/admin_events.html"),
@@ -71,8 +76,53 @@ static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
     }
     environment.add_filter("when", when);
     environment.add_filter("utc_day", utc_day);
+    environment.add_filter("usd", usd);
     environment
 });
+
+/// The digits a rounded amount keeps: two decimals from 1 USD up, four significant digits below (a call
+/// costs fractions of a cent), at most nine decimals (the nano-dollar).
+fn readable(exact: rust_decimal::Decimal) -> rust_decimal::Decimal {
+    use rust_decimal::{Decimal, RoundingStrategy};
+    let away = RoundingStrategy::MidpointAwayFromZero;
+    if exact.abs() >= Decimal::ONE {
+        let mut rounded = exact.round_dp_with_strategy(2, away);
+        rounded.rescale(2);
+        return rounded;
+    }
+    let mut places = 2;
+    while places < 9 && exact.abs() * Decimal::from(10u64.pow(places)) < Decimal::from(1000) {
+        places += 1;
+    }
+    let mut rounded = exact.round_dp_with_strategy(places, away).normalize();
+    if rounded.scale() < 2 {
+        rounded.rescale(2);
+    }
+    rounded
+}
+
+/// An amount in USD (a decimal string of billing-svc) rounded to readable precision, the exact figure in
+/// its `value` and, on hover, in its `title`; the CSV and the API keep exact figures. Empty (not known) is
+/// "—"; text that is not a decimal is shown as it is.
+fn usd(value: Option<String>) -> Value {
+    let Some(text) = value.filter(|text| !text.is_empty()) else {
+        return Value::from("—");
+    };
+    let Ok(exact) = text.trim().parse::<rust_decimal::Decimal>() else {
+        return Value::from(text);
+    };
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    Value::from_safe_string(format!(
+        r#"<data value="{exact}" title="{exact} USD">{}</data>"#,
+        readable(exact),
+        exact = escape(&text),
+    ))
+}
 
 /// A time (RFC 3339, UTC) as `<time>`: UTC in the text and on hover; the console's script shows it in the
 /// viewer's time zone.
@@ -206,6 +256,7 @@ mod tests {
         let mut environment = Environment::new();
         environment.add_filter("when", when);
         environment.add_filter("utc_day", utc_day);
+        environment.add_filter("usd", usd);
         for (name, source) in TEMPLATES {
             environment
                 .add_template(name, source)
@@ -240,6 +291,72 @@ mod tests {
     }
 
     #[test]
+    fn amounts_are_rounded_to_readable_precision_with_the_exact_figure_on_hover() {
+        for (exact, shown) in [
+            ("9.89692", "9.90"),
+            ("1234.5", "1234.50"),
+            ("-2.005", "-2.01"),
+            ("0.5", "0.50"),
+            ("0.0012345", "0.001235"),
+            ("0.000000001", "0.000000001"),
+            ("0", "0.00"),
+            ("-0.03", "-0.03"),
+        ] {
+            let html = usd(Some(exact.to_string())).to_string();
+            assert_eq!(
+                html,
+                format!(r#"<data value="{exact}" title="{exact} USD">{shown}</data>"#),
+                "{exact}"
+            );
+        }
+        assert_eq!(usd(None).to_string(), "—");
+        assert_eq!(usd(Some(String::new())).to_string(), "—");
+    }
+
+    fn no_calls() -> serde_json::Value {
+        json!({"rows": [], "filter": {"key": "", "model": "", "status": "", "from": "", "to": ""}, "keep": []})
+    }
+
+    fn no_ledger() -> serde_json::Value {
+        json!({"rows": [], "type": "", "keep": []})
+    }
+
+    #[test]
+    fn a_call_row_shows_its_token_classes_costs_and_a_refund_link_while_something_is_left() {
+        let call = |id: &str, refundable: bool| {
+            json!({"id": id, "timestamp": "2025-01-02T03:04:05Z", "key_id": "k1", "key": "backend",
+                   "model": "gpt-4o", "endpoint": "/v1/chat/completions", "provider": "default", "attempts": 2,
+                   "status": "completed", "input_tokens": 1000, "output_tokens": 500,
+                   "cached_input_tokens": 400, "cache_write_tokens": 0, "reasoning_tokens": 120,
+                   "total_cost": "0.0123456", "charged": "0.0123456", "provider_cost": null,
+                   "duration_ms": 812, "refunded": if refundable { None } else { Some("0.0123456") },
+                   "refundable": refundable,
+                   "refund_link": format!("/console/admin/accounts/acct?refund={id}#refund")})
+        };
+        let mut calls = no_calls();
+        calls["rows"] = json!([call("41", true), call("42", false)]);
+        let html = render(
+            "admin_account.html",
+            json!({
+                "account": {"id": "acct"},
+                "range": {"from": "2025-01-01", "to": "2025-01-31"},
+                "totals": {"requests": 0, "revenue": "0"},
+                "models": [], "days": [], "tier_rows": [],
+                "calls": calls, "ledger": no_ledger(), "range_keep": [], "refund": "41",
+            }),
+        );
+        assert_eq!(html.matches("?refund=").count(), 1, "{html}");
+        assert!(
+            html.contains("acct?refund=41#refund\""),
+            "the row links to the filled form"
+        );
+        assert!(html.contains("400 cached") && html.contains("120 reasoning"));
+        assert!(html.contains(r#"<data value="0.0123456" title="0.0123456 USD">0.01235</data>"#));
+        assert!(html.contains(r#"num unknown" data-col="provider-cost">—</td>"#));
+        assert!(html.contains(r#"name="usage_record_id" inputmode="numeric" required value="41""#));
+    }
+
+    #[test]
     fn a_revoked_key_is_shown_revoked_with_no_actions() {
         let key = |state: &str| {
             json!({"id": state, "name": state, "hint": "tb_…", "role": "owner", "spent_today": "0",
@@ -254,6 +371,7 @@ mod tests {
                 "range": {"from": "2025-01-01", "to": "2025-01-31"},
                 "totals": {"requests": 0, "revenue": "0"},
                 "models": [], "days": [], "tier_rows": [],
+                "calls": no_calls(), "ledger": no_ledger(), "range_keep": [],
             }),
         );
         assert_eq!(html.matches("/rotate").count(), 1, "{html}");
@@ -280,6 +398,7 @@ mod tests {
                 ],
                 "days": [],
                 "tier_rows": [{"from": "", "percent": ""}],
+                "calls": no_calls(), "ledger": no_ledger(), "range_keep": [],
             }),
         );
         assert!(

@@ -1,6 +1,7 @@
 // The console in a real browser (Debian's Chromium driven by playwright-core): the operator's and the
 // customer's journeys of DESIGN §13 (with the price book of §17: base and charged prices, class prices and
-// a request fee, ending a row, volume tiers, revenue / provider cost / margin), axe-core on every screen,
+// a request fee, ending a row, volume tiers, revenue / provider cost / margin), an account's calls and
+// ledger rows with a refund from a call's row, the operator's overview, the customer's price list, axe-core on every screen,
 // screenshots at 375 px and 1440 px, and the security checks (CSRF, cookie flags, CSP, no key in any URL). Started by tests/tests/it/console.rs, which
 // passes the stack in the environment and checks the services' logs afterwards.
 //
@@ -122,7 +123,12 @@ async function cells(row) {
   check((await page.getByRole("alert").textContent()).includes("not valid"), "a wrong key is refused");
 
   await signIn(page, ADMIN_KEY);
-  check(page.url().endsWith("/console/admin/accounts"), `the operator lands on accounts, not ${page.url()}`);
+  check(page.url().endsWith("/console/admin/overview"), `the operator lands on the overview, not ${page.url()}`);
+  check((await page.getByRole("link", { name: "Overview" }).getAttribute("aria-current")) === "page", "Overview is the operator's first page");
+  check(await page.getByText("No calls in this range.").isVisible(), "an empty overview says so");
+  await screen(page, "operator-overview-empty");
+  await page.getByRole("link", { name: "Accounts" }).click();
+  await page.waitForLoadState();
   const cookies = await context.cookies();
   const session = cookies.find((c) => c.name === "console_session");
   check(session && session.httpOnly && session.sameSite === "Strict" && session.path === "/console", `cookie flags ${JSON.stringify(session)}`);
@@ -380,6 +386,23 @@ async function cells(row) {
   check(!/provider cost|margin/i.test(usageText), "the customer's usage page shows no provider cost or margin");
   await screen(page, "customer-usage-classes");
 
+  // The price list: what the account pays per model, as the API lists it; nothing about base prices or markup.
+  await page.getByRole("link", { name: "Prices" }).click();
+  await page.waitForLoadState();
+  const apiPrices = await api("GET", "/billing/prices", result.key);
+  const ownPrice = apiPrices.json.prices.find((price) => price.model === CACHED_MODEL);
+  check(ownPrice, `the API lists the account's own price: ${apiPrices.text}`);
+  const priceRow = await cells(page.locator(`tr[data-model="${CACHED_MODEL}"]`));
+  for (const [column, field, expected] of [["input", "inputPricePer1k", "0.004"], ["output", "outputPricePer1k", "0.008"],
+                                           ["cached-input", "cachedInputPricePer1k", "0.001"], ["request-fee", "requestFee", "0.0001"]]) {
+    check(nanos(priceRow[column]) === nanos(String(ownPrice[field])) && nanos(priceRow[column]) === nanos(expected),
+          `the charged ${column} price ${priceRow[column]} = the API's ${ownPrice[field]} = ${expected}`);
+  }
+  check(await page.locator("tbody tr").count() === apiPrices.json.prices.length, "one row per price the API lists");
+  check(await page.locator('tr[data-model="journey-retired"]').count() === 0, "an ended price is not listed");
+  check(!/markup|base price/i.test(await page.locator("main").innerText()), "no base price or markup on the customer's price list");
+  await screen(page, "customer-prices");
+
   await page.goto(`${GATEWAY}/console/transactions`);
   await page.getByLabel("Type").selectOption("usage_deduction");
   await page.getByRole("button", { name: "Apply" }).click();
@@ -446,6 +469,87 @@ async function cells(row) {
   check(days.length >= 1 && daySum("revenue") === nanos(String(stats.totals.totalCost)) && daySum("margin") === nanos(String(stats.totals.margin)),
         `the days add up to the totals: ${JSON.stringify(days)}`);
   await screen(page, "operator-account-margins");
+
+  // The account's calls, newest first, as the API lists them: each with its provider cost (the operator's
+  // figure), amounts rounded with the exact figure on hover.
+  const apiCalls = (await api("GET", `/admin/accounts/${result.accountId}/usage?limit=1000`, ADMIN_KEY)).json.records;
+  const callTable = page.getByTestId("account-calls");
+  const shownIds = await callTable.locator("tbody tr").evaluateAll((rows) => rows.map((row) => row.getAttribute("data-record")));
+  check(apiCalls.length === 4 && JSON.stringify(shownIds) === JSON.stringify(apiCalls.map((record) => record.id)),
+        `the account's calls ${shownIds} = the API's ${apiCalls.map((record) => record.id)}`);
+  for (const record of apiCalls) {
+    const row = callTable.locator(`tr[data-record="${record.id}"]`);
+    const total = row.locator('[data-col="total-cost"] data');
+    const providerCost = await row.locator('[data-col="provider-cost"] data').getAttribute("value");
+    check(nanos(await total.getAttribute("value")) === nanos(String(record.totalCost)) && (await total.getAttribute("title")).endsWith(" USD"),
+          `call ${record.id}: total cost ${await total.getAttribute("value")} = ${record.totalCost}, exact on hover`);
+    check(nanos(providerCost) === nanos(String(record.providerCost)) && nanos(providerCost) > 0n,
+          `call ${record.id}: provider cost ${providerCost} = ${record.providerCost}`);
+  }
+  const cachedCall = apiCalls.find((record) => record.model === CACHED_MODEL);
+  check((await callTable.locator(`tr[data-record="${cachedCall.id}"] [data-col="input"]`).textContent()).includes("400 cached"),
+        "the cached input is shown inside the input tokens");
+
+  // Filtered by status: only the calls that ended that way (the API's), and none that were cancelled.
+  await page.locator("#calls_status").selectOption("cancelled");
+  await page.getByRole("button", { name: "Show calls" }).click();
+  await page.waitForLoadState();
+  check(await page.getByTestId("no-calls").isVisible(), "no cancelled calls");
+  await page.locator("#calls_status").selectOption("completed");
+  await page.getByRole("button", { name: "Show calls" }).click();
+  await page.waitForLoadState();
+  check(page.url().includes("status=completed"), `the status filter is in the URL: ${page.url()}`);
+  const completed = (await api("GET", `/admin/accounts/${result.accountId}/usage?limit=1000&status=completed`, ADMIN_KEY)).json.records;
+  const statuses = await page.getByTestId("account-calls").locator("tbody tr").evaluateAll((rows) => rows.map((row) => row.getAttribute("data-status")));
+  check(statuses.length === completed.length && statuses.length > 0 && statuses.every((status) => status === "completed"),
+        `completed calls: ${statuses} (API ${completed.length})`);
+  await screen(page, "operator-account-calls");
+
+  // A call refunded from its row: Refund fills the refund form with its usage id, and the refund appears
+  // among the ledger rows, for the whole charge.
+  await page.getByRole("link", { name: `Refund call ${cachedCall.id}` }).click();
+  await page.waitForLoadState();
+  check(page.url().endsWith("#refund") && page.url().includes("status=completed"), `the refund form, the filter kept: ${page.url()}`);
+  check((await page.locator("#refund_record").inputValue()) === cachedCall.id, "the form holds the call's usage id");
+  await page.locator("#refund_reason").fill("journey: refunded from the call's row");
+  await page.getByRole("button", { name: "Refund", exact: true }).click();
+  await page.waitForLoadState();
+  check((await page.getByRole("status").textContent()).includes("Refund made"), "refund made");
+  check(await page.getByRole("link", { name: `Refund call ${cachedCall.id}` }).count() === 0, "nothing left to refund on that call");
+  await page.locator("#ledger_type").selectOption("refund");
+  await page.getByRole("button", { name: "Show rows" }).click();
+  await page.waitForLoadState();
+  const refundRows = page.getByTestId("account-ledger").locator("tbody tr");
+  check(await refundRows.count() === 1 && (await refundRows.first().getAttribute("data-type")) === "refund", "one refund among the ledger rows");
+  const refundAmount = await refundRows.first().locator('[data-col="amount"] data').getAttribute("value");
+  check(nanos(refundAmount) === nanos(String(cachedCall.charged)), `the refund ${refundAmount} = the call's charge ${cachedCall.charged}`);
+  await screen(page, "operator-account-ledger");
+
+  // The overview: the same revenue, provider cost and margin as `GET /admin/stats` over the same UTC days.
+  await page.getByRole("link", { name: "Overview" }).click();
+  await page.waitForLoadState();
+  const overviewTotals = page.getByTestId("overview-totals");
+  const [from, to] = [await overviewTotals.getAttribute("data-from"), await overviewTotals.getAttribute("data-to")];
+  const end = new Date(Date.parse(`${to}T00:00:00Z`) + 86400000).toISOString();
+  const platform = (await api("GET", `/admin/stats?from=${encodeURIComponent(`${from}T00:00:00Z`)}&to=${encodeURIComponent(end)}`, ADMIN_KEY)).json;
+  const exact = async (testId) => page.getByTestId(testId).locator("data").getAttribute("value");
+  check(nanos(await exact("overview-revenue")) === nanos(String(platform.totals.totalCost)) && nanos(platform.totals.totalCost) > 0n,
+        `overview revenue ${await exact("overview-revenue")} = ${platform.totals.totalCost}`);
+  check(nanos(await exact("overview-provider-cost")) === nanos(String(platform.totals.providerCost)), "overview provider cost = the API's");
+  check(nanos(await exact("overview-margin")) === nanos(String(platform.totals.margin)), "overview margin = the API's");
+  for (const model of platform.byModel) {
+    const shownRevenue = await page.getByTestId("overview-models").locator(`tr[data-model="${model.model}"] [data-col="revenue"] data`).getAttribute("value");
+    check(nanos(shownRevenue) === nanos(String(model.totals.totalCost)), `${model.model}: ${shownRevenue} = ${model.totals.totalCost}`);
+  }
+  check(await page.getByTestId("overview-days").locator("tbody tr").count() === platform.byDay.length, "one row per day");
+  await screen(page, "operator-overview");
+  await page.getByRole("link", { name: "Last 7 days" }).click();
+  await page.waitForLoadState();
+  check((await page.getByRole("link", { name: "Last 7 days" }).getAttribute("aria-current")) === "true", "the preset is marked");
+  check(nanos(await exact("overview-revenue")) === nanos(String(platform.totals.totalCost)), "this week's revenue is this month's (every call was today)");
+  await page.getByTestId("overview-accounts").getByRole("link", { name: "Acme Robotics" }).click();
+  await page.waitForLoadState();
+  check(page.url().endsWith(`/console/admin/accounts/${result.accountId}`), `a top account links to its page: ${page.url()}`);
   await context.close();
 }
 

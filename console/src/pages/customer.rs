@@ -1,5 +1,6 @@
 //! The customer's pages (DESIGN §13): overview, usage (chart, records, CSV), transactions (CSV), grants,
-//! workspaces; for owners the account's keys, webhooks, alerts and auto-recharge, and top-ups.
+//! workspaces, the prices the account pays; for owners the account's keys, webhooks, alerts and
+//! auto-recharge, and top-ups.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-use super::{account, by_model, enum_name, grant, key_spend, notice, time, totals};
+use super::{
+    TRANSACTION_TYPES, account, by_model, enum_name, grant, key_spend, notice, time, totals,
+    transaction_type,
+};
 use crate::ConsoleState;
 use crate::chart;
 use crate::csv::Csv;
@@ -405,26 +409,6 @@ pub struct TransactionsQuery {
     cursor: Option<String>,
 }
 
-const TRANSACTION_TYPES: &[&str] = &[
-    "credit_purchase",
-    "credit_grant",
-    "credit_adjustment",
-    "usage_deduction",
-    "refund",
-    "credit_expiry",
-];
-
-fn transaction_type(text: &str) -> Result<pb::TransactionType, PageError> {
-    if text.is_empty() {
-        return Ok(pb::TransactionType::Unspecified);
-    }
-    if !TRANSACTION_TYPES.contains(&text) {
-        return Err(PageError::Invalid(format!("no transaction type {text:?}")));
-    }
-    pb::TransactionType::from_str_name(&format!("TRANSACTION_TYPE_{}", text.to_uppercase()))
-        .ok_or_else(|| PageError::Invalid(format!("no transaction type {text:?}")))
-}
-
 /// Transactions, newest first, by type.
 pub async fn transactions(
     State(state): State<ConsoleState>,
@@ -679,6 +663,46 @@ pub async fn delete_webhook(
 #[derive(Debug, Deserialize, Default)]
 pub struct DoneQuery {
     done: Option<String>,
+}
+
+/// What the account pays per model now (AccountService/ListPrices): the charged price per 1,000 tokens of
+/// each class and the request fee, exactly as billing-svc gives them. Base prices and markups are the
+/// operator's and billing-svc never sends them here.
+pub async fn prices(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    viewer.require_customer()?;
+    let list = client(&state)
+        .list_prices(viewer.request(pb::ListAccountPricesRequest {}))
+        .await?
+        .into_inner();
+    let rows: Vec<Value> = list
+        .prices
+        .iter()
+        .map(|price| {
+            json!({
+                "model": price.model,
+                "every_other_model": price.model == "*",
+                "input": price.input_price_per_1k, "output": price.output_price_per_1k,
+                "cached_input": price.cached_input_price_per_1k,
+                "cache_write": price.cache_write_price_per_1k,
+                "cache_write_1h": price.cache_write_1h_price_per_1k,
+                "audio_input": price.audio_input_price_per_1k,
+                "audio_output": price.audio_output_price_per_1k,
+                "request_fee": zero_if_empty(&price.request_fee),
+                "effective_from": time(price.effective_from.as_ref()),
+            })
+        })
+        .collect();
+    Ok(page(
+        "prices.html",
+        &viewer,
+        "Prices",
+        "prices",
+        json!({"prices": rows}),
+    )?
+    .into_response())
 }
 
 /// Alerts and auto-recharge (owners).

@@ -1,7 +1,8 @@
 //! The pages: the customer's ([`customer`]) and the operator's ([`operator`]), the home that sends each to
-//! theirs, the static assets, and what they share to show billing-svc's messages. Amounts are shown exactly as
-//! billing-svc gives them (decimal strings); times as RFC 3339 UTC, which the page's script shows in the
-//! viewer's time zone.
+//! theirs, the static assets, and what they share to show billing-svc's messages. Amounts are passed to the
+//! templates exactly as billing-svc gives them (decimal strings); the operator's overview and an account's
+//! calls and ledger rows round them for reading, keeping the exact figure on hover (the `usd` filter of
+//! [`crate::render`]). Times are RFC 3339 UTC, which the page's script shows in the viewer's time zone.
 
 pub mod customer;
 pub mod operator;
@@ -16,13 +17,13 @@ use serde_json::{Value, json};
 use crate::error::PageError;
 use crate::session::Viewer;
 
-/// `/console/`: the overview of a customer, the accounts of the operator.
+/// `/console/`: the overview of a customer, the operator's overview of every account.
 pub async fn home(
     state: axum::extract::State<crate::ConsoleState>,
     viewer: Viewer,
 ) -> Result<Response, PageError> {
     if viewer.operator {
-        return Ok(Redirect::to("/console/admin/accounts").into_response());
+        return Ok(Redirect::to("/console/admin/overview").into_response());
     }
     customer::overview(state, viewer).await
 }
@@ -62,6 +63,28 @@ pub fn time(at: Option<&prost_types::Timestamp>) -> Option<String> {
 /// The snake_case name of a proto enum value (`TRANSACTION_TYPE_CREDIT_GRANT` → `credit_grant`).
 pub fn enum_name(full: &str, prefix: &str) -> String {
     full.strip_prefix(prefix).unwrap_or(full).to_lowercase()
+}
+
+/// The ledger's transaction types, as filters name them.
+pub const TRANSACTION_TYPES: &[&str] = &[
+    "credit_purchase",
+    "credit_grant",
+    "credit_adjustment",
+    "usage_deduction",
+    "refund",
+    "credit_expiry",
+];
+
+/// A transaction type filter as typed (empty: every type).
+pub fn transaction_type(text: &str) -> Result<pb::TransactionType, PageError> {
+    if text.is_empty() {
+        return Ok(pb::TransactionType::Unspecified);
+    }
+    if !TRANSACTION_TYPES.contains(&text) {
+        return Err(PageError::Invalid(format!("no transaction type {text:?}")));
+    }
+    pb::TransactionType::from_str_name(&format!("TRANSACTION_TYPE_{}", text.to_uppercase()))
+        .ok_or_else(|| PageError::Invalid(format!("no transaction type {text:?}")))
 }
 
 pub fn totals(totals: Option<&pb::UsageTotals>) -> Value {

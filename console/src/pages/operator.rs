@@ -1,7 +1,9 @@
-//! The operator's pages (DESIGN §13): accounts and their keys (create, shown once with a copy button, rotate,
-//! revoke), credits (add with category and expiry, adjust, refund a call), caps, volume tiers, any account's
-//! revenue, provider cost and margin by model and by day, the price book (DESIGN §17: base and charged
-//! prices, set, end), and events with their deliveries.
+//! The operator's pages (DESIGN §13): the overview of every account (revenue, provider cost and margin by
+//! day, by model, and the top accounts), accounts and their keys (create, shown once with a copy button,
+//! rotate, revoke), an account's calls (filtered, paged, each with a Refund that fills the refund form) and
+//! ledger rows, credits (add with category and expiry, adjust, refund a call), caps, volume tiers, any
+//! account's revenue, provider cost and margin by model and by day, the price book (DESIGN §17: base and
+//! charged prices, set, end), and events with their deliveries.
 //!
 //! Provider cost and margin come only from AdminService, which fills them; they are the operator's figures
 //! and no customer page shows them.
@@ -119,7 +121,8 @@ pub async fn create_account(
     .into_response())
 }
 
-/// An account page's query: the notice after a form, and the UTC days of its revenue and margin.
+/// An account page's query: the notice after a form, the UTC days of its revenue and margin, the filters and
+/// page of its calls and of its ledger rows, and the call whose refund the refund form is filled for.
 #[derive(Debug, Deserialize, Default)]
 pub struct AccountQuery {
     done: Option<String>,
@@ -127,6 +130,145 @@ pub struct AccountQuery {
     from: String,
     #[serde(default)]
     to: String,
+    /// The calls of this key only.
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    calls_from: String,
+    #[serde(default)]
+    calls_to: String,
+    #[serde(default)]
+    calls_cursor: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    ledger_cursor: String,
+    /// The usage record id the refund form is filled with (a call row's Refund).
+    #[serde(default)]
+    refund: String,
+}
+
+impl AccountQuery {
+    /// The page's state as query pairs (the filters and pages of every section, not the notice nor the
+    /// refund), those left empty omitted, without the fields named in `except`.
+    fn keep(&self, except: &[&str]) -> Vec<(&'static str, String)> {
+        [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("key", &self.key),
+            ("model", &self.model),
+            ("status", &self.status),
+            ("calls_from", &self.calls_from),
+            ("calls_to", &self.calls_to),
+            ("calls_cursor", &self.calls_cursor),
+            ("type", &self.kind),
+            ("ledger_cursor", &self.ledger_cursor),
+        ]
+        .into_iter()
+        .filter(|(name, value)| !value.trim().is_empty() && !except.contains(name))
+        .map(|(name, value)| (name, value.trim().to_string()))
+        .collect()
+    }
+}
+
+/// The account's page with the query `pairs`, at `anchor`.
+fn account_link(id: &str, pairs: &[(&str, String)], anchor: &str) -> String {
+    let path = url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        query.append_pair(name, value);
+    }
+    let query = query.finish();
+    let separator = if query.is_empty() { "" } else { "?" };
+    format!("/console/admin/accounts/{path}{separator}{query}#{anchor}")
+}
+
+/// Query pairs as the hidden fields of a filter form, which keep the page's other sections as they were.
+fn hidden(pairs: &[(&str, String)]) -> Vec<Value> {
+    pairs
+        .iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect()
+}
+
+/// Calls and ledger rows shown per page of the account's page.
+const ACCOUNT_PAGE_ROWS: u32 = 25;
+
+/// The ways a call can end, as filters name them.
+const USAGE_STATUSES: &[&str] = &["completed", "stopped_by_credit", "cancelled", "failed"];
+
+fn usage_status(text: &str) -> Result<pb::UsageStatus, PageError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(pb::UsageStatus::Unspecified);
+    }
+    if !USAGE_STATUSES.contains(&text) {
+        return Err(PageError::Invalid(format!("no call status {text:?}")));
+    }
+    pb::UsageStatus::from_str_name(&format!("USAGE_STATUS_{}", text.to_uppercase()))
+        .ok_or_else(|| PageError::Invalid(format!("no call status {text:?}")))
+}
+
+/// The calls filter's days as a time range: either end may be left empty (no bound).
+fn calls_range(from: &str, to: &str) -> Result<pb::TimeRange, PageError> {
+    let from = forms::optional(from)
+        .map(|text| forms::day("From", &text))
+        .transpose()?;
+    let to = forms::optional(to)
+        .map(|text| forms::day("To", &text))
+        .transpose()?;
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Err(PageError::Invalid("From must not be after To".to_string()));
+    }
+    Ok(pb::TimeRange {
+        from: from.map(forms::start_of),
+        to: to.map(forms::end_of),
+    })
+}
+
+/// One call as the account's page lists it; `keys` names the account's keys by id.
+fn call_row(record: &pb::UsageRecord, keys: &HashMap<String, String>) -> Value {
+    use rust_decimal::Decimal;
+    let classes = record.classes.unwrap_or_default();
+    let decimal = |text: &str| text.parse::<Decimal>().unwrap_or_default();
+    let charged = decimal(&record.charged);
+    let refunded = record.refunded_amount.as_deref().map(decimal);
+    // Something is left to give back: a refund may be partial, and a second one takes what remains.
+    let refundable = charged > Decimal::ZERO && refunded.is_none_or(|refunded| refunded < charged);
+    json!({
+        "id": record.id, "timestamp": time(record.timestamp.as_ref()),
+        "key_id": record.api_key_id,
+        "key": keys.get(&record.api_key_id).cloned().unwrap_or_else(|| record.api_key_id.clone()),
+        "model": record.model, "endpoint": record.endpoint,
+        "provider": record.provider, "attempts": record.attempts,
+        "status": super::enum_name(record.status().as_str_name(), "USAGE_STATUS_"),
+        "input_tokens": record.input_tokens, "output_tokens": record.output_tokens,
+        "cached_input_tokens": classes.cached_input_tokens,
+        "cache_write_tokens": classes.cache_write_tokens,
+        "reasoning_tokens": classes.reasoning_tokens,
+        "total_cost": record.total_cost, "charged": record.charged,
+        "provider_cost": record.provider_cost,
+        "duration_ms": record.duration_ms,
+        "refunded": record.refunded_amount,
+        "refundable": refundable,
+    })
+}
+
+/// One ledger row as the account's page lists it.
+fn ledger_row(row: &pb::Transaction, keys: &HashMap<String, String>) -> Value {
+    json!({
+        "id": row.id, "timestamp": time(row.timestamp.as_ref()),
+        "type": super::enum_name(row.r#type().as_str_name(), "TRANSACTION_TYPE_"),
+        "amount": row.amount, "balance_after": row.balance_after,
+        "key": keys.get(&row.api_key_id).cloned().unwrap_or_else(|| row.api_key_id.clone()),
+        "description": row.description,
+    })
 }
 
 /// Revenue (the usage's total cost), provider cost and margin of a set of calls, as AdminService gives them.
@@ -222,7 +364,96 @@ pub async fn account_page(
         })
         .collect();
     let (shown_tiers, tier_rows) = tiers(&account_pb);
+    let key_names: HashMap<String, String> = with_keys
+        .keys
+        .iter()
+        .filter_map(|spend| spend.api_key.as_ref())
+        .map(|key| (key.id.clone(), key.name.clone()))
+        .collect();
+    let calls = admin
+        .list_account_usage(viewer.request(pb::ListAccountUsageRequest {
+            account_id: id.clone(),
+            query: Some(pb::ListUsageRequest {
+                limit: ACCOUNT_PAGE_ROWS,
+                cursor: forms::optional(&query.calls_cursor),
+                range: Some(calls_range(&query.calls_from, &query.calls_to)?),
+                workspace_id: None,
+                model: forms::optional(&query.model),
+                api_key_id: forms::optional(&query.key),
+            }),
+            status: usage_status(&query.status)?.into(),
+        }))
+        .await?
+        .into_inner();
+    let ledger = admin
+        .list_account_transactions(viewer.request(pb::ListAccountTransactionsRequest {
+            account_id: id.clone(),
+            query: Some(pb::ListTransactionsRequest {
+                limit: ACCOUNT_PAGE_ROWS,
+                cursor: forms::optional(&query.ledger_cursor),
+                r#type: super::transaction_type(query.kind.trim())?.into(),
+            }),
+            api_key_id: None,
+        }))
+        .await?
+        .into_inner();
+    let calls_fields = [
+        "key",
+        "model",
+        "status",
+        "calls_from",
+        "calls_to",
+        "calls_cursor",
+    ];
+    let older = |cursor_field: &'static str, next: &Option<String>, anchor: &str| {
+        next.as_ref().map(|next| {
+            let mut pairs = query.keep(&[cursor_field]);
+            pairs.push((cursor_field, next.clone()));
+            account_link(&id, &pairs, anchor)
+        })
+    };
+    let call_rows: Vec<Value> = calls
+        .records
+        .iter()
+        .map(|record| {
+            let mut row = call_row(record, &key_names);
+            let mut pairs = query.keep(&[]);
+            pairs.push(("refund", record.id.clone()));
+            row["refund_link"] = account_link(&id, &pairs, "refund").into();
+            row
+        })
+        .collect();
+    let key_options: Vec<Value> = with_keys
+        .keys
+        .iter()
+        .filter_map(|spend| spend.api_key.as_ref())
+        .map(|key| json!({"id": key.id, "name": key.name, "hint": key.hint}))
+        .collect();
     let data = json!({
+        "calls": {
+            "rows": call_rows,
+            "filter": {
+                "key": query.key.trim(), "model": query.model.trim(), "status": query.status.trim(),
+                "from": query.calls_from.trim(), "to": query.calls_to.trim(),
+            },
+            "keep": hidden(&query.keep(&calls_fields)),
+            "next": older("calls_cursor", &calls.next_cursor, "calls"),
+            "first": (!query.calls_cursor.trim().is_empty())
+                .then(|| account_link(&id, &query.keep(&["calls_cursor"]), "calls")),
+        },
+        "ledger": {
+            "rows": ledger.transactions.iter().map(|row| ledger_row(row, &key_names)).collect::<Vec<_>>(),
+            "type": query.kind.trim(),
+            "keep": hidden(&query.keep(&["type", "ledger_cursor"])),
+            "next": older("ledger_cursor", &ledger.next_cursor, "ledger"),
+            "first": (!query.ledger_cursor.trim().is_empty())
+                .then(|| account_link(&id, &query.keep(&["ledger_cursor"]), "ledger")),
+        },
+        "range_keep": hidden(&query.keep(&["from", "to"])),
+        "key_options": key_options,
+        "statuses": USAGE_STATUSES,
+        "types": super::TRANSACTION_TYPES,
+        "refund": query.refund.trim(),
         "notice": notice(query.done.as_deref()),
         "account": account(&account_pb),
         "keys": with_keys.keys.iter().map(key_spend).collect::<Vec<_>>(),
@@ -1017,6 +1248,164 @@ pub async fn events(
     Ok(page("admin_events.html", &viewer, "Events", "events", data)?.into_response())
 }
 
+/// The overview's query: a preset range of UTC days, or a custom one (`from`, `to`).
+#[derive(Debug, Deserialize, Default)]
+pub struct OverviewQuery {
+    #[serde(default)]
+    range: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// The overview's preset ranges of UTC days, as its links name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Preset {
+    Today,
+    LastSevenDays,
+    ThisMonth,
+    LastMonth,
+}
+
+impl Preset {
+    const ALL: [Preset; 4] = [
+        Preset::Today,
+        Preset::LastSevenDays,
+        Preset::ThisMonth,
+        Preset::LastMonth,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Preset::Today => "today",
+            Preset::LastSevenDays => "7d",
+            Preset::ThisMonth => "month",
+            Preset::LastMonth => "last_month",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Preset::Today => "Today",
+            Preset::LastSevenDays => "Last 7 days",
+            Preset::ThisMonth => "This month",
+            Preset::LastMonth => "Last month",
+        }
+    }
+
+    /// The first and last UTC day of the preset, both included, as seen on `today`.
+    fn days(self, today: chrono::NaiveDate) -> (chrono::NaiveDate, chrono::NaiveDate) {
+        let first_of_month = today.with_day(1).unwrap_or(today);
+        match self {
+            Preset::Today => (today, today),
+            Preset::LastSevenDays => (today - chrono::Duration::days(6), today),
+            Preset::ThisMonth => (first_of_month, today),
+            Preset::LastMonth => {
+                let last = first_of_month - chrono::Duration::days(1);
+                (last.with_day(1).unwrap_or(last), last)
+            }
+        }
+    }
+}
+
+/// Top accounts the overview lists.
+const TOP_ACCOUNTS: u32 = 10;
+
+/// The overview of every account: revenue, provider cost and margin over a range of UTC days (a preset or
+/// custom), by day, by model, and the accounts with the most revenue, each linked to its page.
+pub async fn overview(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Query(query): Query<OverviewQuery>,
+) -> Result<Response, PageError> {
+    viewer.require_operator()?;
+    let today = chrono::Utc::now().date_naive();
+    let custom = query.range == "custom"
+        || (query.range.is_empty()
+            && !(query.from.trim().is_empty() && query.to.trim().is_empty()));
+    let preset = if custom {
+        None
+    } else {
+        let named = if query.range.is_empty() {
+            "month"
+        } else {
+            query.range.as_str()
+        };
+        Some(
+            Preset::ALL
+                .into_iter()
+                .find(|preset| preset.name() == named)
+                .ok_or_else(|| PageError::Invalid(format!("no range {named:?}")))?,
+        )
+    };
+    let (from, to) = match preset {
+        Some(preset) => preset.days(today),
+        None => {
+            let first_of_month = today.with_day(1).unwrap_or(today);
+            forms::day_range(&query.from, &query.to, first_of_month, today)?
+        }
+    };
+    let stats = client(&state)
+        .get_platform_stats(viewer.request(pb::GetPlatformStatsRequest {
+            range: Some(pb::TimeRange {
+                from: Some(forms::start_of(from)),
+                to: Some(forms::end_of(to)),
+            }),
+            top_accounts: TOP_ACCOUNTS,
+        }))
+        .await?
+        .into_inner();
+    let named = |label: &str, value: &str, totals: Option<&pb::UsageTotals>| {
+        let mut row = margins(totals);
+        row[label] = value.into();
+        row
+    };
+    // Newest day first, as the account's page lists days.
+    let days: Vec<Value> = stats
+        .by_day
+        .iter()
+        .rev()
+        .map(|day| named("day", &day.day, day.totals.as_ref()))
+        .collect();
+    let models: Vec<Value> = stats
+        .by_model
+        .iter()
+        .map(|model| named("model", &model.model, model.totals.as_ref()))
+        .collect();
+    let accounts: Vec<Value> = stats
+        .top_accounts
+        .iter()
+        .map(|top| {
+            let mut row = named("id", &top.account_id, top.totals.as_ref());
+            row["name"] = top.name.clone().into();
+            row["link"] = format!(
+                "/console/admin/accounts/{}",
+                url::form_urlencoded::byte_serialize(top.account_id.as_bytes()).collect::<String>()
+            )
+            .into();
+            row
+        })
+        .collect();
+    let presets: Vec<Value> = Preset::ALL
+        .into_iter()
+        .map(|each| {
+            json!({"name": each.name(), "label": each.label(), "current": Some(each) == preset})
+        })
+        .collect();
+    let data = json!({
+        "range": {"from": from.to_string(), "to": to.to_string()},
+        "presets": presets,
+        "custom": preset.is_none(),
+        "totals": margins(stats.totals.as_ref()),
+        "days": days,
+        "models": models,
+        "accounts": accounts,
+        "top": TOP_ACCOUNTS,
+    });
+    Ok(page("admin_overview.html", &viewer, "Overview", "overview", data)?.into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1050,6 +1439,47 @@ mod tests {
             [
                 InEffect, Replaced, InEffect, Scheduled, Replaced, Ended, Replaced, Ended
             ]
+        );
+    }
+
+    #[test]
+    fn the_presets_cover_whole_utc_days() {
+        let day = |text: &str| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("a day");
+        let today = day("2025-03-15");
+        for (preset, from, to) in [
+            (Preset::Today, "2025-03-15", "2025-03-15"),
+            (Preset::LastSevenDays, "2025-03-09", "2025-03-15"),
+            (Preset::ThisMonth, "2025-03-01", "2025-03-15"),
+            (Preset::LastMonth, "2025-02-01", "2025-02-28"),
+        ] {
+            assert_eq!(preset.days(today), (day(from), day(to)), "{preset:?}");
+        }
+        assert_eq!(
+            Preset::LastMonth.days(day("2025-01-01")),
+            (day("2024-12-01"), day("2024-12-31")),
+            "last month across a year"
+        );
+    }
+
+    #[test]
+    fn an_account_page_link_keeps_the_other_sections_state() {
+        let query = AccountQuery {
+            from: "2025-01-01".to_string(),
+            status: "completed".to_string(),
+            calls_cursor: "c1".to_string(),
+            kind: "refund".to_string(),
+            ..Default::default()
+        };
+        let mut pairs = query.keep(&["calls_cursor"]);
+        pairs.push(("calls_cursor", "c2".to_string()));
+        assert_eq!(
+            account_link("acct 1", &pairs, "calls"),
+            "/console/admin/accounts/acct+1?from=2025-01-01&status=completed&type=refund&calls_cursor=c2#calls"
+        );
+        assert!(matches!(usage_status("done"), Err(PageError::Invalid(_))));
+        assert_eq!(
+            usage_status("stopped_by_credit").ok(),
+            Some(pb::UsageStatus::StoppedByCredit)
         );
     }
 

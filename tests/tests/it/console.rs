@@ -3,8 +3,10 @@
 //! adds promotional and paid credit, sets caps and a volume tier, sets prices (base and charged side by side,
 //! a cached-input price and a request fee) and ends one; the customer signs in with that key, sees the API's
 //! balance, makes calls, sees them in the chart and the table (token classes and fee, no provider cost),
-//! filters, downloads CSVs whose rows and sums equal the API's, signs out; the operator sees revenue, provider
-//! cost and margin by model and by day; reloading the page of a new key makes no second key; a key revoked in
+//! filters, downloads CSVs whose rows and sums equal the API's, sees its price list (charged prices only), signs
+//! out; the operator lands on the overview, sees revenue, provider cost and margin by model and by day, an
+//! account's calls with their provider cost (filtered by status), refunds a call from its row and finds the
+//! refund among the ledger rows, and sees on the overview the same revenue as `GET /admin/stats`; reloading the page of a new key makes no second key; a key revoked in
 //! one tab and rotated from another is refused in words (409) with the operator still signed in, and is listed
 //! as revoked with no actions; a revoked key's session is refused; a member's overview shows its own caps and
 //! it cannot open owner pages; forms without their CSRF token are refused; the cookie flags and the CSP are
