@@ -667,15 +667,7 @@ impl Ledger {
             }
             self.account(account_id).await?;
         }
-        let stored = price.clone();
-        self.store
-            .write(Shard::Prices, move |batch| {
-                Box::pin(async move {
-                    batch.forget_prices();
-                    Ok(store::pricing::upsert(batch.connection().await?, &stored, now).await?)
-                })
-            })
-            .await?;
+        self.write_price(price.clone(), now).await?;
         Ok(price)
     }
 
@@ -705,16 +697,20 @@ impl Ledger {
             ended: true,
             ..current.clone()
         };
-        let stored = ended.clone();
+        self.write_price(ended.clone(), now).await?;
+        Ok(ended)
+    }
+
+    /// Writes a price row; every batch reads prices afresh after it.
+    async fn write_price(&self, price: Price, now: Millis) -> Result<(), BillingError> {
         self.store
             .write(Shard::Prices, move |batch| {
                 Box::pin(async move {
                     batch.forget_prices();
-                    Ok(store::pricing::upsert(batch.connection().await?, &stored, now).await?)
+                    Ok(store::pricing::upsert(batch.connection().await?, &price, now).await?)
                 })
             })
-            .await?;
-        Ok(ended)
+            .await
     }
 
     pub async fn list_prices(&self) -> Result<Vec<Price>, BillingError> {
