@@ -74,3 +74,127 @@ pub fn optional_day(field: &str, text: &str) -> Result<Option<prost_types::Times
         .map(|text| day(field, &text).map(start_of))
         .transpose()
 }
+
+/// A form answered with its own page again after a refusal of what was typed: the values kept (never a
+/// secret: forms holding one are not retried), and the message beside the field it names, or above the form
+/// when it names none. Any other failure stays an error page, and a success still redirects.
+#[derive(Debug)]
+pub struct Retry {
+    /// The form, as the template names it (`credits`, `adjust`, …).
+    pub form: &'static str,
+    /// What was typed, by field name.
+    pub values: serde_json::Value,
+    /// The field the message is about, when it names one of the form's.
+    pub field: Option<&'static str>,
+    pub message: String,
+    pub status: axum::http::StatusCode,
+}
+
+/// A form's fields: the input's name, then the words a message may open with to name it (billing-svc says
+/// `invalid amount: …`; the console's own checks name the field's label, `Expires: …`).
+pub type Fields = &'static [(&'static str, &'static [&'static str])];
+
+impl Retry {
+    /// `Some` when `error` is about what was typed: the console's own check, or billing-svc's
+    /// INVALID_ARGUMENT or OUT_OF_RANGE.
+    pub fn of(
+        error: &PageError,
+        form: &'static str,
+        fields: Fields,
+        values: serde_json::Value,
+    ) -> Option<Retry> {
+        let typed = match error {
+            PageError::Invalid(_) => true,
+            PageError::Api(status) => matches!(
+                status.code(),
+                tonic::Code::InvalidArgument | tonic::Code::OutOfRange
+            ),
+            PageError::SignedOut
+            | PageError::Forbidden(_)
+            | PageError::Csrf
+            | PageError::Render(_) => false,
+        };
+        if !typed {
+            return None;
+        }
+        let message = error.to_string();
+        Some(Retry {
+            form,
+            values,
+            field: named_field(&message, fields),
+            message,
+            status: error.http_status(),
+        })
+    }
+
+    /// The retry as the templates read it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "form": self.form, "values": self.values, "field": self.field, "message": self.message,
+        })
+    }
+}
+
+/// The field a message opens with (`invalid amount: …`, `amount must …`, `Expires: …`), if it is one of
+/// `fields`.
+fn named_field(message: &str, fields: Fields) -> Option<&'static str> {
+    let message = message.trim().to_lowercase();
+    let subject = message.strip_prefix("invalid ").unwrap_or(&message);
+    fields.iter().find_map(|(name, words)| {
+        words
+            .iter()
+            .any(|word| {
+                subject
+                    .strip_prefix(word)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', ' ', ',']))
+            })
+            .then_some(*name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIELDS: Fields = &[
+        ("amount", &["amount"]),
+        ("expires_at", &["expires_at", "expires"]),
+    ];
+
+    #[test]
+    fn a_message_is_placed_beside_the_field_it_names() {
+        let cases = [
+            (
+                "invalid amount: not a decimal",
+                Some("amount"),
+                "billing-svc's wording",
+            ),
+            (
+                "Expires: enter a day as YYYY-MM-DD",
+                Some("expires_at"),
+                "the console's own label",
+            ),
+            (
+                "invalid expires_at: in the past",
+                Some("expires_at"),
+                "billing-svc's field name",
+            ),
+            ("amounts differ", None, "a longer word is not the field"),
+            ("no category \"x\"", None, "no field named: above the form"),
+        ];
+        for (message, expected, case) in cases {
+            assert_eq!(named_field(message, FIELDS), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn only_errors_about_what_was_typed_are_retried() {
+        let values = serde_json::json!({});
+        let invalid = PageError::Api(tonic::Status::invalid_argument("invalid amount: negative"));
+        let retry = Retry::of(&invalid, "credits", FIELDS, values.clone());
+        assert_eq!(retry.map(|retry| retry.field), Some(Some("amount")));
+        let unavailable = PageError::Api(tonic::Status::unavailable("down"));
+        assert!(Retry::of(&unavailable, "credits", FIELDS, values.clone()).is_none());
+        assert!(Retry::of(&PageError::Csrf, "credits", FIELDS, values).is_none());
+    }
+}

@@ -1,7 +1,8 @@
 //! The web console (DESIGN §13): server-rendered pages for customers (their balance, usage, transactions,
 //! grants, workspaces, prices, keys, webhooks, alerts and auto-recharge) and for the operator (an overview of
 //! revenue and margin, accounts and keys, their calls and ledger, credits and refunds, caps, volume tiers,
-//! prices, events), mounted by the gateway under `/console/`.
+//! prices, events with Redeliver, the operator's own webhook endpoints), mounted by the gateway under
+//! `/console/`.
 //!
 //! It reads and writes only through billing-svc's gRPC, like the rest of the gateway, with the caller's
 //! console session as bearer ([`session`]). Pages are HTML rendered on the server from templates embedded in
@@ -130,6 +131,18 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: ConsoleState) -> Router<S
         )
         .route("/console/admin/prices/end", post(operator::end_price))
         .route("/console/admin/events", get(operator::events))
+        .route(
+            "/console/admin/webhooks",
+            get(operator::webhooks).post(operator::create_webhook),
+        )
+        .route(
+            "/console/admin/webhooks/{id}/delete",
+            post(operator::delete_webhook),
+        )
+        .route(
+            "/console/admin/events/{id}/redeliver",
+            post(operator::redeliver_event),
+        )
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }

@@ -17,6 +17,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("sign_in.html", include_str!("../templates/sign_in.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("refused.html", include_str!("../templates/refused.html")),
+    ("confirm.html", include_str!("../templates/confirm.html")),
     (
         "key_state.html",
         include_str!("../templates/key_state.html"),

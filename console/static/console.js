@@ -28,7 +28,15 @@ document.addEventListener("DOMContentLoaded", function () {
   });
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
-      if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+      if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); return; }
+      // Answered here: the server then acts without asking again on a page of its own.
+      if (!form.querySelector('input[name="confirmed"]')) {
+        var answer = document.createElement("input");
+        answer.type = "hidden";
+        answer.name = "confirmed";
+        answer.value = "yes";
+        form.appendChild(answer);
+      }
     });
   });
   document.querySelectorAll("output[data-charged]").forEach(function (output) {

@@ -145,6 +145,15 @@ async function cells(row) {
   const accountUrl = page.url().split("?")[0];
   result.accountId = accountUrl.split("/").pop();
 
+  // A key with a rate limit that is not a number: the page again, the message beside it, the name kept.
+  await page.locator("#key_name").fill("backend");
+  await page.locator("#key_rpm").fill("lots");
+  await page.getByRole("button", { name: "Create key" }).click();
+  await page.waitForLoadState();
+  check((await page.locator("#key_rpm-error").textContent()).includes("whole number"), "the message is beside the rate limit");
+  check((await page.locator("#key_rpm").inputValue()) === "lots" && (await page.locator("#key_name").inputValue()) === "backend", "the key form keeps what was typed");
+  await page.locator("#key_rpm").fill("");
+
   // A key, shown once.
   await page.locator("#key_name").fill("backend");
   await page.getByRole("button", { name: "Create key" }).click();
@@ -162,6 +171,27 @@ async function cells(row) {
   check(!(await page.content()).includes(key), "a reload does not show the key again");
   await page.goto(accountUrl);
   check(await page.locator("tr[data-key]").count() === 1, "the reload created no second key");
+
+  // A bad amount: the page comes back with the message beside the amount, everything typed kept.
+  await page.goto(accountUrl);
+  await page.locator("#credit_amount").fill("12abc");
+  await page.locator("#category").selectOption("promotional");
+  await page.locator("#credit_expires").fill(today(30));
+  await page.locator("#credit_description").fill("kept as typed");
+  const [refusedCredit] = await Promise.all([
+    page.waitForResponse((response) => response.url().endsWith("/credits")),
+    page.getByRole("button", { name: "Add credits" }).click(),
+  ]);
+  await page.waitForLoadState();
+  check(refusedCredit.status() === 400, `a bad amount is answered 400: ${refusedCredit.status()}`);
+  check((await page.locator("#credit_amount-error").textContent()).includes("amount"), "the message is beside the amount");
+  check((await page.locator("#credit_amount").getAttribute("aria-describedby")) === "credit_amount-error", "the amount is described by its message");
+  check((await page.locator("#credit_amount").inputValue()) === "12abc", "the amount typed is kept");
+  check((await page.locator("#category").inputValue()) === "promotional", "the category is kept");
+  check((await page.locator("#credit_expires").inputValue()) === today(30), "the expiry is kept");
+  check((await page.locator("#credit_description").inputValue()) === "kept as typed", "the description is kept");
+  check(await page.getByRole("button", { name: "Sign out" }).isVisible(), "still signed in on the refusal");
+  await screen(page, "operator-credits-refused");
 
   // Promotional credit with an expiry, paid credit, caps.
   await page.goto(accountUrl);
@@ -220,10 +250,20 @@ async function cells(row) {
   const other = await context.newPage();
   other.on("framenavigated", (frame) => { if (frame === other.mainFrame()) { visited.push(frame.url()); } });
   await other.goto(accountUrl);
-  other.once("dialog", (dialog) => dialog.accept());
+  // Without JavaScript's question, a revoke post only asks, on a page of its own, and revokes nothing.
+  const revokeForm = other.locator("form", { has: other.getByRole("button", { name: "Revoke scratch" }) });
+  const unconfirmed = await other.request.post(`${GATEWAY}${await revokeForm.getAttribute("action")}`, {
+    form: { csrf: await revokeForm.locator('input[name="csrf"]').inputValue(), account_id: result.accountId },
+  });
+  check(unconfirmed.status() === 200 && (await unconfirmed.text()).includes("Revoke the key"), `an unconfirmed revoke asks: ${unconfirmed.status()}`);
+  await other.reload();
+  check(await other.locator('tr[data-state="revoked"]').count() === 0, "an unconfirmed revoke revokes nothing");
+  let revokeQuestion = "";
+  other.once("dialog", (dialog) => { revokeQuestion = dialog.message(); dialog.accept(); });
   await other.getByRole("button", { name: "Revoke scratch" }).click();
   await other.waitForLoadState();
   check((await other.getByRole("status").textContent()).includes("Key revoked"), "key revoked");
+  check(revokeQuestion.startsWith("Revoke this key?"), `revoke asks first: ${revokeQuestion}`);
   const revokedRow = other.locator('tr[data-state="revoked"]');
   check(await revokedRow.count() === 1, "the revoked key is listed as revoked");
   check(/revoked\s+\S/.test((await revokedRow.locator('[data-col="state"]').textContent()).trim()), "revoked with its date");
@@ -285,6 +325,18 @@ async function cells(row) {
                      "request-fee": "0.0001", markup: "2", "charged-input": "0.004", "charged-output": "0.008", status: "in effect" };
   check(JSON.stringify(own) === JSON.stringify(expected), `base and charged prices side by side: ${JSON.stringify(own)}`);
 
+  // A base price that is not a number: the page again, the message beside it, the rest as typed.
+  await page.getByLabel("Model", { exact: true }).fill("journey-retired");
+  await page.getByLabel("Base input per 1k").fill("one");
+  await page.getByLabel("Base output per 1k").fill("2");
+  await page.getByRole("button", { name: "Save price" }).click();
+  await page.waitForLoadState();
+  check((await page.locator("#input-error").textContent()).includes("base_input_price_per_1k"), "the message is beside the base input");
+  check((await page.getByLabel("Model", { exact: true }).inputValue()) === "journey-retired"
+        && (await page.getByLabel("Base input per 1k").inputValue()) === "one"
+        && (await page.getByLabel("Base output per 1k").inputValue()) === "2", "the price form keeps what was typed");
+  await screen(page, "operator-price-refused");
+
   // A global price set without a markup (1.5, the seed's), then ended: its row is marked ended.
   await page.getByLabel("Model", { exact: true }).fill("journey-retired");
   await page.getByLabel("Base input per 1k").fill("1");
@@ -301,9 +353,64 @@ async function cells(row) {
   check(await page.locator('tr[data-model="journey-retired"][data-status="in effect"]').count() === 0, "no journey-retired price in effect");
   check(await page.getByRole("button", { name: "End price of journey-retired" }).count() === 0, "nothing left to end");
   await screen(page, "operator-prices");
-  await page.goto(`${GATEWAY}/console/admin/events?account_id=${result.accountId}`);
+  // The operator's own webhook endpoint (to an address where nothing listens): its secret shown once.
+  const DEAD_ENDPOINT = "http://127.0.0.1:9/journey-hook";
+  await page.getByRole("link", { name: "Webhooks" }).click();
+  await page.waitForLoadState();
+  await screen(page, "operator-webhooks-empty");
+  await page.getByLabel("URL").fill(DEAD_ENDPOINT);
+  await page.getByLabel("Event types (comma-separated; empty for all)").fill("credits.added");
+  await page.getByRole("button", { name: "Add endpoint" }).click();
+  await page.waitForLoadState();
+  const secret = (await page.locator("#new-secret").textContent()).trim();
+  check(secret.startsWith("whsec_"), "the signing secret is shown once");
+  check(!page.url().includes(secret) && /\/console\/admin\/webhooks\?shown=/.test(page.url()), `post/redirect/get: ${page.url()}`);
+  check((await page.locator("tbody tr").textContent()).includes(DEAD_ENDPOINT), "the endpoint is listed");
+  await screen(page, "operator-webhooks");
+  await page.reload();
+  check(!(await page.content()).includes(secret), "a reload does not show the secret again");
+  const operatorHooks = await api("GET", "/admin/webhooks", ADMIN_KEY);
+  check(operatorHooks.text.includes(DEAD_ENDPOINT), `the API lists the endpoint: ${operatorHooks.text}`);
+
+  // Credit added now is delivered to it and fails; the events page shows the endpoint and offers Redeliver.
+  await page.goto(accountUrl);
+  await page.locator("#credit_amount").fill("0.01");
+  await page.getByRole("button", { name: "Add credits" }).click();
+  await page.waitForLoadState();
+  const eventsUrl = `${GATEWAY}/console/admin/events?account_id=${result.accountId}&type=credits.added`;
+  const failedEvent = page.locator("li.event").first();
+  for (let waited = 0; ; waited += 250) {
+    await page.goto(eventsUrl);
+    if (await failedEvent.locator('li.delivery[data-succeeded="false"]').count() > 0) { break; }
+    check(waited < 20000, "the credit's delivery failed within 20 s");
+    await page.waitForTimeout(250);
+  }
   check(await page.getByText("credits.added").first().isVisible(), "events list the credits");
   await screen(page, "operator-events");
+  await page.setViewportSize({ width: 375, height: 900 });
+  check(await failedEvent.locator(".endpoint").first().isVisible(), "the delivery's endpoint is shown at 375 px");
+  check((await failedEvent.locator(".endpoint").first().textContent()).includes(DEAD_ENDPOINT), "the delivery names its endpoint's URL");
+  check(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1), "no sideways scroll at 375 px");
+  const dataBox = await failedEvent.locator("code.data").boundingBox();
+  check(dataBox && dataBox.width > 200, `the event's data gets the width: ${JSON.stringify(dataBox)}`);
+  await page.setViewportSize({ width: 1440, height: 900 });
+  const attemptsBefore = await failedEvent.locator("li.delivery").count();
+  await failedEvent.getByRole("button", { name: /^Redeliver/ }).click();
+  await page.waitForLoadState();
+  check((await page.getByRole("status").textContent()).includes("queued again"), "redelivered");
+  const attemptsAfter = await failedEvent.locator("li.delivery").count();
+  check(attemptsAfter > attemptsBefore, `a new attempt is listed: ${attemptsBefore} then ${attemptsAfter}`);
+
+  // The endpoint removed, after a question.
+  await page.getByRole("link", { name: "Webhooks" }).click();
+  await page.waitForLoadState();
+  let removeQuestion = "";
+  page.once("dialog", (dialog) => { removeQuestion = dialog.message(); dialog.accept(); });
+  await page.getByRole("button", { name: `Remove ${DEAD_ENDPOINT}` }).click();
+  await page.waitForLoadState();
+  check(removeQuestion.includes(DEAD_ENDPOINT), `removing asks first: ${removeQuestion}`);
+  check(await page.getByText("No endpoints.").isVisible(), "the endpoint is gone");
+  check(!(await api("GET", "/admin/webhooks", ADMIN_KEY)).text.includes(DEAD_ENDPOINT), "the API lists it no more");
   await page.goto(`${GATEWAY}/console/admin/accounts`);
   await screen(page, "operator-accounts");
   await page.getByRole("button", { name: "Sign out" }).click();
@@ -579,10 +686,10 @@ async function cells(row) {
 }
 
 await browser.close();
-// The refusals the journey provoked (a wrong key: 401; a member's pages: 403; rotating a revoked key: 409)
-// are logged by the browser too;
+// The refusals the journey provoked (a bad amount: 400; a wrong key: 401; a member's pages: 403; rotating a
+// revoked key: 409) are logged by the browser too;
 // anything else (a CSP violation, a missing asset, a script error) fails.
-const unexpected = consoleErrors.filter((text) => !/status of 40[139] /.test(text));
+const unexpected = consoleErrors.filter((text) => !/status of 40[0139] /.test(text));
 check(unexpected.length === 0, `browser console errors: ${JSON.stringify(unexpected)}`);
 for (const url of visited) {
   check(!url.includes(result.key) && !url.includes(ADMIN_KEY) && !url.includes(result.memberKey), `a key in the URL ${url}`);

@@ -26,7 +26,7 @@ use crate::csv::Csv;
 use crate::error::PageError;
 use crate::forms;
 use crate::render::page;
-use crate::session::{CsrfForm, Viewer};
+use crate::session::Viewer;
 
 /// Records read at most to draw a range's chart and totals.
 const CHART_RECORDS: usize = 5_000;
@@ -569,7 +569,8 @@ pub async fn keys(
     Ok(page("keys.html", &viewer, "Keys", "keys", data)?.into_response())
 }
 
-fn endpoint(endpoint: &pb::WebhookEndpoint) -> Value {
+/// An endpoint as the webhooks pages (the account's and the operator's) list it: never its secret.
+pub(super) fn endpoint(endpoint: &pb::WebhookEndpoint) -> Value {
     json!({
         "id": endpoint.id, "url": endpoint.url, "event_types": endpoint.event_types.join(", "),
         "created_at": time(endpoint.created_at.as_ref()), "disabled_at": time(endpoint.disabled_at.as_ref()),
@@ -587,7 +588,7 @@ async fn webhooks_page(
         .into_inner();
     let data = json!({
         "endpoints": list.endpoints.iter().map(endpoint).collect::<Vec<_>>(),
-        "created": created,
+        "created": created, "base": "/console/webhooks",
     });
     page("webhooks.html", viewer, "Webhooks", "webhooks", data)
 }
@@ -650,10 +651,20 @@ pub async fn delete_webhook(
     State(state): State<ConsoleState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<super::ConfirmForm>,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_owner()?;
+    if !super::confirmed(&form.confirmed) {
+        return super::confirm_page(
+            &viewer,
+            &format!("Remove the endpoint {id}? It receives nothing more."),
+            &format!("/console/webhooks/{id}/delete"),
+            &[],
+            "Remove",
+            "/console/webhooks",
+        );
+    }
     client(&state)
         .delete_webhook(viewer.request(pb::DeleteWebhookRequest { id }))
         .await?;

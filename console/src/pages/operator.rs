@@ -3,7 +3,10 @@
 //! rotate, revoke), an account's calls (filtered, paged, each with a Refund that fills the refund form) and
 //! ledger rows, credits (add with category and expiry, adjust, refund a call), caps, volume tiers, any
 //! account's revenue, provider cost and margin by model and by day, the price book (DESIGN §17: base and
-//! charged prices, set, end), and events with their deliveries.
+//! charged prices, set, end), events with their deliveries (Redeliver), and the operator's own webhook
+//! endpoints. The account page's new key, credit, adjust, refund and caps forms and the price form answer a
+//! refusal of what was typed with their page again, the message beside its field and the values kept
+//! ([`forms::Retry`]).
 //!
 //! Provider cost and margin come only from AdminService, which fills them; they are the operator's figures
 //! and no customer page shows them.
@@ -315,10 +318,22 @@ pub async fn account_page(
     Query(query): Query<AccountQuery>,
 ) -> Result<Response, PageError> {
     viewer.require_operator()?;
+    account_view(&state, &viewer, id, &query, None).await
+}
+
+/// The account's page; with `retry`, one of its forms sent back with what was typed and why it was refused,
+/// answered with the refusal's status.
+async fn account_view(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    id: String,
+    query: &AccountQuery,
+    retry: Option<forms::Retry>,
+) -> Result<Response, PageError> {
     let today = chrono::Utc::now().date_naive();
     let first_of_month = today.with_day(1).unwrap_or(today);
     let (from, to) = forms::day_range(&query.from, &query.to, first_of_month, today)?;
-    let mut admin = client(&state);
+    let mut admin = client(state);
     let with_keys = admin
         .get_account(viewer.request(pb::GetAccountAdminRequest {
             account_id: id.clone(),
@@ -455,6 +470,7 @@ pub async fn account_page(
         "types": super::TRANSACTION_TYPES,
         "refund": query.refund.trim(),
         "notice": notice(query.done.as_deref()),
+        "retry": retry.as_ref().map(forms::Retry::to_json),
         "account": account(&account_pb),
         "keys": with_keys.keys.iter().map(key_spend).collect::<Vec<_>>(),
         "grants": grants.grants.iter().map(grant).collect::<Vec<_>>(),
@@ -470,7 +486,11 @@ pub async fn account_page(
     } else {
         format!("Account {}", account_pb.name)
     };
-    Ok(page("admin_account.html", &viewer, &title, "accounts", data)?.into_response())
+    let html = page("admin_account.html", viewer, &title, "accounts", data)?;
+    Ok(match retry {
+        Some(retry) => (retry.status, html).into_response(),
+        None => html.into_response(),
+    })
 }
 
 /// Replaces the account's volume tiers with the form's rows (DESIGN §17); rows left empty are dropped, so a
@@ -613,20 +633,54 @@ pub async fn create_key(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
-    let created = client(&state)
-        .create_key(viewer.request(pb::CreateKeyRequest {
-            name: form.name.trim().to_string(),
-            key_type: pb::KeyType::Standard.into(),
-            prefix: None,
-            expires_at: None,
-            account_id: Some(id.clone()),
-            role: role(&form.role)?.into(),
-            policy: Some(form.policy.policy()?),
-        }))
-        .await?
-        .into_inner();
-    Ok(reveal_key(&state, &viewer, &id, &created, "New key"))
+    let sent = async {
+        let created = client(&state)
+            .create_key(viewer.request(pb::CreateKeyRequest {
+                name: form.name.trim().to_string(),
+                key_type: pb::KeyType::Standard.into(),
+                prefix: None,
+                expires_at: None,
+                account_id: Some(id.clone()),
+                role: role(&form.role)?.into(),
+                policy: Some(form.policy.policy()?),
+            }))
+            .await?
+            .into_inner();
+        Ok::<_, PageError>(created)
+    };
+    match sent.await {
+        Ok(created) => Ok(reveal_key(&state, &viewer, &id, &created, "New key")),
+        Err(error) => {
+            let typed = &form.policy;
+            let values = json!({
+                "name": form.name, "role": form.role, "daily_limit": typed.daily_limit,
+                "monthly_limit": typed.monthly_limit, "requests_per_minute": typed.requests_per_minute,
+                "tokens_per_minute": typed.tokens_per_minute, "max_concurrent": typed.max_concurrent,
+                "allowed_models": typed.allowed_models, "expires_at": typed.expires_at,
+            });
+            retry_or_fail(&state, &viewer, &id, error, "key", KEY_FIELDS, values).await
+        }
+    }
 }
+
+/// The new key form's fields ([`forms::Retry`]).
+const KEY_FIELDS: forms::Fields = &[
+    ("name", &["name"]),
+    ("role", &["role"]),
+    ("daily_limit", &["daily_limit", "key daily cap"]),
+    ("monthly_limit", &["monthly_limit", "key monthly cap"]),
+    (
+        "requests_per_minute",
+        &["requests_per_minute", "requests per minute"],
+    ),
+    (
+        "tokens_per_minute",
+        &["tokens_per_minute", "tokens per minute"],
+    ),
+    ("max_concurrent", &["max_concurrent", "concurrent calls"]),
+    ("allowed_models", &["allowed_models", "allowed models"]),
+    ("expires_at", &["expires_at", "expires"]),
+];
 
 #[derive(Debug, Deserialize, Default)]
 pub struct KeyQuery {
@@ -787,6 +841,9 @@ fn key_refused_page(viewer: &Viewer, account_id: &str) -> Result<Response, PageE
 pub struct KeyActionForm {
     csrf: String,
     account_id: String,
+    /// `yes` once a revoke was confirmed ([`super::ConfirmForm`]).
+    #[serde(default)]
+    confirmed: String,
 }
 
 /// Rotates a key and shows its new secret once.
@@ -824,6 +881,17 @@ pub async fn revoke_key(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
+    if !super::confirmed(&form.confirmed) {
+        let back = account_link(&form.account_id, &[], "keys");
+        return super::confirm_page(
+            &viewer,
+            &format!("Revoke the key {id}? Calls with it are refused at once."),
+            &format!("/console/admin/keys/{id}/revoke"),
+            &[("account_id", &form.account_id)],
+            "Revoke",
+            &back,
+        );
+    }
     client(&state)
         .revoke_key(viewer.request(pb::RevokeKeyRequest { id }))
         .await?;
@@ -855,23 +923,99 @@ pub async fn add_credits(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
-    let category = match form.category.as_str() {
-        "" | "paid" => pb::GrantCategory::Paid,
-        "promotional" => pb::GrantCategory::Promotional,
-        other => return Err(PageError::Invalid(format!("no category {other:?}"))),
+    let sent = async {
+        let category = match form.category.as_str() {
+            "" | "paid" => pb::GrantCategory::Paid,
+            "promotional" => pb::GrantCategory::Promotional,
+            other => return Err(PageError::Invalid(format!("no category {other:?}"))),
+        };
+        client(&state)
+            .add_credits(viewer.request(pb::AddCreditsRequest {
+                api_key_id: id.clone(),
+                amount: form.amount.trim().to_string(),
+                description: forms::optional(&form.description),
+                idempotency_key: None,
+                category: category.into(),
+                expires_at: forms::optional_day("Expires", &form.expires_at)?,
+                priority: None,
+            }))
+            .await?;
+        Ok(())
     };
-    client(&state)
-        .add_credits(viewer.request(pb::AddCreditsRequest {
-            api_key_id: id.clone(),
-            amount: form.amount.trim().to_string(),
-            description: forms::optional(&form.description),
-            idempotency_key: None,
-            category: category.into(),
-            expires_at: forms::optional_day("Expires", &form.expires_at)?,
-            priority: None,
-        }))
-        .await?;
-    Ok(back_to(&id, "credits"))
+    let values = json!({"amount": form.amount, "category": form.category,
+                        "expires_at": form.expires_at, "description": form.description});
+    answer(
+        &state,
+        &viewer,
+        &id,
+        sent.await,
+        ("credits", "credits"),
+        CREDITS_FIELDS,
+        values,
+    )
+    .await
+}
+
+/// The fields of the account page's forms, and the words a refusal names each by ([`forms::Retry`]).
+const CREDITS_FIELDS: forms::Fields = &[
+    ("amount", &["amount"]),
+    ("category", &["category"]),
+    ("expires_at", &["expires_at", "expires"]),
+    ("description", &["description"]),
+];
+const ADJUST_FIELDS: forms::Fields = &[("amount", &["amount"]), ("reason", &["reason"])];
+const REFUND_FIELDS: forms::Fields = &[
+    ("usage_record_id", &["usage_record_id", "usage record"]),
+    ("amount", &["amount"]),
+    ("reason", &["reason"]),
+];
+const LIMITS_FIELDS: forms::Fields = &[
+    ("daily_limit", &["daily_limit", "daily"]),
+    ("monthly_limit", &["monthly_limit", "monthly"]),
+];
+
+/// How one of the account page's forms (`form`, its success noticed as `done`) is answered: a success goes
+/// back to the page with its notice (post/redirect/get); a refusal of what was typed shows the page again
+/// with the message beside its field and the values kept; anything else is an error page.
+async fn answer(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    id: &str,
+    sent: Result<(), PageError>,
+    (form, done): (&'static str, &str),
+    fields: forms::Fields,
+    values: Value,
+) -> Result<Response, PageError> {
+    match sent {
+        Ok(()) => Ok(back_to(id, done)),
+        Err(error) => retry_or_fail(state, viewer, id, error, form, fields, values).await,
+    }
+}
+
+/// A refusal of what was typed in the account page's `form`: the page again with the message beside its
+/// field and the values kept; any other error as it is.
+async fn retry_or_fail(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    id: &str,
+    error: PageError,
+    form: &'static str,
+    fields: forms::Fields,
+    values: Value,
+) -> Result<Response, PageError> {
+    match forms::Retry::of(&error, form, fields, values) {
+        Some(retry) => {
+            account_view(
+                state,
+                viewer,
+                id.to_string(),
+                &AccountQuery::default(),
+                Some(retry),
+            )
+            .await
+        }
+        None => Err(error),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -889,15 +1033,27 @@ pub async fn adjust(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
-    client(&state)
+    let sent = client(&state)
         .adjust_credits(viewer.request(pb::AdjustCreditsRequest {
             api_key_id: id.clone(),
             amount: form.amount.trim().to_string(),
             reason: form.reason.trim().to_string(),
             idempotency_key: None,
         }))
-        .await?;
-    Ok(back_to(&id, "adjusted"))
+        .await
+        .map(drop)
+        .map_err(PageError::from);
+    let values = json!({"amount": form.amount, "reason": form.reason});
+    answer(
+        &state,
+        &viewer,
+        &id,
+        sent,
+        ("adjust", "adjusted"),
+        ADJUST_FIELDS,
+        values,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -918,15 +1074,28 @@ pub async fn refund(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
-    client(&state)
+    let sent = client(&state)
         .refund(viewer.request(pb::RefundRequest {
             api_key_id: id.clone(),
             usage_record_id: form.usage_record_id.trim().to_string(),
             amount: forms::optional(&form.amount),
             reason: forms::optional(&form.reason),
         }))
-        .await?;
-    Ok(back_to(&id, "refunded"))
+        .await
+        .map(drop)
+        .map_err(PageError::from);
+    let values = json!({"usage_record_id": form.usage_record_id, "amount": form.amount,
+                        "reason": form.reason});
+    answer(
+        &state,
+        &viewer,
+        &id,
+        sent,
+        ("refund", "refunded"),
+        REFUND_FIELDS,
+        values,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -946,14 +1115,26 @@ pub async fn set_limits(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
-    client(&state)
+    let sent = client(&state)
         .set_limits(viewer.request(pb::SetLimitsRequest {
             api_key_id: id.clone(),
             daily_limit: forms::optional(&form.daily_limit),
             monthly_limit: forms::optional(&form.monthly_limit),
         }))
-        .await?;
-    Ok(back_to(&id, "limits"))
+        .await
+        .map(drop)
+        .map_err(PageError::from);
+    let values = json!({"daily_limit": form.daily_limit, "monthly_limit": form.monthly_limit});
+    answer(
+        &state,
+        &viewer,
+        &id,
+        sent,
+        ("limits", "limits"),
+        LIMITS_FIELDS,
+        values,
+    )
+    .await
 }
 
 /// Where a price row stands among the rows of its model and account.
@@ -1059,7 +1240,17 @@ pub async fn prices(
     Query(query): Query<PricesQuery>,
 ) -> Result<Response, PageError> {
     viewer.require_operator()?;
-    let list = client(&state)
+    prices_view(&state, &viewer, &query, None).await
+}
+
+/// The price book; with `retry`, its form sent back with what was typed and why it was refused.
+async fn prices_view(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    query: &PricesQuery,
+    retry: Option<forms::Retry>,
+) -> Result<Response, PageError> {
+    let list = client(state)
         .list_prices(viewer.request(pb::ListPricesRequest {}))
         .await?
         .into_inner();
@@ -1099,17 +1290,38 @@ pub async fn prices(
         "changed": changed,
         "notice": notice(query.done.as_deref()),
         "default_markup": DEFAULT_MARKUP,
+        "retry": retry.as_ref().map(forms::Retry::to_json),
     });
-    Ok(page("admin_prices.html", &viewer, "Prices", "prices", data)?.into_response())
+    let html = page("admin_prices.html", viewer, "Prices", "prices", data)?;
+    Ok(match retry {
+        Some(retry) => (retry.status, html).into_response(),
+        None => html.into_response(),
+    })
 }
+
+/// The price form's fields, by billing-svc's names for them too ([`forms::Retry`]).
+const PRICE_FIELDS: forms::Fields = &[
+    ("model", &["model"]),
+    ("account_id", &["account_id", "account"]),
+    ("input", &["base_input_price_per_1k"]),
+    ("output", &["base_output_price_per_1k"]),
+    ("markup", &["markup"]),
+    ("cached_input", &["base_cached_input_price_per_1k"]),
+    ("cache_write", &["base_cache_write_price_per_1k"]),
+    ("cache_write_1h", &["base_cache_write_1h_price_per_1k"]),
+    ("audio_input", &["base_audio_input_price_per_1k"]),
+    ("audio_output", &["base_audio_output_price_per_1k"]),
+    ("request_fee", &["request_fee"]),
+];
 
 /// The markup billing-svc applies when a price row is set without one (the seed's, DESIGN §2).
 const DEFAULT_MARKUP: &str = "1.5";
 
 /// A price row as typed (DESIGN §17): the base prices before markup; the class prices, the request fee,
 /// the markup and the account are optional (billing-svc fills the defaults).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 pub struct PriceForm {
+    #[serde(skip_serializing)]
     csrf: String,
     model: String,
     #[serde(default)]
@@ -1164,13 +1376,28 @@ pub async fn set_price(
             request_fee: forms::optional(&form.request_fee),
             account_id: forms::optional(&form.account_id),
         }))
-        .await?
-        .into_inner();
-    Ok(back_to_prices(
-        "price",
-        &saved.model,
-        Some(saved.account_id.as_str()),
-    ))
+        .await;
+    match saved {
+        Ok(saved) => {
+            let saved = saved.into_inner();
+            Ok(back_to_prices(
+                "price",
+                &saved.model,
+                Some(saved.account_id.as_str()),
+            ))
+        }
+        Err(status) => {
+            let error = PageError::from(status);
+            // Every field of the form is a price or a name: nothing secret to leave out.
+            let values = serde_json::to_value(&form).unwrap_or_default();
+            match forms::Retry::of(&error, "price", PRICE_FIELDS, values) {
+                Some(retry) => {
+                    prices_view(&state, &viewer, &PricesQuery::default(), Some(retry)).await
+                }
+                None => Err(error),
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -1179,6 +1406,9 @@ pub struct EndPriceForm {
     model: String,
     #[serde(default)]
     account_id: String,
+    /// `yes` once the end was confirmed ([`super::ConfirmForm`]).
+    #[serde(default)]
+    confirmed: String,
 }
 
 /// Ends a price in effect from now on (`EndPrice`): the next level down prices the model, or nothing does.
@@ -1189,6 +1419,23 @@ pub async fn end_price(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
+    if !super::confirmed(&form.confirmed) {
+        let whom = match forms::optional(&form.account_id) {
+            Some(account_id) => format!("account {account_id}"),
+            None => "all accounts".to_string(),
+        };
+        return super::confirm_page(
+            &viewer,
+            &format!(
+                "End the price of {} for {whom}? From now on the next row down prices it, or its calls are refused.",
+                form.model
+            ),
+            "/console/admin/prices/end",
+            &[("model", &form.model), ("account_id", &form.account_id)],
+            "End price",
+            "/console/admin/prices",
+        );
+    }
     let account_id = forms::optional(&form.account_id);
     client(&state)
         .end_price(viewer.request(pb::EndPriceRequest {
@@ -1206,16 +1453,20 @@ pub struct EventsQuery {
     #[serde(default, rename = "type")]
     kind: String,
     cursor: Option<String>,
+    done: Option<String>,
 }
 
-/// Events of every account (or one, of a type), newest first, with their deliveries.
+/// Events of every account (or one, of a type), newest first, each with its deliveries: the endpoint's URL
+/// (the operator's endpoints by URL; an account's endpoint, which AdminService does not list, by its id),
+/// and a Redeliver button on an event whose last attempt at an endpoint failed.
 pub async fn events(
     State(state): State<ConsoleState>,
     viewer: Viewer,
     Query(query): Query<EventsQuery>,
 ) -> Result<Response, PageError> {
     viewer.require_operator()?;
-    let list = client(&state)
+    let mut admin = client(&state);
+    let list = admin
         .list_events(viewer.request(pb::ListEventsRequest {
             account_id: forms::optional(&query.account_id),
             r#type: forms::optional(&query.kind),
@@ -1224,28 +1475,162 @@ pub async fn events(
         }))
         .await?
         .into_inner();
+    let urls: HashMap<String, String> = admin
+        .list_webhooks(viewer.request(pb::ListWebhooksRequest {}))
+        .await?
+        .into_inner()
+        .endpoints
+        .into_iter()
+        .map(|endpoint| (endpoint.id, endpoint.url))
+        .collect();
     let rows: Vec<Value> = list
         .events
         .iter()
-        .map(|event| {
-            let deliveries: Vec<Value> = event
-                .deliveries
-                .iter()
-                .map(|attempt| {
-                    json!({"attempt": attempt.attempt, "at": time(attempt.at.as_ref()), "succeeded": attempt.succeeded,
-                           "status": attempt.status, "error": attempt.error})
-                })
-                .collect();
-            json!({
-                "created_at": time(event.created_at.as_ref()), "type": event.r#type, "account_id": event.account_id,
-                "data": event.data_json, "deliveries": deliveries,
-            })
-        })
+        .map(|event| event_row(event, &urls))
         .collect();
     let data = json!({
         "events": rows, "next": list.next_cursor, "account_id": query.account_id, "type": query.kind,
+        "notice": notice(query.done.as_deref()),
     });
     Ok(page("admin_events.html", &viewer, "Events", "events", data)?.into_response())
+}
+
+/// One event as the events page shows it. It may be delivered again when the last attempt at some endpoint
+/// failed (attempts come oldest first, so the last one per endpoint wins).
+fn event_row(event: &pb::Event, urls: &HashMap<String, String>) -> Value {
+    let mut last_succeeded: HashMap<&str, bool> = HashMap::new();
+    for attempt in &event.deliveries {
+        last_succeeded.insert(&attempt.endpoint_id, attempt.succeeded);
+    }
+    let deliveries: Vec<Value> = event
+        .deliveries
+        .iter()
+        .map(|attempt| {
+            json!({"attempt": attempt.attempt, "at": time(attempt.at.as_ref()), "succeeded": attempt.succeeded,
+                   "status": attempt.status, "error": attempt.error, "endpoint_id": attempt.endpoint_id,
+                   "url": urls.get(&attempt.endpoint_id)})
+        })
+        .collect();
+    json!({
+        "id": event.id, "created_at": time(event.created_at.as_ref()), "type": event.r#type,
+        "account_id": event.account_id, "data": event.data_json, "deliveries": deliveries,
+        "failed": last_succeeded.values().any(|succeeded| !succeeded),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RedeliverForm {
+    csrf: String,
+    #[serde(default)]
+    account_id: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+}
+
+/// Posts an event again, now, to every enabled endpoint subscribed to it (AdminService/RedeliverEvent), then
+/// back to the events page with the same filter (post/redirect/get).
+pub async fn redeliver_event(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<RedeliverForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    client(&state)
+        .redeliver_event(viewer.request(pb::RedeliverEventRequest { event_id: id }))
+        .await?;
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("account_id", &form.account_id)
+        .append_pair("type", &form.kind)
+        .append_pair("done", "redelivered")
+        .finish();
+    Ok(Redirect::to(&format!("/console/admin/events?{query}")).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct WebhooksQuery {
+    /// The one-time reference of a signing secret just made ([`crate::reveal`]).
+    shown: Option<String>,
+}
+
+/// The operator's webhook endpoints (they receive every account's events), and once, right after one was
+/// added, its signing secret.
+pub async fn webhooks(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Query(query): Query<WebhooksQuery>,
+) -> Result<Response, PageError> {
+    viewer.require_operator()?;
+    let created = query.shown.as_deref().map(|reference| {
+        state
+            .reveals
+            .take(&viewer.csrf, reference)
+            .unwrap_or_else(|| json!({"gone": true}))
+    });
+    let list = client(&state)
+        .list_webhooks(viewer.request(pb::ListWebhooksRequest {}))
+        .await?
+        .into_inner();
+    let data = json!({
+        "endpoints": list.endpoints.iter().map(super::customer::endpoint).collect::<Vec<_>>(),
+        "created": created, "base": "/console/admin/webhooks", "operator": true,
+    });
+    Ok(page("webhooks.html", &viewer, "Webhooks", "admin-webhooks", data)?.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WebhookForm {
+    csrf: String,
+    url: String,
+    #[serde(default)]
+    event_types: String,
+}
+
+/// Adds an operator endpoint and sends the browser to the page that shows its signing secret once
+/// (post/redirect/get: the URL holds only a one-time reference).
+pub async fn create_webhook(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Form(form): Form<WebhookForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    let created = client(&state)
+        .create_webhook(viewer.request(pb::CreateWebhookRequest {
+            url: form.url.trim().to_string(),
+            event_types: forms::list(&form.event_types),
+        }))
+        .await?
+        .into_inner();
+    let shown = json!({"url": created.url, "secret": created.secret});
+    let reference = state.reveals.put(&viewer.csrf, shown);
+    Ok(Redirect::to(&format!("/console/admin/webhooks?shown={reference}")).into_response())
+}
+
+/// Removes an operator endpoint.
+pub async fn delete_webhook(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<super::ConfirmForm>,
+) -> Result<Response, PageError> {
+    viewer.check_csrf(&form.csrf)?;
+    viewer.require_operator()?;
+    if !super::confirmed(&form.confirmed) {
+        return super::confirm_page(
+            &viewer,
+            &format!("Remove the endpoint {id}? It receives nothing more."),
+            &format!("/console/admin/webhooks/{id}/delete"),
+            &[],
+            "Remove",
+            "/console/admin/webhooks",
+        );
+    }
+    client(&state)
+        .delete_webhook(viewer.request(pb::DeleteWebhookRequest { id }))
+        .await?;
+    Ok(Redirect::to("/console/admin/webhooks").into_response())
 }
 
 /// The overview's query: a preset range of UTC days, or a custom one (`from`, `to`).

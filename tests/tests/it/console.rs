@@ -1,6 +1,7 @@
 //! The web console (DESIGN §13) in a real browser: Debian's Chromium driven by playwright-core runs
 //! tests/browser/journey.mjs against the whole stack: the operator creates an account and a key (shown once),
-//! adds promotional and paid credit, sets caps and a volume tier, sets prices (base and charged side by side,
+//! sends a bad amount (the page again, the message beside the field, the values kept), adds promotional and
+//! paid credit, sets caps and a volume tier, sets prices (base and charged side by side,
 //! a cached-input price and a request fee) and ends one; the customer signs in with that key, sees the API's
 //! balance, makes calls, sees them in the chart and the table (token classes and fee, no provider cost),
 //! filters, downloads CSVs whose rows and sums equal the API's, sees its price list (charged prices only), signs
@@ -8,7 +9,9 @@
 //! account's calls with their provider cost (filtered by status), refunds a call from its row and finds the
 //! refund among the ledger rows, and sees on the overview the same revenue as `GET /admin/stats`; reloading the page of a new key makes no second key; a key revoked in
 //! one tab and rotated from another is refused in words (409) with the operator still signed in, and is listed
-//! as revoked with no actions; a revoked key's session is refused; a member's overview shows its own caps and
+//! as revoked with no actions (a revoke not confirmed revokes nothing); an operator webhook endpoint is added
+//! (secret shown once), its failed delivery shown with its URL on the events page at 375 px, redelivered, and
+//! removed; a revoked key's session is refused; a member's overview shows its own caps and
 //! it cannot open owner pages; forms without their CSRF token are refused; the cookie flags and the CSP are
 //! checked; axe-core finds no serious or critical violation on any screen; screenshots at 375 px and 1440 px
 //! go to target/console-screenshots/.
@@ -16,7 +19,7 @@
 
 use std::path::PathBuf;
 
-use tests::{Backend, Stack};
+use tests::{Backend, Billing, Stack};
 
 /// Where scripts/test installed playwright-core and axe-core (`npm ci` of tests/browser).
 fn browser_tools() -> PathBuf {
@@ -27,7 +30,20 @@ fn browser_tools() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_serves_operators_and_customers_in_a_real_browser() {
-    let stack = Stack::start(Backend::Sqlite).await;
+    // Loopback webhook targets allowed, so the operator's endpoint can point where nothing listens and its
+    // deliveries fail at once (the events page's Redeliver).
+    let billing = Billing::start(
+        Backend::Sqlite,
+        &[
+            "--webhook-allow-private-targets",
+            "--webhook-poll-interval-ms",
+            "50",
+            "--webhook-timeout-secs",
+            "2",
+        ],
+    )
+    .await;
+    let stack = Stack::start_on(billing, &[]).await;
     let tools = browser_tools();
     let script = tools.join("journey.mjs");
     std::fs::copy(
