@@ -6,8 +6,12 @@
 // - Price form: each <output data-charged="<field>"> shows that base price × the markup as it is typed,
 //   exactly (decimal arithmetic, as billing-svc computes it); a field with data-star-warning shows that
 //   warning while it holds "*".
+// - The usage chart, scrolling inside its region on a narrow screen, starts scrolled to its latest days.
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("div.chart").forEach(function (region) {
+    region.scrollLeft = region.scrollWidth;
+  });
   document.querySelectorAll("time[datetime]:not([data-utc])").forEach(function (node) {
     var at = new Date(node.getAttribute("datetime"));
     if (!isNaN(at.getTime())) {

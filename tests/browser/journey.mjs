@@ -446,9 +446,28 @@ async function cells(row) {
   const pageTotal = nanos((await page.getByTestId("usage-total").textContent()).trim());
   check(pageTotal === apiTotal, `the page's total ${pageTotal} equals the API's ${apiTotal}`);
   await screen(page, "customer-usage");
+  // The chart's text is legible (>= 12 px, shown at 1:1) and its legend lies under the plot, not over it:
+  // each model's name is drawn below every axis label.
+  const svg = await (await page.request.get(await chart.evaluate((img) => img.src))).text();
+  const sizes = [...svg.matchAll(/font-size="([0-9.]+)/g)].map((m) => Number(m[1]));
+  check(sizes.length > 0 && sizes.every((size) => size >= 12), `the chart's text is at least 12 px: ${sizes}`);
+  check(await chart.evaluate((img) => img.getBoundingClientRect().width === img.naturalWidth), "the chart is not scaled down");
+  const texts = [...svg.matchAll(/<text[^>]*\by="([0-9.]+)"[^>]*>([^<]*)<\/text>/g)].map((m) => ({ y: Number(m[1]), text: m[2].trim() }));
+  const legendY = texts.filter((t) => t.text === "mock-usage-1000-1000").map((t) => t.y);
+  const axisY = texts.filter((t) => t.text !== "mock-usage-1000-1000").map((t) => t.y);
+  check(legendY.length === 1 && legendY[0] > Math.max(...axisY), `the legend lies under the plot: ${legendY} vs ${Math.max(...axisY)}`);
+  // The model filter offers the account's models; a preset link sets the range.
+  check((await page.locator("#model option").allTextContents()).includes("mock-usage-1000-1000"), "the model dropdown lists the model used");
+  await page.getByRole("link", { name: "Last 7 days", exact: true }).click();
+  await page.waitForLoadState();
+  const today = new Date().toISOString().slice(0, 10);
+  const weekAgo = new Date(Date.now() - 6 * 86400000).toISOString().slice(0, 10);
+  check(page.url().includes(`from=${weekAgo}`) && page.url().includes(`to=${today}`), `the preset sets the range: ${page.url()}`);
+  check((await page.locator("#from").inputValue()) === weekAgo, "the preset's range is in the form");
+  check(nanos((await page.getByTestId("usage-total").textContent()).trim()) === apiTotal, "today's calls are in the last 7 days");
 
   // Filter by model, then the CSV: its rows and sum equal the API's.
-  await page.getByLabel("Model", { exact: true }).fill("mock-usage-1000-1000");
+  await page.getByLabel("Model", { exact: true }).selectOption("mock-usage-1000-1000");
   await page.getByRole("button", { name: "Apply" }).click();
   await page.waitForLoadState();
   check(page.url().includes("model=mock-usage-1000-1000"), "the filter is in the URL");

@@ -120,6 +120,8 @@ pub struct UsageQuery {
     to: String,
     #[serde(default)]
     model: String,
+    #[serde(default)]
+    key: String,
     cursor: Option<String>,
 }
 
@@ -128,6 +130,8 @@ struct UsageFilter {
     from: NaiveDate,
     to: NaiveDate,
     model: Option<String>,
+    /// A key of the account (owners; billing-svc answers a member with its own calls only).
+    key: Option<String>,
 }
 
 impl UsageFilter {
@@ -140,6 +144,7 @@ impl UsageFilter {
             from,
             to,
             model: forms::optional(&query.model),
+            key: forms::optional(&query.key),
         })
     }
 
@@ -153,7 +158,7 @@ impl UsageFilter {
             }),
             workspace_id: None,
             model: self.model.clone(),
-            api_key_id: None,
+            api_key_id: self.key.clone(),
         }
     }
 
@@ -163,7 +168,36 @@ impl UsageFilter {
             .append_pair("from", &self.from.to_string())
             .append_pair("to", &self.to.to_string())
             .append_pair("model", self.model.as_deref().unwrap_or(""))
+            .append_pair("key", self.key.as_deref().unwrap_or(""))
             .finish()
+    }
+
+    /// The links of the date presets (today, last 7 days, this month, last month), the model and key kept.
+    fn presets(&self, today: NaiveDate) -> Vec<Value> {
+        let month_start = today.with_day(1).unwrap_or(today);
+        let last_month_end = month_start - Duration::days(1);
+        let last_month_start = last_month_end.with_day(1).unwrap_or(last_month_end);
+        [
+            ("Today", today, today),
+            ("Last 7 days", today - Duration::days(6), today),
+            ("This month", month_start, today),
+            ("Last month", last_month_start, last_month_end),
+        ]
+        .into_iter()
+        .map(|(label, from, to)| {
+            let link = UsageFilter {
+                from,
+                to,
+                model: self.model.clone(),
+                key: self.key.clone(),
+            };
+            json!({
+                "label": label,
+                "query": link.query(),
+                "current": self.from == from && self.to == to,
+            })
+        })
+        .collect()
     }
 }
 
@@ -277,9 +311,39 @@ pub async fn usage(
             })
         })
         .collect();
+    // The filter's choices: the account's models over the range (and the one chosen), and for owners the
+    // account's keys.
+    let stats = client(&state)
+        .get_stats(viewer.request(pb::GetStatsRequest {
+            range: filter.request(1, None).range,
+            api_key_id: None,
+        }))
+        .await?
+        .into_inner();
+    let mut models: Vec<String> = stats.by_model.iter().map(|m| m.model.clone()).collect();
+    models.extend(spend.models.iter().cloned());
+    models.extend(filter.model.iter().cloned());
+    models.sort();
+    models.dedup();
+    let keys: Vec<Value> = if viewer.owner() {
+        client(&state)
+            .list_keys(viewer.request(pb::ListAccountKeysRequest {}))
+            .await?
+            .into_inner()
+            .keys
+            .iter()
+            .map(key_spend)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let data = json!({
-        "filter": {"from": filter.from.to_string(), "to": filter.to.to_string(), "model": filter.model},
+        "filter": {"from": filter.from.to_string(), "to": filter.to.to_string(), "model": filter.model, "key": filter.key},
         "query": filter.query(),
+        "models": models,
+        "keys": keys,
+        "presets": filter.presets(Utc::now().date_naive()),
+        "chart": {"width": chart::WIDTH, "height": chart::height(spend.models.len())},
         "days": days,
         "total_requests": total_requests,
         "total_cost": total_cost.normalize().to_string(),
