@@ -13,8 +13,6 @@ use serde_json::{Map, Value, json};
 
 use crate::upstream::ProviderError;
 
-/// The HTTP status given to an error event inside a stream that names none.
-const STREAM_ERROR_STATUS: u16 = 502;
 /// String fields that are replaced, never appended to.
 const REPLACED_STRINGS: [&str; 8] = [
     "id",
@@ -113,18 +111,7 @@ pub struct Reading {
 /// Reads a chunk; an error event is the provider's error.
 pub fn read(chunk: &Value) -> Result<Reading, ProviderError> {
     if let Some(error) = chunk.get("error").filter(|error| !error.is_null()) {
-        return Err(
-            ProviderError::from_error_object(STREAM_ERROR_STATUS, error).unwrap_or_else(|| {
-                ProviderError {
-                    http_status: STREAM_ERROR_STATUS,
-                    message: "the model provider sent an error event".into(),
-                    kind: None,
-                    code: None,
-                    param: None,
-                    retry_after_secs: None,
-                }
-            }),
-        );
+        return Err(ProviderError::in_stream(error));
     }
     let usage = chunk.get("usage").and_then(provider_usage);
     let choices = chunk.get("choices").and_then(Value::as_array);

@@ -93,7 +93,25 @@ pub struct ProviderError {
     pub retry_after_secs: Option<u64>,
 }
 
+/// The HTTP status given to an error event inside a stream that names none.
+pub const STREAM_ERROR_STATUS: u16 = 502;
+
 impl ProviderError {
+    /// The provider's error event inside a stream (OpenAI's `{"error": {...}}` chunk, Anthropic's `error`
+    /// event), from its error object; [`STREAM_ERROR_STATUS`] with a plain message when it is not one.
+    pub fn in_stream(error: &Value) -> ProviderError {
+        ProviderError::from_error_object(STREAM_ERROR_STATUS, error).unwrap_or_else(|| {
+            ProviderError {
+                http_status: STREAM_ERROR_STATUS,
+                message: "the model provider sent an error event".into(),
+                kind: None,
+                code: None,
+                param: None,
+                retry_after_secs: None,
+            }
+        })
+    }
+
     /// Reads an OpenAI error object `{message, type, code, param}`; `None` when it is not one.
     pub fn from_error_object(http_status: u16, error: &Value) -> Option<ProviderError> {
         let text = |name: &str| match error.get(name) {

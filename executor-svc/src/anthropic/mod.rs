@@ -38,8 +38,6 @@ pub const DEFAULT_VERSION: &str = "2023-06-01";
 pub const PASSED_HEADERS: [&str; 2] = ["anthropic-version", "anthropic-beta"];
 /// How long the provider's model list is reused before it is asked again.
 const MODELS_CACHE_TTL: Duration = Duration::from_secs(60);
-/// The HTTP status given to an `error` event inside a stream (Anthropic's events name a type, no status).
-const STREAM_ERROR_STATUS: u16 = 502;
 
 /// One Anthropic Messages API provider.
 pub struct Anthropic {
@@ -249,18 +247,7 @@ fn event_item(data: &str) -> Result<Box<RawValue>, ExecutorError> {
         let event: Value = serde_json::from_str(data).unwrap_or(Value::Null);
         if event.get("type").and_then(Value::as_str) == Some("error") {
             let error = event.get("error").cloned().unwrap_or(Value::Null);
-            return Err(ExecutorError::Provider(
-                ProviderError::from_error_object(STREAM_ERROR_STATUS, &error).unwrap_or_else(
-                    || ProviderError {
-                        http_status: STREAM_ERROR_STATUS,
-                        message: "the model provider sent an error event".into(),
-                        kind: None,
-                        code: None,
-                        param: None,
-                        retry_after_secs: None,
-                    },
-                ),
-            ));
+            return Err(ExecutorError::Provider(ProviderError::in_stream(&error)));
         }
     }
     Ok(raw)
@@ -308,7 +295,7 @@ mod tests {
         );
         match error {
             Err(ExecutorError::Provider(error)) => {
-                assert_eq!(error.http_status, STREAM_ERROR_STATUS);
+                assert_eq!(error.http_status, crate::upstream::STREAM_ERROR_STATUS);
                 assert_eq!(error.kind.as_deref(), Some("overloaded_error"));
                 assert_eq!(error.message, "Overloaded");
             }
