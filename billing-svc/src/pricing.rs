@@ -29,18 +29,30 @@ pub struct ClassPrices {
     pub audio_output: Money,
 }
 
+/// The class prices a row was given; an absent one takes its default (see [`ClassPrices::resolve`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GivenPrices {
+    pub cached_input: Option<Money>,
+    pub cache_write: Option<Money>,
+    pub cache_write_1h: Option<Money>,
+    pub audio_input: Option<Money>,
+    pub audio_output: Option<Money>,
+}
+
 impl ClassPrices {
-    /// Input and output prices, every other class at its default (cached input, cache writes and audio
-    /// input = input; audio output = output).
-    pub fn of(input: Money, output: Money) -> ClassPrices {
+    /// Every class's price, the absent ones at their defaults (BILLING.md, "Prices"): cached input, cache
+    /// writes and audio input at the input price, 1 h cache writes at the cache-write price, audio output at
+    /// the output price.
+    pub fn resolve(input: Money, output: Money, given: GivenPrices) -> ClassPrices {
+        let cache_write = given.cache_write.unwrap_or(input);
         ClassPrices {
             input,
             output,
-            cached_input: input,
-            cache_write: input,
-            cache_write_1h: input,
-            audio_input: input,
-            audio_output: output,
+            cached_input: given.cached_input.unwrap_or(input),
+            cache_write,
+            cache_write_1h: given.cache_write_1h.unwrap_or(cache_write),
+            audio_input: given.audio_input.unwrap_or(input),
+            audio_output: given.audio_output.unwrap_or(output),
         }
     }
 }
@@ -371,7 +383,7 @@ mod tests {
         Price {
             model: DEFAULT_MODEL.into(),
             account_id: None,
-            base: ClassPrices::of(money("0.01"), money("0.03")),
+            base: ClassPrices::resolve(money("0.01"), money("0.03"), GivenPrices::default()),
             request_fee: Money::ZERO,
             markup: parse_markup("1.5").unwrap(),
             effective_from: 0,
@@ -460,6 +472,27 @@ mod tests {
             assert!(price.cost(&usage, Decimal::ZERO).is_err(), "{usage:?}");
         }
         assert!(price.cost(&classes(50, 50, 50, 10), Decimal::ZERO).is_ok());
+    }
+
+    #[test]
+    fn absent_class_prices_take_their_defaults() {
+        let (input, output) = (money("0.003"), money("0.015"));
+        let defaults = ClassPrices::resolve(input, output, GivenPrices::default());
+        assert_eq!(
+            (defaults.cached_input, defaults.cache_write, defaults.cache_write_1h),
+            (input, input, input)
+        );
+        assert_eq!((defaults.audio_input, defaults.audio_output), (input, output));
+        // A 1 h cache write follows the 5 min cache-write price when only that is given.
+        let written = ClassPrices::resolve(
+            input,
+            output,
+            GivenPrices {
+                cache_write: Some(money("0.00375")),
+                ..GivenPrices::default()
+            },
+        );
+        assert_eq!(written.cache_write_1h, money("0.00375"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::config::Secret;
 use crate::error::BillingError;
 use crate::ledger::{CreatedKey, KeyChange, Ledger, LedgerWrite, NewKey, View};
 use crate::money::Money;
-use crate::pricing::{self, ClassPrices, Price};
+use crate::pricing::{self, ClassPrices, GivenPrices, Price};
 use crate::sessions::Sessions;
 use crate::store::accounts::Account;
 use crate::time;
@@ -332,36 +332,34 @@ impl AdminService for AdminApi {
             "base_output_price_per_1k",
             &request.base_output_price_per_1k,
         )?;
-        let defaults = ClassPrices::of(input, output);
-        let cache_write = optional_money(
-            "base_cache_write_price_per_1k",
-            request.base_cache_write_price_per_1k.as_deref(),
-        )?
-        .unwrap_or(defaults.cache_write);
-        let base = ClassPrices {
-            cached_input: optional_money(
-                "base_cached_input_price_per_1k",
-                request.base_cached_input_price_per_1k.as_deref(),
-            )?
-            .unwrap_or(defaults.cached_input),
-            cache_write,
-            cache_write_1h: optional_money(
-                "base_cache_write_1h_price_per_1k",
-                request.base_cache_write_1h_price_per_1k.as_deref(),
-            )?
-            .unwrap_or(cache_write),
-            audio_input: optional_money(
-                "base_audio_input_price_per_1k",
-                request.base_audio_input_price_per_1k.as_deref(),
-            )?
-            .unwrap_or(defaults.audio_input),
-            audio_output: optional_money(
-                "base_audio_output_price_per_1k",
-                request.base_audio_output_price_per_1k.as_deref(),
-            )?
-            .unwrap_or(defaults.audio_output),
-            ..defaults
-        };
+        let given =
+            |field: &'static str, value: &Option<String>| optional_money(field, value.as_deref());
+        let base = ClassPrices::resolve(
+            input,
+            output,
+            GivenPrices {
+                cached_input: given(
+                    "base_cached_input_price_per_1k",
+                    &request.base_cached_input_price_per_1k,
+                )?,
+                cache_write: given(
+                    "base_cache_write_price_per_1k",
+                    &request.base_cache_write_price_per_1k,
+                )?,
+                cache_write_1h: given(
+                    "base_cache_write_1h_price_per_1k",
+                    &request.base_cache_write_1h_price_per_1k,
+                )?,
+                audio_input: given(
+                    "base_audio_input_price_per_1k",
+                    &request.base_audio_input_price_per_1k,
+                )?,
+                audio_output: given(
+                    "base_audio_output_price_per_1k",
+                    &request.base_audio_output_price_per_1k,
+                )?,
+            },
+        );
         let price = Price {
             model: request.model,
             account_id: request
