@@ -479,10 +479,17 @@ mod tests {
         let (input, output) = (money("0.003"), money("0.015"));
         let defaults = ClassPrices::resolve(input, output, GivenPrices::default());
         assert_eq!(
-            (defaults.cached_input, defaults.cache_write, defaults.cache_write_1h),
+            (
+                defaults.cached_input,
+                defaults.cache_write,
+                defaults.cache_write_1h
+            ),
             (input, input, input)
         );
-        assert_eq!((defaults.audio_input, defaults.audio_output), (input, output));
+        assert_eq!(
+            (defaults.audio_input, defaults.audio_output),
+            (input, output)
+        );
         // A 1 h cache write follows the 5 min cache-write price when only that is given.
         let written = ClassPrices::resolve(
             input,

@@ -240,7 +240,7 @@ impl AccountService for AccountApi {
     ) -> Result<Response<pb::ListUsageResponse>, Status> {
         let key = self.caller(&request).await?;
         let request = request.into_inner();
-        let (filter, only_key) = usage_filter(&request, None)?;
+        let (filter, only_key) = usage_filter(&request)?;
         let view = View::of_caller(&key, only_key);
         let page = self
             .ledger

@@ -10,7 +10,7 @@ use super::{
     endpoint_to_pb, endpoints_to_pb, event_type_filter, events_to_pb, grant_terms_from_pb,
     grant_to_pb, key_spend_to_pb, key_type_from_pb, money, optional_money, policy_from_pb,
     price_to_pb, range, role_from_pb, stats_to_pb, thresholds, timestamp, totals_to_pb,
-    transaction_to_pb, transaction_type_from_pb, usage_filter, usage_status_from_pb, usage_to_pb,
+    transaction_to_pb, transaction_type_from_pb, usage_filter, usage_to_pb,
 };
 use crate::config::Secret;
 use crate::error::BillingError;
@@ -432,11 +432,7 @@ impl AdminService for AdminApi {
         self.authorize(&request).await?;
         let request = request.into_inner();
         let query = request.query.unwrap_or_default();
-        let status = match pb::UsageStatus::try_from(request.status) {
-            Ok(pb::UsageStatus::Unspecified) => None,
-            Ok(_) | Err(_) => Some(usage_status_from_pb(request.status)?),
-        };
-        let (filter, only_key) = usage_filter(&query, status)?;
+        let (filter, only_key) = usage_filter(&query)?;
         let view = View {
             account_id: self
                 .ledger

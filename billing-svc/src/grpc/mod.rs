@@ -258,8 +258,11 @@ fn filter_text(field: &'static str, value: Option<&str>) -> Result<String, Billi
 /// The filters of a usage listing (customer or operator), and the key it names if any.
 fn usage_filter(
     request: &pb::ListUsageRequest,
-    status: Option<UsageStatus>,
 ) -> Result<(UsageFilter, Option<ApiKeyId>), BillingError> {
+    let status = match pb::UsageStatus::try_from(request.status) {
+        Ok(pb::UsageStatus::Unspecified) => None,
+        Ok(_) | Err(_) => Some(usage_status_from_pb(request.status)?),
+    };
     let (from, to) = range(request.range.as_ref())?;
     let (from, to) = crate::ledger::range(from, to)?;
     let filter = UsageFilter {

@@ -159,6 +159,7 @@ impl UsageFilter {
             workspace_id: None,
             model: self.model.clone(),
             api_key_id: self.key.clone(),
+            ..Default::default()
         }
     }
 

@@ -395,8 +395,8 @@ async fn account_view(
                 workspace_id: None,
                 model: forms::optional(&query.model),
                 api_key_id: forms::optional(&query.key),
+                status: usage_status(&query.status)?.into(),
             }),
-            status: usage_status(&query.status)?.into(),
         }))
         .await?
         .into_inner();

@@ -13,7 +13,7 @@ use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
 use crate::json::{
     Account, AccountPriceList, Alerts, AutoRecharge, AutoRechargeBody, CreateWebhookBody,
     EventPage, GrantList, KeySpendList, Stats, Timestamp, TransactionPage, TransactionType,
-    UsagePage, WebhookEndpoint, WebhookList, WorkspaceList,
+    UsagePage, UsageStatus, WebhookEndpoint, WebhookList, WorkspaceList,
 };
 use crate::money::Usd;
 use crate::openapi::{CustomerErrors, CustomerWriteErrors};
@@ -142,8 +142,29 @@ pub struct UsageQuery {
     pub workspace_id: Option<String>,
     /// Only this model's records.
     pub model: Option<String>,
-    /// Owner keys: only this key's records.
+    /// Only this key's records (a key of the account; a member key sees only its own anyway).
     pub api_key_id: Option<String>,
+    /// Only records that ended this way.
+    #[param(inline)]
+    pub status: Option<UsageStatus>,
+}
+
+impl UsageQuery {
+    /// The listing as billing.v1 takes it.
+    pub fn into_request(self) -> Result<pb::ListUsageRequest, ApiError> {
+        Ok(pb::ListUsageRequest {
+            limit: page_limit(self.limit)?,
+            cursor: self.cursor,
+            range: time_range(self.from, self.to),
+            workspace_id: self.workspace_id,
+            model: self.model,
+            api_key_id: self.api_key_id,
+            status: self
+                .status
+                .map_or(pb::UsageStatus::Unspecified, UsageStatus::to_wire)
+                .into(),
+        })
+    }
 }
 
 /// The caller's usage records, newest first, cursor paginated.
@@ -161,14 +182,7 @@ pub async fn usage(
     context: CallContext,
     QueryParams(query): QueryParams<UsageQuery>,
 ) -> Result<Json<UsagePage>, ApiError> {
-    let request = context.request(pb::ListUsageRequest {
-        limit: page_limit(query.limit)?,
-        cursor: query.cursor,
-        range: time_range(query.from, query.to),
-        workspace_id: query.workspace_id,
-        model: query.model,
-        api_key_id: query.api_key_id,
-    });
+    let request = context.request(query.into_request()?);
     let page = state
         .account()
         .list_usage(request)

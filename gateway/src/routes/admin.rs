@@ -15,11 +15,11 @@ use crate::json::{
     Account, AccountPage, AccountWithKeys, Alerts, ApiKey, CreateWebhookBody, CreatedKey,
     DiscountTier, EventPage, GrantCategory, GrantList, KeyList, KeyPolicy, KeyType, LedgerEntry,
     PlatformStats, Price, PriceList, Redelivery, Role, Stats, Timestamp, TransactionPage,
-    TransactionType, UsagePage, UsageStatus, WebhookEndpoint, WebhookList, optional_object,
+    TransactionType, UsagePage, WebhookEndpoint, WebhookList, optional_object,
 };
 use crate::money::Usd;
 use crate::openapi::AdminErrors;
-use crate::routes::account::{RangeQuery, page_limit, time_range};
+use crate::routes::account::{RangeQuery, UsageQuery, page_limit, time_range};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -330,29 +330,6 @@ pub async fn set_limits(
     Ok(Json(account.try_into()?))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase")]
-pub struct AccountUsageQuery {
-    /// Page size, 1..=1000; default 100.
-    pub limit: Option<u32>,
-    /// The `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Inclusive lower bound, RFC 3339.
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub from: Option<Timestamp>,
-    /// Exclusive upper bound, RFC 3339.
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub to: Option<Timestamp>,
-    pub workspace_id: Option<String>,
-    pub model: Option<String>,
-    /// Only this key's records (a key of the account).
-    pub api_key_id: Option<String>,
-    /// Only records that ended this way.
-    #[param(inline)]
-    pub status: Option<UsageStatus>,
-}
-
 /// One account's usage records, newest first, cursor paginated, with each call's usage id, key, endpoint,
 /// provider, tokens by class, costs, provider cost and duration.
 #[utoipa::path(
@@ -360,7 +337,7 @@ pub struct AccountUsageQuery {
     path = "/admin/accounts/{accountId}/usage",
     tag = "admin",
     security(("bearer" = [])),
-    params(("accountId" = String, Path, description = "The account's id"), AccountUsageQuery),
+    params(("accountId" = String, Path, description = "The account's id"), UsageQuery),
     responses((status = 200, body = UsagePage), AdminErrors)
 )]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
@@ -368,22 +345,11 @@ pub async fn account_usage(
     State(state): State<AppState>,
     context: CallContext,
     PathParams(account_id): PathParams<String>,
-    QueryParams(query): QueryParams<AccountUsageQuery>,
+    QueryParams(query): QueryParams<UsageQuery>,
 ) -> Result<Json<UsagePage>, ApiError> {
     let request = context.request(pb::ListAccountUsageRequest {
         account_id,
-        query: Some(pb::ListUsageRequest {
-            limit: page_limit(query.limit)?,
-            cursor: query.cursor,
-            range: time_range(query.from, query.to),
-            workspace_id: query.workspace_id,
-            model: query.model,
-            api_key_id: query.api_key_id,
-        }),
-        status: query
-            .status
-            .map_or(pb::UsageStatus::Unspecified, UsageStatus::to_wire)
-            .into(),
+        query: Some(query.into_request()?),
     });
     let page = state
         .admin()

@@ -915,6 +915,14 @@ async fn the_operator_sees_each_accounts_calls_ledger_and_the_overview() {
         "{}",
         failed_calls.text
     );
+    // The customer filters its own calls the same way.
+    let own_failed = stack.get("/billing/usage?status=failed", &big).await;
+    assert_eq!(
+        own_failed.json["records"].as_array().unwrap().len(),
+        1,
+        "{}",
+        own_failed.text
+    );
     let ledger = stack
         .get(
             &format!("/admin/accounts/{account_id}/transactions?type=usage_deduction"),
