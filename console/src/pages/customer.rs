@@ -682,36 +682,27 @@ pub async fn webhooks(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct WebhookForm {
-    csrf: String,
-    url: String,
-    #[serde(default)]
-    event_types: String,
-}
-
-/// Adds an endpoint and sends the browser to the page that shows its signing secret once (post/redirect/get:
-/// the URL holds only a one-time reference).
+/// Adds an endpoint; its signing secret is shown once on the webhooks page.
 pub async fn create_webhook(
     State(state): State<ConsoleState>,
     viewer: Viewer,
-    Form(form): Form<WebhookForm>,
+    Form(form): Form<super::WebhookForm>,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_owner()?;
     let created = client(&state)
-        .create_webhook(viewer.request(pb::CreateWebhookRequest {
-            url: form.url.trim().to_string(),
-            event_types: forms::list(&form.event_types),
-        }))
+        .create_webhook(viewer.request(form.request()))
         .await?
         .into_inner();
-    let shown = json!({"url": created.url, "secret": created.secret});
-    let reference = state.reveals.put(&viewer.csrf, shown);
-    Ok(Redirect::to(&format!("/console/webhooks?shown={reference}")).into_response())
+    Ok(super::show_new_webhook(
+        &state,
+        &viewer,
+        &created,
+        "/console/webhooks",
+    ))
 }
 
-/// Removes an endpoint.
+/// Removes an endpoint, once confirmed.
 pub async fn delete_webhook(
     State(state): State<ConsoleState>,
     viewer: Viewer,
@@ -720,20 +711,14 @@ pub async fn delete_webhook(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_owner()?;
-    if !super::confirmed(&form.confirmed) {
-        return super::confirm_page(
-            &viewer,
-            &format!("Remove the endpoint {id}? It receives nothing more."),
-            &format!("/console/webhooks/{id}/delete"),
-            &[],
-            "Remove",
-            "/console/webhooks",
-        );
+    let page = "/console/webhooks";
+    if let Some(question) = super::unconfirmed_webhook_removal(&viewer, &form, &id, page) {
+        return question;
     }
     client(&state)
         .delete_webhook(viewer.request(pb::DeleteWebhookRequest { id }))
         .await?;
-    Ok(Redirect::to("/console/webhooks").into_response())
+    Ok(Redirect::to(page).into_response())
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -52,6 +52,56 @@ pub fn confirm_page(
     Ok(crate::render::page("confirm.html", viewer, "Are you sure?", "", data)?.into_response())
 }
 
+/// The form adding a webhook endpoint (a customer's or the operator's).
+#[derive(Debug, serde::Deserialize)]
+pub struct WebhookForm {
+    pub csrf: String,
+    url: String,
+    #[serde(default)]
+    event_types: String,
+}
+
+impl WebhookForm {
+    pub fn request(&self) -> pb::CreateWebhookRequest {
+        pb::CreateWebhookRequest {
+            url: self.url.trim().to_string(),
+            event_types: crate::forms::list(&self.event_types),
+        }
+    }
+}
+
+/// Keeps a new endpoint's signing secret for its one showing and sends the browser to `page`
+/// (post/redirect/get: the URL holds only a one-time reference).
+pub fn show_new_webhook(
+    state: &crate::ConsoleState,
+    viewer: &Viewer,
+    created: &pb::WebhookEndpoint,
+    page: &str,
+) -> Response {
+    let shown = json!({"url": created.url, "secret": created.secret});
+    let reference = state.reveals.put(&viewer.csrf, shown);
+    Redirect::to(&format!("{page}?shown={reference}")).into_response()
+}
+
+/// The question asked before removing the endpoint `id` listed on `page`, while `form` does not confirm it.
+pub fn unconfirmed_webhook_removal(
+    viewer: &Viewer,
+    form: &ConfirmForm,
+    id: &str,
+    page: &str,
+) -> Option<Result<Response, PageError>> {
+    (!confirmed(&form.confirmed)).then(|| {
+        confirm_page(
+            viewer,
+            &format!("Remove the endpoint {id}? It receives nothing more."),
+            &format!("{page}/{id}/delete"),
+            &[],
+            "Remove",
+            page,
+        )
+    })
+}
+
 /// `/console/`: the overview of a customer, the operator's overview of every account.
 pub async fn home(
     state: axum::extract::State<crate::ConsoleState>,

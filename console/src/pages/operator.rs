@@ -1579,36 +1579,27 @@ pub async fn webhooks(
     Ok(page("webhooks.html", &viewer, "Webhooks", "admin-webhooks", data)?.into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct WebhookForm {
-    csrf: String,
-    url: String,
-    #[serde(default)]
-    event_types: String,
-}
-
-/// Adds an operator endpoint and sends the browser to the page that shows its signing secret once
-/// (post/redirect/get: the URL holds only a one-time reference).
+/// Adds an operator endpoint; its signing secret is shown once on the webhooks page.
 pub async fn create_webhook(
     State(state): State<ConsoleState>,
     viewer: Viewer,
-    Form(form): Form<WebhookForm>,
+    Form(form): Form<super::WebhookForm>,
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
     let created = client(&state)
-        .create_webhook(viewer.request(pb::CreateWebhookRequest {
-            url: form.url.trim().to_string(),
-            event_types: forms::list(&form.event_types),
-        }))
+        .create_webhook(viewer.request(form.request()))
         .await?
         .into_inner();
-    let shown = json!({"url": created.url, "secret": created.secret});
-    let reference = state.reveals.put(&viewer.csrf, shown);
-    Ok(Redirect::to(&format!("/console/admin/webhooks?shown={reference}")).into_response())
+    Ok(super::show_new_webhook(
+        &state,
+        &viewer,
+        &created,
+        "/console/admin/webhooks",
+    ))
 }
 
-/// Removes an operator endpoint.
+/// Removes an operator endpoint, once confirmed.
 pub async fn delete_webhook(
     State(state): State<ConsoleState>,
     viewer: Viewer,
@@ -1617,20 +1608,14 @@ pub async fn delete_webhook(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
-    if !super::confirmed(&form.confirmed) {
-        return super::confirm_page(
-            &viewer,
-            &format!("Remove the endpoint {id}? It receives nothing more."),
-            &format!("/console/admin/webhooks/{id}/delete"),
-            &[],
-            "Remove",
-            "/console/admin/webhooks",
-        );
+    let page = "/console/admin/webhooks";
+    if let Some(question) = super::unconfirmed_webhook_removal(&viewer, &form, &id, page) {
+        return question;
     }
     client(&state)
         .delete_webhook(viewer.request(pb::DeleteWebhookRequest { id }))
         .await?;
-    Ok(Redirect::to("/console/admin/webhooks").into_response())
+    Ok(Redirect::to(page).into_response())
 }
 
 /// The overview's query: a preset range of UTC days, or a custom one (`from`, `to`).
