@@ -252,6 +252,35 @@ async fn messages_pass_through_to_an_anthropic_provider_unchanged() {
         cut_records[0]["status"], "stopped_by_credit",
         "{cut_records:?}"
     );
+
+    // A long unary answer comes back whole (never cut at a first hold), and an error inside the provider's
+    // stream ends the client's stream with that error.
+    let long = json!({"model": "claude-tokens-2000", "max_tokens": 4000,
+        "messages": [{"role": "user", "content": "Write at length"}]});
+    let whole = messages(&stack, &key, &long).await;
+    assert_eq!(whole.status, reqwest::StatusCode::OK, "{}", whole.text);
+    assert_eq!(
+        whole.json["usage"]["output_tokens"], 2000,
+        "{}",
+        whole.json["usage"]
+    );
+    assert_eq!(whole.json["stop_reason"], "end_turn");
+    let failing = json!({"model": "claude-streamerror-5", "max_tokens": 200, "stream": true,
+        "messages": [{"role": "user", "content": "Hello"}]});
+    let broken = messages(&stack, &key, &failing).await;
+    assert_eq!(broken.status, reqwest::StatusCode::OK, "{}", broken.text);
+    let events = broken.events();
+    assert!(
+        events
+            .iter()
+            .any(|event| event.event.as_deref() == Some("content_block_delta"))
+    );
+    assert_eq!(
+        events.last().unwrap().event.as_deref(),
+        Some("error"),
+        "{}",
+        broken.text
+    );
     assert_ledger_invariants(&stack.billing.database).await;
 }
 
