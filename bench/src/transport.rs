@@ -356,6 +356,7 @@ async fn answer(
             workspace_id: open.workspace_id,
             session_id: open.session_id,
             endpoint: open.endpoint,
+            end_user_id: open.end_user_id,
             input_tokens: close.input_tokens,
             output_tokens: close.output_tokens,
             status: close.status,
@@ -430,6 +431,7 @@ fn settlement(request: pb::SettleRequest) -> pb::Settlement {
             .saturating_mul(2)
             / 3)),
         discount_percent: "0".to_string(),
+        end_user_id: request.end_user_id,
     };
     // Set through the fields, so that the harness needs no prost-types of its own.
     if let (Some(timestamp), Ok(now)) = (

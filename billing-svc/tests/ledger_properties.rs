@@ -220,6 +220,7 @@ impl World {
             workspace_id: String::new(),
             session_id: String::new(),
             endpoint: "/execute".into(),
+            end_user_id: String::new(),
             input_tokens: input,
             output_tokens: output,
             status: UsageStatus::Completed,
@@ -304,6 +305,7 @@ impl World {
                     workspace_id: String::new(),
                     session_id: String::new(),
                     endpoint: "/execute".into(),
+                    end_user_id: String::new(),
                 };
                 let before = self
                     .ledger

@@ -129,6 +129,7 @@ impl Executor {
             session_id: call.session_id.clone(),
             endpoint: call.endpoint.clone(),
             input_only: true,
+            end_user_id: call.end_user_id.clone(),
         };
         let session = self.open(open, &call.request_id).await?;
         let session = self.refuse_without_spool(call, session, started_at).await?;

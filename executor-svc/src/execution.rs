@@ -68,6 +68,8 @@ pub struct Call {
     pub workspace_id: String,
     pub session_id: String,
     pub endpoint: String,
+    /// The customer's end user (empty: none named).
+    pub end_user_id: String,
 }
 
 /// How the output travels back.
@@ -415,6 +417,7 @@ impl Executor {
             session_id: call.session_id.clone(),
             endpoint: call.endpoint.clone(),
             input_only: false,
+            end_user_id: call.end_user_id.clone(),
         };
         // The hold comes first: without it the model is never called.
         let session = self.metering.open(open, &call.request_id).await?;
@@ -516,6 +519,7 @@ impl Executor {
                     workspace_id: call.workspace_id.clone(),
                     session_id: call.session_id.clone(),
                     endpoint: call.endpoint.clone(),
+                    end_user_id: call.end_user_id.clone(),
                     input_tokens: close.input_tokens,
                     output_tokens: close.output_tokens,
                     status: close.status().as_str_name().to_string(),

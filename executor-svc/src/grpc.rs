@@ -314,6 +314,7 @@ fn parse(
             workspace_id: &request.workspace_id,
             session_id: &request.session_id,
             endpoint: &request.endpoint,
+            end_user_id: &request.end_user_id,
             idempotency_key: request.idempotency_key.as_deref(),
         },
         default_endpoint,
@@ -398,6 +399,7 @@ fn parse_embed(
             workspace_id: &request.workspace_id,
             session_id: &request.session_id,
             endpoint: &request.endpoint,
+            end_user_id: &request.end_user_id,
             idempotency_key: request.idempotency_key.as_deref(),
         },
         "/v1/embeddings",
@@ -410,6 +412,7 @@ struct Labels<'a> {
     workspace_id: &'a str,
     session_id: &'a str,
     endpoint: &'a str,
+    end_user_id: &'a str,
     idempotency_key: Option<&'a str>,
 }
 
@@ -425,6 +428,7 @@ fn call(
         ("workspace_id", labels.workspace_id),
         ("session_id", labels.session_id),
         ("endpoint", labels.endpoint),
+        ("end_user_id", labels.end_user_id),
     ] {
         if value.len() > MAX_ID_LENGTH {
             return Err(ExecutorError::InvalidRequest(format!(
@@ -454,6 +458,7 @@ fn call(
         workspace_id: labels.workspace_id.to_string(),
         session_id: labels.session_id.to_string(),
         endpoint,
+        end_user_id: labels.end_user_id.to_string(),
     })
 }
 

@@ -49,6 +49,9 @@ pub struct SpooledSettlement {
     pub workspace_id: String,
     pub session_id: String,
     pub endpoint: String,
+    /// The customer's end user; lines written before it was kept name none.
+    #[serde(default)]
+    pub end_user_id: String,
     pub input_tokens: u64,
     pub output_tokens: u64,
     /// `billing.v1.UsageStatus` by name, e.g. `USAGE_STATUS_COMPLETED`.
@@ -91,6 +94,7 @@ impl SpooledSettlement {
             workspace_id: self.workspace_id.clone(),
             session_id: self.session_id.clone(),
             endpoint: self.endpoint.clone(),
+            end_user_id: self.end_user_id.clone(),
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             status: UsageStatus::from_str_name(&self.status)
@@ -422,6 +426,7 @@ mod tests {
             model: "mock".into(),
             workspace_id: "ws".into(),
             session_id: "s".into(),
+            end_user_id: "u".into(),
             endpoint: "/execute".into(),
             input_tokens: 6548,
             output_tokens: 108,

@@ -169,6 +169,35 @@ pub fn header_text(
         .transpose()
 }
 
+/// Names the customer's own end user of a call, on every model API (DESIGN §18).
+pub const END_USER_HEADER: &str = "x-end-user-id";
+
+/// The longest end user id recorded (DESIGN §18).
+const MAX_END_USER_CHARS: usize = 128;
+
+/// The end user recorded on a call's usage record (BILLING.md, "End users"): the `x-end-user-id` header
+/// when sent (at most 128 characters, else 400), else the id the request body names (`user`,
+/// `metadata.user_id`) as it is when at most 128 characters, else its SHA-256 in hex; empty for none.
+pub fn end_user_id(
+    headers: &axum::http::HeaderMap,
+    named_in_body: Option<&str>,
+) -> Result<String, ApiError> {
+    use sha2::{Digest, Sha256};
+    if let Some(header) = header_text(headers, END_USER_HEADER)? {
+        if header.chars().count() > MAX_END_USER_CHARS {
+            return Err(ApiError::InvalidRequest(format!(
+                "the `{END_USER_HEADER}` header is longer than {MAX_END_USER_CHARS} characters"
+            )));
+        }
+        return Ok(header);
+    }
+    Ok(match named_in_body {
+        None => String::new(),
+        Some(id) if id.chars().count() <= MAX_END_USER_CHARS => id.to_string(),
+        Some(id) => hex::encode(Sha256::digest(id.as_bytes())),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

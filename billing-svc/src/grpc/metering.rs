@@ -114,6 +114,7 @@ impl MeteringService for MeteringApi {
                 workspace_id: request.workspace_id,
                 session_id: request.session_id,
                 endpoint: request.endpoint,
+                end_user_id: request.end_user_id,
                 input_tokens: request.input_tokens,
                 output_tokens: request.output_tokens,
                 status: usage_status_from_pb(request.status)?,
@@ -172,6 +173,7 @@ async fn serve_meter(
         workspace_id: open.workspace_id,
         session_id: open.session_id,
         endpoint: open.endpoint,
+        end_user_id: open.end_user_id,
     };
     let opened = ledger.open(&caller, &request).await?;
     let started_at = time::now_ms();
@@ -240,6 +242,7 @@ async fn serve_meter(
                         workspace_id: request.workspace_id.clone(),
                         session_id: request.session_id.clone(),
                         endpoint: request.endpoint.clone(),
+                        end_user_id: request.end_user_id.clone(),
                         input_tokens: close.input_tokens,
                         output_tokens: close.output_tokens,
                         status: usage_status_from_pb(close.status)?,

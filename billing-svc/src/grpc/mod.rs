@@ -272,6 +272,11 @@ fn usage_filter(
         workspace_id: filter_text("workspace_id", request.workspace_id.as_deref())?,
         model: filter_text("model", request.model.as_deref())?,
         status,
+        end_user_id: request
+            .end_user_id
+            .as_deref()
+            .map(|id| filter_text("end_user_id", Some(id)))
+            .transpose()?,
     };
     Ok((filter, key_filter(request.api_key_id.clone())))
 }
@@ -303,6 +308,7 @@ fn key_spend_to_pb(spend: &KeySpend) -> pb::KeySpend {
         api_key: Some(api_key_to_pb(&spend.key)),
         spent_today: spend.spent_today.to_string(),
         spent_this_month: spend.spent_this_month.to_string(),
+        last_used_at: spend.last_used_at.map(time::to_timestamp),
     }
 }
 
@@ -603,6 +609,7 @@ fn usage_to_pb(record: &UsageRecord, audience: Audience) -> pb::UsageRecord {
             Audience::Customer => None,
         },
         discount_percent: record.discount_percent.normalize().to_string(),
+        end_user_id: record.end_user_id.clone(),
     }
 }
 
@@ -674,6 +681,14 @@ fn stats_to_pb(
             .iter()
             .map(|(day, totals)| pb::DayUsage {
                 day: day.clone(),
+                totals: Some(totals_to_pb(totals, audience)),
+            })
+            .collect(),
+        by_end_user: stats
+            .by_end_user
+            .iter()
+            .map(|(end_user_id, totals)| pb::EndUserUsage {
+                end_user_id: end_user_id.clone(),
                 totals: Some(totals_to_pb(totals, audience)),
             })
             .collect(),

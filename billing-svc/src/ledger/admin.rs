@@ -58,6 +58,8 @@ pub struct KeySpend {
     pub key: ApiKey,
     pub spent_today: Money,
     pub spent_this_month: Money,
+    /// When its latest call was recorded.
+    pub last_used_at: Option<Millis>,
 }
 
 /// An account with its keys.
@@ -187,10 +189,12 @@ impl Ledger {
                 time::month_start(now),
             )
             .await?;
+            let last_used_at = crate::store::usage::last_used(&mut connection, &key.id).await?;
             spends.push(KeySpend {
                 key,
                 spent_today,
                 spent_this_month,
+                last_used_at,
             });
         }
         Ok(spends)

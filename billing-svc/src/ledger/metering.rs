@@ -47,6 +47,7 @@ pub struct OpenRequest {
     pub workspace_id: String,
     pub session_id: String,
     pub endpoint: String,
+    pub end_user_id: String,
 }
 
 /// A placed hold.
@@ -87,6 +88,7 @@ pub struct SettleRequest {
     pub workspace_id: String,
     pub session_id: String,
     pub endpoint: String,
+    pub end_user_id: String,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub status: UsageStatus,
@@ -127,6 +129,7 @@ fn validate_execution(
     workspace_id: &str,
     session_id: &str,
     endpoint: &str,
+    end_user_id: &str,
 ) -> Result<(), BillingError> {
     if execution_id.is_empty() {
         return Err(BillingError::invalid("execution_id", "is required"));
@@ -135,7 +138,8 @@ fn validate_execution(
     pricing::validate_model(model)?;
     validate_text("workspace_id", workspace_id, MAX_LABEL_CHARS)?;
     validate_text("session_id", session_id, MAX_LABEL_CHARS)?;
-    validate_text("endpoint", endpoint, MAX_LABEL_CHARS)
+    validate_text("endpoint", endpoint, MAX_LABEL_CHARS)?;
+    validate_text("end_user_id", end_user_id, MAX_ID_CHARS)
 }
 
 impl Ledger {
@@ -153,6 +157,7 @@ impl Ledger {
             &request.workspace_id,
             &request.session_id,
             &request.endpoint,
+            &request.end_user_id,
         )?;
         let ceiling = self.settings.max_execution_tokens;
         let input_tokens = tokens(
@@ -255,6 +260,7 @@ impl Ledger {
             workspace_id: request.workspace_id.clone(),
             session_id: request.session_id.clone(),
             endpoint: request.endpoint.clone(),
+            end_user_id: request.end_user_id.clone(),
             started_at: now,
             expires_at: now + settings.hold_ttl_ms,
         };
@@ -457,6 +463,7 @@ impl Ledger {
             &request.workspace_id,
             &request.session_id,
             &request.endpoint,
+            &request.end_user_id,
         )?;
         if request.provider.chars().count() > MAX_PROVIDER_CHARS {
             return Err(BillingError::invalid("provider", "too long"));
@@ -624,6 +631,7 @@ impl Ledger {
                 request_fee: cost.request_fee,
                 provider_cost: Some(cost.provider),
                 discount_percent: percent_off,
+                end_user_id: request.end_user_id.clone(),
             })
             .await?;
         if charged.is_positive() {

@@ -33,7 +33,12 @@ pub struct Stats {
     pub by_model: Vec<(String, Totals)>,
     /// `YYYY-MM-DD` (UTC), oldest first.
     pub by_day: Vec<(String, Totals)>,
+    /// The [`MAX_END_USERS`] end users with the highest total cost, highest first.
+    pub by_end_user: Vec<(String, Totals)>,
 }
+
+/// How many end users the stats list.
+pub const MAX_END_USERS: usize = 100;
 
 /// `0` means the default page size; above the maximum is refused rather than silently cut.
 pub(super) fn page_size(limit: u32) -> Result<i64, BillingError> {
@@ -197,6 +202,13 @@ impl Ledger {
                 .into_iter()
                 .map(|(days, totals)| (time::day_name(&days), totals))
                 .collect(),
+            by_end_user: usage::top_by(
+                &mut connection,
+                Scope::Account(id, &ranged),
+                GroupBy::EndUser,
+                MAX_END_USERS,
+            )
+            .await?,
             account,
         })
     }
@@ -291,10 +303,7 @@ impl Ledger {
         };
         let scope = Scope::Platform { from, to };
         let mut connection = self.store.reader().acquire().await?;
-        let mut accounts = usage::totals_by(&mut connection, scope, GroupBy::Account).await?;
-        accounts
-            .sort_by(|(a_id, a), (b_id, b)| b.total_cost.cmp(&a.total_cost).then(a_id.cmp(b_id)));
-        accounts.truncate(top);
+        let accounts = usage::top_by(&mut connection, scope, GroupBy::Account, top).await?;
         let mut top_accounts = Vec::with_capacity(accounts.len());
         for (id, totals) in accounts {
             let id = AccountId::from(id);

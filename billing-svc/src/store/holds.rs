@@ -22,15 +22,16 @@ pub struct Hold {
     pub workspace_id: String,
     pub session_id: String,
     pub endpoint: String,
+    pub end_user_id: String,
     pub started_at: Millis,
     pub expires_at: Millis,
 }
 
 /// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).
-const TYPES: &str = "ttttiiiittttii";
+const TYPES: &str = "ttttiiiittttiit";
 
 const COLUMNS: &str = "id, account_id, api_key_id, execution_id, amount, input_tokens, granted_output_tokens, max_output_tokens, \
-    model, workspace_id, session_id, endpoint, started_at, expires_at";
+    model, workspace_id, session_id, endpoint, started_at, expires_at, end_user_id";
 
 fn from_row(row: &AnyRow) -> Result<Hold, sqlx::Error> {
     Ok(Hold {
@@ -48,6 +49,7 @@ fn from_row(row: &AnyRow) -> Result<Hold, sqlx::Error> {
         endpoint: row.try_get(11)?,
         started_at: row.try_get(12)?,
         expires_at: row.try_get(13)?,
+        end_user_id: row.try_get(14)?,
     })
 }
 
@@ -113,7 +115,7 @@ pub async fn of_executions(
     // A settled execution is a row with no hold id; the other columns only need the hold row's types.
     let sql = format!(
         "SELECT {COLUMNS} FROM holds WHERE execution_id IN ({}) UNION ALL \
-         SELECT NULL, account_id, api_key_id, execution_id, 0, 0, 0, 0, '', '', '', '', 0, 0 \
+         SELECT NULL, account_id, api_key_id, execution_id, 0, 0, 0, 0, '', '', '', '', 0, 0, '' \
          FROM usage_records WHERE execution_id IN ({})",
         bulk::placeholders(style, slots, 1),
         bulk::placeholders(style, slots, slots + 1)
@@ -167,6 +169,7 @@ pub async fn insert(connection: &mut AnyConnection, holds: &[Hold]) -> Result<()
             .bind(&hold.endpoint)
             .bind(hold.started_at)
             .bind(hold.expires_at)
+            .bind(&hold.end_user_id)
     })
     .execute(connection)
     .await?;

@@ -79,16 +79,18 @@ pub struct UsageRecord {
     pub provider_cost: Option<Money>,
     /// The volume tier's percent off (0: none).
     pub discount_percent: Decimal,
+    /// The customer's end user (empty: none named).
+    pub end_user_id: String,
 }
 
 /// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).
-const TYPES: &str = "itttttiiiiiiiiititttiiiitiiiiiiiiit";
+const TYPES: &str = "itttttiiiiiiiiititttiiiitiiiiiiiiitt";
 
 const COLUMNS: &str = "id, account_id, api_key_id, execution_id, session_id, workspace_id, timestamp, input_tokens, output_tokens, \
     total_tokens, input_cost, output_cost, total_cost, charged, overage, model, duration_ms, status, endpoint, key_type, \
     balance_after, total_spent_after, refunded_amount, started_at, provider, attempts, cached_input_tokens, \
     cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, audio_input_tokens, audio_output_tokens, request_fee, \
-    provider_cost, discount_percent";
+    provider_cost, discount_percent, end_user_id";
 
 fn decode_error(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
@@ -144,6 +146,7 @@ fn from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
         provider_cost: provider_cost.map(Money::from_nanos),
         discount_percent: Decimal::from_str_exact(&discount)
             .map_err(|_| decode_error("discount percent", &discount))?,
+        end_user_id: row.try_get(35)?,
     })
 }
 
@@ -197,6 +200,7 @@ pub async fn insert(
             .bind(record.request_fee.nanos())
             .bind(record.provider_cost.map(Money::nanos))
             .bind(record.discount_percent.to_string())
+            .bind(&record.end_user_id)
     })
     .execute(connection)
     .await?;
@@ -290,6 +294,17 @@ pub async fn recent(
     })
 }
 
+/// When the key's latest call was recorded (index `usage_records_by_key_time`); `None` before its first.
+pub async fn last_used(
+    connection: &mut AnyConnection,
+    api_key_id: &ApiKeyId,
+) -> Result<Option<Millis>, sqlx::Error> {
+    sqlx::query_scalar("SELECT MAX(timestamp) FROM usage_records WHERE api_key_id = $1")
+        .bind(api_key_id.as_str())
+        .fetch_one(connection)
+        .await
+}
+
 /// Filters of usage queries (within one account). Empty strings mean "any".
 #[derive(Debug, Clone, Default)]
 pub struct UsageFilter {
@@ -301,6 +316,8 @@ pub struct UsageFilter {
     pub model: String,
     /// Only records that ended this way.
     pub status: Option<UsageStatus>,
+    /// Only the records of this end user (`None`: any; `Some("")`: those that named none).
+    pub end_user_id: Option<String>,
 }
 
 impl UsageFilter {
@@ -316,7 +333,7 @@ impl UsageFilter {
 
 const FILTER: &str = "account_id = $1 AND ($2 = '' OR api_key_id = $2) AND timestamp >= $3 \
     AND timestamp < $4 AND ($5 = '' OR workspace_id = $5) AND ($6 = '' OR model = $6) \
-    AND ($7 = '' OR status = $7)";
+    AND ($7 = '' OR status = $7) AND ($8 = 0 OR end_user_id = $9)";
 
 /// Every account's records in a time range.
 const PLATFORM_FILTER: &str = "timestamp >= $1 AND timestamp < $2";
@@ -347,7 +364,7 @@ impl Scope<'_> {
     }
 }
 
-/// Binds [`FILTER`]'s `$1` to `$7`.
+/// Binds [`FILTER`]'s `$1` to `$9`.
 fn bind_filter<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     account_id: &AccountId,
@@ -367,6 +384,8 @@ fn bind_filter<'q>(
         .bind(filter.workspace_id.clone())
         .bind(filter.model.clone())
         .bind(filter.status.map_or("", UsageStatus::as_str))
+        .bind(i64::from(filter.end_user_id.is_some()))
+        .bind(filter.end_user_id.clone().unwrap_or_default())
 }
 
 /// Newest first, ids below `before`, at most `limit` rows.
@@ -378,7 +397,7 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<UsageRecord>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM usage_records WHERE {FILTER} AND id < $8 ORDER BY id DESC LIMIT $9"
+        "SELECT {COLUMNS} FROM usage_records WHERE {FILTER} AND id < $10 ORDER BY id DESC LIMIT $11"
     );
     bind_filter(sqlx::query(&sql), account_id, filter)
         .bind(before)
@@ -445,15 +464,37 @@ pub async fn totals(
     totals_from_row(&row, 0)
 }
 
-/// Totals per value of `column` (model, workspace, UTC day or account), ordered by that value.
+/// Totals per value of `column`, ordered by that value.
 pub async fn totals_by(
     connection: &mut AnyConnection,
     scope: Scope<'_>,
     column: GroupBy,
 ) -> Result<Vec<(String, Totals)>, sqlx::Error> {
+    grouped(connection, scope, column, column.as_str()).await
+}
+
+/// The `limit` values of `column` with the highest total cost, highest first (ties by value).
+pub async fn top_by(
+    connection: &mut AnyConnection,
+    scope: Scope<'_>,
+    column: GroupBy,
+    limit: usize,
+) -> Result<Vec<(String, Totals)>, sqlx::Error> {
+    let order = format!("SUM(total_cost) DESC, {} LIMIT {limit}", column.as_str());
+    // `limit` is a number written by this crate, never a client's text.
+    grouped(connection, scope, column, &order).await
+}
+
+/// Totals per value of `column`, in `order` (an ORDER BY clause, with a LIMIT or not).
+async fn grouped(
+    connection: &mut AnyConnection,
+    scope: Scope<'_>,
+    column: GroupBy,
+    order: &str,
+) -> Result<Vec<(String, Totals)>, sqlx::Error> {
     let group = column.as_str();
     let sql = format!(
-        "SELECT {group}, {SUMS} FROM usage_records WHERE {} GROUP BY {group} ORDER BY {group}",
+        "SELECT {group}, {SUMS} FROM usage_records WHERE {} GROUP BY {group} ORDER BY {order}",
         scope.filter()
     );
     scope
@@ -464,7 +505,9 @@ pub async fn totals_by(
         .map(|row| {
             let group = match column {
                 GroupBy::Day => row.try_get::<i64, _>(0)?.to_string(),
-                GroupBy::Model | GroupBy::Workspace | GroupBy::Account => row.try_get(0)?,
+                GroupBy::Model | GroupBy::Workspace | GroupBy::EndUser | GroupBy::Account => {
+                    row.try_get(0)?
+                }
             };
             Ok((group, totals_from_row(row, 1)?))
         })
@@ -476,6 +519,7 @@ pub async fn totals_by(
 pub enum GroupBy {
     Model,
     Workspace,
+    EndUser,
     /// The UTC day, as days since 1970-01-01 (the group's text is that number).
     Day,
     Account,
@@ -486,6 +530,7 @@ impl GroupBy {
         match self {
             GroupBy::Model => "model",
             GroupBy::Workspace => "workspace_id",
+            GroupBy::EndUser => "end_user_id",
             GroupBy::Day => "CAST(timestamp / 86400000 AS BIGINT)",
             GroupBy::Account => "account_id",
         }

@@ -276,6 +276,8 @@ pub struct KeySpend {
     pub api_key: ApiKey,
     pub spent_today: Usd,
     pub spent_this_month: Usd,
+    /// When the key's latest call was recorded; null before its first.
+    pub last_used_at: Option<Timestamp>,
 }
 
 impl TryFrom<billing_pb::KeySpend> for KeySpend {
@@ -287,6 +289,7 @@ impl TryFrom<billing_pb::KeySpend> for KeySpend {
             api_key: required(b, "api_key", spend.api_key)?.try_into()?,
             spent_today: money(b, "spent_today", &spend.spent_today)?,
             spent_this_month: money(b, "spent_this_month", &spend.spent_this_month)?,
+            last_used_at: spend.last_used_at.map(Timestamp),
         })
     }
 }

@@ -84,6 +84,8 @@ pub struct UsageRecord {
     pub execution_id: String,
     pub session_id: String,
     pub workspace_id: String,
+    /// The customer's own end user the call was made for (BILLING.md, "End users"); empty for none.
+    pub end_user_id: String,
     pub model: String,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -148,6 +150,7 @@ impl TryFrom<billing_pb::UsageRecord> for UsageRecord {
             execution_id: record.execution_id,
             session_id: record.session_id,
             workspace_id: record.workspace_id,
+            end_user_id: record.end_user_id,
             model: record.model,
             input_tokens: record.input_tokens,
             output_tokens: record.output_tokens,
@@ -213,6 +216,14 @@ pub struct ModelUsage {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct EndUserUsage {
+    /// Empty: the calls that named no end user.
+    pub end_user_id: String,
+    pub totals: UsageTotals,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct DayUsage {
     /// `YYYY-MM-DD`, UTC.
     pub day: String,
@@ -234,6 +245,8 @@ pub struct Stats {
     pub by_model: Vec<ModelUsage>,
     /// Over the requested range, by UTC day with usage, oldest first.
     pub by_day: Vec<DayUsage>,
+    /// Over the requested range, the 100 end users with the highest total cost, highest first.
+    pub by_end_user: Vec<EndUserUsage>,
     pub credits_balance: Usd,
     pub total_spent: Usd,
 }
@@ -264,6 +277,16 @@ impl TryFrom<billing_pb::Stats> for Stats {
                     Ok(DayUsage {
                         totals: entry.totals.try_into()?,
                         day: entry.day,
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
+            by_end_user: stats
+                .by_end_user
+                .into_iter()
+                .map(|entry| {
+                    Ok(EndUserUsage {
+                        totals: entry.totals.try_into()?,
+                        end_user_id: entry.end_user_id,
                     })
                 })
                 .collect::<Result<_, ApiError>>()?,

@@ -147,6 +147,8 @@ pub struct UsageQuery {
     /// Only records that ended this way.
     #[param(inline)]
     pub status: Option<UsageStatus>,
+    /// Only this end user's records (`endUserId=` with no value: the records that named none).
+    pub end_user_id: Option<String>,
 }
 
 impl UsageQuery {
@@ -163,6 +165,7 @@ impl UsageQuery {
                 .status
                 .map_or(pb::UsageStatus::Unspecified, UsageStatus::to_wire)
                 .into(),
+            end_user_id: self.end_user_id,
         })
     }
 }

@@ -10,7 +10,7 @@ use proto::executor::v1::{ExecuteRequest, RateLimits};
 
 use crate::error::{ApiError, Service};
 use crate::execution;
-use crate::extract::{CallContext, header_text};
+use crate::extract::{CallContext, end_user_id, header_text};
 use crate::json::ExecutionSummary;
 use crate::routes::execute::IDEMPOTENCY_KEY_HEADER;
 use crate::routes::openai::billing::{billing_headers, chunk_billing, rate_limit_headers};
@@ -32,13 +32,16 @@ pub fn dropped_tools_header(dropped: &[String], response: &mut Response) {
 }
 
 /// The execution of `chat_json` through `endpoint` (recorded on the usage record), with the optional
-/// `x-workspace-id`, `x-session-id` and `Idempotency-Key` headers.
+/// `x-workspace-id`, `x-session-id`, `x-end-user-id` and `Idempotency-Key` headers; `end_user` is the end
+/// user the client's body names (see [`end_user_id`]).
 pub fn request(
     chat_json: String,
     headers: &HeaderMap,
     endpoint: &str,
+    end_user: Option<&str>,
 ) -> Result<ExecuteRequest, ApiError> {
     Ok(ExecuteRequest {
+        end_user_id: end_user_id(headers, end_user)?,
         chat_request_json: Some(chat_json),
         workspace_id: header_text(headers, WORKSPACE_HEADER)?.unwrap_or_default(),
         session_id: header_text(headers, SESSION_HEADER)?.unwrap_or_default(),

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::execution::{self, ExecutionEvent};
-use crate::extract::{CallContext, JsonBody, header_text};
+use crate::extract::{CallContext, JsonBody, end_user_id, header_text};
 use crate::json::{ExecuteResult, ExecutionSummary, optional_objects};
 use crate::openapi::ExecutionErrors;
 use crate::state::AppState;
@@ -125,6 +125,7 @@ pub async fn execute(
         chat_request_json: None,
         messages_request_json: None,
         anthropic_headers: Default::default(),
+        end_user_id: end_user_id(&headers, None)?,
     };
     if stream {
         // `/execute` is the platform's own shape: OpenAI's rate-limit headers are for `/v1`.

@@ -12,6 +12,7 @@ mod billing_ledger;
 mod billing_metering;
 mod console;
 mod docs;
+mod end_users;
 mod events;
 mod executor;
 mod gateway;

@@ -66,12 +66,18 @@ pub async fn messages(
     }
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let native_body = Value::Object(body.clone()).to_string();
+    let end_user = body
+        .get("metadata")
+        .and_then(|metadata| metadata.get("user_id"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let translated =
         translate::to_chat(body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
     let mut request = chat_call::request(
         Value::Object(translated.chat).to_string(),
         &headers,
         ENDPOINT,
+        end_user.as_deref(),
     )?;
     request.messages_request_json = Some(native_body);
     for name in PASSED_HEADERS {

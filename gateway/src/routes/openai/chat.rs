@@ -57,6 +57,9 @@ struct Delivery {
     stream: Option<bool>,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    /// Recorded as the call's end user.
+    #[serde(default)]
+    user: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -148,7 +151,12 @@ pub async fn chat_completions(
     let delivery: Delivery = serde_json::from_str(body.get()).map_err(|error| {
         ApiError::InvalidRequest(format!("the chat completion request is invalid: {error}"))
     })?;
-    let request = chat_call::request(body.get().to_string(), &headers, ENDPOINT)?;
+    let request = chat_call::request(
+        body.get().to_string(),
+        &headers,
+        ENDPOINT,
+        delivery.user.as_deref(),
+    )?;
     if delivery.stream.unwrap_or(false) {
         let include_usage = delivery
             .stream_options

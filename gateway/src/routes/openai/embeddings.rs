@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::billing::{billing_headers, chunk_billing, rate_limit_headers};
 use super::{OpenAiJson, SESSION_HEADER, WORKSPACE_HEADER};
 use crate::error::ApiError;
-use crate::extract::{OpenAiCallContext, header_text};
+use crate::extract::{OpenAiCallContext, end_user_id, header_text};
 use crate::json::{Billing, FinishReason, Usage};
 use crate::openai_error::OpenAiError;
 use crate::openapi::OpenAiErrors;
@@ -52,6 +52,16 @@ pub struct EmbeddingsList {
 /// OpenAI-compatible embeddings, billed on the provider's input tokens at the model's input price (a hold
 /// for the estimated input first: 402 without credit). Internal keys are recorded but never charged. The
 /// answer carries the billing headers of `/v1/chat/completions`.
+/// The `user` an embeddings request names, if any (the rest of the body is skipped, not kept).
+fn named_end_user(body: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        #[serde(default)]
+        user: Option<String>,
+    }
+    serde_json::from_str::<Named>(body).ok()?.user
+}
+
 #[utoipa::path(
     post,
     path = "/v1/embeddings",
@@ -86,6 +96,7 @@ pub async fn embeddings(
         session_id: header_text(&headers, SESSION_HEADER)?.unwrap_or_default(),
         idempotency_key: header_text(&headers, IDEMPOTENCY_KEY_HEADER)?,
         endpoint: ENDPOINT.to_string(),
+        end_user_id: end_user_id(&headers, named_end_user(body.get()).as_deref())?,
     };
     let mut call = context.request(request);
     call.set_timeout(state.executor_timeout);

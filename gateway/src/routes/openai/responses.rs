@@ -64,6 +64,7 @@ pub async fn responses(
         Value::Object(translated.chat).to_string(),
         &headers,
         ENDPOINT,
+        body.get("user").and_then(Value::as_str),
     )?;
     let mut response = if stream {
         let (limits, events) = execution::start_stream(&state, &context, request).await?;
