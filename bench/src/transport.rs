@@ -328,6 +328,8 @@ async fn answer(
         price: Some(seed_price()),
         requests: None,
         tokens: None,
+        // An internal key's grant never grows: nothing to report before it is reached.
+        report_at_output_tokens: granted_output_tokens,
     });
     if sender.send(Ok(response(opened))).await.is_err() {
         return Ok(());
@@ -338,6 +340,7 @@ async fn answer(
                 let grant = Out::Grant(pb::MeterGrant {
                     granted_output_tokens,
                     held: "0".to_string(),
+                    report_at_output_tokens: granted_output_tokens,
                 });
                 if sender.send(Ok(response(grant))).await.is_err() {
                     return Ok(());

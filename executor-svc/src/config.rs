@@ -134,7 +134,8 @@ pub struct Config {
     )]
     pub spool_path: PathBuf,
 
-    /// Report progress to billing-svc every this many output tokens.
+    /// Report progress every this many output tokens to a billing-svc that does not say when to report (an
+    /// older release; BILLING.md, "Holds and the metering stream").
     #[arg(long, env = "EXECUTOR_PROGRESS_INTERVAL_TOKENS", default_value_t = 16)]
     pub progress_interval_tokens: u32,
 

@@ -308,14 +308,34 @@ struct Hold {
     last_reported: u64,
     /// Billing said stop, or the stream broke: `granted` will not grow any more.
     final_grant: bool,
+    /// Billing's `report_at_output_tokens` for the grant in force: below it the hold cannot grow, so no
+    /// progress is reported; 0 (a billing-svc that does not say): report every progress interval.
+    report_at: u64,
 }
 
 impl Hold {
+    /// Whether to report `output_tokens` now, without waiting for the answer (BILLING.md, "Holds and the
+    /// metering stream"): once output reaches billing's `report_at` (one report per grant: a grant that did
+    /// not move `report_at` is not asked again before output reaches it), or every `interval` tokens when
+    /// billing gave none.
+    fn report_due(&self, output_tokens: u64, interval: u64) -> bool {
+        if self.final_grant {
+            return false;
+        }
+        if self.report_at == 0 {
+            return output_tokens - self.last_reported >= interval;
+        }
+        self.outstanding == 0
+            && output_tokens >= self.report_at
+            && self.last_reported < self.report_at
+    }
+
     fn apply(&mut self, answer: Result<crate::metering::Answer, crate::metering::StreamBroken>) {
         match answer {
             Ok(crate::metering::Answer::Grant(grant)) => {
                 self.outstanding = self.outstanding.saturating_sub(1);
                 self.granted = self.granted.max(grant.granted_output_tokens);
+                self.report_at = self.report_at.max(grant.report_at_output_tokens);
             }
             Ok(crate::metering::Answer::Stop(stop)) => {
                 self.outstanding = self.outstanding.saturating_sub(1);
@@ -606,6 +626,7 @@ impl Executor {
             outstanding: 0,
             last_reported: 0,
             final_grant: false,
+            report_at: session.opened.report_at_output_tokens,
         };
         let mut stream: Upstream = tokio::select! {
             started = self.providers.stream(model, &request.chat) => match started {
@@ -698,8 +719,7 @@ impl Executor {
                         generation.answer.absorb(chunk);
                     }
                     generation.output_tokens = needed;
-                    let due = needed - hold.last_reported >= self.limits.progress_interval_tokens;
-                    if due && !hold.final_grant && session.report_progress(needed) {
+                    if hold.report_due(needed, self.limits.progress_interval_tokens) && session.report_progress(needed) {
                         hold.outstanding += 1;
                         hold.last_reported = needed;
                     }
@@ -814,6 +834,52 @@ fn charge(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_is_reported_once_output_nears_the_grant_and_once_per_grant() {
+        use proto::billing::v1::MeterGrant;
+        let grant = |granted, report_at| {
+            Ok(crate::metering::Answer::Grant(MeterGrant {
+                granted_output_tokens: granted,
+                held: "0".into(),
+                report_at_output_tokens: report_at,
+            }))
+        };
+        let mut hold = Hold {
+            granted: 256,
+            outstanding: 0,
+            last_reported: 0,
+            final_grant: false,
+            report_at: 128,
+        };
+        assert!(!hold.report_due(16, 16));
+        assert!(!hold.report_due(127, 16));
+        assert!(hold.report_due(130, 16));
+        (hold.outstanding, hold.last_reported) = (1, 130);
+        assert!(!hold.report_due(150, 16), "one report at a time");
+        hold.apply(grant(512, 384));
+        assert_eq!(
+            (hold.granted, hold.report_at, hold.outstanding),
+            (512, 384, 0)
+        );
+        assert!(!hold.report_due(383, 16));
+        assert!(hold.report_due(384, 16));
+        // A grant that could not grow leaves `report_at`: not asked again until output needs it.
+        (hold.outstanding, hold.last_reported) = (1, 400);
+        hold.apply(grant(512, 384));
+        assert!(!hold.report_due(450, 16));
+        // Without `report_at` (an older billing-svc), every interval.
+        let mut legacy = Hold {
+            report_at: 0,
+            last_reported: 0,
+            ..hold
+        };
+        assert!(legacy.report_due(16, 16));
+        legacy.last_reported = 16;
+        assert!(!legacy.report_due(31, 16));
+        legacy.final_grant = true;
+        assert!(!legacy.report_due(64, 16));
+    }
 
     fn generation(usage: Option<ProviderUsage>, answered: bool) -> Generation {
         Generation {

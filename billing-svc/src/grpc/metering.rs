@@ -186,6 +186,7 @@ async fn serve_meter(
         price: Some(price_to_pb(&opened.price)),
         requests: opened.rates.requests.map(window_to_pb),
         tokens: opened.rates.tokens.map(window_to_pb),
+        report_at_output_tokens: ledger.report_at(opened.granted_output_tokens),
     });
     if sender.send(Ok(response(opened_message))).await.is_err() {
         return Ok(());
@@ -221,6 +222,7 @@ async fn serve_meter(
                         Out::Grant(pb::MeterGrant {
                             granted_output_tokens,
                             held: now_held.to_string(),
+                            report_at_output_tokens: ledger.report_at(granted_output_tokens),
                         })
                     }
                     Grant::Stop {

@@ -315,6 +315,14 @@ impl Ledger {
         near_grant(&self.settings, output_tokens, granted_output_tokens)
     }
 
+    /// The output from which [`Ledger::near_grant`] holds for `granted_output_tokens`: the executor reports
+    /// progress from there on, and not before. At least 1 (0 on the wire means "every interval").
+    pub fn report_at(&self, granted_output_tokens: u64) -> u64 {
+        granted_output_tokens
+            .saturating_sub(self.settings.hold_chunk_tokens / 2)
+            .max(1)
+    }
+
     /// Grows the hold of a running execution by up to a chunk when its output nears the grant; answers stop
     /// when the output has reached the grant and credit or a cap leaves no room to grow. Every call also
     /// pushes the hold's expiry back: a live stream keeps its hold.
