@@ -29,6 +29,10 @@ pub enum PageError {
     /// A value the visitor typed is not valid.
     #[error("{0}")]
     Invalid(String),
+    /// A value typed into the input named `field` is not valid: the console's own check of a field whose name
+    /// no fixed list holds (a row of the volume tiers form), shown beside that input.
+    #[error("{message}")]
+    InvalidField { field: String, message: String },
     /// billing-svc refused or failed.
     #[error("{}", .0.message())]
     Api(tonic::Status),
@@ -66,6 +70,7 @@ impl PageError {
             | PageError::Forbidden(_)
             | PageError::Csrf
             | PageError::Invalid(_)
+            | PageError::InvalidField { .. }
             | PageError::Render(_) => false,
         }
     }
@@ -75,7 +80,7 @@ impl PageError {
         match self {
             PageError::SignedOut => StatusCode::SEE_OTHER,
             PageError::Forbidden(_) | PageError::Csrf => StatusCode::FORBIDDEN,
-            PageError::Invalid(_) => StatusCode::BAD_REQUEST,
+            PageError::Invalid(_) | PageError::InvalidField { .. } => StatusCode::BAD_REQUEST,
             PageError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
             PageError::Api(status) => match status.code() {
                 Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,

@@ -77,15 +77,16 @@ pub fn optional_day(field: &str, text: &str) -> Result<Option<prost_types::Times
 
 /// A form answered with its own page again after a refusal of what was typed: the values kept (never a
 /// secret: forms holding one are not retried), and the message beside the field it names, or above the form
-/// when it names none. Any other failure stays an error page, and a success still redirects.
+/// when it names none. Any other failure stays an error page, and a success still redirects. Every form of
+/// the console that takes typed values answers this way ([`crate::render::form_page`] renders the page).
 #[derive(Debug)]
 pub struct Retry {
     /// The form, as the template names it (`credits`, `adjust`, …).
     pub form: &'static str,
     /// What was typed, by field name.
     pub values: serde_json::Value,
-    /// The field the message is about, when it names one of the form's.
-    pub field: Option<&'static str>,
+    /// The input the message is about (its `name`), when it names one of the form's.
+    pub field: Option<String>,
     pub message: String,
     pub status: axum::http::StatusCode,
 }
@@ -95,34 +96,36 @@ pub struct Retry {
 pub type Fields = &'static [(&'static str, &'static [&'static str])];
 
 impl Retry {
-    /// `Some` when `error` is about what was typed: the console's own check, or billing-svc's
-    /// INVALID_ARGUMENT or OUT_OF_RANGE.
+    /// The form sent back when `error` is about what was typed: the console's own check, or billing-svc's
+    /// INVALID_ARGUMENT or OUT_OF_RANGE. Any other error is given back, to be shown as an error page.
     pub fn of(
-        error: &PageError,
+        error: PageError,
         form: &'static str,
         fields: Fields,
         values: serde_json::Value,
-    ) -> Option<Retry> {
-        let typed = match error {
-            PageError::Invalid(_) => true,
-            PageError::Api(status) => matches!(
-                status.code(),
-                tonic::Code::InvalidArgument | tonic::Code::OutOfRange
-            ),
-            PageError::SignedOut
+    ) -> Result<Retry, PageError> {
+        let field = match &error {
+            PageError::InvalidField { field, .. } => Some(field.clone()),
+            PageError::Invalid(message) => named_field(message, fields).map(str::to_string),
+            PageError::Api(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::InvalidArgument | tonic::Code::OutOfRange
+                ) =>
+            {
+                named_field(status.message(), fields).map(str::to_string)
+            }
+            PageError::Api(_)
+            | PageError::SignedOut
             | PageError::Forbidden(_)
             | PageError::Csrf
-            | PageError::Render(_) => false,
+            | PageError::Render(_) => return Err(error),
         };
-        if !typed {
-            return None;
-        }
-        let message = error.to_string();
-        Some(Retry {
+        Ok(Retry {
             form,
             values,
-            field: named_field(&message, fields),
-            message,
+            field,
+            message: error.to_string(),
             status: error.http_status(),
         })
     }
@@ -190,11 +193,22 @@ mod tests {
     #[test]
     fn only_errors_about_what_was_typed_are_retried() {
         let values = serde_json::json!({});
+        let field = |error: PageError| {
+            Retry::of(error, "credits", FIELDS, values.clone()).map(|retry| retry.field)
+        };
         let invalid = PageError::Api(tonic::Status::invalid_argument("invalid amount: negative"));
-        let retry = Retry::of(&invalid, "credits", FIELDS, values.clone());
-        assert_eq!(retry.map(|retry| retry.field), Some(Some("amount")));
+        assert_eq!(field(invalid).ok(), Some(Some("amount".to_string())));
+        let own_check = PageError::InvalidField {
+            field: "tier_percent_2".to_string(),
+            message: "Tier 2 percent off: enter a number".to_string(),
+        };
+        assert_eq!(
+            field(own_check).ok(),
+            Some(Some("tier_percent_2".to_string())),
+            "a field the console's own check names"
+        );
         let unavailable = PageError::Api(tonic::Status::unavailable("down"));
-        assert!(Retry::of(&unavailable, "credits", FIELDS, values.clone()).is_none());
-        assert!(Retry::of(&PageError::Csrf, "credits", FIELDS, values).is_none());
+        assert!(matches!(field(unavailable), Err(PageError::Api(_))));
+        assert!(matches!(field(PageError::Csrf), Err(PageError::Csrf)));
     }
 }

@@ -4,11 +4,12 @@
 use std::sync::LazyLock;
 
 use axum::http::StatusCode;
-use axum::response::Html;
+use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Environment, Value, context};
 use serde_json::json;
 
 use crate::error::PageError;
+use crate::forms::Retry;
 use crate::session::Viewer;
 
 /// Every template, by name.
@@ -18,6 +19,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("../templates/error.html")),
     ("refused.html", include_str!("../templates/refused.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
+    ("fields.html", include_str!("../templates/fields.html")),
     (
         "key_state.html",
         include_str!("../templates/key_state.html"),
@@ -228,6 +230,26 @@ pub fn page(
     Ok(Html(html))
 }
 
+/// Renders a page holding forms: with `retry`, one of them sent back after a refusal of what was typed
+/// (`data.retry`: what was typed and the message, [`Retry`]), answered with the refusal's status.
+pub fn form_page(
+    template: &str,
+    viewer: &Viewer,
+    title: &str,
+    active: &str,
+    mut data: serde_json::Value,
+    retry: Option<Retry>,
+) -> Result<Response, PageError> {
+    data["retry"] = retry
+        .as_ref()
+        .map_or(serde_json::Value::Null, Retry::to_json);
+    let html = page(template, viewer, title, active, data)?;
+    Ok(match retry {
+        Some(retry) => (retry.status, html).into_response(),
+        None => html.into_response(),
+    })
+}
+
 /// Renders a page shown without a session (sign-in).
 pub fn public_page(template: &str, data: serde_json::Value) -> Result<Html<String>, PageError> {
     let html = ENVIRONMENT.get_template(template)?.render(context! {
@@ -407,9 +429,182 @@ mod tests {
             "{html}"
         );
         assert!(html.contains(r#"data-testid="margin" class="unknown">—"#));
-        assert!(html.contains(r#"data-col="provider-cost">0</td>"#));
+        assert!(html.contains(
+            r#"data-col="provider-cost"><data value="0" title="0 USD">0.00</data></td>"#
+        ));
         assert!(html.contains(r#"num unknown" data-col="margin">—</td>"#));
         assert!(html.contains("No volume tiers"));
+    }
+
+    /// `data` with one of its forms sent back after a refusal, as `forms::Retry::to_json` gives it.
+    fn render_with_retry(
+        template: &str,
+        mut data: serde_json::Value,
+        (form, field, message, values): (&str, &str, &str, serde_json::Value),
+    ) -> String {
+        data["retry"] = json!({"form": form, "field": field, "message": message, "values": values});
+        render(template, data)
+    }
+
+    #[test]
+    fn every_amount_of_the_customer_overview_is_rounded_with_the_exact_figure_on_hover() {
+        let html = render(
+            "overview.html",
+            json!({
+                "account": {"balance": "9.89692", "held": "0.0012345", "total_spent": "0.36",
+                            "daily_limit": "5", "monthly_limit": null},
+                "today": "0.0123456", "month": "12.345",
+                "models": [{"model": "gpt-4o", "requests": 3, "tokens": 10, "cost": "0.0123456"}],
+                "low": false, "payments": false, "own_key": null,
+            }),
+        );
+        assert!(html.contains(
+            r#"data-testid="balance"><data value="9.89692" title="9.89692 USD">9.90</data> USD</dd>"#
+        ), "{html}");
+        assert!(html.contains(r#"<data value="0.0012345" title="0.0012345 USD">0.001235</data>"#));
+        assert!(html.contains(r#"<data value="12.345" title="12.345 USD">12.35</data> USD"#));
+        assert!(html.contains(r#"of <data value="5" title="5 USD">5.00</data> USD daily cap"#));
+        assert_eq!(
+            html.matches("<data value=\"0.0123456\"").count(),
+            2,
+            "today and the model"
+        );
+    }
+
+    #[test]
+    fn a_refused_webhook_keeps_what_was_typed_and_says_why_beside_the_url() {
+        let values = json!({"url": "ftp://example.com/hook", "event_types": "credits.added"});
+        let html = render_with_retry(
+            "webhooks.html",
+            json!({"endpoints": [], "created": null, "base": "/console/webhooks"}),
+            (
+                "webhook",
+                "url",
+                "invalid url: must be http or https",
+                values,
+            ),
+        );
+        // (minijinja escapes `/` in attributes.)
+        assert!(html.contains(r#"value="ftp:&#x2f;&#x2f;example.com&#x2f;hook" aria-invalid="true" aria-describedby="url-error" autofocus>"#), "{html}");
+        assert!(html.contains(r#"<p class="field-error" id="url-error" role="alert">invalid url: must be http or https</p>"#));
+        assert!(html.contains(r#"value="credits.added">"#));
+    }
+
+    #[test]
+    fn a_refused_alert_or_recharge_keeps_its_form_as_typed_and_the_other_as_saved() {
+        let data = json!({
+            "low_balance": "10, 2",
+            "recharge": {"payments": true, "saved_card": true, "enabled": true, "threshold": "5",
+                         "amount": "20", "monthly_max": "100", "charged_this_month": "20",
+                         "consecutive_failures": 0, "recent": []},
+        });
+        let alerts = render_with_retry(
+            "settings.html",
+            data.clone(),
+            (
+                "alerts",
+                "low_balance",
+                "invalid low_balance: not a decimal",
+                json!({"low_balance": "5, lots"}),
+            ),
+        );
+        assert!(
+            alerts.contains(r#"value="5, lots" placeholder="10, 2" aria-invalid="true""#),
+            "{alerts}"
+        );
+        assert!(alerts.contains(r#"id="low_balance-error""#));
+        assert!(alerts.contains(
+            r#"id="threshold" name="threshold" inputmode="decimal" required value="5">"#
+        ));
+        assert!(
+            alerts.contains(r#"type="checkbox" value="true" checked>"#),
+            "the recharge form as saved"
+        );
+
+        let recharge = render_with_retry(
+            "settings.html",
+            data,
+            (
+                "recharge",
+                "monthly_max",
+                "invalid monthly_max: must be at least the amount of one recharge",
+                json!({"enabled": false, "threshold": "1", "amount": "50", "monthly_max": "10"}),
+            ),
+        );
+        assert!(recharge.contains(r#"value="10, 2""#), "the alerts as saved");
+        assert!(
+            recharge.contains(r#"type="checkbox" value="true">"#),
+            "unchecked as sent: {recharge}"
+        );
+        assert!(recharge.contains(
+            r#"value="10" aria-invalid="true" aria-describedby="monthly_max-error" autofocus>"#
+        ));
+        assert!(recharge.contains(
+            r#"id="recharge_amount" name="amount" inputmode="decimal" required value="50">"#
+        ));
+    }
+
+    #[test]
+    fn a_refused_tier_keeps_the_rows_as_typed_and_says_why_beside_the_row() {
+        let data = json!({
+            "account": {"id": "acct"},
+            "range": {"from": "2025-01-01", "to": "2025-01-31"},
+            "totals": {"requests": 0, "revenue": "0"},
+            "models": [], "days": [], "tiers": [], "tier_rows": [{"from": "", "percent": ""}],
+            "calls": no_calls(), "ledger": no_ledger(), "range_keep": [],
+        });
+        let rows =
+            json!({"rows": [{"from": "100", "percent": "5"}, {"from": "1000", "percent": "ten"}]});
+        let html = render_with_retry(
+            "admin_account.html",
+            data,
+            (
+                "tiers",
+                "tier_percent_2",
+                "Tier 2: enter the percent off as a number",
+                rows,
+            ),
+        );
+        assert!(
+            html.contains(
+                r#"id="tier_from_2" name="from_monthly_spend" inputmode="decimal" value="1000">"#
+            ),
+            "{html}"
+        );
+        assert!(html.contains(
+            r#"value="ten" aria-invalid="true" aria-describedby="tier_percent_2-error" autofocus>"#
+        ));
+        assert!(html.contains(
+            r#"<p class="field-error" id="tier_percent_2-error" role="alert">Tier 2: enter"#
+        ));
+        assert_eq!(html.matches("aria-invalid").count(), 1);
+    }
+
+    #[test]
+    fn a_refused_key_policy_keeps_what_was_typed() {
+        let data = json!({
+            "account_id": "acct", "id": "k1", "name": "backend", "hint": "tb_…", "role": "owner",
+            "policy": {"daily_limit": "5", "requests_per_minute": "100"},
+        });
+        let values = json!({"account_id": "acct", "name": "renamed", "role": "member", "daily_limit": "lots",
+                            "monthly_limit": "", "requests_per_minute": "100", "tokens_per_minute": "",
+                            "max_concurrent": "", "allowed_models": "", "expires_at": ""});
+        let html = render_with_retry(
+            "admin_key.html",
+            data,
+            (
+                "key",
+                "daily_limit",
+                "invalid policy.daily_limit: not a decimal",
+                values,
+            ),
+        );
+        assert!(html.contains(r#"value="renamed">"#), "{html}");
+        assert!(html.contains(r#"<option value="member" selected>"#));
+        assert!(html.contains(
+            r#"value="lots" aria-invalid="true" aria-describedby="daily_limit-error" autofocus>"#
+        ));
+        assert!(html.contains(r#"id="daily_limit-error""#));
     }
 
     #[test]

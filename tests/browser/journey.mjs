@@ -1,7 +1,9 @@
 // The console in a real browser (Debian's Chromium driven by playwright-core): the operator's and the
 // customer's journeys of DESIGN §13 (with the price book of §17: base and charged prices, class prices and
 // a request fee, ending a row, volume tiers, revenue / provider cost / margin), an account's calls and
-// ledger rows with a refund from a call's row, the operator's overview, the customer's price list, axe-core on every screen,
+// ledger rows with a refund from a call's row, the operator's overview, the customer's price list, forms sent
+// back as typed after a refusal (the message beside the field), amounts rounded with the exact figure in their
+// <data value> and on hover, axe-core on every screen,
 // screenshots at 375 px and 1440 px, and the security checks (CSRF, cookie flags, CSP, no key in any URL). Started by tests/tests/it/console.rs, which
 // passes the stack in the environment and checks the services' logs afterwards.
 //
@@ -106,10 +108,42 @@ const result = {};
 // tokens for; the operator prices it for the journey's account alone, with a cached-input price and a fee.
 const CACHED_MODEL = "mock-usage-1000-1000-cached-400";
 
-// The text of each cell of a table row, by its data-col.
+// The figure of each cell of a table row, by its data-col: an amount's exact figure (the value of its
+// <data>, shown rounded), else the cell's text.
 async function cells(row) {
   return row.evaluate((tr) => Object.fromEntries([...tr.querySelectorAll("[data-col]")]
-    .map((cell) => [cell.getAttribute("data-col"), cell.textContent.trim()])));
+    .map((cell) => [cell.getAttribute("data-col"),
+                    cell.querySelector("data") ? cell.querySelector("data").getAttribute("value") : cell.textContent.trim()])));
+}
+
+// An amount shown rounded (two decimals from 1 USD up, four significant digits below) inside
+// <data value="exact" title="exact USD">: its exact figure, checked against the text shown.
+async function amount(locator, what) {
+  const data = locator.locator("data");
+  const [exact, title, shown] = [await data.getAttribute("value"), await data.getAttribute("title"), (await data.textContent()).trim()];
+  check(title === `${exact} USD`, `${what}: the exact figure on hover: ${title}`);
+  const error = nanos(shown) - nanos(exact);
+  const big = nanos(exact) >= 1000000000n || nanos(exact) <= -1000000000n;
+  const abs = (value) => (value < 0n ? -value : value);
+  check(big ? /^-?[0-9]+\.[0-9]{2}$/.test(shown) && abs(error) <= 5000000n
+            : shown.replace(/^-?0\.0*/, "").length <= 4 && abs(error) * 1000n <= abs(nanos(exact)),
+        `${what}: ${shown} is ${exact} rounded`);
+  return exact;
+}
+
+// A form sent back after a refusal of what was typed: answered `status`, the message right under the field
+// (the field marked invalid, described by the message, focused), the values kept.
+async function refusedBeside(page, response, field, words, kept, what) {
+  check(response.status() === 400, `${what}: answered ${response.status()}`);
+  const input = page.locator(`#${field}`);
+  check((await page.locator(`#${field}-error`).textContent()).includes(words), `${what}: the message beside ${field}`);
+  check((await input.getAttribute("aria-invalid")) === "true" && (await input.getAttribute("aria-describedby")).split(" ").includes(`${field}-error`),
+        `${what}: ${field} is marked invalid and described by its message`);
+  check(await input.evaluate((node) => node === document.activeElement), `${what}: ${field} is focused`);
+  for (const [id, value] of Object.entries(kept)) {
+    check((await page.locator(`#${id}`).inputValue()) === value, `${what}: ${id} kept as typed (${value})`);
+  }
+  check(await page.getByRole("button", { name: "Sign out" }).isVisible(), `${what}: still signed in`);
 }
 
 // --- The operator -------------------------------------------------------------------------------
@@ -226,13 +260,41 @@ async function cells(row) {
   check((await page.getByLabel("Tier 1: from monthly spend (USD)").inputValue()) === "100", "the form holds the tier");
   const tiersApi = await api("GET", `/admin/accounts/${result.accountId}`, ADMIN_KEY);
   check(/"discountTiers":\[\{"fromMonthlySpend":"?100"?,"percentOff":"?10"?\}\]/.test(tiersApi.text), `the API has the tier: ${tiersApi.text}`);
+  check((await amount(page.getByTestId("balance"), "the account's balance")) === "9.75", "the balance's exact figure");
   await screen(page, "operator-account");
+  // A second tier whose percent is not a number: the page again, the message beside that row's percent,
+  // every row as typed, and the tiers unchanged.
+  await page.getByLabel("Tier 2: from monthly spend (USD)").fill("1000");
+  await page.getByLabel("Tier 2: percent off").fill("ten");
+  const [refusedTier] = await Promise.all([
+    page.waitForResponse((response) => response.url().endsWith("/tiers")),
+    page.getByRole("button", { name: "Save tiers" }).click(),
+  ]);
+  await page.waitForLoadState();
+  await refusedBeside(page, refusedTier, "tier_percent_2", "percent off",
+                      { tier_from_1: "100", tier_percent_1: "10", tier_from_2: "1000", tier_percent_2: "ten" }, "a refused tier");
+  const tiersAfter = await api("GET", `/admin/accounts/${result.accountId}`, ADMIN_KEY);
+  check(/"discountTiers":\[\{"fromMonthlySpend":"?100"?,"percentOff":"?10"?\}\]/.test(tiersAfter.text), `a refused tier changes nothing: ${tiersAfter.text}`);
+  await screen(page, "operator-tiers-refused");
+  await page.goto(accountUrl);
 
   // The key's policy: a rate limit and an allow-list.
   await page.getByRole("link", { name: "Edit backend" }).click();
   await page.waitForLoadState();
   await screen(page, "operator-key-policy");
+  // A daily cap that is not an amount (billing-svc refuses it): the page again, the message beside the cap,
+  // the rest as typed.
   await page.getByLabel("Requests per minute").fill("100");
+  await page.getByLabel("Daily cap (USD)").fill("lots");
+  const [refusedPolicy] = await Promise.all([
+    page.waitForResponse((response) => /\/console\/admin\/keys\/[^/]+$/.test(response.url()) && response.request().method() === "POST"),
+    page.getByRole("button", { name: "Save key" }).click(),
+  ]);
+  await page.waitForLoadState();
+  await refusedBeside(page, refusedPolicy, "daily_limit", "daily_limit",
+                      { daily_limit: "lots", requests_per_minute: "100", name: "backend" }, "a refused key policy");
+  await screen(page, "operator-key-policy-refused");
+  await page.getByLabel("Daily cap (USD)").fill("");
   await page.getByLabel("Allowed models (comma-separated)").fill(`mock-usage-1000-1000, ${CACHED_MODEL}, mock`);
   await page.getByRole("button", { name: "Save key" }).click();
   await page.waitForLoadState();
@@ -424,9 +486,10 @@ async function cells(row) {
   const { context, page } = await newPage();
   await signIn(page, result.key);
   check(page.url().endsWith("/console/"), `the customer lands on the overview, not ${page.url()}`);
+  // The balance, rounded, with the API's exact figure (GET /billing/account) in its <data value> and on hover.
   const account = await api("GET", "/billing/account", result.key);
-  const shown = (await page.getByTestId("balance").textContent()).trim();
-  check(shown === `${rawNumber(account.text, "creditsBalance")} USD`, `balance ${shown} equals the API's ${account.text}`);
+  const shownBalance = await amount(page.getByTestId("balance"), "the customer's balance");
+  check(shownBalance === rawNumber(account.text, "creditsBalance"), `balance ${shownBalance} equals the API's ${account.text}`);
   await screen(page, "customer-overview");
 
   // A few calls through the API.
@@ -443,7 +506,7 @@ async function cells(row) {
   const apiUsage = await api("GET", "/billing/usage?limit=1000", result.key);
   const records = apiUsage.json.records;
   const apiTotal = [...apiUsage.text.matchAll(/"charged":(-?[0-9.]+)/g)].reduce((sum, m) => sum + nanos(m[1]), 0n);
-  const pageTotal = nanos((await page.getByTestId("usage-total").textContent()).trim());
+  const pageTotal = nanos(await amount(page.getByTestId("usage-total"), "the usage total"));
   check(pageTotal === apiTotal, `the page's total ${pageTotal} equals the API's ${apiTotal}`);
   await screen(page, "customer-usage");
   // The chart's text is legible (>= 12 px, shown at 1:1) and its legend lies under the plot, not over it:
@@ -464,7 +527,7 @@ async function cells(row) {
   const weekAgo = new Date(Date.now() - 6 * 86400000).toISOString().slice(0, 10);
   check(page.url().includes(`from=${weekAgo}`) && page.url().includes(`to=${today}`), `the preset sets the range: ${page.url()}`);
   check((await page.locator("#from").inputValue()) === weekAgo, "the preset's range is in the form");
-  check(nanos((await page.getByTestId("usage-total").textContent()).trim()) === apiTotal, "today's calls are in the last 7 days");
+  check(nanos(await amount(page.getByTestId("usage-total"), "the usage total")) === apiTotal, "today's calls are in the last 7 days");
 
   // Filter by model, then the CSV: its rows and sum equal the API's.
   await page.getByLabel("Model", { exact: true }).selectOption("mock-usage-1000-1000");
@@ -543,8 +606,32 @@ async function cells(row) {
                               ["webhooks", "customer-webhooks"], ["settings", "customer-settings"]]) {
     await page.goto(`${GATEWAY}/console/${path}`);
     check((await page.title()).length > 0, `${path} renders`);
+    check(await page.locator("td.num data").count() === await page.locator("td.num data[title$=' USD']").count(), `${path}: amounts keep the exact figure on hover`);
     await screen(page, name);
   }
+  // An endpoint whose URL is not http(s): the page again (400), the message beside the URL, both fields as
+  // typed, and no endpoint added.
+  await page.goto(`${GATEWAY}/console/webhooks`);
+  await page.getByLabel("URL").fill("ftp://example.com/hook");
+  await page.getByLabel("Event types (comma-separated; empty for all)").fill("credits.added");
+  const [refusedHook] = await Promise.all([
+    page.waitForResponse((response) => response.url().endsWith("/console/webhooks") && response.request().method() === "POST"),
+    page.getByRole("button", { name: "Add endpoint" }).click(),
+  ]);
+  await page.waitForLoadState();
+  await refusedBeside(page, refusedHook, "url", "http", { url: "ftp://example.com/hook", event_types: "credits.added" }, "a refused webhook");
+  check(await page.getByText("No endpoints.").isVisible(), "a refused endpoint is not added");
+  await screen(page, "customer-webhook-refused");
+  await page.goto(`${GATEWAY}/console/settings`);
+  // A threshold that is not a number: the page again (400), the message beside the thresholds, as typed.
+  await page.getByLabel("Thresholds in USD (comma-separated; empty for none)").fill("5, lots");
+  const [refusedAlerts] = await Promise.all([
+    page.waitForResponse((response) => response.url().endsWith("/console/alerts")),
+    page.getByRole("button", { name: "Save alerts" }).click(),
+  ]);
+  await page.waitForLoadState();
+  await refusedBeside(page, refusedAlerts, "low_balance", "low_balance", { low_balance: "5, lots" }, "a refused alert threshold");
+  await screen(page, "customer-alerts-refused");
   // An alert threshold saved through its form.
   await page.getByLabel("Thresholds in USD (comma-separated; empty for none)").fill("5, 1");
   await page.getByRole("button", { name: "Save alerts" }).click();
@@ -579,7 +666,7 @@ async function cells(row) {
   await signIn(page, ADMIN_KEY);
   await page.goto(`${GATEWAY}/console/admin/accounts/${result.accountId}`);
   const stats = (await api("GET", `/billing/admin/${result.accountId}/stats`, ADMIN_KEY)).json;
-  const usd = async (testId) => (await page.getByTestId(testId).textContent()).trim().replace(/ USD$/, "");
+  const usd = async (testId) => amount(page.getByTestId(testId), testId);
   check(nanos(await usd("revenue")) === nanos(String(stats.totals.totalCost)), `revenue ${await usd("revenue")} = ${stats.totals.totalCost}`);
   check(nanos(await usd("provider-cost")) === nanos(String(stats.totals.providerCost)), `provider cost ${await usd("provider-cost")} = ${stats.totals.providerCost}`);
   check(nanos(await usd("margin")) === nanos(String(stats.totals.margin)), `margin ${await usd("margin")} = ${stats.totals.margin}`);
@@ -691,8 +778,9 @@ async function cells(row) {
   const spentToday = (await page.getByTestId("spent-today").textContent()).trim();
   const spentMonth = (await page.getByTestId("spent-month").textContent()).trim();
   check(/^[0-9.]+ USD of this key's 1\.25 USD daily cap$/.test(spentToday), `the member's own daily cap: ${spentToday}`);
-  check(/^[0-9.]+ USD of this key's 7 USD monthly cap$/.test(spentMonth), `the member's own monthly cap: ${spentMonth}`);
-  check((await page.getByTestId("account-daily-cap").textContent()).includes("5 USD"), "the account's daily cap apart");
+  check(/^[0-9.]+ USD of this key's 7\.00 USD monthly cap$/.test(spentMonth), `the member's own monthly cap: ${spentMonth}`);
+  check((await page.getByTestId("spent-month").locator("data").nth(1).getAttribute("value")) === "7", "the cap's exact figure on hover");
+  check((await page.getByTestId("account-daily-cap").textContent()).includes("5.00 USD"), "the account's daily cap apart");
   await screen(page, "member-overview");
   check(!(await page.getByRole("link", { name: "Keys" }).count()), "no Keys link for a member");
   for (const path of ["keys", "webhooks", "settings"]) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Datelike, Duration, NaiveDate, Utc};
 use proto::billing::v1 as pb;
 use proto::billing::v1::account_service_client::AccountServiceClient;
@@ -25,7 +25,7 @@ use crate::chart;
 use crate::csv::Csv;
 use crate::error::PageError;
 use crate::forms;
-use crate::render::page;
+use crate::render::{form_page, page};
 use crate::session::Viewer;
 
 /// Records read at most to draw a range's chart and totals.
@@ -66,7 +66,16 @@ pub async fn overview(
     viewer: Viewer,
 ) -> Result<Response, PageError> {
     viewer.require_customer()?;
-    let mut billing = client(&state);
+    overview_view(&state, &viewer, None).await
+}
+
+/// The overview; with `retry`, its top-up form sent back with the amount typed and why it was refused.
+async fn overview_view(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    retry: Option<forms::Retry>,
+) -> Result<Response, PageError> {
+    let mut billing = client(state);
     let account_pb = billing
         .get_account(viewer.request(pb::GetAccountRequest {}))
         .await?
@@ -78,7 +87,7 @@ pub async fn overview(
         }))
         .await?
         .into_inner();
-    let payments = payments_configured(&state, &viewer).await?;
+    let payments = payments_configured(state, viewer).await?;
     // A member's spend is its key's: shown against the key's own caps (its policy), beside the account's.
     // (`ListKeys` answers a member with itself alone.)
     let own_key = if viewer.owner() {
@@ -109,7 +118,7 @@ pub async fn overview(
         "payments": payments,
         "own_key": own_key,
     });
-    Ok(page("overview.html", &viewer, "Overview", "overview", data)?.into_response())
+    form_page("overview.html", viewer, "Overview", "overview", data, retry)
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -634,28 +643,18 @@ pub async fn keys(
     Ok(page("keys.html", &viewer, "Keys", "keys", data)?.into_response())
 }
 
-/// An endpoint as the webhooks pages (the account's and the operator's) list it: never its secret.
-pub(super) fn endpoint(endpoint: &pb::WebhookEndpoint) -> Value {
-    json!({
-        "id": endpoint.id, "url": endpoint.url, "event_types": endpoint.event_types.join(", "),
-        "created_at": time(endpoint.created_at.as_ref()), "disabled_at": time(endpoint.disabled_at.as_ref()),
-    })
-}
-
-async fn webhooks_page(
+/// The account's webhooks page; with `retry`, its form sent back with what was typed and why it was refused.
+async fn webhooks_view(
     state: &ConsoleState,
     viewer: &Viewer,
     created: Option<Value>,
-) -> Result<Html<String>, PageError> {
+    retry: Option<forms::Retry>,
+) -> Result<Response, PageError> {
     let list = client(state)
         .list_webhooks(viewer.request(pb::ListWebhooksRequest {}))
         .await?
         .into_inner();
-    let data = json!({
-        "endpoints": list.endpoints.iter().map(endpoint).collect::<Vec<_>>(),
-        "created": created, "base": "/console/webhooks",
-    });
-    page("webhooks.html", viewer, "Webhooks", "webhooks", data)
+    super::webhooks_page(viewer, &list.endpoints, created, retry)
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -671,18 +670,12 @@ pub async fn webhooks(
     Query(query): Query<WebhooksQuery>,
 ) -> Result<Response, PageError> {
     viewer.require_owner()?;
-    let created = query.shown.as_deref().map(|reference| {
-        state
-            .reveals
-            .take(&viewer.csrf, reference)
-            .unwrap_or_else(|| json!({"gone": true}))
-    });
-    Ok(webhooks_page(&state, &viewer, created)
-        .await?
-        .into_response())
+    let created = super::new_webhook_secret(&state, &viewer, query.shown.as_deref());
+    webhooks_view(&state, &viewer, created, None).await
 }
 
-/// Adds an endpoint; its signing secret is shown once on the webhooks page.
+/// Adds an endpoint; its signing secret is shown once on the webhooks page. A refusal of what was typed (a
+/// URL that is not http or https, an unknown event type) sends the form back as typed.
 pub async fn create_webhook(
     State(state): State<ConsoleState>,
     viewer: Viewer,
@@ -692,14 +685,19 @@ pub async fn create_webhook(
     viewer.require_owner()?;
     let created = client(&state)
         .create_webhook(viewer.request(form.request()))
-        .await?
-        .into_inner();
-    Ok(super::show_new_webhook(
-        &state,
-        &viewer,
-        &created,
-        "/console/webhooks",
-    ))
+        .await;
+    match created {
+        Ok(created) => Ok(super::show_new_webhook(
+            &state,
+            &viewer,
+            &created.into_inner(),
+            "/console/webhooks",
+        )),
+        Err(status) => {
+            let retry = form.retry(status.into())?;
+            webhooks_view(&state, &viewer, None, Some(retry)).await
+        }
+    }
 }
 
 /// Removes an endpoint, once confirmed.
@@ -773,7 +771,18 @@ pub async fn settings(
     Query(query): Query<DoneQuery>,
 ) -> Result<Response, PageError> {
     viewer.require_owner()?;
-    let mut billing = client(&state);
+    settings_view(&state, &viewer, query.done.as_deref(), None).await
+}
+
+/// The alerts and auto-recharge page, its notice after a form named by `done`; with `retry`, one of its forms
+/// sent back with what was typed and why it was refused.
+async fn settings_view(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    done: Option<&str>,
+    retry: Option<forms::Retry>,
+) -> Result<Response, PageError> {
+    let mut billing = client(state);
     let account_pb = billing
         .get_account(viewer.request(pb::GetAccountRequest {}))
         .await?
@@ -791,7 +800,7 @@ pub async fn settings(
         })
         .collect();
     let data = json!({
-        "notice": notice(query.done.as_deref()),
+        "notice": notice(done),
         "low_balance": account_pb.low_balance_alerts.join(", "),
         "recharge": {
             "payments": recharge.payments_configured, "saved_card": recharge.saved_card,
@@ -800,14 +809,14 @@ pub async fn settings(
             "consecutive_failures": recharge.consecutive_failures, "recent": recent,
         },
     });
-    Ok(page(
+    form_page(
         "settings.html",
-        &viewer,
+        viewer,
         "Alerts and auto-recharge",
         "settings",
         data,
-    )?
-    .into_response())
+        retry,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -817,6 +826,11 @@ pub struct AlertsForm {
     low_balance: String,
 }
 
+/// The alerts form's field ([`forms::Retry`]).
+const ALERTS_FIELDS: forms::Fields = &[("low_balance", &["low_balance", "thresholds"])];
+
+/// Replaces the `balance.low` thresholds; a refusal of what was typed (a threshold that is not an amount)
+/// sends the form back as typed.
 pub async fn set_alerts(
     State(state): State<ConsoleState>,
     viewer: Viewer,
@@ -824,12 +838,19 @@ pub async fn set_alerts(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_owner()?;
-    client(&state)
+    let sent = client(&state)
         .set_alerts(viewer.request(pb::SetAccountAlertsRequest {
             low_balance: forms::list(&form.low_balance),
         }))
-        .await?;
-    Ok(Redirect::to("/console/settings?done=alerts").into_response())
+        .await;
+    match sent {
+        Ok(_) => Ok(Redirect::to("/console/settings?done=alerts").into_response()),
+        Err(status) => {
+            let values = json!({"low_balance": form.low_balance});
+            let retry = forms::Retry::of(status.into(), "alerts", ALERTS_FIELDS, values)?;
+            settings_view(&state, &viewer, None, Some(retry)).await
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -842,6 +863,14 @@ pub struct AutoRechargeForm {
     monthly_max: String,
 }
 
+/// The auto-recharge form's fields, by billing-svc's names for them ([`forms::Retry`]).
+const RECHARGE_FIELDS: forms::Fields = &[
+    ("threshold", &["threshold"]),
+    ("amount", &["amount"]),
+    ("monthly_max", &["monthly_max"]),
+];
+
+/// Saves the auto-recharge settings; a refusal of what was typed sends the form back as typed.
 pub async fn set_auto_recharge(
     State(state): State<ConsoleState>,
     viewer: Viewer,
@@ -849,15 +878,25 @@ pub async fn set_auto_recharge(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_owner()?;
-    client(&state)
+    let sent = client(&state)
         .set_auto_recharge(viewer.request(pb::SetAutoRechargeRequest {
             enabled: form.enabled.is_some(),
             threshold: form.threshold.trim().to_string(),
             amount: form.amount.trim().to_string(),
             monthly_max: form.monthly_max.trim().to_string(),
         }))
-        .await?;
-    Ok(Redirect::to("/console/settings?done=recharge").into_response())
+        .await;
+    match sent {
+        Ok(_) => Ok(Redirect::to("/console/settings?done=recharge").into_response()),
+        Err(status) => {
+            let values = json!({
+                "enabled": form.enabled.is_some(), "threshold": form.threshold,
+                "amount": form.amount, "monthly_max": form.monthly_max,
+            });
+            let retry = forms::Retry::of(status.into(), "recharge", RECHARGE_FIELDS, values)?;
+            settings_view(&state, &viewer, None, Some(retry)).await
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -866,7 +905,11 @@ pub struct TopUpForm {
     amount: String,
 }
 
-/// Starts a Checkout top-up and sends the browser to Stripe's page.
+/// The top-up form's field ([`forms::Retry`]).
+const TOP_UP_FIELDS: forms::Fields = &[("amount", &["amount"])];
+
+/// Starts a Checkout top-up and sends the browser to Stripe's page; a refusal of the amount typed sends the
+/// overview back with it.
 pub async fn top_up(
     State(state): State<ConsoleState>,
     viewer: Viewer,
@@ -878,9 +921,15 @@ pub async fn top_up(
         .create_checkout(viewer.request(pb::CreateCheckoutRequest {
             amount: form.amount.trim().to_string(),
         }))
-        .await?
-        .into_inner();
-    Ok(Redirect::to(&session.checkout_url).into_response())
+        .await;
+    match session {
+        Ok(session) => Ok(Redirect::to(&session.into_inner().checkout_url).into_response()),
+        Err(status) => {
+            let values = json!({"amount": form.amount});
+            let retry = forms::Retry::of(status.into(), "top_up", TOP_UP_FIELDS, values)?;
+            overview_view(&state, &viewer, Some(retry)).await
+        }
+    }
 }
 
 #[cfg(test)]

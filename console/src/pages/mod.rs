@@ -1,8 +1,10 @@
 //! The pages: the customer's ([`customer`]) and the operator's ([`operator`]), the home that sends each to
 //! theirs, the static assets, and what they share to show billing-svc's messages. Amounts are passed to the
-//! templates exactly as billing-svc gives them (decimal strings); the operator's overview and an account's
-//! calls and ledger rows round them for reading, keeping the exact figure on hover (the `usd` filter of
-//! [`crate::render`]). Times are RFC 3339 UTC, which the page's script shows in the viewer's time zone.
+//! templates exactly as billing-svc gives them (decimal strings); every page rounds them for reading, keeping
+//! the exact figure on hover (the `usd` filter of [`crate::render`]); prices are rates and are shown exactly.
+//! A form that takes typed values answers a refusal of what was typed with its page again, the values kept
+//! ([`Retry`], [`crate::render::form_page`]). Times are RFC 3339 UTC, which the page's script shows in the
+//! viewer's time zone.
 
 pub mod customer;
 pub mod operator;
@@ -15,6 +17,7 @@ use proto::billing::v1 as pb;
 use serde_json::{Value, json};
 
 use crate::error::PageError;
+use crate::forms::{self, Retry};
 use crate::session::Viewer;
 
 /// A destructive action's form: it acts only when `confirmed` is `yes`, which the page's script adds once
@@ -52,22 +55,79 @@ pub fn confirm_page(
     Ok(crate::render::page("confirm.html", viewer, "Are you sure?", "", data)?.into_response())
 }
 
-/// The form adding a webhook endpoint (a customer's or the operator's).
-#[derive(Debug, serde::Deserialize)]
+/// The form adding a webhook endpoint (a customer's or the operator's). It never holds a secret (billing-svc
+/// makes the signing secret), so a refusal sends it back as typed.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
 pub struct WebhookForm {
+    #[serde(skip_serializing)]
     pub csrf: String,
     url: String,
     #[serde(default)]
     event_types: String,
 }
 
+/// The webhook form's fields ([`Retry`]).
+const WEBHOOK_FIELDS: forms::Fields = &[
+    ("url", &["url"]),
+    ("event_types", &["event_types", "event types"]),
+];
+
 impl WebhookForm {
     pub fn request(&self) -> pb::CreateWebhookRequest {
         pb::CreateWebhookRequest {
             url: self.url.trim().to_string(),
-            event_types: crate::forms::list(&self.event_types),
+            event_types: forms::list(&self.event_types),
         }
     }
+
+    /// The form sent back as typed when `error` refused what was typed; any other error as it is.
+    pub fn retry(&self, error: PageError) -> Result<Retry, PageError> {
+        let values = serde_json::to_value(self).unwrap_or_default();
+        Retry::of(error, "webhook", WEBHOOK_FIELDS, values)
+    }
+}
+
+/// An endpoint as the webhooks pages (the account's and the operator's) list it: never its secret.
+fn endpoint(endpoint: &pb::WebhookEndpoint) -> Value {
+    json!({
+        "id": endpoint.id, "url": endpoint.url, "event_types": endpoint.event_types.join(", "),
+        "created_at": time(endpoint.created_at.as_ref()), "disabled_at": time(endpoint.disabled_at.as_ref()),
+    })
+}
+
+/// The signing secret of an endpoint just added, for its one showing (`shown` is the page's one-time
+/// reference); a reference already used, or another session's, says the secret is gone.
+pub fn new_webhook_secret(
+    state: &crate::ConsoleState,
+    viewer: &Viewer,
+    shown: Option<&str>,
+) -> Option<Value> {
+    shown.map(|reference| {
+        state
+            .reveals
+            .take(&viewer.csrf, reference)
+            .unwrap_or_else(|| json!({"gone": true}))
+    })
+}
+
+/// A webhooks page, the account's or the operator's (by the viewer): the `endpoints`, the signing secret just
+/// made (`created`), and the form adding one, sent back with `retry` after a refusal of what was typed.
+pub fn webhooks_page(
+    viewer: &Viewer,
+    endpoints: &[pb::WebhookEndpoint],
+    created: Option<Value>,
+    retry: Option<Retry>,
+) -> Result<Response, PageError> {
+    let (base, active) = if viewer.operator {
+        ("/console/admin/webhooks", "admin-webhooks")
+    } else {
+        ("/console/webhooks", "webhooks")
+    };
+    let data = json!({
+        "endpoints": endpoints.iter().map(endpoint).collect::<Vec<_>>(),
+        "created": created, "base": base, "operator": viewer.operator,
+    });
+    crate::render::form_page("webhooks.html", viewer, "Webhooks", active, data, retry)
 }
 
 /// Keeps a new endpoint's signing secret for its one showing and sends the browser to `page`

@@ -4,9 +4,9 @@
 //! ledger rows, credits (add with category and expiry, adjust, refund a call), caps, volume tiers, any
 //! account's revenue, provider cost and margin by model and by day, the price book (DESIGN §17: base and
 //! charged prices, set, end), events with their deliveries (Redeliver), and the operator's own webhook
-//! endpoints. The account page's new key, credit, adjust, refund and caps forms and the price form answer a
-//! refusal of what was typed with their page again, the message beside its field and the values kept
-//! ([`forms::Retry`]).
+//! endpoints. Every form that takes typed values (an account's new key, credit, adjust, refund, caps and
+//! volume tiers forms, a key's policy, the price form, the webhook form) answers a refusal of what was typed
+//! with its page again, the message beside its field and the values kept ([`forms::Retry`]).
 //!
 //! Provider cost and margin come only from AdminService, which fills them; they are the operator's figures
 //! and no customer page shows them.
@@ -27,7 +27,7 @@ use super::{account, grant, key_spend, notice, time};
 use crate::ConsoleState;
 use crate::error::PageError;
 use crate::forms;
-use crate::render::page;
+use crate::render::{form_page, page};
 use crate::session::Viewer;
 
 /// How long a rotated key's old secret keeps working when rotated from the console.
@@ -57,7 +57,18 @@ pub async fn accounts(
     Query(query): Query<AccountsQuery>,
 ) -> Result<Response, PageError> {
     viewer.require_operator()?;
-    let mut admin = client(&state);
+    accounts_view(&state, &viewer, &query, None).await
+}
+
+/// The accounts page; with `retry`, its new account form sent back with the name typed and why it was
+/// refused.
+async fn accounts_view(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    query: &AccountsQuery,
+    retry: Option<forms::Retry>,
+) -> Result<Response, PageError> {
+    let mut admin = client(state);
     let search = query.q.trim().to_lowercase();
     let (rows, next) = if search.is_empty() {
         let page_of_accounts = admin
@@ -95,7 +106,14 @@ pub async fn accounts(
         "accounts": rows.iter().map(account).collect::<Vec<_>>(),
         "next": next,
     });
-    Ok(page("admin_accounts.html", &viewer, "Accounts", "accounts", data)?.into_response())
+    form_page(
+        "admin_accounts.html",
+        viewer,
+        "Accounts",
+        "accounts",
+        data,
+        retry,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +122,10 @@ pub struct NewAccountForm {
     name: String,
 }
 
+/// The new account form's field ([`forms::Retry`]).
+const ACCOUNT_FIELDS: forms::Fields = &[("name", &["name"])];
+
+/// Creates an account and opens its page; a refusal of the name typed sends the form back with it.
 pub async fn create_account(
     State(state): State<ConsoleState>,
     viewer: Viewer,
@@ -115,13 +137,19 @@ pub async fn create_account(
         .create_account(viewer.request(pb::CreateAccountRequest {
             name: form.name.trim().to_string(),
         }))
-        .await?
-        .into_inner();
-    Ok(Redirect::to(&format!(
-        "/console/admin/accounts/{}?done=account",
-        created.account_id
-    ))
-    .into_response())
+        .await;
+    match created {
+        Ok(created) => Ok(Redirect::to(&format!(
+            "/console/admin/accounts/{}?done=account",
+            created.into_inner().account_id
+        ))
+        .into_response()),
+        Err(status) => {
+            let values = json!({"name": form.name});
+            let retry = forms::Retry::of(status.into(), "account", ACCOUNT_FIELDS, values)?;
+            accounts_view(&state, &viewer, &AccountsQuery::default(), Some(retry)).await
+        }
+    }
 }
 
 /// An account page's query: the notice after a form, the UTC days of its revenue and margin, the filters and
@@ -396,6 +424,7 @@ async fn account_view(
                 model: forms::optional(&query.model),
                 api_key_id: forms::optional(&query.key),
                 status: usage_status(&query.status)?.into(),
+                end_user_id: None,
             }),
         }))
         .await?
@@ -470,7 +499,6 @@ async fn account_view(
         "types": super::TRANSACTION_TYPES,
         "refund": query.refund.trim(),
         "notice": notice(query.done.as_deref()),
-        "retry": retry.as_ref().map(forms::Retry::to_json),
         "account": account(&account_pb),
         "keys": with_keys.keys.iter().map(key_spend).collect::<Vec<_>>(),
         "grants": grants.grants.iter().map(grant).collect::<Vec<_>>(),
@@ -486,11 +514,14 @@ async fn account_view(
     } else {
         format!("Account {}", account_pb.name)
     };
-    let html = page("admin_account.html", viewer, &title, "accounts", data)?;
-    Ok(match retry {
-        Some(retry) => (retry.status, html).into_response(),
-        None => html.into_response(),
-    })
+    form_page(
+        "admin_account.html",
+        viewer,
+        &title,
+        "accounts",
+        data,
+        retry,
+    )
 }
 
 /// Replaces the account's volume tiers with the form's rows (DESIGN §17); rows left empty are dropped, so a
@@ -509,15 +540,38 @@ pub async fn set_tiers(
         .unwrap_or_default();
     viewer.check_csrf(csrf)?;
     viewer.require_operator()?;
-    let tiers = discount_tiers(&fields)?;
-    client(&state)
-        .update_account(viewer.request(pb::UpdateAccountRequest {
-            account_id: id.clone(),
-            discount_tiers: Some(pb::DiscountTiers { tiers }),
-        }))
-        .await?;
-    Ok(back_to(&id, "tiers"))
+    let sent = async {
+        let tiers = discount_tiers(&fields)?;
+        client(&state)
+            .update_account(viewer.request(pb::UpdateAccountRequest {
+                account_id: id.clone(),
+                discount_tiers: Some(pb::DiscountTiers { tiers }),
+            }))
+            .await?;
+        Ok(())
+    };
+    let sent = sent.await;
+    // The rows as typed, in the page's order, to send the form back after a refusal.
+    let column = |field: &'static str| fields.iter().filter(move |(name, _)| name == field);
+    let rows: Vec<Value> = column("from_monthly_spend")
+        .zip(column("percent_off"))
+        .map(|((_, from), (_, percent))| json!({"from": from, "percent": percent}))
+        .collect();
+    answer(
+        &state,
+        &viewer,
+        &id,
+        sent,
+        ("tiers", "tiers"),
+        TIERS_FIELDS,
+        json!({"rows": rows}),
+    )
+    .await
 }
+
+/// The tiers form's fields: billing-svc names a column but not the row (its message goes above the form);
+/// the console's own check names the row's input itself ([`PageError::InvalidField`]).
+const TIERS_FIELDS: forms::Fields = &[];
 
 /// The tiers the form's rows describe, in the page's order.
 fn discount_tiers(fields: &[(String, String)]) -> Result<Vec<pb::DiscountTier>, PageError> {
@@ -540,20 +594,48 @@ fn discount_tiers(fields: &[(String, String)]) -> Result<Vec<pb::DiscountTier>, 
         )));
     }
     let mut tiers = Vec::new();
-    for (row, (spend, percent)) in spends.into_iter().zip(percents).enumerate() {
+    for (index, (spend, percent)) in spends.into_iter().zip(percents).enumerate() {
+        let row = index + 1;
+        // A refusal beside the row's input (its id on the page: `tier_from_2`, `tier_percent_2`).
+        let refused = |column: &str, message: String| PageError::InvalidField {
+            field: format!("tier_{column}_{row}"),
+            message,
+        };
+        let percent = percent.trim_end_matches('%').trim();
         match (spend.is_empty(), percent.is_empty()) {
             (true, true) => continue,
-            (false, false) => tiers.push(pb::DiscountTier {
-                from_monthly_spend: spend.to_string(),
-                percent_off: percent.trim_end_matches('%').trim().to_string(),
-            }),
-            _ => {
-                return Err(PageError::Invalid(format!(
-                    "tier {}: enter both the monthly spend and the percent off, or neither",
-                    row + 1
-                )));
+            (false, true) => {
+                return Err(refused(
+                    "percent",
+                    format!("Tier {row}: enter the percent off too, or empty the row"),
+                ));
             }
+            (true, false) => {
+                return Err(refused(
+                    "from",
+                    format!("Tier {row}: enter the monthly spend too, or empty the row"),
+                ));
+            }
+            (false, false) => {}
         }
+        // Only the reading of what was typed: the rules of a tier (threshold, percent range) are
+        // billing-svc's.
+        if spend.parse::<rust_decimal::Decimal>().is_err() {
+            return Err(refused(
+                "from",
+                format!("Tier {row}: enter the monthly spend as an amount in USD, such as 100"),
+            ));
+        }
+        if percent.parse::<rust_decimal::Decimal>().is_err() {
+            return Err(refused(
+                "percent",
+                format!("Tier {row}: enter the percent off as a number, such as 10 or 2.5"),
+            ));
+        }
+        tiers.push(pb::DiscountTier {
+            from_monthly_spend: spend.to_string(),
+            percent_off: percent.to_string(),
+        });
     }
     if tiers.len() > MAX_TIERS {
         return Err(PageError::Invalid(format!(
@@ -564,7 +646,7 @@ fn discount_tiers(fields: &[(String, String)]) -> Result<Vec<pb::DiscountTier>, 
 }
 
 /// A key's policy as typed (DESIGN §9): every field optional.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, serde::Serialize, Default)]
 pub struct PolicyFields {
     #[serde(default)]
     daily_limit: String,
@@ -614,8 +696,10 @@ fn role(text: &str) -> Result<pb::Role, PageError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The new key form. It holds no secret (billing-svc makes the key), so a refusal sends it back as typed.
+#[derive(Debug, Deserialize, serde::Serialize)]
 pub struct NewKeyForm {
+    #[serde(skip_serializing)]
     csrf: String,
     name: String,
     #[serde(default)]
@@ -651,24 +735,25 @@ pub async fn create_key(
     match sent.await {
         Ok(created) => Ok(reveal_key(&state, &viewer, &id, &created, "New key")),
         Err(error) => {
-            let typed = &form.policy;
-            let values = json!({
-                "name": form.name, "role": form.role, "daily_limit": typed.daily_limit,
-                "monthly_limit": typed.monthly_limit, "requests_per_minute": typed.requests_per_minute,
-                "tokens_per_minute": typed.tokens_per_minute, "max_concurrent": typed.max_concurrent,
-                "allowed_models": typed.allowed_models, "expires_at": typed.expires_at,
-            });
+            let values = serde_json::to_value(&form).unwrap_or_default();
             retry_or_fail(&state, &viewer, &id, error, "key", KEY_FIELDS, values).await
         }
     }
 }
 
-/// The new key form's fields ([`forms::Retry`]).
+/// The fields of a key's forms, new key and policy ([`forms::Retry`]): billing-svc names the policy's
+/// fields `policy.daily_limit`, …; the console's own checks by their labels.
 const KEY_FIELDS: forms::Fields = &[
     ("name", &["name"]),
     ("role", &["role"]),
-    ("daily_limit", &["daily_limit", "key daily cap"]),
-    ("monthly_limit", &["monthly_limit", "key monthly cap"]),
+    (
+        "daily_limit",
+        &["daily_limit", "policy.daily_limit", "key daily cap"],
+    ),
+    (
+        "monthly_limit",
+        &["monthly_limit", "policy.monthly_limit", "key monthly cap"],
+    ),
     (
         "requests_per_minute",
         &["requests_per_minute", "requests per minute"],
@@ -679,7 +764,10 @@ const KEY_FIELDS: forms::Fields = &[
     ),
     ("max_concurrent", &["max_concurrent", "concurrent calls"]),
     ("allowed_models", &["allowed_models", "allowed models"]),
-    ("expires_at", &["expires_at", "expires"]),
+    (
+        "expires_at",
+        &["expires_at", "policy.expires_at", "expires"],
+    ),
 ];
 
 #[derive(Debug, Deserialize, Default)]
@@ -695,9 +783,21 @@ pub async fn key_page(
     Query(query): Query<KeyQuery>,
 ) -> Result<Response, PageError> {
     viewer.require_operator()?;
-    let with_keys = client(&state)
+    key_view(&state, &viewer, &id, &query.account_id, None).await
+}
+
+/// A key's page; with `retry`, its form sent back with what was typed and why it was refused. A revoked key
+/// has no page (409, in words).
+async fn key_view(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    id: &str,
+    account_id: &str,
+    retry: Option<forms::Retry>,
+) -> Result<Response, PageError> {
+    let with_keys = client(state)
         .get_account(viewer.request(pb::GetAccountAdminRequest {
-            account_id: query.account_id.clone(),
+            account_id: account_id.to_string(),
         }))
         .await?
         .into_inner();
@@ -708,11 +808,11 @@ pub async fn key_page(
         .find(|key| key.id == id)
         .ok_or_else(|| PageError::Invalid(format!("no key {id} in this account")))?;
     if super::KeyState::of(key, chrono::Utc::now()) == super::KeyState::Revoked {
-        return key_refused_page(&viewer, &query.account_id);
+        return key_refused_page(viewer, account_id);
     }
     let policy = key.policy.clone().unwrap_or_default();
     let data = json!({
-        "account_id": query.account_id, "id": key.id, "name": key.name, "hint": key.hint,
+        "account_id": account_id, "id": key.id, "name": key.name, "hint": key.hint,
         "role": super::enum_name(key.role().as_str_name(), "ROLE_"),
         "policy": {
             "daily_limit": policy.daily_limit, "monthly_limit": policy.monthly_limit,
@@ -723,18 +823,20 @@ pub async fn key_page(
             "expires_at": time(policy.expires_at.as_ref()).map(|at| at[..10].to_string()),
         },
     });
-    Ok(page(
+    form_page(
         "admin_key.html",
-        &viewer,
+        viewer,
         &format!("Key {}", key.name),
         "accounts",
         data,
-    )?
-    .into_response())
+        retry,
+    )
 }
 
-#[derive(Debug, Deserialize)]
+/// The key policy form. It holds no secret, so a refusal sends it back as typed.
+#[derive(Debug, Deserialize, serde::Serialize)]
 pub struct KeyForm {
+    #[serde(skip_serializing)]
     csrf: String,
     account_id: String,
     name: String,
@@ -744,7 +846,8 @@ pub struct KeyForm {
     policy: PolicyFields,
 }
 
-/// Saves a key's name, role and policy (the policy is replaced whole).
+/// Saves a key's name, role and policy (the policy is replaced whole). A refusal of what was typed sends the
+/// form back as typed; a key revoked meanwhile is refused in words (409).
 pub async fn update_key(
     State(state): State<ConsoleState>,
     viewer: Viewer,
@@ -753,17 +856,25 @@ pub async fn update_key(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
-    let updated = client(&state)
-        .update_key(viewer.request(pb::UpdateKeyRequest {
-            id,
-            name: forms::optional(&form.name),
-            role: role(&form.role)?.into(),
-            policy: Some(form.policy.policy()?),
-        }))
-        .await;
-    match updated {
-        Ok(_) => Ok(back_to(&form.account_id, "key")),
-        Err(status) => key_refused(&viewer, &form.account_id, status),
+    let sent = async {
+        client(&state)
+            .update_key(viewer.request(pb::UpdateKeyRequest {
+                id: id.clone(),
+                name: forms::optional(&form.name),
+                role: role(&form.role)?.into(),
+                policy: Some(form.policy.policy()?),
+            }))
+            .await?;
+        Ok::<_, PageError>(())
+    };
+    match sent.await {
+        Ok(()) => Ok(back_to(&form.account_id, "key")),
+        Err(error) if error.is_key_revoked() => key_refused_page(&viewer, &form.account_id),
+        Err(error) => {
+            let values = serde_json::to_value(&form).unwrap_or_default();
+            let retry = forms::Retry::of(error, "key", KEY_FIELDS, values)?;
+            key_view(&state, &viewer, &id, &form.account_id, Some(retry)).await
+        }
     }
 }
 
@@ -1003,19 +1114,15 @@ async fn retry_or_fail(
     fields: forms::Fields,
     values: Value,
 ) -> Result<Response, PageError> {
-    match forms::Retry::of(&error, form, fields, values) {
-        Some(retry) => {
-            account_view(
-                state,
-                viewer,
-                id.to_string(),
-                &AccountQuery::default(),
-                Some(retry),
-            )
-            .await
-        }
-        None => Err(error),
-    }
+    let retry = forms::Retry::of(error, form, fields, values)?;
+    account_view(
+        state,
+        viewer,
+        id.to_string(),
+        &AccountQuery::default(),
+        Some(retry),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -1290,13 +1397,8 @@ async fn prices_view(
         "changed": changed,
         "notice": notice(query.done.as_deref()),
         "default_markup": DEFAULT_MARKUP,
-        "retry": retry.as_ref().map(forms::Retry::to_json),
     });
-    let html = page("admin_prices.html", viewer, "Prices", "prices", data)?;
-    Ok(match retry {
-        Some(retry) => (retry.status, html).into_response(),
-        None => html.into_response(),
-    })
+    form_page("admin_prices.html", viewer, "Prices", "prices", data, retry)
 }
 
 /// The price form's fields, by billing-svc's names for them too ([`forms::Retry`]).
@@ -1390,12 +1492,8 @@ pub async fn set_price(
             let error = PageError::from(status);
             // Every field of the form is a price or a name: nothing secret to leave out.
             let values = serde_json::to_value(&form).unwrap_or_default();
-            match forms::Retry::of(&error, "price", PRICE_FIELDS, values) {
-                Some(retry) => {
-                    prices_view(&state, &viewer, &PricesQuery::default(), Some(retry)).await
-                }
-                None => Err(error),
-            }
+            let retry = forms::Retry::of(error, "price", PRICE_FIELDS, values)?;
+            prices_view(&state, &viewer, &PricesQuery::default(), Some(retry)).await
         }
     }
 }
@@ -1562,24 +1660,26 @@ pub async fn webhooks(
     Query(query): Query<WebhooksQuery>,
 ) -> Result<Response, PageError> {
     viewer.require_operator()?;
-    let created = query.shown.as_deref().map(|reference| {
-        state
-            .reveals
-            .take(&viewer.csrf, reference)
-            .unwrap_or_else(|| json!({"gone": true}))
-    });
-    let list = client(&state)
+    let created = super::new_webhook_secret(&state, &viewer, query.shown.as_deref());
+    webhooks_view(&state, &viewer, created, None).await
+}
+
+/// The operator's webhooks page; with `retry`, its form sent back with what was typed and why it was refused.
+async fn webhooks_view(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    created: Option<Value>,
+    retry: Option<forms::Retry>,
+) -> Result<Response, PageError> {
+    let list = client(state)
         .list_webhooks(viewer.request(pb::ListWebhooksRequest {}))
         .await?
         .into_inner();
-    let data = json!({
-        "endpoints": list.endpoints.iter().map(super::customer::endpoint).collect::<Vec<_>>(),
-        "created": created, "base": "/console/admin/webhooks", "operator": true,
-    });
-    Ok(page("webhooks.html", &viewer, "Webhooks", "admin-webhooks", data)?.into_response())
+    super::webhooks_page(viewer, &list.endpoints, created, retry)
 }
 
-/// Adds an operator endpoint; its signing secret is shown once on the webhooks page.
+/// Adds an operator endpoint; its signing secret is shown once on the webhooks page. A refusal of what was
+/// typed sends the form back as typed.
 pub async fn create_webhook(
     State(state): State<ConsoleState>,
     viewer: Viewer,
@@ -1589,14 +1689,19 @@ pub async fn create_webhook(
     viewer.require_operator()?;
     let created = client(&state)
         .create_webhook(viewer.request(form.request()))
-        .await?
-        .into_inner();
-    Ok(super::show_new_webhook(
-        &state,
-        &viewer,
-        &created,
-        "/console/admin/webhooks",
-    ))
+        .await;
+    match created {
+        Ok(created) => Ok(super::show_new_webhook(
+            &state,
+            &viewer,
+            &created.into_inner(),
+            "/console/admin/webhooks",
+        )),
+        Err(status) => {
+            let retry = form.retry(status.into())?;
+            webhooks_view(&state, &viewer, None, Some(retry)).await
+        }
+    }
 }
 
 /// Removes an operator endpoint, once confirmed.
@@ -1877,14 +1982,34 @@ mod tests {
         let none = discount_tiers(&fields(&[("", ""), ("", "")])).expect("no tiers");
         assert!(none.is_empty(), "every row empty removes the tiers");
 
-        for (pairs, why) in [
-            (&[("100", "")][..], "a threshold without a percent"),
-            (&[("", "5")][..], "a percent without a threshold"),
+        for (pairs, field, why) in [
+            (
+                &[("100", "")][..],
+                "tier_percent_1",
+                "a threshold without a percent",
+            ),
+            (
+                &[("", ""), ("", "5")][..],
+                "tier_from_2",
+                "a percent without a threshold",
+            ),
+            (
+                &[("100", "ten")][..],
+                "tier_percent_1",
+                "a percent that is not a number",
+            ),
+            (
+                &[("lots", "5")][..],
+                "tier_from_1",
+                "a threshold that is not an amount",
+            ),
         ] {
-            assert!(
-                matches!(discount_tiers(&fields(pairs)), Err(PageError::Invalid(_))),
-                "{why} is refused"
-            );
+            match discount_tiers(&fields(pairs)) {
+                Err(PageError::InvalidField { field: refused, .. }) => {
+                    assert_eq!(refused, field, "{why} is refused beside its input");
+                }
+                other => panic!("{why} is refused beside its input: {other:?}"),
+            }
         }
     }
 }

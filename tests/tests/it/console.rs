@@ -1,11 +1,13 @@
 //! The web console (DESIGN §13) in a real browser: Debian's Chromium driven by playwright-core runs
 //! tests/browser/journey.mjs against the whole stack: the operator creates an account and a key (shown once),
 //! sends a bad amount (the page again, the message beside the field, the values kept), adds promotional and
-//! paid credit, sets caps and a volume tier, sets prices (base and charged side by side,
+//! paid credit, sets caps and a volume tier, sends a tier and a key's policy that are refused (each the page
+//! again, 400, the message beside the field, as typed), sets prices (base and charged side by side,
 //! a cached-input price and a request fee) and ends one; the customer signs in with that key, sees the API's
-//! balance, makes calls, sees them in the chart and the table (token classes and fee, no provider cost),
-//! filters, downloads CSVs whose rows and sums equal the API's, sees its price list (charged prices only), signs
-//! out; the operator lands on the overview, sees revenue, provider cost and margin by model and by day, an
+//! balance (rounded, the exact figure in its `<data value>`), makes calls, sees them in the chart and the table (token classes and fee, no provider cost),
+//! filters, downloads CSVs whose rows and sums equal the API's, sees its price list (charged prices only), sends
+//! a webhook URL that is not http(s) and an alert threshold that is not a number (each sent back, as typed),
+//! signs out; the operator lands on the overview, sees revenue, provider cost and margin by model and by day, an
 //! account's calls with their provider cost (filtered by status), refunds a call from its row and finds the
 //! refund among the ledger rows, and sees on the overview the same revenue as `GET /admin/stats`; reloading the page of a new key makes no second key; a key revoked in
 //! one tab and rotated from another is refused in words (409) with the operator still signed in, and is listed
