@@ -462,6 +462,14 @@ async function refusedBeside(page, response, field, words, kept, what) {
   check((await page.getByRole("status").textContent()).includes("queued again"), "redelivered");
   const attemptsAfter = await failedEvent.locator("li.delivery").count();
   check(attemptsAfter > attemptsBefore, `a new attempt is listed: ${attemptsBefore} then ${attemptsAfter}`);
+  // The account's page lists its latest events with how their deliveries went, and links to them all.
+  const failedId = await failedEvent.getAttribute("data-event-id");
+  result.failedEventId = failedId;
+  await page.goto(accountUrl);
+  const eventRow = page.locator(`[data-testid="account-events"] tr[data-event-id="${failedId}"]`);
+  check((await eventRow.count()) === 1, "the account's page lists the event");
+  check((await eventRow.locator('[data-col="deliveries"]').textContent()).includes("failed"), "with its failed delivery");
+  check(await page.getByRole("link", { name: /All of this account's events/ }).isVisible(), "and links to all its events");
 
   // The endpoint removed, after a question.
   await page.getByRole("link", { name: "Webhooks" }).click();
@@ -492,10 +500,10 @@ async function refusedBeside(page, response, field, words, kept, what) {
   check(shownBalance === rawNumber(account.text, "creditsBalance"), `balance ${shownBalance} equals the API's ${account.text}`);
   await screen(page, "customer-overview");
 
-  // A few calls through the API.
+  // A few calls through the API, two of them for the customer's end user "alice".
   for (let i = 0; i < 3; i += 1) {
     const call = await api("POST", "/v1/chat/completions", result.key,
-      { model: "mock-usage-1000-1000", messages: [{ role: "user", content: `hello ${i}` }] });
+      { model: "mock-usage-1000-1000", messages: [{ role: "user", content: `hello ${i}` }], ...(i < 2 ? { user: "alice" } : {}) });
     check(call.status === 200, `call ${i}: ${call.text}`);
   }
 
@@ -509,6 +517,21 @@ async function refusedBeside(page, response, field, words, kept, what) {
   const pageTotal = nanos(await amount(page.getByTestId("usage-total"), "the usage total"));
   check(pageTotal === apiTotal, `the page's total ${pageTotal} equals the API's ${apiTotal}`);
   await screen(page, "customer-usage");
+  // Spend by end user: alice's two calls and the one that named none, each equal to the API's, and the
+  // calls name their end user and key; the end user filter lists alice and keeps to her calls.
+  const aliceApi = await api("GET", "/billing/usage?endUserId=alice", result.key);
+  const aliceTotal = [...aliceApi.text.matchAll(/"totalCost":(-?[0-9.]+)/g)].reduce((sum, m) => sum + nanos(m[1]), 0n);
+  check(aliceApi.json.records.length === 2, `alice made two calls: ${aliceApi.text}`);
+  const aliceRow = page.locator('tr[data-end-user="alice"]');
+  check((await aliceRow.count()) === 1, "alice has a row under spend by end user");
+  check(nanos(await amount(aliceRow.locator('[data-col="cost"]'), "alice's cost")) === aliceTotal, "alice's cost equals the API's");
+  check((await page.locator('tr[data-end-user=""]').count()) === 1, "the calls that named no end user have a row");
+  check((await page.locator('td[data-col="end_user"]', { hasText: "alice" }).count()) === 2, "the calls name alice");
+  await page.getByLabel("End user", { exact: true }).selectOption("u:alice");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.waitForLoadState();
+  check((await page.locator("tr[data-record]").count()) === 2, "the end user filter keeps alice's calls");
+  await page.goto(`${GATEWAY}/console/usage`);
   // The chart's text is legible (>= 12 px, shown at 1:1) and its legend lies under the plot, not over it:
   // each model's name is drawn below every axis label.
   const svg = await (await page.request.get(await chart.evaluate((img) => img.src))).text();
@@ -550,7 +573,7 @@ async function refusedBeside(page, response, field, words, kept, what) {
   // provider cost and margin are the operator's and never appear.
   check(header.slice(0, 14).join(",") === "id,timestamp,model,endpoint,provider,attempts,status,api_key_id,workspace_id,input_tokens,output_tokens,total_cost,charged,refunded_amount",
         `the CSV's first columns: ${header.slice(0, 14)}`);
-  check(header.slice(14).join(",") === "cached_input_tokens,cache_write_tokens,cache_write_1h_tokens,reasoning_tokens,audio_input_tokens,audio_output_tokens,request_fee",
+  check(header.slice(14).join(",") === "cached_input_tokens,cache_write_tokens,cache_write_1h_tokens,reasoning_tokens,audio_input_tokens,audio_output_tokens,request_fee,end_user_id",
         `the CSV's new columns at the end: ${header.slice(14)}`);
   check(!header.some((name) => /provider_cost|margin/.test(name)), `no operator figures in the CSV: ${header}`);
 
@@ -755,6 +778,8 @@ async function refusedBeside(page, response, field, words, kept, what) {
     check(nanos(shownRevenue) === nanos(String(model.totals.totalCost)), `${model.model}: ${shownRevenue} = ${model.totals.totalCost}`);
   }
   check(await page.getByTestId("overview-days").locator("tbody tr").count() === platform.byDay.length, "one row per day");
+  check(await page.getByTestId("overview-failed").locator(`tr[data-event-id="${result.failedEventId}"]`).count() === 1,
+        "the overview lists the event whose delivery failed");
   await screen(page, "operator-overview");
   await page.getByRole("link", { name: "Last 7 days" }).click();
   await page.waitForLoadState();
@@ -763,6 +788,32 @@ async function refusedBeside(page, response, field, words, kept, what) {
   await page.getByTestId("overview-accounts").getByRole("link", { name: "Acme Robotics" }).click();
   await page.waitForLoadState();
   check(page.url().endsWith(`/console/admin/accounts/${result.accountId}`), `a top account links to its page: ${page.url()}`);
+  const accountUrl = page.url();
+  // Rotation with a chosen grace (after the figures above, which count the customer's calls only): "stops
+  // now" refuses the old secret at once, the new one works; a key's last use shows once it made a call,
+  // "never" before.
+  await page.locator("#key_name").fill("rotor");
+  await page.getByRole("button", { name: "Create key" }).click();
+  await page.waitForLoadState();
+  const rotorOld = (await page.getByTestId("new-key").textContent()).trim();
+  await page.goto(accountUrl);
+  const rotorRow = page.locator("tr", { has: page.getByRole("button", { name: "Rotate rotor" }) });
+  check((await rotorRow.locator('[data-col="last-used"]').textContent()).trim() === "never", "an unused key was never used");
+  const rotorCall = await api("POST", "/v1/chat/completions", rotorOld, { model: "mock", messages: [{ role: "user", content: "hi" }] });
+  check(rotorCall.status === 200, `the rotor key calls: ${rotorCall.text}`);
+  await page.reload();
+  check((await rotorRow.locator('[data-col="last-used"] time').count()) === 1, "the key's last use is shown once it made a call");
+  const graces = await rotorRow.locator('select[name="grace_secs"] option').allTextContents();
+  check(graces.includes("Old secret stops now") && graces.includes("Old secret works 24 hours"), `the grace choices: ${graces}`);
+  await rotorRow.locator('select[name="grace_secs"]').selectOption("0");
+  page.once("dialog", (dialog) => dialog.accept());
+  await rotorRow.getByRole("button", { name: "Rotate rotor" }).click();
+  await page.waitForLoadState();
+  const rotorNew = (await page.getByTestId("new-key").textContent()).trim();
+  check(rotorNew !== rotorOld && rotorNew.startsWith("tb_prod_"), "the rotated key's new secret is shown");
+  const oldRefused = await api("GET", "/billing/account", rotorOld);
+  check(oldRefused.status === 401, `the old secret stops at once with no grace: ${oldRefused.status}`);
+  check((await api("GET", "/billing/account", rotorNew)).status === 200, "the new secret works");
   await context.close();
 }
 

@@ -131,7 +131,60 @@ pub struct UsageQuery {
     model: String,
     #[serde(default)]
     key: String,
+    /// [`EndUser::param`]: empty for every call.
+    #[serde(default)]
+    end_user: String,
     cursor: Option<String>,
+}
+
+/// The end user a usage filter picks (BILLING.md, "End users").
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EndUser {
+    /// The calls that named no end user.
+    NoneNamed,
+    Named(String),
+}
+
+impl EndUser {
+    /// Read from the `end_user` parameter: `none`, or `u:` and the id; empty for every call.
+    fn read(param: &str) -> Result<Option<EndUser>, PageError> {
+        match param {
+            "" => Ok(None),
+            "none" => Ok(Some(EndUser::NoneNamed)),
+            _ => match param.strip_prefix("u:") {
+                Some(id) if !id.is_empty() => Ok(Some(EndUser::Named(id.to_string()))),
+                _ => Err(PageError::Invalid(
+                    "end user: pick one from the list".into(),
+                )),
+            },
+        }
+    }
+
+    /// The `end_user` parameter naming it (and the value of its option in the filter's list).
+    fn param(end_user: Option<&EndUser>) -> String {
+        match end_user {
+            None => String::new(),
+            Some(EndUser::NoneNamed) => "none".into(),
+            Some(EndUser::Named(id)) => format!("u:{id}"),
+        }
+    }
+
+    /// As billing-svc's filter takes it: the id, or empty for the calls that named none.
+    fn filter(&self) -> String {
+        match self {
+            EndUser::NoneNamed => String::new(),
+            EndUser::Named(id) => id.clone(),
+        }
+    }
+
+    /// The end user billing-svc recorded (empty: none named).
+    fn of(recorded: &str) -> EndUser {
+        if recorded.is_empty() {
+            EndUser::NoneNamed
+        } else {
+            EndUser::Named(recorded.to_string())
+        }
+    }
 }
 
 /// A usage filter as typed, and as the API takes it.
@@ -141,6 +194,7 @@ struct UsageFilter {
     model: Option<String>,
     /// A key of the account (owners; billing-svc answers a member with its own calls only).
     key: Option<String>,
+    end_user: Option<EndUser>,
 }
 
 impl UsageFilter {
@@ -154,6 +208,7 @@ impl UsageFilter {
             to,
             model: forms::optional(&query.model),
             key: forms::optional(&query.key),
+            end_user: EndUser::read(&query.end_user)?,
         })
     }
 
@@ -168,6 +223,7 @@ impl UsageFilter {
             workspace_id: None,
             model: self.model.clone(),
             api_key_id: self.key.clone(),
+            end_user_id: self.end_user.as_ref().map(EndUser::filter),
             ..Default::default()
         }
     }
@@ -179,6 +235,7 @@ impl UsageFilter {
             .append_pair("to", &self.to.to_string())
             .append_pair("model", self.model.as_deref().unwrap_or(""))
             .append_pair("key", self.key.as_deref().unwrap_or(""))
+            .append_pair("end_user", &EndUser::param(self.end_user.as_ref()))
             .finish()
     }
 
@@ -200,6 +257,7 @@ impl UsageFilter {
                 to,
                 model: self.model.clone(),
                 key: self.key.clone(),
+                end_user: self.end_user.clone(),
             };
             json!({
                 "label": label,
@@ -301,7 +359,7 @@ pub async fn usage(
         .list_usage(viewer.request(filter.request(PAGE_ROWS, query.cursor.clone())))
         .await?
         .into_inner();
-    let rows: Vec<Value> = page_of_calls
+    let mut rows: Vec<Value> = page_of_calls
         .records
         .iter()
         .map(|record| {
@@ -318,6 +376,8 @@ pub async fn usage(
                 "audio_output_tokens": classes.audio_output_tokens,
                 "request_fee": zero_if_empty(&record.request_fee),
                 "charged": record.charged,
+                "api_key_id": record.api_key_id, "workspace_id": record.workspace_id,
+                "end_user_id": record.end_user_id, "duration_ms": record.duration_ms,
             })
         })
         .collect();
@@ -335,6 +395,29 @@ pub async fn usage(
     models.extend(filter.model.iter().cloned());
     models.sort();
     models.dedup();
+    // Spend by end user over the range (the model and key filters aside), each linked to its calls; the
+    // list is also the end user filter's choices.
+    let end_users: Vec<Value> = stats
+        .by_end_user
+        .iter()
+        .map(|entry| {
+            let chosen = EndUser::of(&entry.end_user_id);
+            let link = UsageFilter {
+                from: filter.from,
+                to: filter.to,
+                model: None,
+                key: None,
+                end_user: Some(chosen.clone()),
+            };
+            let totals = entry.totals.clone().unwrap_or_default();
+            json!({
+                "id": entry.end_user_id, "param": EndUser::param(Some(&chosen)), "query": link.query(),
+                "requests": totals.requests, "input_tokens": totals.input_tokens,
+                "output_tokens": totals.output_tokens, "cost": totals.total_cost,
+            })
+        })
+        .collect();
+    let chosen_end_user = EndUser::param(filter.end_user.as_ref());
     let keys: Vec<Value> = if viewer.owner() {
         client(&state)
             .list_keys(viewer.request(pb::ListAccountKeysRequest {}))
@@ -347,8 +430,24 @@ pub async fn usage(
     } else {
         Vec::new()
     };
+    // Each call's key by name (an owner knows the account's keys; a member sees its own calls only).
+    for row in &mut rows {
+        let name = keys
+            .iter()
+            .find(|key| key["id"] == row["api_key_id"])
+            .and_then(|key| key["name"].as_str())
+            .filter(|name| !name.is_empty());
+        row["key_name"] = match (name, viewer.owner()) {
+            (Some(name), _) => name.into(),
+            (None, false) => "this key".into(),
+            (None, true) => row["api_key_id"].clone(),
+        };
+    }
     let data = json!({
-        "filter": {"from": filter.from.to_string(), "to": filter.to.to_string(), "model": filter.model, "key": filter.key},
+        "filter": {"from": filter.from.to_string(), "to": filter.to.to_string(), "model": filter.model, "key": filter.key,
+            "end_user": chosen_end_user},
+        "end_users": end_users,
+        "end_users_named": stats.by_end_user.iter().any(|entry| !entry.end_user_id.is_empty()),
         "query": filter.query(),
         "models": models,
         "keys": keys,
@@ -416,6 +515,7 @@ const USAGE_CSV_COLUMNS: &[&str] = &[
     "audio_input_tokens",
     "audio_output_tokens",
     "request_fee",
+    "end_user_id",
 ];
 
 /// One usage record as a row of [`USAGE_CSV_COLUMNS`]: each field's text, and whether it is free text.
@@ -446,6 +546,7 @@ fn usage_csv_row(record: &pb::UsageRecord) -> Vec<(String, bool)> {
         count(classes.audio_input_tokens),
         count(classes.audio_output_tokens),
         figure(zero_if_empty(&record.request_fee)),
+        free_text(&record.end_user_id),
     ];
     debug_assert_eq!(row.len(), USAGE_CSV_COLUMNS.len());
     row
@@ -978,6 +1079,7 @@ mod tests {
             }),
             request_fee: "0.001".to_string(),
             provider_cost: Some("0.006".to_string()),
+            end_user_id: "alice".to_string(),
             ..Default::default()
         };
         let row = usage_csv_row(&record);
@@ -985,7 +1087,7 @@ mod tests {
         assert_eq!(texts.len(), USAGE_CSV_COLUMNS.len());
         assert_eq!(
             texts[first_export.len()..],
-            ["400", "100", "50", "80", "0", "0", "0.001"]
+            ["400", "100", "50", "80", "0", "0", "0.001", "alice"]
         );
         assert!(!texts.contains(&"0.006"), "no provider cost: {texts:?}");
     }
@@ -993,6 +1095,24 @@ mod tests {
     #[test]
     fn a_record_made_before_the_request_fee_was_kept_shows_a_fee_of_zero() {
         let row = usage_csv_row(&pb::UsageRecord::default());
-        assert_eq!(row.last().map(|(text, _)| text.as_str()), Some("0"));
+        let fee = USAGE_CSV_COLUMNS
+            .iter()
+            .position(|column| *column == "request_fee");
+        assert_eq!(fee.map(|fee| row[fee].0.as_str()), Some("0"));
+    }
+
+    #[test]
+    fn the_end_user_filter_reads_what_it_writes() {
+        for chosen in [
+            None,
+            Some(EndUser::NoneNamed),
+            Some(EndUser::Named("u:1 x".into())),
+        ] {
+            let param = EndUser::param(chosen.as_ref());
+            assert_eq!(EndUser::read(&param).unwrap(), chosen);
+        }
+        assert!(EndUser::read("alice").is_err());
+        assert_eq!(EndUser::of(""), EndUser::NoneNamed);
+        assert_eq!(EndUser::NoneNamed.filter(), "");
     }
 }

@@ -285,6 +285,7 @@ pub fn key_spend(spend: &pb::KeySpend) -> Value {
         "role": enum_name(key.role().as_str_name(), "ROLE_"),
         "spent_today": spend.spent_today, "spent_this_month": spend.spent_this_month,
         "expires_at": time(key.expires_at.as_ref()), "created_at": time(key.created_at.as_ref()),
+        "last_used_at": time(spend.last_used_at.as_ref()),
         "revoked_at": time(key.revoked_at.as_ref()),
         "state": state.name(),
         "live": state == KeyState::Live,

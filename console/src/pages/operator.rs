@@ -30,8 +30,14 @@ use crate::forms;
 use crate::render::{form_page, page};
 use crate::session::Viewer;
 
-/// How long a rotated key's old secret keeps working when rotated from the console.
-const ROTATION_GRACE_SECS: u64 = 86_400;
+/// The choices of how long a rotated key's old secret keeps working, and the one chosen unless changed.
+const ROTATION_GRACES: &[(u64, &str)] = &[
+    (0, "Old secret stops now"),
+    (3_600, "Old secret works 1 hour"),
+    (86_400, "Old secret works 24 hours"),
+    (604_800, "Old secret works 7 days"),
+];
+const DEFAULT_ROTATION_GRACE_SECS: u64 = 86_400;
 /// Accounts read at most by a search.
 const SEARCHED_ACCOUNTS: usize = 5_000;
 /// Volume tiers an account may have (billing-svc refuses more).
@@ -441,6 +447,19 @@ async fn account_view(
         }))
         .await?
         .into_inner();
+    let events: Vec<Value> = admin
+        .list_events(viewer.request(pb::ListEventsRequest {
+            account_id: Some(id.clone()),
+            r#type: None,
+            limit: ACCOUNT_EVENTS,
+            cursor: None,
+        }))
+        .await?
+        .into_inner()
+        .events
+        .iter()
+        .map(event_summary)
+        .collect();
     let calls_fields = [
         "key",
         "model",
@@ -501,7 +520,11 @@ async fn account_view(
         "notice": notice(query.done.as_deref()),
         "account": account(&account_pb),
         "keys": with_keys.keys.iter().map(key_spend).collect::<Vec<_>>(),
+        "rotation_graces": ROTATION_GRACES.iter().map(|(secs, label)| json!({
+            "secs": secs, "label": label, "default": *secs == DEFAULT_ROTATION_GRACE_SECS,
+        })).collect::<Vec<_>>(),
         "grants": grants.grants.iter().map(grant).collect::<Vec<_>>(),
+        "events": events,
         "range": {"from": from.to_string(), "to": to.to_string()},
         "models": models,
         "days": days,
@@ -955,6 +978,9 @@ pub struct KeyActionForm {
     /// `yes` once a revoke was confirmed ([`super::ConfirmForm`]).
     #[serde(default)]
     confirmed: String,
+    /// Rotation: seconds the old secret keeps working, one of [`ROTATION_GRACES`] (default 24 hours).
+    #[serde(default)]
+    grace_secs: String,
 }
 
 /// Rotates a key and shows its new secret once.
@@ -966,10 +992,20 @@ pub async fn rotate_key(
 ) -> Result<Response, PageError> {
     viewer.check_csrf(&form.csrf)?;
     viewer.require_operator()?;
+    let grace = match form.grace_secs.trim() {
+        "" => DEFAULT_ROTATION_GRACE_SECS,
+        text => text
+            .parse()
+            .ok()
+            .filter(|secs| ROTATION_GRACES.iter().any(|(choice, _)| choice == secs))
+            .ok_or_else(|| {
+                PageError::Invalid("grace: pick how long the old secret keeps working".into())
+            })?,
+    };
     let rotated = client(&state)
         .rotate_key(viewer.request(pb::RotateKeyRequest {
             id,
-            grace_period_secs: Some(ROTATION_GRACE_SECS),
+            grace_period_secs: Some(grace),
         }))
         .await;
     match rotated {
@@ -1593,6 +1629,38 @@ pub async fn events(
     Ok(page("admin_events.html", &viewer, "Events", "events", data)?.into_response())
 }
 
+/// How many of an account's latest events its page lists (the events page has them all).
+const ACCOUNT_EVENTS: u32 = 10;
+
+/// The overview looks for failed deliveries among this many of the latest events, and lists at most
+/// [`SHOWN_FAILURES`] of them.
+const FAILURE_SCAN_EVENTS: u32 = 100;
+const SHOWN_FAILURES: usize = 10;
+
+/// One event as an account's page lists it: its type and time, and how its deliveries went (the last attempt
+/// at each endpoint counts).
+fn event_summary(event: &pb::Event) -> Value {
+    let mut last_succeeded: HashMap<&str, bool> = HashMap::new();
+    for attempt in &event.deliveries {
+        last_succeeded.insert(&attempt.endpoint_id, attempt.succeeded);
+    }
+    let failed = last_succeeded
+        .values()
+        .filter(|succeeded| !**succeeded)
+        .count();
+    json!({
+        "id": event.id, "created_at": time(event.created_at.as_ref()), "type": event.r#type,
+        "account_id": event.account_id,
+        "events_link": format!(
+            "/console/admin/events?account_id={}&type={}",
+            url::form_urlencoded::byte_serialize(event.account_id.as_bytes()).collect::<String>(),
+            url::form_urlencoded::byte_serialize(event.r#type.as_bytes()).collect::<String>()
+        ),
+        "endpoints": last_succeeded.len(), "failed": failed,
+        "delivered": last_succeeded.len() - failed, "attempts": event.deliveries.len(),
+    })
+}
+
 /// One event as the events page shows it. It may be delivered again when the last attempt at some endpoint
 /// failed (attempts come oldest first, so the last one per endpoint wins).
 fn event_row(event: &pb::Event, urls: &HashMap<String, String>) -> Value {
@@ -1862,6 +1930,22 @@ pub async fn overview(
             row
         })
         .collect();
+    // Failed deliveries: the latest events whose last attempt at some endpoint failed.
+    let failed: Vec<Value> = client(&state)
+        .list_events(viewer.request(pb::ListEventsRequest {
+            account_id: None,
+            r#type: None,
+            limit: FAILURE_SCAN_EVENTS,
+            cursor: None,
+        }))
+        .await?
+        .into_inner()
+        .events
+        .iter()
+        .map(event_summary)
+        .filter(|event| event["failed"].as_u64().is_some_and(|failed| failed > 0))
+        .take(SHOWN_FAILURES)
+        .collect();
     let presets: Vec<Value> = Preset::ALL
         .into_iter()
         .map(|each| {
@@ -1877,6 +1961,8 @@ pub async fn overview(
         "models": models,
         "accounts": accounts,
         "top": TOP_ACCOUNTS,
+        "failed": failed,
+        "scanned": FAILURE_SCAN_EVENTS,
     });
     Ok(page("admin_overview.html", &viewer, "Overview", "overview", data)?.into_response())
 }
