@@ -64,9 +64,14 @@ pub struct Args {
     #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_settlements: u64,
 
-    /// Concurrent HTTP requests of the end-to-end scenario.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub e2e_concurrency: u32,
+    /// Concurrencies of the end-to-end scenario, each measured in turn on the same stack.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 32], value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub e2e_concurrency: Vec<u32>,
+
+    /// `build/start-server.js` of Portkey's OSS gateway (`@portkey-ai/gateway`; `scripts/bench` installs it
+    /// into `target/portkey`): the end-to-end scenario then measures the same calls through it too.
+    #[arg(long, env = "BENCH_PORTKEY")]
+    pub portkey: Option<PathBuf>,
 
     /// Measured seconds of each end-to-end phase (direct to the mock, then through the gateway).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
@@ -199,7 +204,8 @@ pub struct Plan {
     pub duration: Duration,
     pub warmup: Duration,
     pub max_settlements: u64,
-    pub e2e_concurrency: u32,
+    pub e2e_concurrency: Vec<u32>,
+    pub portkey: Option<PathBuf>,
     pub e2e_duration: Duration,
     pub max_requests: u64,
     pub e2e_backend: Backend,
@@ -264,6 +270,7 @@ impl Args {
             warmup: Duration::from_secs(self.warmup_secs),
             max_settlements: self.max_settlements,
             e2e_concurrency: self.e2e_concurrency,
+            portkey: self.portkey,
             e2e_duration: Duration::from_secs(self.e2e_duration_secs),
             max_requests: self.max_requests,
             e2e_backend: self.e2e_backend,
@@ -303,7 +310,11 @@ impl Plan {
             duration: Duration::from_secs(1),
             warmup: Duration::ZERO,
             max_settlements: self.max_settlements.min(2_000),
-            e2e_concurrency: self.e2e_concurrency.min(8),
+            e2e_concurrency: self
+                .e2e_concurrency
+                .iter()
+                .map(|concurrency| (*concurrency).min(8))
+                .collect(),
             e2e_duration: Duration::from_secs(1),
             max_requests: self.max_requests.min(500),
             sqlite_hops_updates: self.sqlite_hops_updates.min(2_000),

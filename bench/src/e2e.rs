@@ -1,8 +1,10 @@
-//! Scenarios c and d: `POST /execute` through gateway → executor-svc → billing-svc → mock model, against
-//! the mock model called directly (`POST /v1/chat/completions`, not streamed) with the same prompt, at the
-//! same concurrency. The difference of the latency percentiles is what the platform adds. The peak RSS of
-//! every process is read at the end. Afterwards: the ledger invariants, and one usage record per `/execute`
-//! that succeeded.
+//! Scenarios c and d: `POST /v1/chat/completions` (not streamed) through gateway → executor-svc →
+//! billing-svc → mock model with a funded standard key, against the same request sent to the mock model
+//! directly and, with `--portkey`, through Portkey's OSS gateway (no auth, no billing), at each concurrency of
+//! `--e2e-concurrency` (1 and 32). The difference of the latency percentiles is what each adds; the CPU of
+//! each side's processes over its phase, per request, is what a request costs it. The peak RSS of every
+//! process is read at the end. Afterwards: the ledger invariants, and one usage record per call through the
+//! gateway that succeeded.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,7 @@ use tokio::time::Instant;
 use crate::billing::Billing;
 use crate::config::{DATABASE_PREFIX, Plan};
 use crate::load::{self, Outcome, Timing};
+use crate::portkey::Portkey;
 use crate::probe::Probe;
 use crate::stats::Percentiles;
 
@@ -49,24 +52,36 @@ impl From<Outcome> for Phase {
     }
 }
 
-/// The figures of the end-to-end scenario.
+/// The figures of one concurrency.
 #[derive(Debug, Clone, Serialize)]
-pub struct E2eRun {
-    pub backend: Backend,
+pub struct Level {
     pub concurrency: u32,
     pub direct: Phase,
     pub gateway: Phase,
+    /// Through Portkey's gateway, when `--portkey` was given.
+    pub portkey: Option<Phase>,
     /// Gateway p50 minus direct p50.
     pub added_p50_ms: f64,
     /// Gateway p99 minus direct p99.
     pub added_p99_ms: f64,
-    /// `VmHWM` of each process at the end of both phases, in MiB.
-    pub peak_rss_mb: BTreeMap<String, f64>,
+    pub portkey_added_p50_ms: Option<f64>,
+    pub portkey_added_p99_ms: Option<f64>,
     /// CPU time of each platform service (billing-svc, executor-svc, gateway) over the gateway phase,
-    /// warm-up included, per `/execute` that succeeded in it, in ms.
+    /// warm-up included, per call that succeeded in it, in ms.
     pub cpu_ms_per_request: BTreeMap<String, f64>,
     /// Their sum: what one request costs the platform.
     pub platform_cpu_ms_per_request: f64,
+    /// The same for Portkey's one process over its phase.
+    pub portkey_cpu_ms_per_request: Option<f64>,
+}
+
+/// The figures of the end-to-end scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct E2eRun {
+    pub backend: Backend,
+    pub levels: Vec<Level>,
+    /// `VmHWM` of each process at the end of every phase, in MiB.
+    pub peak_rss_mb: BTreeMap<String, f64>,
 }
 
 /// The whole stack, each service a process on a free loopback port.
@@ -155,21 +170,23 @@ impl Stack {
     }
 }
 
-/// Sends one JSON POST and fails unless the answer is 200 with a JSON body that has `field`.
-async fn post(
-    http: &reqwest::Client,
-    url: &str,
-    bearer: Option<&str>,
-    body: String,
-    field: &str,
-) -> anyhow::Result<Timing> {
+/// Where a phase sends its requests: a URL and the headers that go with it.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+/// Sends one JSON POST and fails unless the answer is 200 with a JSON body that has `choices`.
+async fn post(http: &reqwest::Client, target: &Target, body: String) -> anyhow::Result<Timing> {
+    let (url, field) = (&target.url, "choices");
     let started = Instant::now();
     let mut request = http
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body);
-    if let Some(bearer) = bearer {
-        request = request.bearer_auth(bearer);
+    for (name, value) in &target.headers {
+        request = request.header(*name, value);
     }
     let response = request
         .send()
@@ -228,7 +245,7 @@ async fn funded_key(
     Ok(key.to_string())
 }
 
-/// Runs both phases on a fresh stack; check failures are pushed to `failures`.
+/// Runs every phase at every concurrency on one fresh stack; check failures are pushed to `failures`.
 pub async fn run(
     plan: &Plan,
     cluster: Option<&Cluster>,
@@ -236,69 +253,117 @@ pub async fn run(
 ) -> anyhow::Result<E2eRun> {
     let database = Database::create(plan.e2e_backend, cluster, DATABASE_PREFIX).await?;
     let stack = Stack::start(plan, &database).await?;
-    // Keep-alive pool as large as the concurrency, so no request waits for a connection or a handshake.
-    let concurrency = usize::try_from(plan.e2e_concurrency).context("concurrency")?;
+    let portkey = match &plan.portkey {
+        Some(script) => Some(Portkey::start(script).await?),
+        None => None,
+    };
+    // Keep-alive pool as large as the highest concurrency, so no request waits for a connection or a
+    // handshake.
+    let most = plan.e2e_concurrency.iter().copied().max().unwrap_or(1);
     let http = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
-        .pool_max_idle_per_host(concurrency)
+        .pool_max_idle_per_host(usize::try_from(most).context("concurrency")?)
         .build()
         .context("HTTP client")?;
     let key = funded_key(&http, &stack.gateway.url(), &stack.billing.admin_key).await?;
-
-    let direct_url = format!("{}/v1/chat/completions", stack.mock.url());
-    let direct_body =
+    // The same request on every path.
+    let body =
         json!({"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "stream": false});
-    eprintln!(
-        "bench: e2e direct to mock-model, concurrency={} for {:?} (+{:?} warm-up)",
-        plan.e2e_concurrency, plan.e2e_duration, plan.warmup
-    );
-    let direct = phase(plan, http.clone(), direct_url, None, direct_body, "choices").await;
-
-    let gateway_url = format!("{}/execute", stack.gateway.url());
-    let gateway_body = json!({"prompt": PROMPT, "model": MODEL});
-    eprintln!(
-        "bench: e2e through the gateway ({}), concurrency={} for {:?} (+{:?} warm-up)",
-        plan.e2e_backend.name(),
-        plan.e2e_concurrency,
-        plan.e2e_duration,
-        plan.warmup
-    );
-    let probes: Vec<(String, Probe)> = stack
-        .platform()
-        .into_iter()
-        .map(|process| {
-            let probe = Probe::start(vec![process.pid], false, plan.e2e_duration);
-            (process.name.clone(), probe)
-        })
-        .collect();
-    let gateway = phase(plan, http, gateway_url, Some(key), gateway_body, "usage").await;
-    let requests = gateway.requests_total.max(1) as f64;
-    let mut cpu_ms_per_request = BTreeMap::new();
-    for (name, probe) in probes {
-        let cost = probe.finish().await;
-        cpu_ms_per_request.insert(name, cost.cpu_secs * 1000.0 / requests);
-    }
-    let platform_cpu_ms_per_request = cpu_ms_per_request.values().sum();
-    let peak_rss_mb = stack.peak_rss_mb()?;
-
-    for (name, phase) in [("direct", &direct), ("gateway", &gateway)] {
-        if phase.errors > 0 {
-            failures.push(format!(
-                "e2e {name}: {} failed requests, first: {}",
-                phase.errors,
-                phase.first_error.as_deref().unwrap_or("?")
-            ));
+    let model_base = format!("{}/v1", stack.mock.url());
+    let direct = Target {
+        url: format!("{model_base}/chat/completions"),
+        headers: Vec::new(),
+    };
+    let gateway = Target {
+        url: format!("{}/v1/chat/completions", stack.gateway.url()),
+        headers: vec![("authorization", format!("Bearer {key}"))],
+    };
+    let through_portkey = portkey.as_ref().map(|portkey| {
+        let mut headers = Portkey::route_headers(&model_base);
+        headers.push(("authorization", "Bearer unused".to_string()));
+        Target {
+            url: portkey.chat_url(),
+            headers,
         }
+    });
+
+    let mut levels = Vec::new();
+    let mut succeeded_through_gateway = 0;
+    for &concurrency in &plan.e2e_concurrency {
+        eprintln!(
+            "bench: e2e at concurrency {concurrency}, each phase {:?} (+{:?} warm-up): direct, gateway ({}){}",
+            plan.e2e_duration,
+            plan.warmup,
+            plan.e2e_backend.name(),
+            if portkey.is_some() { ", Portkey" } else { "" }
+        );
+        let direct_phase = phase(plan, concurrency, http.clone(), direct.clone(), &body).await;
+        let pids: Vec<(String, u32)> = stack
+            .platform()
+            .into_iter()
+            .map(|process| (process.name.clone(), process.pid))
+            .collect();
+        let (gateway_phase, cpu_ms_per_request) =
+            measured_phase(plan, concurrency, &http, &gateway, &body, &pids).await;
+        succeeded_through_gateway += gateway_phase.requests_total;
+        let (portkey_phase, portkey_cpu) = match (&portkey, &through_portkey) {
+            (Some(portkey), Some(target)) => {
+                let pids = [("portkey".to_string(), portkey.pid)];
+                let (phase, cpu) =
+                    measured_phase(plan, concurrency, &http, target, &body, &pids).await;
+                (Some(phase), cpu.get("portkey").copied())
+            }
+            _ => (None, None),
+        };
+        for (name, phase) in [
+            ("direct", Some(&direct_phase)),
+            ("gateway", Some(&gateway_phase)),
+            ("portkey", portkey_phase.as_ref()),
+        ] {
+            if let Some(phase) = phase.filter(|phase| phase.errors > 0) {
+                failures.push(format!(
+                    "e2e {name} at concurrency {concurrency}: {} failed requests, first: {}",
+                    phase.errors,
+                    phase.first_error.as_deref().unwrap_or("?")
+                ));
+            }
+        }
+        let added = |phase: &Phase| {
+            (
+                phase.latency.p50_ms - direct_phase.latency.p50_ms,
+                phase.latency.p99_ms - direct_phase.latency.p99_ms,
+            )
+        };
+        let (added_p50_ms, added_p99_ms) = added(&gateway_phase);
+        let portkey_added = portkey_phase.as_ref().map(added);
+        levels.push(Level {
+            concurrency,
+            added_p50_ms,
+            added_p99_ms,
+            portkey_added_p50_ms: portkey_added.map(|added| added.0),
+            portkey_added_p99_ms: portkey_added.map(|added| added.1),
+            platform_cpu_ms_per_request: cpu_ms_per_request.values().sum(),
+            cpu_ms_per_request,
+            portkey_cpu_ms_per_request: portkey_cpu,
+            direct: direct_phase,
+            gateway: gateway_phase,
+            portkey: portkey_phase,
+        });
     }
+    let mut peak_rss_mb = stack.peak_rss_mb()?;
+    if let Some(portkey) = portkey {
+        peak_rss_mb.insert("portkey".to_string(), portkey.peak_rss_mb()?);
+        portkey.stop().await;
+    }
+
     if let Err(error) = database.check_ledger_invariants().await {
         failures.push(format!("{error:#}"));
     }
     let recorded = database.usage_records().await?;
-    if recorded != gateway.requests_total {
+    if recorded != succeeded_through_gateway {
         failures.push(format!(
-            "e2e: {recorded} usage records, but {} /execute calls succeeded",
-            gateway.requests_total
+            "e2e: {recorded} usage records, but {succeeded_through_gateway} calls through the gateway succeeded"
         ));
     }
     stack.stop().await;
@@ -307,38 +372,58 @@ pub async fn run(
     }
     Ok(E2eRun {
         backend: plan.e2e_backend,
-        concurrency: plan.e2e_concurrency,
-        added_p50_ms: gateway.latency.p50_ms - direct.latency.p50_ms,
-        added_p99_ms: gateway.latency.p99_ms - direct.latency.p99_ms,
-        direct,
-        gateway,
+        levels,
         peak_rss_mb,
-        cpu_ms_per_request,
-        platform_cpu_ms_per_request,
     })
+}
+
+/// A phase with the CPU of `processes` (name, pid) over it, warm-up included, per call that succeeded, in ms.
+async fn measured_phase(
+    plan: &Plan,
+    concurrency: u32,
+    http: &reqwest::Client,
+    target: &Target,
+    body: &Value,
+    processes: &[(String, u32)],
+) -> (Phase, BTreeMap<String, f64>) {
+    let probes: Vec<(String, Probe)> = processes
+        .iter()
+        .map(|(name, pid)| {
+            (
+                name.clone(),
+                Probe::start(vec![*pid], false, plan.e2e_duration),
+            )
+        })
+        .collect();
+    let measured = phase(plan, concurrency, http.clone(), target.clone(), body).await;
+    let requests = measured.requests_total.max(1) as f64;
+    let mut cpu = BTreeMap::new();
+    for (name, probe) in probes {
+        let cost = probe.finish().await;
+        cpu.insert(name, cost.cpu_secs * 1000.0 / requests);
+    }
+    (measured, cpu)
 }
 
 async fn phase(
     plan: &Plan,
+    concurrency: u32,
     http: reqwest::Client,
-    url: String,
-    bearer: Option<String>,
-    body: Value,
-    field: &'static str,
+    target: Target,
+    body: &Value,
 ) -> Phase {
     // Serialised once: the client shares the machine's two cores with the services it measures.
     let body = body.to_string();
     load::run(
-        plan.e2e_concurrency,
+        concurrency,
         plan.warmup,
         plan.e2e_duration,
         plan.max_requests,
         move |_| {
             let http = http.clone();
-            let url = url.clone();
-            let bearer = bearer.clone();
+            let target = target.clone();
             let body = body.clone();
-            async move { post(&http, &url, bearer.as_deref(), body, field).await }
+            async move { post(&http, &target, body).await }
         },
     )
     .await

@@ -12,6 +12,7 @@ mod binaries;
 mod config;
 mod e2e;
 mod load;
+mod portkey;
 mod probe;
 mod report;
 mod settle;

@@ -252,51 +252,70 @@ impl Report {
             );
         }
         if let Some(e2e) = &self.e2e {
-            println!(
-                "\nend to end, concurrency {} (billing on {}; latencies in ms)\n{:<26} {:>9} {:>8} {:>8} {:>8} {:>6}",
-                e2e.concurrency,
-                e2e.backend.name(),
-                "path",
-                "req/s",
-                "p50",
-                "p99",
-                "count",
-                "errors"
-            );
-            for (name, phase) in [
-                ("mock-model direct", &e2e.direct),
-                ("gateway POST /execute", &e2e.gateway),
-            ] {
+            for level in &e2e.levels {
                 println!(
-                    "{:<26} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>6}",
-                    name,
-                    phase.requests_per_sec,
-                    phase.latency.p50_ms,
-                    phase.latency.p99_ms,
-                    phase.requests,
-                    phase.errors
+                    "\nend to end, POST /v1/chat/completions, concurrency {} (billing on {}; latencies in ms; CPU \
+                     per request of the path's own processes, warm-up included)\n{:<26} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9}",
+                    level.concurrency,
+                    e2e.backend.name(),
+                    "path",
+                    "req/s",
+                    "p50",
+                    "p99",
+                    "added50",
+                    "added99",
+                    "count",
+                    "errors",
+                    "CPU ms"
                 );
+                let direct = (&level.direct, None, None);
+                let gateway = (
+                    &level.gateway,
+                    Some((level.added_p50_ms, level.added_p99_ms)),
+                    Some(level.platform_cpu_ms_per_request),
+                );
+                let mut rows = vec![
+                    ("mock-model direct", direct),
+                    ("platform (gateway)", gateway),
+                ];
+                if let Some(portkey) = &level.portkey {
+                    let added = level.portkey_added_p50_ms.zip(level.portkey_added_p99_ms);
+                    rows.push((
+                        "Portkey OSS gateway",
+                        (portkey, added, level.portkey_cpu_ms_per_request),
+                    ));
+                }
+                for (name, (phase, added, cpu)) in rows {
+                    let (added50, added99) = added
+                        .map_or((String::from("-"), String::from("-")), |(p50, p99)| {
+                            (format!("{p50:.2}"), format!("{p99:.2}"))
+                        });
+                    println!(
+                        "{:<26} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>8} {:>8} {:>6} {:>9}",
+                        name,
+                        phase.requests_per_sec,
+                        phase.latency.p50_ms,
+                        phase.latency.p99_ms,
+                        added50,
+                        added99,
+                        phase.requests,
+                        phase.errors,
+                        cpu.map_or(String::from("-"), |cpu| format!("{cpu:.3}"))
+                    );
+                }
+                let cpu: Vec<String> = level
+                    .cpu_ms_per_request
+                    .iter()
+                    .map(|(name, ms)| format!("{name} {ms:.3}"))
+                    .collect();
+                println!("platform CPU per request (ms): {}", cpu.join(", "));
             }
-            println!(
-                "{:<26} {:>9} {:>8.2} {:>8.2}",
-                "added by the platform", "", e2e.added_p50_ms, e2e.added_p99_ms
-            );
             let rss: Vec<String> = e2e
                 .peak_rss_mb
                 .iter()
                 .map(|(name, mb)| format!("{name} {mb:.1}"))
                 .collect();
             println!("peak RSS (MB, VmHWM): {}", rss.join(", "));
-            let cpu: Vec<String> = e2e
-                .cpu_ms_per_request
-                .iter()
-                .map(|(name, ms)| format!("{name} {ms:.3}"))
-                .collect();
-            println!(
-                "CPU per /execute (ms, gateway phase with its warm-up): {}; platform {:.3}",
-                cpu.join(", "),
-                e2e.platform_cpu_ms_per_request
-            );
         }
         if let Some(run) = &self.sqlite_hops {
             println!(
