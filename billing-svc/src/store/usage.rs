@@ -480,8 +480,8 @@ pub async fn top_by(
     column: GroupBy,
     limit: usize,
 ) -> Result<Vec<(String, Totals)>, sqlx::Error> {
+    // `limit` is a number, written into the SQL as digits: never a client's text.
     let order = format!("SUM(total_cost) DESC, {} LIMIT {limit}", column.as_str());
-    // `limit` is a number written by this crate, never a client's text.
     grouped(connection, scope, column, &order).await
 }
 
