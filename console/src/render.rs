@@ -20,6 +20,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("refused.html", include_str!("../templates/refused.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
     ("fields.html", include_str!("../templates/fields.html")),
+    ("margins.html", include_str!("../templates/margins.html")),
     (
         "key_state.html",
         include_str!("../templates/key_state.html"),

@@ -1640,10 +1640,7 @@ const SHOWN_FAILURES: usize = 10;
 /// One event as an account's page lists it: its type and time, and how its deliveries went (the last attempt
 /// at each endpoint counts).
 fn event_summary(event: &pb::Event) -> Value {
-    let mut last_succeeded: HashMap<&str, bool> = HashMap::new();
-    for attempt in &event.deliveries {
-        last_succeeded.insert(&attempt.endpoint_id, attempt.succeeded);
-    }
+    let last_succeeded = last_attempts(event);
     let failed = last_succeeded
         .values()
         .filter(|succeeded| !**succeeded)
@@ -1661,13 +1658,20 @@ fn event_summary(event: &pb::Event) -> Value {
     })
 }
 
+/// Whether the last attempt at each endpoint of an event succeeded (attempts come oldest first, so the last
+/// one per endpoint wins).
+fn last_attempts(event: &pb::Event) -> HashMap<&str, bool> {
+    event
+        .deliveries
+        .iter()
+        .map(|attempt| (attempt.endpoint_id.as_str(), attempt.succeeded))
+        .collect()
+}
+
 /// One event as the events page shows it. It may be delivered again when the last attempt at some endpoint
-/// failed (attempts come oldest first, so the last one per endpoint wins).
+/// failed.
 fn event_row(event: &pb::Event, urls: &HashMap<String, String>) -> Value {
-    let mut last_succeeded: HashMap<&str, bool> = HashMap::new();
-    for attempt in &event.deliveries {
-        last_succeeded.insert(&attempt.endpoint_id, attempt.succeeded);
-    }
+    let last_succeeded = last_attempts(event);
     let deliveries: Vec<Value> = event
         .deliveries
         .iter()

@@ -214,6 +214,44 @@ pub struct ModelUsage {
     pub totals: UsageTotals,
 }
 
+/// Every entry of a wire list in its JSON shape.
+fn each<W, J: TryFrom<W, Error = ApiError>>(entries: Vec<W>) -> Result<Vec<J>, ApiError> {
+    entries.into_iter().map(J::try_from).collect()
+}
+
+impl TryFrom<billing_pb::ModelUsage> for ModelUsage {
+    type Error = ApiError;
+
+    fn try_from(entry: billing_pb::ModelUsage) -> Result<ModelUsage, ApiError> {
+        Ok(ModelUsage {
+            totals: entry.totals.try_into()?,
+            model: entry.model,
+        })
+    }
+}
+
+impl TryFrom<billing_pb::DayUsage> for DayUsage {
+    type Error = ApiError;
+
+    fn try_from(entry: billing_pb::DayUsage) -> Result<DayUsage, ApiError> {
+        Ok(DayUsage {
+            totals: entry.totals.try_into()?,
+            day: entry.day,
+        })
+    }
+}
+
+impl TryFrom<billing_pb::EndUserUsage> for EndUserUsage {
+    type Error = ApiError;
+
+    fn try_from(entry: billing_pb::EndUserUsage) -> Result<EndUserUsage, ApiError> {
+        Ok(EndUserUsage {
+            totals: entry.totals.try_into()?,
+            end_user_id: entry.end_user_id,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndUserUsage {
@@ -260,36 +298,9 @@ impl TryFrom<billing_pb::Stats> for Stats {
             totals: stats.totals.try_into()?,
             today: stats.today.try_into()?,
             this_month: stats.this_month.try_into()?,
-            by_model: stats
-                .by_model
-                .into_iter()
-                .map(|entry| {
-                    Ok(ModelUsage {
-                        totals: entry.totals.try_into()?,
-                        model: entry.model,
-                    })
-                })
-                .collect::<Result<_, ApiError>>()?,
-            by_day: stats
-                .by_day
-                .into_iter()
-                .map(|entry| {
-                    Ok(DayUsage {
-                        totals: entry.totals.try_into()?,
-                        day: entry.day,
-                    })
-                })
-                .collect::<Result<_, ApiError>>()?,
-            by_end_user: stats
-                .by_end_user
-                .into_iter()
-                .map(|entry| {
-                    Ok(EndUserUsage {
-                        totals: entry.totals.try_into()?,
-                        end_user_id: entry.end_user_id,
-                    })
-                })
-                .collect::<Result<_, ApiError>>()?,
+            by_model: each(stats.by_model)?,
+            by_day: each(stats.by_day)?,
+            by_end_user: each(stats.by_end_user)?,
             credits_balance: money(b, "credits_balance", &stats.credits_balance)?,
             total_spent: money(b, "total_spent", &stats.total_spent)?,
             api_key_id: stats.api_key_id,
@@ -382,26 +393,8 @@ impl TryFrom<billing_pb::PlatformStats> for PlatformStats {
     fn try_from(stats: billing_pb::PlatformStats) -> Result<PlatformStats, ApiError> {
         Ok(PlatformStats {
             totals: stats.totals.try_into()?,
-            by_day: stats
-                .by_day
-                .into_iter()
-                .map(|entry| {
-                    Ok(DayUsage {
-                        totals: entry.totals.try_into()?,
-                        day: entry.day,
-                    })
-                })
-                .collect::<Result<_, ApiError>>()?,
-            by_model: stats
-                .by_model
-                .into_iter()
-                .map(|entry| {
-                    Ok(ModelUsage {
-                        totals: entry.totals.try_into()?,
-                        model: entry.model,
-                    })
-                })
-                .collect::<Result<_, ApiError>>()?,
+            by_day: each(stats.by_day)?,
+            by_model: each(stats.by_model)?,
             top_accounts: stats
                 .top_accounts
                 .into_iter()
