@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
+use sha2::Digest;
 use tests::agent_clis::{AgentCli, CliRun, run};
 use tests::docs_harness::{code_blocks, read_workspace_file};
 use tests::{Backend, Stack, assert_ledger_invariants, default_cost};
@@ -170,6 +171,13 @@ async fn claude_code_works_through_the_gateway_unchanged() {
         upstream["reasoning_effort"].is_string(),
         "thinking mapped: {upstream}"
     );
+    // Claude Code's metadata.user_id (a JSON text longer than 128 characters) is each call's end user, as
+    // its SHA-256: the same id the provider gets as `user` (BILLING.md, "End users").
+    let user = upstream["user"].as_str().expect("the chat user");
+    assert_eq!(user.len(), 64, "{upstream}");
+    for record in usage_records(&stack, &key).await {
+        assert_eq!(record["endUserId"], user, "{record}");
+    }
     for anthropic_only in ["thinking", "context_management", "output_config", "system"] {
         assert!(
             upstream.get(anthropic_only).is_none(),
@@ -282,6 +290,19 @@ async fn claude_code_works_through_a_native_anthropic_route() {
         upstream["headers"]["anthropic-beta"].is_string(),
         "Claude Code's betas pass: {upstream}"
     );
+    // Passed through unchanged, its metadata.user_id is recorded as the call's end user, as its SHA-256 when
+    // longer than 128 characters (BILLING.md, "End users").
+    let user_id = body["metadata"]["user_id"]
+        .as_str()
+        .expect("Claude Code's user id");
+    let end_user = if user_id.chars().count() <= 128 {
+        user_id.to_string()
+    } else {
+        hex::encode(sha2::Sha256::digest(user_id.as_bytes()))
+    };
+    for record in usage_records(&stack, &key).await {
+        assert_eq!(record["endUserId"], end_user.as_str(), "{record}");
+    }
 
     let tool = claude
         .run(
