@@ -105,6 +105,14 @@ fn readable(exact: rust_decimal::Decimal) -> rust_decimal::Decimal {
     rounded
 }
 
+/// Text made safe inside an HTML element or a double-quoted attribute, for the filters that write markup.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// An amount in USD (a decimal string of billing-svc) rounded to readable precision, the exact figure in
 /// its `value` and, on hover, in its `title`; the CSV and the API keep exact figures. Empty (not known) is
 /// "—"; text that is not a decimal is shown as it is.
@@ -114,12 +122,6 @@ fn usd(value: Option<String>) -> Value {
     };
     let Ok(exact) = text.trim().parse::<rust_decimal::Decimal>() else {
         return Value::from(text);
-    };
-    let escape = |text: &str| {
-        text.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
     };
     Value::from_safe_string(format!(
         r#"<data value="{exact}" title="{exact} USD">{}</data>"#,
@@ -138,12 +140,6 @@ fn when(value: Option<String>) -> Value {
     let short = match utc.find('.') {
         Some(dot) => format!("{} UTC", &utc[..dot]),
         None => utc.clone(),
-    };
-    let escape = |text: &str| {
-        text.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
     };
     Value::from_safe_string(format!(
         r#"<time datetime="{}" title="{}">{}</time>"#,
@@ -171,12 +167,6 @@ fn utc_day(value: Option<String>) -> Value {
             }
         }
         Err(_) => text.clone(),
-    };
-    let escape = |text: &str| {
-        text.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
     };
     Value::from_safe_string(format!(
         r#"<time datetime="{}" data-utc title="{}">{}</time>"#,
