@@ -1,7 +1,7 @@
-//! `balance.low` thresholds (DESIGN §11): each fires once when the account's balance crosses below it and
-//! re-arms when credit brings the balance back to it or above. The balance (settled credit) is what is
-//! compared, not the available credit: holds come and go with every call in flight, and counting them would
-//! fire a threshold again each time a call ends and another starts.
+//! `balance.low` thresholds (BILLING.md, "Events and alerts"): each fires once when the account's balance
+//! crosses below it and re-arms when credit brings the balance back to it or above. The balance (settled
+//! credit) is what is compared, not the available credit: holds come and go with every call in flight, and
+//! counting them would fire a threshold again each time a call ends and another starts.
 
 use serde::{Deserialize, Serialize};
 

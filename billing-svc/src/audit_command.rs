@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Connection};
 
 use crate::store::audit;
 
-/// Checks every account's ledger invariants (DESIGN §2, §9, §10).
+/// Checks every account's ledger invariants (BILLING.md, "The ledger").
 #[derive(Debug, Parser)]
 #[command(name = "billing-svc audit")]
 pub struct AuditArgs {

@@ -1,6 +1,6 @@
-//! Auto-recharge (DESIGN §12): when a settlement takes an account's available credit below its threshold,
-//! billing-svc charges the saved card `amount`, at most one charge in flight and never past `monthlyMax` in a
-//! UTC month; three failures in a row turn it off.
+//! Auto-recharge (WEBHOOKS.md, "Stripe's webhook (payments)"): when a settlement takes an account's available
+//! credit below its threshold, billing-svc charges the saved card `amount`, at most one charge in flight and
+//! never past `monthlyMax` in a UTC month; three failures in a row turn it off.
 //!
 //! Like a `balance.low` threshold, the threshold fires once per crossing: a charge starts when available
 //! credit goes below it, and the next one only after credit is back at or above it (the charge landing, or

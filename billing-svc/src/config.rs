@@ -1,4 +1,5 @@
-//! Configuration: command-line flags with environment fallbacks (names of DESIGN §8), checked at start.
+//! Configuration: command-line flags with environment fallbacks (names in README.md, "Configuration"),
+//! checked at start.
 
 use std::fmt;
 use std::net::SocketAddr;

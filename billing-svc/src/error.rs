@@ -24,7 +24,7 @@ impl Scope {
     }
 }
 
-/// A key's rate or concurrency limit (DESIGN §9).
+/// A key's rate or concurrency limit (BILLING.md, "Limits").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateLimit {
     RequestsPerMinute,

@@ -1,6 +1,6 @@
-//! How grants are spent (DESIGN §10): lower `priority` first, then the earliest `expiresAt` (a grant that
-//! never expires last), then the oldest. A charge draws grants down in that order; what no grant covers is
-//! the account's overage, which the next grant pays first.
+//! How grants are spent (BILLING.md, "Credit grants"): lower `priority` first, then the earliest `expiresAt`
+//! (a grant that never expires last), then the oldest. A charge draws grants down in that order; what no
+//! grant covers is the account's overage, which the next grant pays first.
 
 use std::cmp::Ordering;
 

@@ -42,7 +42,7 @@ impl KeyType {
     }
 }
 
-/// What a key may see and manage of its account (DESIGN §9).
+/// What a key may see and manage of its account (API_KEY_MANAGEMENT.md, "Keys").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Sees and manages its whole account.

@@ -1,6 +1,6 @@
-//! Key policies (DESIGN §9): optional per-key caps within the account's, rate and concurrency limits and a
-//! model allow-list. Every field is optional; absent = no limit. The expiry of a key is its own column
-//! (`api_keys.expires_at`) and is shown as the policy's `expiresAt`.
+//! Key policies (API_KEY_MANAGEMENT.md, "Keys"): optional per-key caps within the account's, rate and
+//! concurrency limits and a model allow-list. Every field is optional; absent = no limit. The expiry of a key
+//! is its own column (`api_keys.expires_at`) and is shown as the policy's `expiresAt`.
 //!
 //! Stored as a JSON object in `api_keys.policy` (money as integer nano-dollars), read with the key.
 

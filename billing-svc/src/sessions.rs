@@ -1,6 +1,7 @@
-//! Console sessions (DESIGN §13): signing in with a customer key or the admin key creates a session whose
-//! token (`tbs_<64 hex>`, shown once, kept by the browser in an HttpOnly cookie) is then the bearer of the
-//! console's calls. billing-svc stores only its SHA-256, so every gateway replica sees the same sessions. A
+//! Console sessions (CONSOLE.md, "Sessions and security"): signing in with a customer key or the admin key
+//! creates a session whose token (`tbs_<64 hex>`, shown once, kept by the browser in an HttpOnly cookie) is
+//! then the bearer of the console's calls. billing-svc stores only its SHA-256, so every gateway replica sees
+//! the same sessions. A
 //! session ends at its expiry, at sign-out, or when the key that opened it is revoked or expires (checked on
 //! every call, not cached).
 

@@ -1,4 +1,4 @@
-//! The web console (DESIGN §13): server-rendered pages for customers (their balance, usage, transactions,
+//! The web console (CONSOLE.md): server-rendered pages for customers (their balance, usage, transactions,
 //! grants, workspaces, prices, keys, webhooks, alerts and auto-recharge) and for the operator (an overview of
 //! revenue and margin, accounts and keys, their calls and ledger, credits and refunds, caps, volume tiers,
 //! prices, events with Redeliver, the operator's own webhook endpoints), mounted by the gateway under

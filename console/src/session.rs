@@ -1,4 +1,4 @@
-//! Signing in and out, and who is looking at a page (DESIGN §13).
+//! Signing in and out, and who is looking at a page (CONSOLE.md, "Sessions and security").
 //!
 //! Signing in sends the key to billing-svc's `ConsoleService/SignIn`, which opens a server-side session; the
 //! browser keeps only the session's token, in the cookie `console_session` (`HttpOnly; SameSite=Strict;

@@ -1,4 +1,5 @@
-//! Configuration: flags with environment fallbacks (DESIGN §8 names), validated before anything starts.
+//! Configuration: flags with environment fallbacks (names in README.md, "Configuration"), validated before
+//! anything starts.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

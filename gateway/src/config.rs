@@ -1,4 +1,5 @@
-//! Configuration: command-line flags with environment fallbacks (names of DESIGN §8), checked at start.
+//! Configuration: command-line flags with environment fallbacks (names in README.md, "Configuration"),
+//! checked at start.
 //! The gateway holds no secret: the keys it forwards come from each request.
 
 use std::net::SocketAddr;

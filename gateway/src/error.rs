@@ -1,5 +1,5 @@
 //! Every error the gateway answers with: one enum, one exhaustive table from gRPC codes to HTTP statuses,
-//! and DESIGN §7's body shape `{error, code, details}` (OpenAI's shape for `/v1` is in
+//! and the body shape `{error, code, details}` (QUICK_START.md §8; OpenAI's shape for `/v1` is in
 //! [`crate::openai_error`]). Errors of the model provider keep the provider's status and message.
 
 use axum::Json;
@@ -75,7 +75,7 @@ pub struct CreditRefusal {
     pub scope: Option<String>,
 }
 
-/// A key's rate or concurrency limit reached (DESIGN §9): HTTP 429 with `Retry-After`.
+/// A key's rate or concurrency limit reached (BILLING.md, "Limits"): HTTP 429 with `Retry-After`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRateLimit {
     /// `requests_per_minute_exceeded`, `tokens_per_minute_exceeded` or `concurrency_limit_exceeded`.
@@ -714,7 +714,7 @@ pub struct ErrorBody {
 }
 
 impl ApiError {
-    /// The status and the body of DESIGN §7; logs the error (5xx as errors, the rest at debug).
+    /// The status and the body (QUICK_START.md §8); logs the error (5xx as errors, the rest at debug).
     pub fn body(&self) -> (StatusCode, ErrorBody) {
         let (description, body) = self.described_body();
         (description.status, body)

@@ -169,10 +169,10 @@ pub fn header_text(
         .transpose()
 }
 
-/// Names the customer's own end user of a call, on every model API (DESIGN §18).
+/// Names the customer's own end user of a call, on every model API (BILLING.md, "End users").
 pub const END_USER_HEADER: &str = "x-end-user-id";
 
-/// The longest end user id recorded (DESIGN §18).
+/// The longest end user id recorded (BILLING.md, "End users").
 const MAX_END_USER_CHARS: usize = 128;
 
 /// The end user recorded on a call's usage record (BILLING.md, "End users"): the `x-end-user-id` header

@@ -1,11 +1,11 @@
 // The console in a real browser (Debian's Chromium driven by playwright-core): the operator's and the
-// customer's journeys of DESIGN §13 (with the price book of §17: base and charged prices, class prices and
-// a request fee, ending a row, volume tiers, revenue / provider cost / margin), an account's calls and
-// ledger rows with a refund from a call's row, the operator's overview, the customer's price list, forms sent
-// back as typed after a refusal (the message beside the field), amounts rounded with the exact figure in their
-// <data value> and on hover, axe-core on every screen,
-// screenshots at 375 px and 1440 px, and the security checks (CSRF, cookie flags, CSP, no key in any URL). Started by tests/tests/it/console.rs, which
-// passes the stack in the environment and checks the services' logs afterwards.
+// customer's journeys of CONSOLE.md (with the price book of BILLING.md, "Prices": base and charged prices,
+// class prices and a request fee, ending a row, volume tiers, revenue / provider cost / margin), an account's
+// calls and ledger rows with a refund from a call's row, the operator's overview, the customer's price list,
+// forms sent back as typed after a refusal (the message beside the field), amounts rounded with the exact
+// figure in their <data value> and on hover, axe-core on every screen, screenshots at 375 px and 1440 px, and
+// the security checks (CSRF, cookie flags, CSP, no key in any URL). Started by tests/tests/it/console.rs,
+// which passes the stack in the environment and checks the services' logs afterwards.
 //
 // Env: GATEWAY (base URL), ADMIN_KEY, SCREENSHOTS (folder), CHROMIUM (default /usr/bin/chromium).
 // Prints `RESULT <json>` on success; any failed check throws (exit code 1).

@@ -289,8 +289,8 @@ impl Stack {
     }
 }
 
-/// What a call costs at the default prices (DESIGN §2: 0.015 and 0.045 USD per 1,000 input / output
-/// tokens), exactly.
+/// What a call costs at the default prices (BILLING.md, "Rounding and the cost of a call": 0.015 and 0.045
+/// USD per 1,000 input / output tokens), exactly.
 pub fn default_cost(input_tokens: u64, output_tokens: u64) -> rust_decimal::Decimal {
     use rust_decimal::Decimal;
     (Decimal::from(input_tokens) * Decimal::new(15, 3)

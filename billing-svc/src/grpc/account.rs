@@ -1,5 +1,5 @@
 //! `billing.v1.AccountService`: a customer's view of its own account, and nothing else. An owner key sees
-//! the whole account, a member key the balance and its own usage (DESIGN §9).
+//! the whole account, a member key the balance and its own usage (API_KEY_MANAGEMENT.md, "Keys").
 
 use proto::billing::v1 as pb;
 use proto::billing::v1::account_service_server::AccountService;

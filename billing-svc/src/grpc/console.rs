@@ -1,4 +1,5 @@
-//! `billing.v1.ConsoleService`: console sessions (DESIGN §13), opened with a customer key or the admin key.
+//! `billing.v1.ConsoleService`: console sessions (CONSOLE.md, "Sessions and security"), opened with a
+//! customer key or the admin key.
 
 use proto::billing::v1 as pb;
 use proto::billing::v1::console_service_server::ConsoleService;

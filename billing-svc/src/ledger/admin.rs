@@ -153,8 +153,8 @@ impl Ledger {
         })
     }
 
-    /// The keys a customer key may see (DESIGN §9): an owner every live key of its account, a member
-    /// itself; each with its spend today and this month.
+    /// The keys a customer key may see (API_KEY_MANAGEMENT.md, "Keys"): an owner every live key of its
+    /// account, a member itself; each with its spend today and this month.
     pub async fn visible_keys(&self, caller: &ApiKey) -> Result<Vec<KeySpend>, BillingError> {
         let keys = match caller.role {
             Role::Owner => {
@@ -824,7 +824,7 @@ async fn refund_in(batch: &mut Batch, request: RefundRequest) -> Result<LedgerWr
     }
     let entry = Entry {
         kind: TransactionType::Refund,
-        // A refund comes back as paid credit without expiry (DESIGN §10).
+        // A refund comes back as paid credit without expiry (BILLING.md, "Credit grants").
         grant: GrantEffect::Add(GrantTerms::paid()),
         api_key_id: Some(record.api_key_id.clone()),
         amount,

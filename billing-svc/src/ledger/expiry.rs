@@ -6,8 +6,8 @@
 //! acts only on a grant that still holds credit, and its ledger row carries the idempotency key
 //! `expiry:<grant id>`, so a grant expires once.
 //!
-//! The same sweep gives keys their `key.expiring` notices (DESIGN §11): 7 days and 1 day before
-//! `expiresAt`, each once (a key created or changed to expire within a day gets only the 1-day one).
+//! The same sweep gives keys their `key.expiring` notices (BILLING.md, "Events and alerts"): 7 days and 1 day
+//! before `expiresAt`, each once (a key created or changed to expire within a day gets only the 1-day one).
 
 use proto::ids::{AccountId, ApiKeyId, GrantId};
 use serde_json::json;

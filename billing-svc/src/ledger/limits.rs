@@ -1,5 +1,5 @@
-//! A key's rate and concurrency limits (DESIGN §9), decided from what the open transaction read: the
-//! key's active holds and its usage settled in the last minute. Counted from the database inside the
+//! A key's rate and concurrency limits (BILLING.md, "Limits"), decided from what the open transaction read:
+//! the key's active holds and its usage settled in the last minute. Counted from the database inside the
 //! transaction that opens the execution (under the account lock), so they are exact across replicas.
 
 use crate::error::{BillingError, RateLimit};

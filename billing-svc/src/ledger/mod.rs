@@ -189,8 +189,8 @@ impl Ledger {
             .account_id)
     }
 
-    /// The account an admin path names: a key id means that key's account (DESIGN §9). Returns the key too
-    /// when a key was named, for attribution.
+    /// The account an admin path names: a key id means that key's account (API_KEY_MANAGEMENT.md, "Keys").
+    /// Returns the key too when a key was named, for attribution.
     pub async fn resolve(&self, id: &str) -> Result<(AccountId, Option<ApiKeyId>), BillingError> {
         let mut connection = self.store.reader().acquire().await?;
         let key_id = ApiKeyId::from(id);
@@ -270,10 +270,10 @@ impl Ledger {
     }
 
     /// Writes a ledger row moving the locked account's balance by `entry.amount` (and its total spent, for
-    /// usage and refunds) and the grants it causes (DESIGN §10): a credit becomes a grant (paying the
-    /// overage first), a charge draws grants down in spending order (what none covers becomes overage, and
-    /// the row's metadata names the grants and amounts), an expiry empties its grant. Returns the row and
-    /// the grant it created, if any. The caller saves the account with [`Batch::save`].
+    /// usage and refunds) and the grants it causes (BILLING.md, "Credit grants"): a credit becomes a grant
+    /// (paying the overage first), a charge draws grants down in spending order (what none covers becomes
+    /// overage, and the row's metadata names the grants and amounts), an expiry empties its grant. Returns
+    /// the row and the grant it created, if any. The caller saves the account with [`Batch::save`].
     async fn post(
         batch: &mut Batch,
         account: &mut Account,

@@ -1,6 +1,7 @@
-//! Payments in the ledger (DESIGN §12): Stripe's credits with the events they cause, auto-recharge's
-//! settings, the charges it starts, and how they end. Each is one account transaction: the credit, the
-//! charge's new status, auto-recharge's state and the events are written together or not at all.
+//! Payments in the ledger (WEBHOOKS.md, "Stripe's webhook (payments)"): Stripe's credits with the events they
+//! cause, auto-recharge's settings, the charges it starts, and how they end. Each is one account transaction:
+//! the credit, the charge's new status, auto-recharge's state and the events are written together or not at
+//! all.
 
 use proto::ids::{AccountId, EventId};
 use serde_json::json;

@@ -80,7 +80,7 @@ pub(super) fn page_by<T>(mut items: Vec<T>, limit: i64, cursor: impl Fn(&T) -> S
     Page { items, next_cursor }
 }
 
-/// What a reader may see of one account: all of it, or only what one key did (DESIGN §9).
+/// What a reader may see of one account: all of it, or only what one key did (API_KEY_MANAGEMENT.md, "Keys").
 #[derive(Debug, Clone)]
 pub struct View {
     pub account_id: AccountId,

@@ -21,7 +21,7 @@ pub struct Account {
     pub credits_balance: Money,
     pub held_credits: Money,
     pub total_spent: Money,
-    /// What was charged beyond every grant (DESIGN §10); the next grant pays it first.
+    /// What was charged beyond every grant (BILLING.md, "Credit grants"); the next grant pays it first.
     pub overage: Money,
     /// The `balance.low` thresholds and whether each may fire.
     pub low_balance: Vec<LowBalance>,

@@ -1,6 +1,6 @@
-//! The one ledger audit: every invariant of DESIGN §2, §9 and §10 checked straight in SQL, each as the count
-//! of rows that break it. Used by the tests and the bench after every scenario; it reads only, so it may
-//! run against a live database (a write between two checks may then show as a violation).
+//! The one ledger audit: every invariant of BILLING.md, "The ledger", checked straight in SQL, each as the
+//! count of rows that break it. Used by the tests and the bench after every scenario; it reads only, so it
+//! may run against a live database (a write between two checks may then show as a violation).
 
 use sqlx::AnyConnection;
 

@@ -1,5 +1,5 @@
-//! SQL of `events`, the transactional outbox (DESIGN §11): an event is inserted by the operation that
-//! causes it, inside that operation's transaction, so it exists exactly when the change does.
+//! SQL of `events`, the transactional outbox (BILLING.md, "Events and alerts"): an event is inserted by the
+//! operation that causes it, inside that operation's transaction, so it exists exactly when the change does.
 
 use proto::ids::{AccountId, EventId};
 use sqlx::any::AnyRow;

@@ -1,4 +1,4 @@
-//! SQL of `credit_grants`: the lots of credit an account's balance is made of (DESIGN §10).
+//! SQL of `credit_grants`: the lots of credit an account's balance is made of (BILLING.md, "Credit grants").
 
 use proto::ids::{AccountId, GrantId};
 use sqlx::any::AnyRow;

@@ -1,4 +1,5 @@
-//! SQL of `auto_recharges`: one row per charge auto-recharge starts (DESIGN §12).
+//! SQL of `auto_recharges`: one row per charge auto-recharge starts (WEBHOOKS.md, "Stripe's webhook
+//! (payments)").
 
 use proto::ids::AccountId;
 use sqlx::any::AnyRow;

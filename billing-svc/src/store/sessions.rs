@@ -1,4 +1,4 @@
-//! SQL of `console_sessions` (DESIGN §13).
+//! SQL of `console_sessions` (CONSOLE.md, "Sessions and security").
 
 use proto::ids::ApiKeyId;
 use sqlx::{AnyConnection, Row};

@@ -1,5 +1,6 @@
-//! Stripe (DESIGN §12): the webhook's signature check and the events it acts on ([`handle`]), the small
-//! client of Stripe's REST API ([`api`]), and the worker that sends auto-recharge's charges ([`recharger`]).
+//! Stripe (WEBHOOKS.md, "Stripe's webhook (payments)"): the webhook's signature check and the events it acts
+//! on ([`handle`]), the small client of Stripe's REST API ([`api`]), and the worker that sends
+//! auto-recharge's charges ([`recharger`]).
 //!
 //! `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>…]` where each `v1` may be HMAC-SHA256 of
 //! `<t>.<raw body>` keyed by the endpoint's `whsec_` secret (used as is, as Stripe does). A signature is

@@ -1,6 +1,6 @@
-//! Sends auto-recharge's charges to Stripe (DESIGN §12), outside any ledger transaction: the settlement that
-//! starts a charge only writes it down (`pending`), and this worker, polling, asks Stripe for an off-session
-//! PaymentIntent with the charge's id as Idempotency-Key.
+//! Sends auto-recharge's charges to Stripe (WEBHOOKS.md, "Stripe's webhook (payments)"), outside any ledger
+//! transaction: the settlement that starts a charge only writes it down (`pending`), and this worker,
+//! polling, asks Stripe for an off-session PaymentIntent with the charge's id as Idempotency-Key.
 //!
 //! Each pending charge is leased to one billing-svc process at a time. When Stripe cannot be asked (down,
 //! overloaded, a timeout) the lease lapses and the charge is asked again [`LEASE`] later with the same

@@ -1,4 +1,4 @@
-//! Webhook delivery (DESIGN §11), apart from the ledger: the ledger only writes events to the outbox; this
+//! Webhook delivery (WEBHOOKS.md), apart from the ledger: the ledger only writes events to the outbox; this
 //! module reads them and posts them to the endpoints subscribed, signed the Standard Webhooks way.
 //!
 //! - **At least once, in order**: each endpoint has a cursor in the outbox (`delivered_seq`). The

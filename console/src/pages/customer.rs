@@ -1,6 +1,6 @@
-//! The customer's pages (DESIGN §13): overview, usage (chart, records, CSV), transactions (CSV), grants,
-//! workspaces, the prices the account pays; for owners the account's keys, webhooks, alerts and
-//! auto-recharge, and top-ups.
+//! The customer's pages (CONSOLE.md, "What each one sees"): overview, usage (chart, records, CSV),
+//! transactions (CSV), grants, workspaces, the prices the account pays; for owners the account's keys,
+//! webhooks, alerts and auto-recharge, and top-ups.
 
 use std::collections::BTreeMap;
 

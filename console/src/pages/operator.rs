@@ -1,12 +1,12 @@
-//! The operator's pages (DESIGN §13): the overview of every account (revenue, provider cost and margin by
-//! day, by model, and the top accounts), accounts and their keys (create, shown once with a copy button,
-//! rotate, revoke), an account's calls (filtered, paged, each with a Refund that fills the refund form) and
-//! ledger rows, credits (add with category and expiry, adjust, refund a call), caps, volume tiers, any
-//! account's revenue, provider cost and margin by model and by day, the price book (DESIGN §17: base and
-//! charged prices, set, end), events with their deliveries (Redeliver), and the operator's own webhook
-//! endpoints. Every form that takes typed values (an account's new key, credit, adjust, refund, caps and
-//! volume tiers forms, a key's policy, the price form, the webhook form) answers a refusal of what was typed
-//! with its page again, the message beside its field and the values kept ([`forms::Retry`]).
+//! The operator's pages (CONSOLE.md, "What each one sees"): the overview of every account (revenue, provider
+//! cost and margin by day, by model, and the top accounts), accounts and their keys (create, shown once with
+//! a copy button, rotate, revoke), an account's calls (filtered, paged, each with a Refund that fills the
+//! refund form) and ledger rows, credits (add with category and expiry, adjust, refund a call), caps, volume
+//! tiers, any account's revenue, provider cost and margin by model and by day, the price book (BILLING.md,
+//! "Prices": base and charged prices, set, end), events with their deliveries (Redeliver), and the operator's
+//! own webhook endpoints. Every form that takes typed values (an account's new key, credit, adjust, refund,
+//! caps and volume tiers forms, a key's policy, the price form, the webhook form) answers a refusal of what
+//! was typed with its page again, the message beside its field and the values kept ([`forms::Retry`]).
 //!
 //! Provider cost and margin come only from AdminService, which fills them; they are the operator's figures
 //! and no customer page shows them.
@@ -547,9 +547,10 @@ async fn account_view(
     )
 }
 
-/// Replaces the account's volume tiers with the form's rows (DESIGN §17); rows left empty are dropped, so a
-/// form with every row empty removes them. The fields come as pairs in the page's order (`from_monthly_spend`
-/// then `percent_off`, one pair per row), so they are read as a list rather than a struct.
+/// Replaces the account's volume tiers with the form's rows (BILLING.md, "Volume tiers"); rows left empty are
+/// dropped, so a form with every row empty removes them. The fields come as pairs in the page's order
+/// (`from_monthly_spend` then `percent_off`, one pair per row), so they are read as a list rather than a
+/// struct.
 pub async fn set_tiers(
     State(state): State<ConsoleState>,
     viewer: Viewer,
@@ -668,7 +669,7 @@ fn discount_tiers(fields: &[(String, String)]) -> Result<Vec<pb::DiscountTier>, 
     Ok(tiers)
 }
 
-/// A key's policy as typed (DESIGN §9): every field optional.
+/// A key's policy as typed (API_KEY_MANAGEMENT.md, "Keys"): every field optional.
 #[derive(Debug, Deserialize, serde::Serialize, Default)]
 pub struct PolicyFields {
     #[serde(default)]
@@ -1452,11 +1453,11 @@ const PRICE_FIELDS: forms::Fields = &[
     ("request_fee", &["request_fee"]),
 ];
 
-/// The markup billing-svc applies when a price row is set without one (the seed's, DESIGN §2).
+/// The markup billing-svc applies when a price row is set without one (the seed's; BILLING.md, "Prices").
 const DEFAULT_MARKUP: &str = "1.5";
 
-/// A price row as typed (DESIGN §17): the base prices before markup; the class prices, the request fee,
-/// the markup and the account are optional (billing-svc fills the defaults).
+/// A price row as typed (BILLING.md, "Prices"): the base prices before markup; the class prices, the request
+/// fee, the markup and the account are optional (billing-svc fills the defaults).
 #[derive(Debug, Deserialize, serde::Serialize)]
 pub struct PriceForm {
     #[serde(skip_serializing)]

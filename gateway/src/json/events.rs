@@ -8,7 +8,8 @@ use super::*;
 use crate::error::{ApiError, Service};
 use crate::money::Usd;
 
-/// One event (DESIGN §11), as webhooks deliver it: `{id, type, timestamp, data}`, plus its account.
+/// One event (BILLING.md, "Events and alerts"), as webhooks deliver it: `{id, type, timestamp, data}`, plus
+/// its account.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {

@@ -64,7 +64,7 @@ impl Role {
     }
 }
 
-/// A key's own limits (DESIGN §9); every field null = no limit.
+/// A key's own limits (API_KEY_MANAGEMENT.md, "Keys"); every field null = no limit.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyPolicy {

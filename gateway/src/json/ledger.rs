@@ -131,7 +131,8 @@ impl GrantCategory {
     }
 }
 
-/// A lot of credit (DESIGN §10). The balance is what the grants have left minus the account's overage.
+/// A lot of credit (BILLING.md, "Credit grants"). The balance is what the grants have left minus the
+/// account's overage.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Grant {

@@ -1,4 +1,4 @@
-//! Auto-recharge's settings and charges (DESIGN §12).
+//! Auto-recharge's settings and charges (WEBHOOKS.md, "Stripe's webhook (payments)").
 
 use proto::billing::v1 as billing_pb;
 use serde::{Deserialize, Serialize};

@@ -35,8 +35,8 @@ pub struct RangeQuery {
     pub to: Option<Timestamp>,
 }
 
-/// A time filter and, for an owner key, one of its account's keys (DESIGN §9: a member key always sees
-/// only itself).
+/// A time filter and, for an owner key, one of its account's keys (API_KEY_MANAGEMENT.md, "Teams: one
+/// balance, many keys": a member key always sees only itself).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]

@@ -1,9 +1,9 @@
-//! Anthropic's Messages API (DESIGN §14) through the official Anthropic Python SDK, unchanged client code
-//! against `base_url = <gateway>`: text, a tool call and its result, streams with `messages.stream`, usage
-//! and exact costs; credit running out mid-stream ends the stream cleanly with `stop_reason: max_tokens`;
-//! errors come in Anthropic's shape (401, 402, 403 for a model the key's policy does not allow, 404, 429 with
-//! `Retry-After`). The SDK script runs twice: translated to an OpenAI-compatible provider, and passed
-//! through to a native Anthropic one.
+//! Anthropic's Messages API (QUICK_START.md §6) through the official Anthropic Python SDK, unchanged client
+//! code against `base_url = <gateway>`: text, a tool call and its result, streams with `messages.stream`,
+//! usage and exact costs; credit running out mid-stream ends the stream cleanly with `stop_reason:
+//! max_tokens`; errors come in Anthropic's shape (401, 402, 403 for a model the key's policy does not allow,
+//! 404, 429 with `Retry-After`). The SDK script runs twice: translated to an OpenAI-compatible provider, and
+//! passed through to a native Anthropic one.
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -89,7 +89,7 @@ async fn the_official_anthropic_sdk_works_through_a_native_provider() {
 async fn the_sdk_script_passes(stack: Stack) {
     let key = stack.funded_key("anthropic", "50").await;
     let (_, broke) = stack.create_key("no credit", "standard").await;
-    // A key whose policy allows only the model `mock` (DESIGN §9).
+    // A key whose policy allows only the model `mock` (API_KEY_MANAGEMENT.md, "Keys").
     let limited = stack
         .post(
             "/admin/keys",

@@ -1,8 +1,8 @@
-//! Auto-recharge (DESIGN §12) against the local fake Stripe, which answers the charges and sends back signed
-//! events like Stripe: a crossing of the threshold under 50 concurrent executions creates exactly one
-//! PaymentIntent whose Idempotency-Key is the crossing's event id, its success credits once, `monthlyMax`
-//! stops the next one, and three declined charges in a row turn auto-recharge off with
-//! `auto_recharge.failed`.
+//! Auto-recharge (WEBHOOKS.md, "Stripe's webhook (payments)") against the local fake Stripe, which answers
+//! the charges and sends back signed events like Stripe: a crossing of the threshold under 50 concurrent
+//! executions creates exactly one PaymentIntent whose Idempotency-Key is the crossing's event id, its success
+//! credits once, `monthlyMax` stops the next one, and three declined charges in a row turn auto-recharge off
+//! with `auto_recharge.failed`.
 
 use std::time::Duration;
 

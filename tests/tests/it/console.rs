@@ -1,4 +1,4 @@
-//! The web console (DESIGN §13) in a real browser: Debian's Chromium driven by playwright-core runs
+//! The web console (CONSOLE.md) in a real browser: Debian's Chromium driven by playwright-core runs
 //! tests/browser/journey.mjs against the whole stack: the operator creates an account and a key (shown once),
 //! sends a bad amount (the page again, the message beside the field, the values kept), adds promotional and
 //! paid credit, sets caps and a volume tier, sends a tier and a key's policy that are refused (each the page

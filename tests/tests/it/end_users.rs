@@ -1,4 +1,4 @@
-//! End users (DESIGN §18, BILLING.md "End users"), on both backends through the gateway: the end user a
+//! End users (BILLING.md, "End users"), on both backends through the gateway: the end user a
 //! call names (`user` on chat completions, responses and embeddings, `metadata.user_id` on messages, or the
 //! `x-end-user-id` header, which wins) is recorded on its usage record; usage listings filter by it, the
 //! stats group by it (highest cost first, sums equal to the records'), and each key's last use is the time

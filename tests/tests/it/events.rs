@@ -1,7 +1,7 @@
-//! The transactional outbox (DESIGN §11): every event is written in the transaction of the change that
-//! causes it, so a change that did not happen has no event and a retried one has one; `balance.low` fires
-//! once per crossing of each threshold, even under 50 concurrent executions, and a top-up re-arms it;
-//! cut-offs and caps are events too.
+//! The transactional outbox (BILLING.md, "Events and alerts"): every event is written in the transaction of
+//! the change that causes it, so a change that did not happen has no event and a retried one has one;
+//! `balance.low` fires once per crossing of each threshold, even under 50 concurrent executions, and a top-up
+//! re-arms it; cut-offs and caps are events too.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

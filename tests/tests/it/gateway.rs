@@ -1,8 +1,9 @@
 //! gateway tests: the public REST API end to end (billing-svc, mock-model, executor-svc and the gateway
 //! as processes), on SQLite and PostgreSQL.
 //!
-//! The mock model reports exactly the usage a model name asks for: `mock-usage-6548-108` is the design's
-//! reference execution (6,548 input and 108 output tokens, 0.10308 USD at the seed prices).
+//! The mock model reports exactly the usage a model name asks for: `mock-usage-6548-108` is the seed's
+//! example of BILLING.md, "Rounding and the cost of a call" (6,548 input and 108 output tokens, 0.10308 USD
+//! at the seed prices).
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -34,7 +35,7 @@ fn assert_error(answer: &Answer, status: u16, code: &str) {
     );
 }
 
-/// The reference execution's `usage`, exactly as DESIGN writes it.
+/// The reference execution's `usage`, exactly as BILLING.md ("Rounding and the cost of a call") gives it.
 const SEED_USAGE: &str = r#""usage":{"inputTokens":6548,"outputTokens":108,"totalTokens":6656,"inputCost":0.09822,"outputCost":0.00486,"totalCost":0.10308}"#;
 
 async fn seed_figures_are_exact_through_rest(backend: Backend) {

@@ -1,7 +1,7 @@
-//! Credit grants (DESIGN §10): promotional credit is spent before paid credit and every deduction names
-//! the grants that paid it; the service expires a grant's remainder by itself, without breaking a hold
-//! placed before; a refund comes back as paid credit; idempotent credits make one grant; two billing-svc
-//! processes sweeping one database expire each grant once.
+//! Credit grants (BILLING.md, "Credit grants"): promotional credit is spent before paid credit and every
+//! deduction names the grants that paid it; the service expires a grant's remainder by itself, without
+//! breaking a hold placed before; a refund comes back as paid credit; idempotent credits make one grant; two
+//! billing-svc processes sweeping one database expire each grant once.
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
-//! OpenAI's Responses API (DESIGN §14) through the official OpenAI Python SDK, unchanged client code against
-//! `base_url = <gateway>/v1`: `responses.create` non-streamed and streamed and `responses.stream`, with a
-//! function tool and its output sent back; usage and exact costs; credit running out mid-stream ends the
-//! stream with `response.incomplete` (`credit_exhausted`); errors in OpenAI's shape (401; no credit as
+//! OpenAI's Responses API (QUICK_START.md §6) through the official OpenAI Python SDK, unchanged client code
+//! against `base_url = <gateway>/v1`: `responses.create` non-streamed and streamed and `responses.stream`,
+//! with a function tool and its output sent back; usage and exact costs; credit running out mid-stream ends
+//! the stream with `response.incomplete` (`credit_exhausted`); errors in OpenAI's shape (401; no credit as
 //! OpenAI's 429 `insufficient_quota`, never retried; 404; 429 with `Retry-After`).
 
 use rust_decimal::Decimal;

@@ -1,7 +1,8 @@
-//! Stripe's webhook (DESIGN §12): a correctly signed `checkout.session.completed` credits its account once,
-//! even delivered three times at once; a bad or stale signature is 400 and writes nothing; event types the
-//! platform does not use are 200 and ignored; without Stripe settings the webhook is 503. The signatures are
-//! made and checked by the official `stripe` Python library.
+//! Stripe's webhook (WEBHOOKS.md, "Stripe's webhook (payments)"): a correctly signed
+//! `checkout.session.completed` credits its account once, even delivered three times at once; a bad or stale
+//! signature is 400 and writes nothing; event types the platform does not use are 200 and ignored; without
+//! Stripe settings the webhook is 503. The signatures are made and checked by the official `stripe` Python
+//! library.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
-//! Team accounts and key policies (DESIGN §9): several keys spend one balance, roles decide what a key
-//! sees, per-key limits (concurrency, requests and tokens per minute, caps, models, expiry) are enforced by
-//! billing-svc in the open transaction, rotation keeps the key with a grace period, and a database made by
-//! the previous release upgrades in place.
+//! Team accounts and key policies (API_KEY_MANAGEMENT.md, "Keys"): several keys spend one balance, roles
+//! decide what a key sees, per-key limits (concurrency, requests and tokens per minute, caps, models, expiry)
+//! are enforced by billing-svc in the open transaction, rotation keeps the key with a grace period, and a
+//! database made by the previous release upgrades in place.
 
 use std::time::Duration;
 
@@ -446,8 +446,8 @@ async fn an_expired_key_is_refused_on_its_next_call(backend: Backend) {
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.text);
 }
 
-/// `key.expiring` (DESIGN §11): 7 days and 1 day before `expiresAt`, each once; a key that already expires
-/// within a day gets only the 1-day notice; a new `expiresAt` gets its notices again.
+/// `key.expiring` (BILLING.md, "Events and alerts"): 7 days and 1 day before `expiresAt`, each once; a key
+/// that already expires within a day gets only the 1-day notice; a new `expiresAt` gets its notices again.
 async fn a_key_is_told_a_week_and_a_day_before_it_expires(backend: Backend) {
     let billing = Billing::start(backend, &["--hold-sweep-interval-ms", "100"]).await;
     let stack = Stack::start_on(billing, &[]).await;

@@ -1,4 +1,4 @@
-//! Webhook delivery (DESIGN §11), received by the official `standardwebhooks` Python library: every
+//! Webhook delivery (WEBHOOKS.md), received by the official `standardwebhooks` Python library: every
 //! delivery carries the Standard Webhooks headers and a signature the library verifies; a receiver that
 //! fails its first attempts gets each event later, once per id; an endpoint that never answers is
 //! disabled and the operator's endpoint is told; a private target is refused by default; the operator can

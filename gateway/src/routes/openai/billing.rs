@@ -88,7 +88,7 @@ pub fn billing_headers(billing: Option<ChunkBilling>) -> HeaderMap {
     headers
 }
 
-/// OpenAI's rate-limit headers for a key with per-minute limits (DESIGN §9):
+/// OpenAI's rate-limit headers for a key with per-minute limits (README.md, "The OpenAI-compatible API"):
 /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, the reset as whole seconds (`"12s"`).
 pub fn rate_limit_headers(limits: Option<&RateLimits>, headers: &mut HeaderMap) {
     let Some(limits) = limits else { return };

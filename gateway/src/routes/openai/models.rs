@@ -1,6 +1,6 @@
 //! `GET /v1/models`: the provider's model list, as it sent it (executor-svc caches it for a minute). OpenAI
 //! clients and chat front-ends call it first; it needs a valid key like every `/v1` route. A key with a
-//! model allow-list (DESIGN §9) sees only the allowed models.
+//! model allow-list (API_KEY_MANAGEMENT.md, "Keys") sees only the allowed models.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
