@@ -292,6 +292,10 @@ fn sqlite_pool(max_connections: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A SQLite connection is a file handle in this process: it cannot be dropped by a peer the way a
+        // network connection can, so the ping sqlx sends before lending it out (a round trip to the
+        // connection's worker thread, two thread wake-ups) checks nothing. BENCHMARKS.md, round 3.
+        .test_before_acquire(false)
         .after_connect(|connection: &mut AnyConnection, _| {
             Box::pin(async move {
                 for pragma in [
