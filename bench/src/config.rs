@@ -7,8 +7,6 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use harness::{Backend, Cluster, KeptLogs, Launcher};
 
-use crate::sqlite_hops::STATEMENTS_PER_CALL;
-
 /// How long a service may take to log `listening` (migrations on a fresh database included).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Log lines kept per service, to explain a failure without holding a whole run's logs in memory.
@@ -16,6 +14,9 @@ const KEPT_LOG_LINES: usize = 20;
 /// How the names of the bench's PostgreSQL databases start (`bench_<uuid>`), to tell them apart on a
 /// cluster that outlives the run.
 pub const DATABASE_PREFIX: &str = "bench";
+/// Statements per call on the batched side of the `sqlite-hops` scenario; `--sqlite-hops-updates` is a
+/// multiple of it.
+pub const STATEMENTS_PER_CALL: u64 = 100;
 
 /// Measures the billing platform by starting the real service binaries on loopback.
 ///

@@ -7,9 +7,10 @@ use harness::Backend;
 use serde::Serialize;
 
 use crate::config::KeySet;
+use crate::config::STATEMENTS_PER_CALL;
 use crate::e2e::E2eRun;
 use crate::settle::SettleRun;
-use crate::sqlite_hops::{STATEMENTS_PER_CALL, SqliteHopsRun};
+use crate::sqlite_hops::SqliteHopsRun;
 use crate::targets::Target;
 use crate::transport::TransportRun;
 

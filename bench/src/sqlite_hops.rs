@@ -20,11 +20,9 @@ use harness::Database;
 use serde::Serialize;
 use sqlx::{AnyConnection, Connection, Executor};
 
-use crate::config::Plan;
+use crate::config::{Plan, STATEMENTS_PER_CALL};
 use crate::probe::Probe;
 
-/// Statements per call on the batched side; `--sqlite-hops-updates` is a multiple of it.
-pub const STATEMENTS_PER_CALL: u64 = 100;
 /// billing-svc's settings for every SQLite connection (`store::sqlite_pool`).
 const PRAGMAS: [&str; 4] = [
     "PRAGMA journal_mode = WAL",

@@ -68,7 +68,7 @@ impl AutoRecharge {
         if settings.threshold.is_negative() {
             return Err(BillingError::invalid("threshold", "must not be negative"));
         }
-        crate::stripe::cents_of(settings.amount)?;
+        crate::stripe::api::cents_of(settings.amount)?;
         if settings.monthly_max < settings.amount {
             return Err(BillingError::invalid(
                 "monthly_max",

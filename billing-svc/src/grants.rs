@@ -1,13 +1,63 @@
 //! How grants are spent (BILLING.md, "Credit grants"): lower `priority` first, then the earliest `expiresAt`
 //! (a grant that never expires last), then the oldest. A charge draws grants down in that order; what no
-//! grant covers is the account's overage, which the next grant pays first.
+//! grant covers is the account's overage, which the next grant pays first. A grant's rows are written by
+//! `store/grants.rs`.
 
 use std::cmp::Ordering;
 
-use proto::ids::GrantId;
+use proto::ids::{AccountId, GrantId};
 
 use crate::money::Money;
-use crate::store::grants::CreditGrant;
+use crate::time::Millis;
+
+/// What kind of credit a grant is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Paid,
+    Promotional,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Paid => "paid",
+            Category::Promotional => "promotional",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Category> {
+        match text {
+            "paid" => Some(Category::Paid),
+            "promotional" => Some(Category::Promotional),
+            _ => None,
+        }
+    }
+
+    /// Lower is spent first: promotional credit before paid credit.
+    pub fn default_priority(self) -> i64 {
+        match self {
+            Category::Promotional => 0,
+            Category::Paid => 100,
+        }
+    }
+}
+
+/// One grant, as read in a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditGrant {
+    pub id: GrantId,
+    pub account_id: AccountId,
+    pub category: Category,
+    pub amount: Money,
+    pub remaining: Money,
+    pub priority: i64,
+    pub expires_at: Option<Millis>,
+    pub created_at: Millis,
+    /// The ledger row that brought the grant in (absent for grants migrated from a plain balance).
+    pub transaction_id: Option<i64>,
+    /// When the service expired its remainder.
+    pub expired_at: Option<Millis>,
+}
 
 /// The order grants are spent in.
 pub fn spending_order(a: &CreditGrant, b: &CreditGrant) -> Ordering {
@@ -58,10 +108,7 @@ pub fn draw(grants: &mut [CreditGrant], amount: Money) -> Draw {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use proto::ids::AccountId;
-
     use super::*;
-    use crate::store::grants::Category;
 
     fn grant(
         id: &str,

@@ -9,13 +9,13 @@
 use std::collections::HashMap;
 
 use billing_svc::error::BillingError;
+use billing_svc::grants::Category;
 use billing_svc::keys::KeyType;
 use billing_svc::ledger::{Caller, GrantTerms, NewKey};
 use billing_svc::ledger::{Grant, Ledger, LedgerSettings, OpenRequest, OutputKind, SettleRequest};
 use billing_svc::money::Money;
 use billing_svc::policy::Policy;
 use billing_svc::pricing::TokenClasses;
-use billing_svc::store::grants::Category;
 use billing_svc::store::usage::UsageStatus;
 use billing_svc::store::{Store, WriteMode, WriteSettings};
 use billing_svc::time;

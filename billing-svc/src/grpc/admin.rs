@@ -12,11 +12,11 @@ use super::{
     price_to_pb, range, role_from_pb, stats_to_pb, thresholds, timestamp, totals_to_pb,
     transaction_to_pb, transaction_type_from_pb, usage_filter, usage_to_pb,
 };
-use crate::config::Secret;
 use crate::error::BillingError;
 use crate::ledger::{CreatedKey, KeyChange, Ledger, LedgerWrite, NewKey, View};
 use crate::money::Money;
 use crate::pricing::{self, ClassPrices, GivenPrices, Price};
+use crate::secret::Secret;
 use crate::sessions::Sessions;
 use crate::store::accounts::Account;
 use crate::time;

@@ -6,10 +6,10 @@ use proto::billing::v1::console_service_server::ConsoleService;
 use tonic::{Request, Response, Status};
 
 use super::{bearer, role_to_pb};
-use crate::config::Secret;
 use crate::error::BillingError;
 use crate::keys;
 use crate::ledger::Ledger;
+use crate::secret::Secret;
 use crate::sessions::{Principal, Sessions};
 use crate::store::sessions::Session;
 use crate::time;

@@ -22,10 +22,10 @@ use super::{
     authorize_service, classes_from_pb, key_type_to_pb, price_to_pb, settlement_to_pb, timestamp,
     usage_status_from_pb,
 };
-use crate::config::Secret;
 use crate::error::BillingError;
 use crate::keys::KeyType;
 use crate::ledger::{Grant, Ledger, OpenRequest, OutputKind, SettleRequest, Window};
+use crate::secret::Secret;
 use crate::time;
 use proto::ids::{ApiKeyId, ExecutionId};
 

@@ -5,9 +5,9 @@ use proto::billing::v1::payments_service_server::PaymentsService;
 use tonic::{Request, Response, Status};
 
 use super::{account_to_pb, grant_to_pb, transaction_to_pb};
-use crate::config::Secret;
 use crate::error::BillingError;
 use crate::ledger::Ledger;
+use crate::secret::Secret;
 use crate::stripe::{self, Handled};
 use crate::time;
 

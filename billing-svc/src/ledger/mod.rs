@@ -6,15 +6,20 @@
 //! Each operation is a method that validates its input, then hands an owned copy of what it needs to a
 //! `*_in` function that runs in the write [`Batch`]: that function is the operation's whole transaction.
 
-mod admin;
+mod accounts;
+mod credits;
 mod expiry;
 mod key_cache;
+mod keys;
 mod limits;
 mod metering;
 mod payments;
+mod prices;
 mod queries;
 
-pub use admin::{AccountView, CreatedKey, KeyChange, KeySpend, LedgerWrite, NewKey};
+pub use accounts::AccountView;
+pub use credits::LedgerWrite;
+pub use keys::{CreatedKey, KeyChange, KeySpend, NewKey};
 pub use limits::{RateStatus, Window};
 
 pub use metering::{Grant, OpenRequest, Opened, OutputKind, SettleRequest, Settlement};
@@ -26,11 +31,10 @@ use serde_json::json;
 use crate::alerts;
 use crate::error::{BillingError, Scope};
 use crate::grants;
-use crate::keys;
+use crate::grants::{Category, CreditGrant};
 use crate::money::Money;
 use crate::store::accounts::Account;
 use crate::store::events::{Event, EventType};
-use crate::store::grants::{Category, CreditGrant};
 use crate::store::holds;
 use crate::store::keys::{ApiKey, Found};
 use crate::store::transactions::{self, Transaction, TransactionType};
@@ -116,7 +120,7 @@ impl Ledger {
     /// grace period), refused when unknown, revoked or expired. Keys come from the [`KeyCache`]; operations
     /// that move money check the key again in their transaction ([`Ledger::recheck`]).
     pub async fn authenticate(&self, plain_key: &str) -> Result<Caller, BillingError> {
-        let hash = keys::hash(plain_key);
+        let hash = crate::keys::hash(plain_key);
         let found = match self.keys.get(&hash) {
             Some(found) => found,
             None => {

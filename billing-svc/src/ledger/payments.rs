@@ -6,7 +6,7 @@
 use proto::ids::{AccountId, EventId};
 use serde_json::json;
 
-use super::admin::replayed;
+use super::credits::replayed;
 use super::{Entry, GrantEffect, GrantTerms, Ledger, LedgerWrite, emit};
 use crate::auto_recharge::{AutoRecharge, Crossing, Settings};
 use crate::error::BillingError;

@@ -2,11 +2,12 @@
 
 use super::Ledger;
 use crate::error::BillingError;
+use crate::grants::CreditGrant;
 use crate::keys::Role;
 use crate::pricing::Price;
 use crate::store::accounts::{self, Account};
 use crate::store::events::{self, Event, EventType};
-use crate::store::grants::{self, CreditGrant};
+use crate::store::grants;
 use crate::store::keys::ApiKey;
 use crate::store::transactions::{self, Transaction, TransactionType};
 use crate::store::usage::{self, GroupBy, Scope, Totals, UsageFilter, UsageRecord};

@@ -7,9 +7,9 @@ use sqlx::{AnyConnection, Row};
 use super::{Backend, bulk};
 use crate::alerts::{self, LowBalance};
 use crate::auto_recharge::{self, AutoRecharge};
+use crate::grants::CreditGrant;
 use crate::money::Money;
 use crate::pricing::DiscountTier;
-use crate::store::grants::CreditGrant;
 use crate::time::Millis;
 use proto::ids::AccountId;
 

@@ -27,13 +27,14 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
 use super::accounts::{self, Account};
 use super::events::{self, Event};
-use super::grants::{self, CreditGrant};
+use super::grants;
 use super::holds::{self, Hold, Known};
 use super::keys::{self, ApiKey};
 use super::transactions::{self, Transaction as LedgerRow};
 use super::usage::{self, UsageRecord};
 use super::{Backend, bulk, pricing};
 use crate::error::BillingError;
+use crate::grants::CreditGrant;
 use crate::pricing::Price;
 use crate::time::Millis;
 use proto::ids::{AccountId, ApiKeyId, EventId, ExecutionId};

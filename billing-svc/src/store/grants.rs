@@ -5,57 +5,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::bulk;
+use crate::grants::{Category, CreditGrant};
 use crate::money::Money;
 use crate::time::Millis;
-
-/// What kind of credit a grant is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Category {
-    Paid,
-    Promotional,
-}
-
-impl Category {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Paid => "paid",
-            Category::Promotional => "promotional",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Category> {
-        match text {
-            "paid" => Some(Category::Paid),
-            "promotional" => Some(Category::Promotional),
-            _ => None,
-        }
-    }
-
-    /// Lower is spent first: promotional credit before paid credit.
-    pub fn default_priority(self) -> i64 {
-        match self {
-            Category::Promotional => 0,
-            Category::Paid => 100,
-        }
-    }
-}
-
-/// One grant, as read in a transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreditGrant {
-    pub id: GrantId,
-    pub account_id: AccountId,
-    pub category: Category,
-    pub amount: Money,
-    pub remaining: Money,
-    pub priority: i64,
-    pub expires_at: Option<Millis>,
-    pub created_at: Millis,
-    /// The ledger row that brought the grant in (absent for grants migrated from a plain balance).
-    pub transaction_id: Option<i64>,
-    /// When the service expired its remainder.
-    pub expired_at: Option<Millis>,
-}
 
 /// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).
 const TYPES: &str = "tttiiiiiii";

@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
-use crate::config::Secret;
 use crate::error::BillingError;
 use crate::money::Money;
+use crate::secret::Secret;
 
 /// The few calls billing-svc makes to Stripe's REST API: a small typed client over reqwest (the
 /// workspace's HTTP client) rather than a Stripe SDK crate, whose generated API surface would add minutes

@@ -17,10 +17,10 @@
 //! saved, for auto-recharge. `payment_intent.payment_failed` of an auto-recharge's intent ends that charge
 //! as failed. Other types are acknowledged and ignored.
 
-mod api;
+pub mod api;
 pub mod recharger;
 
-pub use api::{ChargeOutcome, CheckoutSession, OffSessionCharge, StripeApi, cents_of};
+pub use api::{ChargeOutcome, CheckoutSession, OffSessionCharge, StripeApi};
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
