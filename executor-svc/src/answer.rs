@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::upstream::ProviderError;
+use crate::provider_error::ProviderError;
 
 /// String fields that are replaced, never appended to.
 const REPLACED_STRINGS: [&str; 8] = [

@@ -1,13 +1,13 @@
 //! The chat-completion request the executor carries to the provider: the client's JSON body with only the
 //! fields the platform controls set (`model` when absent, `stream`, `stream_options.include_usage`), and
-//! what metering reads from it (model, number of choices, output limit).
+//! what metering reads from it (model, number of choices, output limit); and the plain messages of
+//! `/execute`'s simple shape it can be made from.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
 use crate::error::ExecutorError;
-use crate::execution::Message;
 
 /// The most messages one request may carry.
 pub const MAX_MESSAGES: usize = 10_000;
@@ -17,6 +17,31 @@ pub const MAX_CHOICES: u32 = 128;
 const MAX_MODEL_CHARS: usize = 200;
 /// Above this many output tokens a hold's ceiling is left to billing-svc's own (see [`ChatRequest::hold_ceiling`]).
 const MAX_HOLD_CEILING_TOKENS: u64 = 1_000_000;
+
+/// Who wrote a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One message of `/execute`'s simple shape (see [`ChatRequest::from_messages`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
 
 /// A validated chat completion request.
 #[derive(Debug, Clone)]

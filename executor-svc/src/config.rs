@@ -157,6 +157,10 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// The name of the one provider used without `PROVIDERS_FILE` (the [`ModelEndpoint`]), recorded on its
+/// usage records.
+pub const DEFAULT_PROVIDER: &str = "default";
+
 /// Where the model calls go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelEndpoint {

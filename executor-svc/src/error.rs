@@ -6,7 +6,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::upstream::ProviderError;
+use crate::provider_error::ProviderError;
 
 /// The `google.rpc.ErrorInfo` domain of the provider's own errors.
 pub const PROVIDER_ERROR_DOMAIN: &str = "provider";

@@ -18,13 +18,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status};
 
-use crate::chat::{ChatRequest, MAX_MESSAGES, MessagesRequest, model_name};
+use crate::chat::{ChatRequest, MAX_MESSAGES, Message, MessagesRequest, Role, model_name};
 use crate::config::Secret;
 use crate::embeddings::{self, EmbedOutcome};
 use crate::error::ExecutorError;
 use crate::execution::{
-    BillingView, Call, Costs, ExecutionRequest, Executor, Finish, Message, Outcome, Role, Shape,
-    Sink, StreamEvent,
+    BillingView, Call, Costs, ExecutionRequest, Executor, Finish, Outcome, Shape, Sink, StreamEvent,
 };
 use crate::tokens;
 use proto::ids::ExecutionId;

@@ -6,9 +6,9 @@
 //! [`chat`] (the chat request carried to the provider), [`execution`] (one execution, open to settle),
 //! [`answer`] (the provider's chunks and the completion assembled from them), [`embeddings`],
 //! [`providers`] (providers, routes and fallback), [`openai`] (one OpenAI-compatible provider), [`anthropic`]
-//! (one Anthropic Messages provider, native or translated), [`upstream`] (a provider's streamed answer and
-//! its errors), [`metering`] (billing's stream), [`spool`] (settlements waiting for billing), [`tokens`]
-//! (local counts), [`error`] (the one error type and its gRPC statuses).
+//! (one Anthropic Messages provider, native or translated), [`upstream`] (a provider's streamed answer),
+//! [`provider_error`] (a provider's error answer), [`metering`] (billing's stream), [`spool`] (settlements
+//! waiting for billing), [`tokens`] (local counts), [`error`] (the one error type and its gRPC statuses).
 
 pub mod answer;
 pub mod anthropic;
@@ -20,6 +20,7 @@ pub mod execution;
 pub mod grpc;
 pub mod metering;
 pub mod openai;
+pub mod provider_error;
 pub mod providers;
 pub mod spool;
 pub mod startup;

@@ -35,9 +35,9 @@ pub struct Metering {
     answer_timeout: Duration,
 }
 
-/// billing-svc's answer to a progress report.
+/// billing-svc's reply to a progress report.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
+pub enum ProgressReply {
     Grant(MeterGrant),
     Stop(MeterStop),
 }
@@ -187,15 +187,15 @@ impl MeterSession {
             .is_ok()
     }
 
-    /// The next answer to a progress report. Cancel-safe: dropping the future loses nothing.
-    pub async fn next_answer(&mut self) -> Result<Answer, StreamBroken> {
+    /// The next reply to a progress report. Cancel-safe: dropping the future loses nothing.
+    pub async fn next_reply(&mut self) -> Result<ProgressReply, StreamBroken> {
         match self.inbound.message().await {
             Ok(Some(MeterResponse {
                 message: Some(Inbound::Grant(grant)),
-            })) => Ok(Answer::Grant(grant)),
+            })) => Ok(ProgressReply::Grant(grant)),
             Ok(Some(MeterResponse {
                 message: Some(Inbound::Stop(stop)),
-            })) => Ok(Answer::Stop(stop)),
+            })) => Ok(ProgressReply::Stop(stop)),
             Ok(Some(other)) => Err(StreamBroken(format!(
                 "unexpected answer to progress: {other:?}"
             ))),

@@ -24,7 +24,8 @@ use serde_json::{Map, Value};
 
 use crate::config::Secret;
 use crate::error::ExecutorError;
-use crate::upstream::{ProviderError, Upstream, Wire, truncate};
+use crate::provider_error::{ProviderError, truncate};
+use crate::upstream::{Upstream, Wire};
 
 /// How long the provider's model list is reused before it is asked again.
 const MODELS_CACHE_TTL: Duration = Duration::from_secs(60);

@@ -71,7 +71,7 @@ pub struct SpooledSettlement {
 }
 
 fn provider_before_routes() -> String {
-    crate::providers::DEFAULT_PROVIDER.to_string()
+    crate::config::DEFAULT_PROVIDER.to_string()
 }
 
 fn attempts_before_routes() -> u32 {

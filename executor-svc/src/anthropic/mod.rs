@@ -30,7 +30,8 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Secret;
 use crate::error::ExecutorError;
-use crate::upstream::{ProviderError, Upstream, Wire};
+use crate::provider_error::ProviderError;
+use crate::upstream::{Upstream, Wire};
 
 /// The API version sent when neither the client nor the provider's `headers` name one.
 pub const DEFAULT_VERSION: &str = "2023-06-01";
@@ -295,7 +296,10 @@ mod tests {
         );
         match error {
             Err(ExecutorError::Provider(error)) => {
-                assert_eq!(error.http_status, crate::upstream::STREAM_ERROR_STATUS);
+                assert_eq!(
+                    error.http_status,
+                    crate::provider_error::STREAM_ERROR_STATUS
+                );
                 assert_eq!(error.kind.as_deref(), Some("overloaded_error"));
                 assert_eq!(error.message, "Overloaded");
             }

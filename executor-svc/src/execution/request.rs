@@ -1,0 +1,38 @@
+//! What an execution is asked: who calls and under which names its usage is recorded ([`Call`]), the chat
+//! request, and how the output travels back ([`Shape`]).
+
+use crate::chat::ChatRequest;
+use crate::config::Secret;
+use proto::ids::ExecutionId;
+
+/// Who calls and under which names the usage is recorded.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub api_key: Secret,
+    pub request_id: String,
+    pub execution_id: ExecutionId,
+    pub model: String,
+    pub workspace_id: String,
+    pub session_id: String,
+    pub endpoint: String,
+    /// The customer's end user (empty: none named).
+    pub end_user_id: String,
+}
+
+/// How the output travels back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The first choice's text (`/execute`'s simple shape).
+    Text,
+    /// The provider's own JSON: chunks (or, natively from an Anthropic provider, events) as it sent them,
+    /// or the assembled `chat.completion` (or Anthropic `message`).
+    ChatCompletion,
+}
+
+/// A validated chat request.
+#[derive(Debug, Clone)]
+pub struct ExecutionRequest {
+    pub call: Call,
+    pub chat: ChatRequest,
+    pub shape: Shape,
+}
