@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::secret::Secret;
 use crate::store::WriteMode;
+use lifecycle::secret::{SecretString, credential};
 
 /// billing-svc: keys, accounts, the ledger, pricing and metering over gRPC.
 #[derive(Debug, Clone, Parser)]
@@ -26,16 +26,16 @@ pub struct Config {
     pub database_url: String,
 
     /// The operator's key for AdminService.
-    #[arg(long, env = "ADMIN_API_KEY", hide_env_values = true)]
-    pub admin_api_key: Secret,
+    #[arg(long, env = "ADMIN_API_KEY", hide_env_values = true, value_parser = credential)]
+    pub admin_api_key: SecretString,
 
     /// Shared secret executor-svc presents to MeteringService.
-    #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
-    pub service_token: Secret,
+    #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true, value_parser = credential)]
+    pub service_token: SecretString,
 
     /// Stripe's secret API key (`sk_…`); without it top-ups are refused (503).
-    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
-    pub stripe_secret_key: Option<Secret>,
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true, value_parser = credential)]
+    pub stripe_secret_key: Option<SecretString>,
 
     /// Stripe's API (tests point it at a local fake Stripe).
     #[arg(
@@ -50,8 +50,8 @@ pub struct Config {
     pub public_base_url: String,
 
     /// The signing secret of Stripe's webhook endpoint (`whsec_…`); without it payments are refused (503).
-    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
-    pub stripe_webhook_secret: Option<Secret>,
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true, value_parser = credential)]
+    pub stripe_webhook_secret: Option<SecretString>,
 
     /// Allow webhook URLs on loopback and private addresses (local development and tests only).
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS", default_value_t = false)]

@@ -14,7 +14,6 @@ pub mod ledger;
 pub mod money;
 pub mod policy;
 pub mod pricing;
-pub mod secret;
 pub mod sessions;
 pub mod startup;
 pub mod store;

@@ -3,46 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
+
+use lifecycle::secret::{ExposeSecret, SecretString, given};
 
 /// OpenAI's public endpoint, used when only `OPENAI_API_KEY` is set.
 pub const OPENAI_PUBLIC_BASE_URL: &str = "https://api.openai.com/v1";
-
-/// A secret that never prints: `Debug` and `Display` show `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The plain value, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("[redacted]")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("[redacted]")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(value: &str) -> Result<Secret, Self::Err> {
-        Ok(Secret(value.to_string()))
-    }
-}
 
 /// Everything executor-svc needs to run.
 ///
@@ -78,12 +44,12 @@ pub struct Config {
     pub tls_key_path: Option<PathBuf>,
 
     /// Shared secret for billing-svc's MeteringService.
-    #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true)]
-    pub service_token: Secret,
+    #[arg(long, env = "SERVICE_TOKEN", hide_env_values = true, value_parser = given)]
+    pub service_token: SecretString,
 
     /// API key of the model provider.
-    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
-    pub openai_api_key: Option<Secret>,
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = given)]
+    pub openai_api_key: Option<SecretString>,
 
     /// Base URL of any OpenAI-compatible server, e.g. `http://localhost:11434/v1`.
     #[arg(long, env = "OPENAI_BASE_URL")]
@@ -162,10 +128,10 @@ pub struct ConfigError {
 pub const DEFAULT_PROVIDER: &str = "default";
 
 /// Where the model calls go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ModelEndpoint {
     pub base_url: String,
-    pub api_key: Secret,
+    pub api_key: SecretString,
     pub kind: EndpointKind,
 }
 
@@ -186,7 +152,7 @@ impl Config {
                 reason: reason.to_string(),
             })
         };
-        if self.service_token.expose().trim().is_empty() {
+        if self.service_token.expose_secret().trim().is_empty() {
             return invalid("SERVICE_TOKEN", "must not be empty");
         }
         if !is_http_url(&self.billing_url) {
@@ -239,10 +205,10 @@ impl Config {
     }
 
     /// `OPENAI_API_KEY`, an empty value counting as unset.
-    fn provider_api_key(&self) -> Option<&Secret> {
+    fn provider_api_key(&self) -> Option<&SecretString> {
         self.openai_api_key
             .as_ref()
-            .filter(|key| !key.expose().trim().is_empty())
+            .filter(|key| !key.expose_secret().trim().is_empty())
     }
 
     /// The model endpoint chosen by `OPENAI_BASE_URL` and `OPENAI_API_KEY` (see [`Config`]).
@@ -250,7 +216,7 @@ impl Config {
         match (self.provider_base_url(), self.provider_api_key()) {
             (Some(base_url), api_key) => ModelEndpoint {
                 base_url: trim_slash(base_url),
-                api_key: api_key.cloned().unwrap_or_else(|| Secret::new("")),
+                api_key: api_key.cloned().unwrap_or_else(|| SecretString::from("")),
                 kind: EndpointKind::Custom,
             },
             (None, Some(api_key)) => ModelEndpoint {
@@ -260,7 +226,7 @@ impl Config {
             },
             (None, None) => ModelEndpoint {
                 base_url: trim_slash(&self.mock_model_url),
-                api_key: Secret::new("mock"),
+                api_key: SecretString::from("mock"),
                 kind: EndpointKind::MockModel,
             },
         }
@@ -316,7 +282,7 @@ mod tests {
             (openai.kind, openai.base_url.as_str()),
             (EndpointKind::OpenAi, OPENAI_PUBLIC_BASE_URL)
         );
-        assert_eq!(openai.api_key.expose(), "sk-1");
+        assert_eq!(openai.api_key.expose_secret(), "sk-1");
 
         let custom = parse(&["--openai-base-url", "http://localhost:11434/v1/"]).model_endpoint();
         assert_eq!(

@@ -2,6 +2,7 @@
 //! is held: embeddings produce none), and is settled with the provider's `usage.prompt_tokens` at the
 //! model's input price.
 
+use lifecycle::secret::ExposeSecret;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -120,7 +121,7 @@ impl Executor {
         self.providers.check_routed(&call.model)?;
         let estimated_input_tokens = input_tokens(&call.model, request.body.get("input"));
         let open = MeterOpen {
-            api_key: call.api_key.expose().to_string(),
+            api_key: call.api_key.expose_secret().to_string(),
             execution_id: call.execution_id.to_string(),
             model: call.model.clone(),
             estimated_input_tokens,

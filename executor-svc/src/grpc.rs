@@ -19,13 +19,14 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status};
 
 use crate::chat::{ChatRequest, MAX_MESSAGES, Message, MessagesRequest, Role, model_name};
-use crate::config::Secret;
 use crate::embeddings::{self, EmbedOutcome};
 use crate::error::ExecutorError;
 use crate::execution::{
     BillingView, Call, Costs, ExecutionRequest, Executor, Finish, Outcome, Shape, Sink, StreamEvent,
 };
 use crate::tokens;
+use lifecycle::secret::{ExposeSecret, SecretString};
+use proto::credentials;
 use proto::ids::ExecutionId;
 /// The longest idempotency key, workspace id, session id, endpoint or request id accepted.
 const MAX_ID_LENGTH: usize = 128;
@@ -417,7 +418,7 @@ struct Labels<'a> {
 
 /// Checks the labels and names the execution.
 fn call(
-    api_key: Secret,
+    api_key: SecretString,
     metadata: &MetadataMap,
     model: String,
     labels: Labels<'_>,
@@ -462,11 +463,8 @@ fn call(
 }
 
 /// The customer's key from `authorization: Bearer <key>`.
-fn bearer(metadata: &MetadataMap) -> Option<Secret> {
-    let value = metadata.get("authorization")?.to_str().ok()?.trim();
-    let (scheme, key) = value.split_once(' ')?;
-    let key = key.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then(|| Secret::new(key))
+fn bearer(metadata: &MetadataMap) -> Option<SecretString> {
+    credentials::bearer(metadata).ok().map(SecretString::from)
 }
 
 /// The caller's `x-request-id` when it is a sane token, a fresh one otherwise.
@@ -486,8 +484,8 @@ fn request_id(metadata: &MetadataMap) -> String {
 
 /// `idem_` + 32 hex digits of SHA-256(SHA-256-hex(key) + "\n" + idempotency key): the same retry of the same
 /// key maps to the same execution, which billing-svc refuses to run twice; another key cannot collide.
-fn idempotent_execution_id(api_key: &Secret, idempotency_key: &str) -> String {
-    let key_hash = hex::encode(Sha256::digest(api_key.expose().as_bytes()));
+fn idempotent_execution_id(api_key: &SecretString, idempotency_key: &str) -> String {
+    let key_hash = hex::encode(Sha256::digest(api_key.expose_secret().as_bytes()));
     let digest = Sha256::digest(format!("{key_hash}\n{idempotency_key}").as_bytes());
     format!("idem_{}", &hex::encode(digest)[..32])
 }
@@ -639,14 +637,14 @@ mod tests {
 
     #[test]
     fn idempotency_keys_map_to_stable_per_key_execution_ids() {
-        let key = Secret::new("tb_prod_abc");
+        let key = SecretString::from("tb_prod_abc");
         let first = idempotent_execution_id(&key, "retry-1");
         assert_eq!(first, idempotent_execution_id(&key, "retry-1"));
         assert_eq!(first.len(), "idem_".len() + 32);
         assert_ne!(first, idempotent_execution_id(&key, "retry-2"));
         assert_ne!(
             first,
-            idempotent_execution_id(&Secret::new("tb_prod_def"), "retry-1")
+            idempotent_execution_id(&SecretString::from("tb_prod_def"), "retry-1")
         );
     }
 

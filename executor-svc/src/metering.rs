@@ -20,8 +20,8 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
-use crate::config::Secret;
 use crate::error::ExecutorError;
+use lifecycle::secret::{ExposeSecret, SecretString};
 
 /// Messages queued towards billing-svc per stream. Progress reports beyond it are skipped (each one is
 /// cumulative, so the next supersedes a skipped one) rather than slowing generation down.
@@ -31,7 +31,7 @@ const OUTBOUND_CAPACITY: usize = 16;
 #[derive(Clone)]
 pub struct Metering {
     client: MeteringServiceClient<Channel>,
-    service_token: Secret,
+    service_token: SecretString,
     answer_timeout: Duration,
 }
 
@@ -53,7 +53,11 @@ pub struct StreamBroken(pub String);
 pub struct NotSettled(pub String);
 
 impl Metering {
-    pub fn new(channel: Channel, service_token: Secret, answer_timeout: Duration) -> Metering {
+    pub fn new(
+        channel: Channel,
+        service_token: SecretString,
+        answer_timeout: Duration,
+    ) -> Metering {
         Metering {
             client: MeteringServiceClient::new(channel),
             service_token,
@@ -64,7 +68,7 @@ impl Metering {
     fn request<T>(&self, message: T, request_id: &str) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         if let Ok(value) =
-            MetadataValue::try_from(format!("Bearer {}", self.service_token.expose()))
+            MetadataValue::try_from(format!("Bearer {}", self.service_token.expose_secret()))
         {
             request.metadata_mut().insert("authorization", value);
         }

@@ -22,10 +22,10 @@ use futures::StreamExt;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::config::Secret;
 use crate::error::ExecutorError;
 use crate::provider_error::{ProviderError, truncate};
 use crate::upstream::{Upstream, Wire};
+use lifecycle::secret::{ExposeSecret, SecretString};
 
 /// How long the provider's model list is reused before it is asked again.
 const MODELS_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -47,14 +47,14 @@ impl OpenAi {
     /// The headers were checked when the providers were read; one that is not valid is left out.
     pub fn new(
         base_url: &str,
-        api_key: &Secret,
+        api_key: &SecretString,
         headers: &BTreeMap<String, String>,
         timeout: Duration,
     ) -> OpenAi {
         // Every field is set here so that no OPENAI_* variable is read by the crate's defaults.
         let config = OpenAIConfig::new()
             .with_api_base(base_url.to_string())
-            .with_api_key(api_key.expose().to_string())
+            .with_api_key(api_key.expose_secret().to_string())
             .with_org_id("")
             .with_project_id("");
         let mut default_headers = reqwest::header::HeaderMap::new();

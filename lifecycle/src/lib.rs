@@ -1,5 +1,7 @@
-//! What every service binary does at start and stop, written once: install the log subscriber and wait
-//! for the signal to shut down.
+//! What every service binary does at start and stop, written once: install the log subscriber, read its
+//! secrets from the configuration ([`secret`]) and wait for the signal to shut down.
+
+pub mod secret;
 
 use tracing_subscriber::EnvFilter;
 

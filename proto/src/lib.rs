@@ -1,9 +1,10 @@
 //! The gRPC contracts of the platform: `billing.v1` and `executor.v1`, generated from `proto/`.
 //!
-//! Nothing but generated code, the file descriptor set used by the reflection services, and the typed ids
-//! of what the contracts name ([`ids`]) lives here; conversions between wire and domain types belong to
-//! each service's `grpc` module.
+//! Nothing but generated code, the file descriptor set used by the reflection services, the typed ids of
+//! what the contracts name ([`ids`]) and how a call carries its credential ([`credentials`]) lives here;
+//! conversions between wire and domain types belong to each service's `grpc` module.
 
+pub mod credentials;
 pub mod ids;
 
 /// `billing.v1`: AdminService, AccountService and MeteringService.

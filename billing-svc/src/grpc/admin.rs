@@ -16,18 +16,18 @@ use crate::error::BillingError;
 use crate::ledger::{CreatedKey, KeyChange, Ledger, LedgerWrite, NewKey, View};
 use crate::money::Money;
 use crate::pricing::{self, ClassPrices, GivenPrices, Price};
-use crate::secret::Secret;
 use crate::sessions::Sessions;
 use crate::store::accounts::Account;
 use crate::time;
 use crate::webhooks::Webhooks;
+use lifecycle::secret::SecretString;
 use proto::ids::{AccountId, ApiKeyId};
 
 pub struct AdminApi {
     ledger: Ledger,
     webhooks: Webhooks,
     sessions: Sessions,
-    admin_key: Secret,
+    admin_key: SecretString,
 }
 
 impl AdminApi {
@@ -35,7 +35,7 @@ impl AdminApi {
         ledger: Ledger,
         webhooks: Webhooks,
         sessions: Sessions,
-        admin_key: Secret,
+        admin_key: SecretString,
     ) -> AdminApi {
         AdminApi {
             ledger,

@@ -9,19 +9,19 @@ use super::{bearer, role_to_pb};
 use crate::error::BillingError;
 use crate::keys;
 use crate::ledger::Ledger;
-use crate::secret::Secret;
 use crate::sessions::{Principal, Sessions};
 use crate::store::sessions::Session;
 use crate::time;
+use lifecycle::secret::{ExposeSecret, SecretString};
 
 pub struct ConsoleApi {
     ledger: Ledger,
     sessions: Sessions,
-    admin_key: Secret,
+    admin_key: SecretString,
 }
 
 impl ConsoleApi {
-    pub fn new(ledger: Ledger, sessions: Sessions, admin_key: Secret) -> ConsoleApi {
+    pub fn new(ledger: Ledger, sessions: Sessions, admin_key: SecretString) -> ConsoleApi {
         ConsoleApi {
             ledger,
             sessions,
@@ -63,7 +63,7 @@ impl ConsoleService for ConsoleApi {
         request: Request<pb::SignInRequest>,
     ) -> Result<Response<pb::SignInResponse>, Status> {
         let key = request.into_inner().api_key;
-        let principal = if keys::secret_matches(&key, self.admin_key.expose()) {
+        let principal = if keys::secret_matches(&key, self.admin_key.expose_secret()) {
             Principal::Operator
         } else {
             Principal::Key(self.ledger.authenticate(&key).await?.key.id)

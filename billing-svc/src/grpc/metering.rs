@@ -25,22 +25,22 @@ use super::{
 use crate::error::BillingError;
 use crate::keys::KeyType;
 use crate::ledger::{Grant, Ledger, OpenRequest, OutputKind, SettleRequest, Window};
-use crate::secret::Secret;
 use crate::time;
+use lifecycle::secret::SecretString;
 use proto::ids::{ApiKeyId, ExecutionId};
 
 pub struct MeteringApi {
     ledger: Ledger,
-    service_token: Secret,
-    admin_key: Secret,
+    service_token: SecretString,
+    admin_key: SecretString,
     idle_timeout: Duration,
 }
 
 impl MeteringApi {
     pub fn new(
         ledger: Ledger,
-        service_token: Secret,
-        admin_key: Secret,
+        service_token: SecretString,
+        admin_key: SecretString,
         idle_timeout: Duration,
     ) -> MeteringApi {
         MeteringApi {

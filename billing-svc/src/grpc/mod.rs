@@ -24,7 +24,6 @@ use crate::ledger::{AutoRechargeView, Caller, GrantTerms, KeySpend, Ledger};
 use crate::money::Money;
 use crate::policy::Policy;
 use crate::pricing::{Price, TokenClasses};
-use crate::secret::Secret;
 use crate::sessions::Sessions;
 use crate::store::accounts::Account;
 use crate::store::events::{Event, EventType};
@@ -34,24 +33,16 @@ use crate::store::usage::{Totals, UsageFilter, UsageRecord, UsageStatus};
 use crate::store::webhooks::{Attempt, Endpoint};
 use crate::time::{self, Millis};
 use crate::webhooks::Webhooks;
+use lifecycle::secret::{ExposeSecret, SecretString};
+use proto::credentials::{self, BearerError};
 use proto::ids::ApiKeyId;
 
 /// The secret of `authorization: Bearer <secret>`.
 fn bearer(metadata: &MetadataMap) -> Result<&str, BillingError> {
-    let value = metadata
-        .get("authorization")
-        .ok_or(BillingError::MissingCredentials)?;
-    let value = value
-        .to_str()
-        .map_err(|_| BillingError::MalformedCredentials)?;
-    let (scheme, secret) = value
-        .split_once(' ')
-        .ok_or(BillingError::MalformedCredentials)?;
-    let secret = secret.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || secret.is_empty() {
-        return Err(BillingError::MalformedCredentials);
-    }
-    Ok(secret)
+    credentials::bearer(metadata).map_err(|error| match error {
+        BearerError::Missing => BillingError::MissingCredentials,
+        BearerError::Malformed => BillingError::MalformedCredentials,
+    })
 }
 
 /// Admits the admin key and the operator's console sessions. A valid customer key (or a customer's
@@ -59,11 +50,11 @@ fn bearer(metadata: &MetadataMap) -> Result<&str, BillingError> {
 async fn authorize_admin(
     ledger: &Ledger,
     sessions: &Sessions,
-    admin_key: &Secret,
+    admin_key: &SecretString,
     metadata: &MetadataMap,
 ) -> Result<(), BillingError> {
     let secret = bearer(metadata)?;
-    if keys::secret_matches(secret, admin_key.expose()) {
+    if keys::secret_matches(secret, admin_key.expose_secret()) {
         return Ok(());
     }
     if let Some(session) = sessions.find(secret).await? {
@@ -79,15 +70,15 @@ async fn authorize_admin(
 /// Admits the service token only; customer keys and the admin key are refused.
 async fn authorize_service(
     ledger: &Ledger,
-    service_token: &Secret,
-    admin_key: &Secret,
+    service_token: &SecretString,
+    admin_key: &SecretString,
     metadata: &MetadataMap,
 ) -> Result<(), BillingError> {
     let secret = bearer(metadata)?;
-    if keys::secret_matches(secret, service_token.expose()) {
+    if keys::secret_matches(secret, service_token.expose_secret()) {
         return Ok(());
     }
-    if keys::secret_matches(secret, admin_key.expose()) {
+    if keys::secret_matches(secret, admin_key.expose_secret()) {
         return Err(BillingError::ServiceTokenRequired);
     }
     ledger.authenticate(secret).await?;

@@ -7,17 +7,17 @@ use tonic::{Request, Response, Status};
 use super::{account_to_pb, grant_to_pb, transaction_to_pb};
 use crate::error::BillingError;
 use crate::ledger::Ledger;
-use crate::secret::Secret;
 use crate::stripe::{self, Handled};
 use crate::time;
+use lifecycle::secret::{ExposeSecret, SecretString};
 
 pub struct PaymentsApi {
     ledger: Ledger,
-    webhook_secret: Option<Secret>,
+    webhook_secret: Option<SecretString>,
 }
 
 impl PaymentsApi {
-    pub fn new(ledger: Ledger, webhook_secret: Option<Secret>) -> PaymentsApi {
+    pub fn new(ledger: Ledger, webhook_secret: Option<SecretString>) -> PaymentsApi {
         PaymentsApi {
             ledger,
             webhook_secret,
@@ -37,7 +37,7 @@ impl PaymentsService for PaymentsApi {
             .ok_or(BillingError::PaymentsNotConfigured)?;
         let request = request.into_inner();
         stripe::verify(
-            secret.expose(),
+            secret.expose_secret(),
             &request.payload,
             &request.signature,
             time::now_ms() / 1000,

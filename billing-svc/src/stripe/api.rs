@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::error::BillingError;
 use crate::money::Money;
-use crate::secret::Secret;
+use lifecycle::secret::{ExposeSecret, SecretString};
 
 /// The few calls billing-svc makes to Stripe's REST API: a small typed client over reqwest (the
 /// workspace's HTTP client) rather than a Stripe SDK crate, whose generated API surface would add minutes
@@ -13,7 +13,7 @@ use crate::secret::Secret;
 #[derive(Clone)]
 pub struct StripeApi {
     base: String,
-    secret_key: Secret,
+    secret_key: SecretString,
     public_base_url: String,
     http: reqwest::Client,
 }
@@ -28,7 +28,7 @@ pub struct CheckoutSession {
 impl StripeApi {
     pub fn new(
         base: &str,
-        secret_key: Secret,
+        secret_key: SecretString,
         public_base_url: &str,
     ) -> Result<StripeApi, BillingError> {
         let http = reqwest::Client::builder()
@@ -188,7 +188,7 @@ impl StripeApi {
         request: reqwest::RequestBuilder,
     ) -> Result<(reqwest::StatusCode, Value), BillingError> {
         let response = request
-            .bearer_auth(self.secret_key.expose())
+            .bearer_auth(self.secret_key.expose_secret())
             .header("content-type", "application/x-www-form-urlencoded")
             .send()
             .await

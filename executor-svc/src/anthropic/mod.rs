@@ -28,10 +28,10 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::config::Secret;
 use crate::error::ExecutorError;
 use crate::provider_error::ProviderError;
 use crate::upstream::{Upstream, Wire};
+use lifecycle::secret::{ExposeSecret, SecretString};
 
 /// The API version sent when neither the client nor the provider's `headers` name one.
 pub const DEFAULT_VERSION: &str = "2023-06-01";
@@ -45,7 +45,7 @@ pub struct Anthropic {
     http: reqwest::Client,
     /// `https://api.anthropic.com`, without `/v1`.
     base_url: String,
-    api_key: Secret,
+    api_key: SecretString,
     /// The provider's own `headers` from PROVIDERS_FILE.
     headers: BTreeMap<String, String>,
     timeout: Duration,
@@ -57,7 +57,7 @@ impl Anthropic {
     /// and `headers` on every request. The headers were checked when the providers were read.
     pub fn new(
         base_url: &str,
-        api_key: &Secret,
+        api_key: &SecretString,
         headers: &BTreeMap<String, String>,
         timeout: Duration,
     ) -> Anthropic {
@@ -103,8 +103,8 @@ impl Anthropic {
             };
             set("anthropic-beta", &joined);
         }
-        if !self.api_key.expose().is_empty() {
-            set("x-api-key", self.api_key.expose());
+        if !self.api_key.expose_secret().is_empty() {
+            set("x-api-key", self.api_key.expose_secret());
         }
         if !headers.contains_key("anthropic-version") {
             headers.insert(
@@ -266,7 +266,7 @@ mod tests {
             .collect();
         Anthropic::new(
             "https://api.anthropic.com/v1/",
-            &Secret::new("sk-ant-test"),
+            &SecretString::from("sk-ant-test"),
             &headers,
             Duration::from_secs(5),
         )

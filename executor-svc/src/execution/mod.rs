@@ -20,6 +20,7 @@ mod request;
 mod settlement;
 mod sink;
 
+use lifecycle::secret::ExposeSecret;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -119,7 +120,7 @@ impl Executor {
             request.chat.body.get("tools"),
         );
         let open = MeterOpen {
-            api_key: call.api_key.expose().to_string(),
+            api_key: call.api_key.expose_secret().to_string(),
             execution_id: call.execution_id.to_string(),
             model: call.model.clone(),
             estimated_input_tokens,

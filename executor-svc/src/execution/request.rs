@@ -2,13 +2,13 @@
 //! request, and how the output travels back ([`Shape`]).
 
 use crate::chat::ChatRequest;
-use crate::config::Secret;
+use lifecycle::secret::SecretString;
 use proto::ids::ExecutionId;
 
 /// Who calls and under which names the usage is recorded.
 #[derive(Debug, Clone)]
 pub struct Call {
-    pub api_key: Secret,
+    pub api_key: SecretString,
     pub request_id: String,
     pub execution_id: ExecutionId,
     pub model: String,

@@ -14,8 +14,8 @@ use super::health::Health;
 use super::provider::{Api, Provider};
 use super::routes::Route;
 use crate::anthropic::Anthropic;
-use crate::config::Secret;
 use crate::openai::OpenAi;
+use lifecycle::secret::SecretString;
 
 /// Most providers one file may list, and most providers one route may name.
 const MAX_PROVIDERS: usize = 64;
@@ -163,9 +163,9 @@ fn provider(
         ));
     }
     let api_key = match &entry.api_key_env {
-        None => Secret::new(""),
+        None => SecretString::from(""),
         Some(variable) => match env(variable) {
-            Some(key) if !key.trim().is_empty() => Secret::new(key),
+            Some(key) if !key.trim().is_empty() => SecretString::from(key),
             _ => {
                 return invalid(format!(
                     "its secret {variable} is not set in the environment"
