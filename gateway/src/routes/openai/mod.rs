@@ -10,7 +10,6 @@ pub mod chat;
 pub mod embeddings;
 pub mod models;
 pub mod responses;
-pub mod responses_translate;
 
 use crate::openai_error::OpenAiError;
 

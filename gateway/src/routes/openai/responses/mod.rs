@@ -1,6 +1,9 @@
 //! `POST /v1/responses`: OpenAI's Responses API, translated to a chat completion
-//! ([`super::responses_translate`]) and run through the same metered execution as `/v1/chat/completions`;
+//! ([`request`], and back: [`answer`]) and run through the same metered execution as `/v1/chat/completions`;
 //! the answer is translated back, as a `response` object or as the Responses API's typed stream events.
+
+mod answer;
+mod request;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -13,12 +16,10 @@ use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use serde_json::{Map, Value, json};
 
+use self::answer::{Status, call_item, custom_input, message_item, response_id};
+use self::request::{ToolNames, ToolOrigin};
 use super::OpenAiJson;
 use super::billing::chunk_billing;
-use super::responses_translate::{
-    self as translate, Status, ToolNames, ToolOrigin, call_item, custom_input, message_item,
-    response_id,
-};
 use crate::error::{ApiError, Service};
 use crate::execution::{self, ExecutionEvent};
 use crate::extract::OpenAiCallContext;
@@ -59,7 +60,7 @@ pub async fn responses(
 ) -> Result<Response, ResponsesError> {
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let translated =
-        translate::to_chat(&body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
+        request::to_chat(&body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
     let request = chat_call::request(
         Value::Object(translated.chat).to_string(),
         &headers,
@@ -77,7 +78,7 @@ pub async fn responses(
         let completion: Value = serde_json::from_str(&finished.completion).map_err(|_| {
             ApiError::contract(Service::Executor, "a chat completion that is not JSON")
         })?;
-        let answer = translate::to_response(
+        let answer = answer::to_response(
             &completion,
             &body,
             &translated.tools,
@@ -172,7 +173,7 @@ impl ResponseStream {
     }
 
     fn snapshot(&self, output: Vec<Value>, status: Status) -> Value {
-        translate::response(
+        answer::response(
             &self.id,
             self.created_at,
             &self.model,
@@ -404,8 +405,8 @@ impl ResponseStream {
             .collect();
         let mut response = self.snapshot(output, status);
         response["usage"] = match serde_json::from_str::<Value>(usage_chunk) {
-            Ok(chunk) if chunk["usage"].is_object() => translate::usage(&chunk["usage"]),
-            _ => translate::usage(&json!({
+            Ok(chunk) if chunk["usage"].is_object() => answer::usage(&chunk["usage"]),
+            _ => answer::usage(&json!({
                 "prompt_tokens": summary.usage.input_tokens,
                 "completion_tokens": summary.usage.output_tokens,
                 "total_tokens": summary.usage.total_tokens,
@@ -493,7 +494,7 @@ mod tests {
             {"type": "namespace", "name": "agents", "tools": [{"type": "function", "name": "close", "parameters": {}}]},
             {"type": "custom", "name": "apply_patch"},
         ]});
-        let translated = translate::to_chat(request.as_object().unwrap()).unwrap();
+        let translated = request::to_chat(request.as_object().unwrap()).unwrap();
         let mut stream =
             ResponseStream::new(request.as_object().unwrap().clone(), translated.tools);
         let mut events = Vec::new();

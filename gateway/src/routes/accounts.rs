@@ -1,0 +1,295 @@
+//! An account: the customer's own (`GET /billing/account`, its `balance.low` alerts) and, for the operator, every
+//! account: create, list, read with its keys, change (volume tiers, caps, alerts).
+//!
+//! Customer routes (`/billing/…`, billing.v1.AccountService) take the customer's key; operator routes
+//! (`/billing/admin/…`, billing.v1.AdminService) take the `ADMIN_API_KEY`: billing-svc checks either (401
+//! unknown, 403 the wrong kind of key).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use proto::billing::v1 as pb;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
+use crate::json::{Account, AccountPage, AccountWithKeys, Alerts, DiscountTier};
+use crate::money::Usd;
+use crate::openapi::{AdminErrors, CustomerErrors, CustomerWriteErrors};
+use crate::state::AppState;
+
+/// The caller's account.
+#[utoipa::path(
+    get,
+    path = "/billing/account",
+    tag = "billing",
+    security(("bearer" = [])),
+    responses((status = 200, body = Account), CustomerErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn account(
+    State(state): State<AppState>,
+    context: CallContext,
+) -> Result<Json<Account>, ApiError> {
+    let request = context.request(pb::GetAccountRequest {});
+    let account = state
+        .account()
+        .get_account(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(account.try_into()?))
+}
+
+/// Replaces the account's `balance.low` thresholds (owner keys only).
+#[utoipa::path(
+    put,
+    path = "/billing/alerts",
+    tag = "billing",
+    security(("bearer" = [])),
+    request_body = Alerts,
+    responses((status = 200, body = Alerts), CustomerWriteErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn alerts(
+    State(state): State<AppState>,
+    context: CallContext,
+    JsonBody(body): JsonBody<Alerts>,
+) -> Result<Json<Alerts>, ApiError> {
+    let request = context.request(pb::SetAccountAlertsRequest {
+        low_balance: body
+            .low_balance
+            .iter()
+            .map(|amount| amount.to_wire())
+            .collect(),
+    });
+    let response = state
+        .account()
+        .set_alerts(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(response.try_into()?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateAccountBody {
+    /// 1..=100 printable characters.
+    pub name: String,
+}
+
+/// Creates an empty account (a team); add keys to it with `POST /admin/keys` and `accountId`.
+#[utoipa::path(
+    post,
+    path = "/admin/accounts",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateAccountBody,
+    responses((status = 201, body = Account), AdminErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn create_account(
+    State(state): State<AppState>,
+    context: CallContext,
+    JsonBody(body): JsonBody<CreateAccountBody>,
+) -> Result<(StatusCode, Json<Account>), ApiError> {
+    let request = context.request(pb::CreateAccountRequest { name: body.name });
+    let account = state
+        .admin()
+        .create_account(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok((StatusCode::CREATED, Json(account.try_into()?)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAccountsQuery {
+    /// Page size, 1..=1000; default 100.
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Accounts, oldest first, cursor paginated.
+#[utoipa::path(
+    get,
+    path = "/admin/accounts",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(ListAccountsQuery),
+    responses((status = 200, body = AccountPage), AdminErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn list_accounts(
+    State(state): State<AppState>,
+    context: CallContext,
+    QueryParams(query): QueryParams<ListAccountsQuery>,
+) -> Result<Json<AccountPage>, ApiError> {
+    let request = context.request(pb::ListAccountsRequest {
+        limit: query.limit.unwrap_or(0),
+        cursor: query.cursor,
+    });
+    let response = state
+        .admin()
+        .list_accounts(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(AccountPage {
+        accounts: response
+            .accounts
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect::<Result<_, _>>()?,
+        next_cursor: response.next_cursor,
+    }))
+}
+
+/// An account with every key (revoked ones too) and each key's spend today and this month.
+#[utoipa::path(
+    get,
+    path = "/admin/accounts/{accountId}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("accountId" = String, Path, description = "The account's id (or one of its keys' id)")),
+    responses((status = 200, body = AccountWithKeys), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(account_id = %account_id))]
+pub async fn get_account(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(account_id): PathParams<String>,
+) -> Result<Json<AccountWithKeys>, ApiError> {
+    let request = context.request(pb::GetAccountAdminRequest { account_id });
+    let response = state
+        .admin()
+        .get_account(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(response.try_into()?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateAccountBody {
+    /// Replaces the account's volume tiers (BILLING.md, "Volume tiers"); `[]` removes them; absent keeps
+    /// them. At most 16, thresholds distinct.
+    pub discount_tiers: Option<Vec<DiscountTier>>,
+}
+
+/// Changes an account's settings: its volume tiers.
+#[utoipa::path(
+    patch,
+    path = "/admin/accounts/{accountId}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("accountId" = String, Path, description = "The account's id")),
+    request_body = UpdateAccountBody,
+    responses((status = 200, body = Account), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(account_id = %account_id))]
+pub async fn update_account(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(account_id): PathParams<String>,
+    JsonBody(body): JsonBody<UpdateAccountBody>,
+) -> Result<Json<Account>, ApiError> {
+    let request = context.request(pb::UpdateAccountRequest {
+        account_id,
+        discount_tiers: body.discount_tiers.map(|tiers| pb::DiscountTiers {
+            tiers: tiers.iter().map(DiscountTier::to_wire).collect(),
+        }),
+    });
+    let account = state
+        .admin()
+        .update_account(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(account.try_into()?))
+}
+
+/// Both caps must be given: `null` clears one, so a forgotten field never clears a cap by accident.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetLimitsBody {
+    /// Cap on spend per UTC day, >= 0; null = no cap.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[schema(required = true)]
+    pub daily_limit: Option<Usd>,
+    /// Cap on spend per UTC month, >= 0; null = no cap.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[schema(required = true)]
+    pub monthly_limit: Option<Usd>,
+}
+
+/// Sets or clears the daily and monthly caps.
+#[utoipa::path(
+    post,
+    path = "/billing/admin/{id}/limits",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The key's (account's) id")),
+    request_body = SetLimitsBody,
+    responses((status = 200, body = Account), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(key_id = %id))]
+pub async fn set_limits(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<SetLimitsBody>,
+) -> Result<Json<Account>, ApiError> {
+    let request = context.request(pb::SetLimitsRequest {
+        api_key_id: id,
+        daily_limit: body.daily_limit.map(Usd::to_wire),
+        monthly_limit: body.monthly_limit.map(Usd::to_wire),
+    });
+    let account = state
+        .admin()
+        .set_limits(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(account.try_into()?))
+}
+
+/// Replaces an account's `balance.low` thresholds.
+#[utoipa::path(
+    put,
+    path = "/billing/admin/{id}/alerts",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A key id (its account) or an account id")),
+    request_body = Alerts,
+    responses((status = 200, body = Alerts), AdminErrors)
+)]
+#[tracing::instrument(skip_all, fields(id = %id))]
+pub async fn admin_alerts(
+    State(state): State<AppState>,
+    context: CallContext,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<Alerts>,
+) -> Result<Json<Alerts>, ApiError> {
+    let request = context.request(pb::SetAlertsRequest {
+        api_key_id: id,
+        low_balance: body
+            .low_balance
+            .iter()
+            .map(|amount| amount.to_wire())
+            .collect(),
+    });
+    let response = state
+        .admin()
+        .set_alerts(request)
+        .await
+        .map_err(ApiError::billing)?
+        .into_inner();
+    Ok(Json(response.try_into()?))
+}
