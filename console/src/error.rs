@@ -1,19 +1,15 @@
-//! What can go wrong on a page, and how each is shown: a signed-out visitor goes to the sign-in page, a
-//! refusal from billing-svc is shown in words with the matching HTTP status, never a 500 for what a visitor
-//! sent.
+//! What can go wrong on a page, and the HTTP status each is answered with: a refusal from billing-svc gets
+//! the status matching its code, never a 500 for what a visitor sent. How each is shown (a signed-out visitor
+//! goes to the sign-in page, anything else is an error page in words) is [`crate::error_page`]'s.
 //!
 //! Only the session's own check (`ConsoleService/CurrentSession`, made for every page by
-//! [`crate::session::Viewer`]) can end a session: a refusal of any other call, whatever its code, is about what
+//! [`crate::viewer::Viewer`]) can end a session: a refusal of any other call, whatever its code, is about what
 //! that call asked (a revoked key cannot be rotated: FAILED_PRECONDITION with reason `key_revoked`) and is
 //! shown on the page, the visitor still signed in.
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
 use tonic::Code;
 use tonic_types::StatusExt;
-
-use crate::render;
-use crate::session;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
@@ -99,23 +95,6 @@ impl PageError {
                 | Code::Internal
                 | Code::DataLoss => StatusCode::BAD_GATEWAY,
             },
-        }
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        if let PageError::SignedOut = self {
-            return ([session::clear_cookie()], Redirect::to("/console/sign-in")).into_response();
-        }
-        if let PageError::Render(error) = &self {
-            tracing::error!(error = ?error, "console page failed to render");
-        }
-        let status = self.http_status();
-        let message = self.to_string();
-        match render::error_page(status, &message) {
-            Ok(page) => (status, page).into_response(),
-            Err(_) => (status, message).into_response(),
         }
     }
 }

@@ -3,14 +3,13 @@
 
 use std::sync::LazyLock;
 
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Environment, Value, context};
 use serde_json::json;
 
 use crate::error::PageError;
 use crate::forms::Retry;
-use crate::session::Viewer;
+use crate::viewer::Viewer;
 
 /// Every template, by name.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -247,18 +246,6 @@ pub fn public_page(template: &str, data: serde_json::Value) -> Result<Html<Strin
         data => template_value(&data),
     })?;
     Ok(Html(html))
-}
-
-/// The page of an error.
-pub fn error_page(status: StatusCode, message: &str) -> Result<Html<String>, PageError> {
-    public_page(
-        "error.html",
-        json!({
-            "status": status.as_u16(),
-            "reason": status.canonical_reason().unwrap_or("Error"),
-            "message": message,
-        }),
-    )
 }
 
 #[cfg(test)]

@@ -1,19 +1,17 @@
-//! Signing in and out, and who is looking at a page (CONSOLE.md, "Sessions and security").
+//! Signing in and out (CONSOLE.md, "Sessions and security").
 //!
 //! Signing in sends the key to billing-svc's `ConsoleService/SignIn`, which opens a server-side session; the
 //! browser keeps only the session's token, in the cookie `console_session` (`HttpOnly; SameSite=Strict;
 //! Path=/console`, `Secure` when the gateway is reached over HTTPS through a proxy that says so in
-//! `X-Forwarded-Proto`). The key is never put in a URL, a cookie, browser storage or a log. Every page asks
-//! billing-svc for the session, so a sign-out, an expiry or a revoked key ends it on every gateway replica at
-//! the next page load. Each state-changing form carries the session's CSRF token; the sign-in form carries a
-//! token of its own, tied to a short-lived cookie. A failed sign-in is answered 401, so the gateway's
-//! failed-authentication limiter counts it like any other.
+//! `X-Forwarded-Proto`; [`crate::cookies`]). The key is never put in a URL, a cookie, browser storage or a log.
+//! Every page asks billing-svc for the session ([`crate::viewer`]), so a sign-out, an expiry or a revoked key
+//! ends it on every gateway replica at the next page load. Each state-changing form carries the session's
+//! CSRF token; the sign-in form carries a token of its own, tied to a short-lived cookie. A failed sign-in is
+//! answered 401, so the gateway's failed-authentication limiter counts it like any other.
 
 use axum::Form;
-use axum::extract::{FromRequestParts, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use proto::billing::v1 as pb;
 use proto::billing::v1::console_service_client::ConsoleServiceClient;
@@ -21,150 +19,14 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tonic::Code;
-use tonic::metadata::MetadataValue;
 
-use crate::ConsoleState;
+use crate::cookies::{
+    SESSION_COOKIE, SIGN_IN_COOKIE, clear_cookie, cookie, over_https, set_cookie,
+};
 use crate::error::PageError;
 use crate::render;
-
-/// The session's cookie.
-const SESSION_COOKIE: &str = "console_session";
-/// The sign-in form's CSRF cookie.
-const SIGN_IN_COOKIE: &str = "console_signin";
-
-/// The signed-in viewer of a page.
-#[derive(Debug, Clone)]
-pub struct Viewer {
-    /// The session token, the bearer of the viewer's calls to billing-svc.
-    token: String,
-    pub csrf: String,
-    pub operator: bool,
-    pub account_id: String,
-    pub key_name: String,
-    role: pb::Role,
-}
-
-impl Viewer {
-    pub fn owner(&self) -> bool {
-        !self.operator && self.role == pb::Role::Owner
-    }
-
-    /// A gRPC request carrying the viewer's session.
-    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
-        bearer_request(&self.token, message)
-    }
-
-    /// Refuses a viewer who is not an owner of a customer account.
-    pub fn require_owner(&self) -> Result<(), PageError> {
-        if self.owner() {
-            Ok(())
-        } else {
-            Err(PageError::Forbidden("owner keys"))
-        }
-    }
-
-    /// Refuses a viewer who is not the operator.
-    pub fn require_operator(&self) -> Result<(), PageError> {
-        if self.operator {
-            Ok(())
-        } else {
-            Err(PageError::Forbidden("the operator"))
-        }
-    }
-
-    /// Refuses a customer page to the operator (who has no account of its own).
-    pub fn require_customer(&self) -> Result<(), PageError> {
-        if self.operator {
-            Err(PageError::Forbidden("customer keys"))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Checks a form's CSRF token against the session's.
-    pub fn check_csrf(&self, presented: &str) -> Result<(), PageError> {
-        if bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes())) {
-            Ok(())
-        } else {
-            Err(PageError::Csrf)
-        }
-    }
-}
-
-impl FromRequestParts<ConsoleState> for Viewer {
-    type Rejection = PageError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &ConsoleState,
-    ) -> Result<Viewer, PageError> {
-        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(PageError::SignedOut)?;
-        let session = ConsoleServiceClient::new(state.billing.clone())
-            .current_session(bearer_request(&token, pb::CurrentSessionRequest {}))
-            .await
-            .map_err(PageError::from_session_check)?
-            .into_inner();
-        Ok(Viewer {
-            token,
-            csrf: session.csrf_token.clone(),
-            operator: session.operator,
-            account_id: session.account_id.clone().unwrap_or_default(),
-            key_name: session.key_name.clone(),
-            role: session.role(),
-        })
-    }
-}
-
-fn bearer_request<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = MetadataValue::try_from(format!("Bearer {token}")) {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
-}
-
-/// The value of cookie `name`, if the request has it.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_string())
-        .filter(|value| !value.is_empty())
-}
-
-/// `Set-Cookie` for a console cookie; `max_age_secs` 0 removes it.
-fn set_cookie(
-    name: &str,
-    value: &str,
-    max_age_secs: i64,
-    secure: bool,
-) -> (axum::http::HeaderName, HeaderValue) {
-    let secure = if secure { "; Secure" } else { "" };
-    let text = format!(
-        "{name}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
-    );
-    (
-        SET_COOKIE,
-        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("")),
-    )
-}
-
-/// Removes the session cookie.
-pub fn clear_cookie() -> (axum::http::HeaderName, HeaderValue) {
-    set_cookie(SESSION_COOKIE, "", 0, false)
-}
-
-/// The request came over HTTPS (through a proxy that terminates TLS and says so).
-fn over_https(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
-}
+use crate::state::ConsoleState;
+use crate::viewer::{Viewer, bearer_request};
 
 /// A random token for the sign-in form's CSRF check.
 fn random_token() -> String {
