@@ -5,6 +5,8 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use serde::Deserialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
@@ -196,6 +198,41 @@ pub fn end_user_id(
         Some(id) if id.chars().count() <= MAX_END_USER_CHARS => id.to_string(),
         Some(id) => hex::encode(Sha256::digest(id.as_bytes())),
     })
+}
+
+/// Reads `value` as `T` if it is a JSON object, refusing any other JSON value: serde's derived structs
+/// would also take an array of the fields' values, in order.
+fn from_object<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
+    match value {
+        Value::Object(_) => serde_json::from_value(value),
+        _ => Err(serde::de::Error::custom("expected a JSON object")),
+    }
+}
+
+/// Deserializes an optional nested object with [`from_object`]. For
+/// `#[serde(default, deserialize_with = "...")]`.
+pub fn optional_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    Option::<Value>::deserialize(deserializer)?
+        .map(from_object)
+        .transpose()
+        .map_err(serde::de::Error::custom)
+}
+
+/// Deserializes an optional array of objects, each with [`from_object`]. For
+/// `#[serde(default, deserialize_with = "...")]`.
+pub fn optional_objects<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    Option::<Vec<Value>>::deserialize(deserializer)?
+        .map(|values| values.into_iter().map(from_object).collect())
+        .transpose()
+        .map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]

@@ -9,15 +9,141 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use proto::billing::v1 as pb;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
-use crate::json::{Account, AccountPage, AccountWithKeys, Alerts, DiscountTier};
 use crate::money::Usd;
 use crate::openapi::{AdminErrors, CustomerErrors, CustomerWriteErrors};
+use crate::routes::billing_call::billing;
+use crate::routes::keys::json::{KeyPolicy, KeySpend, KeyType, Role};
+use crate::routes::prices::DiscountTier;
+use crate::routes::wire::{money, optional_money, required, time};
 use crate::state::AppState;
+use crate::timestamp::Timestamp;
+
+/// A billing account: one balance shared by its keys. Seen through a key (the calling key, or the key
+/// an admin path named), it also carries that key's id, type, role and policy.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub account_id: String,
+    pub account_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<KeyType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<KeyPolicy>,
+    /// Always equal to the sum of the account's transactions.
+    pub credits_balance: Usd,
+    /// Reserved by in-flight executions.
+    pub held_credits: Usd,
+    /// Usage deductions minus refunds, over the account's life.
+    pub total_spent: Usd,
+    /// Charged beyond every grant; the next grant pays it first (the balance is the grants' remainders
+    /// minus this).
+    pub overage: Usd,
+    /// Cap on spend per UTC day; null = no cap.
+    pub daily_limit: Option<Usd>,
+    /// Cap on spend per UTC month; null = no cap.
+    pub monthly_limit: Option<Usd>,
+    /// Volume discounts, lowest threshold first; empty = list prices.
+    pub discount_tiers: Vec<DiscountTier>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl TryFrom<pb::Account> for Account {
+    type Error = ApiError;
+
+    fn try_from(account: pb::Account) -> Result<Account, ApiError> {
+        let b = Service::Billing;
+        let key_type = match account.key_type() {
+            pb::KeyType::Unspecified => None,
+            key_type => Some(KeyType::from_wire(key_type)?),
+        };
+        Ok(Account {
+            key_type,
+            role: Role::from_wire(account.role()),
+            policy: account.policy.map(KeyPolicy::from_wire).transpose()?,
+            credits_balance: money(b, "credits_balance", &account.credits_balance)?,
+            held_credits: money(b, "held_credits", &account.held_credits)?,
+            total_spent: money(b, "total_spent", &account.total_spent)?,
+            overage: money(b, "overage", &account.overage)?,
+            daily_limit: optional_money(b, "daily_limit", account.daily_limit.as_deref())?,
+            monthly_limit: optional_money(b, "monthly_limit", account.monthly_limit.as_deref())?,
+            discount_tiers: account
+                .discount_tiers
+                .into_iter()
+                .map(DiscountTier::from_wire)
+                .collect::<Result<_, _>>()?,
+            created_at: time("account.created_at", account.created_at)?,
+            updated_at: time("account.updated_at", account.updated_at)?,
+            api_key_id: Some(account.api_key_id).filter(|id| !id.is_empty()),
+            account_id: account.account_id,
+            account_name: account.name,
+        })
+    }
+}
+
+/// An account with its keys.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountWithKeys {
+    #[serde(flatten)]
+    pub account: Account,
+    pub keys: Vec<KeySpend>,
+}
+
+impl TryFrom<pb::AccountWithKeys> for AccountWithKeys {
+    type Error = ApiError;
+
+    fn try_from(response: pb::AccountWithKeys) -> Result<AccountWithKeys, ApiError> {
+        Ok(AccountWithKeys {
+            account: required(Service::Billing, "account", response.account)?.try_into()?,
+            keys: response
+                .keys
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// A page of accounts, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountPage {
+    pub accounts: Vec<Account>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+/// The `balance.low` thresholds of an account: each fires once when the balance crosses below it, and
+/// again only after credit brought the balance back to it or above.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Alerts {
+    /// USD amounts, at most 10, each >= 0; `[]` clears them. Answered highest first.
+    pub low_balance: Vec<Usd>,
+}
+
+impl TryFrom<pb::Alerts> for Alerts {
+    type Error = ApiError;
+
+    fn try_from(alerts: pb::Alerts) -> Result<Alerts, ApiError> {
+        Ok(Alerts {
+            low_balance: alerts
+                .low_balance
+                .iter()
+                .map(|amount| money(Service::Billing, "low_balance", amount))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
 
 /// The caller's account.
 #[utoipa::path(
@@ -33,12 +159,7 @@ pub async fn account(
     context: CallContext,
 ) -> Result<Json<Account>, ApiError> {
     let request = context.request(pb::GetAccountRequest {});
-    let account = state
-        .account()
-        .get_account(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let account = billing(state.account().get_account(request)).await?;
     Ok(Json(account.try_into()?))
 }
 
@@ -64,12 +185,7 @@ pub async fn alerts(
             .map(|amount| amount.to_wire())
             .collect(),
     });
-    let response = state
-        .account()
-        .set_alerts(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.account().set_alerts(request)).await?;
     Ok(Json(response.try_into()?))
 }
 
@@ -96,12 +212,7 @@ pub async fn create_account(
     JsonBody(body): JsonBody<CreateAccountBody>,
 ) -> Result<(StatusCode, Json<Account>), ApiError> {
     let request = context.request(pb::CreateAccountRequest { name: body.name });
-    let account = state
-        .admin()
-        .create_account(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let account = billing(state.admin().create_account(request)).await?;
     Ok((StatusCode::CREATED, Json(account.try_into()?)))
 }
 
@@ -134,12 +245,7 @@ pub async fn list_accounts(
         limit: query.limit.unwrap_or(0),
         cursor: query.cursor,
     });
-    let response = state
-        .admin()
-        .list_accounts(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.admin().list_accounts(request)).await?;
     Ok(Json(AccountPage {
         accounts: response
             .accounts
@@ -166,12 +272,7 @@ pub async fn get_account(
     PathParams(account_id): PathParams<String>,
 ) -> Result<Json<AccountWithKeys>, ApiError> {
     let request = context.request(pb::GetAccountAdminRequest { account_id });
-    let response = state
-        .admin()
-        .get_account(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.admin().get_account(request)).await?;
     Ok(Json(response.try_into()?))
 }
 
@@ -206,12 +307,7 @@ pub async fn update_account(
             tiers: tiers.iter().map(DiscountTier::to_wire).collect(),
         }),
     });
-    let account = state
-        .admin()
-        .update_account(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let account = billing(state.admin().update_account(request)).await?;
     Ok(Json(account.try_into()?))
 }
 
@@ -251,12 +347,7 @@ pub async fn set_limits(
         daily_limit: body.daily_limit.map(Usd::to_wire),
         monthly_limit: body.monthly_limit.map(Usd::to_wire),
     });
-    let account = state
-        .admin()
-        .set_limits(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let account = billing(state.admin().set_limits(request)).await?;
     Ok(Json(account.try_into()?))
 }
 
@@ -285,11 +376,6 @@ pub async fn admin_alerts(
             .map(|amount| amount.to_wire())
             .collect(),
     });
-    let response = state
-        .admin()
-        .set_alerts(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.admin().set_alerts(request)).await?;
     Ok(Json(response.try_into()?))
 }

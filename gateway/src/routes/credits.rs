@@ -8,18 +8,251 @@
 use axum::Json;
 use axum::extract::State;
 use proto::billing::v1 as pb;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
-use crate::json::{
-    GrantCategory, GrantList, LedgerEntry, Timestamp, TransactionPage, TransactionType,
-};
 use crate::money::Usd;
 use crate::openapi::{AdminErrors, CustomerErrors};
+use crate::routes::accounts::Account;
+use crate::routes::billing_call::billing;
 use crate::routes::query::{GrantsQuery, page_limit};
+use crate::routes::wire::{contract, money, required, time};
 use crate::state::AppState;
+use crate::timestamp::Timestamp;
+
+/// The kind of a ledger transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionType {
+    /// Credits bought (positive).
+    CreditPurchase,
+    /// The charge of one settled execution (negative).
+    UsageDeduction,
+    /// An operator's correction, either sign.
+    CreditAdjustment,
+    /// Money given back for a usage record (positive); it comes back as a paid grant.
+    Refund,
+    /// A promotional grant (positive).
+    CreditGrant,
+    /// The remainder of a grant leaving at its expiry (negative).
+    CreditExpiry,
+}
+
+impl TransactionType {
+    fn from_wire(value: pb::TransactionType) -> Result<TransactionType, ApiError> {
+        match value {
+            pb::TransactionType::CreditPurchase => Ok(TransactionType::CreditPurchase),
+            pb::TransactionType::UsageDeduction => Ok(TransactionType::UsageDeduction),
+            pb::TransactionType::CreditAdjustment => Ok(TransactionType::CreditAdjustment),
+            pb::TransactionType::Refund => Ok(TransactionType::Refund),
+            pb::TransactionType::CreditGrant => Ok(TransactionType::CreditGrant),
+            pb::TransactionType::CreditExpiry => Ok(TransactionType::CreditExpiry),
+            pb::TransactionType::Unspecified => Err(contract(
+                Service::Billing,
+                "transaction type unspecified".into(),
+            )),
+        }
+    }
+
+    pub fn to_wire(self) -> pb::TransactionType {
+        match self {
+            TransactionType::CreditPurchase => pb::TransactionType::CreditPurchase,
+            TransactionType::UsageDeduction => pb::TransactionType::UsageDeduction,
+            TransactionType::CreditAdjustment => pb::TransactionType::CreditAdjustment,
+            TransactionType::Refund => pb::TransactionType::Refund,
+            TransactionType::CreditGrant => pb::TransactionType::CreditGrant,
+            TransactionType::CreditExpiry => pb::TransactionType::CreditExpiry,
+        }
+    }
+}
+
+/// One ledger row; the balance moved by exactly `amount`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Transaction {
+    pub id: String,
+    pub api_key_id: String,
+    #[serde(rename = "type")]
+    pub kind: TransactionType,
+    /// Signed.
+    pub amount: Usd,
+    pub balance_after: Usd,
+    pub total_spent_after: Usd,
+    pub description: String,
+    /// Free-form JSON object: e.g. a deduction's `execution_id` and the `grants` that paid it
+    /// (`[{"grant_id", "amount"}]`, in the order they were drawn), an expiry's `grant_id`.
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub timestamp: Timestamp,
+    pub idempotency_key: Option<String>,
+}
+
+impl TryFrom<pb::Transaction> for Transaction {
+    type Error = ApiError;
+
+    fn try_from(transaction: pb::Transaction) -> Result<Transaction, ApiError> {
+        let b = Service::Billing;
+        let metadata = if transaction.metadata_json.is_empty() {
+            Value::Object(serde_json::Map::new())
+        } else {
+            serde_json::from_str(&transaction.metadata_json)
+                .map_err(|error| contract(b, format!("metadata_json: {error}")))?
+        };
+        Ok(Transaction {
+            kind: TransactionType::from_wire(transaction.r#type())?,
+            amount: money(b, "amount", &transaction.amount)?,
+            balance_after: money(b, "balance_after", &transaction.balance_after)?,
+            total_spent_after: money(b, "total_spent_after", &transaction.total_spent_after)?,
+            timestamp: time("transaction.timestamp", transaction.timestamp)?,
+            metadata,
+            id: transaction.id,
+            api_key_id: transaction.api_key_id,
+            description: transaction.description,
+            idempotency_key: transaction.idempotency_key,
+        })
+    }
+}
+
+/// The result of a ledger write: the transaction, the account right after it, and the grant it brought
+/// in (credits, positive adjustments and refunds).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEntry {
+    pub transaction: Transaction,
+    pub account: Account,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Grant>,
+}
+
+/// What kind of credit a grant is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantCategory {
+    /// Bought credit (`credit_purchase`); spent after promotional credit by default.
+    Paid,
+    /// Given credit (`credit_grant`), e.g. a trial; spent first by default.
+    Promotional,
+}
+
+impl GrantCategory {
+    pub fn to_wire(self) -> pb::GrantCategory {
+        match self {
+            GrantCategory::Paid => pb::GrantCategory::Paid,
+            GrantCategory::Promotional => pb::GrantCategory::Promotional,
+        }
+    }
+}
+
+/// A lot of credit (BILLING.md, "Credit grants"). The balance is what the grants have left minus the
+/// account's overage.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    pub id: String,
+    pub account_id: String,
+    pub category: GrantCategory,
+    pub amount: Usd,
+    /// Not yet spent nor expired.
+    pub remaining: Usd,
+    /// Lower is spent first.
+    pub priority: i64,
+    /// Null = never expires.
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    /// The ledger row that brought it in (null for a balance migrated into a grant).
+    pub transaction_id: Option<String>,
+    /// When its remainder expired.
+    pub expired_at: Option<Timestamp>,
+}
+
+impl TryFrom<pb::CreditGrant> for Grant {
+    type Error = ApiError;
+
+    fn try_from(grant: pb::CreditGrant) -> Result<Grant, ApiError> {
+        let b = Service::Billing;
+        let category = match grant.category() {
+            pb::GrantCategory::Paid => GrantCategory::Paid,
+            pb::GrantCategory::Promotional => GrantCategory::Promotional,
+            pb::GrantCategory::Unspecified => {
+                return Err(contract(b, "grant category unspecified".into()));
+            }
+        };
+        Ok(Grant {
+            category,
+            amount: money(b, "grant.amount", &grant.amount)?,
+            remaining: money(b, "grant.remaining", &grant.remaining)?,
+            created_at: time("grant.created_at", grant.created_at)?,
+            expires_at: grant.expires_at.map(Timestamp),
+            expired_at: grant.expired_at.map(Timestamp),
+            id: grant.id,
+            account_id: grant.account_id,
+            priority: grant.priority,
+            transaction_id: grant.transaction_id,
+        })
+    }
+}
+
+/// An account's grants: those holding credit first, in the order they are spent; then spent and expired
+/// ones (with `includeSpent`), newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantList {
+    pub grants: Vec<Grant>,
+}
+
+impl TryFrom<pb::ListGrantsResponse> for GrantList {
+    type Error = ApiError;
+
+    fn try_from(response: pb::ListGrantsResponse) -> Result<GrantList, ApiError> {
+        Ok(GrantList {
+            grants: response
+                .grants
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+impl TryFrom<pb::LedgerResponse> for LedgerEntry {
+    type Error = ApiError;
+
+    fn try_from(response: pb::LedgerResponse) -> Result<LedgerEntry, ApiError> {
+        Ok(LedgerEntry {
+            transaction: required(Service::Billing, "transaction", response.transaction)?
+                .try_into()?,
+            account: required(Service::Billing, "account", response.account)?.try_into()?,
+            grant: response.grant.map(TryInto::try_into).transpose()?,
+        })
+    }
+}
+
+/// A page of ledger transactions, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionPage {
+    pub transactions: Vec<Transaction>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl TryFrom<pb::ListTransactionsResponse> for TransactionPage {
+    type Error = ApiError;
+
+    fn try_from(response: pb::ListTransactionsResponse) -> Result<TransactionPage, ApiError> {
+        Ok(TransactionPage {
+            transactions: response
+                .transactions
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            next_cursor: response.next_cursor,
+        })
+    }
+}
 
 /// The caller's account's credit grants: live ones first, in the order they are spent; `includeSpent`
 /// adds the spent and expired ones.
@@ -40,12 +273,7 @@ pub async fn grants(
     let request = context.request(pb::ListAccountGrantsRequest {
         include_spent: query.include_spent.unwrap_or(false),
     });
-    let response = state
-        .account()
-        .list_grants(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.account().list_grants(request)).await?;
     Ok(Json(response.try_into()?))
 }
 
@@ -85,12 +313,7 @@ pub async fn transactions(
         cursor: query.cursor,
         r#type: kind.into(),
     });
-    let page = state
-        .account()
-        .list_transactions(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let page = billing(state.account().list_transactions(request)).await?;
     Ok(Json(page.try_into()?))
 }
 
@@ -114,12 +337,7 @@ pub async fn admin_grants(
         api_key_id: id,
         include_spent: query.include_spent.unwrap_or(false),
     });
-    let response = state
-        .admin()
-        .list_grants(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.admin().list_grants(request)).await?;
     Ok(Json(response.try_into()?))
 }
 
@@ -167,12 +385,7 @@ pub async fn account_transactions(
         }),
         api_key_id: query.api_key_id,
     });
-    let page = state
-        .admin()
-        .list_account_transactions(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let page = billing(state.admin().list_account_transactions(request)).await?;
     Ok(Json(page.try_into()?))
 }
 
@@ -222,12 +435,7 @@ pub async fn add_credits(
         expires_at: body.expires_at.map(|t| t.0),
         priority: body.priority,
     });
-    let entry = state
-        .admin()
-        .add_credits(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let entry = billing(state.admin().add_credits(request)).await?;
     Ok(Json(entry.try_into()?))
 }
 
@@ -264,12 +472,7 @@ pub async fn adjust_credits(
         reason: body.reason,
         idempotency_key: body.idempotency_key,
     });
-    let entry = state
-        .admin()
-        .adjust_credits(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let entry = billing(state.admin().adjust_credits(request)).await?;
     Ok(Json(entry.try_into()?))
 }
 
@@ -306,11 +509,6 @@ pub async fn refund(
         amount: body.amount.map(Usd::to_wire),
         reason: body.reason,
     });
-    let entry = state
-        .admin()
-        .refund(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let entry = billing(state.admin().refund(request)).await?;
     Ok(Json(entry.try_into()?))
 }

@@ -8,15 +8,120 @@
 use axum::Json;
 use axum::extract::State;
 use proto::billing::v1 as pb;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, PathParams, QueryParams};
-use crate::json::{EventPage, Redelivery};
 use crate::openapi::{AdminErrors, CustomerErrors};
+use crate::routes::billing_call::billing;
 use crate::routes::query::page_limit;
+use crate::routes::wire::{contract, time};
 use crate::state::AppState;
+use crate::timestamp::Timestamp;
+
+/// One event (BILLING.md, "Events and alerts"), as webhooks deliver it: `{id, type, timestamp, data}`, plus
+/// its account.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// `evt_…`, unique: receivers dedupe by it.
+    pub id: String,
+    /// e.g. `credits.added`, `balance.low`, `key.rotated`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub timestamp: Timestamp,
+    pub account_id: String,
+    /// What happened: amounts as decimal strings of USD, ids, times as RFC 3339.
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// Every attempt to deliver it to a webhook endpoint, oldest first.
+    pub deliveries: Vec<DeliveryAttempt>,
+}
+
+/// One attempt to post an event to a webhook endpoint.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryAttempt {
+    pub endpoint_id: String,
+    /// 1 for the first attempt at this endpoint.
+    pub attempt: u64,
+    pub at: Timestamp,
+    /// The receiver's HTTP status, when it answered.
+    pub status: Option<u32>,
+    /// Why it failed.
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    pub succeeded: bool,
+}
+
+impl TryFrom<pb::DeliveryAttempt> for DeliveryAttempt {
+    type Error = ApiError;
+
+    fn try_from(attempt: pb::DeliveryAttempt) -> Result<DeliveryAttempt, ApiError> {
+        Ok(DeliveryAttempt {
+            at: time("delivery.at", attempt.at)?,
+            endpoint_id: attempt.endpoint_id,
+            attempt: attempt.attempt,
+            status: attempt.status,
+            error: attempt.error,
+            duration_ms: attempt.duration_ms,
+            succeeded: attempt.succeeded,
+        })
+    }
+}
+
+/// The attempts of a redelivery.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Redelivery {
+    pub attempts: Vec<DeliveryAttempt>,
+}
+
+impl TryFrom<pb::Event> for Event {
+    type Error = ApiError;
+
+    fn try_from(event: pb::Event) -> Result<Event, ApiError> {
+        Ok(Event {
+            data: serde_json::from_str(&event.data_json)
+                .map_err(|error| contract(Service::Billing, format!("data_json: {error}")))?,
+            timestamp: time("event.created_at", event.created_at)?,
+            deliveries: event
+                .deliveries
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            id: event.id,
+            kind: event.r#type,
+            account_id: event.account_id,
+        })
+    }
+}
+
+/// A page of events, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl TryFrom<pb::ListEventsResponse> for EventPage {
+    type Error = ApiError;
+
+    fn try_from(response: pb::ListEventsResponse) -> Result<EventPage, ApiError> {
+        Ok(EventPage {
+            events: response
+                .events
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            next_cursor: response.next_cursor,
+        })
+    }
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -52,12 +157,7 @@ pub async fn events(
         limit: page_limit(query.limit)?,
         cursor: query.cursor,
     });
-    let response = state
-        .account()
-        .list_events(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.account().list_events(request)).await?;
     Ok(Json(response.try_into()?))
 }
 
@@ -98,12 +198,7 @@ pub async fn admin_events(
         limit: query.limit.unwrap_or(0),
         cursor: query.cursor,
     });
-    let response = state
-        .admin()
-        .list_events(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.admin().list_events(request)).await?;
     Ok(Json(response.try_into()?))
 }
 
@@ -123,12 +218,7 @@ pub async fn redeliver(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Redelivery>, ApiError> {
     let request = context.request(pb::RedeliverEventRequest { event_id: id });
-    let response = state
-        .admin()
-        .redeliver_event(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.admin().redeliver_event(request)).await?;
     Ok(Json(Redelivery {
         attempts: response
             .attempts

@@ -15,9 +15,9 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::execution::{self, ExecutionEvent};
-use crate::extract::{CallContext, JsonBody, end_user_id, header_text};
-use crate::json::{ExecuteResult, ExecutionSummary, optional_objects};
+use crate::extract::{CallContext, JsonBody, end_user_id, header_text, optional_objects};
 use crate::openapi::ExecutionErrors;
+use crate::routes::execution_summary::ExecutionSummary;
 use crate::state::AppState;
 
 /// The header that makes a retry safe: a key already used is refused with 409 and never charged twice.
@@ -70,6 +70,28 @@ pub enum ExecuteStreamEvent {
     Delta(StreamDelta),
     Result(ExecutionSummary),
     Error(ErrorBody),
+}
+
+/// A finished execution and its text.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"output": "...", "usage": {"inputTokens": 6548, "outputTokens": 108, "totalTokens": 6656, "inputCost": 0.09822, "outputCost": 0.00486, "totalCost": 0.10308}, "billing": {"balanceAfter": 9.89692, "totalSpent": 0.10308}, "finishReason": "stop", "executionId": "8c1f6c2e-3f55-4d7b-9a43-0d7f1f1b5e11", "model": "gpt-4o-mini"}))]
+pub struct ExecuteResult {
+    pub output: String,
+    #[serde(flatten)]
+    pub summary: ExecutionSummary,
+}
+
+impl TryFrom<pb::ExecuteResponse> for ExecuteResult {
+    type Error = ApiError;
+
+    fn try_from(mut response: pb::ExecuteResponse) -> Result<ExecuteResult, ApiError> {
+        let output = std::mem::take(&mut response.output);
+        Ok(ExecuteResult {
+            output,
+            summary: response.try_into()?,
+        })
+    }
 }
 
 /// Runs a prompt, billed per token.
@@ -175,4 +197,78 @@ fn sse_events(
         };
         futures::stream::iter(out.into_iter().map(Ok))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn seed_response(billing: Option<pb::Billing>) -> pb::ExecuteResponse {
+        pb::ExecuteResponse {
+            execution_id: "exec-1".into(),
+            model: "mock".into(),
+            output: "...".into(),
+            usage: Some(pb::Usage {
+                input_tokens: 6548,
+                output_tokens: 108,
+                total_tokens: 6656,
+                input_cost: Some("0.09822".into()),
+                output_cost: Some("0.00486".into()),
+                total_cost: Some("0.10308".into()),
+            }),
+            billing,
+            finish_reason: pb::FinishReason::Stop.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_standard_execution_comes_out_as_the_design_example() {
+        let response = seed_response(Some(pb::Billing {
+            status: pb::BillingStatus::Settled.into(),
+            balance_after: Some("9.896920000".into()),
+            total_spent: Some("0.10308".into()),
+        }));
+        let json = serde_json::to_string(&ExecuteResult::try_from(response).unwrap()).unwrap();
+        assert!(
+            json.starts_with(
+                r#"{"output":"...","usage":{"inputTokens":6548,"outputTokens":108,"totalTokens":6656,"inputCost":0.09822,"outputCost":0.00486,"totalCost":0.10308},"billing":{"balanceAfter":9.89692,"totalSpent":0.10308},"#
+            ),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn an_internal_execution_has_no_billing() {
+        let json =
+            serde_json::to_value(ExecuteResult::try_from(seed_response(None)).unwrap()).unwrap();
+        assert!(json.get("billing").is_none());
+        assert_eq!(json["usage"]["totalCost"].to_string(), "0.10308");
+    }
+
+    #[test]
+    fn a_spooled_settlement_says_pending() {
+        let response = seed_response(Some(pb::Billing {
+            status: pb::BillingStatus::Pending.into(),
+            balance_after: None,
+            total_spent: None,
+        }));
+        let json = serde_json::to_value(ExecuteResult::try_from(response).unwrap()).unwrap();
+        assert_eq!(json["billing"], serde_json::json!({"status": "pending"}));
+    }
+
+    #[test]
+    fn a_settled_billing_without_figures_is_a_contract_violation() {
+        let response = seed_response(Some(pb::Billing {
+            status: pb::BillingStatus::Settled.into(),
+            balance_after: None,
+            total_spent: Some("1".into()),
+        }));
+        assert!(matches!(
+            ExecuteResult::try_from(response),
+            Err(ApiError::ContractViolation { .. })
+        ));
+    }
 }

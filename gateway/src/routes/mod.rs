@@ -1,14 +1,19 @@
 //! The routes, each documented by its `#[utoipa::path]` and registered through one `OpenApiRouter`, so
 //! the router and `/openapi.json` cannot diverge. One module per resource holds the routes of both
-//! audiences (the customer's `/billing/…` and the operator's `/billing/admin/…`) and their request types;
-//! the model APIs are `openai/`, `anthropic/`, `chat_call.rs` and `execute.rs`.
+//! audiences (the customer's `/billing/…` and the operator's `/billing/admin/…`) and their request and
+//! response types; what several share is `query.rs` (query strings), `wire.rs` (reading billing-svc's and
+//! executor-svc's messages) and `billing_call.rs` (a call to billing-svc). The model APIs are `openai/`,
+//! `anthropic/`, `chat_call.rs` and `execute.rs`, with `execution_summary.rs`, what a finished execution
+//! reports.
 
 pub mod accounts;
 pub mod anthropic;
+pub mod billing_call;
 pub mod chat_call;
 pub mod credits;
 pub mod events;
 pub mod execute;
+pub mod execution_summary;
 pub mod keys;
 pub mod openai;
 pub mod ops;
@@ -18,6 +23,7 @@ pub mod query;
 pub mod stripe;
 pub mod usage;
 pub mod webhooks;
+pub mod wire;
 
 use axum::http::Uri;
 use axum::response::Response;

@@ -1,12 +1,12 @@
-//! The query strings both audiences' routes take: time ranges, pages, usage filters and grant listings, and
-//! their conversion to billing.v1's requests.
+//! The query strings both audiences' routes take: time ranges, pages and grant listings, and their conversion
+//! to billing.v1's requests (the usage filters are `usage.rs`'s).
 
 use proto::billing::v1 as pb;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
-use crate::json::{Timestamp, UsageStatus};
+use crate::timestamp::Timestamp;
 
 /// The most records one page may hold.
 pub const MAX_PAGE_LIMIT: u32 = 1000;
@@ -58,53 +58,6 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
         Some(limit) => Err(ApiError::InvalidRequest(format!(
             "`limit` must be between 1 and {MAX_PAGE_LIMIT}, got {limit}"
         ))),
-    }
-}
-
-/// A page of usage records and its filters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase")]
-pub struct UsageQuery {
-    /// Page size, 1..=1000; default 100.
-    pub limit: Option<u32>,
-    /// The `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Inclusive lower bound, RFC 3339.
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub from: Option<Timestamp>,
-    /// Exclusive upper bound, RFC 3339.
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub to: Option<Timestamp>,
-    /// Only this workspace's records.
-    pub workspace_id: Option<String>,
-    /// Only this model's records.
-    pub model: Option<String>,
-    /// Only this key's records (a key of the account; a member key sees only its own anyway).
-    pub api_key_id: Option<String>,
-    /// Only records that ended this way.
-    #[param(inline)]
-    pub status: Option<UsageStatus>,
-    /// Only this end user's records (`endUserId=` with no value: the records that named none).
-    pub end_user_id: Option<String>,
-}
-
-impl UsageQuery {
-    /// The listing as billing.v1 takes it.
-    pub fn into_request(self) -> Result<pb::ListUsageRequest, ApiError> {
-        Ok(pb::ListUsageRequest {
-            limit: page_limit(self.limit)?,
-            cursor: self.cursor,
-            range: time_range(self.from, self.to),
-            workspace_id: self.workspace_id,
-            model: self.model,
-            api_key_id: self.api_key_id,
-            status: self
-                .status
-                .map_or(pb::UsageStatus::Unspecified, UsageStatus::to_wire)
-                .into(),
-            end_user_id: self.end_user_id,
-        })
     }
 }
 

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::openapi::StripeErrors;
+use crate::routes::billing_call::billing;
 use crate::state::AppState;
 
 /// What the webhook did.
@@ -44,15 +45,15 @@ pub async fn webhook(
         .and_then(|value| value.to_str().ok())
         .ok_or(ApiError::InvalidSignature)?
         .to_string();
-    let response = state
-        .payments()
-        .handle_stripe_webhook(pb::StripeWebhookRequest {
-            payload: body.to_vec(),
-            signature,
-        })
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(
+        state
+            .payments()
+            .handle_stripe_webhook(pb::StripeWebhookRequest {
+                payload: body.to_vec(),
+                signature,
+            }),
+    )
+    .await?;
     Ok(Json(StripeReceipt {
         event_type: response.event_type,
         credited: response.credited.is_some(),

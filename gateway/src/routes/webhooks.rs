@@ -8,12 +8,83 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use proto::billing::v1 as pb;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::extract::{CallContext, JsonBody, PathParams};
-use crate::json::{CreateWebhookBody, WebhookEndpoint, WebhookList};
 use crate::openapi::{AdminErrors, CustomerWriteErrors};
+use crate::routes::billing_call::billing;
+use crate::routes::wire::time;
 use crate::state::AppState;
+use crate::timestamp::Timestamp;
+
+/// A webhook endpoint. Deliveries follow the Standard Webhooks specification (WEBHOOKS section of
+/// BILLING.md): headers `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEndpoint {
+    pub id: String,
+    /// Null for the operator's endpoints (every account's events).
+    pub account_id: Option<String>,
+    pub url: String,
+    /// The event types it receives; empty = all.
+    pub event_types: Vec<String>,
+    pub created_at: Timestamp,
+    /// Set when its last retry failed; it receives nothing more.
+    pub disabled_at: Option<Timestamp>,
+    /// The `whsec_` signing secret: only in the answer to its creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl TryFrom<pb::WebhookEndpoint> for WebhookEndpoint {
+    type Error = ApiError;
+
+    fn try_from(endpoint: pb::WebhookEndpoint) -> Result<WebhookEndpoint, ApiError> {
+        Ok(WebhookEndpoint {
+            created_at: time("webhook.created_at", endpoint.created_at)?,
+            disabled_at: endpoint.disabled_at.map(Timestamp),
+            account_id: Some(endpoint.account_id).filter(|id| !id.is_empty()),
+            id: endpoint.id,
+            url: endpoint.url,
+            event_types: endpoint.event_types,
+            secret: endpoint.secret,
+        })
+    }
+}
+
+/// Webhook endpoints.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookList {
+    pub webhooks: Vec<WebhookEndpoint>,
+}
+
+impl TryFrom<pb::ListWebhooksResponse> for WebhookList {
+    type Error = ApiError;
+
+    fn try_from(response: pb::ListWebhooksResponse) -> Result<WebhookList, ApiError> {
+        Ok(WebhookList {
+            webhooks: response
+                .endpoints
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// A new webhook endpoint.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateWebhookBody {
+    /// http(s); private and loopback addresses are refused unless billing-svc allows them.
+    pub url: String,
+    /// The event types it receives, e.g. `["balance.low"]`; absent or empty = all.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+}
 
 /// Registers a webhook endpoint for the account's events (owner keys only); the answer holds its signing
 /// `secret`, shown this once.
@@ -35,12 +106,7 @@ pub async fn create_webhook(
         url: body.url,
         event_types: body.event_types,
     });
-    let endpoint = state
-        .account()
-        .create_webhook(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let endpoint = billing(state.account().create_webhook(request)).await?;
     Ok((StatusCode::CREATED, Json(endpoint.try_into()?)))
 }
 
@@ -58,12 +124,7 @@ pub async fn list_webhooks(
     context: CallContext,
 ) -> Result<Json<WebhookList>, ApiError> {
     let request = context.request(pb::ListWebhooksRequest {});
-    let response = state
-        .account()
-        .list_webhooks(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.account().list_webhooks(request)).await?;
     Ok(Json(response.try_into()?))
 }
 
@@ -83,11 +144,7 @@ pub async fn delete_webhook(
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     let request = context.request(pb::DeleteWebhookRequest { id });
-    state
-        .account()
-        .delete_webhook(request)
-        .await
-        .map_err(ApiError::billing)?;
+    billing(state.account().delete_webhook(request)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -111,12 +168,7 @@ pub async fn admin_create_webhook(
         url: body.url,
         event_types: body.event_types,
     });
-    let endpoint = state
-        .admin()
-        .create_webhook(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let endpoint = billing(state.admin().create_webhook(request)).await?;
     Ok((StatusCode::CREATED, Json(endpoint.try_into()?)))
 }
 
@@ -134,12 +186,7 @@ pub async fn admin_list_webhooks(
     context: CallContext,
 ) -> Result<Json<WebhookList>, ApiError> {
     let request = context.request(pb::ListWebhooksRequest {});
-    let response = state
-        .admin()
-        .list_webhooks(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.admin().list_webhooks(request)).await?;
     Ok(Json(response.try_into()?))
 }
 
@@ -159,10 +206,6 @@ pub async fn admin_delete_webhook(
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     let request = context.request(pb::DeleteWebhookRequest { id });
-    state
-        .admin()
-        .delete_webhook(request)
-        .await
-        .map_err(ApiError::billing)?;
+    billing(state.admin().delete_webhook(request)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -28,8 +28,10 @@ fn amount(value: &Value) -> Decimal {
 /// RFC 3339 UTC, `millis` milliseconds from now.
 fn rfc3339_in(millis: u64) -> String {
     let at = std::time::SystemTime::now() + Duration::from_millis(millis);
-    let json =
-        serde_json::to_value(gateway::json::Timestamp(prost_types::Timestamp::from(at))).unwrap();
+    let json = serde_json::to_value(gateway::timestamp::Timestamp(prost_types::Timestamp::from(
+        at,
+    )))
+    .unwrap();
     json.as_str().unwrap().to_string()
 }
 

@@ -522,7 +522,7 @@ async fn a_key_is_told_a_week_and_a_day_before_it_expires(backend: Backend) {
 fn rfc3339_in(secs: u64) -> String {
     let at = std::time::SystemTime::now() + Duration::from_secs(secs);
     let stamp = prost_types::Timestamp::from(at);
-    let json = serde_json::to_value(gateway::json::Timestamp(stamp)).unwrap();
+    let json = serde_json::to_value(gateway::timestamp::Timestamp(stamp)).unwrap();
     json.as_str().unwrap().to_string()
 }
 

@@ -21,9 +21,10 @@ use crate::anthropic_error::AnthropicError;
 use crate::error::{ApiError, Service};
 use crate::execution::{self, ExecutionEvent};
 use crate::extract::{AnthropicCallContext, header_text};
-use crate::json::{ExecutionSummary, FinishReason};
 use crate::openapi::AnthropicErrors;
+use crate::routes::billing_call::billing;
 use crate::routes::chat_call;
+use crate::routes::execution_summary::{ExecutionSummary, FinishReason};
 use crate::routes::openai::billing::{ChunkBilling, chunk_billing};
 use crate::state::AppState;
 
@@ -147,11 +148,12 @@ pub async fn count_tokens(
     AnthropicJson(body): AnthropicJson<Map<String, Value>>,
 ) -> Result<Response, AnthropicError> {
     // The key is checked by billing-svc, as on every other route (counting needs no hold).
-    state
-        .account()
-        .get_account(context.request(billing_pb::GetAccountRequest {}))
-        .await
-        .map_err(ApiError::billing)?;
+    billing(
+        state
+            .account()
+            .get_account(context.request(billing_pb::GetAccountRequest {})),
+    )
+    .await?;
     let translated =
         translate::to_chat(body).map_err(|refused| ApiError::InvalidRequest(refused.0))?;
     let mut call = context.request(pb::CountTokensRequest {

@@ -7,8 +7,8 @@ use proto::executor::v1::RateLimits;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::json::{Billing, FinishReason};
 use crate::money::Usd;
+use crate::routes::execution_summary::{Billing, FinishReason};
 
 /// Why billing ended an answer early.
 pub const CUT_OFF_CREDIT: &str = "credit_exhausted";
@@ -114,7 +114,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::json::PendingStatus;
+    use crate::routes::execution_summary::PendingStatus;
 
     fn settled() -> Billing {
         Billing::Settled {

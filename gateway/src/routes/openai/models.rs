@@ -15,6 +15,7 @@ use crate::error::{ApiError, Service};
 use crate::extract::OpenAiCallContext;
 use crate::openai_error::OpenAiError;
 use crate::openapi::OpenAiErrors;
+use crate::routes::billing_call::billing;
 use crate::state::AppState;
 
 /// `{"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}, ...]}`.
@@ -39,12 +40,12 @@ pub async fn models(
     OpenAiCallContext(context): OpenAiCallContext,
 ) -> Result<Response, OpenAiError> {
     // The key is checked by billing-svc, as on every other route (executor-svc's list needs none).
-    let account = state
-        .account()
-        .get_account(context.request(billing_pb::GetAccountRequest {}))
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let account = billing(
+        state
+            .account()
+            .get_account(context.request(billing_pb::GetAccountRequest {})),
+    )
+    .await?;
     let allowed = account
         .policy
         .and_then(|policy| policy.allowed_models)

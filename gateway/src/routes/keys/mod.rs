@@ -3,21 +3,50 @@
 //! Customer routes (`/billing/…`, billing.v1.AccountService) take the customer's key; operator routes
 //! (`/billing/admin/…`, billing.v1.AdminService) take the `ADMIN_API_KEY`: billing-svc checks either (401
 //! unknown, 403 the wrong kind of key).
+//!
+//! The key's JSON shapes are in `json.rs`; a created key's (which carries its account) is here.
+
+pub mod json;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use proto::billing::v1 as pb;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
-use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
-use crate::json::{
-    ApiKey, CreatedKey, KeyList, KeyPolicy, KeySpendList, KeyType, Role, Timestamp, optional_object,
-};
+use crate::extract::{CallContext, JsonBody, PathParams, QueryParams, optional_object};
 use crate::openapi::{AdminErrors, CustomerErrors};
+use crate::routes::accounts::Account;
+use crate::routes::billing_call::billing;
+use crate::routes::keys::json::{ApiKey, KeyList, KeyPolicy, KeySpendList, KeyType, Role};
+use crate::routes::wire::required;
 use crate::state::AppState;
+use crate::timestamp::Timestamp;
+
+/// A newly created key: the listed fields, the plain `key` (shown this once) and its account.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub api_key: ApiKey,
+    /// The plain key, `<prefix><64 lowercase hex>`. It cannot be read again.
+    pub key: String,
+    pub account: Account,
+}
+
+impl TryFrom<pb::CreateKeyResponse> for CreatedKey {
+    type Error = ApiError;
+
+    fn try_from(response: pb::CreateKeyResponse) -> Result<CreatedKey, ApiError> {
+        Ok(CreatedKey {
+            api_key: required(Service::Billing, "api_key", response.api_key)?.try_into()?,
+            account: required(Service::Billing, "account", response.account)?.try_into()?,
+            key: response.key,
+        })
+    }
+}
 
 /// The keys the caller may see: an owner every live key of its account, a member itself; each with its
 /// spend today and this month (UTC).
@@ -34,12 +63,7 @@ pub async fn keys(
     context: CallContext,
 ) -> Result<Json<KeySpendList>, ApiError> {
     let request = context.request(pb::ListAccountKeysRequest {});
-    let response = state
-        .account()
-        .list_keys(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.account().list_keys(request)).await?;
     let keys = response
         .keys
         .into_iter()
@@ -95,12 +119,7 @@ pub async fn create_key(
             .into(),
         policy: body.policy.map(KeyPolicy::to_wire),
     });
-    let created = state
-        .admin()
-        .create_key(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let created = billing(state.admin().create_key(request)).await?;
     Ok((StatusCode::CREATED, Json(created.try_into()?)))
 }
 
@@ -130,12 +149,7 @@ pub async fn list_keys(
     let request = context.request(pb::ListKeysRequest {
         include_revoked: query.include_revoked.unwrap_or(false),
     });
-    let response = state
-        .admin()
-        .list_keys(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.admin().list_keys(request)).await?;
     let keys = response
         .keys
         .into_iter()
@@ -180,12 +194,7 @@ pub async fn update_key(
             .into(),
         policy: body.policy.map(KeyPolicy::to_wire),
     });
-    let key = state
-        .admin()
-        .update_key(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let key = billing(state.admin().update_key(request)).await?;
     Ok(Json(key.try_into()?))
 }
 
@@ -218,12 +227,7 @@ pub async fn rotate_key(
         id,
         grace_period_secs: body.grace_period_secs,
     });
-    let created = state
-        .admin()
-        .rotate_key(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let created = billing(state.admin().rotate_key(request)).await?;
     Ok((StatusCode::CREATED, Json(created.try_into()?)))
 }
 
@@ -243,12 +247,7 @@ pub async fn revoke_key(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<ApiKey>, ApiError> {
     let request = context.request(pb::RevokeKeyRequest { id });
-    let response = state
-        .admin()
-        .revoke_key(request)
-        .await
-        .map_err(ApiError::billing)?
-        .into_inner();
+    let response = billing(state.admin().revoke_key(request)).await?;
     let key = response
         .api_key
         .ok_or_else(|| ApiError::contract(Service::Billing, "api_key is missing"))?;
