@@ -1,22 +1,27 @@
 //! billing-svc: the only writer of money. Keys, accounts, the ledger, pricing, holds and the metering
 //! stream, over gRPC, on SQLite or PostgreSQL.
+//!
+//! Organised by concept: `accounts`, `keys`, `credits` (grants and ledger rows), `holds`, `usage`, `prices`,
+//! `events` (the outbox, webhooks, alerts), `payments` and `sessions` each hold their types and rules, their
+//! operations (`ops`, methods of [`ledger::Ledger`]) and their SQL (`sql`). Below them `store` runs the
+//! write batches and `money`, `time` and `error` are shared by all; above them `grpc` is the wire layer.
 
-pub mod alerts;
+pub mod accounts;
 pub mod audit_command;
-pub mod auto_recharge;
 pub mod backup;
 pub mod config;
+pub mod credits;
 pub mod error;
-pub mod grants;
+pub mod events;
 pub mod grpc;
+pub mod holds;
 pub mod keys;
 pub mod ledger;
 pub mod money;
-pub mod policy;
-pub mod pricing;
+pub mod payments;
+pub mod prices;
 pub mod sessions;
 pub mod startup;
 pub mod store;
-pub mod stripe;
 pub mod time;
-pub mod webhooks;
+pub mod usage;

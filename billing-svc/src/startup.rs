@@ -18,13 +18,13 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::config::Config;
+use crate::events::webhooks::{WebhookSettings, Webhooks};
 use crate::grpc::{AccountApi, AdminApi, ConsoleApi, MeteringApi, PaymentsApi};
 use crate::ledger::{Ledger, LedgerSettings};
+use crate::payments::stripe::StripeApi;
+use crate::payments::stripe::recharger::Recharger;
 use crate::sessions::Sessions;
 use crate::store::{Store, WriteSettings};
-use crate::stripe::StripeApi;
-use crate::stripe::recharger::Recharger;
-use crate::webhooks::{WebhookSettings, Webhooks};
 
 /// Largest gRPC message accepted, either way.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;

@@ -43,7 +43,7 @@ pub fn day_start(ms: Millis) -> Millis {
     ms - ms.rem_euclid(86_400_000)
 }
 
-/// `YYYY-MM-DD` of the UTC day `days` days after 1970-01-01 (as [`crate::store::usage::GroupBy::Day`]
+/// `YYYY-MM-DD` of the UTC day `days` days after 1970-01-01 (as [`crate::usage::sql::GroupBy::Day`]
 /// groups); the text as given when it is no number.
 pub fn day_name(days: &str) -> String {
     days.parse::<i64>()

@@ -8,17 +8,18 @@
 
 use std::collections::HashMap;
 
+use billing_svc::credits::grants::Category;
 use billing_svc::error::BillingError;
-use billing_svc::grants::Category;
+use billing_svc::holds::ops::{Grant, OpenRequest, OutputKind, SettleRequest};
 use billing_svc::keys::KeyType;
-use billing_svc::ledger::{Caller, GrantTerms, NewKey};
-use billing_svc::ledger::{Grant, Ledger, LedgerSettings, OpenRequest, OutputKind, SettleRequest};
+use billing_svc::keys::ops::NewKey;
+use billing_svc::keys::policy::Policy;
+use billing_svc::ledger::{Caller, GrantTerms, Ledger, LedgerSettings};
 use billing_svc::money::Money;
-use billing_svc::policy::Policy;
-use billing_svc::pricing::TokenClasses;
-use billing_svc::store::usage::UsageStatus;
+use billing_svc::prices::TokenClasses;
 use billing_svc::store::{Store, WriteMode, WriteSettings};
 use billing_svc::time;
+use billing_svc::usage::UsageStatus;
 use proptest::prelude::*;
 use proto::ids::ExecutionId;
 use tests::{Backend, TestDatabase, assert_ledger_invariants};

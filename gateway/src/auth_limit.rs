@@ -21,7 +21,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::error::ApiError;
-use crate::error_shape::ErrorShape;
+use crate::model_api::error_shape::ErrorShape;
 
 /// Client IPs tracked at most; past it, buckets that have refilled are forgotten.
 const MAX_TRACKED_CLIENTS: usize = 100_000;

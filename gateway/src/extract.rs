@@ -10,10 +10,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 
-use crate::anthropic_error::AnthropicError;
 use crate::error::ApiError;
 use crate::middleware::RequestId;
-use crate::openai_error::OpenAiError;
+use crate::model_api::anthropic_error::AnthropicError;
+use crate::model_api::openai_error::OpenAiError;
 
 /// A JSON object body: 400 for a syntax error, 415 without `Content-Type: application/json`, 413 when
 /// too large, 422 when it is not an object (serde's derived structs would read an array as the fields'

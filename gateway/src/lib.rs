@@ -3,17 +3,15 @@
 //! caller's `Authorization` and a request id, and the answers are turned into camelCase JSON with exact
 //! money. `/v1/chat/completions` speaks OpenAI's dialect so OpenAI SDKs work unchanged.
 
-pub mod anthropic_error;
 pub mod auth_limit;
 pub mod config;
 pub mod error;
-pub mod error_shape;
 pub mod execution;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod model_api;
 pub mod money;
-pub mod openai_error;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

@@ -8,9 +8,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-use crate::anthropic_error::AnthropicErrorBody;
 use crate::error::ErrorBody;
-use crate::openai_error::OpenAiErrorBody;
+use crate::model_api::anthropic_error::AnthropicErrorBody;
+use crate::model_api::openai_error::OpenAiErrorBody;
 
 /// Every route the gateway serves, `(method, path)`: the contract `/openapi.json` is checked against.
 pub const ROUTES: &[(&str, &str)] = &[

@@ -187,7 +187,9 @@ pub fn app(config: &Config) -> Result<Router, StartupError> {
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn(crate::error_shape::retry_hint))
+        .layer(axum::middleware::from_fn(
+            crate::model_api::error_shape::retry_hint,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             limiter,
             crate::auth_limit::limit_failed_auth,

@@ -11,14 +11,14 @@ use super::{
     grant_to_pb, key_filter, key_spend_to_pb, money, range, stats_to_pb, thresholds, totals_to_pb,
     transaction_to_pb, transaction_type_from_pb, usage_filter, usage_to_pb,
 };
-use crate::auto_recharge::Settings;
 use crate::error::BillingError;
+use crate::events::webhooks::Webhooks;
+use crate::keys::ApiKey;
 use crate::keys::Role;
 use crate::ledger::{Ledger, View};
+use crate::payments::auto_recharge::Settings;
+use crate::payments::stripe::StripeApi;
 use crate::sessions::Sessions;
-use crate::store::keys::ApiKey;
-use crate::stripe::StripeApi;
-use crate::webhooks::Webhooks;
 
 pub struct AccountApi {
     ledger: Ledger,

@@ -12,14 +12,16 @@ use super::{
     price_to_pb, range, role_from_pb, stats_to_pb, thresholds, timestamp, totals_to_pb,
     transaction_to_pb, transaction_type_from_pb, usage_filter, usage_to_pb,
 };
+use crate::accounts::Account;
+use crate::credits::ops::LedgerWrite;
 use crate::error::BillingError;
-use crate::ledger::{CreatedKey, KeyChange, Ledger, LedgerWrite, NewKey, View};
+use crate::events::webhooks::Webhooks;
+use crate::keys::ops::{CreatedKey, KeyChange, NewKey};
+use crate::ledger::{Ledger, View};
 use crate::money::Money;
-use crate::pricing::{self, ClassPrices, GivenPrices, Price};
+use crate::prices::{self, ClassPrices, GivenPrices, Price};
 use crate::sessions::Sessions;
-use crate::store::accounts::Account;
 use crate::time;
-use crate::webhooks::Webhooks;
 use lifecycle::secret::SecretString;
 use proto::ids::{AccountId, ApiKeyId};
 
@@ -369,8 +371,8 @@ impl AdminService for AdminApi {
             base,
             request_fee: optional_money("request_fee", request.request_fee.as_deref())?
                 .unwrap_or(Money::ZERO),
-            markup: pricing::parse_markup(
-                request.markup.as_deref().unwrap_or(pricing::DEFAULT_MARKUP),
+            markup: prices::parse_markup(
+                request.markup.as_deref().unwrap_or(prices::DEFAULT_MARKUP),
             )?,
             effective_from: timestamp("effective_from", request.effective_from.as_ref())?
                 .unwrap_or_else(time::now_ms),
@@ -409,7 +411,7 @@ impl AdminService for AdminApi {
                 .tiers
                 .iter()
                 .map(|tier| {
-                    Ok(pricing::DiscountTier {
+                    Ok(prices::DiscountTier {
                         from_monthly_spend: money("from_monthly_spend", &tier.from_monthly_spend)?,
                         percent_off: Decimal::from_str_exact(tier.percent_off.trim()).map_err(
                             |_| BillingError::invalid("percent_off", "must be a decimal number"),

@@ -9,8 +9,8 @@ use super::{bearer, role_to_pb};
 use crate::error::BillingError;
 use crate::keys;
 use crate::ledger::Ledger;
+use crate::sessions::Session;
 use crate::sessions::{Principal, Sessions};
-use crate::store::sessions::Session;
 use crate::time;
 use lifecycle::secret::{ExposeSecret, SecretString};
 

@@ -23,8 +23,10 @@ use super::{
     usage_status_from_pb,
 };
 use crate::error::BillingError;
+use crate::holds::limits::Window;
+use crate::holds::ops::{Grant, OpenRequest, OutputKind, SettleRequest};
 use crate::keys::KeyType;
-use crate::ledger::{Grant, Ledger, OpenRequest, OutputKind, SettleRequest, Window};
+use crate::ledger::Ledger;
 use crate::time;
 use lifecycle::secret::SecretString;
 use proto::ids::{ApiKeyId, ExecutionId};

@@ -16,23 +16,25 @@ pub use payments::PaymentsApi;
 use proto::billing::v1 as pb;
 use tonic::metadata::MetadataMap;
 
-use crate::auto_recharge::AutoRecharge;
+use crate::accounts::Account;
+use crate::credits::grants::{Category, CreditGrant};
+use crate::credits::transactions::{Transaction, TransactionType};
 use crate::error::BillingError;
-use crate::grants::{Category, CreditGrant};
+use crate::events::webhooks::Webhooks;
+use crate::events::webhooks::{Attempt, Endpoint};
+use crate::events::{Event, EventType};
+use crate::keys::ApiKey;
+use crate::keys::ops::KeySpend;
+use crate::keys::policy::Policy;
 use crate::keys::{self, KeyType, Role};
-use crate::ledger::{AutoRechargeView, Caller, GrantTerms, KeySpend, Ledger};
+use crate::ledger::{Caller, GrantTerms, Ledger};
 use crate::money::Money;
-use crate::policy::Policy;
-use crate::pricing::{Price, TokenClasses};
+use crate::payments::auto_recharge::AutoRecharge;
+use crate::payments::ops::AutoRechargeView;
+use crate::prices::{Price, TokenClasses};
 use crate::sessions::Sessions;
-use crate::store::accounts::Account;
-use crate::store::events::{Event, EventType};
-use crate::store::keys::ApiKey;
-use crate::store::transactions::{Transaction, TransactionType};
-use crate::store::usage::{Totals, UsageFilter, UsageRecord, UsageStatus};
-use crate::store::webhooks::{Attempt, Endpoint};
 use crate::time::{self, Millis};
-use crate::webhooks::Webhooks;
+use crate::usage::{Totals, UsageFilter, UsageRecord, UsageStatus};
 use lifecycle::secret::{ExposeSecret, SecretString};
 use proto::credentials::{self, BearerError};
 use proto::ids::ApiKeyId;
@@ -507,7 +509,7 @@ fn thresholds(texts: &[String]) -> Result<Vec<Money>, BillingError> {
         .collect()
 }
 
-fn alerts_to_pb(alerts: &[crate::alerts::LowBalance]) -> pb::Alerts {
+fn alerts_to_pb(alerts: &[crate::events::alerts::LowBalance]) -> pb::Alerts {
     pb::Alerts {
         low_balance: alerts
             .iter()
@@ -649,7 +651,7 @@ fn price_to_pb(price: &Price) -> pb::Price {
 
 /// Statistics, reported for `api_key_id` (the calling or named key; empty when the account was named).
 fn stats_to_pb(
-    stats: &crate::ledger::Stats,
+    stats: &crate::usage::ops::Stats,
     api_key_id: Option<&ApiKeyId>,
     audience: Audience,
 ) -> pb::Stats {
@@ -688,7 +690,7 @@ fn stats_to_pb(
     }
 }
 
-fn settlement_to_pb(settlement: &crate::ledger::Settlement) -> pb::Settlement {
+fn settlement_to_pb(settlement: &crate::holds::ops::Settlement) -> pb::Settlement {
     pb::Settlement {
         usage: Some(usage_to_pb(&settlement.usage, Audience::Operator)),
         balance_after: settlement

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::{account_to_pb, grant_to_pb, transaction_to_pb};
 use crate::error::BillingError;
 use crate::ledger::Ledger;
-use crate::stripe::{self, Handled};
+use crate::payments::stripe::{self, Handled};
 use crate::time;
 use lifecycle::secret::{ExposeSecret, SecretString};
 

@@ -5,42 +5,33 @@
 //!
 //! Each operation is a method that validates its input, then hands an owned copy of what it needs to a
 //! `*_in` function that runs in the write [`Batch`]: that function is the operation's whole transaction.
+//!
+//! This module holds [`Ledger`] and what every operation shares: authentication, the headroom, posting a
+//! ledger row ([`Entry`]) with its grant effect, balance events, [`emit`], and what reads share ([`Page`],
+//! [`View`]). The operations themselves are `impl Ledger` blocks in the module of their concept:
+//! `accounts::ops`, `keys::ops`, `credits::ops` and `credits::expiry`, `holds::ops`, `prices::ops`,
+//! `usage::ops`, `events::ops`, `payments::ops`.
 
-mod accounts;
-mod credits;
-mod expiry;
-mod key_cache;
-mod keys;
-mod limits;
-mod metering;
-mod payments;
-mod prices;
-mod queries;
+mod reads;
 
-pub use accounts::AccountView;
-pub use credits::LedgerWrite;
-pub use keys::{CreatedKey, KeyChange, KeySpend, NewKey};
-pub use limits::{RateStatus, Window};
-
-pub use metering::{Grant, OpenRequest, Opened, OutputKind, SettleRequest, Settlement};
-pub use payments::{AutoRechargeView, StripePayment};
-pub use queries::{MAX_TOP_ACCOUNTS, Page, PlatformStats, Stats, View, range};
+pub use reads::{Page, View, range};
+pub(crate) use reads::{cursor, page, page_by, page_size};
 
 use serde_json::json;
 
-use crate::alerts;
+use crate::accounts::Account;
+use crate::credits::grants;
+use crate::credits::grants::{Category, CreditGrant};
+use crate::credits::transactions::{self, Transaction, TransactionType};
 use crate::error::{BillingError, Scope};
-use crate::grants;
-use crate::grants::{Category, CreditGrant};
+use crate::events::alerts;
+use crate::events::{Event, EventType};
+use crate::holds;
+use crate::keys::cache::KeyCache;
+use crate::keys::{self, ApiKey, Found};
 use crate::money::Money;
-use crate::store::accounts::Account;
-use crate::store::events::{Event, EventType};
-use crate::store::holds;
-use crate::store::keys::{ApiKey, Found};
-use crate::store::transactions::{self, Transaction, TransactionType};
-use crate::store::{self, Batch, Store};
+use crate::store::{Batch, Store};
 use crate::time::{self, Millis};
-use key_cache::KeyCache;
 use proto::ids::{AccountId, ApiKeyId, EventId, GrantId};
 use std::sync::Arc;
 
@@ -56,9 +47,9 @@ pub struct LedgerSettings {
 /// The ledger: the only writer of money.
 #[derive(Clone)]
 pub struct Ledger {
-    store: Store,
-    settings: LedgerSettings,
-    keys: Arc<KeyCache>,
+    pub(crate) store: Store,
+    pub(crate) settings: LedgerSettings,
+    pub(crate) keys: Arc<KeyCache>,
 }
 
 /// Which limit binds the credit an account (or one of its keys) may still reserve.
@@ -79,7 +70,7 @@ impl Bound {
         }
     }
 
-    fn refusal(self, balance: Money) -> BillingError {
+    pub(crate) fn refusal(self, balance: Money) -> BillingError {
         match self {
             Bound::Credits => BillingError::InsufficientCredits { balance },
             Bound::Daily(limit, scope) => BillingError::DailyLimitExceeded {
@@ -98,9 +89,9 @@ impl Bound {
 
 /// What an account may still reserve, and the limit that sets it.
 #[derive(Debug, Clone, Copy)]
-struct Headroom {
-    amount: Money,
-    bound: Bound,
+pub(crate) struct Headroom {
+    pub(crate) amount: Money,
+    pub(crate) bound: Bound,
 }
 
 impl Ledger {
@@ -125,7 +116,7 @@ impl Ledger {
             Some(found) => found,
             None => {
                 let mut connection = self.store.reader().acquire().await?;
-                let found = store::keys::by_hash(&mut connection, &hash)
+                let found = keys::sql::by_hash(&mut connection, &hash)
                     .await?
                     .ok_or(BillingError::UnknownKey)?;
                 self.keys.insert(hash.clone(), &found);
@@ -145,7 +136,7 @@ impl Ledger {
     /// never opens executions, so it holds no secret to check again after a rotation.
     pub async fn session_caller(&self, id: &ApiKeyId) -> Result<Caller, BillingError> {
         let mut connection = self.store.reader().acquire().await?;
-        let key = store::keys::by_id(&mut connection, id)
+        let key = keys::sql::by_id(&mut connection, id)
             .await?
             .ok_or(BillingError::SessionEnded)?;
         let found = Found {
@@ -162,7 +153,7 @@ impl Ledger {
 
     /// The caller's key as it is now, read under the account lock: a revocation, expiry, rotation or
     /// policy change made through any process sharing the database takes effect here.
-    async fn recheck(
+    pub(crate) async fn recheck(
         batch: &mut Batch,
         caller: &Caller,
         now: Millis,
@@ -175,7 +166,7 @@ impl Ledger {
             }
         } else {
             // Rotated since the caller was authenticated: which secret it holds is read again.
-            store::keys::by_hash(batch.connection().await?, &caller.key_hash)
+            keys::sql::by_hash(batch.connection().await?, &caller.key_hash)
                 .await?
                 .filter(|found| found.key.id == caller.key.id)
                 .ok_or(BillingError::UnknownKey)?
@@ -187,7 +178,7 @@ impl Ledger {
     /// The account of a key (for settlements replayed by key id).
     pub async fn account_of_key(&self, id: &ApiKeyId) -> Result<AccountId, BillingError> {
         let mut connection = self.store.reader().acquire().await?;
-        Ok(store::keys::by_id(&mut connection, id)
+        Ok(keys::sql::by_id(&mut connection, id)
             .await?
             .ok_or(BillingError::NotFound("api key"))?
             .account_id)
@@ -198,11 +189,11 @@ impl Ledger {
     pub async fn resolve(&self, id: &str) -> Result<(AccountId, Option<ApiKeyId>), BillingError> {
         let mut connection = self.store.reader().acquire().await?;
         let key_id = ApiKeyId::from(id);
-        if let Some(key) = store::keys::by_id(&mut connection, &key_id).await? {
+        if let Some(key) = keys::sql::by_id(&mut connection, &key_id).await? {
             return Ok((key.account_id, Some(key_id)));
         }
         let account_id = AccountId::from(id);
-        match store::accounts::by_id(&mut connection, &account_id).await? {
+        match crate::accounts::sql::by_id(&mut connection, &account_id).await? {
             Some(_) => Ok((account_id, None)),
             None => Err(BillingError::NotFound("api key or account")),
         }
@@ -211,7 +202,7 @@ impl Ledger {
     /// What the locked account may still reserve: the least of its available credit, what is left under
     /// its daily and monthly caps (settled spend plus active holds count against a cap), and, when a key
     /// is given, what is left under that key's own caps (its spend and holds against its policy).
-    async fn headroom(
+    pub(crate) async fn headroom(
         batch: &mut Batch,
         account: &Account,
         key: Option<&ApiKey>,
@@ -243,13 +234,17 @@ impl Ledger {
         for (limit, since, key, bound) in caps {
             let Some(limit) = limit else { continue };
             let key_id = key.map(|key| &key.id);
-            let spent =
-                transactions::spend_since(batch.connection().await?, &account.id, key_id, since)
-                    .await?;
+            let spent = transactions::sql::spend_since(
+                batch.connection().await?,
+                &account.id,
+                key_id,
+                since,
+            )
+            .await?;
             let held = match key_id {
                 None => account.held_credits,
                 Some(key_id) => {
-                    holds::of_key(batch.connection().await?, key_id, now)
+                    holds::sql::of_key(batch.connection().await?, key_id, now)
                         .await?
                         .amount
                 }
@@ -278,7 +273,7 @@ impl Ledger {
     /// (paying the overage first), a charge draws grants down in spending order (what none covers becomes
     /// overage, and the row's metadata names the grants and amounts), an expiry empties its grant. Returns
     /// the row and the grant it created, if any. The caller saves the account with [`Batch::save`].
-    async fn post(
+    pub(crate) async fn post(
         batch: &mut Batch,
         account: &mut Account,
         entry: Entry,
@@ -392,7 +387,7 @@ impl Ledger {
     /// The events a balance change from `before` causes: `balance.low` for each armed threshold it crossed
     /// (re-arming those it is back above), `balance.depleted` when it reached zero; and the auto-recharge a
     /// crossing of its threshold starts.
-    async fn balance_events(
+    pub(crate) async fn balance_events(
         batch: &mut Batch,
         account: &mut Account,
         before: Money,
@@ -419,7 +414,7 @@ impl Ledger {
 }
 
 /// Writes an event to the outbox, in the operation's transaction; returns its id.
-fn emit(
+pub(crate) fn emit(
     batch: &mut Batch,
     account_id: &AccountId,
     kind: EventType,
@@ -429,13 +424,13 @@ fn emit(
     batch.emit(Event::new(account_id, kind, data, now))
 }
 
-fn checked(amount: Option<Money>) -> Result<Money, BillingError> {
+pub(crate) fn checked(amount: Option<Money>) -> Result<Money, BillingError> {
     amount.ok_or(BillingError::Overflow)
 }
 
 /// What a ledger row does to the account's grants.
 #[derive(Debug, Clone)]
-enum GrantEffect {
+pub(crate) enum GrantEffect {
     /// A credit: a new grant on these terms.
     Add(GrantTerms),
     /// A charge: drawn from the grants in spending order.
@@ -464,15 +459,15 @@ impl GrantTerms {
 }
 
 /// A ledger row to write.
-struct Entry {
-    kind: TransactionType,
-    grant: GrantEffect,
+pub(crate) struct Entry {
+    pub(crate) kind: TransactionType,
+    pub(crate) grant: GrantEffect,
     /// The key that caused it, if one did.
-    api_key_id: Option<ApiKeyId>,
-    amount: Money,
-    description: String,
-    metadata: serde_json::Value,
-    idempotency_key: Option<String>,
+    pub(crate) api_key_id: Option<ApiKeyId>,
+    pub(crate) amount: Money,
+    pub(crate) description: String,
+    pub(crate) metadata: serde_json::Value,
+    pub(crate) idempotency_key: Option<String>,
 }
 
 /// Checks free text from clients: at most `max_chars` characters, no control characters.
@@ -501,13 +496,13 @@ pub fn validate_text(
 pub struct Caller {
     pub key: ApiKey,
     /// The hash of the secret it was presented with (to check it again after a rotation).
-    key_hash: String,
+    pub(crate) key_hash: String,
     /// The secret is the key's previous one (a rotation's grace period).
-    previous_secret: bool,
+    pub(crate) previous_secret: bool,
 }
 
 /// Refuses a revoked or expired key, and a rotated-out secret whose grace period is over.
-fn usable(found: &Found, now: Millis) -> Result<(), BillingError> {
+pub(crate) fn usable(found: &Found, now: Millis) -> Result<(), BillingError> {
     let key = &found.key;
     if key.revoked_at.is_some() {
         return Err(BillingError::KeyRevoked);

@@ -15,7 +15,7 @@
 //! cap, a key or price change) asks for [`Batch::connection`]: the batch first writes everything staged so
 //! far, so that the statement sees it, and opens a savepoint for the operation, rolled back if it fails.
 //! Events are the exception: they are written last, just before the commit, so that the outbox's order is
-//! the order of the commits ([`events::insert_at_commit`]).
+//! the order of the commits ([`events::sql::insert_at_commit`]).
 //! Everything remembered was read inside this transaction (accounts under their lock), so another
 //! billing-svc process writing the same database cannot make it stale.
 
@@ -25,18 +25,21 @@ use std::mem;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
-use super::accounts::{self, Account};
-use super::events::{self, Event};
-use super::grants;
-use super::holds::{self, Hold, Known};
-use super::keys::{self, ApiKey};
-use super::transactions::{self, Transaction as LedgerRow};
-use super::usage::{self, UsageRecord};
-use super::{Backend, bulk, pricing};
+use super::backend::Backend;
+use super::bulk;
+use crate::accounts::{self, Account};
+use crate::credits::grants;
+use crate::credits::grants::CreditGrant;
+use crate::credits::transactions::{self, Transaction as LedgerRow};
 use crate::error::BillingError;
-use crate::grants::CreditGrant;
-use crate::pricing::Price;
+use crate::events::{self, Event};
+use crate::holds::sql::Known;
+use crate::holds::{self, Hold};
+use crate::keys::{self, ApiKey};
+use crate::prices;
+use crate::prices::Price;
 use crate::time::Millis;
+use crate::usage::{self, UsageRecord};
 use proto::ids::{AccountId, ApiKeyId, EventId, ExecutionId};
 
 /// What an operation will read, declared when it is queued, so that its batch loads it together with
@@ -133,15 +136,15 @@ impl Layer {
             }
         }
         for chunk in released.chunks(bulk::MAX_ROWS) {
-            holds::delete(connection, chunk).await?;
+            holds::sql::delete(connection, chunk).await?;
             statements += 1;
         }
         for chunk in placed.chunks(bulk::MAX_ROWS) {
-            holds::insert(connection, chunk).await?;
+            holds::sql::insert(connection, chunk).await?;
             statements += 1;
         }
         for chunk in grown.chunks(bulk::MAX_ROWS) {
-            holds::update_grants(connection, chunk).await?;
+            holds::sql::update_grants(connection, chunk).await?;
             statements += 1;
         }
         for execution in self.executions.values_mut() {
@@ -153,15 +156,15 @@ impl Layer {
         }
         let rows = mem::take(&mut self.rows);
         for chunk in rows.usage.chunks(bulk::MAX_ROWS) {
-            usage::insert(connection, chunk).await?;
+            usage::sql::insert(connection, chunk).await?;
             statements += 1;
         }
         for chunk in rows.transactions.chunks(bulk::MAX_ROWS) {
-            transactions::insert(connection, chunk).await?;
+            transactions::sql::insert(connection, chunk).await?;
             statements += 1;
         }
         for chunk in rows.grants.chunks(bulk::MAX_ROWS) {
-            grants::insert(connection, chunk).await?;
+            grants::sql::insert(connection, chunk).await?;
             statements += 1;
         }
         let changed: Vec<&Account> = self
@@ -180,11 +183,11 @@ impl Layer {
             })
             .collect();
         for chunk in changed_grants.chunks(bulk::MAX_ROWS) {
-            grants::update_remaining(connection, chunk).await?;
+            grants::sql::update_remaining(connection, chunk).await?;
             statements += 1;
         }
         for chunk in changed.chunks(bulk::MAX_ROWS) {
-            accounts::update_money(connection, chunk).await?;
+            accounts::sql::update_money(connection, chunk).await?;
             statements += 1;
         }
         for (account, changed) in self.accounts.values_mut() {
@@ -196,7 +199,7 @@ impl Layer {
         Ok(statements)
     }
 
-    /// Writes the staged events to the outbox, last before the commit: [`events::insert_at_commit`]
+    /// Writes the staged events to the outbox, last before the commit: [`events::sql::insert_at_commit`]
     /// keeps the outbox's order the order of the commits.
     async fn write_events(
         &mut self,
@@ -204,7 +207,7 @@ impl Layer {
         backend: Backend,
     ) -> Result<u64, sqlx::Error> {
         let staged = mem::take(&mut self.rows.events);
-        events::insert_at_commit(connection, backend, &staged).await
+        events::sql::insert_at_commit(connection, backend, &staged).await
     }
 
     /// Takes `other` (a succeeded operation) in.
@@ -301,7 +304,7 @@ impl Batch {
         }
         let keys = unique(&prefetch.keys);
         for chunk in keys.chunks(bulk::MAX_ROWS) {
-            for key in keys::by_ids(&mut self.transaction, chunk).await? {
+            for key in keys::sql::by_ids(&mut self.transaction, chunk).await? {
                 self.keys.insert(key.id.clone(), key);
             }
             self.statements += 1;
@@ -321,8 +324,8 @@ impl Batch {
     }
 
     async fn lock_accounts(&mut self, ids: &[&AccountId]) -> Result<(), sqlx::Error> {
-        let locked = accounts::lock(&mut self.transaction, self.backend, ids).await?;
-        let mut grants = grants::live(&mut self.transaction, ids).await?;
+        let locked = accounts::sql::lock(&mut self.transaction, self.backend, ids).await?;
+        let mut grants = grants::sql::live(&mut self.transaction, ids).await?;
         self.statements += 2;
         for mut account in locked {
             let (theirs, others) = grants
@@ -342,7 +345,7 @@ impl Batch {
     }
 
     async fn load_prices(&mut self, models: &[&str]) -> Result<(), sqlx::Error> {
-        let rows = pricing::of_models(&mut self.transaction, models).await?;
+        let rows = prices::sql::of_models(&mut self.transaction, models).await?;
         self.statements += 1;
         for price in rows {
             if !self.prices.contains(&price) {
@@ -356,7 +359,7 @@ impl Batch {
 
     async fn load_executions(&mut self, ids: &[&ExecutionId]) -> Result<(), sqlx::Error> {
         let mut known: HashMap<ExecutionId, Known> =
-            holds::of_executions(&mut self.transaction, ids)
+            holds::sql::of_executions(&mut self.transaction, ids)
                 .await?
                 .into_iter()
                 .collect();
@@ -458,7 +461,7 @@ impl Batch {
         Ok(())
     }
 
-    /// The account `id`, locked for the rest of the transaction (see [`accounts::lock`]).
+    /// The account `id`, locked for the rest of the transaction (see [`accounts::sql::lock`]).
     pub async fn lock(&mut self, id: &AccountId) -> Result<Account, BillingError> {
         if let Some((account, _)) = self.operation.accounts.get(id) {
             return Ok(account.clone());
@@ -491,7 +494,7 @@ impl Batch {
         if let Some(key) = self.keys.get(id) {
             return Ok(key.clone());
         }
-        let key = keys::by_id(&mut self.transaction, id)
+        let key = keys::sql::by_id(&mut self.transaction, id)
             .await?
             .ok_or(BillingError::NotFound("api key"))?;
         self.statements += 1;
@@ -504,7 +507,7 @@ impl Batch {
         self.keys.remove(id);
     }
 
-    /// The price of `model` for `account` effective at `at` (see [`crate::pricing::effective`]); its rows are
+    /// The price of `model` for `account` effective at `at` (see [`crate::prices::effective`]); its rows are
     /// read once per batch. `ModelNotPriced` when no row prices it.
     pub async fn price(
         &mut self,
@@ -515,7 +518,7 @@ impl Batch {
         if !self.priced.contains(model) {
             self.load_prices(&[model]).await?;
         }
-        crate::pricing::effective(&self.prices, account, model, at)
+        crate::prices::effective(&self.prices, account, model, at)
             .cloned()
             .ok_or_else(|| BillingError::ModelNotPriced {
                 model: model.to_string(),
@@ -552,7 +555,7 @@ impl Batch {
             ExecutionState::Settled(Some(record)) => Ok(Some(*record)),
             ExecutionState::Settled(None) => {
                 self.statements += 1;
-                Ok(usage::by_execution(&mut self.transaction, id).await?)
+                Ok(usage::sql::by_execution(&mut self.transaction, id).await?)
             }
             ExecutionState::Unused | ExecutionState::Held(_) => Ok(None),
         }

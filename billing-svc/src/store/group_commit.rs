@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::Backend;
+use super::backend::Backend;
 use super::batch::{Batch, Prefetch};
 use crate::error::BillingError;
 

@@ -1,30 +1,20 @@
-//! All the SQL. One implementation serves SQLite and PostgreSQL through sqlx's `Any` driver: money is integer
-//! nano-dollars and times are Unix milliseconds, so every statement is portable; only the migrations
-//! differ per backend.
+//! The database and the write engine. One implementation serves SQLite and PostgreSQL through sqlx's `Any`
+//! driver: money is integer nano-dollars and times are Unix milliseconds, so every statement is portable;
+//! only the migrations differ per backend.
 //!
-//! Each function runs one statement on the connection it is given; the ledger composes them into one
-//! write operation, run by [`Store::write`] in a [`Batch`]: either its own transaction (`naive`) or one
+//! The SQL of each table lives with its concept (`accounts::sql`, `holds::sql`, ...): each function runs one
+//! statement on the connection it is given; a ledger operation composes them into one write operation, run by [`Store::write`] in a [`Batch`]: either its own transaction (`naive`) or one
 //! group-committed transaction with other operations (`batched`, see [`group_commit`]). Every ledger
 //! operation starts with [`Batch::lock`]: the account row is locked once per batch (on PostgreSQL the row
 //! lock, on SQLite the database write lock the batch takes when it begins), so the checks that follow
 //! (available credit, caps, idempotency) cannot race with another writer of the same account. The hot
 //! path's tables are read and written with one multi-row statement per table and batch ([`bulk`]).
 
-pub mod accounts;
 pub mod audit;
+pub mod backend;
 mod batch;
-mod bulk;
-pub mod events;
-pub mod grants;
+pub(crate) mod bulk;
 mod group_commit;
-pub mod holds;
-pub mod keys;
-pub mod pricing;
-pub mod recharges;
-pub mod sessions;
-pub mod transactions;
-pub mod usage;
-pub mod webhooks;
 
 use std::path::Path;
 use std::time::Duration;
@@ -34,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Executor};
 
 use crate::error::BillingError;
+use backend::Backend;
 pub use batch::{Batch, ExecutionState, Prefetch};
 use group_commit::GroupCommit;
 use proto::ids::AccountId;
@@ -83,13 +74,6 @@ impl Shard<'_> {
             Shard::Sessions => "console_sessions",
         }
     }
-}
-
-/// Which database the URL selected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
 }
 
 /// The connection pools. SQLite has one writer connection (SQLite serialises writers anyway; one connection

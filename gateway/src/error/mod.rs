@@ -1,6 +1,6 @@
 //! Every error the gateway answers with: one enum, one exhaustive table from gRPC codes to HTTP statuses,
 //! and the body shape `{error, code, details}` (QUICK_START.md §8; OpenAI's shape for `/v1` is in
-//! [`crate::openai_error`]). Errors of the model provider keep the provider's status and message.
+//! [`crate::model_api::openai_error`]). Errors of the model provider keep the provider's status and message.
 
 mod status_details;
 
@@ -534,7 +534,7 @@ pub struct ErrorDescription {
     pub retry_after_secs: Option<u64>,
 }
 
-/// The retry hint the OpenAI and Anthropic SDKs read before their own rules (see [`crate::error_shape`]).
+/// The retry hint the OpenAI and Anthropic SDKs read before their own rules (see [`crate::model_api::error_shape`]).
 pub const SHOULD_RETRY_HEADER: HeaderName = HeaderName::from_static("x-should-retry");
 
 /// `status` with a `Retry-After` header when there is one to send, and `body` as JSON.

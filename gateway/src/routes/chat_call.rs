@@ -11,9 +11,9 @@ use proto::executor::v1::{ExecuteRequest, RateLimits};
 use crate::error::{ApiError, Service};
 use crate::execution;
 use crate::extract::{CallContext, end_user_id, header_text};
+use crate::model_api::billing::{billing_headers, chunk_billing, rate_limit_headers};
 use crate::routes::execute::IDEMPOTENCY_KEY_HEADER;
 use crate::routes::execution_summary::ExecutionSummary;
-use crate::routes::openai::billing::{billing_headers, chunk_billing, rate_limit_headers};
 use crate::routes::openai::{SESSION_HEADER, WORKSPACE_HEADER};
 use crate::state::AppState;
 

@@ -32,7 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::error_shape::ErrorShape;
+use crate::model_api::error_shape::ErrorShape;
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
 

@@ -17,15 +17,15 @@ use serde_json::{Map, Value, json};
 
 use super::AnthropicJson;
 use super::translate::{self, message_id, stop_reason};
-use crate::anthropic_error::AnthropicError;
 use crate::error::{ApiError, Service};
 use crate::execution::{self, ExecutionEvent};
 use crate::extract::{AnthropicCallContext, header_text};
+use crate::model_api::anthropic_error::AnthropicError;
+use crate::model_api::billing::{ChunkBilling, chunk_billing};
 use crate::openapi::AnthropicErrors;
 use crate::routes::billing_call::billing;
 use crate::routes::chat_call;
 use crate::routes::execution_summary::{ExecutionSummary, FinishReason};
-use crate::routes::openai::billing::{ChunkBilling, chunk_billing};
 use crate::state::AppState;
 
 /// The endpoint recorded on usage records.

@@ -16,11 +16,11 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::OpenAiJson;
-use super::billing::{ChunkBilling, chunk_billing};
 use crate::error::ApiError;
 use crate::execution::{self, ExecutionEvent};
 use crate::extract::OpenAiCallContext;
-use crate::openai_error::OpenAiError;
+use crate::model_api::billing::{ChunkBilling, chunk_billing};
+use crate::model_api::openai_error::OpenAiError;
 use crate::openapi::OpenAiErrors;
 use crate::routes::chat_call;
 use crate::routes::execution_summary::ExecutionSummary;

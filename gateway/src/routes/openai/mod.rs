@@ -3,15 +3,14 @@
 //! [`models`]. Requests reach the provider as the
 //! client wrote them and answers come back as the provider wrote them; the platform adds only its billing
 //! figures (`x-billing-*` headers, and a `billing` object on a stream's last chunk). Errors use OpenAI's
-//! shape ([`crate::openai_error`]).
+//! shape ([`crate::model_api::openai_error`]).
 
-pub mod billing;
 pub mod chat;
 pub mod embeddings;
 pub mod models;
 pub mod responses;
 
-use crate::openai_error::OpenAiError;
+use crate::model_api::openai_error::OpenAiError;
 
 /// OpenAI SDKs cannot add body fields easily, but all can add headers.
 pub const WORKSPACE_HEADER: &str = "x-workspace-id";

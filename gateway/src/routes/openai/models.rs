@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, Service};
 use crate::extract::OpenAiCallContext;
-use crate::openai_error::OpenAiError;
+use crate::model_api::openai_error::OpenAiError;
 use crate::openapi::OpenAiErrors;
 use crate::routes::billing_call::billing;
 use crate::state::AppState;

@@ -1,0 +1,234 @@
+//! SQL of `billing_accounts`.
+
+use rust_decimal::Decimal;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::Account;
+use crate::events::alerts;
+use crate::money::Money;
+use crate::payments::auto_recharge;
+use crate::prices::DiscountTier;
+use crate::store::backend::Backend;
+use crate::store::bulk;
+use crate::time::Millis;
+use proto::ids::AccountId;
+
+const COLUMNS: &str = "id, name, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, \
+    updated_at, overage, low_balance_alerts, auto_recharge, discount_tiers";
+
+fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
+    let daily: Option<i64> = row.try_get(5)?;
+    let monthly: Option<i64> = row.try_get(6)?;
+    Ok(Account {
+        id: AccountId::from(row.try_get::<String, _>(0)?),
+        name: row.try_get(1)?,
+        credits_balance: Money::from_nanos(row.try_get(2)?),
+        held_credits: Money::from_nanos(row.try_get(3)?),
+        total_spent: Money::from_nanos(row.try_get(4)?),
+        daily_limit: daily.map(Money::from_nanos),
+        monthly_limit: monthly.map(Money::from_nanos),
+        created_at: row.try_get(7)?,
+        updated_at: row.try_get(8)?,
+        overage: Money::from_nanos(row.try_get(9)?),
+        low_balance: alerts::from_json(&row.try_get::<String, _>(10)?)
+            .map_err(|error| sqlx::Error::Decode(format!("low_balance_alerts: {error}").into()))?,
+        auto_recharge: row
+            .try_get::<Option<String>, _>(11)?
+            .map(|text| auto_recharge::from_json(&text))
+            .transpose()
+            .map_err(|error| sqlx::Error::Decode(format!("auto_recharge: {error}").into()))?,
+        discount_tiers: tiers_from_json(&row.try_get::<String, _>(12)?)
+            .map_err(|error| sqlx::Error::Decode(format!("discount_tiers: {error}").into()))?,
+        grants: Vec::new(),
+        changed_grants: Vec::new(),
+    })
+}
+
+/// Tiers as stored: `[{"fromMonthlySpend": "1000", "percentOff": "10"}]`.
+pub fn tiers_to_json(tiers: &[DiscountTier]) -> String {
+    let tiers: Vec<serde_json::Value> = tiers
+        .iter()
+        .map(|tier| {
+            serde_json::json!({
+                "fromMonthlySpend": tier.from_monthly_spend.to_string(),
+                "percentOff": tier.percent_off.to_string(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(tiers).to_string()
+}
+
+fn tiers_from_json(text: &str) -> Result<Vec<DiscountTier>, String> {
+    if text == "[]" {
+        return Ok(Vec::new());
+    }
+    let tiers: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|error| error.to_string())?;
+    tiers
+        .iter()
+        .map(|tier| {
+            let field = |name: &str| tier[name].as_str().ok_or(format!("{name} missing"));
+            Ok(DiscountTier {
+                from_monthly_spend: field("fromMonthlySpend")?
+                    .parse()
+                    .map_err(|error| format!("fromMonthlySpend {error}"))?,
+                percent_off: Decimal::from_str_exact(field("percentOff")?)
+                    .map_err(|error| format!("percentOff {error}"))?,
+            })
+        })
+        .collect()
+}
+
+/// Replaces the account's volume tiers.
+pub async fn set_discount_tiers(
+    connection: &mut AnyConnection,
+    account: &Account,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE billing_accounts SET discount_tiers = $1, updated_at = $2 WHERE id = $3")
+        .bind(tiers_to_json(&account.discount_tiers))
+        .bind(account.updated_at)
+        .bind(account.id.as_str())
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert(connection: &mut AnyConnection, account: &Account) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO billing_accounts (id, name, credits_balance, held_credits, total_spent, created_at, updated_at) \
+         VALUES ($1, $2, 0, 0, 0, $3, $3)",
+    )
+    .bind(account.id.as_str())
+    .bind(&account.name)
+    .bind(account.created_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Reads `ids` (at most [`bulk::MAX_ROWS`]) inside a write transaction, in one statement, locked: on
+/// PostgreSQL each row is locked (`FOR UPDATE`, in id order, so that two writers locking overlapping sets
+/// cannot deadlock); on SQLite the batch's transaction already holds the database write lock
+/// (`BEGIN IMMEDIATE`). Concurrent operations on one account therefore run one after the other. Ids with
+/// no account are absent.
+pub async fn lock(
+    connection: &mut AnyConnection,
+    backend: Backend,
+    ids: &[&AccountId],
+) -> Result<Vec<Account>, sqlx::Error> {
+    let lock = match backend {
+        Backend::Postgres => "FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    bulk::fetch_in(connection, ids, |list| {
+        format!("SELECT {COLUMNS} FROM billing_accounts WHERE id IN ({list}) ORDER BY id {lock}")
+    })
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+pub async fn by_id(
+    connection: &mut AnyConnection,
+    id: &AccountId,
+) -> Result<Option<Account>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM billing_accounts WHERE id = $1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(connection)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+/// Accounts oldest first, after the cursor `(created_at, id)` of the previous page, at most `limit`.
+pub async fn list(
+    connection: &mut AnyConnection,
+    after: Option<(Millis, &AccountId)>,
+    limit: i64,
+) -> Result<Vec<Account>, sqlx::Error> {
+    let (after_time, after_id) = after.map_or((Millis::MIN, ""), |(time, id)| (time, id.as_str()));
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM billing_accounts WHERE created_at > $1 OR (created_at = $1 AND id > $2) \
+         ORDER BY created_at, id LIMIT $3"
+    ))
+    .bind(after_time)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Writes the money columns of locked `accounts` (at most [`bulk::MAX_ROWS`]) in one statement.
+pub async fn update_money(
+    connection: &mut AnyConnection,
+    accounts: &[&Account],
+) -> Result<(), sqlx::Error> {
+    debug_assert!(accounts.len() <= bulk::MAX_ROWS);
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "WITH v (id, credits_balance, held_credits, total_spent, updated_at, overage, low_balance_alerts, \
+         auto_recharge) AS (VALUES {}) \
+         UPDATE billing_accounts SET credits_balance = v.credits_balance, held_credits = v.held_credits, \
+         total_spent = v.total_spent, updated_at = v.updated_at, overage = v.overage, \
+         low_balance_alerts = v.low_balance_alerts, auto_recharge = v.auto_recharge FROM v \
+         WHERE billing_accounts.id = v.id",
+        bulk::tuples(
+            bulk::Style::of(connection),
+            bulk::slots(accounts.len()),
+            8,
+            1
+        )
+    );
+    let encoded: Vec<(&Account, String, Option<String>)> = accounts
+        .iter()
+        .map(|account| {
+            (
+                *account,
+                alerts::to_json(&account.low_balance),
+                account.auto_recharge.as_ref().map(auto_recharge::to_json),
+            )
+        })
+        .collect();
+    bulk::bind_padded(
+        sqlx::query(&sql),
+        &encoded,
+        |query, (account, low_balance, auto_recharge)| {
+            query
+                .bind(account.id.as_str())
+                .bind(account.credits_balance.nanos())
+                .bind(account.held_credits.nanos())
+                .bind(account.total_spent.nanos())
+                .bind(account.updated_at)
+                .bind(account.overage.nanos())
+                .bind(low_balance.as_str())
+                .bind(auto_recharge.as_deref())
+        },
+    )
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_limits(
+    connection: &mut AnyConnection,
+    account: &Account,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE billing_accounts SET daily_limit = $1, monthly_limit = $2, updated_at = $3 WHERE id = $4")
+        .bind(account.daily_limit.map(Money::nanos))
+        .bind(account.monthly_limit.map(Money::nanos))
+        .bind(account.updated_at)
+        .bind(account.id.as_str())
+        .execute(connection)
+        .await?;
+    Ok(())
+}
