@@ -7,6 +7,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::money::Money;
+use proto::refusal::Refusal;
 
 /// Whose cap refused a charge: the account's, or the calling key's own (its policy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +34,11 @@ pub enum RateLimit {
 }
 
 impl RateLimit {
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> Refusal {
         match self {
-            RateLimit::RequestsPerMinute => "requests_per_minute_exceeded",
-            RateLimit::TokensPerMinute => "tokens_per_minute_exceeded",
-            RateLimit::Concurrency => "concurrency_limit_exceeded",
+            RateLimit::RequestsPerMinute => Refusal::RequestsPerMinuteExceeded,
+            RateLimit::TokensPerMinute => Refusal::TokensPerMinuteExceeded,
+            RateLimit::Concurrency => Refusal::ConcurrencyLimitExceeded,
         }
     }
 }
@@ -95,7 +96,7 @@ pub enum BillingError {
         limit: Money,
         scope: Scope,
     },
-    #[error("{} ({limit}); retry in {retry_after_secs} s", .kind.reason())]
+    #[error("{} ({limit}); retry in {retry_after_secs} s", .kind.reason().as_str())]
     RateLimited {
         kind: RateLimit,
         limit: u64,
@@ -145,10 +146,10 @@ impl BillingError {
 
     /// The stable snake_case code of a refusal and its `ErrorInfo` metadata, shared with the gateway's
     /// JSON errors.
-    fn refusal(&self) -> Option<(&'static str, Vec<(&'static str, String)>)> {
+    fn refusal(&self) -> Option<(Refusal, Vec<(&'static str, String)>)> {
         match self {
             BillingError::InsufficientCredits { balance } => Some((
-                "insufficient_credits",
+                Refusal::InsufficientCredits,
                 vec![("current_balance", balance.to_string())],
             )),
             BillingError::DailyLimitExceeded {
@@ -156,7 +157,7 @@ impl BillingError {
                 limit,
                 scope,
             } => Some((
-                "daily_limit_exceeded",
+                Refusal::DailyLimitExceeded,
                 vec![
                     ("current_balance", balance.to_string()),
                     ("limit", limit.to_string()),
@@ -168,7 +169,7 @@ impl BillingError {
                 limit,
                 scope,
             } => Some((
-                "monthly_limit_exceeded",
+                Refusal::MonthlyLimitExceeded,
                 vec![
                     ("current_balance", balance.to_string()),
                     ("limit", limit.to_string()),
@@ -187,14 +188,16 @@ impl BillingError {
                 ],
             )),
             BillingError::ModelNotAllowed { model } => {
-                Some(("model_not_allowed", vec![("model", model.clone())]))
+                Some((Refusal::ModelNotAllowed, vec![("model", model.clone())]))
             }
             BillingError::ModelNotPriced { model } => {
-                Some(("model_not_priced", vec![("model", model.clone())]))
+                Some((Refusal::ModelNotPriced, vec![("model", model.clone())]))
             }
-            BillingError::TargetKeyRevoked => Some(("key_revoked", Vec::new())),
-            BillingError::InvalidSignature => Some(("invalid_signature", Vec::new())),
-            BillingError::PaymentsNotConfigured => Some(("payments_not_configured", Vec::new())),
+            BillingError::TargetKeyRevoked => Some((Refusal::KeyRevoked, Vec::new())),
+            BillingError::InvalidSignature => Some((Refusal::InvalidSignature, Vec::new())),
+            BillingError::PaymentsNotConfigured => {
+                Some((Refusal::PaymentsNotConfigured, Vec::new()))
+            }
             _ => None,
         }
     }
@@ -315,7 +318,7 @@ impl From<BillingError> for Status {
                 Status::with_error_details(
                     code,
                     error.to_string(),
-                    ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+                    ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, metadata),
                 )
             }
             None => Status::new(code, error.to_string()),

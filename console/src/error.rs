@@ -8,6 +8,7 @@
 //! shown on the page, the visitor still signed in.
 
 use axum::http::StatusCode;
+use proto::refusal::Refusal;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -58,9 +59,9 @@ impl PageError {
         match self {
             PageError::Api(status) => {
                 status.code() == Code::FailedPrecondition
-                    && status
-                        .get_details_error_info()
-                        .is_some_and(|info| info.reason == "key_revoked")
+                    && status.get_details_error_info().is_some_and(|info| {
+                        Refusal::parse(&info.reason) == Some(Refusal::KeyRevoked)
+                    })
             }
             PageError::SignedOut
             | PageError::Forbidden(_)

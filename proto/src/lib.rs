@@ -1,11 +1,13 @@
 //! The gRPC contracts of the platform: `billing.v1` and `executor.v1`, generated from `proto/`.
 //!
 //! Nothing but generated code, the file descriptor set used by the reflection services, the typed ids of
-//! what the contracts name ([`ids`]) and how a call carries its credential ([`credentials`]) lives here;
+//! what the contracts name ([`ids`]), how a call carries its credential ([`credentials`]) and why billing-svc
+//! refuses one ([`refusal`]) live here;
 //! conversions between wire and domain types belong to each service's `grpc` module.
 
 pub mod credentials;
 pub mod ids;
+pub mod refusal;
 
 /// `billing.v1`: AdminService, AccountService and MeteringService.
 #[allow(clippy::large_enum_variant)]

@@ -232,7 +232,7 @@ async fn serve_meter(
                         reason,
                     } => Out::Stop(pb::MeterStop {
                         granted_output_tokens,
-                        reason: reason.to_string(),
+                        reason: reason.as_str().to_string(),
                     }),
                 }
             }

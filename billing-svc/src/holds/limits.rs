@@ -119,7 +119,7 @@ mod tests {
                 kind,
                 retry_after_secs,
                 ..
-            }) => Some((kind.reason(), retry_after_secs)),
+            }) => Some((kind.reason().as_str(), retry_after_secs)),
             _ => None,
         }
     }

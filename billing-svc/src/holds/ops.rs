@@ -21,6 +21,7 @@ use crate::store::{Batch, ExecutionState, Prefetch, Shard};
 use crate::time::{self, Millis};
 use crate::usage::{self, UsageRecord, UsageStatus};
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
+use proto::refusal::Refusal;
 
 const MAX_ID_CHARS: usize = 128;
 const MAX_LABEL_CHARS: usize = 200;
@@ -75,7 +76,7 @@ pub enum Grant {
     /// Stop once `granted_output_tokens` are out: the hold cannot grow.
     Stop {
         granted_output_tokens: u64,
-        reason: &'static str,
+        reason: Refusal,
     },
 }
 
@@ -381,7 +382,7 @@ impl Ledger {
             // The hold expired (the stream was silent for longer than the TTL): nothing covers more output.
             return Ok(Grant::Stop {
                 granted_output_tokens: output_tokens,
-                reason: "hold_expired",
+                reason: Refusal::HoldExpired,
             });
         };
         if &hold.api_key_id != api_key_id {
@@ -426,7 +427,7 @@ impl Ledger {
                 stop_reason = Some(headroom.bound.reason());
                 let data = json!({
                     "executionId": execution_id.as_str(), "apiKeyId": api_key_id.as_str(),
-                    "reason": headroom.bound.reason(), "grantedOutputTokens": granted,
+                    "reason": headroom.bound.reason().as_str(), "grantedOutputTokens": granted,
                     "model": hold.model,
                 });
                 emit(

@@ -33,6 +33,7 @@ use crate::money::Money;
 use crate::store::{Batch, Store};
 use crate::time::{self, Millis};
 use proto::ids::{AccountId, ApiKeyId, EventId, GrantId};
+use proto::refusal::Refusal;
 use std::sync::Arc;
 
 /// Tunables of holds and input limits.
@@ -61,12 +62,12 @@ pub enum Bound {
 }
 
 impl Bound {
-    /// The snake_case reason shared with the public API.
-    pub fn reason(self) -> &'static str {
+    /// The refusal this bound makes (its code is shared with the public API).
+    pub fn reason(self) -> Refusal {
         match self {
-            Bound::Credits => "insufficient_credits",
-            Bound::Daily(..) => "daily_limit_exceeded",
-            Bound::Monthly(..) => "monthly_limit_exceeded",
+            Bound::Credits => Refusal::InsufficientCredits,
+            Bound::Daily(..) => Refusal::DailyLimitExceeded,
+            Bound::Monthly(..) => Refusal::MonthlyLimitExceeded,
         }
     }
 

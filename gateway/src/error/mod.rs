@@ -4,7 +4,8 @@
 
 mod status_details;
 
-pub use status_details::{CreditReason, CreditRefusal, KeyRateLimit, ProviderFailure};
+pub use status_details::{CreditRefusal, KeyRateLimit, ProviderFailure};
+use status_details::{refusal_of, title};
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -15,6 +16,8 @@ use serde_json::{Map, Value};
 use tonic::Code;
 use tonic_types::StatusExt;
 use utoipa::ToSchema;
+
+use proto::refusal::Refusal;
 
 use crate::money::Usd;
 
@@ -45,11 +48,11 @@ pub enum ApiError {
     },
 
     /// Billing refused to spend: no credit, or a daily/monthly cap reached.
-    #[error("credit refused: {}", refusal.reason.code())]
+    #[error("credit refused: {}", refusal.reason.as_str())]
     CreditRefused { refusal: CreditRefusal },
 
     /// A rate or concurrency limit of the calling key.
-    #[error("key limit reached: {}", .0.code)]
+    #[error("key limit reached: {}", .0.refusal.as_str())]
     KeyRateLimited(KeyRateLimit),
 
     /// A Stripe webhook whose signature does not match its body or is too old.
@@ -265,23 +268,19 @@ impl ApiError {
                 return ApiError::KeyRateLimited(limit);
             }
         }
-        if let Some(info) = status.get_details_error_info() {
-            match info.reason.as_str() {
-                "invalid_signature" => return ApiError::InvalidSignature,
-                "payments_not_configured" => return ApiError::PaymentsNotConfigured,
-                _ => {}
-            }
-        }
-        if let Some(info) = status.get_details_error_info() {
+        if let (Some(info), Some(refusal)) = (status.get_details_error_info(), refusal_of(&status))
+        {
             let model = || info.metadata.get("model").cloned().unwrap_or_default();
-            match (status.code(), info.reason.as_str()) {
-                (Code::PermissionDenied, "model_not_allowed") => {
+            match (status.code(), refusal) {
+                (_, Refusal::InvalidSignature) => return ApiError::InvalidSignature,
+                (_, Refusal::PaymentsNotConfigured) => return ApiError::PaymentsNotConfigured,
+                (Code::PermissionDenied, Refusal::ModelNotAllowed) => {
                     return ApiError::ModelNotAllowed { model: model() };
                 }
-                (Code::NotFound, "model_not_priced") => {
+                (Code::NotFound, Refusal::ModelNotPriced) => {
                     return ApiError::ModelNotPriced { model: model() };
                 }
-                (Code::FailedPrecondition, "key_revoked") => return ApiError::KeyRevoked,
+                (Code::FailedPrecondition, Refusal::KeyRevoked) => return ApiError::KeyRevoked,
                 _ => {}
             }
         }
@@ -344,8 +343,8 @@ impl ApiError {
                 }
                 (
                     StatusCode::PAYMENT_REQUIRED,
-                    refusal.reason.title(),
-                    refusal.reason.code(),
+                    title(refusal.reason),
+                    refusal.reason.as_str(),
                 )
             }
             ApiError::KeyRateLimited(limit) => {
@@ -358,7 +357,11 @@ impl ApiError {
                     details.insert("limit".into(), Value::from(value));
                 }
                 details.insert("retryAfterSecs".into(), Value::from(limit.retry_after_secs));
-                (StatusCode::TOO_MANY_REQUESTS, limit.title(), limit.code)
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    title(limit.refusal),
+                    limit.refusal.as_str(),
+                )
             }
             ApiError::ModelNotAllowed { model } => {
                 message = Some(format!(
@@ -367,14 +370,18 @@ impl ApiError {
                 details.insert("model".into(), Value::from(model.clone()));
                 (
                     StatusCode::FORBIDDEN,
-                    "Model Not Allowed",
-                    "model_not_allowed",
+                    title(Refusal::ModelNotAllowed),
+                    Refusal::ModelNotAllowed.as_str(),
                 )
             }
             ApiError::KeyRevoked => {
                 message =
                     Some("the key is revoked: a revoked key cannot be rotated or changed".into());
-                (StatusCode::CONFLICT, "Key Revoked", "key_revoked")
+                (
+                    StatusCode::CONFLICT,
+                    title(Refusal::KeyRevoked),
+                    Refusal::KeyRevoked.as_str(),
+                )
             }
             ApiError::ModelNotPriced { model } => {
                 message = Some(format!(
@@ -383,8 +390,8 @@ impl ApiError {
                 details.insert("model".into(), Value::from(model.clone()));
                 (
                     StatusCode::NOT_FOUND,
-                    "Model Not Priced",
-                    "model_not_priced",
+                    title(Refusal::ModelNotPriced),
+                    Refusal::ModelNotPriced.as_str(),
                 )
             }
             ApiError::InvalidSignature => {
@@ -394,15 +401,15 @@ impl ApiError {
                 );
                 (
                     StatusCode::BAD_REQUEST,
-                    "Invalid Signature",
-                    "invalid_signature",
+                    title(Refusal::InvalidSignature),
+                    Refusal::InvalidSignature.as_str(),
                 )
             }
             // Not a fault of the service: this platform takes no payments (as a missing route would say).
             ApiError::PaymentsNotConfigured => (
                 StatusCode::NOT_FOUND,
-                "Payments Not Configured",
-                "payments_not_configured",
+                title(Refusal::PaymentsNotConfigured),
+                Refusal::PaymentsNotConfigured.as_str(),
             ),
             ApiError::InvalidRequest(text) => {
                 message = Some(text.clone());

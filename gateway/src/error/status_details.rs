@@ -4,47 +4,38 @@
 use axum::http::StatusCode;
 use tonic_types::StatusExt;
 
+use proto::refusal::Refusal;
+
 use crate::money::Usd;
 
-/// Why billing refused to spend (the `reason` of the `google.rpc.ErrorInfo` detail).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CreditReason {
-    InsufficientCredits,
-    DailyLimitExceeded,
-    MonthlyLimitExceeded,
+/// The title of a refusal's error body, e.g. "Insufficient Credits" for `insufficient_credits`.
+pub fn title(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::InsufficientCredits => "Insufficient Credits",
+        Refusal::DailyLimitExceeded => "Daily Limit Exceeded",
+        Refusal::MonthlyLimitExceeded => "Monthly Limit Exceeded",
+        Refusal::RequestsPerMinuteExceeded => "Requests Per Minute Exceeded",
+        Refusal::TokensPerMinuteExceeded => "Tokens Per Minute Exceeded",
+        Refusal::ConcurrencyLimitExceeded => "Concurrency Limit Exceeded",
+        Refusal::ModelNotAllowed => "Model Not Allowed",
+        Refusal::ModelNotPriced => "Model Not Priced",
+        Refusal::KeyRevoked => "Key Revoked",
+        Refusal::InvalidSignature => "Invalid Signature",
+        Refusal::PaymentsNotConfigured => "Payments Not Configured",
+        Refusal::HoldExpired => "Hold Expired",
+    }
 }
 
-impl CreditReason {
-    pub(super) fn from_reason(reason: &str) -> Option<CreditReason> {
-        match reason {
-            "insufficient_credits" => Some(CreditReason::InsufficientCredits),
-            "daily_limit_exceeded" => Some(CreditReason::DailyLimitExceeded),
-            "monthly_limit_exceeded" => Some(CreditReason::MonthlyLimitExceeded),
-            _ => None,
-        }
-    }
-
-    pub fn code(self) -> &'static str {
-        match self {
-            CreditReason::InsufficientCredits => "insufficient_credits",
-            CreditReason::DailyLimitExceeded => "daily_limit_exceeded",
-            CreditReason::MonthlyLimitExceeded => "monthly_limit_exceeded",
-        }
-    }
-
-    pub(super) fn title(self) -> &'static str {
-        match self {
-            CreditReason::InsufficientCredits => "Insufficient Credits",
-            CreditReason::DailyLimitExceeded => "Daily Limit Exceeded",
-            CreditReason::MonthlyLimitExceeded => "Monthly Limit Exceeded",
-        }
-    }
+/// The refusal a status carries in its `ErrorInfo`, if it names one this build knows.
+pub fn refusal_of(status: &tonic::Status) -> Option<Refusal> {
+    Refusal::parse(&status.get_details_error_info()?.reason)
 }
 
 /// A refusal to spend: HTTP 402.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditRefusal {
-    pub reason: CreditReason,
+    /// `InsufficientCredits`, `DailyLimitExceeded` or `MonthlyLimitExceeded`.
+    pub reason: Refusal,
     pub current_balance: Option<Usd>,
     pub limit: Option<Usd>,
     /// Whose cap: `account` or `key` (caps only).
@@ -54,8 +45,8 @@ pub struct CreditRefusal {
 /// A key's rate or concurrency limit reached (BILLING.md, "Limits"): HTTP 429 with `Retry-After`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRateLimit {
-    /// `requests_per_minute_exceeded`, `tokens_per_minute_exceeded` or `concurrency_limit_exceeded`.
-    pub code: &'static str,
+    /// `RequestsPerMinuteExceeded`, `TokensPerMinuteExceeded` or `ConcurrencyLimitExceeded`.
+    pub refusal: Refusal,
     pub limit: Option<u64>,
     pub retry_after_secs: u64,
 }
@@ -63,26 +54,20 @@ pub struct KeyRateLimit {
 impl KeyRateLimit {
     pub(super) fn from_status(status: &tonic::Status) -> Option<KeyRateLimit> {
         let info = status.get_details_error_info()?;
-        let code = match info.reason.as_str() {
-            "requests_per_minute_exceeded" => "requests_per_minute_exceeded",
-            "tokens_per_minute_exceeded" => "tokens_per_minute_exceeded",
-            "concurrency_limit_exceeded" => "concurrency_limit_exceeded",
-            _ => return None,
-        };
+        let refusal = Refusal::parse(&info.reason).filter(|refusal| {
+            matches!(
+                refusal,
+                Refusal::RequestsPerMinuteExceeded
+                    | Refusal::TokensPerMinuteExceeded
+                    | Refusal::ConcurrencyLimitExceeded
+            )
+        })?;
         let number = |key: &str| info.metadata.get(key).and_then(|text| text.parse().ok());
         Some(KeyRateLimit {
-            code,
+            refusal,
             limit: number("limit"),
             retry_after_secs: number("retry_after_secs").unwrap_or(1).max(1),
         })
-    }
-
-    pub(super) fn title(&self) -> &'static str {
-        match self.code {
-            "requests_per_minute_exceeded" => "Requests Per Minute Exceeded",
-            "tokens_per_minute_exceeded" => "Tokens Per Minute Exceeded",
-            _ => "Concurrency Limit Exceeded",
-        }
     }
 }
 
@@ -138,7 +123,14 @@ impl CreditRefusal {
     /// Reads the credit refusal of a RESOURCE_EXHAUSTED status, if it is one.
     pub(super) fn from_status(status: &tonic::Status) -> Option<CreditRefusal> {
         let info = status.get_details_error_info()?;
-        let reason = CreditReason::from_reason(&info.reason)?;
+        let reason = Refusal::parse(&info.reason).filter(|refusal| {
+            matches!(
+                refusal,
+                Refusal::InsufficientCredits
+                    | Refusal::DailyLimitExceeded
+                    | Refusal::MonthlyLimitExceeded
+            )
+        })?;
         let amount = |key: &str| {
             let text = info.metadata.get(key)?;
             match text.parse::<Usd>() {
