@@ -6,7 +6,7 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::money::Money;
+use money::Money;
 use proto::refusal::Refusal;
 
 /// Whose cap refused a charge: the account's, or the calling key's own (its policy).

@@ -4,7 +4,8 @@
 //! Organised by concept: `accounts`, `keys`, `credits` (grants and ledger rows), `holds`, `usage`, `prices`,
 //! `events` (the outbox, webhooks, alerts), `payments` and `sessions` each hold their types and rules, their
 //! operations (`ops`, methods of [`ledger::Ledger`]) and their SQL (`sql`). Below them `store` runs the
-//! write batches and `money`, `time` and `error` are shared by all; above them `grpc` is the wire layer.
+//! write batches and `time` and `error` are shared by all (amounts are the `money` crate's `Money`); above
+//! them `grpc` is the wire layer.
 
 pub mod accounts;
 pub mod audit_command;
@@ -17,7 +18,6 @@ pub mod grpc;
 pub mod holds;
 pub mod keys;
 pub mod ledger;
-pub mod money;
 pub mod payments;
 pub mod prices;
 pub mod sessions;

@@ -1,47 +1,22 @@
 //! The chat-completion request the executor carries to the provider: the client's JSON body with only the
-//! fields the platform controls set (`model` when absent, `stream`, `stream_options.include_usage`), and
-//! what metering reads from it (model, number of choices, output limit); and the plain messages of
-//! `/execute`'s simple shape it can be made from.
+//! fields the platform controls set (`model` when absent, `stream`, `stream_options.include_usage`, and for
+//! an answer given as text its output limit), and what metering reads from it (model, number of choices,
+//! output limit).
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::ExecutorError;
 
 /// The most messages one request may carry.
-pub const MAX_MESSAGES: usize = 10_000;
+const MAX_MESSAGES: usize = 10_000;
 /// The most choices (`n`) one request may ask for (OpenAI's own limit).
 pub const MAX_CHOICES: u32 = 128;
 /// The longest model name accepted.
 const MAX_MODEL_CHARS: usize = 200;
 /// Above this many output tokens a hold's ceiling is left to billing-svc's own (see [`ChatRequest::hold_ceiling`]).
 const MAX_HOLD_CEILING_TOKENS: u64 = 1_000_000;
-
-/// Who wrote a chat message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
-
-/// One message of `/execute`'s simple shape (see [`ChatRequest::from_messages`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    pub role: Role,
-    pub content: String,
-}
 
 /// A validated chat completion request.
 #[derive(Debug, Clone)]
@@ -156,32 +131,22 @@ impl ChatRequest {
         })
     }
 
-    /// The request of `/execute`'s simple shape: plain messages, one choice, an output limit.
-    pub fn from_messages(
-        model: String,
-        messages: &[Message],
-        max_output_tokens: u32,
-    ) -> ChatRequest {
-        let messages: Vec<Value> = messages
-            .iter()
-            .map(|message| json!({"role": message.role.as_str(), "content": message.content}))
-            .collect();
-        let mut body = Map::new();
-        body.insert("model".into(), Value::String(model.clone()));
-        body.insert("messages".into(), Value::Array(messages));
-        body.insert(
-            "max_completion_tokens".into(),
-            Value::from(max_output_tokens),
-        );
-        body.insert("stream".into(), Value::Bool(true));
-        body.insert("stream_options".into(), json!({"include_usage": true}));
-        ChatRequest {
-            body,
-            model,
-            choices: 1,
-            max_output_tokens: Some(max_output_tokens),
-            messages_request: None,
+    /// Bounds a request answered as text (`/execute`, [`Shape::Text`](crate::execution::Shape::Text)): one
+    /// choice, and an output limit of at most `max_output_tokens`, which is also the limit when the request
+    /// sets none. The limit goes to the provider as `max_completion_tokens`.
+    pub fn limit_text_output(&mut self, max_output_tokens: u32) -> Result<(), ExecutorError> {
+        if self.choices != 1 {
+            return Err(ExecutorError::InvalidRequest(
+                "an answer given as text has one choice: leave `n` unset or 1".into(),
+            ));
         }
+        let limit = self
+            .max_output_tokens
+            .map_or(max_output_tokens, |limit| limit.min(max_output_tokens));
+        self.body
+            .insert("max_completion_tokens".into(), Value::from(limit));
+        self.max_output_tokens = Some(limit);
+        Ok(())
     }
 
     /// The most output tokens the hold may grow to, for billing-svc (0 = no explicit limit): every choice's
@@ -230,6 +195,7 @@ pub fn model_name(model: &str) -> Result<String, ExecutorError> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn every_field_but_the_controlled_ones_is_kept() {
@@ -273,6 +239,30 @@ mod tests {
         let unlimited = json!({"messages": [{"role": "user", "content": "x"}]});
         let request = ChatRequest::from_json(&unlimited.to_string(), "d").unwrap();
         assert_eq!(request.hold_ceiling(), 0);
+    }
+
+    #[test]
+    fn a_text_answer_is_limited_by_the_executor_maximum() {
+        let text = |body: Value| {
+            let mut request = ChatRequest::from_json(&body.to_string(), "d").unwrap();
+            request.limit_text_output(4096).map(|()| request)
+        };
+        let unset = text(json!({"messages": [{"role": "user", "content": "x"}]})).unwrap();
+        assert_eq!(unset.max_output_tokens, Some(4096));
+        assert_eq!(unset.body["max_completion_tokens"], 4096);
+        let big = text(json!({"messages": [{"role": "user", "content": "x"}],
+            "max_completion_tokens": 1_000_000}))
+        .unwrap();
+        assert_eq!(big.max_output_tokens, Some(4096));
+        assert_eq!(big.body["max_completion_tokens"], 4096);
+        let small = text(json!({"messages": [{"role": "user", "content": "x"}],
+            "max_completion_tokens": 64}))
+        .unwrap();
+        assert_eq!(small.max_output_tokens, Some(64));
+        assert!(matches!(
+            text(json!({"messages": [{"role": "user", "content": "x"}], "n": 2})),
+            Err(ExecutorError::InvalidRequest(_))
+        ));
     }
 
     #[test]

@@ -80,8 +80,8 @@ pub struct Config {
     )]
     pub default_embedding_model: String,
 
-    /// Output tokens of a `prompt`/`messages` request (`/execute`) that asks for no limit, and the ceiling of
-    /// those that do. Chat completion requests keep the client's own limit.
+    /// Output tokens of a request answered as text (`/execute`) that asks for no limit, and the ceiling of
+    /// those that do. Requests answered as chat completions keep the client's own limit.
     #[arg(long, env = "EXECUTOR_MAX_OUTPUT_TOKENS", default_value_t = 4096)]
     pub max_output_tokens: u32,
 

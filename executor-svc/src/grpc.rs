@@ -9,7 +9,7 @@ use proto::executor::v1::executor_service_server::ExecutorService;
 use proto::executor::v1::{
     Billing, BillingStatus, CountTokensRequest, CountTokensResponse, EmbedRequest, EmbedResponse,
     ExecuteRequest, ExecuteResponse, ExecuteStreamResponse, FinishReason, ListModelsRequest,
-    ListModelsResponse, ListProvidersRequest, ListProvidersResponse, Usage,
+    ListModelsResponse, ListProvidersRequest, ListProvidersResponse, ResponseShape, Usage,
     execute_stream_response,
 };
 use sha2::{Digest, Sha256};
@@ -18,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status};
 
-use crate::chat::{ChatRequest, MAX_MESSAGES, Message, MessagesRequest, Role, model_name};
+use crate::chat::{ChatRequest, MessagesRequest};
 use crate::embeddings::{self, EmbedOutcome};
 use crate::error::ExecutorError;
 use crate::execution::{
@@ -38,7 +38,8 @@ const STREAM_BUFFER: usize = 32;
 pub struct Defaults {
     pub model: String,
     pub embedding_model: String,
-    /// Output tokens of an `/execute`-shaped request that sets no limit, and the ceiling of those that do.
+    /// Output tokens of a request answered as text ([`Shape::Text`]) that sets no limit, and the ceiling of
+    /// those that do.
     pub max_output_tokens: u32,
 }
 
@@ -278,34 +279,33 @@ fn parse(
     default_endpoint: &str,
 ) -> Result<ExecutionRequest, ExecutorError> {
     let api_key = bearer(metadata).ok_or(ExecutorError::MissingApiKey)?;
-    let (chat, shape) = match &request.chat_request_json {
-        Some(json) => {
-            if request.prompt.is_some()
-                || !request.messages.is_empty()
-                || request.model.is_some()
-                || request.max_tokens.is_some()
-            {
-                return Err(ExecutorError::InvalidRequest(
-                    "with `chat_request_json`, leave `prompt`, `messages`, `model` and `max_tokens` unset".into(),
-                ));
-            }
-            let mut chat = ChatRequest::from_json(json, &defaults.model)?;
-            if let Some(messages) = &request.messages_request_json {
-                chat.messages_request = Some(MessagesRequest::from_json(
-                    messages,
-                    &request.anthropic_headers,
-                    &chat.model,
-                )?);
-            }
-            (chat, Shape::ChatCompletion)
+    let Some(json) = &request.chat_request_json else {
+        return Err(ExecutorError::InvalidRequest(
+            "`chat_request_json` is required".into(),
+        ));
+    };
+    let mut chat = ChatRequest::from_json(json, &defaults.model)?;
+    let shape = match request.response_shape() {
+        ResponseShape::Unspecified | ResponseShape::ChatCompletion => Shape::ChatCompletion,
+        ResponseShape::Text => Shape::Text,
+    };
+    match (&request.messages_request_json, shape) {
+        (Some(messages), Shape::ChatCompletion) => {
+            chat.messages_request = Some(MessagesRequest::from_json(
+                messages,
+                &request.anthropic_headers,
+                &chat.model,
+            )?);
         }
-        None if request.messages_request_json.is_some() => {
+        (Some(_), Shape::Text) => {
             return Err(ExecutorError::InvalidRequest(
-                "`messages_request_json` needs its translation in `chat_request_json`".into(),
+                "`messages_request_json` is answered in the provider's own JSON, not as text"
+                    .into(),
             ));
         }
-        None => (simple_chat(request, defaults)?, Shape::Text),
-    };
+        (None, Shape::Text) => chat.limit_text_output(defaults.max_output_tokens)?,
+        (None, Shape::ChatCompletion) => {}
+    }
     let call = call(
         api_key,
         metadata,
@@ -320,67 +320,6 @@ fn parse(
         default_endpoint,
     )?;
     Ok(ExecutionRequest { call, chat, shape })
-}
-
-/// The request of the simple shape (`prompt` or `messages`), as the chat request it stands for.
-fn simple_chat(
-    request: &ExecuteRequest,
-    defaults: &Defaults,
-) -> Result<ChatRequest, ExecutorError> {
-    let invalid = |message: &str| ExecutorError::InvalidRequest(message.to_string());
-    let messages = match (&request.prompt, request.messages.is_empty()) {
-        (Some(prompt), true) => vec![Message {
-            role: Role::User,
-            content: prompt.clone(),
-        }],
-        (None, false) => request
-            .messages
-            .iter()
-            .map(|message| {
-                let role = match message.role.as_str() {
-                    "system" => Role::System,
-                    "user" => Role::User,
-                    "assistant" => Role::Assistant,
-                    _ => {
-                        return Err(invalid(
-                            "message role must be \"system\", \"user\" or \"assistant\"",
-                        ));
-                    }
-                };
-                Ok(Message {
-                    role,
-                    content: message.content.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        (Some(_), false) => return Err(invalid("give either `prompt` or `messages`, not both")),
-        (None, true) => return Err(invalid("`prompt` or `messages` is required")),
-    };
-    if messages.len() > MAX_MESSAGES {
-        return Err(ExecutorError::InvalidRequest(format!(
-            "too many messages (at most {MAX_MESSAGES})"
-        )));
-    }
-    if messages
-        .iter()
-        .all(|message| message.content.trim().is_empty())
-    {
-        return Err(invalid("the prompt is empty"));
-    }
-    let model = match request.model.as_deref().map(str::trim) {
-        None | Some("") => defaults.model.clone(),
-        Some(model) => model_name(model)?,
-    };
-    let max_output_tokens = match request.max_tokens {
-        None => defaults.max_output_tokens,
-        Some(0) => return Err(invalid("`max_tokens` must be at least 1")),
-        Some(max_tokens) => max_tokens.min(defaults.max_output_tokens),
-    };
-    Ok(ChatRequest::from_messages(
-        model,
-        &messages,
-        max_output_tokens,
-    ))
 }
 
 /// Validates an embeddings request and its metadata.
@@ -494,7 +433,6 @@ fn idempotent_execution_id(api_key: &SecretString, idempotency_key: &str) -> Str
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use proto::executor::v1::ChatMessage;
 
     fn defaults() -> Defaults {
         Defaults {
@@ -512,42 +450,40 @@ mod tests {
         metadata
     }
 
-    fn prompt(text: &str) -> ExecuteRequest {
+    /// `/execute`'s prompt as the gateway sends it: a chat request answered as text.
+    fn text(chat: serde_json::Value) -> ExecuteRequest {
         ExecuteRequest {
-            prompt: Some(text.into()),
+            chat_request_json: Some(chat.to_string()),
+            response_shape: ResponseShape::Text.into(),
             ..Default::default()
         }
     }
 
+    fn prompt(text_: &str) -> ExecuteRequest {
+        text(serde_json::json!({"messages": [{"role": "user", "content": text_}]}))
+    }
+
     #[test]
     fn invalid_requests_are_refused_with_a_reason() {
-        let message = |role: &str| ChatMessage {
-            role: role.into(),
-            content: "hi".into(),
-        };
         let cases: Vec<(ExecuteRequest, &str)> = vec![
-            (ExecuteRequest::default(), "neither prompt nor messages"),
+            (ExecuteRequest::default(), "no chat request"),
             (
-                ExecuteRequest {
-                    messages: vec![message("user")],
-                    ..prompt("hi")
-                },
-                "both prompt and messages",
+                text(serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "n": 2})),
+                "several choices answered as text",
             ),
             (
                 ExecuteRequest {
-                    messages: vec![message("tool")],
-                    ..Default::default()
-                },
-                "unknown role",
-            ),
-            (prompt("   "), "empty prompt"),
-            (
-                ExecuteRequest {
-                    max_tokens: Some(0),
+                    messages_request_json: Some("{}".into()),
                     ..prompt("hi")
                 },
-                "zero max_tokens",
+                "a Messages request answered as text",
+            ),
+            (
+                text(
+                    serde_json::json!({"messages": [{"role": "user", "content": "hi"}],
+                    "max_completion_tokens": 0}),
+                ),
+                "zero max_completion_tokens",
             ),
             (
                 ExecuteRequest {
@@ -585,7 +521,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_apply_and_max_tokens_is_capped() {
+    fn a_text_answer_gets_the_default_model_and_a_capped_limit() {
         let parsed = parse(
             &metadata(Some("Bearer k")),
             &prompt("hi"),
@@ -595,16 +531,17 @@ mod tests {
         .unwrap();
         assert_eq!(
             (
+                parsed.shape,
                 parsed.call.model.as_str(),
                 parsed.chat.max_output_tokens,
                 parsed.call.endpoint.as_str()
             ),
-            ("gpt-4o-mini", Some(4096), "/x")
+            (Shape::Text, "gpt-4o-mini", Some(4096), "/x")
         );
-        let big = ExecuteRequest {
-            max_tokens: Some(1_000_000),
-            ..prompt("hi")
-        };
+        let big = text(
+            serde_json::json!({"messages": [{"role": "user", "content": "hi"}],
+            "max_completion_tokens": 1_000_000}),
+        );
         assert_eq!(
             parse(&metadata(Some("Bearer k")), &big, &defaults(), "/x")
                 .unwrap()
@@ -615,7 +552,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chat_request_json_travels_whole_and_excludes_the_simple_fields() {
+    fn a_chat_completion_travels_whole_and_keeps_its_own_limit() {
         let json = r#"{"model": "m", "messages": [{"role": "tool", "content": "x", "tool_call_id": "c"}], "seed": 7}"#;
         let request = ExecuteRequest {
             chat_request_json: Some(json.into()),
@@ -625,14 +562,7 @@ mod tests {
         assert_eq!(parsed.shape, Shape::ChatCompletion);
         assert_eq!(parsed.call.model, "m");
         assert_eq!(parsed.chat.body["seed"], 7);
-        let both = ExecuteRequest {
-            prompt: Some("hi".into()),
-            ..request
-        };
-        assert!(matches!(
-            parse(&metadata(Some("Bearer k")), &both, &defaults(), "/x"),
-            Err(ExecutorError::InvalidRequest(_))
-        ));
+        assert_eq!(parsed.chat.max_output_tokens, None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `Timestamp`: a point in time at the HTTP edge, written and read as an RFC 3339 UTC string (the REST API's
-//! times, like [`crate::money::Usd`] its amounts).
+//! times, like [`money::Money`] its amounts).
 
 use std::borrow::Cow;
 

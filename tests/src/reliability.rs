@@ -27,6 +27,21 @@ pub enum Delivery {
     Streamed,
 }
 
+/// `/execute` as the gateway sends it to executor-svc (gateway `routes/execute.rs`): the prompt as one user
+/// message, the model, the output limit when one is given, answered as text.
+pub fn text_request(prompt: &str, model: &str, max_tokens: Option<u32>) -> ex::ExecuteRequest {
+    let mut chat =
+        serde_json::json!({"model": model, "messages": [{"role": "user", "content": prompt}]});
+    if let Some(limit) = max_tokens {
+        chat["max_completion_tokens"] = limit.into();
+    }
+    ex::ExecuteRequest {
+        chat_request_json: Some(chat.to_string()),
+        response_shape: ex::ResponseShape::Text.into(),
+        ..Default::default()
+    }
+}
+
 /// One execution request as the suites send it.
 pub fn execute_request(
     key: &str,
@@ -36,13 +51,10 @@ pub fn execute_request(
     authed(
         key,
         ex::ExecuteRequest {
-            prompt: Some("Hello".into()),
-            model: Some(model.into()),
-            max_tokens: Some(max_tokens),
             workspace_id: "ws-reliability".into(),
             session_id: "session-reliability".into(),
             endpoint: "/execute".into(),
-            ..Default::default()
+            ..text_request("Hello", model, Some(max_tokens))
         },
     )
 }

@@ -9,10 +9,10 @@ use proto::ids::AccountId;
 
 use crate::credits::grants::CreditGrant;
 use crate::events::alerts::LowBalance;
-use crate::money::Money;
 use crate::payments::auto_recharge::AutoRecharge;
 use crate::prices::DiscountTier;
 use crate::time::Millis;
+use money::Money;
 
 /// One account, as read at a point in a transaction.
 #[derive(Debug, Clone)]

@@ -7,10 +7,10 @@ use crate::keys;
 use crate::keys::ops::KeySpend;
 use crate::ledger::{Ledger, Page};
 use crate::ledger::{page_by, page_size};
-use crate::money::Money;
 use crate::prices;
 use crate::store::Shard;
 use crate::time::{self, Millis};
+use money::Money;
 use proto::ids::AccountId;
 
 /// An account with its keys.

@@ -6,12 +6,12 @@ use sqlx::{AnyConnection, Row};
 
 use super::Account;
 use crate::events::alerts;
-use crate::money::Money;
 use crate::payments::auto_recharge;
 use crate::prices::DiscountTier;
 use crate::store::backend::Backend;
 use crate::store::bulk;
 use crate::time::Millis;
+use money::Money;
 use proto::ids::AccountId;
 
 const COLUMNS: &str = "id, name, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, \

@@ -10,10 +10,10 @@ use crate::error::BillingError;
 use crate::ledger::{
     Entry, GrantEffect, GrantTerms, Ledger, Page, View, cursor, page, page_size, validate_text,
 };
-use crate::money::Money;
 use crate::store::{Batch, Shard};
 use crate::time;
 use crate::usage;
+use money::Money;
 use proto::ids::{AccountId, ApiKeyId};
 
 const MAX_DESCRIPTION_CHARS: usize = 500;

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::BillingError;
-use crate::money::Money;
+use money::Money;
 
 /// Most thresholds an account may have.
 pub const MAX_THRESHOLDS: usize = 10;

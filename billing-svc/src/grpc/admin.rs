@@ -18,11 +18,11 @@ use crate::error::BillingError;
 use crate::events::webhooks::Webhooks;
 use crate::keys::ops::{CreatedKey, KeyChange, NewKey};
 use crate::ledger::{Ledger, View};
-use crate::money::Money;
 use crate::prices::{self, ClassPrices, GivenPrices, Price};
 use crate::sessions::Sessions;
 use crate::time;
 use lifecycle::secret::SecretString;
+use money::Money;
 use proto::ids::{AccountId, ApiKeyId};
 
 pub struct AdminApi {

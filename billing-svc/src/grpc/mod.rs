@@ -28,7 +28,6 @@ use crate::keys::ops::KeySpend;
 use crate::keys::policy::Policy;
 use crate::keys::{self, KeyType, Role};
 use crate::ledger::{Caller, GrantTerms, Ledger};
-use crate::money::Money;
 use crate::payments::auto_recharge::AutoRecharge;
 use crate::payments::ops::AutoRechargeView;
 use crate::prices::{Price, TokenClasses};
@@ -36,6 +35,7 @@ use crate::sessions::Sessions;
 use crate::time::{self, Millis};
 use crate::usage::{Totals, UsageFilter, UsageRecord, UsageStatus};
 use lifecycle::secret::{ExposeSecret, SecretString};
+use money::Money;
 use proto::credentials::{self, BearerError};
 use proto::ids::ApiKeyId;
 

@@ -6,8 +6,8 @@ pub mod limits;
 pub mod ops;
 pub mod sql;
 
-use crate::money::Money;
 use crate::time::Millis;
+use money::Money;
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 
 /// Credit reserved for one execution in flight (BILLING.md, "Holds and the metering stream").

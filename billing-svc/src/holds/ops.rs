@@ -15,11 +15,11 @@ use crate::keys::KeyType;
 use crate::ledger::{
     Bound, Caller, Entry, GrantEffect, Ledger, LedgerSettings, emit, validate_text,
 };
-use crate::money::Money;
 use crate::prices::{self, Price, TokenClasses, TokenUsage};
 use crate::store::{Batch, ExecutionState, Prefetch, Shard};
 use crate::time::{self, Millis};
 use crate::usage::{self, UsageRecord, UsageStatus};
+use money::Money;
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 use proto::refusal::Refusal;
 

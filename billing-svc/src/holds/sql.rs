@@ -4,9 +4,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::Hold;
-use crate::money::Money;
 use crate::store::bulk;
 use crate::time::Millis;
+use money::Money;
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 
 /// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).

@@ -9,9 +9,9 @@ use crate::events::EventType;
 use crate::keys::policy::Policy;
 use crate::keys::{self, ApiKey, KeyType, Role};
 use crate::ledger::{Ledger, emit};
-use crate::money::Money;
 use crate::store::Shard;
 use crate::time::{self, Millis};
+use money::Money;
 use proto::ids::{AccountId, ApiKeyId};
 
 /// A created or rotated key: the plain key exists only in this value.

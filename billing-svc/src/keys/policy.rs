@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::BillingError;
-use crate::money::Money;
 use crate::prices;
+use money::Money;
 
 /// Most models an allow-list may name.
 const MAX_ALLOWED_MODELS: usize = 1000;

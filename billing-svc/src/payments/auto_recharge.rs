@@ -13,8 +13,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::BillingError;
-use crate::money::Money;
 use crate::time::{self, Millis};
+use money::Money;
 
 /// Failures in a row that turn auto-recharge off.
 pub const MAX_FAILURES: u32 = 3;

@@ -12,11 +12,11 @@ use crate::credits::transactions::{self, TransactionType};
 use crate::error::BillingError;
 use crate::events::EventType;
 use crate::ledger::{Entry, GrantEffect, GrantTerms, Ledger, emit};
-use crate::money::Money;
 use crate::payments::auto_recharge::{AutoRecharge, Crossing, Settings};
 use crate::payments::recharges::{self, Recharge, Status};
 use crate::store::{Batch, Shard};
 use crate::time::{self, Millis};
+use money::Money;
 
 /// Charges listed with the settings.
 const RECENT_RECHARGES: i64 = 10;

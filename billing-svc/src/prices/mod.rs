@@ -9,8 +9,8 @@ pub mod sql;
 use rust_decimal::Decimal;
 
 use crate::error::BillingError;
-use crate::money::{self, Money};
 use crate::time::Millis;
+use money::Money;
 use proto::ids::AccountId;
 
 /// The model name of the row that prices every model without its own row.

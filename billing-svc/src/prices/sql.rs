@@ -5,9 +5,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{ClassPrices, DEFAULT_MODEL, Price};
-use crate::money::Money;
 use crate::store::bulk;
 use crate::time::Millis;
+use money::Money;
 use proto::ids::AccountId;
 
 const COLUMNS: &str = "model, account_id, base_input_price_per_1k, base_output_price_per_1k, \

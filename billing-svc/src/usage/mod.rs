@@ -7,9 +7,9 @@ pub mod sql;
 use rust_decimal::Decimal;
 
 use crate::keys::KeyType;
-use crate::money::Money;
 use crate::prices::TokenClasses;
 use crate::time::Millis;
+use money::Money;
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 
 /// How an execution ended (stored as text).

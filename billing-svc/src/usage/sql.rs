@@ -5,10 +5,10 @@ use sqlx::{AnyConnection, Row};
 
 use super::{Totals, UsageFilter, UsageRecord, UsageStatus};
 use crate::keys::KeyType;
-use crate::money::Money;
 use crate::prices::TokenClasses;
 use crate::store::bulk;
 use crate::time::Millis;
+use money::Money;
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 use rust_decimal::Decimal;
 

@@ -1,5 +1,6 @@
 //! What an execution is asked: who calls and under which names its usage is recorded ([`Call`]), the chat
-//! request, and how the output travels back ([`Shape`]).
+//! request (every execution's one request shape), and how the output travels back ([`Shape`], the proto's
+//! `ResponseShape`).
 
 use crate::chat::ChatRequest;
 use lifecycle::secret::SecretString;
@@ -22,7 +23,8 @@ pub struct Call {
 /// How the output travels back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
-    /// The first choice's text (`/execute`'s simple shape).
+    /// The first choice's text (`/execute`): deltas, or the whole output. Asks for one choice, and its
+    /// output limit is bounded by the executor's maximum ([`ChatRequest::limit_text_output`]).
     Text,
     /// The provider's own JSON: chunks (or, natively from an Anthropic provider, events) as it sent them,
     /// or the assembled `chat.completion` (or Anthropic `message`).

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use proto::refusal::Refusal;
 
-use crate::money::Usd;
+use money::Money;
 
 /// The downstream service a gRPC call went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,10 +333,10 @@ impl ApiError {
             }
             ApiError::CreditRefused { refusal } => {
                 if let Some(balance) = refusal.current_balance {
-                    details.insert("currentBalance".into(), usd_value(balance));
+                    details.insert("currentBalance".into(), money_value(balance));
                 }
                 if let Some(limit) = refusal.limit {
-                    details.insert("limit".into(), usd_value(limit));
+                    details.insert("limit".into(), money_value(limit));
                 }
                 if let Some(scope) = &refusal.scope {
                     details.insert("scope".into(), Value::from(scope.clone()));
@@ -524,8 +524,8 @@ impl ApiError {
     }
 }
 
-/// A money amount as a JSON value (exact, see [`crate::money`]).
-fn usd_value(amount: Usd) -> Value {
+/// A money amount as a JSON value (exact, see [`money::Money`]).
+fn money_value(amount: Money) -> Value {
     serde_json::to_value(amount).unwrap_or(Value::Null)
 }
 

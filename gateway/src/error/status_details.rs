@@ -6,7 +6,7 @@ use tonic_types::StatusExt;
 
 use proto::refusal::Refusal;
 
-use crate::money::Usd;
+use money::Money;
 
 /// The title of a refusal's error body, e.g. "Insufficient Credits" for `insufficient_credits`.
 pub fn title(refusal: Refusal) -> &'static str {
@@ -36,8 +36,8 @@ pub fn refusal_of(status: &tonic::Status) -> Option<Refusal> {
 pub struct CreditRefusal {
     /// `InsufficientCredits`, `DailyLimitExceeded` or `MonthlyLimitExceeded`.
     pub reason: Refusal,
-    pub current_balance: Option<Usd>,
-    pub limit: Option<Usd>,
+    pub current_balance: Option<Money>,
+    pub limit: Option<Money>,
     /// Whose cap: `account` or `key` (caps only).
     pub scope: Option<String>,
 }
@@ -133,9 +133,10 @@ impl CreditRefusal {
         })?;
         let amount = |key: &str| {
             let text = info.metadata.get(key)?;
-            match text.parse::<Usd>() {
+            match Money::parse_decimal(text) {
                 Ok(amount) => Some(amount),
                 Err(error) => {
+                    let error = error.naming(text);
                     tracing::warn!(key, %error, "billing sent an unreadable amount in a credit refusal");
                     None
                 }

@@ -7,8 +7,8 @@ use proto::executor::v1::RateLimits;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::money::Usd;
-use crate::routes::execution_summary::{Billing, FinishReason};
+use crate::model_api::execution_summary::{Billing, FinishReason};
+use money::Money;
 
 /// Why billing ended an answer early.
 pub const CUT_OFF_CREDIT: &str = "credit_exhausted";
@@ -20,11 +20,11 @@ pub struct ChunkBilling {
     pub status: &'static str,
     /// The execution's total cost; absent while pending.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cost: Option<Usd>,
+    pub cost: Option<Money>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub balance_after: Option<Usd>,
+    pub balance_after: Option<Money>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub total_spent: Option<Usd>,
+    pub total_spent: Option<Money>,
     /// `credit_exhausted` when credit or a cap ran out and the answer was cut short (its unfinished
     /// choices end with `finish_reason: "length"`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,7 +33,7 @@ pub struct ChunkBilling {
 
 /// The billing object of a charge; `None` for internal keys.
 pub fn chunk_billing(
-    cost: Option<Usd>,
+    cost: Option<Money>,
     billing: Option<&Billing>,
     finish: FinishReason,
 ) -> Option<ChunkBilling> {
@@ -74,13 +74,13 @@ pub fn billing_headers(billing: Option<ChunkBilling>) -> HeaderMap {
     };
     put("x-billing-status", billing.status.to_string());
     if let Some(cost) = billing.cost {
-        put("x-billing-cost", cost.to_wire());
+        put("x-billing-cost", cost.to_string());
     }
     if let Some(balance_after) = billing.balance_after {
-        put("x-billing-balance-after", balance_after.to_wire());
+        put("x-billing-balance-after", balance_after.to_string());
     }
     if let Some(total_spent) = billing.total_spent {
-        put("x-billing-total-spent", total_spent.to_wire());
+        put("x-billing-total-spent", total_spent.to_string());
     }
     if let Some(cut_off) = billing.cut_off {
         put("x-billing-cut-off", cut_off.to_string());
@@ -114,7 +114,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::routes::execution_summary::PendingStatus;
+    use crate::model_api::execution_summary::PendingStatus;
 
     fn settled() -> Billing {
         Billing::Settled {

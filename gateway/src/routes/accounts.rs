@@ -14,14 +14,14 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
-use crate::money::Usd;
 use crate::openapi::{AdminErrors, CustomerErrors, CustomerWriteErrors};
 use crate::routes::billing_call::billing;
 use crate::routes::keys::json::{KeyPolicy, KeySpend, KeyType, Role};
 use crate::routes::prices::DiscountTier;
-use crate::routes::wire::{money, optional_money, required, time};
 use crate::state::AppState;
 use crate::timestamp::Timestamp;
+use crate::wire::{money, optional_money, required, time};
+use money::Money;
 
 /// A billing account: one balance shared by its keys. Seen through a key (the calling key, or the key
 /// an admin path named), it also carries that key's id, type, role and policy.
@@ -39,18 +39,18 @@ pub struct Account {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<KeyPolicy>,
     /// Always equal to the sum of the account's transactions.
-    pub credits_balance: Usd,
+    pub credits_balance: Money,
     /// Reserved by in-flight executions.
-    pub held_credits: Usd,
+    pub held_credits: Money,
     /// Usage deductions minus refunds, over the account's life.
-    pub total_spent: Usd,
+    pub total_spent: Money,
     /// Charged beyond every grant; the next grant pays it first (the balance is the grants' remainders
     /// minus this).
-    pub overage: Usd,
+    pub overage: Money,
     /// Cap on spend per UTC day; null = no cap.
-    pub daily_limit: Option<Usd>,
+    pub daily_limit: Option<Money>,
     /// Cap on spend per UTC month; null = no cap.
-    pub monthly_limit: Option<Usd>,
+    pub monthly_limit: Option<Money>,
     /// Volume discounts, lowest threshold first; empty = list prices.
     pub discount_tiers: Vec<DiscountTier>,
     pub created_at: Timestamp,
@@ -128,7 +128,7 @@ pub struct AccountPage {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Alerts {
     /// USD amounts, at most 10, each >= 0; `[]` clears them. Answered highest first.
-    pub low_balance: Vec<Usd>,
+    pub low_balance: Vec<Money>,
 }
 
 impl TryFrom<pb::Alerts> for Alerts {
@@ -182,7 +182,7 @@ pub async fn alerts(
         low_balance: body
             .low_balance
             .iter()
-            .map(|amount| amount.to_wire())
+            .map(|amount| amount.to_string())
             .collect(),
     });
     let response = billing(state.account().set_alerts(request)).await?;
@@ -318,11 +318,11 @@ pub struct SetLimitsBody {
     /// Cap on spend per UTC day, >= 0; null = no cap.
     #[serde(deserialize_with = "Option::deserialize")]
     #[schema(required = true)]
-    pub daily_limit: Option<Usd>,
+    pub daily_limit: Option<Money>,
     /// Cap on spend per UTC month, >= 0; null = no cap.
     #[serde(deserialize_with = "Option::deserialize")]
     #[schema(required = true)]
-    pub monthly_limit: Option<Usd>,
+    pub monthly_limit: Option<Money>,
 }
 
 /// Sets or clears the daily and monthly caps.
@@ -344,8 +344,8 @@ pub async fn set_limits(
 ) -> Result<Json<Account>, ApiError> {
     let request = context.request(pb::SetLimitsRequest {
         api_key_id: id,
-        daily_limit: body.daily_limit.map(Usd::to_wire),
-        monthly_limit: body.monthly_limit.map(Usd::to_wire),
+        daily_limit: body.daily_limit.map(|amount| amount.to_string()),
+        monthly_limit: body.monthly_limit.map(|amount| amount.to_string()),
     });
     let account = billing(state.admin().set_limits(request)).await?;
     Ok(Json(account.try_into()?))
@@ -373,7 +373,7 @@ pub async fn admin_alerts(
         low_balance: body
             .low_balance
             .iter()
-            .map(|amount| amount.to_wire())
+            .map(|amount| amount.to_string())
             .collect(),
     });
     let response = billing(state.admin().set_alerts(request)).await?;

@@ -6,14 +6,14 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use proto::executor::v1::{ExecuteRequest, RateLimits};
+use proto::executor::v1::{ExecuteRequest, RateLimits, ResponseShape};
 
 use crate::error::{ApiError, Service};
 use crate::execution;
 use crate::extract::{CallContext, end_user_id, header_text};
 use crate::model_api::billing::{billing_headers, chunk_billing, rate_limit_headers};
+use crate::model_api::execution_summary::ExecutionSummary;
 use crate::routes::execute::IDEMPOTENCY_KEY_HEADER;
-use crate::routes::execution_summary::ExecutionSummary;
 use crate::routes::openai::{SESSION_HEADER, WORKSPACE_HEADER};
 use crate::state::AppState;
 
@@ -43,6 +43,7 @@ pub fn request(
     Ok(ExecuteRequest {
         end_user_id: end_user_id(headers, end_user)?,
         chat_request_json: Some(chat_json),
+        response_shape: ResponseShape::ChatCompletion.into(),
         workspace_id: header_text(headers, WORKSPACE_HEADER)?.unwrap_or_default(),
         session_id: header_text(headers, SESSION_HEADER)?.unwrap_or_default(),
         idempotency_key: header_text(headers, IDEMPOTENCY_KEY_HEADER)?,

@@ -14,14 +14,14 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
-use crate::money::Usd;
 use crate::openapi::{AdminErrors, CustomerErrors};
 use crate::routes::accounts::Account;
 use crate::routes::billing_call::billing;
 use crate::routes::query::{GrantsQuery, page_limit};
-use crate::routes::wire::{contract, money, required, time};
 use crate::state::AppState;
 use crate::timestamp::Timestamp;
+use crate::wire::{contract, money, required, time};
+use money::Money;
 
 /// The kind of a ledger transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -78,9 +78,9 @@ pub struct Transaction {
     #[serde(rename = "type")]
     pub kind: TransactionType,
     /// Signed.
-    pub amount: Usd,
-    pub balance_after: Usd,
-    pub total_spent_after: Usd,
+    pub amount: Money,
+    pub balance_after: Money,
+    pub total_spent_after: Money,
     pub description: String,
     /// Free-form JSON object: e.g. a deduction's `execution_id` and the `grants` that paid it
     /// (`[{"grant_id", "amount"}]`, in the order they were drawn), an expiry's `grant_id`.
@@ -154,9 +154,9 @@ pub struct Grant {
     pub id: String,
     pub account_id: String,
     pub category: GrantCategory,
-    pub amount: Usd,
+    pub amount: Money,
     /// Not yet spent nor expired.
-    pub remaining: Usd,
+    pub remaining: Money,
     /// Lower is spent first.
     pub priority: i64,
     /// Null = never expires.
@@ -393,7 +393,7 @@ pub async fn account_transactions(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddCreditsBody {
     /// > 0; a JSON number or a decimal string, at most 9 decimals, kept exact.
-    pub amount: Usd,
+    pub amount: Money,
     pub description: Option<String>,
     /// The same key with the same request returns the first result; with another request: 409.
     pub idempotency_key: Option<String>,
@@ -425,7 +425,7 @@ pub async fn add_credits(
 ) -> Result<Json<LedgerEntry>, ApiError> {
     let request = context.request(pb::AddCreditsRequest {
         api_key_id: id,
-        amount: body.amount.to_wire(),
+        amount: body.amount.to_string(),
         description: body.description,
         idempotency_key: body.idempotency_key,
         category: body
@@ -443,7 +443,7 @@ pub async fn add_credits(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdjustCreditsBody {
     /// Non-zero, either sign.
-    pub amount: Usd,
+    pub amount: Money,
     /// Required, 1..=500 characters.
     pub reason: String,
     pub idempotency_key: Option<String>,
@@ -468,7 +468,7 @@ pub async fn adjust_credits(
 ) -> Result<Json<LedgerEntry>, ApiError> {
     let request = context.request(pb::AdjustCreditsRequest {
         api_key_id: id,
-        amount: body.amount.to_wire(),
+        amount: body.amount.to_string(),
         reason: body.reason,
         idempotency_key: body.idempotency_key,
     });
@@ -482,7 +482,7 @@ pub struct RefundBody {
     /// The usage record to refund.
     pub usage_record_id: String,
     /// > 0 and at most what is left to refund; absent = the whole charge.
-    pub amount: Option<Usd>,
+    pub amount: Option<Money>,
     pub reason: Option<String>,
 }
 
@@ -506,7 +506,7 @@ pub async fn refund(
     let request = context.request(pb::RefundRequest {
         api_key_id: id,
         usage_record_id: body.usage_record_id,
-        amount: body.amount.map(Usd::to_wire),
+        amount: body.amount.map(|amount| amount.to_string()),
         reason: body.reason,
     });
     let entry = billing(state.admin().refund(request)).await?;

@@ -17,9 +17,9 @@ use crate::extract::{CallContext, PathParams, QueryParams};
 use crate::openapi::{AdminErrors, CustomerErrors};
 use crate::routes::billing_call::billing;
 use crate::routes::query::page_limit;
-use crate::routes::wire::{contract, time};
 use crate::state::AppState;
 use crate::timestamp::Timestamp;
+use crate::wire::{contract, time};
 
 /// One event (BILLING.md, "Events and alerts"), as webhooks deliver it: `{id, type, timestamp, data}`, plus
 /// its account.

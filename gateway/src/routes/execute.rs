@@ -1,5 +1,5 @@
-//! `POST /execute`: runs a prompt (or messages) through executor-svc, answered as JSON or, with
-//! `"stream": true`, as server-sent events.
+//! `POST /execute`: runs a prompt (or messages) through executor-svc, as the chat completion request it
+//! stands for, answered as JSON or, with `"stream": true`, as server-sent events.
 
 use std::convert::Infallible;
 
@@ -11,13 +11,14 @@ use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use proto::executor::v1 as pb;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::execution::{self, ExecutionEvent};
 use crate::extract::{CallContext, JsonBody, end_user_id, header_text, optional_objects};
+use crate::model_api::execution_summary::ExecutionSummary;
 use crate::openapi::ExecutionErrors;
-use crate::routes::execution_summary::ExecutionSummary;
 use crate::state::AppState;
 
 /// The header that makes a retry safe: a key already used is refused with 409 and never charged twice.
@@ -127,27 +128,19 @@ pub async fn execute(
     JsonBody(body): JsonBody<ExecuteBody>,
 ) -> Result<Response, ApiError> {
     let stream = body.stream;
+    let idempotency_key = header_text(&headers, IDEMPOTENCY_KEY_HEADER)?;
+    let end_user_id = end_user_id(&headers, None)?;
+    let chat = chat_request(body.prompt, body.messages, body.model, body.max_tokens)?;
     let request = pb::ExecuteRequest {
-        prompt: body.prompt,
-        messages: body
-            .messages
-            .unwrap_or_default()
-            .into_iter()
-            .map(|message| pb::ChatMessage {
-                role: message.role,
-                content: message.content,
-            })
-            .collect(),
-        model: body.model,
-        max_tokens: body.max_tokens,
+        chat_request_json: Some(chat.to_string()),
+        response_shape: pb::ResponseShape::Text.into(),
         workspace_id: body.workspace_id.unwrap_or_default(),
         session_id: body.session_id.unwrap_or_default(),
-        idempotency_key: header_text(&headers, IDEMPOTENCY_KEY_HEADER)?,
+        idempotency_key,
         endpoint: ENDPOINT.to_string(),
-        chat_request_json: None,
         messages_request_json: None,
         anthropic_headers: Default::default(),
-        end_user_id: end_user_id(&headers, None)?,
+        end_user_id,
     };
     if stream {
         // `/execute` is the platform's own shape: OpenAI's rate-limit headers are for `/v1`.
@@ -159,6 +152,69 @@ pub async fn execute(
         let response = execution::run(&state, &context, request).await?;
         Ok(Json(ExecuteResult::try_from(response)?).into_response())
     }
+}
+
+/// The chat completion request an `/execute` body stands for: the prompt as one user message, or the
+/// messages as they are; the model when one is named (executor-svc fills in its default); the output limit
+/// as `max_completion_tokens`. Answered as text ([`pb::ResponseShape::Text`]), it is bounded by
+/// executor-svc's configured maximum, which is also its limit when none is given.
+fn chat_request(
+    prompt: Option<String>,
+    messages: Option<Vec<ChatMessage>>,
+    model: Option<String>,
+    max_tokens: Option<u32>,
+) -> Result<Value, ApiError> {
+    let invalid = |message: &str| ApiError::InvalidRequest(message.to_string());
+    let messages = messages.unwrap_or_default();
+    let messages: Vec<(&'static str, String)> = match (prompt, messages.is_empty()) {
+        (Some(prompt), true) => vec![("user", prompt)],
+        (None, false) => messages
+            .into_iter()
+            .map(|message| {
+                let role = match message.role.as_str() {
+                    "system" => "system",
+                    "user" => "user",
+                    "assistant" => "assistant",
+                    _ => {
+                        return Err(invalid(
+                            "message role must be \"system\", \"user\" or \"assistant\"",
+                        ));
+                    }
+                };
+                Ok((role, message.content))
+            })
+            .collect::<Result<_, _>>()?,
+        (Some(_), false) => return Err(invalid("give either `prompt` or `messages`, not both")),
+        (None, true) => return Err(invalid("`prompt` or `messages` is required")),
+    };
+    if messages
+        .iter()
+        .all(|(_, content)| content.trim().is_empty())
+    {
+        return Err(invalid("the prompt is empty"));
+    }
+    let mut chat = Map::new();
+    // A blank model means the default one, which executor-svc fills in when `model` is absent.
+    if let Some(model) = model
+        .as_deref()
+        .map(str::trim)
+        .filter(|model| !model.is_empty())
+    {
+        chat.insert("model".into(), Value::from(model));
+    }
+    let messages = messages
+        .into_iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect();
+    chat.insert("messages".into(), Value::Array(messages));
+    match max_tokens {
+        None => {}
+        Some(0) => return Err(invalid("`max_tokens` must be at least 1")),
+        Some(limit) => {
+            chat.insert("max_completion_tokens".into(), Value::from(limit));
+        }
+    }
+    Ok(Value::Object(chat))
 }
 
 fn event(name: &'static str, data: &ExecuteStreamEvent) -> Event {
@@ -221,6 +277,85 @@ mod tests {
             billing,
             finish_reason: pb::FinishReason::Stop.into(),
             ..Default::default()
+        }
+    }
+
+    fn message(role: &str, content: &str) -> ChatMessage {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn a_prompt_becomes_one_user_message_and_the_limit_max_completion_tokens() {
+        let chat = chat_request(
+            Some("Summarise this contract.".into()),
+            None,
+            Some(" gpt-4o-mini ".into()),
+            Some(256),
+        )
+        .unwrap();
+        assert_eq!(
+            chat,
+            json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Summarise this contract."}],
+                "max_completion_tokens": 256})
+        );
+    }
+
+    #[test]
+    fn messages_are_kept_in_order_and_a_blank_model_is_left_to_the_executor() {
+        let chat = chat_request(
+            None,
+            Some(vec![message("system", "Be brief."), message("user", "Hi")]),
+            Some("  ".into()),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            chat,
+            json!({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]})
+        );
+    }
+
+    #[test]
+    fn invalid_bodies_are_refused_with_a_reason() {
+        // Prompt, messages, max tokens, and the reason given.
+        type Case = (
+            Option<&'static str>,
+            Option<Vec<ChatMessage>>,
+            Option<u32>,
+            &'static str,
+        );
+        let cases: Vec<Case> = vec![
+            (None, None, None, "`prompt` or `messages` is required"),
+            (
+                None,
+                Some(Vec::new()),
+                None,
+                "`prompt` or `messages` is required",
+            ),
+            (
+                Some("hi"),
+                Some(vec![message("user", "hi")]),
+                None,
+                "give either `prompt` or `messages`, not both",
+            ),
+            (
+                None,
+                Some(vec![message("tool", "hi")]),
+                None,
+                "message role must be \"system\", \"user\" or \"assistant\"",
+            ),
+            (Some(" \n\t"), None, None, "the prompt is empty"),
+            (Some("hi"), None, Some(0), "`max_tokens` must be at least 1"),
+        ];
+        for (prompt, messages, max_tokens, reason) in cases {
+            let result = chat_request(prompt.map(str::to_string), messages, None, max_tokens);
+            assert!(
+                matches!(&result, Err(ApiError::InvalidRequest(text)) if text == reason),
+                "{reason}: {result:?}"
+            );
         }
     }
 

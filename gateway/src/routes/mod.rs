@@ -1,10 +1,9 @@
 //! The routes, each documented by its `#[utoipa::path]` and registered through one `OpenApiRouter`, so
 //! the router and `/openapi.json` cannot diverge. One module per resource holds the routes of both
 //! audiences (the customer's `/billing/…` and the operator's `/billing/admin/…`) and their request and
-//! response types; what several share is `query.rs` (query strings), `wire.rs` (reading billing-svc's and
-//! executor-svc's messages) and `billing_call.rs` (a call to billing-svc). The model APIs are `openai/`,
-//! `anthropic/`, `chat_call.rs` and `execute.rs`, with `execution_summary.rs`, what a finished execution
-//! reports.
+//! response types; what several share is `query.rs` (query strings) and `billing_call.rs` (a call to
+//! billing-svc), with [`crate::wire`] (reading billing-svc's and executor-svc's messages). The model APIs are
+//! `openai/`, `anthropic/`, `chat_call.rs` and `execute.rs`, on what they share in [`crate::model_api`].
 
 pub mod accounts;
 pub mod anthropic;
@@ -13,7 +12,6 @@ pub mod chat_call;
 pub mod credits;
 pub mod events;
 pub mod execute;
-pub mod execution_summary;
 pub mod keys;
 pub mod openai;
 pub mod ops;
@@ -23,7 +21,6 @@ pub mod query;
 pub mod stripe;
 pub mod usage;
 pub mod webhooks;
-pub mod wire;
 
 use axum::http::Uri;
 use axum::response::Response;

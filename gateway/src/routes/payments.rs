@@ -14,12 +14,12 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, JsonBody};
-use crate::money::Usd;
 use crate::openapi::CustomerWriteErrors;
 use crate::routes::billing_call::billing;
-use crate::routes::wire::{money, time};
 use crate::state::AppState;
 use crate::timestamp::Timestamp;
+use crate::wire::{money, time};
+use money::Money;
 
 /// Auto-recharge's settings: when a settlement takes available credit below `threshold`, the card saved by a
 /// Checkout payment is charged `amount`, never past `monthlyMax` in a UTC month.
@@ -28,11 +28,11 @@ use crate::timestamp::Timestamp;
 pub struct AutoRechargeBody {
     pub enabled: bool,
     /// USD, >= 0.
-    pub threshold: Usd,
+    pub threshold: Money,
     /// USD charged each time, whole cents, 0.50..=100000.
-    pub amount: Usd,
+    pub amount: Money,
     /// USD the charges may add up to in a UTC month, at least `amount`.
-    pub monthly_max: Usd,
+    pub monthly_max: Money,
 }
 
 /// Auto-recharge as it stands.
@@ -42,11 +42,11 @@ pub struct AutoRecharge {
     /// False until settings were saved once (the amounts are then 0).
     pub configured: bool,
     pub enabled: bool,
-    pub threshold: Usd,
-    pub amount: Usd,
-    pub monthly_max: Usd,
+    pub threshold: Money,
+    pub amount: Money,
+    pub monthly_max: Money,
     /// What the charges started this UTC month add up to (failed ones not counted).
-    pub charged_this_month: Usd,
+    pub charged_this_month: Money,
     /// Failed charges since the last success; the third turns auto-recharge off.
     pub consecutive_failures: u32,
     /// The id of the charge waiting for Stripe, if one is (at most one at a time).
@@ -63,7 +63,7 @@ pub struct AutoRecharge {
 pub struct AutoRechargeCharge {
     /// The id of the `balance.low` event that started it, sent to Stripe as the Idempotency-Key.
     pub id: String,
-    pub amount: Usd,
+    pub amount: Money,
     /// `pending`, `charged` (waiting for Stripe's webhook), `succeeded` or `failed`.
     pub status: String,
     pub payment_intent_id: Option<String>,
@@ -112,7 +112,7 @@ impl TryFrom<pb::AutoRecharge> for AutoRecharge {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckoutBody {
     /// USD, whole cents, 0.50..=100000.
-    pub amount: Usd,
+    pub amount: Money,
 }
 
 /// Where to pay a top-up.
@@ -141,7 +141,7 @@ pub async fn checkout(
     JsonBody(body): JsonBody<CheckoutBody>,
 ) -> Result<(StatusCode, Json<Checkout>), ApiError> {
     let request = context.request(pb::CreateCheckoutRequest {
-        amount: body.amount.to_wire(),
+        amount: body.amount.to_string(),
     });
     let session = billing(state.account().create_checkout(request)).await?;
     Ok((
@@ -171,9 +171,9 @@ pub async fn set_auto_recharge(
 ) -> Result<Json<AutoRecharge>, ApiError> {
     let request = context.request(pb::SetAutoRechargeRequest {
         enabled: body.enabled,
-        threshold: body.threshold.to_wire(),
-        amount: body.amount.to_wire(),
-        monthly_max: body.monthly_max.to_wire(),
+        threshold: body.threshold.to_string(),
+        amount: body.amount.to_string(),
+        monthly_max: body.monthly_max.to_string(),
     });
     let recharge = billing(state.account().set_auto_recharge(request)).await?;
     Ok(Json(recharge.try_into()?))

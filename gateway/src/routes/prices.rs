@@ -13,12 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
-use crate::money::Usd;
 use crate::openapi::{AdminErrors, CustomerErrors};
 use crate::routes::billing_call::billing;
-use crate::routes::wire::{money, time};
 use crate::state::AppState;
 use crate::timestamp::Timestamp;
+use crate::wire::{money, time};
+use money::Money;
 
 /// A price row (BILLING.md, "Prices"): USD per 1,000 tokens of each token class before markup, a fee per
 /// call, the markup; the effective price per 1k tokens is base × markup.
@@ -30,25 +30,25 @@ pub struct Price {
     /// The account this row prices the model for; absent: every account.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
-    pub base_input_price_per_1k: Usd,
-    pub base_output_price_per_1k: Usd,
+    pub base_input_price_per_1k: Money,
+    pub base_output_price_per_1k: Money,
     /// Prompt-cache reads.
-    pub base_cached_input_price_per_1k: Usd,
+    pub base_cached_input_price_per_1k: Money,
     /// Prompt-cache writes (5 minutes).
-    pub base_cache_write_price_per_1k: Usd,
+    pub base_cache_write_price_per_1k: Money,
     /// Prompt-cache writes for one hour.
     #[serde(rename = "baseCacheWrite1hPricePer1k")]
-    pub base_cache_write_1h_price_per_1k: Usd,
-    pub base_audio_input_price_per_1k: Usd,
-    pub base_audio_output_price_per_1k: Usd,
+    pub base_cache_write_1h_price_per_1k: Money,
+    pub base_audio_input_price_per_1k: Money,
+    pub base_audio_output_price_per_1k: Money,
     /// USD per call, no markup.
-    pub request_fee: Usd,
+    pub request_fee: Money,
     /// Multiplier, e.g. 1.5 (an exact decimal, like money).
-    pub markup: Usd,
+    pub markup: Money,
     /// Input price per 1k tokens after markup.
-    pub input_price_per_1k: Usd,
+    pub input_price_per_1k: Money,
     /// Output price per 1k tokens after markup.
-    pub output_price_per_1k: Usd,
+    pub output_price_per_1k: Money,
     /// The row applies to executions settled from this moment on.
     pub effective_from: Timestamp,
     /// The row ends the model's price from `effectiveFrom` on (`DELETE /admin/prices/{model}`).
@@ -120,9 +120,9 @@ pub struct PriceList {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DiscountTier {
     /// USD, >= 0.
-    pub from_monthly_spend: Usd,
+    pub from_monthly_spend: Money,
     /// Percent in (0, 100].
-    pub percent_off: Usd,
+    pub percent_off: Money,
 }
 
 impl DiscountTier {
@@ -136,8 +136,8 @@ impl DiscountTier {
 
     pub fn to_wire(&self) -> pb::DiscountTier {
         pb::DiscountTier {
-            from_monthly_spend: self.from_monthly_spend.to_wire(),
-            percent_off: self.percent_off.to_wire(),
+            from_monthly_spend: self.from_monthly_spend.to_string(),
+            percent_off: self.percent_off.to_string(),
         }
     }
 }
@@ -149,15 +149,15 @@ impl DiscountTier {
 pub struct AccountPrice {
     /// A model name, or `*` for every model without a row of its own.
     pub model: String,
-    pub input_price_per_1k: Usd,
-    pub output_price_per_1k: Usd,
-    pub cached_input_price_per_1k: Usd,
-    pub cache_write_price_per_1k: Usd,
+    pub input_price_per_1k: Money,
+    pub output_price_per_1k: Money,
+    pub cached_input_price_per_1k: Money,
+    pub cache_write_price_per_1k: Money,
     #[serde(rename = "cacheWrite1hPricePer1k")]
-    pub cache_write_1h_price_per_1k: Usd,
-    pub audio_input_price_per_1k: Usd,
-    pub audio_output_price_per_1k: Usd,
-    pub request_fee: Usd,
+    pub cache_write_1h_price_per_1k: Money,
+    pub audio_input_price_per_1k: Money,
+    pub audio_output_price_per_1k: Money,
+    pub request_fee: Money,
     pub effective_from: Timestamp,
 }
 
@@ -266,24 +266,24 @@ pub struct SetPriceBody {
     /// A model name (1..=200 characters) or `*`.
     pub model: String,
     /// USD per 1,000 input tokens before markup, >= 0.
-    pub base_input_price_per_1k: Usd,
+    pub base_input_price_per_1k: Money,
     /// USD per 1,000 output tokens before markup, >= 0.
-    pub base_output_price_per_1k: Usd,
+    pub base_output_price_per_1k: Money,
     /// Prompt-cache reads, USD per 1,000 before markup; default: the input price.
-    pub base_cached_input_price_per_1k: Option<Usd>,
+    pub base_cached_input_price_per_1k: Option<Money>,
     /// Prompt-cache writes (5 minutes); default: the input price.
-    pub base_cache_write_price_per_1k: Option<Usd>,
+    pub base_cache_write_price_per_1k: Option<Money>,
     /// Prompt-cache writes for one hour; default: the cache-write price.
     #[serde(rename = "baseCacheWrite1hPricePer1k")]
-    pub base_cache_write_1h_price_per_1k: Option<Usd>,
+    pub base_cache_write_1h_price_per_1k: Option<Money>,
     /// Default: the input price.
-    pub base_audio_input_price_per_1k: Option<Usd>,
+    pub base_audio_input_price_per_1k: Option<Money>,
     /// Default: the output price.
-    pub base_audio_output_price_per_1k: Option<Usd>,
+    pub base_audio_output_price_per_1k: Option<Money>,
     /// USD per call, no markup; default 0.
-    pub request_fee: Option<Usd>,
+    pub request_fee: Option<Money>,
     /// Multiplier > 0; default 1.5 (the seed's).
-    pub markup: Option<Usd>,
+    pub markup: Option<Money>,
     /// Default: now. Executions settled from then on use this row; recorded costs never change.
     pub effective_from: Option<Timestamp>,
     /// This account's own price for the model (not `*`), which wins over the global row.
@@ -307,16 +307,26 @@ pub async fn set_price(
 ) -> Result<(StatusCode, Json<Price>), ApiError> {
     let request = context.request(pb::SetPriceRequest {
         model: body.model,
-        base_input_price_per_1k: body.base_input_price_per_1k.to_wire(),
-        base_output_price_per_1k: body.base_output_price_per_1k.to_wire(),
-        markup: body.markup.map(Usd::to_wire),
+        base_input_price_per_1k: body.base_input_price_per_1k.to_string(),
+        base_output_price_per_1k: body.base_output_price_per_1k.to_string(),
+        markup: body.markup.map(|amount| amount.to_string()),
         effective_from: body.effective_from.map(|t| t.0),
-        base_cached_input_price_per_1k: body.base_cached_input_price_per_1k.map(Usd::to_wire),
-        base_cache_write_price_per_1k: body.base_cache_write_price_per_1k.map(Usd::to_wire),
-        base_cache_write_1h_price_per_1k: body.base_cache_write_1h_price_per_1k.map(Usd::to_wire),
-        base_audio_input_price_per_1k: body.base_audio_input_price_per_1k.map(Usd::to_wire),
-        base_audio_output_price_per_1k: body.base_audio_output_price_per_1k.map(Usd::to_wire),
-        request_fee: body.request_fee.map(Usd::to_wire),
+        base_cached_input_price_per_1k: body
+            .base_cached_input_price_per_1k
+            .map(|amount| amount.to_string()),
+        base_cache_write_price_per_1k: body
+            .base_cache_write_price_per_1k
+            .map(|amount| amount.to_string()),
+        base_cache_write_1h_price_per_1k: body
+            .base_cache_write_1h_price_per_1k
+            .map(|amount| amount.to_string()),
+        base_audio_input_price_per_1k: body
+            .base_audio_input_price_per_1k
+            .map(|amount| amount.to_string()),
+        base_audio_output_price_per_1k: body
+            .base_audio_output_price_per_1k
+            .map(|amount| amount.to_string()),
+        request_fee: body.request_fee.map(|amount| amount.to_string()),
         account_id: body.account_id,
     });
     let price = billing(state.admin().set_price(request)).await?;

@@ -13,14 +13,14 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, PathParams, QueryParams};
-use crate::money::Usd;
 use crate::openapi::{AdminErrors, CustomerErrors};
 use crate::routes::billing_call::billing;
 use crate::routes::keys::json::KeyType;
 use crate::routes::query::{RangeQuery, ScopedRangeQuery, page_limit, time_range};
-use crate::routes::wire::{contract, money, optional_money, required, time};
 use crate::state::AppState;
 use crate::timestamp::Timestamp;
+use crate::wire::{contract, money, optional_money, required, time};
+use money::Money;
 
 /// How an execution ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -106,21 +106,21 @@ pub struct UsageRecord {
     pub total_tokens: u64,
     #[serde(flatten)]
     pub classes: TokenClasses,
-    pub input_cost: Usd,
-    pub output_cost: Usd,
+    pub input_cost: Money,
+    pub output_cost: Money,
     /// The price row's fee per call, inside `totalCost` (= `inputCost` + `outputCost` + `requestFee`).
-    pub request_fee: Usd,
-    pub total_cost: Usd,
+    pub request_fee: Money,
+    pub total_cost: Money,
     /// The same usage at base prices, no markup, fee or discount: what the provider bills. Operator views
     /// only; absent on records made before it was kept.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider_cost: Option<Usd>,
+    pub provider_cost: Option<Money>,
     /// The volume tier's percent off that applied (0: none).
-    pub discount_percent: Usd,
+    pub discount_percent: Money,
     /// Taken from the balance: `totalCost` for standard keys, 0 for internal ones.
-    pub charged: Usd,
+    pub charged: Money,
     /// By how much the charge exceeded the execution's hold.
-    pub overage: Usd,
+    pub overage: Money,
     pub duration_ms: u64,
     pub status: UsageStatus,
     /// e.g. `/execute` or `/v1/chat/completions`.
@@ -133,7 +133,7 @@ pub struct UsageRecord {
     pub key_type: KeyType,
     pub timestamp: Timestamp,
     /// Null unless refunded.
-    pub refunded_amount: Option<Usd>,
+    pub refunded_amount: Option<Money>,
 }
 
 impl TryFrom<pb::UsageRecord> for UsageRecord {
@@ -188,13 +188,13 @@ pub struct UsageTotals {
     #[serde(flatten)]
     pub classes: TokenClasses,
     /// Cost of the usage, charged or not: the revenue.
-    pub total_cost: Usd,
+    pub total_cost: Money,
     /// Operator views only: the usage at base prices (over the records that keep it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider_cost: Option<Usd>,
+    pub provider_cost: Option<Money>,
     /// Operator views only: `totalCost − providerCost` over the records that keep a provider cost.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub margin: Option<Usd>,
+    pub margin: Option<Money>,
 }
 
 impl TryFrom<Option<pb::UsageTotals>> for UsageTotals {
@@ -299,8 +299,8 @@ pub struct Stats {
     pub by_day: Vec<DayUsage>,
     /// Over the requested range, the 100 end users with the highest total cost, highest first.
     pub by_end_user: Vec<EndUserUsage>,
-    pub credits_balance: Usd,
-    pub total_spent: Usd,
+    pub credits_balance: Money,
+    pub total_spent: Money,
 }
 
 impl TryFrom<pb::Stats> for Stats {

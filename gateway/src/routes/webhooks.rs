@@ -15,9 +15,9 @@ use crate::error::ApiError;
 use crate::extract::{CallContext, JsonBody, PathParams};
 use crate::openapi::{AdminErrors, CustomerWriteErrors};
 use crate::routes::billing_call::billing;
-use crate::routes::wire::time;
 use crate::state::AppState;
 use crate::timestamp::Timestamp;
+use crate::wire::time;
 
 /// A webhook endpoint. Deliveries follow the Standard Webhooks specification (WEBHOOKS section of
 /// BILLING.md): headers `webhook-id`, `webhook-timestamp`, `webhook-signature`.

@@ -9,6 +9,7 @@ use proto::billing::v1 as pb;
 use proto::executor::v1 as ex;
 use proto::executor::v1::execute_stream_response::Message as Event;
 use rust_decimal::Decimal;
+use tests::reliability::text_request;
 use tests::tmpfs::{Tmpfs, fill};
 use tests::{
     Backend, Billing, Executor, MockModel, assert_ledger_invariants, authed, eventually,
@@ -54,15 +55,23 @@ async fn funded_key(billing: &Billing, credits: &str) -> (String, String) {
 }
 
 fn request(key: &str, model: &str, prompt: &str) -> tonic::Request<ex::ExecuteRequest> {
+    limited_request(key, model, prompt, None)
+}
+
+/// `/execute` as the gateway sends it (see `text_request`), with an output limit when one is given.
+fn limited_request(
+    key: &str,
+    model: &str,
+    prompt: &str,
+    max_tokens: Option<u32>,
+) -> tonic::Request<ex::ExecuteRequest> {
     authed(
         key,
         ex::ExecuteRequest {
-            prompt: Some(prompt.into()),
-            model: Some(model.into()),
             workspace_id: "ws-1".into(),
             session_id: "session-1".into(),
             endpoint: "/execute".into(),
-            ..Default::default()
+            ..text_request(prompt, model, max_tokens)
         },
     )
 }
@@ -228,8 +237,7 @@ async fn credit_running_out_mid_stream_stops_the_stream_cleanly(backend: Backend
     // "Hello" is 8 prompt tokens (0.00012); 0.003 leaves room for 64 output tokens at 0.000045 each.
     let (_, key) = funded_key(&stack.billing, "0.003").await;
 
-    let mut asked = request(&key, "mock-tokens-2000", "Hello");
-    asked.get_mut().max_tokens = Some(2000);
+    let asked = limited_request(&key, "mock-tokens-2000", "Hello", Some(2000));
     let (output, done) = stream(&stack.executor, asked).await;
 
     let done = done.expect("a clean end, not an error");
@@ -264,8 +272,7 @@ async fn concurrent_streams_on_one_small_key_never_overspend(backend: Backend) {
         let key = key.clone();
         let executor = &stack.executor;
         async move {
-            let mut asked = request(&key, "mock-tokens-200-latency-2", "Hello");
-            asked.get_mut().max_tokens = Some(200);
+            let asked = limited_request(&key, "mock-tokens-200-latency-2", "Hello", Some(200));
             stream(executor, asked).await
         }
     });

@@ -4,7 +4,6 @@
 //! authentication is answered 429 per client IP while keys already accepted keep working.
 
 use proto::billing::v1 as pb;
-use proto::executor::v1 as ex;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -345,11 +344,7 @@ async fn revocation_takes_effect_on_the_next_call_everywhere(backend: Backend) {
         proto::executor::v1::executor_service_client::ExecutorServiceClient::new(channel)
             .execute(authed(
                 &key,
-                ex::ExecuteRequest {
-                    prompt: Some("Hello".into()),
-                    model: Some("mock".into()),
-                    ..Default::default()
-                },
+                tests::reliability::text_request("Hello", "mock", None),
             ))
             .await
             .expect_err("revoked");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use proto::billing::v1 as pb;
 use proto::billing::v1::meter_request::Message as In;
 use proto::executor::v1 as ex;
-use tests::reliability::row_count;
+use tests::reliability::{row_count, text_request};
 use tests::{Backend, Billing, Executor, MockModel, assert_ledger_invariants, authed};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -133,13 +133,15 @@ fn execution(
     key: &str,
     change: impl FnOnce(&mut ex::ExecuteRequest),
 ) -> tonic::Request<ex::ExecuteRequest> {
-    let mut request = ex::ExecuteRequest {
-        prompt: Some("Hello".into()),
-        model: Some("mock".into()),
-        ..Default::default()
-    };
+    let mut request = text_request("Hello", "mock", None);
     change(&mut request);
     authed(key, request)
+}
+
+/// `/execute`'s request with another chat request in it. The checks of `/execute`'s own body (prompt or
+/// messages, their roles, a blank prompt) are the gateway's, before anything reaches executor-svc.
+fn chat(key: &str, chat: serde_json::Value) -> tonic::Request<ex::ExecuteRequest> {
+    execution(key, |r| r.chat_request_json = Some(chat.to_string()))
 }
 
 async fn the_executor_refuses_malformed_executions_before_the_model(backend: Backend) {
@@ -149,56 +151,58 @@ async fn the_executor_refuses_malformed_executions_before_the_model(backend: Bac
     let executor = Executor::start(&billing, &model, spool.path(), &[]).await;
     let (id, key) = billing.create_key(pb::KeyType::Standard).await;
     billing.add_credits(&id, "10").await;
-    let message = |role: &str, content: &str| ex::ChatMessage {
-        role: role.into(),
-        content: content.into(),
-    };
+    let hello = serde_json::json!([{"role": "user", "content": "Hello"}]);
 
     let cases: Vec<(&str, tonic::Request<ex::ExecuteRequest>, &[Code])> = vec![
         (
-            "no prompt",
-            execution(&key, |r| r.prompt = None),
+            "no chat request",
+            execution(&key, |r| r.chat_request_json = None),
             &[Code::InvalidArgument],
         ),
         (
-            "blank prompt",
-            execution(&key, |r| r.prompt = Some(" \n\t".into())),
-            &[Code::InvalidArgument],
-        ),
-        (
-            "prompt and messages",
-            execution(&key, |r| r.messages = vec![message("user", "Hi")]),
-            &[Code::InvalidArgument],
-        ),
-        (
-            "unknown role",
-            execution(&key, |r| {
-                r.prompt = None;
-                r.messages = vec![message("root", "Hi")]
-            }),
+            "no messages",
+            chat(&key, serde_json::json!({"model": "mock"})),
             &[Code::InvalidArgument],
         ),
         (
             "too many messages",
-            execution(&key, |r| {
-                r.prompt = None;
-                r.messages = vec![message("user", "Hi"); 10_001]
-            }),
+            chat(
+                &key,
+                serde_json::json!({"model": "mock",
+                    "messages": vec![serde_json::json!({"role": "user", "content": "Hi"}); 10_001]}),
+            ),
             &[Code::InvalidArgument],
         ),
         (
             "zero max tokens",
-            execution(&key, |r| r.max_tokens = Some(0)),
+            chat(
+                &key,
+                serde_json::json!({"model": "mock", "messages": hello, "max_completion_tokens": 0}),
+            ),
+            &[Code::InvalidArgument],
+        ),
+        (
+            "several choices answered as text",
+            chat(
+                &key,
+                serde_json::json!({"model": "mock", "messages": hello, "n": 2}),
+            ),
             &[Code::InvalidArgument],
         ),
         (
             "model too long",
-            execution(&key, |r| r.model = Some("m".repeat(201))),
+            chat(
+                &key,
+                serde_json::json!({"model": "m".repeat(201), "messages": hello}),
+            ),
             &[Code::InvalidArgument],
         ),
         (
             "model with a control character",
-            execution(&key, |r| r.model = Some("mock\u{0}".into())),
+            chat(
+                &key,
+                serde_json::json!({"model": "mock\u{0}", "messages": hello}),
+            ),
             &[Code::InvalidArgument],
         ),
         (
@@ -218,15 +222,14 @@ async fn the_executor_refuses_malformed_executions_before_the_model(backend: Bac
         ),
         (
             "oversized prompt",
-            execution(&key, |r| r.prompt = Some("x".repeat(OVERSIZED))),
+            execution(&key, |r| {
+                *r = text_request(&"x".repeat(OVERSIZED), "mock", None);
+            }),
             &[Code::OutOfRange, Code::ResourceExhausted],
         ),
         (
             "no key",
-            tonic::Request::new(ex::ExecuteRequest {
-                prompt: Some("Hello".into()),
-                ..Default::default()
-            }),
+            tonic::Request::new(text_request("Hello", "mock", None)),
             &[Code::Unauthenticated],
         ),
         (

@@ -212,12 +212,14 @@ async fn executor_bills_over_tls_to_billing_and_serves_tls_itself() {
         .execute(authed(
             &key,
             ex::ExecuteRequest {
-                prompt: Some("Summarise the quarterly report.".into()),
-                model: Some("mock-usage-6548-108".into()),
                 workspace_id: "ws-1".into(),
                 session_id: "session-1".into(),
                 endpoint: "/execute".into(),
-                ..Default::default()
+                ..tests::reliability::text_request(
+                    "Summarise the quarterly report.",
+                    "mock-usage-6548-108",
+                    None,
+                )
             },
         ))
         .await

@@ -9,8 +9,8 @@ use std::cmp::Ordering;
 
 use proto::ids::{AccountId, GrantId};
 
-use crate::money::Money;
 use crate::time::Millis;
+use money::Money;
 
 /// What kind of credit a grant is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,9 +5,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{Category, CreditGrant};
-use crate::money::Money;
 use crate::store::bulk;
 use crate::time::Millis;
+use money::Money;
 
 /// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).
 const TYPES: &str = "tttiiiiiii";

@@ -3,8 +3,8 @@
 
 pub mod sql;
 
-use crate::money::Money;
 use crate::time::Millis;
+use money::Money;
 use proto::ids::{AccountId, ApiKeyId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,8 @@ pub mod sql;
 
 use proto::ids::AccountId;
 
-use crate::money::Money;
 use crate::time::Millis;
+use money::Money;
 
 /// Where a charge stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{Recharge, Status};
-use crate::money::Money;
 use crate::time::Millis;
+use money::Money;
 
 const COLUMNS: &str =
     "id, account_id, amount, status, payment_intent_id, error, created_at, updated_at";

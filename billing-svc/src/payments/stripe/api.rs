@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use crate::error::BillingError;
-use crate::money::Money;
 use lifecycle::secret::{ExposeSecret, SecretString};
+use money::Money;
 
 /// The few calls billing-svc makes to Stripe's REST API: a small typed client over reqwest (the
 /// workspace's HTTP client) rather than a Stripe SDK crate, whose generated API surface would add minutes

@@ -30,8 +30,8 @@ use subtle::ConstantTimeEq;
 use crate::credits::ops::LedgerWrite;
 use crate::error::BillingError;
 use crate::ledger::Ledger;
-use crate::money::Money;
 use crate::payments::ops::StripePayment;
+use money::Money;
 use proto::ids::AccountId;
 
 /// How old (or how far in the future) a signature's timestamp may be.

@@ -22,10 +22,10 @@ use crate::execution::{self, ExecutionEvent};
 use crate::extract::{AnthropicCallContext, header_text};
 use crate::model_api::anthropic_error::AnthropicError;
 use crate::model_api::billing::{ChunkBilling, chunk_billing};
+use crate::model_api::execution_summary::{ExecutionSummary, FinishReason};
 use crate::openapi::AnthropicErrors;
 use crate::routes::billing_call::billing;
 use crate::routes::chat_call;
-use crate::routes::execution_summary::{ExecutionSummary, FinishReason};
 use crate::state::AppState;
 
 /// The endpoint recorded on usage records.

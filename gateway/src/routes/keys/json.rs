@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Service};
-use crate::money::Usd;
-use crate::routes::wire::{contract, money, optional_money, required, time};
 use crate::timestamp::Timestamp;
+use crate::wire::{contract, money, optional_money, required, time};
+use money::Money;
 
 /// How a key is billed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -75,10 +75,10 @@ impl Role {
 pub struct KeyPolicy {
     /// Cap on the key's spend per UTC day (settled plus held), within the account's caps.
     #[serde(default)]
-    pub daily_limit: Option<Usd>,
+    pub daily_limit: Option<Money>,
     /// Cap on the key's spend per UTC month, within the account's caps.
     #[serde(default)]
-    pub monthly_limit: Option<Usd>,
+    pub monthly_limit: Option<Money>,
     /// Executions opened in the last 60 s.
     #[serde(default)]
     pub requests_per_minute: Option<u32>,
@@ -116,8 +116,8 @@ impl KeyPolicy {
 
     pub fn to_wire(self) -> pb::KeyPolicy {
         pb::KeyPolicy {
-            daily_limit: self.daily_limit.map(|limit| limit.to_wire()),
-            monthly_limit: self.monthly_limit.map(|limit| limit.to_wire()),
+            daily_limit: self.daily_limit.map(|limit| limit.to_string()),
+            monthly_limit: self.monthly_limit.map(|limit| limit.to_string()),
             requests_per_minute: self.requests_per_minute,
             tokens_per_minute: self.tokens_per_minute,
             max_concurrent: self.max_concurrent,
@@ -187,8 +187,8 @@ pub struct KeyList {
 pub struct KeySpend {
     #[serde(flatten)]
     pub api_key: ApiKey,
-    pub spent_today: Usd,
-    pub spent_this_month: Usd,
+    pub spent_today: Money,
+    pub spent_this_month: Money,
     /// When the key's latest call was recorded; null before its first.
     pub last_used_at: Option<Timestamp>,
 }

@@ -21,9 +21,9 @@ use crate::openapi::{AdminErrors, CustomerErrors};
 use crate::routes::accounts::Account;
 use crate::routes::billing_call::billing;
 use crate::routes::keys::json::{ApiKey, KeyList, KeyPolicy, KeySpendList, KeyType, Role};
-use crate::routes::wire::required;
 use crate::state::AppState;
 use crate::timestamp::Timestamp;
+use crate::wire::required;
 
 /// A newly created key: the listed fields, the plain `key` (shown this once) and its account.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -20,10 +20,10 @@ use crate::error::ApiError;
 use crate::execution::{self, ExecutionEvent};
 use crate::extract::OpenAiCallContext;
 use crate::model_api::billing::{ChunkBilling, chunk_billing};
+use crate::model_api::execution_summary::ExecutionSummary;
 use crate::model_api::openai_error::OpenAiError;
 use crate::openapi::OpenAiErrors;
 use crate::routes::chat_call;
-use crate::routes::execution_summary::ExecutionSummary;
 use crate::state::AppState;
 
 /// The endpoint recorded on usage records.
@@ -275,7 +275,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::routes::execution_summary::{Billing, FinishReason, Usage};
+    use crate::model_api::execution_summary::{Billing, FinishReason, Usage};
 
     fn summary(billing: Option<Billing>, finish: FinishReason) -> ExecutionSummary {
         ExecutionSummary {

@@ -23,10 +23,10 @@ use crate::error::{ApiError, Service};
 use crate::execution::{self, ExecutionEvent};
 use crate::extract::OpenAiCallContext;
 use crate::model_api::billing::chunk_billing;
+use crate::model_api::execution_summary::{ExecutionSummary, FinishReason};
 use crate::model_api::openai_error::{OpenAiError, ResponsesError};
 use crate::openapi::OpenAiErrors;
 use crate::routes::chat_call;
-use crate::routes::execution_summary::{ExecutionSummary, FinishReason};
 use crate::state::AppState;
 
 /// The endpoint recorded on usage records.

@@ -6,8 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Service};
-use crate::money::Usd;
-use crate::routes::wire::{contract, money, required};
+use crate::wire::{contract, money, required};
+use money::Money;
 
 /// Token counts and their costs.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -18,11 +18,11 @@ pub struct Usage {
     pub total_tokens: u64,
     /// Absent while billing is pending: only billing-svc prices usage.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub input_cost: Option<Usd>,
+    pub input_cost: Option<Money>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub output_cost: Option<Usd>,
+    pub output_cost: Option<Money>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub total_cost: Option<Usd>,
+    pub total_cost: Option<Money>,
 }
 
 impl TryFrom<Option<executor_pb::Usage>> for Usage {
@@ -65,8 +65,8 @@ pub enum Billing {
     /// Settled: the charge is on the ledger.
     #[serde(rename_all = "camelCase")]
     Settled {
-        balance_after: Usd,
-        total_spent: Usd,
+        balance_after: Money,
+        total_spent: Money,
     },
     /// billing-svc was unreachable when the execution ended: the executor spooled the settlement and
     /// replays it exactly once; the figures appear in `/billing/account` once it lands.

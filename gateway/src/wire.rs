@@ -2,26 +2,26 @@
 //! promises that is missing or malformed is an [`ApiError::ContractViolation`] (502), never a panic.
 
 use crate::error::{ApiError, Service};
-use crate::money::Usd;
 use crate::timestamp::Timestamp;
+use money::Money;
 
 /// The contract violation of `service`: a message that lacks, or garbles, what it promised.
 pub(crate) fn contract(service: Service, message: String) -> ApiError {
     ApiError::contract(service, message)
 }
 
-/// A decimal string of USD read as [`Usd`].
-pub(crate) fn money(service: Service, field: &str, text: &str) -> Result<Usd, ApiError> {
-    text.parse()
-        .map_err(|error| contract(service, format!("{field}: {error}")))
+/// A decimal string of USD read as [`Money`].
+pub(crate) fn money(service: Service, field: &str, text: &str) -> Result<Money, ApiError> {
+    Money::parse_decimal(text)
+        .map_err(|error| contract(service, format!("{field}: {}", error.naming(text))))
 }
 
-/// An optional decimal string of USD read as [`Usd`].
+/// An optional decimal string of USD read as [`Money`].
 pub(crate) fn optional_money(
     service: Service,
     field: &str,
     text: Option<&str>,
-) -> Result<Option<Usd>, ApiError> {
+) -> Result<Option<Money>, ApiError> {
     text.map(|text| money(service, field, text)).transpose()
 }
 
