@@ -4,8 +4,8 @@
 
 mod status_details;
 
+use status_details::title;
 pub use status_details::{CreditRefusal, KeyRateLimit, ProviderFailure};
-use status_details::{refusal_of, title};
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -268,7 +268,8 @@ impl ApiError {
                 return ApiError::KeyRateLimited(limit);
             }
         }
-        if let (Some(info), Some(refusal)) = (status.get_details_error_info(), refusal_of(&status))
+        if let Some(info) = status.get_details_error_info()
+            && let Some(refusal) = Refusal::parse(&info.reason)
         {
             let model = || info.metadata.get("model").cloned().unwrap_or_default();
             match (status.code(), refusal) {

@@ -26,11 +26,6 @@ pub fn title(refusal: Refusal) -> &'static str {
     }
 }
 
-/// The refusal a status carries in its `ErrorInfo`, if it names one this build knows.
-pub fn refusal_of(status: &tonic::Status) -> Option<Refusal> {
-    Refusal::parse(&status.get_details_error_info()?.reason)
-}
-
 /// A refusal to spend: HTTP 402.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditRefusal {
