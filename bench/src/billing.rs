@@ -139,12 +139,15 @@ pub async fn settle_once(
         pb::MeterOpen {
             api_key: key.to_string(),
             execution_id,
-            model: "gpt-4o-mini".into(),
+            labels: Some(pb::Labels {
+                model: "gpt-4o-mini".into(),
+                workspace_id: "bench".into(),
+                session_id: "bench".into(),
+                endpoint: "/execute".into(),
+                ..Default::default()
+            }),
             estimated_input_tokens: INPUT_TOKENS,
             max_output_tokens: OUTPUT_TOKENS,
-            workspace_id: "bench".into(),
-            session_id: "bench".into(),
-            endpoint: "/execute".into(),
             ..Default::default()
         },
     )

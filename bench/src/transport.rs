@@ -39,7 +39,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const EXECUTION_PREFIX: &str = "bench-transport-";
 /// The account every answer names.
 const API_KEY_ID: &str = "transport";
-/// Output tokens granted at Open when the client names no maximum.
+/// Output tokens covered at Open when the client names no maximum.
 const DEFAULT_GRANT_TOKENS: u64 = 1000;
 /// The seed price of every model (0.01 / 0.03 USD per 1k tokens, times 1.5), in nano-dollars per token.
 const INPUT_NANOS_PER_TOKEN: u64 = 15_000;
@@ -310,12 +310,12 @@ async fn answer(
     settled: &AtomicU64,
 ) -> Result<(), Status> {
     let Some(pb::MeterRequest {
-        message: Some(In::Open(open)),
+        message: Some(In::Open(mut open)),
     }) = inbound.message().await?
     else {
         return Err(Status::invalid_argument("the first message must be open"));
     };
-    let granted_output_tokens = match open.max_output_tokens {
+    let covered_output_tokens = match open.max_output_tokens {
         0 => DEFAULT_GRANT_TOKENS,
         max => max,
     };
@@ -323,13 +323,13 @@ async fn answer(
         api_key_id: API_KEY_ID.to_string(),
         account_id: API_KEY_ID.to_string(),
         key_type: pb::KeyType::Internal.into(),
-        granted_output_tokens,
+        covered_output_tokens,
         held: "0".to_string(),
         price: Some(seed_price()),
         requests: None,
         tokens: None,
-        // An internal key's grant never grows: nothing to report before it is reached.
-        report_at_output_tokens: granted_output_tokens,
+        // An internal key's hold is never extended: nothing to report before it is reached.
+        report_at_output_tokens: covered_output_tokens,
     });
     if sender.send(Ok(response(opened))).await.is_err() {
         return Ok(());
@@ -337,12 +337,12 @@ async fn answer(
     while let Some(message) = inbound.message().await? {
         let close = match message.message {
             Some(In::Progress(_)) => {
-                let grant = Out::Grant(pb::MeterGrant {
-                    granted_output_tokens,
+                let extended = Out::Extended(pb::MeterExtended {
+                    covered_output_tokens,
                     held: "0".to_string(),
-                    report_at_output_tokens: granted_output_tokens,
+                    report_at_output_tokens: covered_output_tokens,
                 });
-                if sender.send(Ok(response(grant))).await.is_err() {
+                if sender.send(Ok(response(extended))).await.is_err() {
                     return Ok(());
                 }
                 continue;
@@ -354,12 +354,8 @@ async fn answer(
         };
         let settled_message = Out::Settled(settlement(pb::SettleRequest {
             api_key_id: API_KEY_ID.to_string(),
+            labels: Some(open.take_labels()),
             execution_id: open.execution_id,
-            model: open.model,
-            workspace_id: open.workspace_id,
-            session_id: open.session_id,
-            endpoint: open.endpoint,
-            end_user_id: open.end_user_id,
             input_tokens: close.input_tokens,
             output_tokens: close.output_tokens,
             status: close.status,
@@ -368,6 +364,7 @@ async fn answer(
             provider: close.provider.clone(),
             attempts: close.attempts,
             classes: close.classes,
+            ..pb::SettleRequest::default()
         }));
         // Counted before it is queued, so that the count is complete once the client holds the answer.
         settled.fetch_add(1, Ordering::Relaxed);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use billing_svc::credits::grants::Category;
 use billing_svc::error::BillingError;
-use billing_svc::holds::ops::{Grant, OpenRequest, OutputKind, SettleRequest};
+use billing_svc::holds::ops::{Extension, OpenRequest, OutputKind, SettleRequest};
 use billing_svc::keys::KeyType;
 use billing_svc::keys::ops::NewKey;
 use billing_svc::keys::policy::Policy;
@@ -21,6 +21,7 @@ use billing_svc::time;
 use billing_svc::usage::UsageStatus;
 use money::Money;
 use proptest::prelude::*;
+use proto::billing::v1::Labels;
 use proto::ids::ExecutionId;
 use tests::{Backend, TestDatabase, assert_ledger_invariants};
 
@@ -217,11 +218,13 @@ impl World {
             account_id: self.keys[key].key.account_id.clone(),
             api_key_id: self.keys[key].key.id.clone(),
             execution_id: execution_id(execution),
-            model: "m".into(),
-            workspace_id: String::new(),
-            session_id: String::new(),
-            endpoint: "/execute".into(),
-            end_user_id: String::new(),
+            labels: Labels {
+                model: "m".into(),
+                workspace_id: String::new(),
+                session_id: String::new(),
+                endpoint: "/execute".into(),
+                end_user_id: String::new(),
+            },
             input_tokens: input,
             output_tokens: output,
             status: UsageStatus::Completed,
@@ -299,14 +302,16 @@ impl World {
             } => {
                 let request = OpenRequest {
                     execution_id: execution_id(execution),
-                    model: "m".into(),
+                    labels: Labels {
+                        model: "m".into(),
+                        workspace_id: String::new(),
+                        session_id: String::new(),
+                        endpoint: "/execute".into(),
+                        end_user_id: String::new(),
+                    },
                     estimated_input_tokens: input,
                     max_output_tokens: max_output,
                     output: OutputKind::Tokens,
-                    workspace_id: String::new(),
-                    session_id: String::new(),
-                    endpoint: "/execute".into(),
-                    end_user_id: String::new(),
                 };
                 let before = self
                     .ledger
@@ -382,7 +387,7 @@ impl World {
                     )
                     .await
                     .expect("extend");
-                if let Grant::Continue { held, .. } = grant {
+                if let Extension::Continue { held, .. } = grant {
                     assert!(!held.is_negative());
                 }
             }

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use proto::ending::FinishReason;
 use serde_json::{Map, Value, json};
 
 use crate::provider_error::ProviderError;
@@ -182,13 +183,6 @@ struct Choice {
     finished: bool,
 }
 
-/// Whether the answer is whole or was cut off by billing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    Whole,
-    CutOff,
-}
-
 impl Answer {
     /// `assemble`: keep every choice's content to answer a unary call.
     pub fn new(assemble: bool) -> Answer {
@@ -269,12 +263,13 @@ impl Answer {
     /// The `chat.completion` object of a unary call. Unfinished choices end with `length` when billing cut
     /// the answer off, `stop` otherwise. Without the provider's usage (a cut-off answer ends before it),
     /// `usage` is what was charged.
-    pub fn completion(self, ending: Ending, charged: ProviderUsage) -> Value {
+    pub fn completion(self, finish: FinishReason, charged: ProviderUsage) -> Value {
         let mut completion = self.top;
         completion.insert("object".into(), Value::from("chat.completion"));
-        let unfinished = match ending {
-            Ending::CutOff => "length",
-            Ending::Whole => "stop",
+        let unfinished = if finish.is_cut_off() {
+            "length"
+        } else {
+            "stop"
         };
         let mut choices = Vec::with_capacity(self.choices.len().max(1));
         if self.choices.is_empty() {
@@ -425,7 +420,7 @@ mod tests {
         assert_eq!(answer.cut_off_chunk(), None);
         assert_eq!(
             answer.completion(
-                Ending::Whole,
+                FinishReason::Stop,
                 ProviderUsage {
                     input_tokens: 0,
                     output_tokens: 0,
@@ -471,7 +466,7 @@ mod tests {
             output_tokens: 1,
             ..ProviderUsage::default()
         };
-        let completion = unary.completion(Ending::CutOff, charged);
+        let completion = unary.completion(FinishReason::CreditExhausted, charged);
         assert_eq!(completion["choices"][0]["finish_reason"], "length");
         assert_eq!(
             completion["usage"],

@@ -8,13 +8,12 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::error::ExecutorError;
+use proto::labels::MAX_MODEL_CHARS;
 
 /// The most messages one request may carry.
 const MAX_MESSAGES: usize = 10_000;
 /// The most choices (`n`) one request may ask for (OpenAI's own limit).
 pub const MAX_CHOICES: u32 = 128;
-/// The longest model name accepted.
-const MAX_MODEL_CHARS: usize = 200;
 /// Above this many output tokens a hold's ceiling is left to billing-svc's own (see [`ChatRequest::hold_ceiling`]).
 const MAX_HOLD_CEILING_TOKENS: u64 = 1_000_000;
 

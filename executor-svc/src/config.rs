@@ -89,7 +89,7 @@ pub struct Config {
     #[arg(long, env = "EXECUTOR_UPSTREAM_TIMEOUT_SECS", default_value_t = 60)]
     pub upstream_timeout_secs: u64,
 
-    /// Longest wait for one billing-svc answer (open, grant, settlement), in milliseconds.
+    /// Longest wait for one billing-svc answer (open, extension, settlement), in milliseconds.
     #[arg(long, env = "EXECUTOR_BILLING_TIMEOUT_MS", default_value_t = 5000)]
     pub billing_timeout_ms: u64,
 

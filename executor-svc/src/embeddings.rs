@@ -98,7 +98,7 @@ impl Executor {
             "embeddings",
             request_id = %request.call.request_id,
             execution_id = %request.call.execution_id,
-            model = %request.call.model,
+            model = %request.call.labels.model,
         );
         let (reply, result) = oneshot::channel();
         let executor = self.clone();
@@ -118,24 +118,24 @@ impl Executor {
         let clock = Instant::now();
         let call = &request.call;
         // A model no route serves is refused before anything is held.
-        self.providers.check_routed(&call.model)?;
-        let estimated_input_tokens = input_tokens(&call.model, request.body.get("input"));
+        self.providers.check_routed(&call.labels.model)?;
+        let estimated_input_tokens = input_tokens(&call.labels.model, request.body.get("input"));
         let open = MeterOpen {
             api_key: call.api_key.expose_secret().to_string(),
             execution_id: call.execution_id.to_string(),
-            model: call.model.clone(),
             estimated_input_tokens,
             max_output_tokens: 0,
-            workspace_id: call.workspace_id.clone(),
-            session_id: call.session_id.clone(),
-            endpoint: call.endpoint.clone(),
             input_only: true,
-            end_user_id: call.end_user_id.clone(),
+            labels: Some(call.labels.clone()),
+            ..MeterOpen::default()
         };
         let session = self.open(open, &call.request_id).await?;
         let session = self.refuse_without_spool(call, session, started_at).await?;
         let opened = session.opened.clone();
-        let answer = self.providers.embed(&call.model, &request.body).await;
+        let answer = self
+            .providers
+            .embed(&call.labels.model, &request.body)
+            .await;
         // The provider's count is the charge; without one, the local count of what it embedded.
         let (input_tokens, status, provider, attempts) = match &answer {
             Ok(embedded) => {

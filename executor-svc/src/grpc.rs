@@ -22,13 +22,14 @@ use crate::chat::{ChatRequest, MessagesRequest};
 use crate::embeddings::{self, EmbedOutcome};
 use crate::error::ExecutorError;
 use crate::execution::{
-    BillingView, Call, Costs, ExecutionRequest, Executor, Finish, Outcome, Shape, Sink, StreamEvent,
+    BillingView, Call, Costs, ExecutionRequest, Executor, Outcome, Shape, Sink, StreamEvent,
 };
 use crate::tokens;
 use lifecycle::secret::{ExposeSecret, SecretString};
+use proto::billing::v1::Labels;
 use proto::credentials;
 use proto::ids::ExecutionId;
-/// The longest idempotency key, workspace id, session id, endpoint or request id accepted.
+/// The longest idempotency key or request id accepted.
 const MAX_ID_LENGTH: usize = 128;
 /// Events buffered towards a streaming client before generation waits for it.
 const STREAM_BUFFER: usize = 32;
@@ -244,11 +245,7 @@ enum OutputField {
 }
 
 fn to_response(outcome: Outcome, output: OutputField) -> ExecuteResponse {
-    let finish_reason = match outcome.finish {
-        Finish::Stop => FinishReason::Stop,
-        Finish::Length => FinishReason::Length,
-        Finish::CreditExhausted => FinishReason::CreditExhausted,
-    };
+    let finish_reason = FinishReason::from(outcome.finish);
     ExecuteResponse {
         execution_id: outcome.execution_id.into(),
         model: outcome.model,
@@ -309,14 +306,14 @@ fn parse(
     let call = call(
         api_key,
         metadata,
-        chat.model.clone(),
         Labels {
-            workspace_id: &request.workspace_id,
-            session_id: &request.session_id,
-            endpoint: &request.endpoint,
-            end_user_id: &request.end_user_id,
-            idempotency_key: request.idempotency_key.as_deref(),
+            model: chat.model.clone(),
+            workspace_id: request.workspace_id.clone(),
+            session_id: request.session_id.clone(),
+            endpoint: request.endpoint.clone(),
+            end_user_id: request.end_user_id.clone(),
         },
+        request.idempotency_key.as_deref(),
         default_endpoint,
     )?;
     Ok(ExecutionRequest { call, chat, shape })
@@ -333,49 +330,34 @@ fn parse_embed(
     let call = call(
         api_key,
         metadata,
-        model,
         Labels {
-            workspace_id: &request.workspace_id,
-            session_id: &request.session_id,
-            endpoint: &request.endpoint,
-            end_user_id: &request.end_user_id,
-            idempotency_key: request.idempotency_key.as_deref(),
+            model,
+            workspace_id: request.workspace_id.clone(),
+            session_id: request.session_id.clone(),
+            endpoint: request.endpoint.clone(),
+            end_user_id: request.end_user_id.clone(),
         },
+        request.idempotency_key.as_deref(),
         "/v1/embeddings",
     )?;
     Ok(embeddings::EmbedRequest { call, body })
 }
 
-/// What a request says about where its usage is recorded.
-struct Labels<'a> {
-    workspace_id: &'a str,
-    session_id: &'a str,
-    endpoint: &'a str,
-    end_user_id: &'a str,
-    idempotency_key: Option<&'a str>,
-}
-
-/// Checks the labels and names the execution.
+/// Checks the labels (the endpoint defaulted) and names the execution.
 fn call(
     api_key: SecretString,
     metadata: &MetadataMap,
-    model: String,
-    labels: Labels<'_>,
+    mut labels: Labels,
+    idempotency_key: Option<&str>,
     default_endpoint: &str,
 ) -> Result<Call, ExecutorError> {
-    for (name, value) in [
-        ("workspace_id", labels.workspace_id),
-        ("session_id", labels.session_id),
-        ("endpoint", labels.endpoint),
-        ("end_user_id", labels.end_user_id),
-    ] {
-        if value.len() > MAX_ID_LENGTH {
-            return Err(ExecutorError::InvalidRequest(format!(
-                "`{name}` is longer than {MAX_ID_LENGTH} characters"
-            )));
-        }
+    if labels.endpoint.is_empty() {
+        labels.endpoint = default_endpoint.to_string();
     }
-    let execution_id = match labels.idempotency_key {
+    labels
+        .validate()
+        .map_err(|error| ExecutorError::InvalidRequest(error.to_string()))?;
+    let execution_id = match idempotency_key {
         None => format!("exec_{}", uuid::Uuid::new_v4().simple()),
         Some(key) if key.is_empty() || key.len() > MAX_ID_LENGTH => {
             return Err(ExecutorError::InvalidRequest(
@@ -384,20 +366,11 @@ fn call(
         }
         Some(key) => idempotent_execution_id(&api_key, key),
     };
-    let endpoint = if labels.endpoint.is_empty() {
-        default_endpoint.to_string()
-    } else {
-        labels.endpoint.to_string()
-    };
     Ok(Call {
         api_key,
         request_id: request_id(metadata),
         execution_id: ExecutionId::from(execution_id),
-        model,
-        workspace_id: labels.workspace_id.to_string(),
-        session_id: labels.session_id.to_string(),
-        endpoint,
-        end_user_id: labels.end_user_id.to_string(),
+        labels,
     })
 }
 
@@ -532,9 +505,9 @@ mod tests {
         assert_eq!(
             (
                 parsed.shape,
-                parsed.call.model.as_str(),
+                parsed.call.labels.model.as_str(),
                 parsed.chat.max_output_tokens,
-                parsed.call.endpoint.as_str()
+                parsed.call.labels.endpoint.as_str()
             ),
             (Shape::Text, "gpt-4o-mini", Some(4096), "/x")
         );
@@ -560,7 +533,7 @@ mod tests {
         };
         let parsed = parse(&metadata(Some("Bearer k")), &request, &defaults(), "/x").unwrap();
         assert_eq!(parsed.shape, Shape::ChatCompletion);
-        assert_eq!(parsed.call.model, "m");
+        assert_eq!(parsed.call.labels.model, "m");
         assert_eq!(parsed.chat.body["seed"], 7);
         assert_eq!(parsed.chat.max_output_tokens, None);
     }

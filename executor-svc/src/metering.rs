@@ -11,7 +11,7 @@ use proto::billing::v1::meter_request::Message as Outbound;
 use proto::billing::v1::meter_response::Message as Inbound;
 use proto::billing::v1::metering_service_client::MeteringServiceClient;
 use proto::billing::v1::{
-    MeterClose, MeterGrant, MeterOpen, MeterOpened, MeterProgress, MeterRequest, MeterResponse,
+    MeterClose, MeterExtended, MeterOpen, MeterOpened, MeterProgress, MeterRequest, MeterResponse,
     MeterStop, SettleRequest, Settlement,
 };
 use tokio::sync::mpsc;
@@ -38,11 +38,11 @@ pub struct Metering {
 /// billing-svc's reply to a progress report.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProgressReply {
-    Grant(MeterGrant),
+    Extended(MeterExtended),
     Stop(MeterStop),
 }
 
-/// The metering stream broke (billing-svc gone, protocol violation): no more grants will come.
+/// The metering stream broke (billing-svc gone, protocol violation): the hold will not be extended again.
 #[derive(Debug, thiserror::Error)]
 #[error("metering stream broken: {0}")]
 pub struct StreamBroken(pub String);
@@ -195,8 +195,8 @@ impl MeterSession {
     pub async fn next_reply(&mut self) -> Result<ProgressReply, StreamBroken> {
         match self.inbound.message().await {
             Ok(Some(MeterResponse {
-                message: Some(Inbound::Grant(grant)),
-            })) => Ok(ProgressReply::Grant(grant)),
+                message: Some(Inbound::Extended(extended)),
+            })) => Ok(ProgressReply::Extended(extended)),
             Ok(Some(MeterResponse {
                 message: Some(Inbound::Stop(stop)),
             })) => Ok(ProgressReply::Stop(stop)),
@@ -240,7 +240,7 @@ impl MeterSession {
                         return Ok(settlement);
                     }
                     Ok(Some(MeterResponse {
-                        message: Some(Inbound::Grant(_) | Inbound::Stop(_)),
+                        message: Some(Inbound::Extended(_) | Inbound::Stop(_)),
                     })) => {}
                     Ok(Some(other)) => {
                         return Err(NotSettled(format!("unexpected answer to close: {other:?}")));

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use proto::billing::v1::{SettleRequest, UsageStatus};
+use proto::billing::v1::{Labels, SettleRequest, UsageStatus};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -90,11 +90,13 @@ impl SpooledSettlement {
         SettleRequest {
             api_key_id: self.api_key_id.to_string(),
             execution_id: self.execution_id.to_string(),
-            model: self.model.clone(),
-            workspace_id: self.workspace_id.clone(),
-            session_id: self.session_id.clone(),
-            endpoint: self.endpoint.clone(),
-            end_user_id: self.end_user_id.clone(),
+            labels: Some(Labels {
+                model: self.model.clone(),
+                workspace_id: self.workspace_id.clone(),
+                session_id: self.session_id.clone(),
+                endpoint: self.endpoint.clone(),
+                end_user_id: self.end_user_id.clone(),
+            }),
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             status: UsageStatus::from_str_name(&self.status)
@@ -108,6 +110,7 @@ impl SpooledSettlement {
                 seconds: i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),
                 nanos: i32::try_from(nanos % 1_000_000_000).unwrap_or(0),
             }),
+            ..SettleRequest::default()
         }
     }
 }

@@ -174,8 +174,8 @@ pub fn header_text(
 /// Names the customer's own end user of a call, on every model API (BILLING.md, "End users").
 pub const END_USER_HEADER: &str = "x-end-user-id";
 
-/// The longest end user id recorded (BILLING.md, "End users").
-const MAX_END_USER_CHARS: usize = 128;
+/// The longest end user id recorded (BILLING.md, "End users"): a label's limit.
+const MAX_END_USER_CHARS: usize = proto::labels::MAX_LABEL_CHARS;
 
 /// The end user recorded on a call's usage record (BILLING.md, "End users"): the `x-end-user-id` header
 /// when sent (at most 128 characters, else 400), else the id the request body names (`user`,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use sqlx::{AnyConnection, Connection, Row};
+use sqlx::{AnyConnection, Connection};
 
 use crate::postgres::Cluster;
 
@@ -123,19 +123,28 @@ impl Database {
     /// Fails unless the usage records whose execution id starts with `prefix` are exactly `expected`:
     /// each settlement the harness received is recorded once, and nothing else was.
     pub async fn check_usage_count(&self, prefix: &str, expected: u64) -> anyhow::Result<()> {
+        /// The counts of usage records and of their distinct execution ids.
+        #[derive(sqlx::FromRow)]
+        struct Counts {
+            records: i64,
+            executions: i64,
+        }
         let mut connection = self.connect().await?;
-        let row = sqlx::query(
-            "SELECT CAST(COUNT(*) AS BIGINT), CAST(COUNT(DISTINCT execution_id) AS BIGINT) \
+        let Counts {
+            records,
+            executions,
+        } = sqlx::query_as(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS records, \
+             CAST(COUNT(DISTINCT execution_id) AS BIGINT) AS executions \
              FROM usage_records WHERE execution_id LIKE $1",
         )
         .bind(format!("{prefix}%"))
         .fetch_one(&mut connection)
         .await
         .context("count usage records")?;
-        let (records, distinct): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-        if u64::try_from(records).ok() != Some(expected) || records != distinct {
+        if u64::try_from(records).ok() != Some(expected) || records != executions {
             bail!(
-                "{records} usage records ({distinct} distinct executions) for `{prefix}*`, but the \
+                "{records} usage records ({executions} distinct executions) for `{prefix}*`, but the \
                  harness received {expected} settlements"
             );
         }

@@ -1,12 +1,15 @@
 //! The gRPC contracts of the platform: `billing.v1` and `executor.v1`, generated from `proto/`.
 //!
-//! Nothing but generated code, the file descriptor set used by the reflection services, the typed ids of
-//! what the contracts name ([`ids`]), how a call carries its credential ([`credentials`]) and why billing-svc
-//! refuses one ([`refusal`]) live here;
-//! conversions between wire and domain types belong to each service's `grpc` module.
+//! Nothing but generated code, the file descriptor set used by the reflection services, and the few types
+//! every service shares live here: the typed ids of what the contracts name ([`ids`]), how a call carries
+//! its credential ([`credentials`]), what names an execution ([`labels`]), why billing-svc refuses one
+//! ([`refusal`]) and how an execution ended ([`ending`]), each with its wire conversions. Every other
+//! conversion between wire and domain types belongs to each service's `grpc` module.
 
 pub mod credentials;
+pub mod ending;
 pub mod ids;
+pub mod labels;
 pub mod refusal;
 
 /// `billing.v1`: AdminService, AccountService and MeteringService.

@@ -1,8 +1,7 @@
 //! SQL of `billing_accounts`.
 
 use rust_decimal::Decimal;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::Account;
 use crate::events::alerts;
@@ -10,6 +9,7 @@ use crate::payments::auto_recharge;
 use crate::prices::DiscountTier;
 use crate::store::backend::Backend;
 use crate::store::bulk;
+use crate::store::row::column_error;
 use crate::time::Millis;
 use money::Money;
 use proto::ids::AccountId;
@@ -17,32 +17,55 @@ use proto::ids::AccountId;
 const COLUMNS: &str = "id, name, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, \
     updated_at, overage, low_balance_alerts, auto_recharge, discount_tiers";
 
-fn from_row(row: &AnyRow) -> Result<Account, sqlx::Error> {
-    let daily: Option<i64> = row.try_get(5)?;
-    let monthly: Option<i64> = row.try_get(6)?;
-    Ok(Account {
-        id: AccountId::from(row.try_get::<String, _>(0)?),
-        name: row.try_get(1)?,
-        credits_balance: Money::from_nanos(row.try_get(2)?),
-        held_credits: Money::from_nanos(row.try_get(3)?),
-        total_spent: Money::from_nanos(row.try_get(4)?),
-        daily_limit: daily.map(Money::from_nanos),
-        monthly_limit: monthly.map(Money::from_nanos),
-        created_at: row.try_get(7)?,
-        updated_at: row.try_get(8)?,
-        overage: Money::from_nanos(row.try_get(9)?),
-        low_balance: alerts::from_json(&row.try_get::<String, _>(10)?)
-            .map_err(|error| sqlx::Error::Decode(format!("low_balance_alerts: {error}").into()))?,
-        auto_recharge: row
-            .try_get::<Option<String>, _>(11)?
-            .map(|text| auto_recharge::from_json(&text))
-            .transpose()
-            .map_err(|error| sqlx::Error::Decode(format!("auto_recharge: {error}").into()))?,
-        discount_tiers: tiers_from_json(&row.try_get::<String, _>(12)?)
-            .map_err(|error| sqlx::Error::Decode(format!("discount_tiers: {error}").into()))?,
-        grants: Vec::new(),
-        changed_grants: Vec::new(),
-    })
+/// A row of `billing_accounts`: [`COLUMNS`]; money in nano-dollars.
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: String,
+    name: String,
+    credits_balance: i64,
+    held_credits: i64,
+    total_spent: i64,
+    daily_limit: Option<i64>,
+    monthly_limit: Option<i64>,
+    created_at: Millis,
+    updated_at: Millis,
+    overage: i64,
+    /// JSON ([`alerts::to_json`]).
+    low_balance_alerts: String,
+    /// JSON ([`auto_recharge::to_json`]), once configured.
+    auto_recharge: Option<String>,
+    /// JSON ([`tiers_to_json`]).
+    discount_tiers: String,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = sqlx::Error;
+
+    fn try_from(row: AccountRow) -> Result<Account, sqlx::Error> {
+        Ok(Account {
+            id: AccountId::from(row.id),
+            name: row.name,
+            credits_balance: Money::from_nanos(row.credits_balance),
+            held_credits: Money::from_nanos(row.held_credits),
+            total_spent: Money::from_nanos(row.total_spent),
+            daily_limit: row.daily_limit.map(Money::from_nanos),
+            monthly_limit: row.monthly_limit.map(Money::from_nanos),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            overage: Money::from_nanos(row.overage),
+            low_balance: alerts::from_json(&row.low_balance_alerts)
+                .map_err(|error| column_error("low_balance_alerts", error))?,
+            auto_recharge: row
+                .auto_recharge
+                .map(|text| auto_recharge::from_json(&text))
+                .transpose()
+                .map_err(|error| column_error("auto_recharge", error))?,
+            discount_tiers: tiers_from_json(&row.discount_tiers)
+                .map_err(|error| column_error("discount_tiers", error))?,
+            grants: Vec::new(),
+            changed_grants: Vec::new(),
+        })
+    }
 }
 
 /// Tiers as stored: `[{"fromMonthlySpend": "1000", "percentOff": "10"}]`.
@@ -121,27 +144,24 @@ pub async fn lock(
         Backend::Postgres => "FOR UPDATE",
         Backend::Sqlite => "",
     };
-    bulk::fetch_in(connection, ids, |list| {
+    let rows: Vec<AccountRow> = bulk::fetch_in(connection, ids, |list| {
         format!("SELECT {COLUMNS} FROM billing_accounts WHERE id IN ({list}) ORDER BY id {lock}")
     })
-    .await?
-    .iter()
-    .map(from_row)
-    .collect()
+    .await?;
+    rows.into_iter().map(Account::try_from).collect()
 }
 
 pub async fn by_id(
     connection: &mut AnyConnection,
     id: &AccountId,
 ) -> Result<Option<Account>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query_as::<_, AccountRow>(&format!(
         "SELECT {COLUMNS} FROM billing_accounts WHERE id = $1"
     ))
     .bind(id.as_str())
     .fetch_optional(connection)
     .await?
-    .as_ref()
-    .map(from_row)
+    .map(Account::try_from)
     .transpose()
 }
 
@@ -152,7 +172,7 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Account>, sqlx::Error> {
     let (after_time, after_id) = after.map_or((Millis::MIN, ""), |(time, id)| (time, id.as_str()));
-    sqlx::query(&format!(
+    sqlx::query_as::<_, AccountRow>(&format!(
         "SELECT {COLUMNS} FROM billing_accounts WHERE created_at > $1 OR (created_at = $1 AND id > $2) \
          ORDER BY created_at, id LIMIT $3"
     ))
@@ -161,8 +181,8 @@ pub async fn list(
     .bind(limit)
     .fetch_all(connection)
     .await?
-    .iter()
-    .map(from_row)
+    .into_iter()
+    .map(Account::try_from)
     .collect()
 }
 

@@ -100,7 +100,7 @@ impl Event {
     ) -> Event {
         Event {
             seq: 0,
-            id: EventId::from(format!("evt_{}", uuid::Uuid::new_v4().simple())),
+            id: EventId::generate(),
             account_id: account_id.clone(),
             kind,
             data,

@@ -2,28 +2,42 @@
 //! operation that causes it, inside that operation's transaction, so it exists exactly when the change does.
 
 use proto::ids::{AccountId, EventId};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::{Event, EventType};
 use crate::store::backend::Backend;
 use crate::store::bulk;
+use crate::store::row::{column_error, parse_enum};
+use crate::time::Millis;
 
 const COLUMNS: &str = "seq, id, account_id, type, data, created_at";
 
-fn from_row(row: &AnyRow) -> Result<Event, sqlx::Error> {
-    let kind: String = row.try_get(3)?;
-    let data: String = row.try_get(4)?;
-    Ok(Event {
-        seq: row.try_get(0)?,
-        id: EventId::from(row.try_get::<String, _>(1)?),
-        account_id: AccountId::from(row.try_get::<String, _>(2)?),
-        kind: EventType::parse(&kind)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown event type {kind:?}").into()))?,
-        data: serde_json::from_str(&data)
-            .map_err(|error| sqlx::Error::Decode(format!("event data: {error}").into()))?,
-        created_at: row.try_get(5)?,
-    })
+/// A row of `events`: [`COLUMNS`].
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    id: String,
+    account_id: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    /// JSON.
+    data: String,
+    created_at: Millis,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = sqlx::Error;
+
+    fn try_from(row: EventRow) -> Result<Event, sqlx::Error> {
+        Ok(Event {
+            seq: row.seq,
+            id: EventId::from(row.id),
+            account_id: AccountId::from(row.account_id),
+            kind: parse_enum("type", &row.kind, EventType::parse)?,
+            data: serde_json::from_str(&row.data).map_err(|error| column_error("data", error))?,
+            created_at: row.created_at,
+        })
+    }
 }
 
 /// The PostgreSQL advisory lock that orders the commits writing events (any constant unique to it).
@@ -91,7 +105,7 @@ pub async fn list(
     before: i64,
     limit: i64,
 ) -> Result<Vec<Event>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query_as::<_, EventRow>(&format!(
         "SELECT {COLUMNS} FROM events WHERE ($1 = '' OR account_id = $1) AND ($2 = '' OR type = $2) \
          AND seq < $3 ORDER BY seq DESC LIMIT $4"
     ))
@@ -101,8 +115,8 @@ pub async fn list(
     .bind(limit)
     .fetch_all(connection)
     .await?
-    .iter()
-    .map(from_row)
+    .into_iter()
+    .map(Event::try_from)
     .collect()
 }
 
@@ -113,7 +127,7 @@ pub async fn after(
     account_id: Option<&AccountId>,
     limit: i64,
 ) -> Result<Vec<Event>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query_as::<_, EventRow>(&format!(
         "SELECT {COLUMNS} FROM events WHERE seq > $1 AND ($2 = '' OR account_id = $2) ORDER BY seq LIMIT $3"
     ))
     .bind(seq)
@@ -121,17 +135,16 @@ pub async fn after(
     .bind(limit)
     .fetch_all(connection)
     .await?
-    .iter()
-    .map(from_row)
+    .into_iter()
+    .map(Event::try_from)
     .collect()
 }
 
 pub async fn by_id(connection: &mut AnyConnection, id: &str) -> Result<Option<Event>, sqlx::Error> {
-    sqlx::query(&format!("SELECT {COLUMNS} FROM events WHERE id = $1"))
+    sqlx::query_as::<_, EventRow>(&format!("SELECT {COLUMNS} FROM events WHERE id = $1"))
         .bind(id)
         .fetch_optional(connection)
         .await?
-        .as_ref()
-        .map(from_row)
+        .map(Event::try_from)
         .transpose()
 }

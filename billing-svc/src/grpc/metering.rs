@@ -24,7 +24,7 @@ use super::{
 };
 use crate::error::BillingError;
 use crate::holds::limits::Window;
-use crate::holds::ops::{Grant, OpenRequest, OutputKind, SettleRequest};
+use crate::holds::ops::{Extension, OpenRequest, OutputKind, SettleRequest};
 use crate::keys::KeyType;
 use crate::ledger::Ledger;
 use crate::time;
@@ -104,7 +104,8 @@ impl MeteringService for MeteringApi {
             request.metadata(),
         )
         .await?;
-        let request = request.into_inner();
+        let mut request = request.into_inner();
+        let labels = request.take_labels();
         let api_key_id = ApiKeyId::from(request.api_key_id);
         let settlement = self
             .ledger
@@ -112,11 +113,7 @@ impl MeteringService for MeteringApi {
                 account_id: self.ledger.account_of_key(&api_key_id).await?,
                 api_key_id,
                 execution_id: ExecutionId::from(request.execution_id),
-                model: request.model,
-                workspace_id: request.workspace_id,
-                session_id: request.session_id,
-                endpoint: request.endpoint,
-                end_user_id: request.end_user_id,
+                labels,
                 input_tokens: request.input_tokens,
                 output_tokens: request.output_tokens,
                 status: usage_status_from_pb(request.status)?,
@@ -158,13 +155,13 @@ async fn serve_meter(
     let Some(first) = inbound.message().await? else {
         return Ok(());
     };
-    let Some(In::Open(open)) = first.message else {
+    let Some(In::Open(mut open)) = first.message else {
         return Err(BillingError::Protocol("the first message must be open").into());
     };
     let caller = ledger.authenticate(&open.api_key).await?;
     let request = OpenRequest {
-        execution_id: ExecutionId::from(open.execution_id),
-        model: open.model,
+        execution_id: ExecutionId::from(std::mem::take(&mut open.execution_id)),
+        labels: open.take_labels(),
         estimated_input_tokens: open.estimated_input_tokens,
         max_output_tokens: open.max_output_tokens,
         output: if open.input_only {
@@ -172,10 +169,6 @@ async fn serve_meter(
         } else {
             OutputKind::Tokens
         },
-        workspace_id: open.workspace_id,
-        session_id: open.session_id,
-        endpoint: open.endpoint,
-        end_user_id: open.end_user_id,
     };
     let opened = ledger.open(&caller, &request).await?;
     let started_at = time::now_ms();
@@ -183,27 +176,28 @@ async fn serve_meter(
         api_key_id: opened.api_key_id.to_string(),
         account_id: opened.account_id.to_string(),
         key_type: key_type_to_pb(opened.key_type).into(),
-        granted_output_tokens: opened.granted_output_tokens,
+        covered_output_tokens: opened.covered_output_tokens,
         held: opened.held.to_string(),
         price: Some(price_to_pb(&opened.price)),
         requests: opened.rates.requests.map(window_to_pb),
         tokens: opened.rates.tokens.map(window_to_pb),
-        report_at_output_tokens: ledger.report_at(opened.granted_output_tokens),
+        report_at_output_tokens: ledger.report_at(opened.covered_output_tokens),
     });
     if sender.send(Ok(response(opened_message))).await.is_err() {
         return Ok(());
     }
-    let (mut granted, mut held) = (opened.granted_output_tokens, opened.held);
+    let (mut covered, mut held) = (opened.covered_output_tokens, opened.held);
 
     while let Some(message) = inbound.message().await? {
         let answer = match message.message {
             Some(In::Progress(progress)) => {
-                // Internal keys hold nothing; a standard key's hold grows only when output nears the grant.
-                let grant = if opened.key_type == KeyType::Internal
-                    || !ledger.near_grant(progress.output_tokens, granted)
+                // Internal keys hold nothing; a standard key's hold is extended only when output nears what it
+                // covers.
+                let extension = if opened.key_type == KeyType::Internal
+                    || !ledger.due_for_extension(progress.output_tokens, covered)
                 {
-                    Grant::Continue {
-                        granted_output_tokens: granted,
+                    Extension::Continue {
+                        covered_output_tokens: covered,
                         held,
                     }
                 } else {
@@ -215,23 +209,23 @@ async fn serve_meter(
                         )
                         .await?
                 };
-                match grant {
-                    Grant::Continue {
-                        granted_output_tokens,
+                match extension {
+                    Extension::Continue {
+                        covered_output_tokens,
                         held: now_held,
                     } => {
-                        (granted, held) = (granted_output_tokens, now_held);
-                        Out::Grant(pb::MeterGrant {
-                            granted_output_tokens,
+                        (covered, held) = (covered_output_tokens, now_held);
+                        Out::Extended(pb::MeterExtended {
+                            covered_output_tokens,
                             held: now_held.to_string(),
-                            report_at_output_tokens: ledger.report_at(granted_output_tokens),
+                            report_at_output_tokens: ledger.report_at(covered_output_tokens),
                         })
                     }
-                    Grant::Stop {
-                        granted_output_tokens,
+                    Extension::Stop {
+                        covered_output_tokens,
                         reason,
                     } => Out::Stop(pb::MeterStop {
-                        granted_output_tokens,
+                        covered_output_tokens,
                         reason: reason.as_str().to_string(),
                     }),
                 }
@@ -242,11 +236,7 @@ async fn serve_meter(
                         account_id: opened.account_id.clone(),
                         api_key_id: opened.api_key_id.clone(),
                         execution_id: request.execution_id.clone(),
-                        model: request.model.clone(),
-                        workspace_id: request.workspace_id.clone(),
-                        session_id: request.session_id.clone(),
-                        endpoint: request.endpoint.clone(),
-                        end_user_id: request.end_user_id.clone(),
+                        labels: request.labels.clone(),
                         input_tokens: close.input_tokens,
                         output_tokens: close.output_tokens,
                         status: usage_status_from_pb(close.status)?,

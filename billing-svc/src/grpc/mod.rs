@@ -173,25 +173,8 @@ fn transaction_type_from_pb(value: i32) -> Result<Option<TransactionType>, Billi
     }
 }
 
-fn usage_status_to_pb(status: UsageStatus) -> pb::UsageStatus {
-    match status {
-        UsageStatus::Completed => pb::UsageStatus::Completed,
-        UsageStatus::StoppedByCredit => pb::UsageStatus::StoppedByCredit,
-        UsageStatus::Cancelled => pb::UsageStatus::Cancelled,
-        UsageStatus::Failed => pb::UsageStatus::Failed,
-    }
-}
-
 fn usage_status_from_pb(value: i32) -> Result<UsageStatus, BillingError> {
-    match pb::UsageStatus::try_from(value) {
-        Ok(pb::UsageStatus::Completed) => Ok(UsageStatus::Completed),
-        Ok(pb::UsageStatus::StoppedByCredit) => Ok(UsageStatus::StoppedByCredit),
-        Ok(pb::UsageStatus::Cancelled) => Ok(UsageStatus::Cancelled),
-        Ok(pb::UsageStatus::Failed) => Ok(UsageStatus::Failed),
-        Ok(pb::UsageStatus::Unspecified) | Err(_) => {
-            Err(BillingError::invalid("status", "must be set"))
-        }
-    }
+    UsageStatus::from_wire(value).ok_or_else(|| BillingError::invalid("status", "must be set"))
 }
 
 fn role_to_pb(role: Role) -> pb::Role {
@@ -252,9 +235,11 @@ fn filter_text(field: &'static str, value: Option<&str>) -> Result<String, Billi
 fn usage_filter(
     request: &pb::ListUsageRequest,
 ) -> Result<(UsageFilter, Option<ApiKeyId>), BillingError> {
-    let status = match pb::UsageStatus::try_from(request.status) {
-        Ok(pb::UsageStatus::Unspecified) => None,
-        Ok(_) | Err(_) => Some(usage_status_from_pb(request.status)?),
+    // UNSPECIFIED: any status.
+    let status = if request.status == pb::UsageStatus::Unspecified as i32 {
+        None
+    } else {
+        Some(usage_status_from_pb(request.status)?)
     };
     let (from, to) = range(request.range.as_ref())?;
     let (from, to) = crate::ledger::range(from, to)?;
@@ -434,7 +419,7 @@ fn auto_recharge_to_pb(view: &AutoRechargeView, payments_configured: bool) -> pb
 
 fn attempt_to_pb(attempt: &Attempt) -> pb::DeliveryAttempt {
     pb::DeliveryAttempt {
-        endpoint_id: attempt.endpoint_id.clone(),
+        endpoint_id: attempt.endpoint_id.to_string(),
         attempt: u64::try_from(attempt.attempt).unwrap_or(0),
         at: Some(time::to_timestamp(attempt.at)),
         status: attempt.status.and_then(|status| u32::try_from(status).ok()),
@@ -446,7 +431,7 @@ fn attempt_to_pb(attempt: &Attempt) -> pb::DeliveryAttempt {
 
 fn endpoint_to_pb(endpoint: &Endpoint, with_secret: bool) -> pb::WebhookEndpoint {
     pb::WebhookEndpoint {
-        id: endpoint.id.clone(),
+        id: endpoint.id.to_string(),
         account_id: endpoint
             .account_id
             .as_ref()
@@ -588,7 +573,7 @@ fn usage_to_pb(record: &UsageRecord, audience: Audience) -> pb::UsageRecord {
         charged: record.charged.to_string(),
         overage: record.overage.to_string(),
         duration_ms: count(record.duration_ms),
-        status: usage_status_to_pb(record.status).into(),
+        status: pb::UsageStatus::from(record.status).into(),
         endpoint: record.endpoint.clone(),
         key_type: key_type_to_pb(record.key_type).into(),
         timestamp: Some(time::to_timestamp(record.timestamp)),

@@ -1,5 +1,5 @@
-//! Holds: credit reserved for one execution in flight (BILLING.md, "Holds and the metering stream"). A hold
-//! is opened before the first token, grows chunk by chunk, and ends settled or released ([`ops`]); the
+//! Holds: credit set aside for one execution in flight (BILLING.md, "Holds and the metering stream"). A hold
+//! is opened before the first token, is extended chunk by chunk, and ends settled or released ([`ops`]); the
 //! key's rate and concurrency limits are decided when it opens ([`limits`]); its SQL is in [`sql`].
 
 pub mod limits;
@@ -10,7 +10,7 @@ use crate::time::Millis;
 use money::Money;
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 
-/// Credit reserved for one execution in flight (BILLING.md, "Holds and the metering stream").
+/// Credit set aside for one execution in flight (BILLING.md, "Holds and the metering stream").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hold {
     pub id: String,
@@ -19,7 +19,7 @@ pub struct Hold {
     pub execution_id: ExecutionId,
     pub amount: Money,
     pub input_tokens: i64,
-    pub granted_output_tokens: i64,
+    pub covered_output_tokens: i64,
     pub max_output_tokens: i64,
     pub model: String,
     pub workspace_id: String,

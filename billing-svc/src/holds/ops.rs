@@ -1,4 +1,4 @@
-//! The reservation protocol: open (authenticate, check, hold), extend (grow the hold chunk by chunk or
+//! The metering protocol: open (authenticate, check, hold), extend (grow the hold chunk by chunk or
 //! stop), settle (usage record + deduction + balance + hold release, once per execution id), and the
 //! release of expired holds.
 
@@ -20,11 +20,11 @@ use crate::store::{Batch, ExecutionState, Prefetch, Shard};
 use crate::time::{self, Millis};
 use crate::usage::{self, UsageRecord, UsageStatus};
 use money::Money;
+use proto::billing::v1::Labels;
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 use proto::refusal::Refusal;
 
 const MAX_ID_CHARS: usize = 128;
-const MAX_LABEL_CHARS: usize = 200;
 /// Expired holds released per sweep transaction batch.
 const EXPIRY_BATCH: i64 = 500;
 
@@ -40,16 +40,12 @@ pub enum OutputKind {
 #[derive(Debug, Clone)]
 pub struct OpenRequest {
     pub execution_id: ExecutionId,
-    pub model: String,
+    pub labels: Labels,
     pub estimated_input_tokens: u64,
     /// 0 = no explicit limit.
     pub max_output_tokens: u64,
     /// No output at all (embeddings): nothing is held or required for output.
     pub output: OutputKind,
-    pub workspace_id: String,
-    pub session_id: String,
-    pub endpoint: String,
-    pub end_user_id: String,
 }
 
 /// A placed hold.
@@ -58,24 +54,24 @@ pub struct Opened {
     pub account_id: AccountId,
     pub api_key_id: ApiKeyId,
     pub key_type: KeyType,
-    pub granted_output_tokens: u64,
+    pub covered_output_tokens: u64,
     pub held: Money,
     pub price: Price,
     /// Where the key stands against its per-minute limits, this execution counted.
     pub rates: limits::RateStatus,
 }
 
-/// The answer to progress.
+/// The answer to progress: whether the hold covers more output (ARCHITECTURE.md, "Vocabulary").
 #[derive(Debug, Clone, PartialEq)]
-pub enum Grant {
+pub enum Extension {
     /// Keep going: the hold covers this many output tokens.
     Continue {
-        granted_output_tokens: u64,
+        covered_output_tokens: u64,
         held: Money,
     },
-    /// Stop once `granted_output_tokens` are out: the hold cannot grow.
+    /// Stop once `covered_output_tokens` are out: the hold cannot be extended.
     Stop {
-        granted_output_tokens: u64,
+        covered_output_tokens: u64,
         reason: Refusal,
     },
 }
@@ -86,11 +82,7 @@ pub struct SettleRequest {
     pub account_id: AccountId,
     pub api_key_id: ApiKeyId,
     pub execution_id: ExecutionId,
-    pub model: String,
-    pub workspace_id: String,
-    pub session_id: String,
-    pub endpoint: String,
-    pub end_user_id: String,
+    pub labels: Labels,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub status: UsageStatus,
@@ -124,24 +116,16 @@ fn tokens(field: &'static str, count: u64, ceiling: u64) -> Result<i64, BillingE
     i64::try_from(count).map_err(|_| BillingError::invalid(field, "too large"))
 }
 
-/// Checks what names an execution, the same at open and at settle.
-fn validate_execution(
-    execution_id: &str,
-    model: &str,
-    workspace_id: &str,
-    session_id: &str,
-    endpoint: &str,
-    end_user_id: &str,
-) -> Result<(), BillingError> {
-    if execution_id.is_empty() {
+/// Checks what names an execution, the same at open and at settle: its id here, its labels by their one
+/// rule (`proto::labels`).
+fn validate_execution(execution_id: &ExecutionId, labels: &Labels) -> Result<(), BillingError> {
+    if execution_id.as_str().is_empty() {
         return Err(BillingError::invalid("execution_id", "is required"));
     }
-    validate_text("execution_id", execution_id, MAX_ID_CHARS)?;
-    prices::validate_model(model)?;
-    validate_text("workspace_id", workspace_id, MAX_LABEL_CHARS)?;
-    validate_text("session_id", session_id, MAX_LABEL_CHARS)?;
-    validate_text("endpoint", endpoint, MAX_LABEL_CHARS)?;
-    validate_text("end_user_id", end_user_id, MAX_ID_CHARS)
+    validate_text("execution_id", execution_id.as_str(), MAX_ID_CHARS)?;
+    labels
+        .validate()
+        .map_err(|error| BillingError::invalid(error.field, error.problem))
 }
 
 impl Ledger {
@@ -153,14 +137,7 @@ impl Ledger {
         caller: &Caller,
         request: &OpenRequest,
     ) -> Result<Opened, BillingError> {
-        validate_execution(
-            request.execution_id.as_str(),
-            &request.model,
-            &request.workspace_id,
-            &request.session_id,
-            &request.endpoint,
-            &request.end_user_id,
-        )?;
+        validate_execution(&request.execution_id, &request.labels)?;
         let ceiling = self.settings.max_execution_tokens;
         let input_tokens = tokens(
             "estimated_input_tokens",
@@ -178,7 +155,7 @@ impl Ledger {
         let prefetch = Prefetch {
             accounts: vec![caller.key.account_id.clone()],
             keys: vec![caller.key.id.clone()],
-            models: vec![request.model.clone()],
+            models: vec![request.labels.model.clone()],
             executions: vec![request.execution_id.clone()],
             rows: 0,
         };
@@ -222,9 +199,9 @@ impl Ledger {
             return Err(BillingError::ExecutionExists);
         }
         let rates = Self::admit(batch, &key, request, now).await?;
-        let price = batch.price(&account.id, &request.model, now).await?;
+        let price = batch.price(&account.id, &request.labels.model, now).await?;
 
-        let (amount, granted) = match key.key_type {
+        let (amount, covered) = match key.key_type {
             // Internal keys are never charged: no money is held and nothing limits the output.
             KeyType::Internal => (Money::ZERO, max_output),
             KeyType::Standard => {
@@ -242,11 +219,11 @@ impl Ledger {
                     .checked_sub(input_cost)
                     .ok_or(BillingError::Overflow)?;
                 let first_chunk = settings.hold_chunk_tokens.min(max_output);
-                let granted = price.affordable_output_tokens(budget, first_chunk);
+                let covered = price.affordable_output_tokens(budget, first_chunk);
                 let amount = input_cost
-                    .checked_add(price.hold_output_cost(granted)?)
+                    .checked_add(price.hold_output_cost(covered)?)
                     .ok_or(BillingError::Overflow)?;
-                (amount, granted)
+                (amount, covered)
             }
         };
         let hold = Hold {
@@ -256,13 +233,13 @@ impl Ledger {
             execution_id: request.execution_id.clone(),
             amount,
             input_tokens,
-            granted_output_tokens: tokens("granted_output_tokens", granted, ceiling)?,
+            covered_output_tokens: tokens("covered_output_tokens", covered, ceiling)?,
             max_output_tokens: tokens("max_output_tokens", max_output, ceiling)?,
-            model: request.model.clone(),
-            workspace_id: request.workspace_id.clone(),
-            session_id: request.session_id.clone(),
-            endpoint: request.endpoint.clone(),
-            end_user_id: request.end_user_id.clone(),
+            model: request.labels.model.clone(),
+            workspace_id: request.labels.workspace_id.clone(),
+            session_id: request.labels.session_id.clone(),
+            endpoint: request.labels.endpoint.clone(),
+            end_user_id: request.labels.end_user_id.clone(),
             started_at: now,
             expires_at: now + settings.hold_ttl_ms,
         };
@@ -278,7 +255,7 @@ impl Ledger {
             account_id: account.id.clone(),
             api_key_id: key.id.clone(),
             key_type: key.key_type,
-            granted_output_tokens: granted,
+            covered_output_tokens: covered,
             held: amount,
             price,
             rates,
@@ -292,9 +269,9 @@ impl Ledger {
         request: &OpenRequest,
         now: Millis,
     ) -> Result<limits::RateStatus, BillingError> {
-        if !key.policy.allows_model(&request.model) {
+        if !key.policy.allows_model(&request.labels.model) {
             return Err(BillingError::ModelNotAllowed {
-                model: request.model.clone(),
+                model: request.labels.model.clone(),
             });
         }
         if !key.policy.limits_rate() {
@@ -312,21 +289,21 @@ impl Ledger {
         )
     }
 
-    /// Whether output has come within half a chunk of the grant, so that the hold should grow.
-    pub fn near_grant(&self, output_tokens: u64, granted_output_tokens: u64) -> bool {
-        near_grant(&self.settings, output_tokens, granted_output_tokens)
+    /// Whether output has come within half a chunk of what the hold covers, so that it should be extended.
+    pub fn due_for_extension(&self, output_tokens: u64, covered_output_tokens: u64) -> bool {
+        due_for_extension(&self.settings, output_tokens, covered_output_tokens)
     }
 
-    /// The output from which [`Ledger::near_grant`] holds for `granted_output_tokens`: the executor reports
+    /// The output from which [`Ledger::due_for_extension`] holds for `covered_output_tokens`: the executor reports
     /// progress from there on, and not before. At least 1 (0 on the wire means "every interval").
-    pub fn report_at(&self, granted_output_tokens: u64) -> u64 {
-        granted_output_tokens
+    pub fn report_at(&self, covered_output_tokens: u64) -> u64 {
+        covered_output_tokens
             .saturating_sub(self.settings.hold_chunk_tokens / 2)
             .max(1)
     }
 
-    /// Grows the hold of a running execution by up to a chunk when its output nears the grant; answers stop
-    /// when the output has reached the grant and credit or a cap leaves no room to grow. Every call also
+    /// Extends the hold of a running execution by up to a chunk when its output nears what the hold covers;
+    /// answers stop when the output has reached it and credit or a cap leaves no room to extend it. Every call also
     /// pushes the hold's expiry back: a live stream keeps its hold.
     #[tracing::instrument(skip(self), err)]
     pub async fn extend(
@@ -334,7 +311,7 @@ impl Ledger {
         (account_id, api_key_id): (&AccountId, &ApiKeyId),
         execution_id: &ExecutionId,
         output_tokens: u64,
-    ) -> Result<Grant, BillingError> {
+    ) -> Result<Extension, BillingError> {
         let (settings, account_id, api_key_id, execution_id) = (
             self.settings.clone(),
             account_id.clone(),
@@ -375,23 +352,24 @@ impl Ledger {
         (account_id, api_key_id): (&AccountId, &ApiKeyId),
         execution_id: &ExecutionId,
         output_tokens: u64,
-    ) -> Result<Grant, BillingError> {
+    ) -> Result<Extension, BillingError> {
         let now = time::now_ms();
         let mut account = batch.lock(account_id).await?;
         let ExecutionState::Held(mut hold) = batch.execution(execution_id).await? else {
             // The hold expired (the stream was silent for longer than the TTL): nothing covers more output.
-            return Ok(Grant::Stop {
-                granted_output_tokens: output_tokens,
+            return Ok(Extension::Stop {
+                covered_output_tokens: output_tokens,
                 reason: Refusal::HoldExpired,
             });
         };
         if &hold.api_key_id != api_key_id {
             return Err(BillingError::ExecutionExists);
         }
-        let granted = u64::try_from(hold.granted_output_tokens).unwrap_or(0);
+        let covered = u64::try_from(hold.covered_output_tokens).unwrap_or(0);
         let max_output = u64::try_from(hold.max_output_tokens).unwrap_or(0);
         hold.expires_at = now + settings.hold_ttl_ms;
-        let wants_more = near_grant(settings, output_tokens, granted) && granted < max_output;
+        let wants_more =
+            due_for_extension(settings, output_tokens, covered) && covered < max_output;
         let mut stop_reason = None;
         let key = batch.key(api_key_id).await?;
         if wants_more && key.key_type == KeyType::Standard {
@@ -399,35 +377,35 @@ impl Ledger {
                 .price(account_id, &hold.model, hold.started_at)
                 .await?;
             let headroom = Ledger::headroom(batch, &account, Some(&key), now).await?;
-            let held_for_output = price.hold_output_cost(granted)?;
+            let held_for_output = price.hold_output_cost(covered)?;
             let budget = held_for_output
                 .checked_add(headroom.amount)
                 .ok_or(BillingError::Overflow)?;
-            let target = granted
+            let target = covered
                 .saturating_add(settings.hold_chunk_tokens)
                 .min(max_output);
-            let new_grant = price.affordable_output_tokens(budget, target).max(granted);
-            if new_grant > granted {
+            let new_cover = price.affordable_output_tokens(budget, target).max(covered);
+            if new_cover > covered {
                 let delta = price
-                    .hold_output_cost(new_grant)?
+                    .hold_output_cost(new_cover)?
                     .checked_sub(held_for_output)
                     .ok_or(BillingError::Overflow)?;
                 hold.amount = hold
                     .amount
                     .checked_add(delta)
                     .ok_or(BillingError::Overflow)?;
-                hold.granted_output_tokens =
-                    tokens("granted_output_tokens", new_grant, max_output)?;
+                hold.covered_output_tokens =
+                    tokens("covered_output_tokens", new_cover, max_output)?;
                 account.held_credits = account
                     .held_credits
                     .checked_add(delta)
                     .ok_or(BillingError::Overflow)?;
                 batch.save(&account);
-            } else if output_tokens >= granted {
+            } else if output_tokens >= covered {
                 stop_reason = Some(headroom.bound.reason());
                 let data = json!({
                     "executionId": execution_id.as_str(), "apiKeyId": api_key_id.as_str(),
-                    "reason": headroom.bound.reason().as_str(), "grantedOutputTokens": granted,
+                    "reason": headroom.bound.reason().as_str(), "grantedOutputTokens": covered,
                     "model": hold.model,
                 });
                 emit(
@@ -445,18 +423,18 @@ impl Ledger {
                 }
             }
         }
-        let granted_output_tokens = u64::try_from(hold.granted_output_tokens).unwrap_or(0);
+        let covered_output_tokens = u64::try_from(hold.covered_output_tokens).unwrap_or(0);
         let held = hold.amount;
         batch
             .set_execution(execution_id, ExecutionState::Held(hold))
             .await?;
         Ok(match stop_reason {
-            Some(reason) => Grant::Stop {
-                granted_output_tokens,
+            Some(reason) => Extension::Stop {
+                covered_output_tokens,
                 reason,
             },
-            None => Grant::Continue {
-                granted_output_tokens,
+            None => Extension::Continue {
+                covered_output_tokens,
                 held,
             },
         })
@@ -467,14 +445,7 @@ impl Ledger {
     /// returns the first.
     #[tracing::instrument(skip_all, fields(api_key_id = %request.api_key_id, execution_id = %request.execution_id), err)]
     pub async fn settle(&self, request: &SettleRequest) -> Result<Settlement, BillingError> {
-        validate_execution(
-            request.execution_id.as_str(),
-            &request.model,
-            &request.workspace_id,
-            &request.session_id,
-            &request.endpoint,
-            &request.end_user_id,
-        )?;
+        validate_execution(&request.execution_id, &request.labels)?;
         if request.provider.chars().count() > MAX_PROVIDER_CHARS {
             return Err(BillingError::invalid("provider", "too long"));
         }
@@ -494,7 +465,7 @@ impl Ledger {
         let prefetch = Prefetch {
             accounts: vec![request.account_id.clone()],
             keys: vec![request.api_key_id.clone()],
-            models: vec![request.model.clone()],
+            models: vec![request.labels.model.clone()],
             executions: vec![request.execution_id.clone()],
             rows: 1,
         };
@@ -555,7 +526,9 @@ impl Ledger {
             .map(|hold| hold.started_at)
             .or(request.started_at)
             .unwrap_or(now);
-        let price = batch.price(&account.id, &request.model, started_at).await?;
+        let price = batch
+            .price(&account.id, &request.labels.model, started_at)
+            .await?;
         // The volume tier reached by the month's settled spend so far (BILLING.md, "Volume tiers").
         let percent_off = if account.discount_tiers.is_empty() {
             Decimal::ZERO
@@ -580,7 +553,7 @@ impl Ledger {
             KeyType::Internal => Money::ZERO,
         };
         let held = hold.as_ref().map_or(Money::ZERO, |hold| hold.amount);
-        // What the provider's count cost beyond the reservation (the local estimate's gap), recorded.
+        // What the provider's count cost beyond the hold (the local estimate's gap), recorded.
         let overage = charged
             .checked_sub(held)
             .filter(|gap| gap.is_positive())
@@ -615,8 +588,8 @@ impl Ledger {
                 account_id: account.id.clone(),
                 api_key_id: request.api_key_id.clone(),
                 execution_id: request.execution_id.clone(),
-                session_id: request.session_id.clone(),
-                workspace_id: request.workspace_id.clone(),
+                session_id: request.labels.session_id.clone(),
+                workspace_id: request.labels.workspace_id.clone(),
                 timestamp: now,
                 input_tokens,
                 output_tokens,
@@ -626,10 +599,10 @@ impl Ledger {
                 total_cost: cost.total,
                 charged,
                 overage,
-                model: request.model.clone(),
+                model: request.labels.model.clone(),
                 duration_ms,
                 status: request.status,
-                endpoint: request.endpoint.clone(),
+                endpoint: request.labels.endpoint.clone(),
                 key_type,
                 balance_after,
                 total_spent_after,
@@ -641,7 +614,7 @@ impl Ledger {
                 request_fee: cost.request_fee,
                 provider_cost: Some(cost.provider),
                 discount_percent: percent_off,
-                end_user_id: request.end_user_id.clone(),
+                end_user_id: request.labels.end_user_id.clone(),
             })
             .await?;
         if charged.is_positive() {
@@ -652,7 +625,7 @@ impl Ledger {
                 amount: charged.negated(),
                 description: format!(
                     "Usage: {} ({} tokens)",
-                    request.model,
+                    request.labels.model,
                     input_tokens + output_tokens
                 ),
                 metadata: json!({ "execution_id": request.execution_id.as_str(), "usage_record_id": record.id.to_string() }),
@@ -734,7 +707,11 @@ impl Ledger {
     }
 }
 
-/// Whether output has come within half a chunk of the grant, so that the hold should grow.
-fn near_grant(settings: &LedgerSettings, output_tokens: u64, granted_output_tokens: u64) -> bool {
-    output_tokens.saturating_add(settings.hold_chunk_tokens / 2) >= granted_output_tokens
+/// Whether output has come within half a chunk of what the hold covers, so that it should be extended.
+fn due_for_extension(
+    settings: &LedgerSettings,
+    output_tokens: u64,
+    covered_output_tokens: u64,
+) -> bool {
+    output_tokens.saturating_add(settings.hold_chunk_tokens / 2) >= covered_output_tokens
 }

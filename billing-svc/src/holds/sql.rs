@@ -1,10 +1,10 @@
-//! SQL of `holds`: credit reserved for executions in flight.
+//! SQL of `holds`: credit set aside for executions in flight.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow};
 
 use super::Hold;
 use crate::store::bulk;
+use crate::store::row::{column_error, count};
 use crate::time::Millis;
 use money::Money;
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
@@ -15,24 +15,49 @@ const TYPES: &str = "ttttiiiittttiit";
 const COLUMNS: &str = "id, account_id, api_key_id, execution_id, amount, input_tokens, granted_output_tokens, max_output_tokens, \
     model, workspace_id, session_id, endpoint, started_at, expires_at, end_user_id";
 
-fn from_row(row: &AnyRow) -> Result<Hold, sqlx::Error> {
-    Ok(Hold {
-        id: row.try_get(0)?,
-        account_id: AccountId::from(row.try_get::<String, _>(1)?),
-        api_key_id: ApiKeyId::from(row.try_get::<String, _>(2)?),
-        execution_id: ExecutionId::from(row.try_get::<String, _>(3)?),
-        amount: Money::from_nanos(row.try_get(4)?),
-        input_tokens: row.try_get(5)?,
-        granted_output_tokens: row.try_get(6)?,
-        max_output_tokens: row.try_get(7)?,
-        model: row.try_get(8)?,
-        workspace_id: row.try_get(9)?,
-        session_id: row.try_get(10)?,
-        endpoint: row.try_get(11)?,
-        started_at: row.try_get(12)?,
-        expires_at: row.try_get(13)?,
-        end_user_id: row.try_get(14)?,
-    })
+/// A row of `holds`: [`COLUMNS`]; the amount in nano-dollars.
+#[derive(sqlx::FromRow)]
+struct HoldRow {
+    /// Never NULL in `holds`; NULL in [`of_executions`]' rows of settled executions.
+    id: Option<String>,
+    account_id: String,
+    api_key_id: String,
+    execution_id: String,
+    amount: i64,
+    input_tokens: i64,
+    granted_output_tokens: i64,
+    max_output_tokens: i64,
+    model: String,
+    workspace_id: String,
+    session_id: String,
+    endpoint: String,
+    started_at: Millis,
+    expires_at: Millis,
+    end_user_id: String,
+}
+
+impl TryFrom<HoldRow> for Hold {
+    type Error = sqlx::Error;
+
+    fn try_from(row: HoldRow) -> Result<Hold, sqlx::Error> {
+        Ok(Hold {
+            id: row.id.ok_or_else(|| column_error("id", "NULL"))?,
+            account_id: AccountId::from(row.account_id),
+            api_key_id: ApiKeyId::from(row.api_key_id),
+            execution_id: ExecutionId::from(row.execution_id),
+            amount: Money::from_nanos(row.amount),
+            input_tokens: row.input_tokens,
+            covered_output_tokens: row.granted_output_tokens,
+            max_output_tokens: row.max_output_tokens,
+            model: row.model,
+            workspace_id: row.workspace_id,
+            session_id: row.session_id,
+            endpoint: row.endpoint,
+            started_at: row.started_at,
+            expires_at: row.expires_at,
+            end_user_id: row.end_user_id,
+        })
+    }
 }
 
 /// The active holds of one key.
@@ -48,30 +73,39 @@ pub struct KeyHolds {
     pub first_opened_at: Option<Millis>,
 }
 
+/// [`of_key`]'s sums; amounts in nano-dollars.
+#[derive(sqlx::FromRow)]
+struct KeyHoldsRow {
+    count: i64,
+    amount: i64,
+    tokens: i64,
+    opened_since: i64,
+    first_opened_at: Option<Millis>,
+}
+
 /// The active holds of `api_key_id`, and how many of them started after `since`.
 pub async fn of_key(
     connection: &mut AnyConnection,
     api_key_id: &ApiKeyId,
     since: Millis,
 ) -> Result<KeyHolds, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(amount), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(input_tokens + granted_output_tokens), 0) AS BIGINT), \
-         CAST(COUNT(CASE WHEN started_at > $2 THEN 1 END) AS BIGINT), \
-         MIN(CASE WHEN started_at > $2 THEN started_at END) \
+    let row: KeyHoldsRow = sqlx::query_as(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS count, CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS amount, \
+         CAST(COALESCE(SUM(input_tokens + granted_output_tokens), 0) AS BIGINT) AS tokens, \
+         CAST(COUNT(CASE WHEN started_at > $2 THEN 1 END) AS BIGINT) AS opened_since, \
+         MIN(CASE WHEN started_at > $2 THEN started_at END) AS first_opened_at \
          FROM holds WHERE api_key_id = $1",
     )
     .bind(api_key_id.as_str())
     .bind(since)
     .fetch_one(connection)
     .await?;
-    let count = |value: i64| u64::try_from(value).unwrap_or(0);
     Ok(KeyHolds {
-        count: count(row.try_get(0)?),
-        amount: Money::from_nanos(row.try_get(1)?),
-        tokens: count(row.try_get(2)?),
-        opened_since: count(row.try_get(3)?),
-        first_opened_at: row.try_get(4)?,
+        count: count(row.count),
+        amount: Money::from_nanos(row.amount),
+        tokens: count(row.tokens),
+        opened_since: count(row.opened_since),
+        first_opened_at: row.first_opened_at,
     })
 }
 
@@ -109,15 +143,13 @@ pub async fn of_executions(
         .await?
         .iter()
         .map(|row| {
-            Ok(match row.try_get::<Option<String>, _>(0)? {
+            let row = HoldRow::from_row(row)?;
+            Ok(match row.id {
                 Some(_) => {
-                    let hold = from_row(row)?;
+                    let hold = Hold::try_from(row)?;
                     (hold.execution_id.clone(), Known::Held(Box::new(hold)))
                 }
-                None => (
-                    ExecutionId::from(row.try_get::<String, _>(3)?),
-                    Known::Settled,
-                ),
+                None => (ExecutionId::from(row.execution_id), Known::Settled),
             })
         })
         .collect()
@@ -143,7 +175,7 @@ pub async fn insert(connection: &mut AnyConnection, holds: &[Hold]) -> Result<()
             .bind(hold.execution_id.as_str())
             .bind(hold.amount.nanos())
             .bind(hold.input_tokens)
-            .bind(hold.granted_output_tokens)
+            .bind(hold.covered_output_tokens)
             .bind(hold.max_output_tokens)
             .bind(&hold.model)
             .bind(&hold.workspace_id)
@@ -158,9 +190,9 @@ pub async fn insert(connection: &mut AnyConnection, holds: &[Hold]) -> Result<()
     Ok(())
 }
 
-/// Writes what growing changed in `holds` (amount, grant, expiry), at most [`bulk::MAX_ROWS`], in one
+/// Writes what extending changed in `holds` (amount, covered output, expiry), at most [`bulk::MAX_ROWS`], in one
 /// statement.
-pub async fn update_grants(
+pub async fn update_extended(
     connection: &mut AnyConnection,
     holds: &[&Hold],
 ) -> Result<(), sqlx::Error> {
@@ -178,7 +210,7 @@ pub async fn update_grants(
         query
             .bind(&hold.id)
             .bind(hold.amount.nanos())
-            .bind(hold.granted_output_tokens)
+            .bind(hold.covered_output_tokens)
             .bind(hold.expires_at)
     })
     .execute(connection)
@@ -211,15 +243,15 @@ pub async fn expired(
     now: Millis,
     limit: i64,
 ) -> Result<Vec<Hold>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query_as::<_, HoldRow>(&format!(
         "SELECT {COLUMNS} FROM holds WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2"
     ))
     .bind(now)
     .bind(limit)
     .fetch_all(connection)
     .await?
-    .iter()
-    .map(from_row)
+    .into_iter()
+    .map(Hold::try_from)
     .collect()
 }
 

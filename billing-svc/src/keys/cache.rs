@@ -5,7 +5,7 @@
 //! - every operation that moves money (open of an execution) reads the key row again inside its own
 //!   transaction and refuses a revoked or expired key (or a rotated-out secret past its grace period)
 //!   there, whatever the cache holds, so a key revoked through another billing-svc process sharing the
-//!   database cannot reserve or spend either;
+//!   database cannot hold or spend either;
 //! - read-only calls on another process see such a revocation once the entry is older than [`TTL`].
 //!
 //! Only keys that exist are cached (a flood of unknown keys cannot fill it), and the cache is bounded.

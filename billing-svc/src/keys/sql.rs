@@ -1,41 +1,72 @@
 //! SQL of `api_keys`.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::policy::Policy;
 use super::{ApiKey, Found, KeyType, Role};
 use crate::store::bulk;
+use crate::store::row::{column_error, parse_enum};
 use crate::time::Millis;
 use proto::ids::{AccountId, ApiKeyId};
 
 const COLUMNS: &str = "id, account_id, name, key_type, role, policy, prefix, hint, created_at, revoked_at, \
     expires_at, previous_key_expires_at, rotated_at";
 
-fn decode_error(what: &str, value: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
+/// A row of `api_keys`: [`COLUMNS`].
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    account_id: String,
+    name: String,
+    key_type: String,
+    role: String,
+    /// JSON ([`Policy::to_json`]).
+    policy: String,
+    prefix: String,
+    hint: String,
+    created_at: Millis,
+    revoked_at: Option<Millis>,
+    expires_at: Option<Millis>,
+    previous_key_expires_at: Option<Millis>,
+    rotated_at: Option<Millis>,
 }
 
-fn from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
-    let key_type: String = row.try_get(3)?;
-    let role: String = row.try_get(4)?;
-    let policy: String = row.try_get(5)?;
-    Ok(ApiKey {
-        id: ApiKeyId::from(row.try_get::<String, _>(0)?),
-        account_id: AccountId::from(row.try_get::<String, _>(1)?),
-        name: row.try_get(2)?,
-        key_type: KeyType::parse(&key_type).ok_or_else(|| decode_error("key_type", &key_type))?,
-        role: Role::parse(&role).ok_or_else(|| decode_error("role", &role))?,
-        policy: Policy::from_json(&policy)
-            .map_err(|error| sqlx::Error::Decode(format!("policy: {error}").into()))?,
-        prefix: row.try_get(6)?,
-        hint: row.try_get(7)?,
-        created_at: row.try_get(8)?,
-        revoked_at: row.try_get(9)?,
-        expires_at: row.try_get(10)?,
-        previous_key_expires_at: row.try_get(11)?,
-        rotated_at: row.try_get(12)?,
-    })
+impl TryFrom<KeyRow> for ApiKey {
+    type Error = sqlx::Error;
+
+    fn try_from(row: KeyRow) -> Result<ApiKey, sqlx::Error> {
+        Ok(ApiKey {
+            id: ApiKeyId::from(row.id),
+            account_id: AccountId::from(row.account_id),
+            name: row.name,
+            key_type: parse_enum("key_type", &row.key_type, KeyType::parse)?,
+            role: parse_enum("role", &row.role, Role::parse)?,
+            policy: Policy::from_json(&row.policy)
+                .map_err(|error| column_error("policy", error))?,
+            prefix: row.prefix,
+            hint: row.hint,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+            expires_at: row.expires_at,
+            previous_key_expires_at: row.previous_key_expires_at,
+            rotated_at: row.rotated_at,
+        })
+    }
+}
+
+/// A key found by a hash: its row, and 1 when the hash is its current secret's (0: the previous one's).
+#[derive(sqlx::FromRow)]
+struct FoundRow {
+    #[sqlx(flatten)]
+    key: KeyRow,
+    current_secret: i64,
+}
+
+/// A live key due for a `key.expiring` notice, and its account.
+#[derive(sqlx::FromRow)]
+struct ExpiringRow {
+    id: String,
+    account_id: String,
 }
 
 pub async fn insert(
@@ -69,17 +100,17 @@ pub async fn by_hash(
     connection: &mut AnyConnection,
     key_hash: &str,
 ) -> Result<Option<Found>, sqlx::Error> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS}, CAST(CASE WHEN key_hash = $1 THEN 1 ELSE 0 END AS BIGINT) FROM api_keys WHERE key_hash = $1 OR previous_key_hash = $1"
+    let row = sqlx::query_as::<_, FoundRow>(&format!(
+        "SELECT {COLUMNS}, CAST(CASE WHEN key_hash = $1 THEN 1 ELSE 0 END AS BIGINT) AS current_secret \
+         FROM api_keys WHERE key_hash = $1 OR previous_key_hash = $1"
     ))
     .bind(key_hash)
     .fetch_optional(connection)
     .await?;
     row.map(|row| {
-        let current: i64 = row.try_get(13)?;
         Ok(Found {
-            key: from_row(&row)?,
-            previous_secret: current == 0,
+            key: ApiKey::try_from(row.key)?,
+            previous_secret: row.current_secret == 0,
         })
     })
     .transpose()
@@ -89,12 +120,11 @@ pub async fn by_id(
     connection: &mut AnyConnection,
     id: &ApiKeyId,
 ) -> Result<Option<ApiKey>, sqlx::Error> {
-    sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"))
+    sqlx::query_as::<_, KeyRow>(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"))
         .bind(id.as_str())
         .fetch_optional(connection)
         .await?
-        .as_ref()
-        .map(from_row)
+        .map(ApiKey::try_from)
         .transpose()
 }
 
@@ -103,13 +133,11 @@ pub async fn by_ids(
     connection: &mut AnyConnection,
     ids: &[&ApiKeyId],
 ) -> Result<Vec<ApiKey>, sqlx::Error> {
-    bulk::fetch_in(connection, ids, |list| {
+    let rows: Vec<KeyRow> = bulk::fetch_in(connection, ids, |list| {
         format!("SELECT {COLUMNS} FROM api_keys WHERE id IN ({list})")
     })
-    .await?
-    .iter()
-    .map(from_row)
-    .collect()
+    .await?;
+    rows.into_iter().map(ApiKey::try_from).collect()
 }
 
 /// Keys oldest first, of every account or of one; revoked ones only when asked.
@@ -123,14 +151,14 @@ pub async fn list(
     } else {
         "AND revoked_at IS NULL"
     };
-    sqlx::query(&format!(
+    sqlx::query_as::<_, KeyRow>(&format!(
         "SELECT {COLUMNS} FROM api_keys WHERE ($1 = '' OR account_id = $1) {revoked} ORDER BY created_at, id"
     ))
     .bind(account_id.map_or("", AccountId::as_str))
     .fetch_all(connection)
     .await?
-    .iter()
-    .map(from_row)
+    .into_iter()
+    .map(ApiKey::try_from)
     .collect()
 }
 
@@ -196,7 +224,7 @@ pub async fn expiry_notices_due(
     limit: i64,
 ) -> Result<Vec<(ApiKeyId, AccountId)>, sqlx::Error> {
     const DAY_MS: Millis = 86_400_000;
-    let rows: Vec<(String, String)> = sqlx::query_as(
+    let rows: Vec<ExpiringRow> = sqlx::query_as(
         "SELECT id, account_id FROM api_keys WHERE revoked_at IS NULL AND expires_at > $1 \
          AND ((expiry_notices < 1 AND expires_at <= $2) OR (expiry_notices < 2 AND expires_at <= $3)) \
          ORDER BY expires_at LIMIT $4",
@@ -209,7 +237,7 @@ pub async fn expiry_notices_due(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(key, account)| (ApiKeyId::from(key), AccountId::from(account)))
+        .map(|row| (ApiKeyId::from(row.id), AccountId::from(row.account_id)))
         .collect())
 }
 

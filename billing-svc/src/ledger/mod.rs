@@ -53,7 +53,7 @@ pub struct Ledger {
     pub(crate) keys: Arc<KeyCache>,
 }
 
-/// Which limit binds the credit an account (or one of its keys) may still reserve.
+/// Which limit binds the credit an account (or one of its keys) may still hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bound {
     Credits,
@@ -88,7 +88,7 @@ impl Bound {
     }
 }
 
-/// What an account may still reserve, and the limit that sets it.
+/// What an account may still hold, and the limit that sets it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Headroom {
     pub(crate) amount: Money,
@@ -200,7 +200,7 @@ impl Ledger {
         }
     }
 
-    /// What the locked account may still reserve: the least of its available credit, what is left under
+    /// What the locked account may still hold: the least of its available credit, what is left under
     /// its daily and monthly caps (settled spend plus active holds count against a cap), and, when a key
     /// is given, what is left under that key's own caps (its spend and holds against its policy).
     pub(crate) async fn headroom(

@@ -211,7 +211,7 @@ impl Price {
         self.base.output.decimal() * self.markup
     }
 
-    /// What a hold reserves for `estimated` prompt tokens and the call: every token at the dearest input
+    /// What a hold takes for `estimated` prompt tokens and the call: every token at the dearest input
     /// class (a prompt may turn out to be all cache writes), plus the request fee.
     pub fn hold_input_cost(&self, estimated: u64) -> Result<Money, BillingError> {
         let base = &self.base;
@@ -230,7 +230,7 @@ impl Price {
             .ok_or(BillingError::Overflow)
     }
 
-    /// What a hold reserves for `tokens` output tokens: at the dearer of output and audio output.
+    /// What a hold takes for `tokens` output tokens: at the dearer of output and audio output.
     pub fn hold_output_cost(&self, tokens: u64) -> Result<Money, BillingError> {
         money::token_cost(&[(tokens, self.dearest_output())], self.markup)
             .ok_or(BillingError::Overflow)
@@ -506,7 +506,7 @@ mod tests {
     }
 
     #[test]
-    fn holds_reserve_at_the_dearest_class() {
+    fn holds_take_the_dearest_class() {
         let mut price = seed_price();
         price.base.cache_write_1h = money("0.02");
         price.request_fee = money("0.5");

@@ -1,11 +1,11 @@
 //! SQL of `pricing`: price rows per model (or `*`), global or for one account, each effective from a time on
 //! (BILLING.md, "Prices"). Every class price is stored resolved, in nano-dollars per 1,000 tokens.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow};
 
 use super::{ClassPrices, DEFAULT_MODEL, Price};
 use crate::store::bulk;
+use crate::store::row::column_error;
 use crate::time::Millis;
 use money::Money;
 use proto::ids::AccountId;
@@ -14,30 +14,50 @@ const COLUMNS: &str = "model, account_id, base_input_price_per_1k, base_output_p
     base_cached_input_price_per_1k, base_cache_write_price_per_1k, base_cache_write_1h_price_per_1k, \
     base_audio_input_price_per_1k, base_audio_output_price_per_1k, request_fee, markup, effective_from, ended";
 
-fn from_row(row: &AnyRow) -> Result<Price, sqlx::Error> {
-    let account: String = row.try_get(1)?;
-    let nanos =
-        |index: usize| -> Result<Money, sqlx::Error> { Ok(Money::from_nanos(row.try_get(index)?)) };
-    let markup: String = row.try_get(10)?;
-    let ended: i64 = row.try_get(12)?;
-    Ok(Price {
-        model: row.try_get(0)?,
-        account_id: (!account.is_empty()).then(|| AccountId::from(account)),
-        base: ClassPrices {
-            input: nanos(2)?,
-            output: nanos(3)?,
-            cached_input: nanos(4)?,
-            cache_write: nanos(5)?,
-            cache_write_1h: nanos(6)?,
-            audio_input: nanos(7)?,
-            audio_output: nanos(8)?,
-        },
-        request_fee: nanos(9)?,
-        markup: crate::prices::parse_markup(&markup)
-            .map_err(|_| sqlx::Error::Decode(format!("bad markup {markup:?}").into()))?,
-        effective_from: row.try_get(11)?,
-        ended: ended != 0,
-    })
+/// A row of `pricing`: [`COLUMNS`]; prices in nano-dollars (per 1,000 tokens).
+#[derive(sqlx::FromRow)]
+struct PriceRow {
+    model: String,
+    /// `""`: a global price.
+    account_id: String,
+    base_input_price_per_1k: i64,
+    base_output_price_per_1k: i64,
+    base_cached_input_price_per_1k: i64,
+    base_cache_write_price_per_1k: i64,
+    base_cache_write_1h_price_per_1k: i64,
+    base_audio_input_price_per_1k: i64,
+    base_audio_output_price_per_1k: i64,
+    request_fee: i64,
+    /// A decimal, as [`crate::prices::parse_markup`] reads it.
+    markup: String,
+    effective_from: Millis,
+    /// 1 or 0.
+    ended: i64,
+}
+
+impl TryFrom<PriceRow> for Price {
+    type Error = sqlx::Error;
+
+    fn try_from(row: PriceRow) -> Result<Price, sqlx::Error> {
+        Ok(Price {
+            account_id: (!row.account_id.is_empty()).then(|| AccountId::from(row.account_id)),
+            model: row.model,
+            base: ClassPrices {
+                input: Money::from_nanos(row.base_input_price_per_1k),
+                output: Money::from_nanos(row.base_output_price_per_1k),
+                cached_input: Money::from_nanos(row.base_cached_input_price_per_1k),
+                cache_write: Money::from_nanos(row.base_cache_write_price_per_1k),
+                cache_write_1h: Money::from_nanos(row.base_cache_write_1h_price_per_1k),
+                audio_input: Money::from_nanos(row.base_audio_input_price_per_1k),
+                audio_output: Money::from_nanos(row.base_audio_output_price_per_1k),
+            },
+            request_fee: Money::from_nanos(row.request_fee),
+            markup: crate::prices::parse_markup(&row.markup)
+                .map_err(|_| column_error("markup", format!("bad value {:?}", row.markup)))?,
+            effective_from: row.effective_from,
+            ended: row.ended != 0,
+        })
+    }
 }
 
 /// Inserts a row, replacing one of the same model, account and effective time.
@@ -102,18 +122,18 @@ pub async fn of_models(
         .fetch_all(connection)
         .await?
         .iter()
-        .map(from_row)
+        .map(|row| Price::try_from(PriceRow::from_row(row)?))
         .collect()
 }
 
 /// Every row, by model, account (global first) then effective time.
 pub async fn list(connection: &mut AnyConnection) -> Result<Vec<Price>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query_as::<_, PriceRow>(&format!(
         "SELECT {COLUMNS} FROM pricing ORDER BY model, account_id, effective_from"
     ))
     .fetch_all(connection)
     .await?
-    .iter()
-    .map(from_row)
+    .into_iter()
+    .map(Price::try_from)
     .collect()
 }

@@ -1,10 +1,35 @@
 //! SQL of `console_sessions` (CONSOLE.md, "Sessions and security").
 
 use proto::ids::ApiKeyId;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::Session;
 use crate::time::Millis;
+
+/// A row of `console_sessions`, as [`by_hash`] reads it.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    token_hash: String,
+    /// `None`: the operator's session.
+    api_key_id: Option<String>,
+    csrf_token: String,
+    created_at: Millis,
+    expires_at: Millis,
+    ended_at: Option<Millis>,
+}
+
+impl From<SessionRow> for Session {
+    fn from(row: SessionRow) -> Session {
+        Session {
+            token_hash: row.token_hash,
+            api_key_id: row.api_key_id.map(ApiKeyId::from),
+            csrf_token: row.csrf_token,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            ended_at: row.ended_at,
+        }
+    }
+}
 
 pub async fn insert(connection: &mut AnyConnection, session: &Session) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -25,24 +50,14 @@ pub async fn by_hash(
     connection: &mut AnyConnection,
     token_hash: &str,
 ) -> Result<Option<Session>, sqlx::Error> {
-    let row = sqlx::query(
+    let row: Option<SessionRow> = sqlx::query_as(
         "SELECT token_hash, api_key_id, csrf_token, created_at, expires_at, ended_at \
          FROM console_sessions WHERE token_hash = $1",
     )
     .bind(token_hash)
     .fetch_optional(connection)
     .await?;
-    row.map(|row| {
-        Ok(Session {
-            token_hash: row.try_get(0)?,
-            api_key_id: row.try_get::<Option<String>, _>(1)?.map(ApiKeyId::from),
-            csrf_token: row.try_get(2)?,
-            created_at: row.try_get(3)?,
-            expires_at: row.try_get(4)?,
-            ended_at: row.try_get(5)?,
-        })
-    })
-    .transpose()
+    Ok(row.map(Session::from))
 }
 
 /// Ends a session (sign-out); false when it had already ended.

@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::mem;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 use super::backend::Backend;
 use super::bulk;
@@ -144,7 +144,7 @@ impl Layer {
             statements += 1;
         }
         for chunk in grown.chunks(bulk::MAX_ROWS) {
-            holds::sql::update_grants(connection, chunk).await?;
+            holds::sql::update_extended(connection, chunk).await?;
             statements += 1;
         }
         for execution in self.executions.values_mut() {
@@ -230,6 +230,13 @@ struct Ids {
     transactions: VecDeque<i64>,
     /// SQLite: the last ids handed out (the database write lock keeps them ours until the commit).
     sqlite_last: Option<(i64, i64)>,
+}
+
+/// Ids for a usage record and a ledger row, as [`Batch::take_ids`] reads them.
+#[derive(sqlx::FromRow)]
+struct IdsRow {
+    usage_id: i64,
+    transaction_id: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -642,31 +649,34 @@ impl Batch {
         let block = i64::try_from(self.id_block.max(1)).unwrap_or(1);
         match self.backend {
             Backend::Postgres => {
-                let rows = sqlx::query(
-                    "SELECT nextval(pg_get_serial_sequence('usage_records', 'id')), \
-                     nextval(pg_get_serial_sequence('transactions', 'id')) FROM generate_series(1, $1)",
+                let rows: Vec<IdsRow> = sqlx::query_as(
+                    "SELECT nextval(pg_get_serial_sequence('usage_records', 'id')) AS usage_id, \
+                     nextval(pg_get_serial_sequence('transactions', 'id')) AS transaction_id \
+                     FROM generate_series(1, $1)",
                 )
                 .bind(block)
                 .fetch_all(&mut *self.transaction)
                 .await?;
                 for row in rows {
-                    self.ids.usage.push_back(row.try_get(0)?);
-                    self.ids.transactions.push_back(row.try_get(1)?);
+                    self.ids.usage.push_back(row.usage_id);
+                    self.ids.transactions.push_back(row.transaction_id);
                 }
             }
             Backend::Sqlite => {
                 let (usage, transactions) = match self.ids.sqlite_last {
                     Some(last) => last,
                     None => {
-                        let row = sqlx::query(
+                        let row: IdsRow = sqlx::query_as(
                             "SELECT MAX(COALESCE((SELECT MAX(id) FROM usage_records), 0), \
-                             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'usage_records'), 0)), \
+                             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'usage_records'), 0)) \
+                             AS usage_id, \
                              MAX(COALESCE((SELECT MAX(id) FROM transactions), 0), \
-                             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'transactions'), 0))",
+                             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'transactions'), 0)) \
+                             AS transaction_id",
                         )
                         .fetch_one(&mut *self.transaction)
                         .await?;
-                        (row.try_get(0)?, row.try_get(1)?)
+                        (row.usage_id, row.transaction_id)
                     }
                 };
                 self.ids.usage.extend(usage + 1..=usage + block);

@@ -3,18 +3,21 @@
 //! only the migrations differ per backend.
 //!
 //! The SQL of each table lives with its concept (`accounts::sql`, `holds::sql`, ...): each function runs one
-//! statement on the connection it is given; a ledger operation composes them into one write operation, run by [`Store::write`] in a [`Batch`]: either its own transaction (`naive`) or one
-//! group-committed transaction with other operations (`batched`, see [`group_commit`]). Every ledger
-//! operation starts with [`Batch::lock`]: the account row is locked once per batch (on PostgreSQL the row
-//! lock, on SQLite the database write lock the batch takes when it begins), so the checks that follow
-//! (available credit, caps, idempotency) cannot race with another writer of the same account. The hot
-//! path's tables are read and written with one multi-row statement per table and batch ([`bulk`]).
+//! statement on the connection it is given, and reads rows by column name into a row struct ([`row`]); a
+//! ledger operation composes them into one write operation, run by [`Store::write`] in a [`Batch`]: either
+//! its own transaction (`naive`) or one group-committed transaction with other operations (`batched`, see
+//! [`group_commit`]). Every ledger operation starts with [`Batch::lock`]: the account row is locked once per
+//! batch (on PostgreSQL the row lock, on SQLite the database write lock the batch takes when it begins), so
+//! the checks that follow (available credit, caps, idempotency) cannot race with another writer of the same
+//! account. The hot path's tables are read and written with one multi-row statement per table and batch
+//! ([`bulk`]).
 
 pub mod audit;
 pub mod backend;
 mod batch;
 pub(crate) mod bulk;
 mod group_commit;
+pub(crate) mod row;
 
 use std::path::Path;
 use std::time::Duration;

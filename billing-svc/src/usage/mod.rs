@@ -12,35 +12,8 @@ use crate::time::Millis;
 use money::Money;
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 
-/// How an execution ended (stored as text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UsageStatus {
-    Completed,
-    StoppedByCredit,
-    Cancelled,
-    Failed,
-}
-
-impl UsageStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UsageStatus::Completed => "completed",
-            UsageStatus::StoppedByCredit => "stopped_by_credit",
-            UsageStatus::Cancelled => "cancelled",
-            UsageStatus::Failed => "failed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<UsageStatus> {
-        match text {
-            "completed" => Some(UsageStatus::Completed),
-            "stopped_by_credit" => Some(UsageStatus::StoppedByCredit),
-            "cancelled" => Some(UsageStatus::Cancelled),
-            "failed" => Some(UsageStatus::Failed),
-            _ => None,
-        }
-    }
-}
+/// How an execution ended, stored as its code (`usage_records.status`).
+pub use proto::ending::UsageStatus;
 
 /// The record of one settled execution.
 #[derive(Debug, Clone, PartialEq)]

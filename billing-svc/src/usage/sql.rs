@@ -1,12 +1,12 @@
 //! SQL of `usage_records`: one row per settled execution, and the aggregates the stats are made of.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow};
 
 use super::{Totals, UsageFilter, UsageRecord, UsageStatus};
 use crate::keys::KeyType;
 use crate::prices::TokenClasses;
 use crate::store::bulk;
+use crate::store::row::{column_error, count, parse_enum};
 use crate::time::Millis;
 use money::Money;
 use proto::ids::{AccountId, ApiKeyId, ExecutionId};
@@ -21,62 +21,98 @@ const COLUMNS: &str = "id, account_id, api_key_id, execution_id, session_id, wor
     cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, audio_input_tokens, audio_output_tokens, request_fee, \
     provider_cost, discount_percent, end_user_id";
 
-fn decode_error(what: &str, value: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
+/// A row of `usage_records`: [`COLUMNS`]; money in nano-dollars.
+#[derive(sqlx::FromRow)]
+struct RecordRow {
+    id: i64,
+    account_id: String,
+    api_key_id: String,
+    execution_id: String,
+    session_id: String,
+    workspace_id: String,
+    timestamp: Millis,
+    input_tokens: i64,
+    output_tokens: i64,
+    total_tokens: i64,
+    input_cost: i64,
+    output_cost: i64,
+    total_cost: i64,
+    charged: i64,
+    overage: i64,
+    model: String,
+    duration_ms: i64,
+    status: String,
+    endpoint: String,
+    key_type: String,
+    balance_after: Option<i64>,
+    total_spent_after: Option<i64>,
+    refunded_amount: Option<i64>,
+    started_at: Option<Millis>,
+    provider: String,
+    attempts: i64,
+    cached_input_tokens: i64,
+    cache_write_tokens: i64,
+    cache_write_1h_tokens: i64,
+    reasoning_tokens: i64,
+    audio_input_tokens: i64,
+    audio_output_tokens: i64,
+    request_fee: i64,
+    provider_cost: Option<i64>,
+    /// A decimal.
+    discount_percent: String,
+    end_user_id: String,
 }
 
-fn from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
-    let status: String = row.try_get(17)?;
-    let key_type: String = row.try_get(19)?;
-    let balance_after: Option<i64> = row.try_get(20)?;
-    let total_spent_after: Option<i64> = row.try_get(21)?;
-    let refunded: Option<i64> = row.try_get(22)?;
-    let count = |index: usize| -> Result<u64, sqlx::Error> {
-        Ok(u64::try_from(row.try_get::<i64, _>(index)?).unwrap_or(0))
-    };
-    let provider_cost: Option<i64> = row.try_get(33)?;
-    let discount: String = row.try_get(34)?;
-    Ok(UsageRecord {
-        id: row.try_get(0)?,
-        account_id: AccountId::from(row.try_get::<String, _>(1)?),
-        api_key_id: ApiKeyId::from(row.try_get::<String, _>(2)?),
-        execution_id: ExecutionId::from(row.try_get::<String, _>(3)?),
-        session_id: row.try_get(4)?,
-        workspace_id: row.try_get(5)?,
-        timestamp: row.try_get(6)?,
-        input_tokens: row.try_get(7)?,
-        output_tokens: row.try_get(8)?,
-        total_tokens: row.try_get(9)?,
-        input_cost: Money::from_nanos(row.try_get(10)?),
-        output_cost: Money::from_nanos(row.try_get(11)?),
-        total_cost: Money::from_nanos(row.try_get(12)?),
-        charged: Money::from_nanos(row.try_get(13)?),
-        overage: Money::from_nanos(row.try_get(14)?),
-        model: row.try_get(15)?,
-        duration_ms: row.try_get(16)?,
-        status: UsageStatus::parse(&status).ok_or_else(|| decode_error("usage status", &status))?,
-        endpoint: row.try_get(18)?,
-        key_type: KeyType::parse(&key_type).ok_or_else(|| decode_error("key type", &key_type))?,
-        balance_after: balance_after.map(Money::from_nanos),
-        total_spent_after: total_spent_after.map(Money::from_nanos),
-        refunded_amount: refunded.map(Money::from_nanos),
-        started_at: row.try_get(23)?,
-        provider: row.try_get(24)?,
-        attempts: row.try_get(25)?,
-        classes: TokenClasses {
-            cached_input: count(26)?,
-            cache_write: count(27)?,
-            cache_write_1h: count(28)?,
-            reasoning: count(29)?,
-            audio_input: count(30)?,
-            audio_output: count(31)?,
-        },
-        request_fee: Money::from_nanos(row.try_get(32)?),
-        provider_cost: provider_cost.map(Money::from_nanos),
-        discount_percent: Decimal::from_str_exact(&discount)
-            .map_err(|_| decode_error("discount percent", &discount))?,
-        end_user_id: row.try_get(35)?,
-    })
+impl TryFrom<RecordRow> for UsageRecord {
+    type Error = sqlx::Error;
+
+    fn try_from(row: RecordRow) -> Result<UsageRecord, sqlx::Error> {
+        Ok(UsageRecord {
+            id: row.id,
+            account_id: AccountId::from(row.account_id),
+            api_key_id: ApiKeyId::from(row.api_key_id),
+            execution_id: ExecutionId::from(row.execution_id),
+            session_id: row.session_id,
+            workspace_id: row.workspace_id,
+            timestamp: row.timestamp,
+            input_tokens: row.input_tokens,
+            output_tokens: row.output_tokens,
+            total_tokens: row.total_tokens,
+            input_cost: Money::from_nanos(row.input_cost),
+            output_cost: Money::from_nanos(row.output_cost),
+            total_cost: Money::from_nanos(row.total_cost),
+            charged: Money::from_nanos(row.charged),
+            overage: Money::from_nanos(row.overage),
+            model: row.model,
+            duration_ms: row.duration_ms,
+            status: parse_enum("status", &row.status, UsageStatus::parse)?,
+            endpoint: row.endpoint,
+            key_type: parse_enum("key_type", &row.key_type, KeyType::parse)?,
+            balance_after: row.balance_after.map(Money::from_nanos),
+            total_spent_after: row.total_spent_after.map(Money::from_nanos),
+            refunded_amount: row.refunded_amount.map(Money::from_nanos),
+            started_at: row.started_at,
+            provider: row.provider,
+            attempts: row.attempts,
+            classes: TokenClasses {
+                cached_input: count(row.cached_input_tokens),
+                cache_write: count(row.cache_write_tokens),
+                cache_write_1h: count(row.cache_write_1h_tokens),
+                reasoning: count(row.reasoning_tokens),
+                audio_input: count(row.audio_input_tokens),
+                audio_output: count(row.audio_output_tokens),
+            },
+            request_fee: Money::from_nanos(row.request_fee),
+            provider_cost: row.provider_cost.map(Money::from_nanos),
+            discount_percent: Decimal::from_str_exact(&row.discount_percent).map_err(|error| {
+                column_error(
+                    "discount_percent",
+                    format!("{:?}: {error}", row.discount_percent),
+                )
+            })?,
+            end_user_id: row.end_user_id,
+        })
+    }
 }
 
 /// Inserts `records` with their ids (given by the batch), at most [`bulk::MAX_ROWS`], in one statement.
@@ -145,14 +181,13 @@ pub async fn by_execution(
     connection: &mut AnyConnection,
     execution_id: &ExecutionId,
 ) -> Result<Option<UsageRecord>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query_as::<_, RecordRow>(&format!(
         "SELECT {COLUMNS} FROM usage_records WHERE execution_id = $1"
     ))
     .bind(execution_id.as_str())
     .fetch_optional(connection)
     .await?
-    .as_ref()
-    .map(from_row)
+    .map(UsageRecord::try_from)
     .transpose()
 }
 
@@ -162,15 +197,14 @@ pub async fn by_id(
     account_id: &AccountId,
     id: i64,
 ) -> Result<Option<UsageRecord>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query_as::<_, RecordRow>(&format!(
         "SELECT {COLUMNS} FROM usage_records WHERE id = $1 AND account_id = $2"
     ))
     .bind(id)
     .bind(account_id.as_str())
     .fetch_optional(connection)
     .await?
-    .as_ref()
-    .map(from_row)
+    .map(UsageRecord::try_from)
     .transpose()
 }
 
@@ -198,28 +232,36 @@ pub struct RecentUsage {
     pub first_settled_at: Option<Millis>,
 }
 
+/// [`recent`]'s sums.
+#[derive(sqlx::FromRow)]
+struct RecentRow {
+    opened: i64,
+    first_opened_at: Option<Millis>,
+    tokens: i64,
+    first_settled_at: Option<Millis>,
+}
+
 /// The usage of `api_key_id` settled after `since`.
 pub async fn recent(
     connection: &mut AnyConnection,
     api_key_id: &ApiKeyId,
     since: Millis,
 ) -> Result<RecentUsage, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT CAST(COUNT(CASE WHEN started_at > $2 THEN 1 END) AS BIGINT), \
-         MIN(CASE WHEN started_at > $2 THEN started_at END), \
-         CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), MIN(timestamp) \
+    let row: RecentRow = sqlx::query_as(
+        "SELECT CAST(COUNT(CASE WHEN started_at > $2 THEN 1 END) AS BIGINT) AS opened, \
+         MIN(CASE WHEN started_at > $2 THEN started_at END) AS first_opened_at, \
+         CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT) AS tokens, MIN(timestamp) AS first_settled_at \
          FROM usage_records WHERE api_key_id = $1 AND timestamp > $2",
     )
     .bind(api_key_id.as_str())
     .bind(since)
     .fetch_one(connection)
     .await?;
-    let count = |value: i64| u64::try_from(value).unwrap_or(0);
     Ok(RecentUsage {
-        opened: count(row.try_get(0)?),
-        first_opened_at: row.try_get(1)?,
-        tokens: count(row.try_get(2)?),
-        first_settled_at: row.try_get(3)?,
+        opened: count(row.opened),
+        first_opened_at: row.first_opened_at,
+        tokens: count(row.tokens),
+        first_settled_at: row.first_settled_at,
     })
 }
 
@@ -308,39 +350,73 @@ pub async fn list(
         .fetch_all(connection)
         .await?
         .iter()
-        .map(from_row)
+        .map(|row| UsageRecord::try_from(RecordRow::from_row(row)?))
         .collect()
 }
 
-const SUMS: &str = "CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
-    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), \
-    CAST(COALESCE(SUM(total_cost), 0) AS BIGINT), CAST(COALESCE(SUM(provider_cost), 0) AS BIGINT), \
-    CAST(COALESCE(SUM(CASE WHEN provider_cost IS NULL THEN 0 ELSE total_cost - provider_cost END), 0) AS BIGINT), \
-    CAST(COALESCE(SUM(cached_input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT), \
-    CAST(COALESCE(SUM(cache_write_1h_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT), \
-    CAST(COALESCE(SUM(audio_input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(audio_output_tokens), 0) AS BIGINT)";
+/// The sums of [`Totals`], each named by its alias (some are the names of the columns they sum: inside
+/// the `SUM(total_cost)` of [`top_by`]'s ORDER BY, both databases read the table's column, not the alias).
+const SUMS: &str = "CAST(COUNT(*) AS BIGINT) AS requests, \
+    CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+    CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT) AS total_tokens, \
+    CAST(COALESCE(SUM(total_cost), 0) AS BIGINT) AS total_cost, \
+    CAST(COALESCE(SUM(provider_cost), 0) AS BIGINT) AS provider_cost, \
+    CAST(COALESCE(SUM(CASE WHEN provider_cost IS NULL THEN 0 ELSE total_cost - provider_cost END), 0) AS BIGINT) \
+    AS margin, \
+    CAST(COALESCE(SUM(cached_input_tokens), 0) AS BIGINT) AS cached_input_tokens, \
+    CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT) AS cache_write_tokens, \
+    CAST(COALESCE(SUM(cache_write_1h_tokens), 0) AS BIGINT) AS cache_write_1h_tokens, \
+    CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT) AS reasoning_tokens, \
+    CAST(COALESCE(SUM(audio_input_tokens), 0) AS BIGINT) AS audio_input_tokens, \
+    CAST(COALESCE(SUM(audio_output_tokens), 0) AS BIGINT) AS audio_output_tokens";
 
-fn totals_from_row(row: &AnyRow, first: usize) -> Result<Totals, sqlx::Error> {
-    let count = |index: usize| -> Result<u64, sqlx::Error> {
-        Ok(u64::try_from(row.try_get::<i64, _>(first + index)?).unwrap_or(0))
-    };
-    Ok(Totals {
-        requests: row.try_get(first)?,
-        input_tokens: row.try_get(first + 1)?,
-        output_tokens: row.try_get(first + 2)?,
-        total_tokens: row.try_get(first + 3)?,
-        total_cost: Money::from_nanos(row.try_get(first + 4)?),
-        provider_cost: Money::from_nanos(row.try_get(first + 5)?),
-        margin: Money::from_nanos(row.try_get(first + 6)?),
-        classes: TokenClasses {
-            cached_input: count(7)?,
-            cache_write: count(8)?,
-            cache_write_1h: count(9)?,
-            reasoning: count(10)?,
-            audio_input: count(11)?,
-            audio_output: count(12)?,
-        },
-    })
+/// [`SUMS`]; money in nano-dollars.
+#[derive(sqlx::FromRow)]
+struct TotalsRow {
+    requests: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    total_tokens: i64,
+    total_cost: i64,
+    provider_cost: i64,
+    margin: i64,
+    cached_input_tokens: i64,
+    cache_write_tokens: i64,
+    cache_write_1h_tokens: i64,
+    reasoning_tokens: i64,
+    audio_input_tokens: i64,
+    audio_output_tokens: i64,
+}
+
+impl From<TotalsRow> for Totals {
+    fn from(row: TotalsRow) -> Totals {
+        Totals {
+            requests: row.requests,
+            input_tokens: row.input_tokens,
+            output_tokens: row.output_tokens,
+            total_tokens: row.total_tokens,
+            total_cost: Money::from_nanos(row.total_cost),
+            provider_cost: Money::from_nanos(row.provider_cost),
+            margin: Money::from_nanos(row.margin),
+            classes: TokenClasses {
+                cached_input: count(row.cached_input_tokens),
+                cache_write: count(row.cache_write_tokens),
+                cache_write_1h: count(row.cache_write_1h_tokens),
+                reasoning: count(row.reasoning_tokens),
+                audio_input: count(row.audio_input_tokens),
+                audio_output: count(row.audio_output_tokens),
+            },
+        }
+    }
+}
+
+/// A row of [`grouped`]: the group's value (`G`: a day number or a text) and its [`SUMS`].
+#[derive(sqlx::FromRow)]
+struct GroupRow<G> {
+    group_value: G,
+    #[sqlx(flatten)]
+    totals: TotalsRow,
 }
 
 pub async fn totals(
@@ -349,7 +425,7 @@ pub async fn totals(
 ) -> Result<Totals, sqlx::Error> {
     let sql = format!("SELECT {SUMS} FROM usage_records WHERE {}", scope.filter());
     let row = scope.bind(sqlx::query(&sql)).fetch_one(connection).await?;
-    totals_from_row(&row, 0)
+    Ok(TotalsRow::from_row(&row)?.into())
 }
 
 /// Totals per value of `column`, ordered by that value.
@@ -382,7 +458,7 @@ async fn grouped(
 ) -> Result<Vec<(String, Totals)>, sqlx::Error> {
     let group = column.as_str();
     let sql = format!(
-        "SELECT {group}, {SUMS} FROM usage_records WHERE {} GROUP BY {group} ORDER BY {order}",
+        "SELECT {group} AS group_value, {SUMS} FROM usage_records WHERE {} GROUP BY {group} ORDER BY {order}",
         scope.filter()
     );
     scope
@@ -391,13 +467,16 @@ async fn grouped(
         .await?
         .iter()
         .map(|row| {
-            let group = match column {
-                GroupBy::Day => row.try_get::<i64, _>(0)?.to_string(),
-                GroupBy::Model | GroupBy::Workspace | GroupBy::EndUser | GroupBy::Account => {
-                    row.try_get(0)?
+            Ok(match column {
+                GroupBy::Day => {
+                    let row = GroupRow::<i64>::from_row(row)?;
+                    (row.group_value.to_string(), row.totals.into())
                 }
-            };
-            Ok((group, totals_from_row(row, 1)?))
+                GroupBy::Model | GroupBy::Workspace | GroupBy::EndUser | GroupBy::Account => {
+                    let row = GroupRow::<String>::from_row(row)?;
+                    (row.group_value, row.totals.into())
+                }
+            })
         })
         .collect()
 }

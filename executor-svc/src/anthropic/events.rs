@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::answer::{Ending, ProviderUsage, TokenClasses};
+use crate::answer::{ProviderUsage, TokenClasses};
+use proto::ending::FinishReason;
 
 /// Usage as the provider reported it, in its token classes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -222,7 +223,7 @@ impl Message {
 
     /// The `message` of a unary call. Cut off by billing, it ends with `stop_reason` `max_tokens`; without
     /// the provider's usage, `usage` is what was charged.
-    pub fn message(self, ending: Ending, charged: ProviderUsage) -> Value {
+    pub fn message(self, finish: FinishReason, charged: ProviderUsage) -> Value {
         let mut message = self.message;
         message.insert("type".into(), Value::from("message"));
         message
@@ -244,10 +245,11 @@ impl Message {
             })
             .collect();
         message.insert("content".into(), Value::Array(content));
-        if ending == Ending::CutOff || !message.get("stop_reason").is_some_and(Value::is_string) {
-            let reason = match ending {
-                Ending::CutOff => "max_tokens",
-                Ending::Whole => "end_turn",
+        if finish.is_cut_off() || !message.get("stop_reason").is_some_and(Value::is_string) {
+            let reason = if finish.is_cut_off() {
+                "max_tokens"
+            } else {
+                "end_turn"
             };
             message.insert("stop_reason".into(), Value::from(reason));
         }
@@ -324,7 +326,7 @@ mod tests {
             output_tokens: 0,
             ..ProviderUsage::default()
         };
-        let answer = message.message(Ending::Whole, charged);
+        let answer = message.message(FinishReason::Stop, charged);
         assert_eq!(
             answer["content"],
             json!([
@@ -350,7 +352,7 @@ mod tests {
             output_tokens: 5,
             ..ProviderUsage::default()
         };
-        let answer = message.message(Ending::CutOff, charged);
+        let answer = message.message(FinishReason::CreditExhausted, charged);
         assert_eq!(answer["stop_reason"], "max_tokens");
         assert_eq!(
             answer["content"][1],

@@ -61,13 +61,13 @@ pub(super) async fn generate(
     sink: &mut Sink,
     assemble: bool,
 ) -> (Generation, End) {
-    let model = &request.call.model;
+    let model = &request.call.labels.model;
     let mut generation = Generation::new(assemble);
     let mut hold = Hold {
-        granted: session.opened.granted_output_tokens,
+        covered: session.opened.covered_output_tokens,
         outstanding: 0,
         last_reported: 0,
-        final_grant: false,
+        cover_is_final: false,
         report_at: session.opened.report_at_output_tokens,
     };
     let mut stream: Upstream = tokio::select! {

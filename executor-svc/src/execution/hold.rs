@@ -1,31 +1,32 @@
 //! The hold as the executor knows it from billing-svc's replies: how much output it covers, when to report
-//! progress so that it grows in time, and whether a chunk is covered (waiting for billing's reply when it
-//! is not yet). BILLING.md, "Holds and the metering stream", says why holds grow rather than hold the
-//! ceiling up front.
+//! progress so that it is extended in time, and whether a chunk is covered (waiting for billing's reply when it
+//! is not yet). BILLING.md, "Holds and the metering stream", says why holds are extended rather than
+//! hold the ceiling up front.
 
 use super::sink::Sink;
 use crate::metering::{MeterSession, ProgressReply, StreamBroken};
 
 /// The hold as known from billing's answers.
 pub(super) struct Hold {
-    pub(super) granted: u64,
+    /// Output tokens the hold covers (cumulative).
+    pub(super) covered: u64,
     /// Progress reports sent and not yet answered.
     pub(super) outstanding: u32,
     pub(super) last_reported: u64,
-    /// Billing said stop, or the stream broke: `granted` will not grow any more.
-    pub(super) final_grant: bool,
-    /// Billing's `report_at_output_tokens` for the grant in force: below it the hold cannot grow, so no
+    /// Billing said stop, or the stream broke: the hold will not be extended any more.
+    pub(super) cover_is_final: bool,
+    /// Billing's `report_at_output_tokens` for the hold as it stands: below it the hold cannot be extended, so no
     /// progress is reported; 0 (a billing-svc that does not say): report every progress interval.
     pub(super) report_at: u64,
 }
 
 impl Hold {
     /// Whether to report `output_tokens` now, without waiting for the answer (BILLING.md, "Holds and the
-    /// metering stream"): once output reaches billing's `report_at` (one report per grant: a grant that did
+    /// metering stream"): once output reaches billing's `report_at` (one report per extension: an answer that did
     /// not move `report_at` is not asked again before output reaches it), or every `interval` tokens when
     /// billing gave none.
     pub(super) fn report_due(&self, output_tokens: u64, interval: u64) -> bool {
-        if self.final_grant {
+        if self.cover_is_final {
             return false;
         }
         if self.report_at == 0 {
@@ -38,22 +39,22 @@ impl Hold {
 
     pub(super) fn apply(&mut self, reply: Result<ProgressReply, StreamBroken>) {
         match reply {
-            Ok(ProgressReply::Grant(grant)) => {
+            Ok(ProgressReply::Extended(extended)) => {
                 self.outstanding = self.outstanding.saturating_sub(1);
-                self.granted = self.granted.max(grant.granted_output_tokens);
-                self.report_at = self.report_at.max(grant.report_at_output_tokens);
+                self.covered = self.covered.max(extended.covered_output_tokens);
+                self.report_at = self.report_at.max(extended.report_at_output_tokens);
             }
             Ok(ProgressReply::Stop(stop)) => {
                 self.outstanding = self.outstanding.saturating_sub(1);
-                tracing::info!(granted = stop.granted_output_tokens, reason = %stop.reason, "billing answered stop");
+                tracing::info!(covered = stop.covered_output_tokens, reason = %stop.reason, "billing answered stop");
                 // Output already delivered stays delivered; nothing more is.
-                self.granted = stop.granted_output_tokens;
-                self.final_grant = true;
+                self.covered = stop.covered_output_tokens;
+                self.cover_is_final = true;
             }
             Err(broken) => {
                 tracing::warn!(%broken, "metering stream broke; output is capped to the current hold");
                 self.outstanding = 0;
-                self.final_grant = true;
+                self.cover_is_final = true;
             }
         }
     }
@@ -67,10 +68,10 @@ impl Hold {
         needed: u64,
     ) -> Cover {
         loop {
-            if needed <= self.granted {
+            if needed <= self.covered {
                 return Cover::Covered;
             }
-            if self.final_grant {
+            if self.cover_is_final {
                 return Cover::Exhausted;
             }
             if self.outstanding == 0 {
@@ -102,20 +103,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn progress_is_reported_once_output_nears_the_grant_and_once_per_grant() {
-        use proto::billing::v1::MeterGrant;
-        let grant = |granted, report_at| {
-            Ok(ProgressReply::Grant(MeterGrant {
-                granted_output_tokens: granted,
+    fn progress_is_reported_once_output_nears_the_cover_and_once_per_extension() {
+        use proto::billing::v1::MeterExtended;
+        let extended = |covered, report_at| {
+            Ok(ProgressReply::Extended(MeterExtended {
+                covered_output_tokens: covered,
                 held: "0".into(),
                 report_at_output_tokens: report_at,
             }))
         };
         let mut hold = Hold {
-            granted: 256,
+            covered: 256,
             outstanding: 0,
             last_reported: 0,
-            final_grant: false,
+            cover_is_final: false,
             report_at: 128,
         };
         assert!(!hold.report_due(16, 16));
@@ -123,16 +124,16 @@ mod tests {
         assert!(hold.report_due(130, 16));
         (hold.outstanding, hold.last_reported) = (1, 130);
         assert!(!hold.report_due(150, 16), "one report at a time");
-        hold.apply(grant(512, 384));
+        hold.apply(extended(512, 384));
         assert_eq!(
-            (hold.granted, hold.report_at, hold.outstanding),
+            (hold.covered, hold.report_at, hold.outstanding),
             (512, 384, 0)
         );
         assert!(!hold.report_due(383, 16));
         assert!(hold.report_due(384, 16));
-        // A grant that could not grow leaves `report_at`: not asked again until output needs it.
+        // An answer that could not extend the hold leaves `report_at`: not asked again until output needs it.
         (hold.outstanding, hold.last_reported) = (1, 400);
-        hold.apply(grant(512, 384));
+        hold.apply(extended(512, 384));
         assert!(!hold.report_due(450, 16));
         // Without `report_at` (an older billing-svc), every interval.
         let mut legacy = Hold {
@@ -143,7 +144,7 @@ mod tests {
         assert!(legacy.report_due(16, 16));
         legacy.last_reported = 16;
         assert!(!legacy.report_due(31, 16));
-        legacy.final_grant = true;
+        legacy.cover_is_final = true;
         assert!(!legacy.report_due(64, 16));
     }
 }

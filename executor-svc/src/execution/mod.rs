@@ -25,10 +25,11 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use proto::billing::v1::{MeterClose, MeterOpen, MeterOpened};
+use proto::ending::FinishReason;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::answer::{Ending, ProviderUsage};
+use crate::answer::ProviderUsage;
 use crate::error::ExecutorError;
 use crate::metering::{MeterSession, Metering};
 use crate::providers::Providers;
@@ -37,7 +38,7 @@ use crate::tokens;
 use crate::upstream::Wire;
 use generation::{End, charge, generate};
 
-pub use outcome::{BillingView, Costs, Finish, Outcome, StreamEvent, rate_limits};
+pub use outcome::{BillingView, Costs, Outcome, StreamEvent, rate_limits};
 pub use request::{Call, ExecutionRequest, Shape};
 pub(crate) use settlement::Charge;
 pub use sink::Sink;
@@ -81,7 +82,7 @@ impl Executor {
             "execution",
             request_id = %request.call.request_id,
             execution_id = %request.call.execution_id,
-            model = %request.call.model,
+            model = %request.call.labels.model,
         );
         let executor = self.clone();
         self.tasks.spawn(
@@ -113,29 +114,26 @@ impl Executor {
         let clock = Instant::now();
         let call = &request.call;
         // A model no route serves is refused before anything is held.
-        self.providers.check_routed(&call.model)?;
+        self.providers.check_routed(&call.labels.model)?;
         let estimated_input_tokens = tokens::prompt_tokens(
-            &call.model,
+            &call.labels.model,
             request.chat.messages(),
             request.chat.body.get("tools"),
         );
         let open = MeterOpen {
             api_key: call.api_key.expose_secret().to_string(),
             execution_id: call.execution_id.to_string(),
-            model: call.model.clone(),
             estimated_input_tokens,
             max_output_tokens: request.chat.hold_ceiling(),
-            workspace_id: call.workspace_id.clone(),
-            session_id: call.session_id.clone(),
-            endpoint: call.endpoint.clone(),
             input_only: false,
-            end_user_id: call.end_user_id.clone(),
+            labels: Some(call.labels.clone()),
+            ..MeterOpen::default()
         };
         // The hold comes first: without it the model is never called.
         let session = self.metering.open(open, &call.request_id).await?;
         let mut session = self.refuse_without_spool(call, session, started_at).await?;
         let opened = session.opened.clone();
-        tracing::debug!(granted = opened.granted_output_tokens, held = %opened.held, "hold placed");
+        tracing::debug!(covered = opened.covered_output_tokens, held = %opened.held, "hold placed");
         let rate_limits = rate_limits(&opened);
         if let Some(limits) = &rate_limits {
             sink.limits(limits).await;
@@ -158,19 +156,23 @@ impl Executor {
             sink.made_chunk(request.shape, last).await;
         }
 
-        let (charged_usage, status) =
-            charge(&generation, &end, estimated_input_tokens, &call.model);
+        let (charged_usage, status) = charge(
+            &generation,
+            &end,
+            estimated_input_tokens,
+            &call.labels.model,
+        );
         let ProviderUsage {
             input_tokens,
             output_tokens,
             classes,
         } = charged_usage;
         let finish = match &end {
-            End::StoppedByCredit => Finish::CreditExhausted,
+            End::StoppedByCredit => FinishReason::CreditExhausted,
             End::Completed if generation.first_choice_finish.as_deref() == Some("length") => {
-                Finish::Length
+                FinishReason::Length
             }
-            End::Completed | End::ClientGone | End::Failed(_) => Finish::Stop,
+            End::Completed | End::ClientGone | End::Failed(_) => FinishReason::Stop,
         };
         let close = MeterClose {
             input_tokens,
@@ -186,24 +188,20 @@ impl Executor {
         if let End::Failed(error) = end {
             return Err(error);
         }
-        let ending = match finish {
-            Finish::CreditExhausted => Ending::CutOff,
-            Finish::Stop | Finish::Length => Ending::Whole,
-        };
         let native = generation.wire == Some(Wire::MessageEvents);
         let chat_completion = (assemble && !native).then(|| {
             std::mem::take(&mut generation.answer)
-                .completion(ending, charged_usage)
+                .completion(finish, charged_usage)
                 .to_string()
         });
         let message = (assemble && native).then(|| {
             std::mem::take(&mut generation.message)
-                .message(ending, charged_usage)
+                .message(finish, charged_usage)
                 .to_string()
         });
         Ok(Outcome {
             execution_id: call.execution_id.clone(),
-            model: call.model.clone(),
+            model: call.labels.model.clone(),
             output: generation.output,
             chat_completion,
             usage_chunk: generation.usage_chunk,

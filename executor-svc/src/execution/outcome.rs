@@ -2,18 +2,11 @@
 //! the output ended) and, for a streaming client, the [`StreamEvent`]s that lead to it.
 
 use proto::billing::v1::{MeterOpened, RateLimitStatus};
+use proto::ending::FinishReason;
 use proto::executor::v1::{RateLimit, RateLimits};
 
 use crate::error::ExecutorError;
 use proto::ids::ExecutionId;
-
-/// Why the output ended, as the client sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Finish {
-    Stop,
-    Length,
-    CreditExhausted,
-}
 
 /// Where the charge stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +43,7 @@ pub struct Outcome {
     /// As billing-svc recorded them; `None` while the settlement is pending.
     pub costs: Option<Costs>,
     pub billing: BillingView,
-    pub finish: Finish,
+    pub finish: FinishReason,
     /// The key's per-minute limits as they stood at open.
     pub rate_limits: Option<RateLimits>,
 }

@@ -4,6 +4,7 @@
 
 use crate::chat::ChatRequest;
 use lifecycle::secret::SecretString;
+use proto::billing::v1::Labels;
 use proto::ids::ExecutionId;
 
 /// Who calls and under which names the usage is recorded.
@@ -12,12 +13,8 @@ pub struct Call {
     pub api_key: SecretString,
     pub request_id: String,
     pub execution_id: ExecutionId,
-    pub model: String,
-    pub workspace_id: String,
-    pub session_id: String,
-    pub endpoint: String,
-    /// The customer's end user (empty: none named).
-    pub end_user_id: String,
+    /// The model, workspace, session, endpoint and end user, checked ([`Labels::validate`]).
+    pub labels: Labels,
 }
 
 /// How the output travels back.

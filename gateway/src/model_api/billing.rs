@@ -7,8 +7,9 @@ use proto::executor::v1::RateLimits;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::model_api::execution_summary::{Billing, FinishReason};
+use crate::model_api::execution_summary::Billing;
 use money::Money;
+use proto::ending::FinishReason;
 
 /// Why billing ended an answer early.
 pub const CUT_OFF_CREDIT: &str = "credit_exhausted";

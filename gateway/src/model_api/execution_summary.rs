@@ -1,6 +1,7 @@
 //! What a finished execution reports, shared by the model APIs (`/execute`, OpenAI's and Anthropic's): its
 //! usage, billing figures and why its output ended.
 
+use proto::ending::FinishReason;
 use proto::executor::v1 as executor_pb;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -101,32 +102,6 @@ impl TryFrom<executor_pb::Billing> for Billing {
     }
 }
 
-/// Why the output ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FinishReason {
-    /// The model finished.
-    Stop,
-    /// `maxTokens` was reached.
-    Length,
-    /// Credit or a cap ran out mid-generation; the output is cut off and only what was produced is charged.
-    CreditExhausted,
-}
-
-impl FinishReason {
-    fn from_wire(value: executor_pb::FinishReason) -> Result<FinishReason, ApiError> {
-        match value {
-            executor_pb::FinishReason::Stop => Ok(FinishReason::Stop),
-            executor_pb::FinishReason::Length => Ok(FinishReason::Length),
-            executor_pb::FinishReason::CreditExhausted => Ok(FinishReason::CreditExhausted),
-            executor_pb::FinishReason::Unspecified => Err(contract(
-                Service::Executor,
-                "finish reason unspecified".into(),
-            )),
-        }
-    }
-}
-
 /// Everything about a finished execution but its text: the last SSE event of a streamed `/execute`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -176,7 +151,8 @@ impl TryFrom<executor_pb::ExecuteResponse> for ExecutionSummary {
 
     fn try_from(response: executor_pb::ExecuteResponse) -> Result<ExecutionSummary, ApiError> {
         Ok(ExecutionSummary {
-            finish_reason: FinishReason::from_wire(response.finish_reason())?,
+            finish_reason: FinishReason::from_wire(response.finish_reason)
+                .ok_or_else(|| contract(Service::Executor, "finish reason unspecified".into()))?,
             usage: response.usage.try_into()?,
             billing: response.billing.map(TryInto::try_into).transpose()?,
             execution_id: response.execution_id,

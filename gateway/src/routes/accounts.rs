@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use proto::billing::v1 as pb;
+use proto::ids::{AccountId, AccountOrKeyId, ApiKeyId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -262,16 +263,18 @@ pub async fn list_accounts(
     path = "/admin/accounts/{accountId}",
     tag = "admin",
     security(("bearer" = [])),
-    params(("accountId" = String, Path, description = "The account's id (or one of its keys' id)")),
+    params(("accountId" = String, Path, description = "The account's id (or one of its keys' id, a UUID)")),
     responses((status = 200, body = AccountWithKeys), AdminErrors)
 )]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 pub async fn get_account(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(account_id): PathParams<String>,
+    PathParams(account_id): PathParams<AccountOrKeyId>,
 ) -> Result<Json<AccountWithKeys>, ApiError> {
-    let request = context.request(pb::GetAccountAdminRequest { account_id });
+    let request = context.request(pb::GetAccountAdminRequest {
+        account_id: account_id.into(),
+    });
     let response = billing(state.admin().get_account(request)).await?;
     Ok(Json(response.try_into()?))
 }
@@ -290,7 +293,7 @@ pub struct UpdateAccountBody {
     path = "/admin/accounts/{accountId}",
     tag = "admin",
     security(("bearer" = [])),
-    params(("accountId" = String, Path, description = "The account's id")),
+    params(("accountId" = String, Path, description = "The account's id (a UUID)")),
     request_body = UpdateAccountBody,
     responses((status = 200, body = Account), AdminErrors)
 )]
@@ -298,11 +301,11 @@ pub struct UpdateAccountBody {
 pub async fn update_account(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(account_id): PathParams<String>,
+    PathParams(account_id): PathParams<AccountId>,
     JsonBody(body): JsonBody<UpdateAccountBody>,
 ) -> Result<Json<Account>, ApiError> {
     let request = context.request(pb::UpdateAccountRequest {
-        account_id,
+        account_id: account_id.into(),
         discount_tiers: body.discount_tiers.map(|tiers| pb::DiscountTiers {
             tiers: tiers.iter().map(DiscountTier::to_wire).collect(),
         }),
@@ -331,7 +334,7 @@ pub struct SetLimitsBody {
     path = "/billing/admin/{id}/limits",
     tag = "admin",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The key's (account's) id")),
+    params(("id" = String, Path, description = "The key's (account's) id (a UUID)")),
     request_body = SetLimitsBody,
     responses((status = 200, body = Account), AdminErrors)
 )]
@@ -339,11 +342,11 @@ pub struct SetLimitsBody {
 pub async fn set_limits(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<ApiKeyId>,
     JsonBody(body): JsonBody<SetLimitsBody>,
 ) -> Result<Json<Account>, ApiError> {
     let request = context.request(pb::SetLimitsRequest {
-        api_key_id: id,
+        api_key_id: id.into(),
         daily_limit: body.daily_limit.map(|amount| amount.to_string()),
         monthly_limit: body.monthly_limit.map(|amount| amount.to_string()),
     });
@@ -357,7 +360,7 @@ pub async fn set_limits(
     path = "/billing/admin/{id}/alerts",
     tag = "admin",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "A key id (its account) or an account id")),
+    params(("id" = String, Path, description = "A key id (its account) or an account id (a UUID)")),
     request_body = Alerts,
     responses((status = 200, body = Alerts), AdminErrors)
 )]
@@ -365,11 +368,11 @@ pub async fn set_limits(
 pub async fn admin_alerts(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<AccountOrKeyId>,
     JsonBody(body): JsonBody<Alerts>,
 ) -> Result<Json<Alerts>, ApiError> {
     let request = context.request(pb::SetAlertsRequest {
-        api_key_id: id,
+        api_key_id: id.into(),
         low_balance: body
             .low_balance
             .iter()

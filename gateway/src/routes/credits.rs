@@ -8,6 +8,7 @@
 use axum::Json;
 use axum::extract::State;
 use proto::billing::v1 as pb;
+use proto::ids::{AccountId, AccountOrKeyId, ApiKeyId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -323,18 +324,18 @@ pub async fn transactions(
     path = "/billing/admin/{id}/grants",
     tag = "admin",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "A key id (its account) or an account id"), GrantsQuery),
+    params(("id" = String, Path, description = "A key id (its account) or an account id (a UUID)"), GrantsQuery),
     responses((status = 200, body = GrantList), AdminErrors)
 )]
 #[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn admin_grants(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<AccountOrKeyId>,
     QueryParams(query): QueryParams<GrantsQuery>,
 ) -> Result<Json<GrantList>, ApiError> {
     let request = context.request(pb::ListGrantsRequest {
-        api_key_id: id,
+        api_key_id: id.into(),
         include_spent: query.include_spent.unwrap_or(false),
     });
     let response = billing(state.admin().list_grants(request)).await?;
@@ -363,21 +364,21 @@ pub struct AccountTransactionQuery {
     path = "/admin/accounts/{accountId}/transactions",
     tag = "admin",
     security(("bearer" = [])),
-    params(("accountId" = String, Path, description = "The account's id"), AccountTransactionQuery),
+    params(("accountId" = String, Path, description = "The account's id (a UUID)"), AccountTransactionQuery),
     responses((status = 200, body = TransactionPage), AdminErrors)
 )]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 pub async fn account_transactions(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(account_id): PathParams<String>,
+    PathParams(account_id): PathParams<AccountId>,
     QueryParams(query): QueryParams<AccountTransactionQuery>,
 ) -> Result<Json<TransactionPage>, ApiError> {
     let kind = query
         .kind
         .map_or(pb::TransactionType::Unspecified, TransactionType::to_wire);
     let request = context.request(pb::ListAccountTransactionsRequest {
-        account_id,
+        account_id: account_id.into(),
         query: Some(pb::ListTransactionsRequest {
             limit: page_limit(query.limit)?,
             cursor: query.cursor,
@@ -412,7 +413,7 @@ pub struct AddCreditsBody {
     path = "/billing/admin/{id}/credits",
     tag = "admin",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The key's (account's) id")),
+    params(("id" = String, Path, description = "The key's (account's) id (a UUID)")),
     request_body = AddCreditsBody,
     responses((status = 200, body = LedgerEntry), AdminErrors)
 )]
@@ -420,11 +421,11 @@ pub struct AddCreditsBody {
 pub async fn add_credits(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<ApiKeyId>,
     JsonBody(body): JsonBody<AddCreditsBody>,
 ) -> Result<Json<LedgerEntry>, ApiError> {
     let request = context.request(pb::AddCreditsRequest {
-        api_key_id: id,
+        api_key_id: id.into(),
         amount: body.amount.to_string(),
         description: body.description,
         idempotency_key: body.idempotency_key,
@@ -455,7 +456,7 @@ pub struct AdjustCreditsBody {
     path = "/billing/admin/{id}/adjustments",
     tag = "admin",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The key's (account's) id")),
+    params(("id" = String, Path, description = "The key's (account's) id (a UUID)")),
     request_body = AdjustCreditsBody,
     responses((status = 200, body = LedgerEntry), AdminErrors)
 )]
@@ -463,11 +464,11 @@ pub struct AdjustCreditsBody {
 pub async fn adjust_credits(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<ApiKeyId>,
     JsonBody(body): JsonBody<AdjustCreditsBody>,
 ) -> Result<Json<LedgerEntry>, ApiError> {
     let request = context.request(pb::AdjustCreditsRequest {
-        api_key_id: id,
+        api_key_id: id.into(),
         amount: body.amount.to_string(),
         reason: body.reason,
         idempotency_key: body.idempotency_key,
@@ -492,7 +493,7 @@ pub struct RefundBody {
     path = "/billing/admin/{id}/refunds",
     tag = "admin",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The key's (account's) id")),
+    params(("id" = String, Path, description = "The key's (account's) id (a UUID)")),
     request_body = RefundBody,
     responses((status = 200, body = LedgerEntry), AdminErrors)
 )]
@@ -500,11 +501,11 @@ pub struct RefundBody {
 pub async fn refund(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<ApiKeyId>,
     JsonBody(body): JsonBody<RefundBody>,
 ) -> Result<Json<LedgerEntry>, ApiError> {
     let request = context.request(pb::RefundRequest {
-        api_key_id: id,
+        api_key_id: id.into(),
         usage_record_id: body.usage_record_id,
         amount: body.amount.map(|amount| amount.to_string()),
         reason: body.reason,

@@ -8,6 +8,7 @@
 use axum::Json;
 use axum::extract::State;
 use proto::billing::v1 as pb;
+use proto::ids::EventId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -215,9 +216,11 @@ pub async fn admin_events(
 pub async fn redeliver(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<EventId>,
 ) -> Result<Json<Redelivery>, ApiError> {
-    let request = context.request(pb::RedeliverEventRequest { event_id: id });
+    let request = context.request(pb::RedeliverEventRequest {
+        event_id: id.into(),
+    });
     let response = billing(state.admin().redeliver_event(request)).await?;
     Ok(Json(Redelivery {
         attempts: response

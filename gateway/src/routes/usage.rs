@@ -8,6 +8,8 @@
 use axum::Json;
 use axum::extract::State;
 use proto::billing::v1 as pb;
+use proto::ending::UsageStatus;
+use proto::ids::{AccountId, ApiKeyId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -21,43 +23,6 @@ use crate::state::AppState;
 use crate::timestamp::Timestamp;
 use crate::wire::{contract, money, optional_money, required, time};
 use money::Money;
-
-/// How an execution ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum UsageStatus {
-    Completed,
-    /// Credit or a cap ran out mid-stream.
-    StoppedByCredit,
-    /// The client went away.
-    Cancelled,
-    /// The upstream failed after reporting usage.
-    Failed,
-}
-
-impl UsageStatus {
-    pub fn to_wire(self) -> pb::UsageStatus {
-        match self {
-            UsageStatus::Completed => pb::UsageStatus::Completed,
-            UsageStatus::StoppedByCredit => pb::UsageStatus::StoppedByCredit,
-            UsageStatus::Cancelled => pb::UsageStatus::Cancelled,
-            UsageStatus::Failed => pb::UsageStatus::Failed,
-        }
-    }
-
-    fn from_wire(value: pb::UsageStatus) -> Result<UsageStatus, ApiError> {
-        match value {
-            pb::UsageStatus::Completed => Ok(UsageStatus::Completed),
-            pb::UsageStatus::StoppedByCredit => Ok(UsageStatus::StoppedByCredit),
-            pb::UsageStatus::Cancelled => Ok(UsageStatus::Cancelled),
-            pb::UsageStatus::Failed => Ok(UsageStatus::Failed),
-            pb::UsageStatus::Unspecified => Err(contract(
-                Service::Billing,
-                "usage status unspecified".into(),
-            )),
-        }
-    }
-}
 
 /// Token counts by class inside `inputTokens` and `outputTokens` (BILLING.md, "Token classes").
 #[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
@@ -142,7 +107,8 @@ impl TryFrom<pb::UsageRecord> for UsageRecord {
     fn try_from(record: pb::UsageRecord) -> Result<UsageRecord, ApiError> {
         let b = Service::Billing;
         Ok(UsageRecord {
-            status: UsageStatus::from_wire(record.status())?,
+            status: UsageStatus::from_wire(record.status)
+                .ok_or_else(|| contract(Service::Billing, "usage status unspecified".into()))?,
             key_type: KeyType::from_wire(record.key_type())?,
             input_cost: money(b, "input_cost", &record.input_cost)?,
             output_cost: money(b, "output_cost", &record.output_cost)?,
@@ -462,7 +428,7 @@ impl UsageQuery {
             api_key_id: self.api_key_id,
             status: self
                 .status
-                .map_or(pb::UsageStatus::Unspecified, UsageStatus::to_wire)
+                .map_or(pb::UsageStatus::Unspecified, pb::UsageStatus::from)
                 .into(),
             end_user_id: self.end_user_id,
         })
@@ -542,18 +508,18 @@ pub async fn workspaces(
     path = "/admin/accounts/{accountId}/usage",
     tag = "admin",
     security(("bearer" = [])),
-    params(("accountId" = String, Path, description = "The account's id"), UsageQuery),
+    params(("accountId" = String, Path, description = "The account's id (a UUID)"), UsageQuery),
     responses((status = 200, body = UsagePage), AdminErrors)
 )]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 pub async fn account_usage(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(account_id): PathParams<String>,
+    PathParams(account_id): PathParams<AccountId>,
     QueryParams(query): QueryParams<UsageQuery>,
 ) -> Result<Json<UsagePage>, ApiError> {
     let request = context.request(pb::ListAccountUsageRequest {
-        account_id,
+        account_id: account_id.into(),
         query: Some(query.into_request()?),
     });
     let page = billing(state.admin().list_account_usage(request)).await?;
@@ -566,18 +532,18 @@ pub async fn account_usage(
     path = "/billing/admin/{id}/stats",
     tag = "admin",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The key's (account's) id"), RangeQuery),
+    params(("id" = String, Path, description = "The key's (account's) id (a UUID)"), RangeQuery),
     responses((status = 200, body = Stats), AdminErrors)
 )]
 #[tracing::instrument(skip_all, fields(key_id = %id))]
 pub async fn account_stats(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<ApiKeyId>,
     QueryParams(query): QueryParams<RangeQuery>,
 ) -> Result<Json<Stats>, ApiError> {
     let request = context.request(pb::GetAccountStatsRequest {
-        api_key_id: id,
+        api_key_id: id.into(),
         range: time_range(query.from, query.to),
     });
     let stats = billing(state.admin().get_account_stats(request)).await?;

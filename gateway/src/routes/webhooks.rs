@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use proto::billing::v1 as pb;
+use proto::ids::WebhookId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -134,16 +135,16 @@ pub async fn list_webhooks(
     path = "/billing/webhooks/{id}",
     tag = "billing",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The endpoint's id")),
+    params(("id" = String, Path, description = "The endpoint's id (`we_…`)")),
     responses((status = 204, description = "Removed"), CustomerWriteErrors)
 )]
 #[tracing::instrument(skip_all)]
 pub async fn delete_webhook(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<WebhookId>,
 ) -> Result<StatusCode, ApiError> {
-    let request = context.request(pb::DeleteWebhookRequest { id });
+    let request = context.request(pb::DeleteWebhookRequest { id: id.into() });
     billing(state.account().delete_webhook(request)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -196,16 +197,16 @@ pub async fn admin_list_webhooks(
     path = "/admin/webhooks/{id}",
     tag = "admin",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The endpoint's id")),
+    params(("id" = String, Path, description = "The endpoint's id (`we_…`)")),
     responses((status = 204, description = "Removed"), AdminErrors)
 )]
 #[tracing::instrument(skip_all)]
 pub async fn admin_delete_webhook(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<WebhookId>,
 ) -> Result<StatusCode, ApiError> {
-    let request = context.request(pb::DeleteWebhookRequest { id });
+    let request = context.request(pb::DeleteWebhookRequest { id: id.into() });
     billing(state.admin().delete_webhook(request)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

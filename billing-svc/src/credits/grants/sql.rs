@@ -1,11 +1,11 @@
 //! SQL of `credit_grants`: the lots of credit an account's balance is made of (BILLING.md, "Credit grants").
 
 use proto::ids::{AccountId, GrantId};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::{Category, CreditGrant};
 use crate::store::bulk;
+use crate::store::row::parse_enum;
 use crate::time::Millis;
 use money::Money;
 
@@ -15,22 +15,45 @@ const TYPES: &str = "tttiiiiiii";
 const COLUMNS: &str = "id, account_id, category, amount, remaining, priority, expires_at, created_at, \
     transaction_id, expired_at";
 
-fn from_row(row: &AnyRow) -> Result<CreditGrant, sqlx::Error> {
-    let category: String = row.try_get(2)?;
-    Ok(CreditGrant {
-        id: GrantId::from(row.try_get::<String, _>(0)?),
-        account_id: AccountId::from(row.try_get::<String, _>(1)?),
-        category: Category::parse(&category).ok_or_else(|| {
-            sqlx::Error::Decode(format!("unknown grant category {category:?}").into())
-        })?,
-        amount: Money::from_nanos(row.try_get(3)?),
-        remaining: Money::from_nanos(row.try_get(4)?),
-        priority: row.try_get(5)?,
-        expires_at: row.try_get(6)?,
-        created_at: row.try_get(7)?,
-        transaction_id: row.try_get(8)?,
-        expired_at: row.try_get(9)?,
-    })
+/// A row of `credit_grants`: [`COLUMNS`]; money in nano-dollars.
+#[derive(sqlx::FromRow)]
+struct GrantRow {
+    id: String,
+    account_id: String,
+    category: String,
+    amount: i64,
+    remaining: i64,
+    priority: i64,
+    expires_at: Option<Millis>,
+    created_at: Millis,
+    transaction_id: Option<i64>,
+    expired_at: Option<Millis>,
+}
+
+impl TryFrom<GrantRow> for CreditGrant {
+    type Error = sqlx::Error;
+
+    fn try_from(row: GrantRow) -> Result<CreditGrant, sqlx::Error> {
+        Ok(CreditGrant {
+            id: GrantId::from(row.id),
+            account_id: AccountId::from(row.account_id),
+            category: parse_enum("category", &row.category, Category::parse)?,
+            amount: Money::from_nanos(row.amount),
+            remaining: Money::from_nanos(row.remaining),
+            priority: row.priority,
+            expires_at: row.expires_at,
+            created_at: row.created_at,
+            transaction_id: row.transaction_id,
+            expired_at: row.expired_at,
+        })
+    }
+}
+
+/// An expired grant that still holds credit, and its account.
+#[derive(sqlx::FromRow)]
+struct ExpiredRow {
+    id: String,
+    account_id: String,
 }
 
 /// Inserts new `grants`, at most [`bulk::MAX_ROWS`], in one statement.
@@ -96,15 +119,13 @@ pub async fn live(
     connection: &mut AnyConnection,
     accounts: &[&AccountId],
 ) -> Result<Vec<CreditGrant>, sqlx::Error> {
-    bulk::fetch_in(connection, accounts, |list| {
+    let rows: Vec<GrantRow> = bulk::fetch_in(connection, accounts, |list| {
         format!(
             "SELECT {COLUMNS} FROM credit_grants WHERE account_id IN ({list}) AND remaining > 0"
         )
     })
-    .await?
-    .iter()
-    .map(from_row)
-    .collect()
+    .await?;
+    rows.into_iter().map(CreditGrant::try_from).collect()
 }
 
 /// The grants of an account, those holding credit first (in the order they are spent), then the spent and
@@ -119,14 +140,14 @@ pub async fn list(
     } else {
         "AND remaining > 0"
     };
-    let mut grants: Vec<CreditGrant> = sqlx::query(&format!(
+    let mut grants: Vec<CreditGrant> = sqlx::query_as::<_, GrantRow>(&format!(
         "SELECT {COLUMNS} FROM credit_grants WHERE account_id = $1 {filter}"
     ))
     .bind(account_id.as_str())
     .fetch_all(connection)
     .await?
-    .iter()
-    .map(from_row)
+    .into_iter()
+    .map(CreditGrant::try_from)
     .collect::<Result<_, _>>()?;
     // Live grants first, in the order they are spent; then spent and expired ones, newest first.
     grants.sort_by(
@@ -145,14 +166,13 @@ pub async fn by_transaction(
     connection: &mut AnyConnection,
     transaction_id: i64,
 ) -> Result<Option<CreditGrant>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query_as::<_, GrantRow>(&format!(
         "SELECT {COLUMNS} FROM credit_grants WHERE transaction_id = $1"
     ))
     .bind(transaction_id)
     .fetch_optional(connection)
     .await?
-    .as_ref()
-    .map(from_row)
+    .map(CreditGrant::try_from)
     .transpose()
 }
 
@@ -162,22 +182,18 @@ pub async fn expired(
     now: Millis,
     limit: i64,
 ) -> Result<Vec<(GrantId, AccountId)>, sqlx::Error> {
-    sqlx::query(
+    let rows: Vec<ExpiredRow> = sqlx::query_as(
         "SELECT id, account_id FROM credit_grants \
          WHERE expires_at IS NOT NULL AND expires_at <= $1 AND remaining > 0 ORDER BY expires_at LIMIT $2",
     )
     .bind(now)
     .bind(limit)
     .fetch_all(connection)
-    .await?
-    .iter()
-    .map(|row| {
-        Ok((
-            GrantId::from(row.try_get::<String, _>(0)?),
-            AccountId::from(row.try_get::<String, _>(1)?),
-        ))
-    })
-    .collect()
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (GrantId::from(row.id), AccountId::from(row.account_id)))
+        .collect())
 }
 
 #[cfg(test)]

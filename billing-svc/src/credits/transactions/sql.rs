@@ -1,10 +1,10 @@
 //! SQL of `transactions`, the ledger rows.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::{Transaction, TransactionType};
 use crate::store::bulk;
+use crate::store::row::parse_enum;
 use crate::time::Millis;
 use money::Money;
 use proto::ids::{AccountId, ApiKeyId};
@@ -14,24 +14,41 @@ const TYPES: &str = "itttiiittit";
 
 const COLUMNS: &str = "id, account_id, api_key_id, type, amount, balance_after, total_spent_after, description, metadata, timestamp, idempotency_key";
 
-fn from_row(row: &AnyRow) -> Result<Transaction, sqlx::Error> {
-    let kind: String = row.try_get(3)?;
-    let api_key_id: Option<String> = row.try_get(2)?;
-    Ok(Transaction {
-        id: row.try_get(0)?,
-        account_id: AccountId::from(row.try_get::<String, _>(1)?),
-        api_key_id: api_key_id.map(ApiKeyId::from),
-        kind: TransactionType::parse(&kind).ok_or_else(|| {
-            sqlx::Error::Decode(format!("unknown transaction type {kind:?}").into())
-        })?,
-        amount: Money::from_nanos(row.try_get(4)?),
-        balance_after: Money::from_nanos(row.try_get(5)?),
-        total_spent_after: Money::from_nanos(row.try_get(6)?),
-        description: row.try_get(7)?,
-        metadata: row.try_get(8)?,
-        timestamp: row.try_get(9)?,
-        idempotency_key: row.try_get(10)?,
-    })
+/// A row of `transactions`: [`COLUMNS`]; money in nano-dollars.
+#[derive(sqlx::FromRow)]
+struct TransactionRow {
+    id: i64,
+    account_id: String,
+    api_key_id: Option<String>,
+    #[sqlx(rename = "type")]
+    kind: String,
+    amount: i64,
+    balance_after: i64,
+    total_spent_after: i64,
+    description: String,
+    metadata: String,
+    timestamp: Millis,
+    idempotency_key: Option<String>,
+}
+
+impl TryFrom<TransactionRow> for Transaction {
+    type Error = sqlx::Error;
+
+    fn try_from(row: TransactionRow) -> Result<Transaction, sqlx::Error> {
+        Ok(Transaction {
+            id: row.id,
+            account_id: AccountId::from(row.account_id),
+            api_key_id: row.api_key_id.map(ApiKeyId::from),
+            kind: parse_enum("type", &row.kind, TransactionType::parse)?,
+            amount: Money::from_nanos(row.amount),
+            balance_after: Money::from_nanos(row.balance_after),
+            total_spent_after: Money::from_nanos(row.total_spent_after),
+            description: row.description,
+            metadata: row.metadata,
+            timestamp: row.timestamp,
+            idempotency_key: row.idempotency_key,
+        })
+    }
 }
 
 /// Inserts `transactions` with their ids (given by the batch), at most [`bulk::MAX_ROWS`], in one
@@ -77,15 +94,14 @@ pub async fn by_idempotency_key(
     account_id: &AccountId,
     idempotency_key: &str,
 ) -> Result<Option<Transaction>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query_as::<_, TransactionRow>(&format!(
         "SELECT {COLUMNS} FROM transactions WHERE account_id = $1 AND idempotency_key = $2"
     ))
     .bind(account_id.as_str())
     .bind(idempotency_key)
     .fetch_optional(connection)
     .await?
-    .as_ref()
-    .map(from_row)
+    .map(Transaction::try_from)
     .transpose()
 }
 
@@ -98,7 +114,7 @@ pub async fn list(
     before: i64,
     limit: i64,
 ) -> Result<Vec<Transaction>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query_as::<_, TransactionRow>(&format!(
         "SELECT {COLUMNS} FROM transactions WHERE account_id = $1 AND ($2 = '' OR api_key_id = $2) \
          AND id < $3 AND ($4 = '' OR type = $4) ORDER BY id DESC LIMIT $5"
     ))
@@ -109,8 +125,8 @@ pub async fn list(
     .bind(limit)
     .fetch_all(connection)
     .await?
-    .iter()
-    .map(from_row)
+    .into_iter()
+    .map(Transaction::try_from)
     .collect()
 }
 

@@ -20,7 +20,7 @@ pub mod target;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proto::ids::AccountId;
+use proto::ids::{AccountId, WebhookId};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -39,7 +39,7 @@ const MAX_EVENT_TYPES: usize = 32;
 /// A webhook endpoint; `secret` never leaves billing-svc after creation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub id: String,
+    pub id: WebhookId,
     /// `None`: the operator's endpoint, which receives every account's events.
     pub account_id: Option<AccountId>,
     pub url: String,
@@ -64,7 +64,7 @@ impl Endpoint {
 /// One delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
-    pub endpoint_id: String,
+    pub endpoint_id: WebhookId,
     pub event_id: String,
     pub attempt: i64,
     pub at: Millis,
@@ -127,7 +127,7 @@ impl Webhooks {
         }
         target::resolve(url, self.settings.allow_private_targets).await?;
         let endpoint = Endpoint {
-            id: format!("we_{}", uuid::Uuid::new_v4().simple()),
+            id: WebhookId::generate(),
             account_id,
             url: url.to_string(),
             event_types,

@@ -1,31 +1,79 @@
 //! SQL of `webhook_endpoints` and `webhook_attempts`.
 
-use proto::ids::AccountId;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use proto::ids::{AccountId, WebhookId};
+use sqlx::AnyConnection;
 
 use super::{Attempt, Endpoint};
+use crate::store::row::column_error;
 use crate::time::Millis;
 
 const COLUMNS: &str = "id, account_id, url, event_types, secret, created_at, disabled_at, delivered_seq, \
     failures, next_attempt_at";
 
-fn from_row(row: &AnyRow) -> Result<Endpoint, sqlx::Error> {
-    let account_id: Option<String> = row.try_get(1)?;
-    let event_types: String = row.try_get(3)?;
-    Ok(Endpoint {
-        id: row.try_get(0)?,
-        account_id: account_id.map(AccountId::from),
-        url: row.try_get(2)?,
-        event_types: serde_json::from_str(&event_types)
-            .map_err(|error| sqlx::Error::Decode(format!("event_types: {error}").into()))?,
-        secret: row.try_get(4)?,
-        created_at: row.try_get(5)?,
-        disabled_at: row.try_get(6)?,
-        delivered_seq: row.try_get(7)?,
-        failures: row.try_get(8)?,
-        next_attempt_at: row.try_get(9)?,
-    })
+/// A row of `webhook_endpoints`: [`COLUMNS`].
+#[derive(sqlx::FromRow)]
+struct EndpointRow {
+    id: String,
+    /// `None`: the operator's endpoint.
+    account_id: Option<String>,
+    url: String,
+    /// JSON: an array of event types.
+    event_types: String,
+    secret: String,
+    created_at: Millis,
+    disabled_at: Option<Millis>,
+    delivered_seq: i64,
+    failures: i64,
+    next_attempt_at: Millis,
+}
+
+impl TryFrom<EndpointRow> for Endpoint {
+    type Error = sqlx::Error;
+
+    fn try_from(row: EndpointRow) -> Result<Endpoint, sqlx::Error> {
+        Ok(Endpoint {
+            id: WebhookId::from(row.id),
+            account_id: row.account_id.map(AccountId::from),
+            url: row.url,
+            event_types: serde_json::from_str(&row.event_types)
+                .map_err(|error| column_error("event_types", error))?,
+            secret: row.secret,
+            created_at: row.created_at,
+            disabled_at: row.disabled_at,
+            delivered_seq: row.delivered_seq,
+            failures: row.failures,
+            next_attempt_at: row.next_attempt_at,
+        })
+    }
+}
+
+/// A row of `webhook_attempts`, as [`attempts_of`] reads it.
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    endpoint_id: String,
+    event_id: String,
+    attempt: i64,
+    at: Millis,
+    status: Option<i64>,
+    error: Option<String>,
+    duration_ms: i64,
+    /// 1 or 0.
+    succeeded: i64,
+}
+
+impl From<AttemptRow> for Attempt {
+    fn from(row: AttemptRow) -> Attempt {
+        Attempt {
+            endpoint_id: WebhookId::from(row.endpoint_id),
+            event_id: row.event_id,
+            attempt: row.attempt,
+            at: row.at,
+            status: row.status,
+            error: row.error,
+            duration_ms: row.duration_ms,
+            succeeded: row.succeeded != 0,
+        }
+    }
 }
 
 /// Inserts an endpoint that starts after the newest event (it receives what happens from now on).
@@ -37,7 +85,7 @@ pub async fn insert(
         "INSERT INTO webhook_endpoints (id, account_id, url, event_types, secret, created_at, delivered_seq) \
          VALUES ($1, $2, $3, $4, $5, $6, (SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM events))",
     )
-    .bind(&endpoint.id)
+    .bind(endpoint.id.as_str())
     .bind(endpoint.account_id.as_ref().map(AccountId::as_str))
     .bind(&endpoint.url)
     .bind(serde_json::to_string(&endpoint.event_types).unwrap_or_else(|_| "[]".into()))
@@ -57,14 +105,14 @@ pub async fn list(
         Some(_) => "account_id = $1",
         None => "account_id IS NULL AND $1 = ''",
     };
-    sqlx::query(&format!(
+    sqlx::query_as::<_, EndpointRow>(&format!(
         "SELECT {COLUMNS} FROM webhook_endpoints WHERE {filter} AND deleted_at IS NULL ORDER BY created_at, id"
     ))
     .bind(account_id.map_or("", AccountId::as_str))
     .fetch_all(connection)
     .await?
-    .iter()
-    .map(from_row)
+    .into_iter()
+    .map(Endpoint::try_from)
     .collect()
 }
 
@@ -107,7 +155,7 @@ pub async fn claim_due(
     .await?;
     let mut claimed = Vec::new();
     for id in due {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query_as::<_, EndpointRow>(&format!(
             "UPDATE webhook_endpoints SET lease_until = $1 WHERE id = $2 AND lease_until <= $3 \
              AND deleted_at IS NULL AND disabled_at IS NULL RETURNING {COLUMNS}"
         ))
@@ -117,7 +165,7 @@ pub async fn claim_due(
         .fetch_optional(&mut *connection)
         .await?;
         if let Some(row) = row {
-            claimed.push(from_row(&row)?);
+            claimed.push(Endpoint::try_from(row)?);
         }
     }
     Ok(claimed)
@@ -138,7 +186,7 @@ pub async fn save_progress(
     .bind(endpoint.failures)
     .bind(endpoint.next_attempt_at)
     .bind(endpoint.disabled_at)
-    .bind(&endpoint.id)
+    .bind(endpoint.id.as_str())
     .execute(connection)
     .await?;
     Ok(())
@@ -152,7 +200,7 @@ pub async fn insert_attempt(
         "INSERT INTO webhook_attempts (endpoint_id, event_id, attempt, at, status, error, duration_ms, succeeded) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(&attempt.endpoint_id)
+    .bind(attempt.endpoint_id.as_str())
     .bind(&attempt.event_id)
     .bind(attempt.attempt)
     .bind(attempt.at)
@@ -170,26 +218,12 @@ pub async fn attempts_of(
     connection: &mut AnyConnection,
     event_id: &str,
 ) -> Result<Vec<Attempt>, sqlx::Error> {
-    sqlx::query(
+    let rows: Vec<AttemptRow> = sqlx::query_as(
         "SELECT endpoint_id, event_id, attempt, at, status, error, duration_ms, succeeded \
          FROM webhook_attempts WHERE event_id = $1 ORDER BY id",
     )
     .bind(event_id)
     .fetch_all(connection)
-    .await?
-    .iter()
-    .map(|row| {
-        let succeeded: i64 = row.try_get(7)?;
-        Ok(Attempt {
-            endpoint_id: row.try_get(0)?,
-            event_id: row.try_get(1)?,
-            attempt: row.try_get(2)?,
-            at: row.try_get(3)?,
-            status: row.try_get(4)?,
-            error: row.try_get(5)?,
-            duration_ms: row.try_get(6)?,
-            succeeded: succeeded != 0,
-        })
-    })
-    .collect()
+    .await?;
+    Ok(rows.into_iter().map(Attempt::from).collect())
 }

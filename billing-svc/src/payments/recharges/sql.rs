@@ -2,29 +2,44 @@
 //! (payments)").
 
 use proto::ids::AccountId;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::{Recharge, Status};
+use crate::store::row::parse_enum;
 use crate::time::Millis;
 use money::Money;
 
 const COLUMNS: &str =
     "id, account_id, amount, status, payment_intent_id, error, created_at, updated_at";
 
-fn from_row(row: &AnyRow) -> Result<Recharge, sqlx::Error> {
-    let status: String = row.try_get(3)?;
-    Ok(Recharge {
-        id: row.try_get(0)?,
-        account_id: AccountId::from(row.try_get::<String, _>(1)?),
-        amount: Money::from_nanos(row.try_get(2)?),
-        status: Status::parse(&status)
-            .ok_or_else(|| sqlx::Error::Decode(format!("status: {status}").into()))?,
-        payment_intent_id: row.try_get(4)?,
-        error: row.try_get(5)?,
-        created_at: row.try_get(6)?,
-        updated_at: row.try_get(7)?,
-    })
+/// A row of `auto_recharges`: [`COLUMNS`]; money in nano-dollars.
+#[derive(sqlx::FromRow)]
+struct RechargeRow {
+    id: String,
+    account_id: String,
+    amount: i64,
+    status: String,
+    payment_intent_id: Option<String>,
+    error: Option<String>,
+    created_at: Millis,
+    updated_at: Millis,
+}
+
+impl TryFrom<RechargeRow> for Recharge {
+    type Error = sqlx::Error;
+
+    fn try_from(row: RechargeRow) -> Result<Recharge, sqlx::Error> {
+        Ok(Recharge {
+            id: row.id,
+            account_id: AccountId::from(row.account_id),
+            amount: Money::from_nanos(row.amount),
+            status: parse_enum("status", &row.status, Status::parse)?,
+            payment_intent_id: row.payment_intent_id,
+            error: row.error,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
 }
 
 pub async fn insert(
@@ -52,14 +67,13 @@ pub async fn by_id(
     connection: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<Recharge>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query_as::<_, RechargeRow>(&format!(
         "SELECT {COLUMNS} FROM auto_recharges WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(connection)
     .await?
-    .as_ref()
-    .map(from_row)
+    .map(Recharge::try_from)
     .transpose()
 }
 
@@ -69,15 +83,15 @@ pub async fn of_account(
     account_id: &AccountId,
     limit: i64,
 ) -> Result<Vec<Recharge>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query_as::<_, RechargeRow>(&format!(
         "SELECT {COLUMNS} FROM auto_recharges WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
     ))
     .bind(account_id.as_str())
     .bind(limit)
     .fetch_all(connection)
     .await?
-    .iter()
-    .map(from_row)
+    .into_iter()
+    .map(Recharge::try_from)
     .collect()
 }
 
@@ -103,7 +117,7 @@ pub async fn claim(
     .await?;
     let mut claimed = Vec::new();
     for id in due {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query_as::<_, RechargeRow>(&format!(
             "UPDATE auto_recharges SET lease_until = $1 WHERE id = $2 AND status = $3 \
              AND lease_until <= $4 RETURNING {COLUMNS}"
         ))
@@ -114,7 +128,7 @@ pub async fn claim(
         .fetch_optional(&mut *connection)
         .await?;
         if let Some(row) = row {
-            claimed.push(from_row(&row)?);
+            claimed.push(Recharge::try_from(row)?);
         }
     }
     Ok(claimed)

@@ -22,11 +22,12 @@ use crate::execution::{self, ExecutionEvent};
 use crate::extract::{AnthropicCallContext, header_text};
 use crate::model_api::anthropic_error::AnthropicError;
 use crate::model_api::billing::{ChunkBilling, chunk_billing};
-use crate::model_api::execution_summary::{ExecutionSummary, FinishReason};
+use crate::model_api::execution_summary::ExecutionSummary;
 use crate::openapi::AnthropicErrors;
 use crate::routes::billing_call::billing;
 use crate::routes::chat_call;
 use crate::state::AppState;
+use proto::ending::FinishReason;
 
 /// The endpoint recorded on usage records.
 const ENDPOINT: &str = "/v1/messages";

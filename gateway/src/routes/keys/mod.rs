@@ -12,6 +12,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use proto::billing::v1 as pb;
+use proto::ids::ApiKeyId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -174,7 +175,7 @@ pub struct UpdateKeyBody {
     path = "/admin/keys/{id}",
     tag = "admin",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id (a UUID)")),
     request_body = UpdateKeyBody,
     responses((status = 200, body = ApiKey), AdminErrors)
 )]
@@ -182,11 +183,11 @@ pub struct UpdateKeyBody {
 pub async fn update_key(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<ApiKeyId>,
     JsonBody(body): JsonBody<UpdateKeyBody>,
 ) -> Result<Json<ApiKey>, ApiError> {
     let request = context.request(pb::UpdateKeyRequest {
-        id,
+        id: id.into(),
         name: body.name,
         role: body
             .role
@@ -212,7 +213,7 @@ pub struct RotateKeyBody {
     path = "/admin/keys/{id}/rotate",
     tag = "admin",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id (a UUID)")),
     request_body = RotateKeyBody,
     responses((status = 201, body = CreatedKey), AdminErrors)
 )]
@@ -220,11 +221,11 @@ pub struct RotateKeyBody {
 pub async fn rotate_key(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<ApiKeyId>,
     JsonBody(body): JsonBody<RotateKeyBody>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let request = context.request(pb::RotateKeyRequest {
-        id,
+        id: id.into(),
         grace_period_secs: body.grace_period_secs,
     });
     let created = billing(state.admin().rotate_key(request)).await?;
@@ -237,16 +238,16 @@ pub async fn rotate_key(
     path = "/admin/keys/{id}",
     tag = "admin",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id (a UUID)")),
     responses((status = 200, body = ApiKey), AdminErrors)
 )]
 #[tracing::instrument(skip_all, fields(key_id = %id))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<String>,
+    PathParams(id): PathParams<ApiKeyId>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    let request = context.request(pb::RevokeKeyRequest { id });
+    let request = context.request(pb::RevokeKeyRequest { id: id.into() });
     let response = billing(state.admin().revoke_key(request)).await?;
     let key = response
         .api_key

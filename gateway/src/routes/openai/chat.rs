@@ -275,7 +275,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::model_api::execution_summary::{Billing, FinishReason, Usage};
+    use crate::model_api::execution_summary::{Billing, Usage};
+    use proto::ending::FinishReason;
 
     fn summary(billing: Option<Billing>, finish: FinishReason) -> ExecutionSummary {
         ExecutionSummary {

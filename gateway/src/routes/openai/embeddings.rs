@@ -15,11 +15,12 @@ use super::{OpenAiJson, SESSION_HEADER, WORKSPACE_HEADER};
 use crate::error::ApiError;
 use crate::extract::{OpenAiCallContext, end_user_id, header_text};
 use crate::model_api::billing::{billing_headers, chunk_billing, rate_limit_headers};
-use crate::model_api::execution_summary::{Billing, FinishReason, Usage};
+use crate::model_api::execution_summary::{Billing, Usage};
 use crate::model_api::openai_error::OpenAiError;
 use crate::openapi::OpenAiErrors;
 use crate::routes::execute::IDEMPOTENCY_KEY_HEADER;
 use crate::state::AppState;
+use proto::ending::FinishReason;
 
 /// The endpoint recorded on usage records.
 const ENDPOINT: &str = "/v1/embeddings";

@@ -23,11 +23,12 @@ use crate::error::{ApiError, Service};
 use crate::execution::{self, ExecutionEvent};
 use crate::extract::OpenAiCallContext;
 use crate::model_api::billing::chunk_billing;
-use crate::model_api::execution_summary::{ExecutionSummary, FinishReason};
+use crate::model_api::execution_summary::ExecutionSummary;
 use crate::model_api::openai_error::{OpenAiError, ResponsesError};
 use crate::openapi::OpenAiErrors;
 use crate::routes::chat_call;
 use crate::state::AppState;
+use proto::ending::FinishReason;
 
 /// The endpoint recorded on usage records.
 const ENDPOINT: &str = "/v1/responses";
