@@ -164,6 +164,15 @@ fn execution_id(execution: u8) -> ExecutionId {
     ExecutionId::from(format!("exec-{execution}"))
 }
 
+/// What names every execution of the model.
+fn labels() -> Labels {
+    Labels {
+        model: "m".into(),
+        endpoint: "/execute".into(),
+        ..Labels::default()
+    }
+}
+
 impl World {
     async fn new(backend: Backend, mode: WriteMode) -> World {
         let database = TestDatabase::create(backend).await;
@@ -218,13 +227,7 @@ impl World {
             account_id: self.keys[key].key.account_id.clone(),
             api_key_id: self.keys[key].key.id.clone(),
             execution_id: execution_id(execution),
-            labels: Labels {
-                model: "m".into(),
-                workspace_id: String::new(),
-                session_id: String::new(),
-                endpoint: "/execute".into(),
-                end_user_id: String::new(),
-            },
+            labels: labels(),
             input_tokens: input,
             output_tokens: output,
             status: UsageStatus::Completed,
@@ -302,13 +305,7 @@ impl World {
             } => {
                 let request = OpenRequest {
                     execution_id: execution_id(execution),
-                    labels: Labels {
-                        model: "m".into(),
-                        workspace_id: String::new(),
-                        session_id: String::new(),
-                        endpoint: "/execute".into(),
-                        end_user_id: String::new(),
-                    },
+                    labels: labels(),
                     estimated_input_tokens: input,
                     max_output_tokens: max_output,
                     output: OutputKind::Tokens,

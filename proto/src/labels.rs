@@ -54,15 +54,34 @@ impl Labels {
     }
 }
 
+/// The labels of a message from before `labels`: its separate fields, taken.
+fn separate(
+    model: &mut String,
+    workspace_id: &mut String,
+    session_id: &mut String,
+    endpoint: &mut String,
+    end_user_id: &mut String,
+) -> Labels {
+    Labels {
+        model: std::mem::take(model),
+        workspace_id: std::mem::take(workspace_id),
+        session_id: std::mem::take(session_id),
+        endpoint: std::mem::take(endpoint),
+        end_user_id: std::mem::take(end_user_id),
+    }
+}
+
 impl MeterOpen {
     /// The execution's labels: `labels`, or the fields an executor-svc from before it sent.
     pub fn take_labels(&mut self) -> Labels {
-        self.labels.take().unwrap_or_else(|| Labels {
-            model: std::mem::take(&mut self.model),
-            workspace_id: std::mem::take(&mut self.workspace_id),
-            session_id: std::mem::take(&mut self.session_id),
-            endpoint: std::mem::take(&mut self.endpoint),
-            end_user_id: std::mem::take(&mut self.end_user_id),
+        self.labels.take().unwrap_or_else(|| {
+            separate(
+                &mut self.model,
+                &mut self.workspace_id,
+                &mut self.session_id,
+                &mut self.endpoint,
+                &mut self.end_user_id,
+            )
         })
     }
 }
@@ -70,12 +89,14 @@ impl MeterOpen {
 impl SettleRequest {
     /// As [`MeterOpen::take_labels`].
     pub fn take_labels(&mut self) -> Labels {
-        self.labels.take().unwrap_or_else(|| Labels {
-            model: std::mem::take(&mut self.model),
-            workspace_id: std::mem::take(&mut self.workspace_id),
-            session_id: std::mem::take(&mut self.session_id),
-            endpoint: std::mem::take(&mut self.endpoint),
-            end_user_id: std::mem::take(&mut self.end_user_id),
+        self.labels.take().unwrap_or_else(|| {
+            separate(
+                &mut self.model,
+                &mut self.workspace_id,
+                &mut self.session_id,
+                &mut self.endpoint,
+                &mut self.end_user_id,
+            )
         })
     }
 }

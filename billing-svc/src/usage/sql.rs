@@ -21,6 +21,30 @@ const COLUMNS: &str = "id, account_id, api_key_id, execution_id, session_id, wor
     cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, audio_input_tokens, audio_output_tokens, request_fee, \
     provider_cost, discount_percent, end_user_id";
 
+/// The token class columns of `usage_records` (or their sums, named alike).
+#[derive(sqlx::FromRow)]
+struct ClassesRow {
+    cached_input_tokens: i64,
+    cache_write_tokens: i64,
+    cache_write_1h_tokens: i64,
+    reasoning_tokens: i64,
+    audio_input_tokens: i64,
+    audio_output_tokens: i64,
+}
+
+impl From<ClassesRow> for TokenClasses {
+    fn from(row: ClassesRow) -> TokenClasses {
+        TokenClasses {
+            cached_input: count(row.cached_input_tokens),
+            cache_write: count(row.cache_write_tokens),
+            cache_write_1h: count(row.cache_write_1h_tokens),
+            reasoning: count(row.reasoning_tokens),
+            audio_input: count(row.audio_input_tokens),
+            audio_output: count(row.audio_output_tokens),
+        }
+    }
+}
+
 /// A row of `usage_records`: [`COLUMNS`]; money in nano-dollars.
 #[derive(sqlx::FromRow)]
 struct RecordRow {
@@ -50,12 +74,8 @@ struct RecordRow {
     started_at: Option<Millis>,
     provider: String,
     attempts: i64,
-    cached_input_tokens: i64,
-    cache_write_tokens: i64,
-    cache_write_1h_tokens: i64,
-    reasoning_tokens: i64,
-    audio_input_tokens: i64,
-    audio_output_tokens: i64,
+    #[sqlx(flatten)]
+    classes: ClassesRow,
     request_fee: i64,
     provider_cost: Option<i64>,
     /// A decimal.
@@ -94,14 +114,7 @@ impl TryFrom<RecordRow> for UsageRecord {
             started_at: row.started_at,
             provider: row.provider,
             attempts: row.attempts,
-            classes: TokenClasses {
-                cached_input: count(row.cached_input_tokens),
-                cache_write: count(row.cache_write_tokens),
-                cache_write_1h: count(row.cache_write_1h_tokens),
-                reasoning: count(row.reasoning_tokens),
-                audio_input: count(row.audio_input_tokens),
-                audio_output: count(row.audio_output_tokens),
-            },
+            classes: row.classes.into(),
             request_fee: Money::from_nanos(row.request_fee),
             provider_cost: row.provider_cost.map(Money::from_nanos),
             discount_percent: Decimal::from_str_exact(&row.discount_percent).map_err(|error| {
@@ -381,12 +394,8 @@ struct TotalsRow {
     total_cost: i64,
     provider_cost: i64,
     margin: i64,
-    cached_input_tokens: i64,
-    cache_write_tokens: i64,
-    cache_write_1h_tokens: i64,
-    reasoning_tokens: i64,
-    audio_input_tokens: i64,
-    audio_output_tokens: i64,
+    #[sqlx(flatten)]
+    classes: ClassesRow,
 }
 
 impl From<TotalsRow> for Totals {
@@ -399,14 +408,7 @@ impl From<TotalsRow> for Totals {
             total_cost: Money::from_nanos(row.total_cost),
             provider_cost: Money::from_nanos(row.provider_cost),
             margin: Money::from_nanos(row.margin),
-            classes: TokenClasses {
-                cached_input: count(row.cached_input_tokens),
-                cache_write: count(row.cache_write_tokens),
-                cache_write_1h: count(row.cache_write_1h_tokens),
-                reasoning: count(row.reasoning_tokens),
-                audio_input: count(row.audio_input_tokens),
-                audio_output: count(row.audio_output_tokens),
-            },
+            classes: row.classes.into(),
         }
     }
 }
