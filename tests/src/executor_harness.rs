@@ -7,7 +7,7 @@ use proto::executor::v1::executor_service_client::ExecutorServiceClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
 
-use crate::{Billing, ServiceProcess, TestDatabase, launcher};
+use crate::{Billing, BillingOf, Service, ServiceProcess, TestDatabase, launcher};
 
 /// A running mock-model (see the `mock-model` crate for the model-name directives).
 pub struct MockModel {
@@ -54,9 +54,10 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// Starts executor-svc against `billing` and `model`, spooling into `spool_dir`, with `extra_envs`.
-    pub async fn start(
-        billing: &Billing,
+    /// Starts executor-svc against `billing` (a process or not) and `model`, spooling into `spool_dir`,
+    /// with `extra_envs`.
+    pub async fn start<S: Service>(
+        billing: &BillingOf<S>,
         model: &MockModel,
         spool_dir: &Path,
         extra_envs: &[(&str, &str)],

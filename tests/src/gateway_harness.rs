@@ -1,21 +1,81 @@
 //! The whole stack for the gateway's end-to-end tests: billing-svc on a fresh database, mock-model,
 //! executor-svc metered by that billing-svc and calling that mock, and the gateway in front of both, each
-//! a real process on a free loopback port. Plus a small REST client and an SSE reader.
+//! on a free loopback port, as a real process here ([`crate::Stack`]) or in the test's process
+//! ([`crate::in_process::Stack`]). Plus a small REST client and an SSE reader.
+
+use std::path::Path;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::{Backend, Billing, ServiceProcess, launcher};
+use crate::{Backend, Billing, BillingOf, Service, ServiceProcess, Stack, launcher};
 
-/// A running stack. Every process is killed when it is dropped.
-pub struct Stack {
-    pub billing: Billing,
-    pub mock: ServiceProcess,
-    pub executor: ServiceProcess,
-    pub gateway: ServiceProcess,
+/// A running stack, its services run as `S`. Every process is killed when it is dropped (an in-process
+/// service is stopped).
+pub struct StackOf<S> {
+    pub billing: BillingOf<S>,
+    pub mock: S,
+    pub executor: S,
+    pub gateway: S,
     pub http: reqwest::Client,
     /// The executor's settlement spool, private to this stack.
-    _spool: tempfile::TempDir,
+    pub(crate) _spool: tempfile::TempDir,
+}
+
+/// executor-svc's environment in a stack: metered by `billing`, calling the chat completions API of the
+/// mock model at `mock_url`, spooling into `spool_dir`; `extra` comes last, so it wins.
+pub(crate) fn executor_envs<S: Service>(
+    billing: &BillingOf<S>,
+    mock_url: &str,
+    spool_dir: &Path,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut envs = vec![
+        ("BILLING_URL".to_string(), billing.url()),
+        ("SERVICE_TOKEN".to_string(), billing.service_token.clone()),
+        ("OPENAI_BASE_URL".to_string(), format!("{mock_url}/v1")),
+        (
+            "EXECUTOR_SPOOL_PATH".to_string(),
+            spool_dir.join("spool").display().to_string(),
+        ),
+    ];
+    envs.extend(owned(extra));
+    envs
+}
+
+/// The gateway's environment in a stack: in front of `billing` and the executor at `executor_url`;
+/// `extra` comes last, so it wins.
+pub(crate) fn gateway_envs<S: Service>(
+    billing: &BillingOf<S>,
+    executor_url: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut envs = vec![
+        ("BILLING_URL".to_string(), billing.url()),
+        ("EXECUTOR_URL".to_string(), executor_url.to_string()),
+    ];
+    envs.extend(owned(extra));
+    envs
+}
+
+fn owned(envs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+    envs.iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+}
+
+/// Borrows owned environment pairs the way [`ServiceProcess::start`] takes them.
+fn borrowed(envs: &[(String, String)]) -> Vec<(&str, &str)> {
+    envs.iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect()
+}
+
+/// The HTTP client of a stack (no proxy: everything is on loopback).
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client")
 }
 
 /// The API the stack's mock model is spoken to in.
@@ -146,15 +206,7 @@ impl Stack {
         .await
         .expect("start mock-model");
         let spool = tempfile::tempdir().expect("spool dir");
-        let billing_url = billing.url();
-        let model_url = format!("{}/v1", mock.url());
-        let spool_path = spool.path().join("spool").display().to_string();
-        let mut envs = vec![
-            ("BILLING_URL", billing_url.as_str()),
-            ("SERVICE_TOKEN", billing.service_token.as_str()),
-            ("OPENAI_BASE_URL", model_url.as_str()),
-            ("EXECUTOR_SPOOL_PATH", spool_path.as_str()),
-        ];
+        let mut upstream_envs = Vec::new();
         let providers_path = spool.path().join("providers.toml").display().to_string();
         if upstream == UpstreamApi::Anthropic {
             let file = format!(
@@ -163,42 +215,40 @@ impl Stack {
                 mock.url()
             );
             std::fs::write(&providers_path, file).expect("write the providers file");
-            envs.push(("PROVIDERS_FILE", providers_path.as_str()));
-            envs.push(("MOCK_ANTHROPIC_API_KEY", "sk-ant-mock"));
+            upstream_envs.push(("PROVIDERS_FILE", providers_path.as_str()));
+            upstream_envs.push(("MOCK_ANTHROPIC_API_KEY", "sk-ant-mock"));
         }
-        envs.extend_from_slice(executor_envs);
+        upstream_envs.extend_from_slice(executor_envs);
+        let envs = self::executor_envs(&billing, &mock.url(), spool.path(), &upstream_envs);
         let executor = ServiceProcess::start(
             launcher(),
             "executor-svc",
             &["--listen", "127.0.0.1:0"],
-            &envs,
+            &borrowed(&envs),
         )
         .await
         .expect("start executor-svc");
-        let executor_url = executor.url();
-        let mut envs = vec![
-            ("BILLING_URL", billing_url.as_str()),
-            ("EXECUTOR_URL", executor_url.as_str()),
-        ];
-        envs.extend_from_slice(gateway_envs);
-        let gateway =
-            ServiceProcess::start(launcher(), "gateway", &["--listen", "127.0.0.1:0"], &envs)
-                .await
-                .expect("start gateway");
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("http client");
+        let envs = self::gateway_envs(&billing, &executor.url(), gateway_envs);
+        let gateway = ServiceProcess::start(
+            launcher(),
+            "gateway",
+            &["--listen", "127.0.0.1:0"],
+            &borrowed(&envs),
+        )
+        .await
+        .expect("start gateway");
         Stack {
             billing,
             mock,
             executor,
             gateway,
-            http,
+            http: http_client(),
             _spool: spool,
         }
     }
+}
 
+impl<S: Service> StackOf<S> {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.gateway.url())
     }

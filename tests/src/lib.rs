@@ -1,6 +1,10 @@
-//! The suites' side of the harness: the service binaries started as processes on loopback ports through
+//! The suites' side of the harness: the services on loopback ports with a fresh database each, plus the
+//! clients and journeys the suites share. A service runs either as its binary, a process started through
 //! the shared `harness` crate (processes, PostgreSQL clusters, databases and the ledger audit, the `Meter`
-//! driver), with a fresh database each, plus the clients and journeys the suites share.
+//! driver): [`Stack`], [`Billing`]; or as its library on the test's own runtime ([`in_process`]), which
+//! starts in a fraction of the time: [`in_process::Stack`], [`in_process::Billing`]. Both are the same
+//! types over a different [`Service`], with the same API; only what needs a process (logs, kill, signals,
+//! an environment variable) is the process stack's alone.
 //!
 //! Binaries are taken from the cargo target directory this test binary was built into (`cargo build
 //! --workspace --bins` first; the test script does it). Each service logs JSON lines on stdout
@@ -18,6 +22,7 @@ mod executor_harness;
 pub mod failing_provider;
 pub mod fake_stripe;
 mod gateway_harness;
+pub mod in_process;
 pub mod reliability;
 pub mod replica;
 pub mod tcp_proxy;
@@ -26,7 +31,7 @@ pub mod webhook_receiver;
 
 pub use executor_harness::{Executor, MockModel, restart_billing_at};
 pub use gateway_harness::{
-    Answer, SseEvent, Stack, answer as gateway_answer, default_cost, parse_sse,
+    Answer, SseEvent, StackOf, answer as gateway_answer, default_cost, parse_sse,
 };
 /// The harness's pieces, under the names the suites import them by.
 pub use harness::{Backend, Cluster, MeterSession, ServiceProcess};
@@ -186,12 +191,39 @@ pub fn authed<T>(secret: &str, message: T) -> tonic::Request<T> {
     harness::grpc::authed(&bearer(secret), message)
 }
 
-/// A running billing-svc with its own database, admin key and service token.
-pub struct Billing {
-    pub process: ServiceProcess,
+/// A running service the suites talk to, however it runs: where it listens.
+pub trait Service {
+    /// `http://<addr>`.
+    fn url(&self) -> String;
+}
+
+impl Service for ServiceProcess {
+    fn url(&self) -> String {
+        ServiceProcess::url(self)
+    }
+}
+
+/// The stack whose services are processes (the binaries next to this test binary).
+pub type Stack = StackOf<ServiceProcess>;
+
+/// billing-svc as a process.
+pub type Billing = BillingOf<ServiceProcess>;
+
+/// A running billing-svc with its own database, admin key and service token; `process` is how it runs
+/// (a [`ServiceProcess`], or [`in_process::InProcess`]).
+pub struct BillingOf<S> {
+    pub process: S,
     pub database: TestDatabase,
     pub admin_key: String,
     pub service_token: String,
+}
+
+/// A fresh admin key and service token for one billing-svc.
+fn new_secrets() -> (String, String) {
+    (
+        format!("admin-{}", uuid::Uuid::new_v4().simple()),
+        format!("svc-{}", uuid::Uuid::new_v4().simple()),
+    )
 }
 
 impl Billing {
@@ -202,8 +234,7 @@ impl Billing {
 
     /// Starts billing-svc on an existing database (e.g. to restart it on the same data).
     pub async fn start_on(database: TestDatabase, extra_args: &[&str]) -> Billing {
-        let admin_key = format!("admin-{}", uuid::Uuid::new_v4().simple());
-        let service_token = format!("svc-{}", uuid::Uuid::new_v4().simple());
+        let (admin_key, service_token) = new_secrets();
         Self::start_with(database, admin_key, service_token, extra_args).await
     }
 
@@ -236,6 +267,14 @@ impl Billing {
         }
     }
 
+    /// Stops the process (SIGKILL) and hands back its database.
+    pub async fn stop(self) -> TestDatabase {
+        self.process.kill().await;
+        self.database
+    }
+}
+
+impl<S: Service> BillingOf<S> {
     /// The gRPC endpoint, e.g. `http://127.0.0.1:40123`.
     pub fn url(&self) -> String {
         self.process.url()
@@ -322,22 +361,19 @@ impl Billing {
             pb::MeterOpen {
                 api_key: key.into(),
                 execution_id: execution_id.into(),
-                model: "test-model".into(),
+                labels: Some(pb::Labels {
+                    model: "test-model".into(),
+                    workspace_id: "ws-1".into(),
+                    session_id: "session-1".into(),
+                    endpoint: "/execute".into(),
+                    ..Default::default()
+                }),
                 estimated_input_tokens: input_tokens,
                 max_output_tokens,
-                workspace_id: "ws-1".into(),
-                session_id: "session-1".into(),
-                endpoint: "/execute".into(),
                 ..Default::default()
             },
         )
         .await
-    }
-
-    /// Stops the process (SIGKILL) and hands back its database.
-    pub async fn stop(self) -> TestDatabase {
-        self.process.kill().await;
-        self.database
     }
 }
 

@@ -8,7 +8,8 @@
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tests::docs_harness::run_bash;
-use tests::{Backend, Stack, assert_ledger_invariants, backend_tests, default_cost};
+use tests::in_process::Stack;
+use tests::{Backend, Service, StackOf, assert_ledger_invariants, backend_tests, default_cost};
 
 backend_tests!(
     the_official_anthropic_sdk_works_unchanged,
@@ -82,11 +83,12 @@ async fn the_official_anthropic_sdk_works_unchanged(backend: Backend) {
 /// answers come back as the provider sent them, and the platform's refusals stay the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_anthropic_sdk_works_through_a_native_provider() {
-    let stack = Stack::start_anthropic(Backend::Sqlite).await;
+    // A process stack: the native provider's key is read from executor-svc's environment.
+    let stack = tests::Stack::start_anthropic(Backend::Sqlite).await;
     the_sdk_script_passes(stack).await;
 }
 
-async fn the_sdk_script_passes(stack: Stack) {
+async fn the_sdk_script_passes<S: Service>(stack: StackOf<S>) {
     let key = stack.funded_key("anthropic", "50").await;
     let (_, broke) = stack.create_key("no credit", "standard").await;
     // A key whose policy allows only the model `mock` (API_KEY_MANAGEMENT.md, "Keys").
@@ -244,7 +246,7 @@ fn assert_anthropic_refusal(answer: &tests::Answer, status: u16, kind: &str) {
 /// is in Anthropic's shape and says not to retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_code_requests_are_mapped_and_refusals_are_final() {
-    let billing = tests::Billing::start(Backend::Sqlite, &[]).await;
+    let billing = tests::in_process::Billing::start(Backend::Sqlite, &[]).await;
     let stack = Stack::start_on(
         billing,
         &[

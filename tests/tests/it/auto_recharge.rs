@@ -9,7 +9,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tests::fake_stripe::FakeStripe;
-use tests::{Backend, Stack, assert_ledger_invariants, backend_tests};
+use tests::in_process::Stack;
+use tests::{Backend, assert_ledger_invariants, backend_tests};
 
 use crate::stripe::{
     SECRET, account_of, checkout_completed, deliver, stack_with_fake_stripe, stripe_signature,

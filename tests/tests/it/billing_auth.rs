@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use proto::billing::v1 as pb;
-use tests::{Backend, Billing, TestDatabase, authed, eventually};
+use tests::in_process::Billing;
+use tests::{Backend, BillingOf, Service, TestDatabase, authed, eventually};
 use tonic::Code;
 
 /// Sends GetAccount with the given `authorization` value (or none).
-async fn get_account(
-    billing: &Billing,
+async fn get_account<S: Service>(
+    billing: &BillingOf<S>,
     authorization: Option<&str>,
 ) -> Result<pb::Account, tonic::Status> {
     let mut request = tonic::Request::new(pb::GetAccountRequest {});
@@ -109,7 +110,8 @@ async fn customer_keys_are_checked(backend: Backend) {
 /// billing-svc keeps authenticated keys in memory. A key revoked through another billing-svc process on the
 /// same database must still be refused on the next execution by the process that has it cached.
 async fn a_key_revoked_elsewhere_cannot_open_an_execution(backend: Backend) {
-    let first = Billing::start(backend, &[]).await;
+    // Processes, as replicas are deployed: each has its own cache of keys.
+    let first = tests::Billing::start(backend, &[]).await;
     let (id, key) = first.create_key(pb::KeyType::Standard).await;
     first.add_credits(&id, "10").await;
     let warm = first
@@ -134,7 +136,7 @@ async fn a_key_revoked_elsewhere_cannot_open_an_execution(backend: Backend) {
     };
     let (_, balance) = ledger().await;
 
-    let second = Billing::start_with(
+    let second = tests::Billing::start_with(
         TestDatabase::existing(backend, first.database.url.clone()),
         first.admin_key.clone(),
         first.service_token.clone(),
@@ -189,7 +191,10 @@ async fn admin_and_metering_refuse_customer_keys(backend: Backend) {
         pb::MeterOpen {
             api_key: key.clone(),
             execution_id: "e".into(),
-            model: "m".into(),
+            labels: Some(pb::Labels {
+                model: "m".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         },
     )
@@ -403,7 +408,8 @@ impl tonic::codec::Decoder for RawCodec {
 }
 
 async fn plain_keys_never_reach_the_logs(backend: Backend) {
-    let billing = Billing::start(backend, &[]).await;
+    // A process: its logs are read.
+    let billing = tests::Billing::start(backend, &[]).await;
     let (id, key) = billing.create_key(pb::KeyType::Standard).await;
     billing.add_credits(&id, "1").await;
     let session = billing.open(&key, "exec-log", 10, 0).await.expect("open");

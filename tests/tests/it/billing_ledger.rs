@@ -3,7 +3,8 @@
 
 use proto::billing::v1 as pb;
 use sqlx::Connection;
-use tests::{Backend, Billing, assert_ledger_invariants, authed};
+use tests::in_process::Billing;
+use tests::{Backend, assert_ledger_invariants, authed};
 use tonic::Code;
 
 /// Opens and closes one execution with the provider's usage.
@@ -443,12 +444,15 @@ async fn usage_and_transactions_paginate_and_filter(backend: Backend) {
         let open = pb::MeterOpen {
             api_key: key.clone(),
             execution_id: format!("exec-{n}"),
-            model: if n % 2 == 0 { "model-a" } else { "model-b" }.into(),
+            labels: Some(pb::Labels {
+                model: if n % 2 == 0 { "model-a" } else { "model-b" }.into(),
+                workspace_id: if n < 3 { "ws-a" } else { "ws-b" }.into(),
+                session_id: "s".into(),
+                endpoint: "/execute".into(),
+                ..Default::default()
+            }),
             estimated_input_tokens: 100,
             max_output_tokens: 0,
-            workspace_id: if n < 3 { "ws-a" } else { "ws-b" }.into(),
-            session_id: "s".into(),
-            endpoint: "/execute".into(),
             ..Default::default()
         };
         let session =
@@ -771,7 +775,8 @@ async fn keys_are_listed_without_secrets_and_revoked(backend: Backend) {
 /// writes must not lose a write: a plain open/close of the SQLite file inside billing-svc once dropped its
 /// POSIX locks, so the other process's close deleted the live WAL.
 async fn writes_survive_another_process_reading_the_database(backend: Backend) {
-    let billing = Billing::start(backend, &[]).await;
+    // A process: in this one SQLite would share its locks with the reader's connections.
+    let billing = tests::Billing::start(backend, &[]).await;
     let (id, key) = billing.create_key(pb::KeyType::Standard).await;
     let reader = {
         let database_url = billing.database.url.clone();

@@ -7,7 +7,8 @@ use std::time::Duration;
 use proto::billing::v1 as pb;
 use proto::billing::v1::meter_response::Message as Out;
 use rust_decimal::Decimal;
-use tests::{Backend, Billing, assert_ledger_invariants, authed, eventually};
+use tests::in_process::Billing;
+use tests::{Backend, BillingOf, assert_ledger_invariants, authed, eventually};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -23,7 +24,7 @@ fn refusal(status: &tonic::Status) -> (String, HashMap<String, String>) {
     (info.reason, info.metadata)
 }
 
-async fn holds_in_database(billing: &Billing) -> i64 {
+async fn holds_in_database<S>(billing: &BillingOf<S>) -> i64 {
     let mut connection = billing
         .database
         .connect()
@@ -155,7 +156,7 @@ async fn holds_grow_chunk_by_chunk_until_credit_runs_out(backend: Backend) {
         .open(&key, "exec-grow", 1000, 0)
         .await
         .expect("open");
-    assert_eq!(session.opened.granted_output_tokens, 100);
+    assert_eq!(session.opened.covered_output_tokens, 100);
 
     let mut answers = Vec::new();
     for output in [20, 60, 160, 260, 300] {
@@ -166,21 +167,21 @@ async fn holds_grow_chunk_by_chunk_until_credit_runs_out(backend: Backend) {
         .await
         .expect("close");
 
-    let grants: Vec<_> = answers
+    let answers_seen: Vec<_> = answers
         .iter()
         .map(|answer| match answer {
-            Out::Grant(grant) => ("grant", grant.granted_output_tokens),
-            Out::Stop(stop) => ("stop", stop.granted_output_tokens),
+            Out::Extended(extended) => ("extended", extended.covered_output_tokens),
+            Out::Stop(stop) => ("stop", stop.covered_output_tokens),
             other => panic!("unexpected {other:?}"),
         })
         .collect();
     assert_eq!(
-        grants,
+        answers_seen,
         [
-            ("grant", 100),
-            ("grant", 200),
-            ("grant", 300),
-            ("grant", 300),
+            ("extended", 100),
+            ("extended", 200),
+            ("extended", 300),
+            ("extended", 300),
             ("stop", 300)
         ]
     );
@@ -213,7 +214,10 @@ async fn closing_twice_settles_once(backend: Backend) {
             pb::SettleRequest {
                 api_key_id: id.clone(),
                 execution_id: "exec-twice".into(),
-                model: "test-model".into(),
+                labels: Some(pb::Labels {
+                    model: "test-model".into(),
+                    ..Default::default()
+                }),
                 input_tokens,
                 output_tokens: 108,
                 status: pb::UsageStatus::Completed.into(),
@@ -274,7 +278,10 @@ async fn an_abandoned_hold_expires_and_a_late_settle_charges_once(backend: Backe
     let late = pb::SettleRequest {
         api_key_id: id.clone(),
         execution_id: "exec-late".into(),
-        model: "test-model".into(),
+        labels: Some(pb::Labels {
+            model: "test-model".into(),
+            ..Default::default()
+        }),
         input_tokens: 6548,
         output_tokens: 108,
         status: pb::UsageStatus::Completed.into(),
@@ -311,7 +318,10 @@ async fn metering_rejects_protocol_and_input_errors(backend: Backend) {
     let open = |execution_id: &str, model: &str, input: u64| pb::MeterOpen {
         api_key: key.clone(),
         execution_id: execution_id.into(),
-        model: model.into(),
+        labels: Some(pb::Labels {
+            model: model.into(),
+            ..Default::default()
+        }),
         estimated_input_tokens: input,
         ..Default::default()
     };
@@ -341,7 +351,10 @@ async fn metering_rejects_protocol_and_input_errors(backend: Backend) {
             pb::SettleRequest {
                 api_key_id: id.clone(),
                 execution_id: "e".into(),
-                model: "m".into(),
+                labels: Some(pb::Labels {
+                    model: "m".into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
         ))
@@ -353,7 +366,10 @@ async fn metering_rejects_protocol_and_input_errors(backend: Backend) {
             pb::SettleRequest {
                 api_key_id: "nope".into(),
                 execution_id: "e".into(),
-                model: "m".into(),
+                labels: Some(pb::Labels {
+                    model: "m".into(),
+                    ..Default::default()
+                }),
                 status: pb::UsageStatus::Completed.into(),
                 ..Default::default()
             },
@@ -386,7 +402,10 @@ async fn concurrent_executions_never_overspend(backend: Backend) {
             let open = pb::MeterOpen {
                 api_key: key,
                 execution_id: format!("exec-{n}"),
-                model: "test-model".into(),
+                labels: Some(pb::Labels {
+                    model: "test-model".into(),
+                    ..Default::default()
+                }),
                 estimated_input_tokens: 500,
                 max_output_tokens: 400,
                 ..Default::default()
@@ -401,22 +420,22 @@ async fn concurrent_executions_never_overspend(backend: Backend) {
                     return None;
                 }
             };
-            let mut granted = session.opened.granted_output_tokens;
+            let mut covered = session.opened.covered_output_tokens;
             let mut output = 0;
-            // Generate 16 tokens at a time up to the grant; stop when billing says stop.
+            // Generate 16 tokens at a time up to what the hold covers; stop when billing says stop.
             while output < 400 {
-                let next = (output + 16).min(granted).min(400);
+                let next = (output + 16).min(covered).min(400);
                 if next == output {
                     break;
                 }
                 output = next;
                 match session.progress(output).await.expect("progress") {
-                    Out::Grant(grant) => granted = grant.granted_output_tokens,
+                    Out::Extended(extended) => covered = extended.covered_output_tokens,
                     Out::Stop(_) => break,
                     other => panic!("unexpected {other:?}"),
                 }
             }
-            // The provider reports a few tokens beyond the grant, as a real stream cut mid-flight does.
+            // The provider reports a few tokens beyond what the hold covers, as a real stream cut mid-flight does.
             let settlement = session
                 .close(500, output + 3, pb::UsageStatus::Completed)
                 .await
@@ -462,7 +481,8 @@ async fn concurrent_executions_never_overspend(backend: Backend) {
 }
 
 async fn a_hold_survives_a_crash_and_the_replay_settles_it_once(backend: Backend) {
-    let billing = Billing::start(backend, &["--hold-ttl-secs", "2"]).await;
+    // A process: it is killed.
+    let billing = tests::Billing::start(backend, &["--hold-ttl-secs", "2"]).await;
     let (id, key) = billing.create_key(pb::KeyType::Standard).await;
     billing.add_credits(&id, "10").await;
     let mut session = billing
@@ -482,7 +502,7 @@ async fn a_hold_survives_a_crash_and_the_replay_settles_it_once(backend: Backend
 
     let database = billing.stop().await;
     let _ = writing.await;
-    let billing = Billing::start_with(
+    let billing = tests::Billing::start_with(
         database,
         admin_key,
         service_token,
@@ -501,7 +521,10 @@ async fn a_hold_survives_a_crash_and_the_replay_settles_it_once(backend: Backend
             pb::SettleRequest {
                 api_key_id: id.clone(),
                 execution_id: "exec-crash".into(),
-                model: "test-model".into(),
+                labels: Some(pb::Labels {
+                    model: "test-model".into(),
+                    ..Default::default()
+                }),
                 input_tokens: 6548,
                 output_tokens: 108,
                 status: pb::UsageStatus::Completed.into(),
@@ -526,8 +549,87 @@ async fn a_hold_survives_a_crash_and_the_replay_settles_it_once(backend: Backend
     assert_ledger_invariants(&billing.database).await;
 }
 
+/// An executor-svc of the previous release sends the labels as separate fields of `MeterOpen` and
+/// `SettleRequest` (RELIABILITY.md, "Upgrading"): billing-svc still records them.
+async fn the_separate_labels_of_the_previous_release_are_recorded(backend: Backend) {
+    let billing = Billing::start(backend, &[]).await;
+    let (id, key) = billing.create_key(pb::KeyType::Standard).await;
+    billing.add_credits(&id, "10").await;
+    let session = tests::MeterSession::open(
+        billing.metering().await,
+        &tests::bearer(&billing.service_token),
+        pb::MeterOpen {
+            api_key: key.clone(),
+            execution_id: "exec-previous".into(),
+            model: "test-model".into(),
+            workspace_id: "ws-old".into(),
+            session_id: "s-old".into(),
+            endpoint: "/v1/chat/completions".into(),
+            end_user_id: "user-old".into(),
+            estimated_input_tokens: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("open");
+    let settled = session
+        .close(100, 10, pb::UsageStatus::Completed)
+        .await
+        .expect("close");
+    let usage = settled.usage.expect("usage");
+    assert_eq!(
+        (
+            usage.model.as_str(),
+            usage.workspace_id.as_str(),
+            usage.session_id.as_str(),
+            usage.endpoint.as_str(),
+            usage.end_user_id.as_str()
+        ),
+        (
+            "test-model",
+            "ws-old",
+            "s-old",
+            "/v1/chat/completions",
+            "user-old"
+        )
+    );
+
+    let replayed = billing
+        .metering()
+        .await
+        .settle(authed(
+            &billing.service_token,
+            pb::SettleRequest {
+                api_key_id: id.clone(),
+                execution_id: "exec-previous-spooled".into(),
+                model: "test-model".into(),
+                workspace_id: "ws-spool".into(),
+                endpoint: "/execute".into(),
+                input_tokens: 10,
+                output_tokens: 1,
+                status: pb::UsageStatus::Completed.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("settle")
+        .into_inner()
+        .usage
+        .expect("usage");
+    assert_eq!(
+        (
+            replayed.model.as_str(),
+            replayed.workspace_id.as_str(),
+            replayed.endpoint.as_str()
+        ),
+        ("test-model", "ws-spool", "/execute")
+    );
+    assert_ledger_invariants(&billing.database).await;
+}
+
 tests::backend_tests!(
     an_empty_account_is_refused_and_holds_nothing,
+    the_separate_labels_of_the_previous_release_are_recorded,
     credit_for_the_input_but_not_a_minimal_output_is_refused,
     daily_and_monthly_caps_refuse_with_their_reason,
     holds_grow_chunk_by_chunk_until_credit_runs_out,

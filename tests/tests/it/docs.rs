@@ -91,7 +91,10 @@ async fn billing_worked_examples_are_what_billing_charges() {
         let mut request = tonic::Request::new(pb::SettleRequest {
             api_key_id: key_id.clone(),
             execution_id: format!("billing-example-{index}"),
-            model,
+            labels: Some(pb::Labels {
+                model,
+                ..Default::default()
+            }),
             input_tokens: count("inputTokens"),
             output_tokens: count("outputTokens"),
             status: pb::UsageStatus::Completed.into(),

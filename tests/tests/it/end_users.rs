@@ -8,7 +8,8 @@ use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tests::{Backend, Stack, assert_ledger_invariants, backend_tests};
+use tests::in_process::Stack;
+use tests::{Backend, assert_ledger_invariants, backend_tests};
 
 backend_tests!(every_api_records_the_end_user_and_usage_reads_group_by_it);
 

@@ -5,7 +5,8 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tests::{Backend, Stack, assert_ledger_invariants, backend_tests};
+use tests::in_process::Stack;
+use tests::{Backend, assert_ledger_invariants, backend_tests};
 
 backend_tests!(
     events_exist_exactly_when_their_change_does,

@@ -1,5 +1,6 @@
 //! gateway tests: the public REST API end to end (billing-svc, mock-model, executor-svc and the gateway
-//! as processes), on SQLite and PostgreSQL.
+//! in the test process), on SQLite and PostgreSQL; in [`processes`], what needs the services as processes
+//! (a request id in executor-svc's logs, SIGTERM).
 //!
 //! The mock model reports exactly the usage a model name asks for: `mock-usage-6548-108` is the seed's
 //! example of BILLING.md, "Rounding and the cost of a call" (6,548 input and 108 output tokens, 0.10308 USD
@@ -11,7 +12,8 @@ use std::str::FromStr;
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tests::{Answer, Backend, Stack, assert_ledger_invariants, backend_tests};
+use tests::in_process::Stack;
+use tests::{Answer, Backend, assert_ledger_invariants, backend_tests};
 
 const SEED_MODEL: &str = "mock-usage-6548-108";
 
@@ -110,16 +112,14 @@ async fn seed_figures_are_exact_through_rest(backend: Backend) {
     assert_ledger_invariants(&stack.billing.database).await;
 }
 
-async fn customer_journey(backend: Backend) {
-    let stack = Stack::start(backend).await;
-    let admin = stack.billing.admin_key.clone();
-
-    // Keys of both types; the plain key is shown once, the listing never shows it.
+/// Creates a key through `POST /admin/keys` and checks what the answer shows: every field, the plain key
+/// among them (the only time it is shown).
+async fn create_key_shown_once(stack: &Stack, name: &str) -> (String, String) {
     let created = stack
         .post(
             "/admin/keys",
-            &admin,
-            json!({"name": "alice", "keyType": "standard"}),
+            &stack.billing.admin_key,
+            json!({"name": name, "keyType": "standard"}),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
@@ -140,12 +140,36 @@ async fn customer_journey(backend: Backend) {
         );
     }
     assert_eq!(created.json["keyType"], "standard");
-    let alice_id = created.json["id"].as_str().unwrap().to_string();
-    let alice = created.json["key"].as_str().unwrap().to_string();
+    (
+        created.json["id"].as_str().unwrap().to_string(),
+        created.json["key"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Runs the seed's reference execution (0.10308 USD) through `/execute`, not streamed; the answer.
+async fn execute_seed(stack: &Stack, key: &str) -> Answer {
+    let run = stack
+        .post(
+            "/execute",
+            key,
+            json!({"prompt": "Summarise.", "model": SEED_MODEL}),
+        )
+        .await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.text);
+    run
+}
+
+/// Keys of both types; the plain key is shown once, the listing never shows it; the admin routes need
+/// the admin key (a customer key is 403, no key or an unknown one 401).
+async fn keys_are_shown_once_and_admin_routes_need_the_admin_key(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let admin = stack.billing.admin_key.clone();
+
+    let (_, alice) = create_key_shown_once(&stack, "alice").await;
     assert!(alice.starts_with("tb_prod_"), "{alice}");
     let (_, internal) = stack.create_key("ops", "internal").await;
     assert!(internal.starts_with("tb_internal_"), "{internal}");
-    let (bob_id, bob) = stack.create_key("bob", "standard").await;
+    stack.create_key("bob", "standard").await;
     let listed = stack.get("/admin/keys", &admin).await;
     assert_eq!(
         listed.json["keys"].as_array().unwrap().len(),
@@ -158,7 +182,6 @@ async fn customer_journey(backend: Backend) {
         "the listing leaks a plain key"
     );
 
-    // Admin routes: a customer key is 403, no key 401.
     assert_error(&stack.get("/admin/keys", &alice).await, 403, "forbidden");
     assert_error(
         &stack.call(Method::GET, "/admin/keys", None, None).await,
@@ -170,8 +193,17 @@ async fn customer_journey(backend: Backend) {
         401,
         "unauthorized",
     );
+    assert_ledger_invariants(&stack.billing.database).await;
+}
 
-    // Credits: number or string, exact; the idempotency key makes a retry harmless.
+/// Credits: a number or a string, exact; the idempotency key makes a retry harmless and a different
+/// amount under it a conflict; more than nine decimals, or an array for the body, is refused.
+async fn credits_are_exact_and_a_retried_top_up_is_applied_once(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let admin = stack.billing.admin_key.clone();
+    let (alice_id, _) = stack.create_key("alice", "standard").await;
+    let (bob_id, _) = stack.create_key("bob", "standard").await;
+
     let body =
         json!({"amount": "10.000000000", "description": "top-up", "idempotencyKey": "topup-1"});
     let first = stack
@@ -218,28 +250,20 @@ async fn customer_journey(backend: Backend) {
         .await;
     assert_error(&positional, 422, "invalid_body");
     stack.add_credits(&bob_id, json!(1)).await;
+    assert_ledger_invariants(&stack.billing.database).await;
+}
 
-    // Unary execution, with a request id carried through.
-    let run = stack
-        .http
-        .post(stack.url("/execute"))
-        .bearer_auth(&alice)
-        .header("x-request-id", "journey-1")
-        .json(&json!({"prompt": "Summarise.", "model": SEED_MODEL, "workspaceId": "ws-a", "sessionId": "s-1"}))
-        .send()
-        .await
-        .unwrap();
-    let run = tests::gateway_answer(run).await;
-    assert_eq!(run.status, StatusCode::OK, "{}", run.text);
-    assert_eq!(run.request_id(), "journey-1");
-    let executor_logs = stack.executor.logs();
-    assert!(
-        executor_logs.iter().any(|line| line.contains("journey-1")),
-        "the request id did not reach executor-svc"
-    );
+/// Each way of calling a model reports what the call cost and the balance after it: `/execute` unary and
+/// streamed (deltas, one result, done), chat completions with the billing in headers and, streamed, in the
+/// usage chunk; an internal key's call has usage but no billing.
+async fn every_execution_api_reports_its_billing(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let alice = stack.funded_key("alice", "10").await;
+    let (_, internal) = stack.create_key("ops", "internal").await;
+
+    let run = execute_seed(&stack, &alice).await;
     assert_eq!(usd(&run.json["billing"]["balanceAfter"]), dec("9.89692"));
 
-    // Streamed /execute: deltas, one result, done.
     let streamed = stack
         .post(
             "/execute",
@@ -279,7 +303,6 @@ async fn customer_journey(backend: Backend) {
             .contains(r#""balanceAfter":9.79384"#)
     );
 
-    // OpenAI chat completions, not streamed: billing in headers.
     let chat = stack
         .post(
             "/v1/chat/completions",
@@ -298,7 +321,6 @@ async fn customer_journey(backend: Backend) {
     assert_eq!(chat.header("x-billing-balance-after"), Some("9.69076"));
     assert_eq!(chat.header("x-billing-total-spent"), Some("0.30924"));
 
-    // OpenAI chat completions, streamed with usage: chunks, a usage chunk carrying billing, [DONE].
     let chat_stream = stack
         .post(
             "/v1/chat/completions",
@@ -333,7 +355,6 @@ async fn customer_journey(backend: Backend) {
         "stop"
     );
 
-    // The internal key: usage, no billing, no billing headers.
     let internal_chat = stack
         .post(
             "/v1/chat/completions",
@@ -348,8 +369,55 @@ async fn customer_journey(backend: Backend) {
         internal_chat.text
     );
     assert!(internal_chat.header("x-billing-balance-after").is_none());
+    assert_ledger_invariants(&stack.billing.database).await;
+}
 
-    // The account, stats, usage pages and filters, transactions, workspaces.
+/// The account, stats, usage pages and filters, transactions and workspaces after four calls of 0.10308
+/// USD on 10 USD bought (one on `/execute` in workspace `ws-a`, one streamed, two chat completions); an
+/// internal key's call is not the account's.
+async fn usage_reads_page_filter_and_total_an_accounts_calls(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let admin = stack.billing.admin_key.clone();
+    let (alice_id, alice) = stack.create_key("alice", "standard").await;
+    stack.add_credits(&alice_id, json!("10.000000000")).await;
+    let (_, internal) = stack.create_key("ops", "internal").await;
+    let calls = [
+        (
+            "/execute",
+            json!({"prompt": "Summarise.", "model": SEED_MODEL, "workspaceId": "ws-a", "sessionId": "s-1"}),
+        ),
+        (
+            "/execute",
+            json!({"prompt": "Tell me more.", "model": SEED_MODEL, "stream": true}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": SEED_MODEL, "messages": [{"role": "user", "content": "Hi"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": SEED_MODEL, "stream": true, "stream_options": {"include_usage": true},
+                   "messages": [{"role": "user", "content": "Hi"}]}),
+        ),
+    ];
+    for (path, body) in calls {
+        let answer = stack.post(path, &alice, body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    }
+    let internal_chat = stack
+        .post(
+            "/v1/chat/completions",
+            &internal,
+            json!({"model": SEED_MODEL, "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
+    assert_eq!(
+        internal_chat.status,
+        StatusCode::OK,
+        "{}",
+        internal_chat.text
+    );
+
     let account = stack.get("/billing/account", &alice).await;
     assert_eq!(
         usd(&account.json["creditsBalance"]),
@@ -451,12 +519,24 @@ async fn customer_journey(backend: Backend) {
         "{}",
         admin_stats.text
     );
+    assert_ledger_invariants(&stack.billing.database).await;
+}
 
-    // Refunds: one record back, then more than is left is refused; another key's record is not found.
-    let record_id = page_two.json["records"][0]["id"]
+/// Refunds: part of a usage record back (10 - 0.10308 + 0.1), then more than is left of it is refused;
+/// another key's record is not found, nor an unknown account.
+async fn a_refund_returns_part_of_a_record_and_never_more_than_it(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let admin = stack.billing.admin_key.clone();
+    let (alice_id, alice) = stack.create_key("alice", "standard").await;
+    stack.add_credits(&alice_id, json!(10)).await;
+    let (bob_id, _) = stack.create_key("bob", "standard").await;
+    execute_seed(&stack, &alice).await;
+    let usage = stack.get("/billing/usage", &alice).await;
+    let record_id = usage.json["records"][0]["id"]
         .as_str()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no usage record: {}", usage.text))
         .to_string();
+
     let refund = stack
         .post(
             &format!("/billing/admin/{alice_id}/refunds"),
@@ -467,7 +547,7 @@ async fn customer_journey(backend: Backend) {
     assert_eq!(refund.status, StatusCode::OK, "{}", refund.text);
     assert_eq!(
         usd(&refund.json["account"]["creditsBalance"]),
-        dec("9.68768")
+        dec("9.99692")
     );
     let too_much = stack
         .post(
@@ -492,8 +572,20 @@ async fn customer_journey(backend: Backend) {
         )
         .await;
     assert_error(&unknown, 404, "not_found");
+    assert_ledger_invariants(&stack.billing.database).await;
+}
 
-    // Caps: a daily limit below today's net spend (0.41232 - 0.1 refunded) refuses with 402 and the figures.
+/// Caps: a daily limit below today's spend (three calls, 0.30924 USD) refuses every API with 402 and the
+/// figures, until it is cleared.
+async fn a_daily_cap_below_todays_spend_refuses_every_api(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let admin = stack.billing.admin_key.clone();
+    let (alice_id, alice) = stack.create_key("alice", "standard").await;
+    stack.add_credits(&alice_id, json!(10)).await;
+    for _ in 0..3 {
+        execute_seed(&stack, &alice).await;
+    }
+
     let limited = stack
         .post(
             &format!("/billing/admin/{alice_id}/limits"),
@@ -515,7 +607,7 @@ async fn customer_journey(backend: Backend) {
     assert_eq!(usd(&capped.json["details"]["limit"]), dec("0.3"));
     assert_eq!(
         usd(&capped.json["details"]["currentBalance"]),
-        dec("9.68768")
+        dec("9.69076")
     );
     let capped_chat = stack
         .post(
@@ -548,8 +640,19 @@ async fn customer_journey(backend: Backend) {
         )
         .await;
     assert!(cleared.json["dailyLimit"].is_null(), "{}", cleared.text);
+    assert_ledger_invariants(&stack.billing.database).await;
+}
 
-    // Revocation: the key is refused at once, everywhere; bob is untouched.
+/// Revocation: the key is refused at once, everywhere (our shape and OpenAI's); another key is untouched;
+/// revoking an unknown key is not found.
+async fn a_revoked_key_is_refused_at_once_and_others_go_on(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let admin = stack.billing.admin_key.clone();
+    let (alice_id, alice) = stack.create_key("alice", "standard").await;
+    stack.add_credits(&alice_id, json!(10)).await;
+    let bob = stack.funded_key("bob", "1").await;
+    execute_seed(&stack, &alice).await;
+
     let revoked = stack
         .call(
             Method::DELETE,
@@ -576,16 +679,16 @@ async fn customer_journey(backend: Backend) {
         401,
         "unauthorized",
     );
-    let bob_chat = stack
+    let revoked_chat = stack
         .post(
             "/v1/chat/completions",
             &alice,
             json!({"messages": [{"role": "user", "content": "Hi"}]}),
         )
         .await;
-    assert_eq!(bob_chat.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(bob_chat.json["error"]["type"], "authentication_error");
-    assert_eq!(bob_chat.json["error"]["code"], "invalid_api_key");
+    assert_eq!(revoked_chat.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(revoked_chat.json["error"]["type"], "authentication_error");
+    assert_eq!(revoked_chat.json["error"]["code"], "invalid_api_key");
     assert_eq!(
         stack.get("/billing/account", &bob).await.status,
         StatusCode::OK
@@ -602,11 +705,91 @@ async fn customer_journey(backend: Backend) {
         404,
         "not_found",
     );
-
     assert_ledger_invariants(&stack.billing.database).await;
 }
 
-backend_tests!(seed_figures_are_exact_through_rest, customer_journey);
+/// Ids in a path are checked for their form at the edge (API_KEY_MANAGEMENT.md, "Over REST"): a malformed
+/// id is 400 naming the form, after the credential is checked (401 first) and before billing-svc is asked;
+/// a well-formed id of nothing is 404.
+async fn a_malformed_path_id_is_refused_at_the_edge(backend: Backend) {
+    let stack = Stack::start(backend).await;
+    let admin = stack.billing.admin_key.clone();
+    let (key_id, key) = stack.create_key("alice", "standard").await;
+    let cases = [
+        (
+            Method::GET,
+            "/admin/accounts/acct_1".to_string(),
+            "an account id or an API key id (a UUID)",
+        ),
+        (
+            Method::DELETE,
+            "/admin/keys/tb_prod_1234".to_string(),
+            "an API key id (a UUID)",
+        ),
+        (
+            Method::GET,
+            format!("/billing/admin/{}/stats", key_id.replace('-', "")),
+            "an API key id (a UUID)",
+        ),
+        (
+            Method::GET,
+            "/admin/accounts/nope/usage".to_string(),
+            "an account id (a UUID)",
+        ),
+        (
+            Method::POST,
+            "/admin/events/evt_123/redeliver".to_string(),
+            "an event id (evt_ and 32 hex digits)",
+        ),
+        (
+            Method::DELETE,
+            format!("/admin/webhooks/evt_{}", "0".repeat(32)),
+            "a webhook endpoint id (we_ and 32 hex digits)",
+        ),
+    ];
+    for (method, path, form) in cases {
+        let refused = stack.call(method.clone(), &path, Some(&admin), None).await;
+        assert_error(&refused, 400, "invalid_request");
+        assert!(
+            refused.json["details"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains(form)),
+            "{path}: {}",
+            refused.text
+        );
+        let anonymous = stack.call(method, &path, None, None).await;
+        assert_error(&anonymous, 401, "unauthorized");
+    }
+    let customer = stack
+        .call(Method::DELETE, "/billing/webhooks/x", Some(&key), None)
+        .await;
+    assert_error(&customer, 400, "invalid_request");
+    let unknown = stack
+        .call(
+            Method::DELETE,
+            &format!("/billing/webhooks/we_{}", "0".repeat(32)),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_error(&unknown, 404, "not_found");
+    let either = stack
+        .get(&format!("/admin/accounts/{key_id}"), &admin)
+        .await;
+    assert_eq!(either.status, StatusCode::OK, "{}", either.text);
+}
+
+backend_tests!(
+    seed_figures_are_exact_through_rest,
+    a_malformed_path_id_is_refused_at_the_edge,
+    keys_are_shown_once_and_admin_routes_need_the_admin_key,
+    credits_are_exact_and_a_retried_top_up_is_applied_once,
+    every_execution_api_reports_its_billing,
+    usage_reads_page_filter_and_total_an_accounts_calls,
+    a_refund_returns_part_of_a_record_and_never_more_than_it,
+    a_daily_cap_below_todays_spend_refuses_every_api,
+    a_revoked_key_is_refused_at_once_and_others_go_on,
+);
 
 /// `/openapi.json` is OpenAPI 3, lists exactly the routes of `gateway::openapi::ROUTES`, and the gateway
 /// serves each of them (no `route_not_found`, no 405).
@@ -669,50 +852,82 @@ async fn openapi_lists_every_served_route() {
     );
 }
 
-/// SIGTERM while a stream is running: the gateway stops accepting, lets the stream finish (so its
-/// settlement is reported to the client) and exits cleanly.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_lets_a_running_stream_finish() {
-    let stack = Stack::start(Backend::Sqlite).await;
-    let (id, key) = stack.create_key("slow", "standard").await;
-    stack.add_credits(&id, json!(10)).await;
-    let mut response = stack
-        .http
-        .post(stack.url("/execute"))
-        .bearer_auth(&key)
-        .json(&json!({"prompt": "Slowly.", "model": "mock-usage-6548-108-latency-10", "stream": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let mut text = String::new();
-    while !text.contains("event: delta") {
-        let chunk = response
-            .chunk()
+/// What needs the services as real processes.
+mod processes {
+    use super::*;
+
+    /// The `x-request-id` a client sends comes back on the answer and reaches executor-svc (its logs).
+    async fn a_request_id_is_carried_through_to_executor_svc(backend: Backend) {
+        let stack = tests::Stack::start(backend).await;
+        let alice = stack.funded_key("alice", "10").await;
+        let run = stack
+            .http
+            .post(stack.url("/execute"))
+            .bearer_auth(&alice)
+            .header("x-request-id", "journey-1")
+            .json(&json!({"prompt": "Summarise.", "model": SEED_MODEL, "workspaceId": "ws-a", "sessionId": "s-1"}))
+            .send()
             .await
-            .unwrap()
-            .expect("a first delta before the end");
-        text.push_str(&String::from_utf8_lossy(&chunk));
+            .unwrap();
+        let run = tests::gateway_answer(run).await;
+        assert_eq!(run.status, StatusCode::OK, "{}", run.text);
+        assert_eq!(run.request_id(), "journey-1");
+        let executor_logs = stack.executor.logs();
+        assert!(
+            executor_logs.iter().any(|line| line.contains("journey-1")),
+            "the request id did not reach executor-svc"
+        );
+        assert_eq!(usd(&run.json["billing"]["balanceAfter"]), dec("9.89692"));
+        assert_ledger_invariants(&stack.billing.database).await;
     }
 
-    let Stack { gateway, .. } = stack;
-    let read_rest = async {
-        while let Some(chunk) = response.chunk().await.unwrap() {
+    backend_tests!(a_request_id_is_carried_through_to_executor_svc);
+
+    /// SIGTERM while a stream is running: the gateway stops accepting, lets the stream finish (so its
+    /// settlement is reported to the client) and exits cleanly.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_lets_a_running_stream_finish() {
+        let stack = tests::Stack::start(Backend::Sqlite).await;
+        let (id, key) = stack.create_key("slow", "standard").await;
+        stack.add_credits(&id, json!(10)).await;
+        let mut response = stack
+            .http
+            .post(stack.url("/execute"))
+            .bearer_auth(&key)
+            .json(&json!({"prompt": "Slowly.", "model": "mock-usage-6548-108-latency-10", "stream": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut text = String::new();
+        while !text.contains("event: delta") {
+            let chunk = response
+                .chunk()
+                .await
+                .unwrap()
+                .expect("a first delta before the end");
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
-        text
-    };
-    let (status, text) = tokio::join!(gateway.terminate(), read_rest);
-    let status = status.expect("the gateway stops after SIGTERM");
-    assert!(status.success(), "gateway exit: {status:?}");
-    let events = tests::parse_sse(&text);
-    let result = events
-        .iter()
-        .find(|e| e.event.as_deref() == Some("result"))
-        .expect("a result event");
-    assert_eq!(
-        usd(&result.json()["billing"]["balanceAfter"]),
-        dec("9.89692")
-    );
-    assert_eq!(events.last().unwrap().data, "[DONE]");
+
+        let tests::Stack { gateway, .. } = stack;
+        let read_rest = async {
+            while let Some(chunk) = response.chunk().await.unwrap() {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            text
+        };
+        let (status, text) = tokio::join!(gateway.terminate(), read_rest);
+        let status = status.expect("the gateway stops after SIGTERM");
+        assert!(status.success(), "gateway exit: {status:?}");
+        let events = tests::parse_sse(&text);
+        let result = events
+            .iter()
+            .find(|e| e.event.as_deref() == Some("result"))
+            .expect("a result event");
+        assert_eq!(
+            usd(&result.json()["billing"]["balanceAfter"]),
+            dec("9.89692")
+        );
+        assert_eq!(events.last().unwrap().data, "[DONE]");
+    }
 }

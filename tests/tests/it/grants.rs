@@ -8,7 +8,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tests::{Backend, Billing, Stack, TestDatabase, assert_ledger_invariants, backend_tests};
+use tests::in_process::{Billing, Stack};
+use tests::{Backend, TestDatabase, assert_ledger_invariants, backend_tests};
 
 backend_tests!(
     promotional_credit_is_spent_first_and_each_deduction_names_its_grants,
@@ -234,9 +235,10 @@ async fn a_refund_is_a_paid_grant_and_an_idempotent_credit_one_grant(backend: Ba
 async fn two_processes_sweeping_one_database_expire_each_grant_once(backend: Backend) {
     use proto::billing::v1 as pb;
 
+    // Processes, as replicas are deployed: nothing but the database is shared.
     let sweep = ["--hold-sweep-interval-ms", "20"];
-    let first = Billing::start(backend, &sweep).await;
-    let second = Billing::start_with(
+    let first = tests::Billing::start(backend, &sweep).await;
+    let second = tests::Billing::start_with(
         TestDatabase::existing(backend, first.database.url.clone()),
         first.admin_key.clone(),
         first.service_token.clone(),

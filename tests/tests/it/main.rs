@@ -1,4 +1,6 @@
-//! The end-to-end suite: real binaries started as processes, talking over loopback.
+//! The end-to-end suite over loopback: behaviour against the services run as libraries in this process
+//! (`tests::in_process`), and what needs a process (logs, kills, restarts, signals, replicas) against the
+//! real binaries (`tests::Stack`, `tests::Billing`). TESTING.md says which suite runs how.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

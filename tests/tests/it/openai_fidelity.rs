@@ -7,9 +7,8 @@ use reqwest::StatusCode;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tests::docs_harness::run_bash;
-use tests::{
-    Answer, Backend, Billing, Stack, assert_ledger_invariants, backend_tests, default_cost,
-};
+use tests::in_process::{Billing, Stack};
+use tests::{Answer, Backend, assert_ledger_invariants, backend_tests, default_cost};
 
 backend_tests!(
     request_fields_reach_the_provider_unchanged,

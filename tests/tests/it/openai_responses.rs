@@ -7,7 +7,8 @@
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tests::docs_harness::run_bash;
-use tests::{Backend, Stack, assert_ledger_invariants, backend_tests, default_cost};
+use tests::in_process::Stack;
+use tests::{Backend, assert_ledger_invariants, backend_tests, default_cost};
 
 backend_tests!(
     the_official_openai_sdk_speaks_the_responses_api,

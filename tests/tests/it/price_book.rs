@@ -11,9 +11,8 @@
 
 use rust_decimal::Decimal;
 use serde_json::json;
-use tests::{
-    Backend, Billing, Stack, TestDatabase, assert_ledger_invariants, authed, backend_tests, bearer,
-};
+use tests::in_process::{Billing, Stack};
+use tests::{Backend, TestDatabase, assert_ledger_invariants, authed, backend_tests, bearer};
 
 use proto::billing::v1 as pb;
 
@@ -84,8 +83,11 @@ async fn settle(
     let mut request = tonic::Request::new(pb::SettleRequest {
         api_key_id: key_id.into(),
         execution_id: execution.into(),
-        model: model.into(),
-        endpoint: "/v1/messages".into(),
+        labels: Some(pb::Labels {
+            model: model.into(),
+            endpoint: "/v1/messages".into(),
+            ..Default::default()
+        }),
         input_tokens: input,
         output_tokens: output,
         status: pb::UsageStatus::Completed.into(),
@@ -211,7 +213,10 @@ async fn every_token_class_is_priced_at_its_own_rate(backend: Backend) {
     let mut refused = tonic::Request::new(pb::SettleRequest {
         api_key_id: key_id.clone(),
         execution_id: "classes-too-many".into(),
-        model: "claude-sonnet-4-5".into(),
+        labels: Some(pb::Labels {
+            model: "claude-sonnet-4-5".into(),
+            ..Default::default()
+        }),
         input_tokens: 10,
         output_tokens: 1,
         status: pb::UsageStatus::Completed.into(),
@@ -689,7 +694,8 @@ async fn a_database_of_the_release_before_the_price_book_upgrades_in_place(backe
 /// operator's stats show provider cost and margin; the customer's do not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classes_reported_by_the_provider_are_priced_end_to_end() {
-    let stack = Stack::start_anthropic(Backend::Sqlite).await;
+    // A process stack: the native provider's key is read from executor-svc's environment.
+    let stack = tests::Stack::start_anthropic(Backend::Sqlite).await;
     let admin = stack.billing.admin_key.clone();
     let set = stack
         .post(

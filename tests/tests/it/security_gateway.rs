@@ -273,7 +273,10 @@ async fn a_key_reaches_nothing_of_another_key_through_rest_or_grpc(backend: Back
             pb::SettleRequest {
                 api_key_id: b_id.clone(),
                 execution_id: "forged".into(),
-                model: "mock".into(),
+                labels: Some(pb::Labels {
+                    model: "mock".into(),
+                    ..Default::default()
+                }),
                 input_tokens: 1_000_000,
                 output_tokens: 1_000_000,
                 ..Default::default()

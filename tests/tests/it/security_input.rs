@@ -8,8 +8,9 @@ use std::time::Duration;
 use proto::billing::v1 as pb;
 use proto::billing::v1::meter_request::Message as In;
 use proto::executor::v1 as ex;
+use tests::in_process::Billing;
 use tests::reliability::{row_count, text_request};
-use tests::{Backend, Billing, Executor, MockModel, assert_ledger_invariants, authed};
+use tests::{Backend, Executor, MockModel, assert_ledger_invariants, authed};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
@@ -281,7 +282,10 @@ async fn a_silent_meter_stream_is_ended_after_the_idle_timeout(backend: Backend)
             message: Some(In::Open(pb::MeterOpen {
                 api_key: key.clone(),
                 execution_id: "silent-1".into(),
-                model: "mock".into(),
+                labels: Some(pb::Labels {
+                    model: "mock".into(),
+                    ..Default::default()
+                }),
                 estimated_input_tokens: 10,
                 max_output_tokens: 100,
                 ..Default::default()

@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tests::docs_harness::docs_tools_bin;
 use tests::fake_stripe::FakeStripe;
-use tests::{Backend, Billing, Stack, assert_ledger_invariants, backend_tests};
+use tests::in_process::{Billing, Stack};
+use tests::{Backend, assert_ledger_invariants, backend_tests};
 
 backend_tests!(
     a_paid_checkout_session_credits_once_however_often_it_is_delivered,

@@ -8,9 +8,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tests::{
-    Backend, Billing, Stack, TestDatabase, assert_ledger_invariants, backend_tests, bearer,
-};
+use tests::in_process::{Billing, Stack};
+use tests::{Backend, TestDatabase, assert_ledger_invariants, backend_tests, bearer};
 
 backend_tests!(
     keys_of_one_account_spend_one_balance_and_roles_decide_what_they_see,
@@ -622,7 +621,7 @@ async fn a_database_of_the_previous_release_upgrades_in_place(backend: Backend) 
 async fn key_limits_are_exact_across_three_replicas_on_one_postgresql() {
     use proto::billing::v1 as pb;
 
-    let first = Billing::start(Backend::Postgres, &[]).await;
+    let first = tests::Billing::start(Backend::Postgres, &[]).await;
     let url = first.database.url.clone();
     let mut replicas = vec![first];
     for _ in 0..2 {
@@ -631,7 +630,7 @@ async fn key_limits_are_exact_across_three_replicas_on_one_postgresql() {
             replicas[0].service_token.clone(),
         );
         replicas.push(
-            Billing::start_with(
+            tests::Billing::start_with(
                 TestDatabase::existing(Backend::Postgres, url.clone()),
                 admin_key,
                 service_token,

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tests::in_process::{Billing, Stack};
 use tests::webhook_receiver::WebhookReceiver as Receiver;
-use tests::{Backend, Billing, Stack, assert_ledger_invariants, backend_tests, eventually};
+use tests::{Backend, assert_ledger_invariants, backend_tests, eventually};
 
 backend_tests!(
     deliveries_are_verified_by_standardwebhooks_and_retried_until_received,
@@ -207,7 +208,8 @@ async fn committed_events_are_delivered_after_billing_is_killed(backend: Backend
         "--webhook-timeout-secs",
         "1",
     ];
-    let billing = Billing::start(backend, &args).await;
+    // A process: it is killed.
+    let billing = tests::Billing::start(backend, &args).await;
     let receiver = Receiver::start(1).await;
     let (id, key) = billing.create_key(pb::KeyType::Standard).await;
     let endpoint = billing
@@ -234,7 +236,7 @@ async fn committed_events_are_delivered_after_billing_is_killed(backend: Backend
         "nothing delivered before the kill"
     );
 
-    let restarted = Billing::start_with(database, admin_key, service_token, &args).await;
+    let restarted = tests::Billing::start_with(database, admin_key, service_token, &args).await;
     let delivered = receiver
         .wait_for_deliveries(2, Duration::from_secs(20))
         .await;
@@ -271,10 +273,12 @@ async fn an_event_committed_after_a_later_one_is_still_delivered() {
         "--webhook-timeout-secs",
         "2",
     ];
-    let first = Billing::start(Backend::Postgres, &args).await;
+    // Processes, as replicas are deployed: nothing but the database is shared.
+    let first = tests::Billing::start(Backend::Postgres, &args).await;
     let database = TestDatabase::existing(Backend::Postgres, first.database.url.clone());
     let (admin_key, service_token) = (first.admin_key.clone(), first.service_token.clone());
-    let second = Billing::start_with(database, admin_key.clone(), service_token, &args).await;
+    let second =
+        tests::Billing::start_with(database, admin_key.clone(), service_token, &args).await;
     let receiver = Receiver::start(0).await;
     let endpoint = first
         .admin()
