@@ -1,6 +1,8 @@
 //! Extractors whose rejections are [`ApiError`]s (so every malformed request gets the same error body),
 //! and [`CallContext`], what a downstream call carries from the HTTP request.
 
+use std::str::FromStr;
+
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
@@ -14,6 +16,7 @@ use crate::error::ApiError;
 use crate::middleware::RequestId;
 use crate::model_api::anthropic_error::AnthropicError;
 use crate::model_api::openai_error::OpenAiError;
+use proto::ids::IdError;
 
 /// A JSON object body: 400 for a syntax error, 415 without `Content-Type: application/json`, 413 when
 /// too large, 422 when it is not an object (serde's derived structs would read an array as the fields'
@@ -53,6 +56,26 @@ pub struct QueryParams<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(Path), rejection(ApiError))]
 pub struct PathParams<T>(pub T);
+
+/// A typed id as the path's one parameter, checked for its form (`proto::ids`): a malformed id is a 400
+/// naming the form it should have, before any service is asked.
+#[derive(Debug)]
+pub struct PathId<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for PathId<T>
+where
+    S: Send + Sync,
+    T: FromStr<Err = IdError>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<PathId<T>, ApiError> {
+        let PathParams(text) = PathParams::<String>::from_request_parts(parts, state).await?;
+        text.parse()
+            .map(PathId)
+            .map_err(|error: IdError| ApiError::InvalidRequest(format!("Invalid URL: {error}")))
+    }
+}
 
 /// The caller's `Authorization` header (forwarded as is: billing-svc decides) and the request id. Every
 /// route that takes it needs a key, and takes it before its query or body: a call without the header is

@@ -106,37 +106,55 @@ async fn bodies_are_refused_with_the_error_shape() {
     let app = app();
     let cases = [
         (
-            post_json("/billing/admin/k/credits", "{not json"),
+            post_json(
+                "/billing/admin/9b83c80d-87d6-4799-988d-59440610c5b8/credits",
+                "{not json",
+            ),
             400,
             "malformed_json",
             "syntax",
         ),
         (
-            post_json("/billing/admin/k/credits", r#"{"amount": true}"#),
+            post_json(
+                "/billing/admin/9b83c80d-87d6-4799-988d-59440610c5b8/credits",
+                r#"{"amount": true}"#,
+            ),
             422,
             "invalid_body",
             "amount of the wrong type",
         ),
         (
-            post_json("/billing/admin/k/credits", r#"{"amount": 0.1234567891}"#),
+            post_json(
+                "/billing/admin/9b83c80d-87d6-4799-988d-59440610c5b8/credits",
+                r#"{"amount": 0.1234567891}"#,
+            ),
             422,
             "invalid_body",
             "10 decimals",
         ),
         (
-            post_json("/billing/admin/k/credits", r#"{"amount": "0.0000000001"}"#),
+            post_json(
+                "/billing/admin/9b83c80d-87d6-4799-988d-59440610c5b8/credits",
+                r#"{"amount": "0.0000000001"}"#,
+            ),
             422,
             "invalid_body",
             "10 decimals in a string",
         ),
         (
-            post_json("/billing/admin/k/credits", r#"{"amount": 1, "extra": 1}"#),
+            post_json(
+                "/billing/admin/9b83c80d-87d6-4799-988d-59440610c5b8/credits",
+                r#"{"amount": 1, "extra": 1}"#,
+            ),
             422,
             "invalid_body",
             "unknown field",
         ),
         (
-            post_json("/billing/admin/k/limits", r#"{"dailyLimit": 1}"#),
+            post_json(
+                "/billing/admin/9b83c80d-87d6-4799-988d-59440610c5b8/limits",
+                r#"{"dailyLimit": 1}"#,
+            ),
             422,
             "invalid_body",
             "monthlyLimit missing",
@@ -180,7 +198,10 @@ async fn bodies_are_refused_with_the_error_shape() {
     }
     let answer = send(
         &app,
-        post_json("/billing/admin/k/credits", r#"{"amount": 0.1234567891}"#),
+        post_json(
+            "/billing/admin/9b83c80d-87d6-4799-988d-59440610c5b8/credits",
+            r#"{"amount": 0.1234567891}"#,
+        ),
     )
     .await;
     let message = answer.body["details"]["message"].as_str().unwrap();
@@ -197,7 +218,10 @@ async fn bad_query_values_are_400_with_a_clear_message() {
         ("/billing/usage?limit=5000", "between 1 and 1000"),
         ("/billing/usage?limit=ten", "limit"),
         ("/billing/transactions?type=gift", "gift"),
-        ("/billing/admin/k/stats?from=1", "RFC 3339"),
+        (
+            "/billing/admin/9b83c80d-87d6-4799-988d-59440610c5b8/stats?from=1",
+            "RFC 3339",
+        ),
     ];
     for (uri, expected) in cases {
         let answer = send(&app, get(uri)).await;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
-use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
+use crate::extract::{CallContext, JsonBody, PathId, QueryParams};
 use crate::openapi::{AdminErrors, CustomerErrors, CustomerWriteErrors};
 use crate::routes::billing_call::billing;
 use crate::routes::keys::json::{KeyPolicy, KeySpend, KeyType, Role};
@@ -270,7 +270,7 @@ pub async fn list_accounts(
 pub async fn get_account(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(account_id): PathParams<AccountOrKeyId>,
+    PathId(account_id): PathId<AccountOrKeyId>,
 ) -> Result<Json<AccountWithKeys>, ApiError> {
     let request = context.request(pb::GetAccountAdminRequest {
         account_id: account_id.into(),
@@ -301,7 +301,7 @@ pub struct UpdateAccountBody {
 pub async fn update_account(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(account_id): PathParams<AccountId>,
+    PathId(account_id): PathId<AccountId>,
     JsonBody(body): JsonBody<UpdateAccountBody>,
 ) -> Result<Json<Account>, ApiError> {
     let request = context.request(pb::UpdateAccountRequest {
@@ -342,7 +342,7 @@ pub struct SetLimitsBody {
 pub async fn set_limits(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<ApiKeyId>,
+    PathId(id): PathId<ApiKeyId>,
     JsonBody(body): JsonBody<SetLimitsBody>,
 ) -> Result<Json<Account>, ApiError> {
     let request = context.request(pb::SetLimitsRequest {
@@ -368,7 +368,7 @@ pub async fn set_limits(
 pub async fn admin_alerts(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<AccountOrKeyId>,
+    PathId(id): PathId<AccountOrKeyId>,
     JsonBody(body): JsonBody<Alerts>,
 ) -> Result<Json<Alerts>, ApiError> {
     let request = context.request(pb::SetAlertsRequest {

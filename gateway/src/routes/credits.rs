@@ -14,7 +14,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
-use crate::extract::{CallContext, JsonBody, PathParams, QueryParams};
+use crate::extract::{CallContext, JsonBody, PathId, QueryParams};
 use crate::openapi::{AdminErrors, CustomerErrors};
 use crate::routes::accounts::Account;
 use crate::routes::billing_call::billing;
@@ -331,7 +331,7 @@ pub async fn transactions(
 pub async fn admin_grants(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<AccountOrKeyId>,
+    PathId(id): PathId<AccountOrKeyId>,
     QueryParams(query): QueryParams<GrantsQuery>,
 ) -> Result<Json<GrantList>, ApiError> {
     let request = context.request(pb::ListGrantsRequest {
@@ -371,7 +371,7 @@ pub struct AccountTransactionQuery {
 pub async fn account_transactions(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(account_id): PathParams<AccountId>,
+    PathId(account_id): PathId<AccountId>,
     QueryParams(query): QueryParams<AccountTransactionQuery>,
 ) -> Result<Json<TransactionPage>, ApiError> {
     let kind = query
@@ -421,7 +421,7 @@ pub struct AddCreditsBody {
 pub async fn add_credits(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<ApiKeyId>,
+    PathId(id): PathId<ApiKeyId>,
     JsonBody(body): JsonBody<AddCreditsBody>,
 ) -> Result<Json<LedgerEntry>, ApiError> {
     let request = context.request(pb::AddCreditsRequest {
@@ -464,7 +464,7 @@ pub struct AdjustCreditsBody {
 pub async fn adjust_credits(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<ApiKeyId>,
+    PathId(id): PathId<ApiKeyId>,
     JsonBody(body): JsonBody<AdjustCreditsBody>,
 ) -> Result<Json<LedgerEntry>, ApiError> {
     let request = context.request(pb::AdjustCreditsRequest {
@@ -501,7 +501,7 @@ pub struct RefundBody {
 pub async fn refund(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<ApiKeyId>,
+    PathId(id): PathId<ApiKeyId>,
     JsonBody(body): JsonBody<RefundBody>,
 ) -> Result<Json<LedgerEntry>, ApiError> {
     let request = context.request(pb::RefundRequest {

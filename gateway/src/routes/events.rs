@@ -14,7 +14,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
-use crate::extract::{CallContext, PathParams, QueryParams};
+use crate::extract::{CallContext, PathId, QueryParams};
 use crate::openapi::{AdminErrors, CustomerErrors};
 use crate::routes::billing_call::billing;
 use crate::routes::query::page_limit;
@@ -216,7 +216,7 @@ pub async fn admin_events(
 pub async fn redeliver(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<EventId>,
+    PathId(id): PathId<EventId>,
 ) -> Result<Json<Redelivery>, ApiError> {
     let request = context.request(pb::RedeliverEventRequest {
         event_id: id.into(),

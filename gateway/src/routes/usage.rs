@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
-use crate::extract::{CallContext, PathParams, QueryParams};
+use crate::extract::{CallContext, PathId, QueryParams};
 use crate::openapi::{AdminErrors, CustomerErrors};
 use crate::routes::billing_call::billing;
 use crate::routes::keys::json::KeyType;
@@ -515,7 +515,7 @@ pub async fn workspaces(
 pub async fn account_usage(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(account_id): PathParams<AccountId>,
+    PathId(account_id): PathId<AccountId>,
     QueryParams(query): QueryParams<UsageQuery>,
 ) -> Result<Json<UsagePage>, ApiError> {
     let request = context.request(pb::ListAccountUsageRequest {
@@ -539,7 +539,7 @@ pub async fn account_usage(
 pub async fn account_stats(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<ApiKeyId>,
+    PathId(id): PathId<ApiKeyId>,
     QueryParams(query): QueryParams<RangeQuery>,
 ) -> Result<Json<Stats>, ApiError> {
     let request = context.request(pb::GetAccountStatsRequest {

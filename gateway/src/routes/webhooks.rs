@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
-use crate::extract::{CallContext, JsonBody, PathParams};
+use crate::extract::{CallContext, JsonBody, PathId};
 use crate::openapi::{AdminErrors, CustomerWriteErrors};
 use crate::routes::billing_call::billing;
 use crate::state::AppState;
@@ -142,7 +142,7 @@ pub async fn list_webhooks(
 pub async fn delete_webhook(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<WebhookId>,
+    PathId(id): PathId<WebhookId>,
 ) -> Result<StatusCode, ApiError> {
     let request = context.request(pb::DeleteWebhookRequest { id: id.into() });
     billing(state.account().delete_webhook(request)).await?;
@@ -204,7 +204,7 @@ pub async fn admin_list_webhooks(
 pub async fn admin_delete_webhook(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<WebhookId>,
+    PathId(id): PathId<WebhookId>,
 ) -> Result<StatusCode, ApiError> {
     let request = context.request(pb::DeleteWebhookRequest { id: id.into() });
     billing(state.admin().delete_webhook(request)).await?;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
-use crate::extract::{CallContext, JsonBody, PathParams, QueryParams, optional_object};
+use crate::extract::{CallContext, JsonBody, PathId, QueryParams, optional_object};
 use crate::openapi::{AdminErrors, CustomerErrors};
 use crate::routes::accounts::Account;
 use crate::routes::billing_call::billing;
@@ -183,7 +183,7 @@ pub struct UpdateKeyBody {
 pub async fn update_key(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<ApiKeyId>,
+    PathId(id): PathId<ApiKeyId>,
     JsonBody(body): JsonBody<UpdateKeyBody>,
 ) -> Result<Json<ApiKey>, ApiError> {
     let request = context.request(pb::UpdateKeyRequest {
@@ -221,7 +221,7 @@ pub struct RotateKeyBody {
 pub async fn rotate_key(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<ApiKeyId>,
+    PathId(id): PathId<ApiKeyId>,
     JsonBody(body): JsonBody<RotateKeyBody>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let request = context.request(pb::RotateKeyRequest {
@@ -245,7 +245,7 @@ pub async fn rotate_key(
 pub async fn revoke_key(
     State(state): State<AppState>,
     context: CallContext,
-    PathParams(id): PathParams<ApiKeyId>,
+    PathId(id): PathId<ApiKeyId>,
 ) -> Result<Json<ApiKey>, ApiError> {
     let request = context.request(pb::RevokeKeyRequest { id: id.into() });
     let response = billing(state.admin().revoke_key(request)).await?;
