@@ -153,6 +153,7 @@ impl Application {
             webhooks.clone(),
             sessions.clone(),
             stripe,
+            self.config.admin_api_key.clone(),
         );
         let payments = PaymentsApi::new(
             self.ledger.clone(),

@@ -18,6 +18,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/embeddings"),
     ("GET", "/v1/models"),
+    ("GET", "/v1/organization/usage/completions"),
+    ("GET", "/v1/organization/usage/embeddings"),
+    ("GET", "/v1/organization/costs"),
     ("POST", "/v1/responses"),
     ("POST", "/v1/messages"),
     ("POST", "/v1/messages/count_tokens"),
@@ -289,6 +292,33 @@ pub struct OpenAiErrors;
 impl IntoResponses for OpenAiErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         error_responses("OpenAiErrorBody", EXECUTION_ERRORS)
+    }
+}
+
+/// Errors of OpenAI's organization Usage and Costs APIs, in OpenAI's shape.
+pub struct OrganizationErrors;
+
+impl IntoResponses for OrganizationErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(
+            "OpenAiErrorBody",
+            &[
+                (
+                    400,
+                    "Invalid query, e.g. no `start_time`, an unknown `bucket_width` or `group_by`, a `limit` \
+                     out of range, or the operator's key without `accountId` (`invalid_request`)",
+                ),
+                UNAUTHORIZED,
+                (
+                    403,
+                    "A member key, or a customer key with `accountId` (`forbidden`)",
+                ),
+                (404, "`accountId` names no account nor key (`not_found`)"),
+                BAD_GATEWAY,
+                UNAVAILABLE,
+                TIMEOUT,
+            ],
+        )
     }
 }
 

@@ -6,10 +6,11 @@ use proto::billing::v1::account_service_server::AccountService;
 use tonic::{Request, Response, Status};
 
 use super::{
-    Audience, account_price_to_pb, account_to_pb, alerts_to_pb, authorize_customer,
-    auto_recharge_to_pb, endpoint_to_pb, endpoints_to_pb, event_type_filter, events_to_pb,
-    grant_to_pb, key_filter, key_spend_to_pb, money, range, stats_to_pb, thresholds, totals_to_pb,
-    transaction_to_pb, transaction_type_from_pb, usage_filter, usage_to_pb,
+    Audience, Reader, account_price_to_pb, account_to_pb, alerts_to_pb, authorize_customer,
+    authorize_reader, auto_recharge_to_pb, bucket_page_to_pb, bucket_query, endpoint_to_pb,
+    endpoints_to_pb, event_type_filter, events_to_pb, grant_to_pb, key_filter, key_spend_to_pb,
+    money, range, stats_to_pb, thresholds, totals_to_pb, transaction_to_pb,
+    transaction_type_from_pb, usage_filter, usage_to_pb,
 };
 use crate::error::BillingError;
 use crate::events::webhooks::Webhooks;
@@ -19,12 +20,16 @@ use crate::ledger::{Ledger, View};
 use crate::payments::auto_recharge::Settings;
 use crate::payments::stripe::StripeApi;
 use crate::sessions::Sessions;
+use lifecycle::secret::SecretString;
+use proto::ids::AccountId;
 
 pub struct AccountApi {
     ledger: Ledger,
     webhooks: Webhooks,
     sessions: Sessions,
     stripe: Option<StripeApi>,
+    /// Only for `GetUsageBuckets`, which the operator may call too.
+    admin_key: SecretString,
 }
 
 impl AccountApi {
@@ -33,12 +38,14 @@ impl AccountApi {
         webhooks: Webhooks,
         sessions: Sessions,
         stripe: Option<StripeApi>,
+        admin_key: SecretString,
     ) -> AccountApi {
         AccountApi {
             ledger,
             webhooks,
             sessions,
             stripe,
+            admin_key,
         }
     }
 
@@ -283,6 +290,39 @@ impl AccountService for AccountApi {
             transactions: page.items.iter().map(transaction_to_pb).collect(),
             next_cursor: page.next_cursor,
         }))
+    }
+
+    async fn get_usage_buckets(
+        &self,
+        request: Request<pb::UsageBucketsRequest>,
+    ) -> Result<Response<pb::UsageBuckets>, Status> {
+        let reader = authorize_reader(
+            &self.ledger,
+            &self.sessions,
+            &self.admin_key,
+            request.metadata(),
+        )
+        .await?;
+        let mut request = request.into_inner();
+        let named = request.account_id.take().filter(|id| !id.is_empty());
+        let account_id: AccountId = match (reader, named) {
+            (Reader::Operator, Some(id)) => self.ledger.resolve(&id).await?.0,
+            (Reader::Operator, None) => {
+                return Err(BillingError::invalid(
+                    "account_id",
+                    "is required with the operator's key: the account (or one of its keys) to read",
+                )
+                .into());
+            }
+            (Reader::Customer(key), None) if key.role == Role::Owner => key.account_id,
+            (Reader::Customer(_), None) => return Err(BillingError::OwnerRequired.into()),
+            (Reader::Customer(_), Some(_)) => return Err(BillingError::AdminRequired.into()),
+        };
+        let page = self
+            .ledger
+            .usage_buckets(&account_id, bucket_query(request)?)
+            .await?;
+        Ok(Response::new(bucket_page_to_pb(page)))
     }
 
     async fn list_workspace_usage(

@@ -33,6 +33,7 @@ use crate::payments::ops::AutoRechargeView;
 use crate::prices::{Price, TokenClasses};
 use crate::sessions::Sessions;
 use crate::time::{self, Millis};
+use crate::usage::buckets::{BucketPage, BucketQuery, Filters, Group, Report, Width};
 use crate::usage::{Totals, UsageFilter, UsageRecord, UsageStatus};
 use lifecycle::secret::{ExposeSecret, SecretString};
 use money::Money;
@@ -102,6 +103,37 @@ async fn authorize_customer(
         },
         None => ledger.authenticate(secret).await,
     }
+}
+
+/// Who reads an account's usage reports (`AccountService/GetUsageBuckets`): the operator, or a customer.
+enum Reader {
+    Operator,
+    Customer(Box<ApiKey>),
+}
+
+/// Admits the admin key and operator sessions as the operator, and customer keys and sessions as
+/// themselves; anything else is unauthenticated.
+async fn authorize_reader(
+    ledger: &Ledger,
+    sessions: &Sessions,
+    admin_key: &SecretString,
+    metadata: &MetadataMap,
+) -> Result<Reader, BillingError> {
+    let secret = bearer(metadata)?;
+    if keys::secret_matches(secret, admin_key.expose_secret()) {
+        return Ok(Reader::Operator);
+    }
+    if let Some(session) = sessions.find(secret).await? {
+        return match &session.api_key_id {
+            None => Ok(Reader::Operator),
+            Some(key_id) => Ok(Reader::Customer(Box::new(
+                ledger.session_caller(key_id).await?.key,
+            ))),
+        };
+    }
+    Ok(Reader::Customer(Box::new(
+        ledger.authenticate(secret).await?.key,
+    )))
 }
 
 fn money(field: &'static str, text: &str) -> Result<Money, BillingError> {
@@ -274,6 +306,87 @@ fn account_price_to_pb(price: &Price) -> pb::AccountPrice {
         audio_output_price_per_1k: charged(base.audio_output),
         request_fee: price.request_fee.to_string(),
         effective_from: Some(time::to_timestamp(price.effective_from)),
+    }
+}
+
+/// A usage report's query from the wire.
+fn bucket_query(request: pb::UsageBucketsRequest) -> Result<BucketQuery, BillingError> {
+    let report = match pb::UsageReport::try_from(request.report) {
+        Ok(pb::UsageReport::Completions) => Report::Completions,
+        Ok(pb::UsageReport::Embeddings) => Report::Embeddings,
+        Ok(pb::UsageReport::Costs) => Report::Costs,
+        Ok(pb::UsageReport::Unspecified) | Err(_) => {
+            return Err(BillingError::invalid("report", "unknown report"));
+        }
+    };
+    let width = match pb::BucketWidth::try_from(request.bucket_width) {
+        Ok(pb::BucketWidth::Minute) => Width::Minute,
+        Ok(pb::BucketWidth::Hour) => Width::Hour,
+        Ok(pb::BucketWidth::Day | pb::BucketWidth::Unspecified) => Width::Day,
+        Err(_) => return Err(BillingError::invalid("bucket_width", "unknown width")),
+    };
+    let group_by = request
+        .group_by
+        .iter()
+        .map(|group| match pb::UsageGroup::try_from(*group) {
+            Ok(pb::UsageGroup::Model) => Ok(Group::Model),
+            Ok(pb::UsageGroup::ApiKey) => Ok(Group::ApiKey),
+            Ok(pb::UsageGroup::EndUser) => Ok(Group::EndUser),
+            Ok(pb::UsageGroup::Workspace) => Ok(Group::Workspace),
+            Ok(pb::UsageGroup::LineItem) => Ok(Group::LineItem),
+            Ok(pb::UsageGroup::Unspecified) | Err(_) => {
+                Err(BillingError::invalid("group_by", "unknown group"))
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    let start = timestamp("start", request.start.as_ref())?
+        .ok_or_else(|| BillingError::invalid("start_time", "is required"))?;
+    Ok(BucketQuery {
+        report,
+        start,
+        end: timestamp("end", request.end.as_ref())?,
+        width,
+        limit: request.limit,
+        page: request.page,
+        group_by,
+        filters: Filters {
+            models: request.models,
+            api_key_ids: request.api_key_ids,
+            end_user_ids: request.end_user_ids,
+            workspace_ids: request.workspace_ids,
+        },
+    })
+}
+
+fn bucket_page_to_pb(page: BucketPage) -> pb::UsageBuckets {
+    pb::UsageBuckets {
+        buckets: page
+            .buckets
+            .into_iter()
+            .map(|bucket| pb::UsageBucket {
+                start: Some(time::to_timestamp(bucket.start)),
+                end: Some(time::to_timestamp(bucket.end)),
+                results: bucket
+                    .results
+                    .into_iter()
+                    .map(|result| pb::UsageBucketResult {
+                        model: result.model,
+                        api_key_id: result.api_key_id,
+                        end_user_id: result.end_user_id,
+                        workspace_id: result.workspace_id,
+                        line_item: result.line_item,
+                        requests: result.requests,
+                        input_tokens: result.input_tokens,
+                        output_tokens: result.output_tokens,
+                        cached_input_tokens: result.cached_input_tokens,
+                        audio_input_tokens: result.audio_input_tokens,
+                        audio_output_tokens: result.audio_output_tokens,
+                        amount: result.amount.to_string(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        next_page: page.next_page,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Usage records: one per settled execution (BILLING.md, "The ledger"), how each execution ended, and the
-//! reads over them: filters and totals here, the statistics in [`ops`], the SQL in [`sql`].
+//! reads over them: filters and totals here, the statistics in [`ops`], the SQL in [`sql`], OpenAI's
+//! organization Usage and Costs reports in [`buckets`].
 
+pub mod buckets;
 pub mod ops;
 pub mod sql;
 

@@ -5,6 +5,7 @@ use crate::accounts::{self, Account};
 use crate::error::BillingError;
 use crate::ledger::{Ledger, Page, View, cursor, page, page_size, range};
 use crate::time::{self, Millis};
+use crate::usage::buckets::{BucketPage, BucketQuery};
 use crate::usage::sql::{GroupBy, Scope};
 use crate::usage::{self, Totals, UsageFilter, UsageRecord};
 use proto::ids::AccountId;
@@ -134,6 +135,20 @@ impl Ledger {
             GroupBy::Workspace,
         )
         .await?)
+    }
+
+    /// One page of one of OpenAI's organization reports over the account's usage records (BILLING.md,
+    /// "Usage and Costs APIs").
+    #[tracing::instrument(skip_all, fields(account_id = %account_id), err)]
+    pub async fn usage_buckets(
+        &self,
+        account_id: &AccountId,
+        query: BucketQuery,
+    ) -> Result<BucketPage, BillingError> {
+        let plan = query.plan(time::now_ms())?;
+        let mut connection = self.store.reader().acquire().await?;
+        let rows = usage::sql::bucket_sums(&mut connection, account_id, &plan).await?;
+        plan.page(rows)
     }
 
     /// Every account's usage in a range (all time without one): totals, by UTC day, by model, and the `top`

@@ -2,6 +2,7 @@
 
 use sqlx::{AnyConnection, FromRow};
 
+use super::buckets::{EMBEDDINGS_ENDPOINT, GroupSums, Plan, Report};
 use super::{Totals, UsageFilter, UsageRecord, UsageStatus};
 use crate::keys::KeyType;
 use crate::prices::TokenClasses;
@@ -504,6 +505,128 @@ impl GroupBy {
             GroupBy::Account => "account_id",
         }
     }
+}
+
+/// A row of [`bucket_sums`]: the bucket's start, the grouped columns (empty when not grouped by) and the
+/// sums; money in nano-dollars.
+#[derive(sqlx::FromRow)]
+struct BucketRow {
+    bucket: i64,
+    model: String,
+    api_key_id: String,
+    end_user_id: String,
+    workspace_id: String,
+    requests: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cached_input_tokens: i64,
+    audio_input_tokens: i64,
+    audio_output_tokens: i64,
+    charged: i64,
+    charged_input: i64,
+    charged_fees: i64,
+}
+
+/// The sums of [`BucketRow`]. A record's input cost and fee count toward what it charged only when it
+/// charged anything (an internal key's record charges nothing).
+const BUCKET_SUMS: &str = "CAST(COUNT(*) AS BIGINT) AS requests, \
+    CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+    CAST(COALESCE(SUM(cached_input_tokens), 0) AS BIGINT) AS cached_input_tokens, \
+    CAST(COALESCE(SUM(audio_input_tokens), 0) AS BIGINT) AS audio_input_tokens, \
+    CAST(COALESCE(SUM(audio_output_tokens), 0) AS BIGINT) AS audio_output_tokens, \
+    CAST(COALESCE(SUM(charged), 0) AS BIGINT) AS charged, \
+    CAST(COALESCE(SUM(CASE WHEN charged = 0 THEN 0 ELSE input_cost END), 0) AS BIGINT) AS charged_input, \
+    CAST(COALESCE(SUM(CASE WHEN charged = 0 THEN 0 ELSE request_fee END), 0) AS BIGINT) AS charged_fees";
+
+/// The sums per bucket (and per group) of one account's records in `plan`'s page. One range scan of the index
+/// `usage_records_by_account_time (account_id, timestamp)`: the bucket's start is computed from the
+/// record's time (`timestamp - timestamp % width`), grouped in the same statement.
+pub async fn bucket_sums(
+    connection: &mut AnyConnection,
+    account_id: &AccountId,
+    plan: &Plan,
+) -> Result<Vec<GroupSums>, sqlx::Error> {
+    let grouping = plan.grouping;
+    // Every piece of this SQL is a constant of this function or a number: client values are bound.
+    let bucket = format!("timestamp - (timestamp % {})", plan.width.millis());
+    let mut select = vec![format!("CAST({bucket} AS BIGINT) AS bucket")];
+    let mut group = vec![bucket];
+    for (grouped, column) in [
+        (grouping.model_column(), "model"),
+        (grouping.api_key, "api_key_id"),
+        (grouping.end_user, "end_user_id"),
+        (grouping.workspace, "workspace_id"),
+    ] {
+        if grouped {
+            select.push(column.to_string());
+            group.push(column.to_string());
+        } else {
+            select.push(format!("CAST('' AS TEXT) AS {column}"));
+        }
+    }
+    let mut filter = String::from("account_id = $1 AND timestamp >= $2 AND timestamp < $3");
+    match plan.report {
+        Report::Completions => {
+            filter.push_str(&format!(" AND endpoint <> '{EMBEDDINGS_ENDPOINT}'"))
+        }
+        Report::Embeddings => filter.push_str(&format!(" AND endpoint = '{EMBEDDINGS_ENDPOINT}'")),
+        Report::Costs => {}
+    }
+    let filters = &plan.filters;
+    let mut values: Vec<&str> = Vec::new();
+    for (column, list) in [
+        ("model", &filters.models),
+        ("api_key_id", &filters.api_key_ids),
+        ("end_user_id", &filters.end_user_ids),
+        ("workspace_id", &filters.workspace_ids),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        let placeholders: Vec<String> = (0..list.len())
+            .map(|index| format!("${}", 4 + values.len() + index))
+            .collect();
+        filter.push_str(&format!(" AND {column} IN ({})", placeholders.join(", ")));
+        values.extend(list.iter().map(String::as_str));
+    }
+    let sql = format!(
+        "SELECT {}, {BUCKET_SUMS} FROM usage_records WHERE {filter} GROUP BY {group}",
+        select.join(", "),
+        group = group.join(", "),
+    );
+    let (from, to) = plan.range();
+    let mut query = sqlx::query(&sql)
+        .bind(account_id.as_str())
+        .bind(from)
+        .bind(to);
+    for value in values {
+        query = query.bind(value);
+    }
+    query
+        .fetch_all(connection)
+        .await?
+        .iter()
+        .map(|row| {
+            let row = BucketRow::from_row(row)?;
+            Ok(GroupSums {
+                bucket: row.bucket,
+                model: grouping.model_column().then_some(row.model),
+                api_key_id: grouping.api_key.then_some(row.api_key_id),
+                end_user_id: grouping.end_user.then_some(row.end_user_id),
+                workspace_id: grouping.workspace.then_some(row.workspace_id),
+                requests: count(row.requests),
+                input_tokens: count(row.input_tokens),
+                output_tokens: count(row.output_tokens),
+                cached_input_tokens: count(row.cached_input_tokens),
+                audio_input_tokens: count(row.audio_input_tokens),
+                audio_output_tokens: count(row.audio_output_tokens),
+                charged: Money::from_nanos(row.charged),
+                charged_input: Money::from_nanos(row.charged_input),
+                charged_fees: Money::from_nanos(row.charged_fees),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod gateway;
 mod grants;
 mod openai_fidelity;
 mod openai_responses;
+mod organization_usage;
 mod price_book;
 mod providers;
 mod reliability_chaos;

@@ -1,6 +1,6 @@
 //! OpenAI's API on top of the platform, so OpenAI SDKs work unchanged with `base_url = <gateway>/v1` and a
 //! `tb_` key: [`chat`] completions, [`responses`] (translated to chat completions), [`embeddings`] and
-//! [`models`]. Requests reach the provider as the
+//! [`models`]; and the organization Usage and Costs APIs over the account's usage ([`organization`]). Requests reach the provider as the
 //! client wrote them and answers come back as the provider wrote them; the platform adds only its billing
 //! figures (`x-billing-*` headers, and a `billing` object on a stream's last chunk). Errors use OpenAI's
 //! shape ([`crate::model_api::openai_error`]).
@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod embeddings;
 pub mod models;
+pub mod organization;
 pub mod responses;
 
 use crate::model_api::openai_error::OpenAiError;
