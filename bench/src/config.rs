@@ -26,10 +26,10 @@ pub const STATEMENTS_PER_CALL: u64 = 100;
 #[command(name = "bench", version)]
 pub struct Args {
     /// Scenarios to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Settle, Scenario::Transport, Scenario::E2e, Scenario::SqliteHops])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Settle, Scenario::Transport, Scenario::E2e, Scenario::SqliteHops, Scenario::UsageApi])]
     pub scenarios: Vec<Scenario>,
 
-    /// Databases the settlement scenario runs on.
+    /// Databases the settlement and usage-api scenarios run on.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Sqlite, Backend::Postgres])]
     pub backends: Vec<Backend>,
 
@@ -91,6 +91,10 @@ pub struct Args {
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..=10_000_000))]
     pub sqlite_hops_updates: u64,
 
+    /// Usage records the `usage-api` scenario seeds (smoke: at most 20,000).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub usage_api_records: u64,
+
     /// An existing PostgreSQL cluster (a URL with a database the harness may `CREATE DATABASE` from).
     /// Without it a throwaway cluster is started with `initdb`/`pg_ctl` (and `--smoke` falls back to
     /// `TEST_POSTGRES_URL`, or skips PostgreSQL when that is unset).
@@ -147,6 +151,9 @@ pub enum Scenario {
     /// One SQLite statement per call through sqlx's driver against 100 per call, in this process: the
     /// price of the driver's hand-offs to its worker thread.
     SqliteHops,
+    /// OpenAI's organization Usage and Costs APIs through the gateway, on `--usage-api-records` seeded
+    /// usage records (issue 29).
+    UsageApi,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -211,6 +218,7 @@ pub struct Plan {
     pub max_requests: u64,
     pub e2e_backend: Backend,
     pub sqlite_hops_updates: u64,
+    pub usage_api_records: u64,
     pub postgres: Option<PostgresSource>,
     pub bin_dir: PathBuf,
     pub service_log: String,
@@ -231,7 +239,8 @@ impl Args {
                 .context("the bench executable has no folder")?
                 .to_path_buf(),
         };
-        let wants_postgres = (self.scenarios.contains(&Scenario::Settle)
+        let wants_postgres = ((self.scenarios.contains(&Scenario::Settle)
+            || self.scenarios.contains(&Scenario::UsageApi))
             && self.backends.contains(&Backend::Postgres))
             || (self.scenarios.contains(&Scenario::E2e) && self.e2e_backend == Backend::Postgres);
         let postgres = match (self.postgres_url, self.smoke) {
@@ -276,6 +285,7 @@ impl Args {
             max_requests: self.max_requests,
             e2e_backend: self.e2e_backend,
             sqlite_hops_updates: self.sqlite_hops_updates,
+            usage_api_records: self.usage_api_records,
             postgres,
             bin_dir,
             service_log: self.service_log,
@@ -319,6 +329,7 @@ impl Plan {
             e2e_duration: Duration::from_secs(1),
             max_requests: self.max_requests.min(500),
             sqlite_hops_updates: self.sqlite_hops_updates.min(2_000),
+            usage_api_records: self.usage_api_records.min(20_000),
             ..self
         }
     }

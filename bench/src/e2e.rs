@@ -85,16 +85,16 @@ pub struct E2eRun {
 }
 
 /// The whole stack, each service a process on a free loopback port.
-struct Stack {
-    billing: Billing,
+pub(crate) struct Stack {
+    pub(crate) billing: Billing,
     mock: ServiceProcess,
     executor: ServiceProcess,
-    gateway: ServiceProcess,
+    pub(crate) gateway: ServiceProcess,
     _spool: tempfile::TempDir,
 }
 
 impl Stack {
-    async fn start(plan: &Plan, database: &Database) -> anyhow::Result<Stack> {
+    pub(crate) async fn start(plan: &Plan, database: &Database) -> anyhow::Result<Stack> {
         let launcher = plan.launcher();
         // The default write mode of billing-svc: what an operator runs.
         let billing = Billing::start(&launcher, database, None).await?;
@@ -162,7 +162,7 @@ impl Stack {
         .collect()
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.gateway.kill().await;
         self.executor.kill().await;
         self.mock.kill().await;

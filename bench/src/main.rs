@@ -20,6 +20,7 @@ mod sqlite_hops;
 mod stats;
 mod targets;
 mod transport;
+mod usage_api;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,10 +63,12 @@ fn main() -> ExitCode {
 
 async fn run(plan: Plan) -> anyhow::Result<Report> {
     // Only these scenarios start the service binaries.
-    let needs_services = plan
-        .scenarios
-        .iter()
-        .any(|scenario| matches!(scenario, Scenario::Settle | Scenario::E2e));
+    let needs_services = plan.scenarios.iter().any(|scenario| {
+        matches!(
+            scenario,
+            Scenario::Settle | Scenario::E2e | Scenario::UsageApi
+        )
+    });
     let write_mode_flag = if needs_services {
         let launcher = plan.launcher();
         binaries::check(&launcher)?;
@@ -126,6 +129,12 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         None
     };
 
+    let usage_api = if plan.scenarios.contains(&Scenario::UsageApi) {
+        usage_api::run(&plan, cluster.as_ref(), &mut failures).await?
+    } else {
+        Vec::new()
+    };
+
     let report = Report {
         generated_at_unix_secs: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -136,11 +145,12 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         bin_dir: plan.bin_dir.display().to_string(),
         write_mode_flag,
         ratios: report::ratios(&settle_runs),
-        targets: targets::evaluate(&settle_runs, transport.as_ref(), e2e.as_ref()),
+        targets: targets::evaluate(&settle_runs, transport.as_ref(), e2e.as_ref(), &usage_api),
         settle: settle_runs,
         transport,
         e2e,
         sqlite_hops,
+        usage_api,
         failures,
     };
     report.print();

@@ -13,6 +13,7 @@ use crate::settle::SettleRun;
 use crate::sqlite_hops::SqliteHopsRun;
 use crate::targets::Target;
 use crate::transport::TransportRun;
+use crate::usage_api::UsageApiRun;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -30,6 +31,7 @@ pub struct Report {
     pub e2e: Option<E2eRun>,
     /// One statement per call through sqlx's SQLite driver against `STATEMENTS_PER_CALL` per call.
     pub sqlite_hops: Option<SqliteHopsRun>,
+    pub usage_api: Vec<UsageApiRun>,
     /// The figures against their targets (ratios inside this run).
     pub targets: Vec<Target>,
     /// Every failed check; the run exits non-zero when this is not empty.
@@ -347,6 +349,31 @@ impl Report {
                 or_na(run.cpu_ratio, 1)
             );
         }
+        if !self.usage_api.is_empty() {
+            println!(
+                "\nusage and costs APIs through the gateway: a 30-day 1d page (limit 31) of the big account, owner key\n\
+                 {:<9} {:>10} {:>10} {:>8} {:<24} {:>5} {:>9} {:>9}",
+                "backend", "records", "big acct", "seed s", "query", "runs", "p50 ms", "max ms"
+            );
+            for run in &self.usage_api {
+                for (name, query) in [
+                    ("completions by model", &run.completions),
+                    ("costs by line_item", &run.costs),
+                ] {
+                    println!(
+                        "{:<9} {:>10} {:>10} {:>8.1} {:<24} {:>5} {:>9.1} {:>9.1}",
+                        run.backend.name(),
+                        run.records,
+                        run.big_account_records,
+                        run.seed_secs,
+                        name,
+                        query.runs,
+                        query.latency.p50_ms,
+                        query.latency.max_ms
+                    );
+                }
+            }
+        }
         if !self.targets.is_empty() {
             println!(
                 "\ntargets (ratios inside this run)\n{:<52} {:>9} {:<12} met",
@@ -373,6 +400,11 @@ impl Report {
             }
             if self.transport.is_some() {
                 held.push("the null server's Settled answers equal the settlements received");
+            }
+            if !self.usage_api.is_empty() {
+                held.push(
+                    "the usage and costs pages sum exactly to SQL's sums; ledger invariants hold after usage-api",
+                );
             }
             if self.sqlite_hops.is_some() {
                 held.push("the sqlite-hops counter equals 1 + the updates made");

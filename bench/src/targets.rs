@@ -8,6 +8,7 @@ use crate::config::KeySet;
 use crate::e2e::E2eRun;
 use crate::settle::SettleRun;
 use crate::transport::TransportRun;
+use crate::usage_api::UsageApiRun;
 
 /// Settlements per second with one hot key, as a share of the transport ceiling.
 const HOT_SHARE: f64 = 0.40;
@@ -22,6 +23,11 @@ const LOADED_ADDED_P50_MS: f64 = 10.0;
 const PORTKEY_MULTIPLE: f64 = 2.0;
 /// Peak resident memory of every service, in MB.
 const PEAK_RSS_MB: f64 = 100.0;
+/// Issue 29: the slowest of the runs of a 30-day `1d` usage or costs page of an account holding 1,000,000
+/// usage records, in ms (release build). Scaled linearly with the account's records, never below 100 ms, so
+/// that a smaller `--usage-api-records` has a bound of the same rate.
+const USAGE_API_MAX_MS_PER_MILLION: f64 = 2_000.0;
+const USAGE_API_FLOOR_MS: f64 = 100.0;
 
 /// One target: the figure, the goal, and whether it was met (null when the run did not measure it).
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +43,7 @@ pub fn evaluate(
     settle: &[SettleRun],
     transport: Option<&TransportRun>,
     e2e: Option<&E2eRun>,
+    usage_api: &[UsageApiRun],
 ) -> Vec<Target> {
     let mut targets = Vec::new();
     let ceiling = transport.map(|run| run.settlements_per_sec);
@@ -118,7 +125,26 @@ pub fn evaluate(
             ));
         }
     }
+    for run in usage_api {
+        let limit = usage_api_bound_ms(run.records);
+        for (name, query) in [("completions", &run.completions), ("costs", &run.costs)] {
+            targets.push(at_most(
+                format!(
+                    "usage-api {name} max ms, {} {} records",
+                    run.backend.name(),
+                    run.records
+                ),
+                Some(query.latency.max_ms),
+                limit,
+            ));
+        }
+    }
     targets
+}
+
+/// The bound of a usage-api page on a table of `records` records, in ms.
+fn usage_api_bound_ms(records: u64) -> f64 {
+    (USAGE_API_MAX_MS_PER_MILLION * records as f64 / 1_000_000.0).max(USAGE_API_FLOOR_MS)
 }
 
 fn at_most(name: String, value: Option<f64>, limit: f64) -> Target {
@@ -139,5 +165,12 @@ mod tests {
         assert_eq!(at_most("x".into(), Some(5.0), 5.0).met, Some(true));
         assert_eq!(at_most("x".into(), Some(5.1), 5.0).met, Some(false));
         assert_eq!(at_most("x".into(), None, 5.0).met, None);
+    }
+
+    #[test]
+    fn the_usage_api_bound_is_two_seconds_per_million_records_and_at_least_the_floor() {
+        assert_eq!(usage_api_bound_ms(1_000_000), 2_000.0);
+        assert_eq!(usage_api_bound_ms(20_000), 100.0);
+        assert_eq!(usage_api_bound_ms(500_000), 1_000.0);
     }
 }
