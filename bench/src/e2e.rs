@@ -209,16 +209,23 @@ async fn post(http: &reqwest::Client, target: &Target, body: String) -> anyhow::
     })
 }
 
-/// Creates a standard key through the gateway's admin routes and credits it; returns the plain key.
-async fn funded_key(
+/// A key created through the gateway.
+pub(crate) struct CreatedKey {
+    pub(crate) id: String,
+    pub(crate) plain: String,
+}
+
+/// Creates a key through the gateway's admin routes (`body` as `POST /admin/keys` takes it).
+pub(crate) async fn create_key(
     http: &reqwest::Client,
     gateway_url: &str,
     admin_key: &str,
-) -> anyhow::Result<String> {
+    body: Value,
+) -> anyhow::Result<CreatedKey> {
     let created = http
         .post(format!("{gateway_url}/admin/keys"))
         .bearer_auth(admin_key)
-        .json(&json!({"name": "bench", "keyType": "standard"}))
+        .json(&body)
         .send()
         .await
         .context("POST /admin/keys")?;
@@ -229,6 +236,25 @@ async fn funded_key(
     let (Some(id), Some(key)) = (created["id"].as_str(), created["key"].as_str()) else {
         bail!("POST /admin/keys: no id or key in {created}");
     };
+    Ok(CreatedKey {
+        id: id.to_string(),
+        plain: key.to_string(),
+    })
+}
+
+/// Creates a standard key through the gateway's admin routes and credits it; returns the plain key.
+async fn funded_key(
+    http: &reqwest::Client,
+    gateway_url: &str,
+    admin_key: &str,
+) -> anyhow::Result<String> {
+    let CreatedKey { id, plain } = create_key(
+        http,
+        gateway_url,
+        admin_key,
+        json!({"name": "bench", "keyType": "standard"}),
+    )
+    .await?;
     let credited = http
         .post(format!("{gateway_url}/billing/admin/{id}/credits"))
         .bearer_auth(admin_key)
@@ -242,7 +268,7 @@ async fn funded_key(
             credited.status()
         );
     }
-    Ok(key.to_string())
+    Ok(plain)
 }
 
 /// Runs every phase at every concurrency on one fresh stack; check failures are pushed to `failures`.

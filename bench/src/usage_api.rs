@@ -17,7 +17,7 @@ use sqlx::Connection;
 use tokio::time::Instant;
 
 use crate::config::{DATABASE_PREFIX, Plan};
-use crate::e2e::Stack;
+use crate::e2e::{Stack, create_key};
 use crate::stats::{Percentiles, Samples};
 
 /// Models, end users and rows per INSERT of the seed.
@@ -43,38 +43,6 @@ pub struct UsageApiRun {
     pub seed_secs: f64,
     pub completions: Query,
     pub costs: Query,
-}
-
-/// A key created through the gateway.
-struct CreatedKey {
-    id: String,
-    plain: String,
-}
-
-async fn create_key(
-    http: &reqwest::Client,
-    gateway_url: &str,
-    admin_key: &str,
-    body: Value,
-) -> anyhow::Result<CreatedKey> {
-    let created = http
-        .post(format!("{gateway_url}/admin/keys"))
-        .bearer_auth(admin_key)
-        .json(&body)
-        .send()
-        .await
-        .context("POST /admin/keys")?;
-    if created.status() != StatusCode::CREATED {
-        bail!("POST /admin/keys answered {}", created.status());
-    }
-    let created: Value = created.json().await.context("POST /admin/keys body")?;
-    let (Some(id), Some(key)) = (created["id"].as_str(), created["key"].as_str()) else {
-        bail!("POST /admin/keys: no id or key in {created}");
-    };
-    Ok(CreatedKey {
-        id: id.to_string(),
-        plain: key.to_string(),
-    })
 }
 
 /// Runs the scenario on every backend of the plan; check failures are pushed to `failures`.
