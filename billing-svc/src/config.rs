@@ -69,6 +69,25 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_POLL_INTERVAL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub webhook_poll_interval_ms: u64,
 
+    /// The SMTP server mail goes through (BILLING.md, "Email"): `smtp://[user:password@]host[:port]`
+    /// (STARTTLS when offered; add `?tls=required` to insist) or `smtps://…`. Without it nothing is mailed.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, value_parser = lifecycle::secret::given)]
+    pub smtp_url: Option<SecretString>,
+
+    /// The sender of mail: `billing@example.com` or `Example Billing <billing@example.com>`; required with
+    /// SMTP_URL.
+    #[arg(long, env = "MAIL_FROM")]
+    pub mail_from: Option<String>,
+
+    /// Seconds to wait before each retry of a mail the SMTP server did not take (no connection, a 4xx
+    /// reply), comma-separated; after the last that mail is given up.
+    #[arg(long, env = "MAIL_RETRY_SCHEDULE_SECS", default_value = "5,60,300,1800,7200,21600", value_parser = parse_schedule)]
+    pub mail_retry_schedule_secs: Schedule,
+
+    /// How often the mailer looks for events to mail.
+    #[arg(long, env = "MAIL_POLL_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub mail_poll_interval_ms: u64,
+
     /// Connections to PostgreSQL (SQLite uses one writer and this many readers).
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
     pub db_max_connections: u32,

@@ -22,6 +22,7 @@ pub mod payments;
 pub mod prices;
 pub mod sessions;
 pub mod startup;
+pub mod statements;
 pub mod store;
 pub mod time;
 pub mod usage;

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use lifecycle::secret::ExposeSecret;
 use proto::billing::v1::account_service_server::AccountServiceServer;
 use proto::billing::v1::admin_service_server::AdminServiceServer;
 use proto::billing::v1::console_service_server::ConsoleServiceServer;
@@ -18,6 +19,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::config::Config;
+use crate::events::mail::{self, MailSettings, Mailer};
 use crate::events::webhooks::{WebhookSettings, Webhooks};
 use crate::grpc::{AccountApi, AdminApi, ConsoleApi, MeteringApi, PaymentsApi};
 use crate::ledger::{Ledger, LedgerSettings};
@@ -30,6 +32,8 @@ use crate::store::{Store, WriteSettings};
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// How often pending auto-recharge charges are looked for.
 const RECHARGE_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// One SMTP conversation's deadline.
+const MAIL_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Application {
     config: Config,
@@ -37,6 +41,8 @@ pub struct Application {
     ledger: Ledger,
     /// `None`: plaintext gRPC (the default).
     tls: Option<ServerTlsConfig>,
+    /// `None`: no SMTP_URL, nothing is mailed.
+    mailer: Option<Mailer>,
 }
 
 impl Application {
@@ -62,6 +68,7 @@ impl Application {
             min_output_tokens: config.min_output_tokens,
             max_execution_tokens: config.max_execution_tokens,
         };
+        let mailer = mailer(&config, &store)?;
         let ledger = Ledger::new(store, settings);
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Application {
@@ -69,6 +76,7 @@ impl Application {
             listener,
             ledger,
             tls,
+            mailer,
         })
     }
 
@@ -174,6 +182,9 @@ impl Application {
             stopped.clone(),
         ));
         let recharger = tokio::spawn(recharger.run(stopped.clone()));
+        let mail = self
+            .mailer
+            .map(|mailer| tokio::spawn(mailer.run(stopped.clone())));
         let dispatcher = tokio::spawn(webhooks.run(stopped));
 
         tracing::info!(%addr, database = ?self.ledger.store().backend(), tls = self.tls.is_some(), "listening");
@@ -228,10 +239,37 @@ impl Application {
         let _ = sweeper.await;
         let _ = dispatcher.await;
         let _ = recharger.await;
+        if let Some(mail) = mail {
+            let _ = mail.await;
+        }
         self.ledger.store().close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The mailer of SMTP_URL and MAIL_FROM (which it needs), checked at start; none without SMTP_URL.
+fn mailer(config: &Config, store: &Store) -> Result<Option<Mailer>, anyhow::Error> {
+    let Some(smtp_url) = &config.smtp_url else {
+        return Ok(None);
+    };
+    let from = config
+        .mail_from
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("MAIL_FROM is required with SMTP_URL"))?;
+    let settings = MailSettings {
+        smtp_url: smtp_url.expose_secret().to_string(),
+        from: mail::mailbox(from)?,
+        retry_schedule: config
+            .mail_retry_schedule_secs
+            .0
+            .iter()
+            .map(|secs| Duration::from_secs(*secs))
+            .collect(),
+        timeout: MAIL_TIMEOUT,
+        poll_interval: Duration::from_millis(config.mail_poll_interval_ms),
+    };
+    Ok(Some(Mailer::new(store.clone(), settings)?))
 }
 
 /// The server's TLS identity from BILLING_TLS_CERT and BILLING_TLS_KEY, which are set together or not at
@@ -278,8 +316,8 @@ fn ensure_sqlite_writable(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Releases expired holds, expires grants whose time has come, sends keys' expiry notices and forgets ended
-/// console sessions, every `interval` until told to stop.
+/// Releases expired holds, expires grants whose time has come, sends keys' expiry notices, freezes the
+/// statements of a month that closed, writes a week's usage reports and forgets ended console sessions, every `interval` until told to stop.
 /// Errors are logged and retried next round.
 async fn sweep_expired(
     ledger: Ledger,
@@ -289,6 +327,8 @@ async fn sweep_expired(
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut statements_closed_through = None;
+    let mut reports_written_through = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {
@@ -300,6 +340,12 @@ async fn sweep_expired(
                 }
                 if let Err(error) = ledger.notify_expiring_keys().await {
                     tracing::warn!(error = %error, "key expiry notices failed; will retry");
+                }
+                if let Err(error) = ledger.close_statements(&mut statements_closed_through).await {
+                    tracing::warn!(error = %error, "closing last month's statements failed; will retry");
+                }
+                if let Err(error) = ledger.write_weekly_reports(&mut reports_written_through).await {
+                    tracing::warn!(error = %error, "writing weekly usage reports failed; will retry");
                 }
                 if let Err(error) = sessions.purge().await {
                     tracing::warn!(error = %error, "forgetting ended console sessions failed; will retry");

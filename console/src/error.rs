@@ -36,6 +36,9 @@ pub enum PageError {
     /// A template failed to render (a bug).
     #[error("the page could not be rendered")]
     Render(#[from] minijinja::Error),
+    /// A statement's PDF could not be drawn from billing-svc's answer.
+    #[error("the statement's PDF could not be drawn: {0}")]
+    Pdf(#[from] statement_pdf::RenderError),
 }
 
 impl From<tonic::Status> for PageError {
@@ -68,7 +71,8 @@ impl PageError {
             | PageError::Csrf
             | PageError::Invalid(_)
             | PageError::InvalidField { .. }
-            | PageError::Render(_) => false,
+            | PageError::Render(_)
+            | PageError::Pdf(_) => false,
         }
     }
 
@@ -79,6 +83,7 @@ impl PageError {
             PageError::Forbidden(_) | PageError::Csrf => StatusCode::FORBIDDEN,
             PageError::Invalid(_) | PageError::InvalidField { .. } => StatusCode::BAD_REQUEST,
             PageError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            PageError::Pdf(_) => StatusCode::BAD_GATEWAY,
             PageError::Api(status) => match status.code() {
                 Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
                 Code::NotFound => StatusCode::NOT_FOUND,

@@ -119,7 +119,8 @@ impl Retry {
             | PageError::SignedOut
             | PageError::Forbidden(_)
             | PageError::Csrf
-            | PageError::Render(_) => return Err(error),
+            | PageError::Render(_)
+            | PageError::Pdf(_) => return Err(error),
         };
         Ok(Retry {
             form,

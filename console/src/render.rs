@@ -32,6 +32,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("grants.html", include_str!("../templates/grants.html")),
     (
+        "statements.html",
+        include_str!("../templates/statements.html"),
+    ),
+    (
         "workspaces.html",
         include_str!("../templates/workspaces.html"),
     ),

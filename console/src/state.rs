@@ -1,5 +1,5 @@
-//! What the console's handlers share: the gateway's channel to billing-svc and the secrets waiting to be
-//! shown once.
+//! What the console's handlers share: the gateway's channel to billing-svc, the secrets waiting to be
+//! shown once and the operator's name.
 
 use std::sync::Arc;
 
@@ -14,13 +14,16 @@ pub struct ConsoleState {
     pub(crate) billing: Channel,
     /// Secrets waiting for the one page that shows them ([`crate::reveal`]).
     pub(crate) reveals: Arc<Reveals>,
+    /// Shown at the top of statements' PDFs (the gateway's `OPERATOR_NAME`).
+    pub(crate) operator_name: Arc<str>,
 }
 
 impl ConsoleState {
-    pub fn new(billing: Channel) -> ConsoleState {
+    pub fn new(billing: Channel, operator_name: Arc<str>) -> ConsoleState {
         ConsoleState {
             billing,
             reveals: Arc::default(),
+            operator_name,
         }
     }
 }

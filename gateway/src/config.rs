@@ -52,6 +52,10 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_AUTH_FAILURE_REFILL_PER_MIN", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub auth_failure_refill_per_min: u32,
 
+    /// The operator's name, shown at the top of every statement's PDF (BILLING.md, "Statements").
+    #[arg(long, env = "OPERATOR_NAME", default_value = "LLM API billing")]
+    pub operator_name: String,
+
     /// `json` for JSON lines on stdout, anything else for human-readable logs.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,

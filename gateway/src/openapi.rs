@@ -33,6 +33,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/billing/grants"),
     ("GET", "/billing/prices"),
     ("GET", "/billing/events"),
+    ("GET", "/billing/statements"),
+    ("GET", "/billing/statements/{month}"),
     ("PUT", "/billing/alerts"),
     ("POST", "/billing/checkout"),
     ("PUT", "/billing/auto-recharge"),

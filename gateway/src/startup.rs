@@ -172,6 +172,7 @@ pub fn app(config: &Config) -> Result<Router, StartupError> {
         readiness_timeout: Duration::from_millis(config.readiness_timeout_ms),
         metrics: metrics.clone(),
         openapi_json: Arc::new(serde_json::to_string(&openapi)?),
+        operator_name: Arc::from(config.operator_name.as_str()),
     };
     let max_body_bytes = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
     let limiter = Arc::new(AuthFailureLimiter::new(AuthLimitSettings {
@@ -179,7 +180,10 @@ pub fn app(config: &Config) -> Result<Router, StartupError> {
         refill_per_min: config.auth_failure_refill_per_min,
     }));
     // The web console: HTML pages under /console, not part of the REST API's OpenAPI document.
-    let console = console::router(console::ConsoleState::new(state.billing.clone()));
+    let console = console::router(console::ConsoleState::new(
+        state.billing.clone(),
+        state.operator_name.clone(),
+    ));
     Ok(router
         // Codex's WebSocket attempt, refused so it falls back at once; not an operation of /openapi.json.
         .route("/v1/responses", get(routes::openai::responses::websocket))

@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// `/openapi.json`, rendered once at start.
     pub openapi_json: Arc<String>,
+    /// Shown at the top of statements (`OPERATOR_NAME`).
+    pub operator_name: Arc<str>,
 }
 
 impl AppState {

@@ -266,9 +266,69 @@ pub fn token_cost(classes: &[(u64, Money)], multiplier: Decimal) -> Option<Money
     Money::from_decimal(rounded).ok()
 }
 
+/// `amount × part / whole`, rounded like [`token_cost`] (to the nano-dollar, halves away from zero): an
+/// estimate shown to people (a month-end forecast from a run rate), never charged. `None` when `whole` is
+/// not positive or the result does not fit.
+pub fn prorate(amount: Money, part: i64, whole: i64) -> Option<Money> {
+    if whole <= 0 {
+        return None;
+    }
+    let exact = amount
+        .decimal()
+        .checked_mul(Decimal::from(part))?
+        .checked_div(Decimal::from(whole))?;
+    let rounded =
+        exact.round_dp_with_strategy(MAX_DECIMAL_PLACES, RoundingStrategy::MidpointAwayFromZero);
+    Money::from_decimal(rounded).ok()
+}
+
+impl Money {
+    /// For people: `$1,234.50`, `-$0.000123` (at least two decimals, every digit kept, thousands grouped).
+    pub fn dollars(self) -> String {
+        let mut value = self.0.normalize().abs();
+        if value.scale() < 2 {
+            value.rescale(2);
+        }
+        let text = value.to_string();
+        let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+        let mut grouped = String::new();
+        for (index, digit) in whole.chars().enumerate() {
+            if index > 0 && (whole.len() - index) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        let sign = if self.is_negative() { "-" } else { "" };
+        format!("{sign}${grouped}.{fraction}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    #[test]
+    fn dollars_for_people() {
+        assert_eq!(money("1234.5").dollars(), "$1,234.50");
+        assert_eq!(money("0").dollars(), "$0.00");
+        assert_eq!(money("-0.000123").dollars(), "-$0.000123");
+        assert_eq!(money("1000000").dollars(), "$1,000,000.00");
+        assert_eq!(money("999.999999999").dollars(), "$999.999999999");
+    }
+
+    #[test]
+    fn prorating_rounds_once() {
+        assert_eq!(
+            prorate(money("10"), 1, 3).unwrap().to_string(),
+            "3.333333333"
+        );
+        assert_eq!(
+            prorate(money("10"), 2, 3).unwrap().to_string(),
+            "6.666666667"
+        );
+        assert_eq!(prorate(money("7"), 31, 7).unwrap().to_string(), "31");
+        assert!(prorate(money("1"), 1, 0).is_none());
+    }
 
     use super::*;
 

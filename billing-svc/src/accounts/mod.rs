@@ -32,6 +32,8 @@ pub struct Account {
     pub monthly_limit: Option<Money>,
     /// Volume discounts, lowest threshold first (BILLING.md, "Volume tiers").
     pub discount_tiers: Vec<DiscountTier>,
+    /// Where mail goes (BILLING.md, "Email"); empty: none.
+    pub email: String,
     pub created_at: Millis,
     pub updated_at: Millis,
     /// The grants that still hold credit: loaded with the lock ([`crate::store::Batch::lock`]), empty on
@@ -56,6 +58,7 @@ impl Account {
             daily_limit: None,
             monthly_limit: None,
             discount_tiers: Vec::new(),
+            email: String::new(),
             created_at: now,
             updated_at: now,
             grants: Vec::new(),

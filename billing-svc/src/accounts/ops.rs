@@ -13,6 +13,9 @@ use crate::time::{self, Millis};
 use money::Money;
 use proto::ids::AccountId;
 
+/// The longest email address (RFC 5321's path limit).
+const MAX_EMAIL_CHARS: usize = 254;
+
 /// An account with its keys.
 #[derive(Debug, Clone)]
 pub struct AccountView {
@@ -130,6 +133,25 @@ impl Ledger {
             .await
     }
 
+    /// Sets the email address of the account `id` names (BILLING.md, "Email"); an empty one removes it.
+    #[tracing::instrument(skip(self, email), err)]
+    pub async fn set_email(&self, id: &str, email: &str) -> Result<Account, BillingError> {
+        let email = checked_email(email)?;
+        let (account_id, _) = self.resolve(id).await?;
+        self.store
+            .write(Shard::Account(&account_id.clone()), move |batch| {
+                Box::pin(async move {
+                    let mut account = batch.lock(&account_id).await?;
+                    account.email = email;
+                    account.updated_at = time::now_ms();
+                    accounts::sql::set_email(batch.connection().await?, &account).await?;
+                    batch.save(&account);
+                    Ok(account)
+                })
+            })
+            .await
+    }
+
     /// Replaces the `balance.low` thresholds of the account `id` names (a key id: its account); each starts
     /// armed when the balance is at or above it.
     #[tracing::instrument(skip(self, thresholds), err)]
@@ -157,6 +179,27 @@ impl Ledger {
             .await?
             .ok_or(BillingError::NotFound("account"))
     }
+}
+
+/// An email address as stored: trimmed, empty (none) or one address of at most [`MAX_EMAIL_CHARS`].
+pub fn checked_email(email: &str) -> Result<String, BillingError> {
+    let email = email.trim();
+    if email.is_empty() {
+        return Ok(String::new());
+    }
+    if email.len() > MAX_EMAIL_CHARS {
+        return Err(BillingError::invalid(
+            "email",
+            format!("at most {MAX_EMAIL_CHARS} characters"),
+        ));
+    }
+    email.parse::<lettre::Address>().map_err(|error| {
+        BillingError::invalid(
+            "email",
+            format!("{email:?} is not an email address: {error}"),
+        )
+    })?;
+    Ok(email.to_string())
 }
 
 /// A cursor of the account listing: `<created_at>.<id>` of the last account of the previous page.

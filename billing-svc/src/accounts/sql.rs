@@ -15,7 +15,7 @@ use money::Money;
 use proto::ids::AccountId;
 
 const COLUMNS: &str = "id, name, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, \
-    updated_at, overage, low_balance_alerts, auto_recharge, discount_tiers";
+    updated_at, overage, low_balance_alerts, auto_recharge, discount_tiers, email";
 
 /// A row of `billing_accounts`: [`COLUMNS`]; money in nano-dollars.
 #[derive(sqlx::FromRow)]
@@ -36,6 +36,8 @@ struct AccountRow {
     auto_recharge: Option<String>,
     /// JSON ([`tiers_to_json`]).
     discount_tiers: String,
+    /// Empty: none.
+    email: String,
 }
 
 impl TryFrom<AccountRow> for Account {
@@ -62,6 +64,7 @@ impl TryFrom<AccountRow> for Account {
                 .map_err(|error| column_error("auto_recharge", error))?,
             discount_tiers: tiers_from_json(&row.discount_tiers)
                 .map_err(|error| column_error("discount_tiers", error))?,
+            email: row.email,
             grants: Vec::new(),
             changed_grants: Vec::new(),
         })
@@ -115,6 +118,40 @@ pub async fn set_discount_tiers(
         .execute(connection)
         .await?;
     Ok(())
+}
+
+/// Sets the account's email address (empty: none).
+pub async fn set_email(
+    connection: &mut AnyConnection,
+    account: &Account,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE billing_accounts SET email = $1, updated_at = $2 WHERE id = $3")
+        .bind(&account.email)
+        .bind(account.updated_at)
+        .bind(account.id.as_str())
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Accounts created before `before` with an email address, after the account `after` (id order), at most
+/// `limit`: those a weekly usage report goes to.
+pub async fn with_email(
+    connection: &mut AnyConnection,
+    before: Millis,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<AccountId>, sqlx::Error> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM billing_accounts WHERE email <> '' AND created_at < $1 AND id > $2 \
+         ORDER BY id LIMIT $3",
+    )
+    .bind(before)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    Ok(ids.into_iter().map(AccountId::from).collect())
 }
 
 pub async fn insert(connection: &mut AnyConnection, account: &Account) -> Result<(), sqlx::Error> {

@@ -1,8 +1,9 @@
 //! Events, the transactional outbox (BILLING.md, "Events and alerts"): an operation writes the events it
 //! causes in its own transaction, so an event exists exactly when its change does. [`webhooks`] delivers
-//! them; [`alerts`] decides when a `balance.low` event is due.
+//! them, [`mail`] mails some of them; [`alerts`] decides when a `balance.low` event is due.
 
 pub mod alerts;
+pub mod mail;
 pub mod ops;
 pub mod sql;
 pub mod webhooks;
@@ -29,10 +30,12 @@ pub enum EventType {
     AutoRechargeSucceeded,
     AutoRechargeFailed,
     WebhookDisabled,
+    StatementReady,
+    UsageWeeklyReport,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 17] = [
         EventType::CreditsAdded,
         EventType::CreditsExpired,
         EventType::BalanceLow,
@@ -48,6 +51,8 @@ impl EventType {
         EventType::AutoRechargeSucceeded,
         EventType::AutoRechargeFailed,
         EventType::WebhookDisabled,
+        EventType::StatementReady,
+        EventType::UsageWeeklyReport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +72,8 @@ impl EventType {
             EventType::AutoRechargeSucceeded => "auto_recharge.succeeded",
             EventType::AutoRechargeFailed => "auto_recharge.failed",
             EventType::WebhookDisabled => "webhook.disabled",
+            EventType::StatementReady => "statement.ready",
+            EventType::UsageWeeklyReport => "usage.weekly_report",
         }
     }
 

@@ -9,8 +9,8 @@ use super::{
     Audience, Reader, account_price_to_pb, account_to_pb, alerts_to_pb, authorize_customer,
     authorize_reader, auto_recharge_to_pb, bucket_page_to_pb, bucket_query, endpoint_to_pb,
     endpoints_to_pb, event_type_filter, events_to_pb, grant_to_pb, key_filter, key_spend_to_pb,
-    money, range, stats_to_pb, thresholds, totals_to_pb, transaction_to_pb,
-    transaction_type_from_pb, usage_filter, usage_to_pb,
+    money, range, statement_summary_to_pb, statement_to_pb, stats_to_pb, thresholds, totals_to_pb,
+    transaction_to_pb, transaction_type_from_pb, usage_filter, usage_to_pb,
 };
 use crate::error::BillingError;
 use crate::events::webhooks::Webhooks;
@@ -20,6 +20,7 @@ use crate::ledger::{Ledger, View};
 use crate::payments::auto_recharge::Settings;
 use crate::payments::stripe::StripeApi;
 use crate::sessions::Sessions;
+use crate::statements::Month;
 use lifecycle::secret::SecretString;
 use proto::ids::AccountId;
 
@@ -46,6 +47,28 @@ impl AccountApi {
             sessions,
             stripe,
             admin_key,
+        }
+    }
+
+    /// The account a report (usage buckets, statements) is read for: an owner key's (or owner session's)
+    /// own, which it may not name; the operator's, which it must name (an account or one of its keys).
+    async fn report_account(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        named: Option<String>,
+    ) -> Result<AccountId, Status> {
+        let reader =
+            authorize_reader(&self.ledger, &self.sessions, &self.admin_key, metadata).await?;
+        match (reader, named.filter(|id| !id.is_empty())) {
+            (Reader::Operator, Some(id)) => Ok(self.ledger.resolve(&id).await?.0),
+            (Reader::Operator, None) => Err(BillingError::invalid(
+                "account_id",
+                "is required with the operator's key: the account (or one of its keys) to read",
+            )
+            .into()),
+            (Reader::Customer(key), None) if key.role == Role::Owner => Ok(key.account_id),
+            (Reader::Customer(_), None) => Err(BillingError::OwnerRequired.into()),
+            (Reader::Customer(_), Some(_)) => Err(BillingError::AdminRequired.into()),
         }
     }
 
@@ -296,33 +319,38 @@ impl AccountService for AccountApi {
         &self,
         request: Request<pb::UsageBucketsRequest>,
     ) -> Result<Response<pb::UsageBuckets>, Status> {
-        let reader = authorize_reader(
-            &self.ledger,
-            &self.sessions,
-            &self.admin_key,
-            request.metadata(),
-        )
-        .await?;
-        let mut request = request.into_inner();
-        let named = request.account_id.take().filter(|id| !id.is_empty());
-        let account_id: AccountId = match (reader, named) {
-            (Reader::Operator, Some(id)) => self.ledger.resolve(&id).await?.0,
-            (Reader::Operator, None) => {
-                return Err(BillingError::invalid(
-                    "account_id",
-                    "is required with the operator's key: the account (or one of its keys) to read",
-                )
-                .into());
-            }
-            (Reader::Customer(key), None) if key.role == Role::Owner => key.account_id,
-            (Reader::Customer(_), None) => return Err(BillingError::OwnerRequired.into()),
-            (Reader::Customer(_), Some(_)) => return Err(BillingError::AdminRequired.into()),
-        };
+        let (metadata, _, mut request) = request.into_parts();
+        let account_id = self
+            .report_account(&metadata, request.account_id.take())
+            .await?;
         let page = self
             .ledger
             .usage_buckets(&account_id, bucket_query(request)?)
             .await?;
         Ok(Response::new(bucket_page_to_pb(page)))
+    }
+
+    async fn list_statements(
+        &self,
+        request: Request<pb::ListStatementsRequest>,
+    ) -> Result<Response<pb::ListStatementsResponse>, Status> {
+        let (metadata, _, request) = request.into_parts();
+        let account_id = self.report_account(&metadata, request.account_id).await?;
+        let statements = self.ledger.statements(&account_id).await?;
+        Ok(Response::new(pb::ListStatementsResponse {
+            statements: statements.iter().map(statement_summary_to_pb).collect(),
+        }))
+    }
+
+    async fn get_statement(
+        &self,
+        request: Request<pb::GetStatementRequest>,
+    ) -> Result<Response<pb::Statement>, Status> {
+        let (metadata, _, request) = request.into_parts();
+        let account_id = self.report_account(&metadata, request.account_id).await?;
+        let month: Month = request.month.parse()?;
+        let statement = self.ledger.statement(&account_id, month).await?;
+        Ok(Response::new(statement_to_pb(&statement)))
     }
 
     async fn list_workspace_usage(

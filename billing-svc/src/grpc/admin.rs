@@ -12,7 +12,7 @@ use super::{
     price_to_pb, range, role_from_pb, stats_to_pb, thresholds, timestamp, totals_to_pb,
     transaction_to_pb, transaction_type_from_pb, usage_filter, usage_to_pb,
 };
-use crate::accounts::Account;
+use crate::accounts::{self, Account};
 use crate::credits::ops::LedgerWrite;
 use crate::error::BillingError;
 use crate::events::webhooks::Webhooks;
@@ -406,6 +406,12 @@ impl AdminService for AdminApi {
             .ledger
             .account(&AccountId::from(request.account_id.clone()))
             .await?;
+        // Both changes are checked before either is made.
+        let email = request
+            .email
+            .as_deref()
+            .map(accounts::ops::checked_email)
+            .transpose()?;
         if let Some(tiers) = request.discount_tiers {
             let tiers = tiers
                 .tiers
@@ -423,6 +429,9 @@ impl AdminService for AdminApi {
                 .ledger
                 .set_discount_tiers(&request.account_id, tiers)
                 .await?;
+        }
+        if let Some(email) = email {
+            account = self.ledger.set_email(&request.account_id, &email).await?;
         }
         Ok(Response::new(account_to_pb(&account, None)))
     }

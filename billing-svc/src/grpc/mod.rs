@@ -32,6 +32,7 @@ use crate::payments::auto_recharge::AutoRecharge;
 use crate::payments::ops::AutoRechargeView;
 use crate::prices::{Price, TokenClasses};
 use crate::sessions::Sessions;
+use crate::statements::{Movement, Statement};
 use crate::time::{self, Millis};
 use crate::usage::buckets::{BucketPage, BucketQuery, Filters, Group, Report, Width};
 use crate::usage::{Totals, UsageFilter, UsageRecord, UsageStatus};
@@ -439,6 +440,7 @@ fn account_to_pb(account: &Account, key: Option<&ApiKey>) -> pb::Account {
         daily_limit: account.daily_limit.map(|limit| limit.to_string()),
         monthly_limit: account.monthly_limit.map(|limit| limit.to_string()),
         overage: account.overage.to_string(),
+        email: account.email.clone(),
         discount_tiers: account
             .discount_tiers
             .iter()
@@ -775,6 +777,11 @@ fn stats_to_pb(
                 totals: Some(totals_to_pb(totals, audience)),
             })
             .collect(),
+        forecast: Some(pb::Forecast {
+            month_to_date: stats.forecast.month_to_date.to_string(),
+            last_7_days: stats.forecast.last_7_days.to_string(),
+            month_end: stats.forecast.month_end.to_string(),
+        }),
         by_end_user: stats
             .by_end_user
             .iter()
@@ -800,5 +807,60 @@ fn settlement_to_pb(settlement: &crate::holds::ops::Settlement) -> pb::Settlemen
             .total_spent_after
             .map(|spent| spent.to_string()),
         replayed: settlement.replayed,
+    }
+}
+
+fn statement_summary_to_pb(statement: &Statement) -> pb::StatementSummary {
+    pb::StatementSummary {
+        month: statement.month.to_string(),
+        number: statement.number,
+        closed: statement.closed,
+        opening_balance: statement.opening_balance.to_string(),
+        closing_balance: statement.closing_balance.to_string(),
+    }
+}
+
+fn movement_to_pb(movement: Movement) -> Option<pb::StatementMovement> {
+    Some(pb::StatementMovement {
+        amount: movement.amount.to_string(),
+        count: movement.count,
+    })
+}
+
+fn statement_to_pb(statement: &Statement) -> pb::Statement {
+    pb::Statement {
+        account_id: statement.account_id.to_string(),
+        account_name: statement.account_name.clone(),
+        month: statement.month.to_string(),
+        number: statement.number,
+        period_start: Some(time::to_timestamp(statement.month.start())),
+        period_end: Some(time::to_timestamp(statement.month.end())),
+        closed: statement.closed,
+        issued_at: Some(time::to_timestamp(statement.issued_at)),
+        opening_balance: statement.opening_balance.to_string(),
+        credits: movement_to_pb(statement.credits),
+        grants: movement_to_pb(statement.grants),
+        usage: movement_to_pb(statement.usage),
+        refunds: movement_to_pb(statement.refunds),
+        adjustments: movement_to_pb(statement.adjustments),
+        expiries: movement_to_pb(statement.expiries),
+        closing_balance: statement.closing_balance.to_string(),
+        usage_by_model: statement
+            .usage_by_model
+            .iter()
+            .map(|model| pb::StatementUsage {
+                model: model.model.clone(),
+                requests: model.requests,
+                input_tokens: model.input_tokens,
+                output_tokens: model.output_tokens,
+                classes: Some(classes_to_pb(&model.classes)),
+                input_cost: model.input_cost.to_string(),
+                output_cost: model.output_cost.to_string(),
+                request_fees: model.request_fees.to_string(),
+                charged: model.charged.to_string(),
+                volume_discount: model.volume_discount.to_string(),
+            })
+            .collect(),
+        volume_discounts: statement.volume_discounts.to_string(),
     }
 }

@@ -615,6 +615,10 @@ impl Ledger {
                 provider_cost: Some(cost.provider),
                 discount_percent: percent_off,
                 end_user_id: request.labels.end_user_id.clone(),
+                discount: match key_type {
+                    KeyType::Standard => cost.discount,
+                    KeyType::Internal => Money::ZERO,
+                },
             })
             .await?;
         if charged.is_positive() {

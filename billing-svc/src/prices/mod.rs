@@ -76,7 +76,7 @@ pub struct Price {
 }
 
 /// Token counts by class inside an execution's input and output (BILLING.md, "Token classes").
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TokenClasses {
     pub cached_input: u64,
     /// Every cache write, 1 h ones included.
@@ -145,6 +145,8 @@ pub struct Cost {
     pub total: Money,
     /// The same tokens at base prices: no markup, no discount, no fee.
     pub provider: Money,
+    /// What `percent_off` took off the token costs: their cost without it, less `input + output`.
+    pub discount: Money,
 }
 
 impl Price {
@@ -188,16 +190,25 @@ impl Price {
         let provider = rounded(&input_classes, Decimal::ONE)?
             .checked_add(rounded(&output_classes, Decimal::ONE)?)
             .ok_or(BillingError::Overflow)?;
-        let total = input
-            .checked_add(output)
-            .and_then(|sum| sum.checked_add(self.request_fee))
+        let tokens = input.checked_add(output).ok_or(BillingError::Overflow)?;
+        let total = tokens
+            .checked_add(self.request_fee)
             .ok_or(BillingError::Overflow)?;
+        let discount = if percent_off.is_zero() {
+            Money::ZERO
+        } else {
+            rounded(&input_classes, self.markup)?
+                .checked_add(rounded(&output_classes, self.markup)?)
+                .and_then(|list| list.checked_sub(tokens))
+                .ok_or(BillingError::Overflow)?
+        };
         Ok(Cost {
             input,
             output,
             request_fee: self.request_fee,
             total,
             provider,
+            discount,
         })
     }
 

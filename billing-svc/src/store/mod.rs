@@ -65,6 +65,8 @@ pub enum Shard<'a> {
     Recharges,
     /// Console sessions.
     Sessions,
+    /// The mailer's cursor and attempts.
+    Mail,
 }
 
 impl Shard<'_> {
@@ -75,6 +77,7 @@ impl Shard<'_> {
             Shard::Webhooks => "webhooks",
             Shard::Recharges => "auto_recharges",
             Shard::Sessions => "console_sessions",
+            Shard::Mail => "mail",
         }
     }
 }

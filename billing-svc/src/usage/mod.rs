@@ -1,9 +1,10 @@
 //! Usage records: one per settled execution (BILLING.md, "The ledger"), how each execution ended, and the
 //! reads over them: filters and totals here, the statistics in [`ops`], the SQL in [`sql`], OpenAI's
-//! organization Usage and Costs reports in [`buckets`].
+//! organization Usage and Costs reports in [`buckets`], the weekly report and the forecast in [`report`].
 
 pub mod buckets;
 pub mod ops;
+pub mod report;
 pub mod sql;
 
 use rust_decimal::Decimal;
@@ -58,6 +59,8 @@ pub struct UsageRecord {
     pub discount_percent: Decimal,
     /// The customer's end user (empty: none named).
     pub end_user_id: String,
+    /// What the volume tier took off `total_cost` (0 without a tier, and on records made before it was kept).
+    pub discount: Money,
 }
 
 /// Filters of usage queries (within one account). Empty strings mean "any".

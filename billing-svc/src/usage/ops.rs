@@ -6,6 +6,7 @@ use crate::error::BillingError;
 use crate::ledger::{Ledger, Page, View, cursor, page, page_size, range};
 use crate::time::{self, Millis};
 use crate::usage::buckets::{BucketPage, BucketQuery};
+use crate::usage::report::{Forecast, forecast};
 use crate::usage::sql::{GroupBy, Scope};
 use crate::usage::{self, Totals, UsageFilter, UsageRecord};
 use proto::ids::AccountId;
@@ -22,6 +23,8 @@ pub struct Stats {
     pub by_day: Vec<(String, Totals)>,
     /// The [`MAX_END_USERS`] end users with the highest total cost, highest first.
     pub by_end_user: Vec<(String, Totals)>,
+    /// Of the view's key when it has one.
+    pub forecast: Forecast,
 }
 
 /// How many end users the stats list.
@@ -86,6 +89,7 @@ impl Ledger {
                 MAX_END_USERS,
             )
             .await?,
+            forecast: forecast(&mut connection, id, view.api_key_id.as_ref(), now).await?,
             account,
         })
     }

@@ -14,17 +14,17 @@ use proto::ids::{AccountId, ApiKeyId, ExecutionId};
 use rust_decimal::Decimal;
 
 /// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).
-const TYPES: &str = "itttttiiiiiiiiititttiiiitiiiiiiiiitt";
+const TYPES: &str = "itttttiiiiiiiiititttiiiitiiiiiiiiitti";
 
 const COLUMNS: &str = "id, account_id, api_key_id, execution_id, session_id, workspace_id, timestamp, input_tokens, output_tokens, \
     total_tokens, input_cost, output_cost, total_cost, charged, overage, model, duration_ms, status, endpoint, key_type, \
     balance_after, total_spent_after, refunded_amount, started_at, provider, attempts, cached_input_tokens, \
     cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, audio_input_tokens, audio_output_tokens, request_fee, \
-    provider_cost, discount_percent, end_user_id";
+    provider_cost, discount_percent, end_user_id, discount";
 
 /// The token class columns of `usage_records` (or their sums, named alike).
 #[derive(sqlx::FromRow)]
-struct ClassesRow {
+pub(crate) struct ClassesRow {
     cached_input_tokens: i64,
     cache_write_tokens: i64,
     cache_write_1h_tokens: i64,
@@ -82,6 +82,7 @@ struct RecordRow {
     /// A decimal.
     discount_percent: String,
     end_user_id: String,
+    discount: i64,
 }
 
 impl TryFrom<RecordRow> for UsageRecord {
@@ -125,6 +126,7 @@ impl TryFrom<RecordRow> for UsageRecord {
                 )
             })?,
             end_user_id: row.end_user_id,
+            discount: Money::from_nanos(row.discount),
         })
     }
 }
@@ -180,6 +182,7 @@ pub async fn insert(
             .bind(record.provider_cost.map(Money::nanos))
             .bind(record.discount_percent.to_string())
             .bind(&record.end_user_id)
+            .bind(record.discount.nanos())
     })
     .execute(connection)
     .await?;

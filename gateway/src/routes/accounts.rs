@@ -54,6 +54,8 @@ pub struct Account {
     pub monthly_limit: Option<Money>,
     /// Volume discounts, lowest threshold first; empty = list prices.
     pub discount_tiers: Vec<DiscountTier>,
+    /// Where the account's mail goes; null = none.
+    pub email: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -82,6 +84,7 @@ impl TryFrom<pb::Account> for Account {
                 .into_iter()
                 .map(DiscountTier::from_wire)
                 .collect::<Result<_, _>>()?,
+            email: Some(account.email).filter(|email| !email.is_empty()),
             created_at: time("account.created_at", account.created_at)?,
             updated_at: time("account.updated_at", account.updated_at)?,
             api_key_id: Some(account.api_key_id).filter(|id| !id.is_empty()),
@@ -285,9 +288,13 @@ pub struct UpdateAccountBody {
     /// Replaces the account's volume tiers (BILLING.md, "Volume tiers"); `[]` removes them; absent keeps
     /// them. At most 16, thresholds distinct.
     pub discount_tiers: Option<Vec<DiscountTier>>,
+    /// Where the account's mail goes (BILLING.md, "Email"): low balance, depleted, the weekly usage report,
+    /// statement ready; `""` removes it; absent keeps it. At most 254 characters.
+    pub email: Option<String>,
 }
 
-/// Changes an account's settings: its volume tiers.
+/// Changes an account's settings: its volume tiers and email address. Both are checked before either is
+/// changed.
 #[utoipa::path(
     patch,
     path = "/admin/accounts/{accountId}",
@@ -309,6 +316,7 @@ pub async fn update_account(
         discount_tiers: body.discount_tiers.map(|tiers| pb::DiscountTiers {
             tiers: tiers.iter().map(DiscountTier::to_wire).collect(),
         }),
+        email: body.email,
     });
     let account = billing(state.admin().update_account(request)).await?;
     Ok(Json(account.try_into()?))

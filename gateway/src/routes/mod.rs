@@ -18,6 +18,7 @@ pub mod ops;
 pub mod payments;
 pub mod prices;
 pub mod query;
+pub mod statements;
 pub mod stripe;
 pub mod usage;
 pub mod webhooks;
@@ -55,6 +56,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(credits::grants))
         .routes(routes!(prices::prices))
         .routes(routes!(events::events))
+        .routes(routes!(statements::statements))
+        .routes(routes!(statements::statement))
         .routes(routes!(accounts::alerts))
         .routes(routes!(payments::checkout))
         .routes(routes!(

@@ -267,6 +267,19 @@ pub struct Stats {
     pub by_end_user: Vec<EndUserUsage>,
     pub credits_balance: Money,
     pub total_spent: Money,
+    /// Where the current UTC month's spend is heading (of the key when one is named).
+    pub forecast: Forecast,
+}
+
+/// The month's net spend so far, the last seven days' (the run rate), and the month's spend if that rate
+/// holds to its end (BILLING.md, "Forecast"): an estimate.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Forecast {
+    pub month_to_date: Money,
+    #[serde(rename = "last7Days")]
+    pub last_7_days: Money,
+    pub month_end: Money,
 }
 
 impl TryFrom<pb::Stats> for Stats {
@@ -283,6 +296,14 @@ impl TryFrom<pb::Stats> for Stats {
             by_end_user: each(stats.by_end_user)?,
             credits_balance: money(b, "credits_balance", &stats.credits_balance)?,
             total_spent: money(b, "total_spent", &stats.total_spent)?,
+            forecast: {
+                let forecast = required(b, "forecast", stats.forecast)?;
+                Forecast {
+                    month_to_date: money(b, "month_to_date", &forecast.month_to_date)?,
+                    last_7_days: money(b, "last_7_days", &forecast.last_7_days)?,
+                    month_end: money(b, "month_end", &forecast.month_end)?,
+                }
+            },
             api_key_id: stats.api_key_id,
         })
     }

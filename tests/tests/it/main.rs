@@ -32,6 +32,7 @@ mod security_gateway;
 mod security_input;
 mod security_rest_fuzz;
 mod security_tls;
+mod statements;
 mod stripe;
 mod teams;
 mod webhooks;

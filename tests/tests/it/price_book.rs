@@ -389,6 +389,7 @@ async fn volume_tiers_switch_at_the_threshold_and_reset_with_the_month(backend: 
             &billing.admin_key,
             pb::UpdateAccountRequest {
                 account_id: account_id.clone(),
+                email: None,
                 discount_tiers: Some(pb::DiscountTiers {
                     tiers: vec![
                         pb::DiscountTier {
@@ -448,6 +449,7 @@ async fn volume_tiers_switch_at_the_threshold_and_reset_with_the_month(backend: 
             &billing.admin_key,
             pb::UpdateAccountRequest {
                 account_id,
+                email: None,
                 discount_tiers: Some(pb::DiscountTiers {
                     tiers: vec![pb::DiscountTier {
                         from_monthly_spend: "1".into(),

@@ -151,6 +151,36 @@ pub async fn spend_since(
     Ok(Money::from_nanos(-net))
 }
 
+/// Net spend (as [`spend_since`]) in `[from, from + days × 1 day)`, per UTC day counted from `from` (a day's
+/// start): one amount per day, days without spend too.
+pub async fn spend_by_day(
+    connection: &mut AnyConnection,
+    account_id: &AccountId,
+    from: Millis,
+    days: usize,
+) -> Result<Vec<Money>, sqlx::Error> {
+    const DAY_MS: i64 = 86_400_000;
+    let to = from + i64::try_from(days).unwrap_or(0) * DAY_MS;
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT CAST((timestamp - $2) / $4 AS BIGINT) AS day, CAST(SUM(amount) AS BIGINT) FROM transactions \
+         WHERE account_id = $1 AND timestamp >= $2 AND timestamp < $3 \
+         AND type IN ('usage_deduction', 'refund') GROUP BY day",
+    )
+    .bind(account_id.as_str())
+    .bind(from)
+    .bind(to)
+    .bind(DAY_MS)
+    .fetch_all(connection)
+    .await?;
+    let mut spend = vec![Money::ZERO; days];
+    for (day, net) in rows {
+        if let Some(slot) = usize::try_from(day).ok().and_then(|day| spend.get_mut(day)) {
+            *slot = Money::from_nanos(-net);
+        }
+    }
+    Ok(spend)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! The customer's pages (CONSOLE.md, "What each one sees"): overview, usage (chart, records, CSV),
 //! transactions (CSV), grants, workspaces, the prices the account pays; for owners the account's keys,
-//! webhooks, alerts and auto-recharge, and top-ups.
+//! webhooks, alerts and auto-recharge, monthly statements (PDF), and top-ups.
 //!
 //! One module per page, named for what it serves; this one holds their routes.
 
@@ -10,6 +10,7 @@ mod keys;
 pub(super) mod overview;
 mod prices;
 mod settings;
+mod statements;
 mod transactions;
 mod usage;
 mod webhooks;
@@ -43,6 +44,8 @@ pub fn routes() -> Router<ConsoleState> {
             post(webhooks::delete_webhook),
         )
         .route("/console/prices", get(prices::prices))
+        .route("/console/statements", get(statements::statements))
+        .route("/console/statements/{file}", get(statements::statement_pdf))
         .route("/console/settings", get(settings::settings))
         .route("/console/alerts", post(settings::set_alerts))
         .route("/console/auto-recharge", post(settings::set_auto_recharge))

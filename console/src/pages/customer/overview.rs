@@ -71,6 +71,10 @@ async fn overview_view(
         "today": totals(stats.today.as_ref())["cost"],
         "month": totals(stats.this_month.as_ref())["cost"],
         "models": by_model(&stats),
+        "forecast": stats.forecast.as_ref().map(|forecast| json!({
+            "month_end": forecast.month_end,
+            "last_7_days": forecast.last_7_days,
+        })),
         "low": low,
         "payments": payments,
         "own_key": own_key,

@@ -36,6 +36,7 @@ pub async fn set_tiers(
             .update_account(viewer.request(pb::UpdateAccountRequest {
                 account_id: id.clone(),
                 discount_tiers: Some(pb::DiscountTiers { tiers }),
+                email: None,
             }))
             .await?;
         Ok(())
