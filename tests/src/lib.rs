@@ -25,6 +25,7 @@ mod gateway_harness;
 pub mod in_process;
 pub mod reliability;
 pub mod replica;
+pub mod smtp_receiver;
 pub mod tcp_proxy;
 pub mod tmpfs;
 pub mod webhook_receiver;

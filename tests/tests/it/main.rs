@@ -19,6 +19,7 @@ mod events;
 mod executor;
 mod gateway;
 mod grants;
+mod mail;
 mod openai_fidelity;
 mod openai_responses;
 mod organization_usage;

@@ -103,7 +103,7 @@ pub fn compose(event: &Event, account_name: &str) -> Option<Mail> {
                         "{} so far: {}. At the last seven days' rate, the month ends near {}.",
                         text(data, "month"),
                         amount(data, "monthToDate"),
-                        amount(data, "forecastMonthEnd")
+                        cents(data, "forecastMonthEnd")
                     )),
                     Block::Line(format!("Balance: {}.", amount(data, "balance"))),
                 ],
@@ -217,6 +217,20 @@ fn amount(data: &Value, field: &str) -> String {
     Money::parse_decimal(&raw).map_or(raw, Money::dollars)
 }
 
+/// An estimate for people, to the cent (`$93.17`); as given when it is no amount.
+fn cents(data: &Value, field: &str) -> String {
+    let raw = text(data, field);
+    Money::parse_decimal(&raw)
+        .ok()
+        .map(|amount| {
+            amount
+                .decimal()
+                .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        })
+        .and_then(|rounded| Money::from_decimal(rounded).ok())
+        .map_or(raw, Money::dollars)
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -265,7 +279,7 @@ mod tests {
             &event(
                 EventType::UsageWeeklyReport,
                 json!({"weekStart": "2026-11-30", "spend": "21", "requests": 42, "previousWeekSpend": "7",
-                       "daily": daily, "month": "2026-12", "monthToDate": "21", "forecastMonthEnd": "93",
+                       "daily": daily, "month": "2026-12", "monthToDate": "21", "forecastMonthEnd": "93.126",
                        "balance": "79"}),
             ),
             "Acme",
@@ -277,7 +291,7 @@ mod tests {
             "{}",
             mail.text
         );
-        assert!(mail.text.contains("ends near $93.00"), "{}", mail.text);
+        assert!(mail.text.contains("ends near $93.13"), "{}", mail.text);
         assert!(
             mail.text.contains(&"\u{2588}".repeat(20)),
             "the top day is a full bar"
