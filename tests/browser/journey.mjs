@@ -632,6 +632,27 @@ async function refusedBeside(page, response, field, words, kept, what) {
     check(await page.locator("td.num data").count() === await page.locator("td.num data[title$=' USD']").count(), `${path}: amounts keep the exact figure on hover`);
     await screen(page, name);
   }
+  // Statements: the months the API lists, the current one's closing balance as the API says, and its PDF.
+  await page.getByRole("link", { name: "Statements" }).click();
+  await page.waitForLoadState();
+  const apiStatements = (await api("GET", "/billing/statements", result.key)).json.statements;
+  check(await page.locator("tbody tr").count() === apiStatements.length, `one row per statement: ${apiStatements.length}`);
+  const current = apiStatements[0];
+  const shownClosing = await page.getByTestId(`closing-${current.month}`).locator("data").getAttribute("value");
+  check(nanos(shownClosing) === nanos(String(current.closingBalance)), `closing ${shownClosing} = the API's ${current.closingBalance}`);
+  const [pdfDownload] = await Promise.all([page.waitForEvent("download"),
+    page.getByRole("link", { name: `Download statement ${current.month}` }).click()]);
+  check(readFileSync(await pdfDownload.path()).subarray(0, 5).toString() === "%PDF-", "the statement downloads as a PDF");
+  await screen(page, "customer-statements");
+  // The month-end forecast on the overview is the API's: it shrinks as the month's rest does, so the page's
+  // lies between the API's read just before it and just after it.
+  const forecastBefore = (await api("GET", "/billing/stats", result.key)).json.forecast;
+  await page.goto(`${GATEWAY}/console/`);
+  const forecastAfter = (await api("GET", "/billing/stats", result.key)).json.forecast;
+  const shownForecast = nanos(await page.getByTestId("forecast").locator("data").first().getAttribute("value"));
+  check(shownForecast <= nanos(String(forecastBefore.monthEnd)) && shownForecast >= nanos(String(forecastAfter.monthEnd)),
+        `forecast ${shownForecast} between the API's ${forecastBefore.monthEnd} and ${forecastAfter.monthEnd}`);
+
   // An endpoint whose URL is not http(s): the page again (400), the message beside the URL, both fields as
   // typed, and no endpoint added.
   await page.goto(`${GATEWAY}/console/webhooks`);
