@@ -4,9 +4,10 @@
 //! usage records, spread over the last 30 days across four models, the keys and five end users, are written
 //! straight in SQL (multi-row INSERTs in one transaction; nine in ten for the big account). No ledger rows
 //! go with them: the audit links no usage record to a transaction, so it holds unchanged and still runs
-//! after the scenario. Then a 30-day `1d` page grouped by model (completions) and by line item (costs) is
-//! read through the gateway with the owner key, several times each, and every answer's sums are checked
-//! against the same sums in SQL, exactly.
+//! after the scenario. The first read sums the big account's closed hours into `usage_hourly` (BILLING.md,
+//! "Usage and Costs APIs") and is timed apart. Then a 30-day `1d` page grouped by model (completions) and by
+//! line item (costs) is read through the gateway with the owner key, several times each, and every answer's
+//! sums are checked against the same sums in SQL, exactly.
 
 use anyhow::{Context, bail, ensure};
 use harness::{Backend, Cluster, Database};
@@ -41,6 +42,9 @@ pub struct UsageApiRun {
     /// Records of the big account (the rest are the small account's).
     pub big_account_records: u64,
     pub seed_secs: f64,
+    /// The first page read after the seed, which sums the account's closed hours into `usage_hourly` (the
+    /// seeded records were never summed: they were written in SQL, not settled), in seconds.
+    pub first_read_secs: f64,
     pub completions: Query,
     pub costs: Query,
 }
@@ -224,6 +228,16 @@ async fn run_backend(
     let costs_path = format!(
         "/v1/organization/costs?start_time={start_secs}&bucket_width=1d&limit=31&group_by=line_item"
     );
+    // The first read sums the account's closed hours, as the sweeper would have done hour by hour had the
+    // records been settled; it is timed apart (and checked like the others).
+    let (first_read, body) = get(&http, &gateway_url, &completions_path, &owner.plain).await?;
+    let first_read_secs = first_read.as_secs_f64();
+    if usage_sums(&body)? != (expected_requests, expected_input) {
+        failures.push(format!(
+            "usage-api {}: the first completions page does not sum to SQL",
+            backend.name()
+        ));
+    }
     let mut completions = Samples::default();
     let mut costs = Samples::default();
     for _ in 0..runs {
@@ -259,6 +273,7 @@ async fn run_backend(
         records,
         big_account_records: big_records,
         seed_secs,
+        first_read_secs,
         completions: Query {
             path: completions_path,
             runs,

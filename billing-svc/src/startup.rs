@@ -317,7 +317,8 @@ fn ensure_sqlite_writable(database_url: &str) -> anyhow::Result<()> {
 }
 
 /// Releases expired holds, expires grants whose time has come, sends keys' expiry notices, freezes the
-/// statements of a month that closed, writes a week's usage reports and forgets ended console sessions, every `interval` until told to stop.
+/// statements of a month that closed, writes a week's usage reports, sums the hours that closed of usage and
+/// forgets ended console sessions, every `interval` until told to stop.
 /// Errors are logged and retried next round.
 async fn sweep_expired(
     ledger: Ledger,
@@ -329,6 +330,7 @@ async fn sweep_expired(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut statements_closed_through = None;
     let mut reports_written_through = None;
+    let mut usage_rolled_for = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {
@@ -346,6 +348,9 @@ async fn sweep_expired(
                 }
                 if let Err(error) = ledger.write_weekly_reports(&mut reports_written_through).await {
                     tracing::warn!(error = %error, "writing weekly usage reports failed; will retry");
+                }
+                if let Err(error) = ledger.roll_up_accounts(&mut usage_rolled_for, crate::time::now_ms()).await {
+                    tracing::warn!(error = %error, "summing usage by hour failed; will retry");
                 }
                 if let Err(error) = sessions.purge().await {
                     tracing::warn!(error = %error, "forgetting ended console sessions failed; will retry");

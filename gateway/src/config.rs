@@ -53,7 +53,7 @@ pub struct Config {
     pub auth_failure_refill_per_min: u32,
 
     /// The operator's name, shown at the top of every statement's PDF (BILLING.md, "Statements").
-    #[arg(long, env = "OPERATOR_NAME", default_value = "LLM API billing")]
+    #[arg(long, env = "OPERATOR_NAME", default_value = "Billing")]
     pub operator_name: String,
 
     /// `json` for JSON lines on stdout, anything else for human-readable logs.

@@ -165,6 +165,33 @@ impl IntoResponses for CustomerErrors {
 }
 
 /// Errors of Stripe's webhook.
+/// Errors of the reports an owner key or the operator reads (`/billing/statements`).
+pub struct ReportErrors;
+
+impl IntoResponses for ReportErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(
+            "ErrorBody",
+            &[
+                (
+                    400,
+                    "A query parameter or the month is invalid, or the operator's key names no `accountId` \
+                     (`invalid_request`)",
+                ),
+                UNAUTHORIZED,
+                (
+                    403,
+                    "A member key, or a customer key that names an `accountId` (`forbidden`)",
+                ),
+                (404, "`accountId` names no account or key (`not_found`)"),
+                BAD_GATEWAY,
+                UNAVAILABLE,
+                TIMEOUT,
+            ],
+        )
+    }
+}
+
 pub struct StripeErrors;
 
 impl IntoResponses for StripeErrors {

@@ -278,6 +278,24 @@ pub struct GroupSums {
     pub charged_fees: Money,
 }
 
+impl GroupSums {
+    /// Adds `other`'s sums (of the same bucket and group) to these.
+    pub fn add(&mut self, other: &GroupSums) -> Result<(), BillingError> {
+        let count = |a: u64, b: u64| a.checked_add(b).ok_or(BillingError::Overflow);
+        let money = |a: Money, b: Money| a.checked_add(b).ok_or(BillingError::Overflow);
+        self.requests = count(self.requests, other.requests)?;
+        self.input_tokens = count(self.input_tokens, other.input_tokens)?;
+        self.output_tokens = count(self.output_tokens, other.output_tokens)?;
+        self.cached_input_tokens = count(self.cached_input_tokens, other.cached_input_tokens)?;
+        self.audio_input_tokens = count(self.audio_input_tokens, other.audio_input_tokens)?;
+        self.audio_output_tokens = count(self.audio_output_tokens, other.audio_output_tokens)?;
+        self.charged = money(self.charged, other.charged)?;
+        self.charged_input = money(self.charged_input, other.charged_input)?;
+        self.charged_fees = money(self.charged_fees, other.charged_fees)?;
+        Ok(())
+    }
+}
+
 /// One result of a bucket: a group's sums, or one line item of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketResult {

@@ -1,10 +1,12 @@
 //! Usage records: one per settled execution (BILLING.md, "The ledger"), how each execution ended, and the
 //! reads over them: filters and totals here, the statistics in [`ops`], the SQL in [`sql`], OpenAI's
-//! organization Usage and Costs reports in [`buckets`], the weekly report and the forecast in [`report`].
+//! organization Usage and Costs reports in [`buckets`] (over the hourly sums of [`rollup`]), the weekly
+//! report and the forecast in [`report`].
 
 pub mod buckets;
 pub mod ops;
 pub mod report;
+pub mod rollup;
 pub mod sql;
 
 use rust_decimal::Decimal;

@@ -7,6 +7,7 @@ use crate::ledger::{Ledger, Page, View, cursor, page, page_size, range};
 use crate::time::{self, Millis};
 use crate::usage::buckets::{BucketPage, BucketQuery};
 use crate::usage::report::{Forecast, forecast};
+use crate::usage::rollup;
 use crate::usage::sql::{GroupBy, Scope};
 use crate::usage::{self, Totals, UsageFilter, UsageRecord};
 use proto::ids::AccountId;
@@ -149,9 +150,11 @@ impl Ledger {
         account_id: &AccountId,
         query: BucketQuery,
     ) -> Result<BucketPage, BillingError> {
-        let plan = query.plan(time::now_ms())?;
+        let now = time::now_ms();
+        let plan = query.plan(now)?;
+        let rolled_until = self.roll_up(account_id, now).await?;
         let mut connection = self.store.reader().acquire().await?;
-        let rows = usage::sql::bucket_sums(&mut connection, account_id, &plan).await?;
+        let rows = rollup::page_sums(&mut connection, account_id, &plan, rolled_until).await?;
         plan.page(rows)
     }
 

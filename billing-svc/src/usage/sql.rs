@@ -530,8 +530,8 @@ struct BucketRow {
     charged_fees: i64,
 }
 
-/// The sums of [`BucketRow`]. A record's input cost and fee count toward what it charged only when it
-/// charged anything (an internal key's record charges nothing).
+/// The sums of [`BucketRow`] over records. A record's input cost and fee count toward what it charged only
+/// when it charged anything (an internal key's record charges nothing).
 const BUCKET_SUMS: &str = "CAST(COUNT(*) AS BIGINT) AS requests, \
     CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
     CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
@@ -542,17 +542,77 @@ const BUCKET_SUMS: &str = "CAST(COUNT(*) AS BIGINT) AS requests, \
     CAST(COALESCE(SUM(CASE WHEN charged = 0 THEN 0 ELSE input_cost END), 0) AS BIGINT) AS charged_input, \
     CAST(COALESCE(SUM(CASE WHEN charged = 0 THEN 0 ELSE request_fee END), 0) AS BIGINT) AS charged_fees";
 
-/// The sums per bucket (and per group) of one account's records in `plan`'s page. One range scan of the index
-/// `usage_records_by_account_time (account_id, timestamp)`: the bucket's start is computed from the
-/// record's time (`timestamp - timestamp % width`), grouped in the same statement.
+/// The same sums over `usage_hourly` rows, which hold them per hour already.
+const HOURLY_SUMS: &str = "CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests, \
+    CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+    CAST(COALESCE(SUM(cached_input_tokens), 0) AS BIGINT) AS cached_input_tokens, \
+    CAST(COALESCE(SUM(audio_input_tokens), 0) AS BIGINT) AS audio_input_tokens, \
+    CAST(COALESCE(SUM(audio_output_tokens), 0) AS BIGINT) AS audio_output_tokens, \
+    CAST(COALESCE(SUM(charged), 0) AS BIGINT) AS charged, \
+    CAST(COALESCE(SUM(charged_input), 0) AS BIGINT) AS charged_input, \
+    CAST(COALESCE(SUM(charged_fees), 0) AS BIGINT) AS charged_fees";
+
+/// Where [`bucket_sums`] reads: the records, or their hourly sums (`usage_hourly`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SumSource {
+    Records,
+    Hourly,
+}
+
+impl SumSource {
+    fn table(self) -> &'static str {
+        match self {
+            SumSource::Records => "usage_records",
+            SumSource::Hourly => "usage_hourly",
+        }
+    }
+
+    fn time(self) -> &'static str {
+        match self {
+            SumSource::Records => "timestamp",
+            SumSource::Hourly => "hour",
+        }
+    }
+
+    fn sums(self) -> &'static str {
+        match self {
+            SumSource::Records => BUCKET_SUMS,
+            SumSource::Hourly => HOURLY_SUMS,
+        }
+    }
+
+    /// The condition selecting `report`'s rows.
+    fn report(self, report: Report) -> String {
+        match (self, report) {
+            (_, Report::Costs) => String::new(),
+            (SumSource::Records, Report::Completions) => {
+                format!(" AND endpoint <> '{EMBEDDINGS_ENDPOINT}'")
+            }
+            (SumSource::Records, Report::Embeddings) => {
+                format!(" AND endpoint = '{EMBEDDINGS_ENDPOINT}'")
+            }
+            (SumSource::Hourly, Report::Completions) => " AND embeddings = 0".into(),
+            (SumSource::Hourly, Report::Embeddings) => " AND embeddings = 1".into(),
+        }
+    }
+}
+
+/// The sums per bucket (and per group) of one account's rows of `source` in `[from, to)` (inside `plan`'s
+/// page). One range scan of the index `usage_records_by_account_time (account_id, timestamp)`, or of
+/// `usage_hourly`'s primary key: the bucket's start is computed from the row's time (`time - time % width`),
+/// grouped in the same statement.
 pub async fn bucket_sums(
     connection: &mut AnyConnection,
     account_id: &AccountId,
     plan: &Plan,
+    source: SumSource,
+    (from, to): (Millis, Millis),
 ) -> Result<Vec<GroupSums>, sqlx::Error> {
     let grouping = plan.grouping;
+    let time = source.time();
     // Every piece of this SQL is a constant of this function or a number: client values are bound.
-    let bucket = format!("timestamp - (timestamp % {})", plan.width.millis());
+    let bucket = format!("{time} - ({time} % {})", plan.width.millis());
     let mut select = vec![format!("CAST({bucket} AS BIGINT) AS bucket")];
     let mut group = vec![bucket];
     for (grouped, column) in [
@@ -568,14 +628,10 @@ pub async fn bucket_sums(
             select.push(format!("CAST('' AS TEXT) AS {column}"));
         }
     }
-    let mut filter = String::from("account_id = $1 AND timestamp >= $2 AND timestamp < $3");
-    match plan.report {
-        Report::Completions => {
-            filter.push_str(&format!(" AND endpoint <> '{EMBEDDINGS_ENDPOINT}'"))
-        }
-        Report::Embeddings => filter.push_str(&format!(" AND endpoint = '{EMBEDDINGS_ENDPOINT}'")),
-        Report::Costs => {}
-    }
+    let mut filter = format!(
+        "account_id = $1 AND {time} >= $2 AND {time} < $3{}",
+        source.report(plan.report)
+    );
     let filters = &plan.filters;
     let mut values: Vec<&str> = Vec::new();
     for (column, list) in [
@@ -594,11 +650,12 @@ pub async fn bucket_sums(
         values.extend(list.iter().map(String::as_str));
     }
     let sql = format!(
-        "SELECT {}, {BUCKET_SUMS} FROM usage_records WHERE {filter} GROUP BY {group}",
+        "SELECT {}, {} FROM {} WHERE {filter} GROUP BY {group}",
         select.join(", "),
+        source.sums(),
+        source.table(),
         group = group.join(", "),
     );
-    let (from, to) = plan.range();
     let mut query = sqlx::query(&sql)
         .bind(account_id.as_str())
         .bind(from)
@@ -630,6 +687,76 @@ pub async fn bucket_sums(
             })
         })
         .collect()
+}
+
+/// Where the account's hourly sums end: every hour before it is in `usage_hourly` (0: none is).
+pub async fn rolled_until(
+    connection: &mut AnyConnection,
+    account_id: &AccountId,
+) -> Result<Millis, sqlx::Error> {
+    let until: Option<Millis> =
+        sqlx::query_scalar("SELECT rolled_until FROM usage_rollups WHERE account_id = $1")
+            .bind(account_id.as_str())
+            .fetch_optional(connection)
+            .await?;
+    Ok(until.unwrap_or(0))
+}
+
+/// Sums the account's records of the hours in `[from, to)` (hour-aligned, none summed before) into
+/// `usage_hourly`, and moves its `rolled_until` to `to`.
+pub async fn roll_up(
+    connection: &mut AnyConnection,
+    account_id: &AccountId,
+    from: Millis,
+    to: Millis,
+) -> Result<(), sqlx::Error> {
+    let hour = "timestamp - (timestamp % 3600000)";
+    let embeddings = format!("CASE WHEN endpoint = '{EMBEDDINGS_ENDPOINT}' THEN 1 ELSE 0 END");
+    sqlx::query(&format!(
+        "INSERT INTO usage_hourly (account_id, hour, embeddings, model, api_key_id, end_user_id, workspace_id, \
+         requests, input_tokens, output_tokens, cached_input_tokens, audio_input_tokens, audio_output_tokens, \
+         charged, charged_input, charged_fees) \
+         SELECT account_id, CAST({hour} AS BIGINT), CAST({embeddings} AS BIGINT), model, api_key_id, end_user_id, \
+         workspace_id, {BUCKET_SUMS} FROM usage_records \
+         WHERE account_id = $1 AND timestamp >= $2 AND timestamp < $3 \
+         GROUP BY account_id, {hour}, {embeddings}, model, api_key_id, end_user_id, workspace_id"
+    ))
+    .bind(account_id.as_str())
+    .bind(from)
+    .bind(to)
+    .execute(&mut *connection)
+    .await?;
+    sqlx::query(
+        "INSERT INTO usage_rollups (account_id, rolled_until) VALUES ($1, $2) \
+         ON CONFLICT (account_id) DO UPDATE SET rolled_until = excluded.rolled_until",
+    )
+    .bind(account_id.as_str())
+    .bind(to)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Accounts after `after` (id order) with records in the hours they have not summed before `until`, at most
+/// `limit`: one probe of `usage_records_by_account_time` per account.
+pub async fn behind(
+    connection: &mut AnyConnection,
+    until: Millis,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<AccountId>, sqlx::Error> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT a.id FROM billing_accounts a LEFT JOIN usage_rollups r ON r.account_id = a.id \
+         WHERE a.id > $2 AND COALESCE(r.rolled_until, 0) < $1 AND EXISTS (SELECT 1 FROM usage_records u \
+         WHERE u.account_id = a.id AND u.timestamp >= COALESCE(r.rolled_until, 0) AND u.timestamp < $1) \
+         ORDER BY a.id LIMIT $3",
+    )
+    .bind(until)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    Ok(ids.into_iter().map(AccountId::from).collect())
 }
 
 #[cfg(test)]

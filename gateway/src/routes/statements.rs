@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Service};
 use crate::extract::{CallContext, PathParams, QueryParams};
-use crate::openapi::CustomerErrors;
+use crate::openapi::ReportErrors;
 use crate::routes::billing_call::billing;
 use crate::state::AppState;
 use crate::timestamp::Timestamp;
@@ -193,7 +193,7 @@ impl TryFrom<pb::Statement> for Statement {
     tag = "billing",
     security(("bearer" = [])),
     params(StatementQuery),
-    responses((status = 200, body = StatementList), CustomerErrors)
+    responses((status = 200, body = StatementList), ReportErrors)
 )]
 #[tracing::instrument(skip_all)]
 pub async fn statements(
@@ -232,9 +232,12 @@ pub async fn statements(
         StatementQuery
     ),
     responses(
-        (status = 200, body = Statement, content_type = "application/json"),
-        (status = 200, description = "The PDF (`YYYY-MM.pdf`)", content_type = "application/pdf"),
-        CustomerErrors
+        (
+            status = 200,
+            description = "The statement (`YYYY-MM`), or its PDF (`YYYY-MM.pdf`)",
+            content((Statement = "application/json"), ("application/pdf"))
+        ),
+        ReportErrors
     )
 )]
 #[tracing::instrument(skip_all, fields(month = %month))]
