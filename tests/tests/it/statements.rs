@@ -497,6 +497,12 @@ async fn a_month_with_every_movement_kind_closes_at_the_ledger(backend: Backend)
     assert!(bytes.starts_with(b"%PDF-"));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("statement.pdf"), &bytes).unwrap();
+    // Kept for people to look at, as the console's screenshots are.
+    let kept =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/statement-pdfs");
+    if std::fs::create_dir_all(&kept).is_ok() {
+        let _ = std::fs::write(kept.join(format!("{}.pdf", backend.name())), &bytes);
+    }
     let output = run_bash(
         &format!("python3 - <<'PY'\n{PDF_SCRIPT}\nPY"),
         dir.path(),

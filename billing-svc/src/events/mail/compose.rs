@@ -32,9 +32,13 @@ pub fn is_mailed(kind: EventType) -> bool {
     )
 }
 
-/// The mail of `event` for the account `account_name`; `None` for a type that is not mailed.
+/// The mail of `event` for the account `account_name`; `None` for a type that is not mailed, and for the
+/// `balance.low` of auto-recharge's own threshold (the recharge it starts is the answer to it).
 pub fn compose(event: &Event, account_name: &str) -> Option<Mail> {
     let data = &event.data;
+    if data["autoRecharge"] == Value::Bool(true) {
+        return None;
+    }
     let (subject, lines): (String, Vec<Block>) = match event.kind {
         EventType::BalanceLow => (
             format!("Your balance is below {}", amount(data, "threshold")),
@@ -298,6 +302,13 @@ mod tests {
         );
         assert!(mail.html.contains("width: 100%"), "{}", mail.html);
         assert!(mail.html.contains("width: 0%"), "{}", mail.html);
+    }
+
+    #[test]
+    fn auto_recharges_own_threshold_is_not_mailed() {
+        let data =
+            json!({"threshold": "5", "balance": "4", "available": "4", "autoRecharge": true});
+        assert!(compose(&event(EventType::BalanceLow, data), "Acme").is_none());
     }
 
     #[test]
