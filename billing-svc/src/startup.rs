@@ -70,6 +70,11 @@ impl Application {
         };
         let mailer = mailer(&config, &store)?;
         let ledger = Ledger::new(store, settings);
+        // Before serving: a row written now must chain after every older one (DESIGN §19).
+        ledger
+            .chain_unchained_rows()
+            .await
+            .context("chaining the ledger rows written before the hash chain")?;
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Application {
             config,

@@ -33,6 +33,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/billing/grants"),
     ("GET", "/billing/prices"),
     ("GET", "/billing/events"),
+    ("GET", "/billing/ledger/head"),
     ("GET", "/billing/statements"),
     ("GET", "/billing/statements/{month}"),
     ("PUT", "/billing/alerts"),

@@ -34,6 +34,8 @@ pub struct Account {
     pub discount_tiers: Vec<DiscountTier>,
     /// Where mail goes (BILLING.md, "Email"); empty: none.
     pub email: String,
+    /// The `hash` of the account's last ledger row (DESIGN §19); empty before its first.
+    pub ledger_hash: String,
     pub created_at: Millis,
     pub updated_at: Millis,
     /// The grants that still hold credit: loaded with the lock ([`crate::store::Batch::lock`]), empty on
@@ -59,10 +61,20 @@ impl Account {
             monthly_limit: None,
             discount_tiers: Vec::new(),
             email: String::new(),
+            ledger_hash: String::new(),
             created_at: now,
             updated_at: now,
             grants: Vec::new(),
             changed_grants: Vec::new(),
+        }
+    }
+
+    /// What the account's next ledger row chains to: its last row's hash, or the chain's genesis.
+    pub fn ledger_head(&self) -> &str {
+        if self.ledger_hash.is_empty() {
+            crate::credits::transactions::chain::GENESIS
+        } else {
+            &self.ledger_hash
         }
     }
 

@@ -15,7 +15,7 @@ use money::Money;
 use proto::ids::AccountId;
 
 const COLUMNS: &str = "id, name, credits_balance, held_credits, total_spent, daily_limit, monthly_limit, created_at, \
-    updated_at, overage, low_balance_alerts, auto_recharge, discount_tiers, email";
+    updated_at, overage, low_balance_alerts, auto_recharge, discount_tiers, email, ledger_hash";
 
 /// A row of `billing_accounts`: [`COLUMNS`]; money in nano-dollars.
 #[derive(sqlx::FromRow)]
@@ -38,6 +38,8 @@ struct AccountRow {
     discount_tiers: String,
     /// Empty: none.
     email: String,
+    /// Empty: no ledger row yet.
+    ledger_hash: String,
 }
 
 impl TryFrom<AccountRow> for Account {
@@ -65,6 +67,7 @@ impl TryFrom<AccountRow> for Account {
             discount_tiers: tiers_from_json(&row.discount_tiers)
                 .map_err(|error| column_error("discount_tiers", error))?,
             email: row.email,
+            ledger_hash: row.ledger_hash,
             grants: Vec::new(),
             changed_grants: Vec::new(),
         })
@@ -223,7 +226,8 @@ pub async fn list(
     .collect()
 }
 
-/// Writes the money columns of locked `accounts` (at most [`bulk::MAX_ROWS`]) in one statement.
+/// Writes the money columns (and the ledger head) of locked `accounts` (at most [`bulk::MAX_ROWS`]) in one
+/// statement.
 pub async fn update_money(
     connection: &mut AnyConnection,
     accounts: &[&Account],
@@ -234,15 +238,15 @@ pub async fn update_money(
     }
     let sql = format!(
         "WITH v (id, credits_balance, held_credits, total_spent, updated_at, overage, low_balance_alerts, \
-         auto_recharge) AS (VALUES {}) \
+         auto_recharge, ledger_hash) AS (VALUES {}) \
          UPDATE billing_accounts SET credits_balance = v.credits_balance, held_credits = v.held_credits, \
          total_spent = v.total_spent, updated_at = v.updated_at, overage = v.overage, \
-         low_balance_alerts = v.low_balance_alerts, auto_recharge = v.auto_recharge FROM v \
-         WHERE billing_accounts.id = v.id",
+         low_balance_alerts = v.low_balance_alerts, auto_recharge = v.auto_recharge, \
+         ledger_hash = v.ledger_hash FROM v WHERE billing_accounts.id = v.id",
         bulk::tuples(
             bulk::Style::of(connection),
             bulk::slots(accounts.len()),
-            8,
+            9,
             1
         )
     );
@@ -269,6 +273,7 @@ pub async fn update_money(
                 .bind(account.overage.nanos())
                 .bind(low_balance.as_str())
                 .bind(auto_recharge.as_deref())
+                .bind(account.ledger_hash.as_str())
         },
     )
     .execute(connection)

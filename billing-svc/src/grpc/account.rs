@@ -353,6 +353,19 @@ impl AccountService for AccountApi {
         Ok(Response::new(statement_to_pb(&statement)))
     }
 
+    async fn get_ledger_head(
+        &self,
+        request: Request<pb::GetLedgerHeadRequest>,
+    ) -> Result<Response<pb::LedgerHead>, Status> {
+        let key = self.caller(&request).await?;
+        let head = self.ledger.ledger_head(&key.account_id).await?;
+        Ok(Response::new(pb::LedgerHead {
+            account_id: head.account_id.to_string(),
+            transaction_id: head.transaction_id.map(|id| id.to_string()),
+            hash: head.hash,
+        }))
+    }
+
     async fn list_workspace_usage(
         &self,
         request: Request<pb::ListWorkspaceUsageRequest>,

@@ -635,6 +635,8 @@ fn transaction_to_pb(transaction: &Transaction) -> pb::Transaction {
         metadata_json: transaction.metadata.clone(),
         timestamp: Some(time::to_timestamp(transaction.timestamp)),
         idempotency_key: transaction.idempotency_key.clone(),
+        prev_hash: transaction.prev_hash.clone(),
+        hash: transaction.hash.clone(),
     }
 }
 

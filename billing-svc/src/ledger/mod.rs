@@ -357,8 +357,11 @@ impl Ledger {
             metadata: metadata.to_string(),
             timestamp: now,
             idempotency_key: entry.idempotency_key,
+            prev_hash: account.ledger_head().to_string(),
+            hash: String::new(),
         };
         let transaction = batch.insert_transaction(row).await?;
+        account.ledger_hash = transaction.hash.clone();
         if let Some(grant) = &mut new_grant {
             grant.transaction_id = Some(transaction.id);
             batch.insert_grant(grant.clone());

@@ -1,6 +1,7 @@
 //! The one ledger audit: every invariant of BILLING.md, "The ledger", checked straight in SQL, each as the
-//! count of rows that break it. Used by the tests and the bench after every scenario; it reads only, so it
-//! may run against a live database (a write between two checks may then show as a violation).
+//! count of rows that break it, and every account's hash chain walked row by row. Used by the tests and the
+//! bench after every scenario; it reads only, so it may run against a live database (a write between two
+//! checks may then show as a violation).
 
 use sqlx::AnyConnection;
 
@@ -65,7 +66,8 @@ const CHECKS: [(&str, &str); 11] = [
     ),
 ];
 
-/// Every violation found, as "<count> <what>"; empty when the books balance.
+/// Every violation found, as "<count> <what>", then every account whose hash chain breaks, naming its first
+/// broken row (`credits::chain_ops::verify_chains`); empty when the books balance.
 pub async fn audit(connection: &mut AnyConnection) -> Result<Vec<String>, sqlx::Error> {
     let mut violations = Vec::new();
     for (what, sql) in CHECKS {
@@ -74,5 +76,6 @@ pub async fn audit(connection: &mut AnyConnection) -> Result<Vec<String>, sqlx::
             violations.push(format!("{count} {what}"));
         }
     }
+    violations.extend(crate::credits::chain_ops::verify_chains(connection).await?);
     Ok(violations)
 }

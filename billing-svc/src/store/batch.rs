@@ -610,11 +610,14 @@ impl Batch {
     }
 
     /// Stages a ledger row and returns it with its id.
+    /// Stages a ledger row: gives it its id and seals it into its account's chain after `row.prev_hash`
+    /// ([`transactions::chain`]).
     pub async fn insert_transaction(
         &mut self,
         mut row: LedgerRow,
     ) -> Result<LedgerRow, BillingError> {
         row.id = self.next_id(IdOf::Transaction).await?;
+        row.hash = transactions::chain::hash(&row, &row.prev_hash);
         self.operation.rows.transactions.push(row.clone());
         Ok(row)
     }

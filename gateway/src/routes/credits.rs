@@ -89,6 +89,10 @@ pub struct Transaction {
     pub metadata: Value,
     pub timestamp: Timestamp,
     pub idempotency_key: Option<String>,
+    /// The hash chain (DESIGN §19): the account's previous row's hash (64 zeros for its first) and this
+    /// row's, SHA-256 in lower-case hex.
+    pub prev_hash: String,
+    pub hash: String,
 }
 
 impl TryFrom<pb::Transaction> for Transaction {
@@ -113,6 +117,8 @@ impl TryFrom<pb::Transaction> for Transaction {
             api_key_id: transaction.api_key_id,
             description: transaction.description,
             idempotency_key: transaction.idempotency_key,
+            prev_hash: transaction.prev_hash,
+            hash: transaction.hash,
         })
     }
 }
@@ -289,6 +295,40 @@ pub struct TransactionQuery {
     #[serde(rename = "type")]
     #[param(rename = "type", inline)]
     pub kind: Option<TransactionType>,
+}
+
+/// Where the caller's account's hash chain ends: its latest ledger row and that row's hash.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerHead {
+    pub account_id: String,
+    /// Null before the account's first ledger row.
+    pub transaction_id: Option<String>,
+    /// SHA-256 in lower-case hex; 64 zeros before the first row.
+    pub hash: String,
+}
+
+/// The caller's account's ledger head (DESIGN §19): keep it, and a later ledger that does not chain to it
+/// was rewritten.
+#[utoipa::path(
+    get,
+    path = "/billing/ledger/head",
+    tag = "billing",
+    security(("bearer" = [])),
+    responses((status = 200, body = LedgerHead), CustomerErrors)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn ledger_head(
+    State(state): State<AppState>,
+    context: CallContext,
+) -> Result<Json<LedgerHead>, ApiError> {
+    let request = context.request(pb::GetLedgerHeadRequest {});
+    let head = billing(state.account().get_ledger_head(request)).await?;
+    Ok(Json(LedgerHead {
+        account_id: head.account_id,
+        transaction_id: head.transaction_id,
+        hash: head.hash,
+    }))
 }
 
 /// The caller's ledger, newest first, cursor paginated.

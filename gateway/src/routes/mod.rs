@@ -51,6 +51,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::stats))
         .routes(routes!(usage::usage))
         .routes(routes!(credits::transactions))
+        .routes(routes!(credits::ledger_head))
         .routes(routes!(usage::workspaces))
         .routes(routes!(keys::keys))
         .routes(routes!(credits::grants))

@@ -19,6 +19,7 @@ mod events;
 mod executor;
 mod gateway;
 mod grants;
+mod ledger_chain;
 mod mail;
 mod openai_fidelity;
 mod openai_responses;

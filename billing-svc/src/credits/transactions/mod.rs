@@ -1,6 +1,8 @@
 //! Ledger rows: the signed movements of an account's balance (BILLING.md, "The ledger"), one table,
-//! `transactions`, whose SQL is in [`sql`]. "Transaction" here is a ledger row, not a database transaction.
+//! `transactions`, whose SQL is in [`sql`]; each row is chained to the account's previous one by [`chain`].
+//! "Transaction" here is a ledger row, not a database transaction.
 
+pub mod chain;
 pub mod sql;
 
 use crate::time::Millis;
@@ -59,4 +61,8 @@ pub struct Transaction {
     pub metadata: String,
     pub timestamp: Millis,
     pub idempotency_key: Option<String>,
+    /// The account's previous row's `hash` ([`chain::GENESIS`] for its first).
+    pub prev_hash: String,
+    /// [`chain::hash`] of this row after `prev_hash`.
+    pub hash: String,
 }

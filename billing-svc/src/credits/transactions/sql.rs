@@ -10,9 +10,9 @@ use money::Money;
 use proto::ids::{AccountId, ApiKeyId};
 
 /// The type of each column of [`COLUMNS`] (see [`bulk::bind_rows`]).
-const TYPES: &str = "itttiiittit";
+const TYPES: &str = "itttiiittittt";
 
-const COLUMNS: &str = "id, account_id, api_key_id, type, amount, balance_after, total_spent_after, description, metadata, timestamp, idempotency_key";
+const COLUMNS: &str = "id, account_id, api_key_id, type, amount, balance_after, total_spent_after, description, metadata, timestamp, idempotency_key, prev_hash, hash";
 
 /// A row of `transactions`: [`COLUMNS`]; money in nano-dollars.
 #[derive(sqlx::FromRow)]
@@ -29,6 +29,8 @@ struct TransactionRow {
     metadata: String,
     timestamp: Millis,
     idempotency_key: Option<String>,
+    prev_hash: String,
+    hash: String,
 }
 
 impl TryFrom<TransactionRow> for Transaction {
@@ -47,6 +49,8 @@ impl TryFrom<TransactionRow> for Transaction {
             metadata: row.metadata,
             timestamp: row.timestamp,
             idempotency_key: row.idempotency_key,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
         })
     }
 }
@@ -82,6 +86,8 @@ pub async fn insert(
                 .bind(&transaction.metadata)
                 .bind(transaction.timestamp)
                 .bind(&transaction.idempotency_key)
+                .bind(&transaction.prev_hash)
+                .bind(&transaction.hash)
         },
     )
     .execute(connection)
@@ -128,6 +134,70 @@ pub async fn list(
     .into_iter()
     .map(Transaction::try_from)
     .collect()
+}
+
+/// The account's rows after the row `after` (an id; 0 for all), oldest first, at most `limit`: its chain in
+/// order.
+pub async fn chain_page(
+    connection: &mut AnyConnection,
+    account_id: &AccountId,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Transaction>, sqlx::Error> {
+    sqlx::query_as::<_, TransactionRow>(&format!(
+        "SELECT {COLUMNS} FROM transactions WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+    ))
+    .bind(account_id.as_str())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(connection)
+    .await?
+    .into_iter()
+    .map(Transaction::try_from)
+    .collect()
+}
+
+/// The account's latest row.
+pub async fn last(
+    connection: &mut AnyConnection,
+    account_id: &AccountId,
+) -> Result<Option<Transaction>, sqlx::Error> {
+    sqlx::query_as::<_, TransactionRow>(&format!(
+        "SELECT {COLUMNS} FROM transactions WHERE account_id = $1 ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(account_id.as_str())
+    .fetch_optional(connection)
+    .await?
+    .map(Transaction::try_from)
+    .transpose()
+}
+
+/// The accounts with rows written before the chain existed (an empty `hash`), at most `limit`.
+pub async fn unchained_accounts(
+    connection: &mut AnyConnection,
+    limit: i64,
+) -> Result<Vec<AccountId>, sqlx::Error> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT account_id FROM transactions WHERE hash = '' ORDER BY account_id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(connection)
+    .await?;
+    Ok(ids.into_iter().map(AccountId::from).collect())
+}
+
+/// Writes a row's place in its chain.
+pub async fn set_chain(
+    connection: &mut AnyConnection,
+    row: &Transaction,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE transactions SET prev_hash = $1, hash = $2 WHERE id = $3")
+        .bind(&row.prev_hash)
+        .bind(&row.hash)
+        .bind(row.id)
+        .execute(connection)
+        .await?;
+    Ok(())
 }
 
 /// Net spend since `since`: usage deductions minus refunds, as a positive amount; of the whole account, or
