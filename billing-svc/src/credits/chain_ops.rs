@@ -23,9 +23,10 @@ pub struct LedgerHead {
 }
 
 impl Ledger {
-    /// Chains the rows written before the chain existed, account by account in id order, each account in
-    /// one transaction under its lock (so several processes starting at once chain it once). Returns how
-    /// many rows it chained.
+    /// Chains the rows written before the chain existed, account by account in id order after its last
+    /// chained row, each account in one transaction under its lock (so several processes starting at once
+    /// chain it once). Rows already chained are never rewritten: an emptied hash before a chained row is left
+    /// for the audit to name. Returns how many rows it chained.
     pub async fn chain_unchained_rows(&self) -> Result<u64, BillingError> {
         let mut chained = 0;
         loop {
@@ -49,8 +50,12 @@ impl Ledger {
                     .write(Shard::Account(&shard), move |batch| {
                         Box::pin(async move {
                             let mut account = batch.lock(&account_id).await?;
-                            let mut prev = chain::GENESIS.to_string();
-                            let mut after = 0;
+                            let (mut after, mut prev) = transactions::sql::last_chained(
+                                batch.connection().await?,
+                                &account_id,
+                            )
+                            .await?
+                            .unwrap_or((0, chain::GENESIS.to_string()));
                             let mut count = 0;
                             loop {
                                 let connection = batch.connection().await?;

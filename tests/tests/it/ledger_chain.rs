@@ -2,7 +2,8 @@
 //! chained to its account's previous one, `GET`-able as the account's head; with the service stopped, each
 //! kind of tampering — an amount edited with consistent balance and grant edits (which the SQL invariants
 //! cannot see), an edited time, a deleted row, two rows swapped, a row appended with a correctly computed
-//! hash — fails `billing-svc audit`, which names the row; undone, the audit passes again.
+//! hash, a hash emptied (which a restart must not fill in) — fails `billing-svc audit`, which names the row;
+//! undone, the audit passes again.
 
 use std::time::Duration;
 
@@ -346,9 +347,32 @@ async fn tampering_with_any_row_fails_the_audit_naming_it(backend: Backend) {
     .await;
     assert_passes(&database, "the forged row removed").await;
 
-    // The service starts again on the restored database and chains on.
+    // 6. A row's hash emptied, as if it were written before the chain: the service, started again, does not
+    //    fill it in (only rows after an account's last chained row are chained at start), so the audit still
+    //    names it; the service chains on meanwhile.
+    exec(
+        &database,
+        "UPDATE transactions SET hash = '' WHERE id = $1",
+        &[second],
+    )
+    .await;
     let billing = Billing::start_on(database, &[]).await;
     billing.add_credits(&other_id, "1").await;
     let database = billing.stop().await;
-    assert_passes(&database, "after a restart").await;
+    assert_broken_at(
+        &database,
+        "an emptied hash",
+        &format!("ledger row {second} was changed"),
+    )
+    .await;
+    {
+        let mut connection = database.connect().await.unwrap();
+        sqlx::query("UPDATE transactions SET hash = $1 WHERE id = $2")
+            .bind(saved.get::<String, _>(12))
+            .bind(second)
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+    assert_passes(&database, "after a restart, the hash restored").await;
 }

@@ -157,6 +157,19 @@ pub async fn chain_page(
     .collect()
 }
 
+/// The account's latest row that has a hash: where the unhashed rows after it chain on.
+pub async fn last_chained(
+    connection: &mut AnyConnection,
+    account_id: &AccountId,
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, hash FROM transactions WHERE account_id = $1 AND hash <> '' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(account_id.as_str())
+    .fetch_optional(connection)
+    .await
+}
+
 /// The account's latest row.
 pub async fn last(
     connection: &mut AnyConnection,
@@ -172,13 +185,16 @@ pub async fn last(
     .transpose()
 }
 
-/// The accounts with rows written before the chain existed (an empty `hash`), at most `limit`.
+/// The accounts whose latest rows were written without a hash (before the chain existed), at most `limit`. A
+/// row without a hash before a hashed one is not the chain's to fill in (it was emptied): the audit names it.
 pub async fn unchained_accounts(
     connection: &mut AnyConnection,
     limit: i64,
 ) -> Result<Vec<AccountId>, sqlx::Error> {
     let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT account_id FROM transactions WHERE hash = '' ORDER BY account_id LIMIT $1",
+        "SELECT DISTINCT t.account_id FROM transactions t WHERE t.hash = '' AND NOT EXISTS \
+         (SELECT 1 FROM transactions u WHERE u.account_id = t.account_id AND u.id > t.id AND u.hash <> '') \
+         ORDER BY t.account_id LIMIT $1",
     )
     .bind(limit)
     .fetch_all(connection)
