@@ -709,6 +709,16 @@ async function refusedBeside(page, response, field, words, kept, what) {
   const { context, page } = await newPage();
   await signIn(page, ADMIN_KEY);
   await page.goto(`${GATEWAY}/console/admin/accounts/${result.accountId}`);
+  // The account's statements, as the API lists them for the operator, each with its PDF.
+  const adminStatements = (await api("GET", `/billing/statements?accountId=${result.accountId}`, ADMIN_KEY)).json.statements;
+  check(await page.getByTestId("account-statements").locator("tbody tr").count() === adminStatements.length,
+        `the operator sees one row per statement: ${adminStatements.length}`);
+  const adminClosing = await page.getByTestId(`admin-closing-${adminStatements[0].month}`).locator("data").getAttribute("value");
+  check(nanos(adminClosing) === nanos(String(adminStatements[0].closingBalance)), `operator closing ${adminClosing} = ${adminStatements[0].closingBalance}`);
+  const [adminPdf] = await Promise.all([page.waitForEvent("download"),
+    page.getByRole("link", { name: `Statement ${adminStatements[0].month} (PDF)` }).click()]);
+  check(readFileSync(await adminPdf.path()).subarray(0, 5).toString() === "%PDF-", "the operator downloads the statement as a PDF");
+  await page.goto(`${GATEWAY}/console/admin/accounts/${result.accountId}`);
   const stats = (await api("GET", `/billing/admin/${result.accountId}/stats`, ADMIN_KEY)).json;
   const usd = async (testId) => amount(page.getByTestId(testId), testId);
   check(nanos(await usd("revenue")) === nanos(String(stats.totals.totalCost)), `revenue ${await usd("revenue")} = ${stats.totals.totalCost}`);

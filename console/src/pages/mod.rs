@@ -1,6 +1,7 @@
 //! The pages: the customer's ([`customer`]) and the operator's ([`operator`]), the home that sends each to
 //! theirs, the static assets, and what both audiences' pages share: how billing-svc's messages are shown
-//! ([`display`]), the question a destructive action asks ([`confirm`]) and the webhooks page ([`webhooks`]).
+//! ([`display`]), the question a destructive action asks ([`confirm`]), the webhooks page ([`webhooks`]) and the
+//! statements ([`statements`]).
 //! Amounts are passed to the templates exactly as billing-svc gives them (decimal strings); every page rounds
 //! them for reading, keeping the exact figure on hover (the `usd` filter of [`crate::render`]); prices are
 //! rates and are shown exactly. A form that takes typed values answers a refusal of what was typed with its
@@ -12,6 +13,7 @@ pub mod operator;
 
 mod confirm;
 mod display;
+mod statements;
 mod webhooks;
 
 use axum::extract::Path;

@@ -10,7 +10,6 @@ mod keys;
 pub(super) mod overview;
 mod prices;
 mod settings;
-mod statements;
 mod transactions;
 mod usage;
 mod webhooks;
@@ -19,6 +18,7 @@ mod workspaces;
 use axum::Router;
 use axum::routing::{get, post};
 
+use crate::pages::statements;
 use crate::state::ConsoleState;
 
 /// The customer's routes, under `/console` (the overview is the console's home, [`super::home`]).

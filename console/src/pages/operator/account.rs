@@ -22,6 +22,7 @@ use crate::pages::display::{
 use crate::pages::operator::admin_service::client;
 use crate::pages::operator::events::event_summary;
 use crate::pages::operator::margins::margins;
+use crate::pages::statements::statement_rows;
 use crate::render::form_page;
 use crate::state::ConsoleState;
 use crate::viewer::Viewer;
@@ -360,7 +361,9 @@ async fn account_view(
         .filter_map(|spend| spend.api_key.as_ref())
         .map(|key| json!({"id": key.id, "name": key.name, "hint": key.hint}))
         .collect();
+    let statements = statement_rows(state, viewer, Some(id.clone())).await?;
     let data = json!({
+        "statements": statements,
         "calls": {
             "rows": call_rows,
             "filter": {

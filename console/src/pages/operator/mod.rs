@@ -30,6 +30,7 @@ mod webhooks;
 use axum::Router;
 use axum::routing::{get, post};
 
+use crate::pages::statements;
 use crate::state::ConsoleState;
 
 /// The operator's routes, under `/console/admin`.
@@ -41,6 +42,10 @@ pub fn routes() -> Router<ConsoleState> {
             get(accounts::accounts).post(accounts::create_account),
         )
         .route("/console/admin/accounts/{id}", get(account::account_page))
+        .route(
+            "/console/admin/accounts/{id}/statements/{file}",
+            get(statements::account_statement_pdf),
+        )
         .route("/console/admin/accounts/{id}/keys", post(keys::create_key))
         .route(
             "/console/admin/accounts/{id}/credits",
