@@ -609,9 +609,8 @@ impl Batch {
         Ok(record)
     }
 
-    /// Stages a ledger row and returns it with its id.
-    /// Stages a ledger row: gives it its id and seals it into its account's chain after `row.prev_hash`
-    /// ([`transactions::chain`]).
+    /// Stages a ledger row and returns it with its id and its `hash`, sealing it into its account's chain
+    /// after `row.prev_hash` ([`transactions::chain`]).
     pub async fn insert_transaction(
         &mut self,
         mut row: LedgerRow,
