@@ -435,6 +435,7 @@ async fn volume_tiers_switch_at_the_threshold_and_reset_with_the_month(backend: 
         .execute(&mut connection)
         .await
         .unwrap();
+    tests::reseal_ledger_chain(&billing.database, &account_id).await;
     let fifth = settle(&billing, &key_id, &call(5), "m", (6548, 108), none).await;
     assert_eq!(
         (dec(&fifth.total_cost), fifth.discount_percent.as_str()),
