@@ -1,5 +1,6 @@
 //! What every service binary does at start and stop, written once: install the log subscriber, read its
-//! secrets from the configuration ([`secret`]) and wait for the signal to shut down.
+//! secrets from the configuration ([`secret`]), wait for the signal to shut down, and run a background
+//! worker's rounds until told to stop ([`every`]).
 
 pub mod secret;
 
@@ -57,5 +58,31 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
             std::future::pending::<()>().await;
         }
         tracing::info!("shutdown signal received");
+    }
+}
+
+/// Runs `round` every `interval` (a late round delays the next rather than bunching them) until `stop`
+/// changes; a round's error is logged as `what` failed and the next round tries again.
+pub async fn every<F, Fut, E>(
+    interval: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    what: &str,
+    mut round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Err(error) = round().await {
+                    tracing::warn!(%error, "{what} failed; will retry");
+                }
+            }
+            _ = stop.changed() => return,
+        }
     }
 }

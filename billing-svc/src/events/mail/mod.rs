@@ -101,19 +101,9 @@ impl Mailer {
     }
 
     /// Mails until told to stop.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(self.settings.poll_interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {
-                    if let Err(error) = self.round().await {
-                        tracing::warn!(%error, "mail round failed; will retry");
-                    }
-                }
-                _ = stop.changed() => return,
-            }
-        }
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        let interval = self.settings.poll_interval;
+        lifecycle::every(interval, stop, "mail round", || self.round()).await;
     }
 
     /// One round: takes the cursor when due, mails the next events in order until one fails or the

@@ -225,19 +225,9 @@ impl Webhooks {
     }
 
     /// Delivers until told to stop.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(self.settings.poll_interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {
-                    if let Err(error) = self.round().await {
-                        tracing::warn!(%error, "webhook delivery round failed; will retry");
-                    }
-                }
-                _ = stop.changed() => return,
-            }
-        }
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        let interval = self.settings.poll_interval;
+        lifecycle::every(interval, stop, "webhook delivery round", || self.round()).await;
     }
 
     /// One round: claims the due endpoints and serves each.

@@ -55,19 +55,11 @@ impl Recharger {
     }
 
     /// Polls for pending charges until told to stop.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut ticker = tokio::time::interval(self.poll_interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {
-                    if let Err(error) = self.round().await {
-                        tracing::warn!(%error, "auto-recharge round failed; will retry");
-                    }
-                }
-                _ = stop.changed() => return,
-            }
-        }
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        lifecycle::every(self.poll_interval, stop, "auto-recharge round", || {
+            self.round()
+        })
+        .await;
     }
 
     async fn round(&self) -> Result<(), BillingError> {
