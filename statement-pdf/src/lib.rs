@@ -44,6 +44,11 @@ pub enum RenderError {
     Pdf(String),
 }
 
+/// The name a statement's PDF is saved under: `statement-<YYYY-MM>-<number>.pdf`.
+pub fn file_name(statement: &Statement) -> String {
+    format!("statement-{}-{}.pdf", statement.month, statement.number)
+}
+
 /// Renders `statement` as an A4 PDF: `operator` is the operator's name shown at the top.
 pub fn render(statement: &Statement, operator: &str) -> Result<Vec<u8>, RenderError> {
     let figures = Figures::read(statement)?;

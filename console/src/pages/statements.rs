@@ -93,7 +93,7 @@ async fn pdf(
         .await?
         .into_inner();
     let bytes = statement_pdf::render(&statement, &state.operator_name)?;
-    let file_name = format!("statement-{}-{}.pdf", statement.month, statement.number);
+    let file_name = statement_pdf::file_name(&statement);
     Ok((
         [
             (CONTENT_TYPE, "application/pdf".to_string()),

@@ -259,7 +259,7 @@ pub async fn statement(
     if !pdf {
         return Ok(Json(Statement::try_from(statement)?).into_response());
     }
-    let file_name = format!("statement-{}-{}.pdf", statement.month, statement.number);
+    let file_name = statement_pdf::file_name(&statement);
     let bytes =
         statement_pdf::render(&statement, &state.operator_name).map_err(|error| match error {
             statement_pdf::RenderError::Amount { .. } => ApiError::ContractViolation {
